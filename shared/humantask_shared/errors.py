@@ -1,0 +1,58 @@
+"""Domain errors every service speaks, and the one table that maps them to HTTP.
+
+Services raise these; the task-store sends their `code` back over RabbitMQ; the gateway
+turns a code into a status with `HTTP_STATUS` and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class HumantaskError(Exception):
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(HumantaskError):
+    code = "invalid"
+
+
+class Unauthorized(HumantaskError):
+    code = "unauthorized"
+
+
+class NotFound(HumantaskError):
+    code = "not_found"
+
+
+class Conflict(HumantaskError):
+    code = "conflict"
+
+
+class Unavailable(HumantaskError):
+    """The broker, a service or the database did not answer in time."""
+
+    code = "unavailable"
+
+
+ERRORS_BY_CODE: dict[str, type[HumantaskError]] = {
+    cls.code: cls for cls in (InvalidRequest, Unauthorized, NotFound, Conflict, Unavailable)
+}
+
+HTTP_STATUS: dict[str, int] = {
+    InvalidRequest.code: 400,
+    Unauthorized.code: 401,
+    NotFound.code: 404,
+    Conflict.code: 409,
+    Unavailable.code: 503,
+    HumantaskError.code: 500,
+}
+
+
+def error_from_code(code: str, message: str) -> HumantaskError:
+    cls = ERRORS_BY_CODE.get(code, HumantaskError)
+    return cls(message)

@@ -1,0 +1,50 @@
+"""`/healthz`, `/readyz` and `/metrics` (API.md section 9), for any aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+readiness_checks_key = web.AppKey("readiness_checks", list[tuple[str, ReadinessCheck]])
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    results: dict[str, bool] = {}
+    for name, check in request.app[readiness_checks_key]:
+        try:
+            results[name] = await asyncio.wait_for(check(), timeout=2)
+        except Exception:  # a failing dependency is "not ready", never a 500
+            results[name] = False
+    ready = all(results.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": results},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(_request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def add_health_routes(app: web.Application) -> None:
+    app.setdefault(readiness_checks_key, [])
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+def add_readiness_check(app: web.Application, name: str, check: ReadinessCheck) -> None:
+    app.setdefault(readiness_checks_key, []).append((name, check))

@@ -1,0 +1,1 @@
+"""Messages on RabbitMQ: commands (imperative, request/reply) and events (past tense)."""

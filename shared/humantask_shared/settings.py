@@ -1,0 +1,34 @@
+"""Configuration from the environment, one settings object per service (API.md section 2)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """What every service reads. Each service's settings extend this."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    mongodb_url: str = "mongodb://localhost:27017/humantask"
+    log_level: str = "INFO"
+    # Seconds to let in-flight work finish after SIGTERM before giving up on it.
+    shutdown_grace_seconds: float = Field(default=25.0, gt=0)
+
+    @property
+    def mongodb_database(self) -> str:
+        """The path of MONGODB_URL names the database."""
+        name = urlsplit(self.mongodb_url).path.lstrip("/")
+        return name or "humantask"
+
+
+class WorkerServiceSettings(CommonSettings):
+    """Services that only serve health endpoints over HTTP (task-store, notifier)."""
+
+    health_port: int = Field(default=8081, ge=0, le=65535)
+    # How many messages a process works on at once.
+    prefetch_count: int = Field(default=32, ge=1, le=1000)
