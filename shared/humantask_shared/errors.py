@@ -33,6 +33,10 @@ class Conflict(HumantaskError):
     code = "conflict"
 
 
+class UnsupportedMediaType(HumantaskError):
+    code = "unsupported_media_type"
+
+
 class Unavailable(HumantaskError):
     """The broker, a service or the database did not answer in time."""
 
@@ -40,7 +44,8 @@ class Unavailable(HumantaskError):
 
 
 ERRORS_BY_CODE: dict[str, type[HumantaskError]] = {
-    cls.code: cls for cls in (InvalidRequest, Unauthorized, NotFound, Conflict, Unavailable)
+    cls.code: cls
+    for cls in (InvalidRequest, Unauthorized, NotFound, Conflict, UnsupportedMediaType, Unavailable)
 }
 
 HTTP_STATUS: dict[str, int] = {
@@ -48,6 +53,7 @@ HTTP_STATUS: dict[str, int] = {
     Unauthorized.code: 401,
     NotFound.code: 404,
     Conflict.code: 409,
+    UnsupportedMediaType.code: 415,
     Unavailable.code: 503,
     HumantaskError.code: 500,
 }

@@ -31,9 +31,9 @@ def configure_logging(service: str, level: str) -> None:
     handler.addFilter(_RequestIdFilter(service))
     handler.setFormatter(
         JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            timestamp=False,
+            "%(levelname)s %(name)s %(message)s %(service)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
         )
     )
     root = logging.getLogger()

@@ -84,8 +84,9 @@ async def broker_context(url: str, connection_name: str) -> AsyncIterator[Abstra
 async def open_channel(
     connection: AbstractRobustConnection, prefetch_count: int | None = None
 ) -> AbstractRobustChannel:
-    """A channel with publisher confirms: a publish returns once the broker has it."""
-    channel = await connection.channel(publisher_confirms=True)
+    """A channel with publisher confirms: a publish returns once the broker has it, and
+    fails at once when no queue is bound for it (mandatory messages come back)."""
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     if prefetch_count is not None:
         await channel.set_qos(prefetch_count=prefetch_count)
     return channel  # type: ignore[return-value]

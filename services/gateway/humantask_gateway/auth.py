@@ -1,0 +1,60 @@
+"""HTTP Basic authentication: the API key or worker token is the username (API.md §3).
+
+The gateway never sees the database: it asks the task-store who owns the credential's
+SHA-256 and remembers the answer for a short while.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+
+from aiohttp import web
+
+from humantask_shared.credentials import credential_hash
+from humantask_shared.errors import Unauthorized
+from humantask_shared.messages.commands import Authenticate, Principal, Role
+
+from .taskstore import TaskStoreClient
+
+MAX_CREDENTIAL_LENGTH = 512
+AUTH_CACHE_MAX_ENTRIES = 10_000
+
+
+def credential_from_header(header: str | None) -> str:
+    """The username of a Basic `Authorization` header; the password is ignored."""
+    if not header:
+        raise Unauthorized("missing credentials: use HTTP Basic auth with your key as the username")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise Unauthorized("credentials must use HTTP Basic auth")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise Unauthorized("malformed Basic credentials") from exc
+    username = decoded.partition(":")[0]
+    if not username or len(username) > MAX_CREDENTIAL_LENGTH:
+        raise Unauthorized("missing credentials: use your key as the Basic auth username")
+    return username
+
+
+class Authenticator:
+    def __init__(self, taskstore: TaskStoreClient, cache_seconds: float) -> None:
+        self._taskstore = taskstore
+        self._cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, Role], tuple[float, Principal]] = {}
+
+    async def authenticate(self, request: web.Request, role: Role) -> Principal:
+        digest = credential_hash(credential_from_header(request.headers.get("Authorization")))
+        key = (digest, role)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        principal = await self._taskstore.send(
+            Authenticate(credential_hash=digest, role=role), Principal
+        )
+        if len(self._cache) >= AUTH_CACHE_MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + self._cache_seconds, principal)
+        return principal

@@ -1,0 +1,85 @@
+"""The gateway: the only public HTTP surface. Authenticates, validates, and talks to the
+other services only through RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from humantask_shared.credentials import credential_hash
+from humantask_shared.errors import HumantaskError
+from humantask_shared.health import add_health_routes, add_readiness_check
+from humantask_shared.messages.commands import EnsureCustomer, Principal
+from humantask_shared.messaging import (
+    COMMANDS_EXCHANGE,
+    RpcClient,
+    broker_context,
+    declare_exchanges,
+    open_channel,
+)
+from humantask_shared.runner import run_service
+
+from .appkeys import authenticator_key, settings_key, taskstore_key
+from .auth import Authenticator
+from .middleware import json_errors, request_context
+from .settings import GatewaySettings
+from .taskstore import TaskStoreClient
+from .views import add_customer_routes
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    async for connection in broker_context(settings.amqp_url, "humantask-gateway"):
+        channel = await open_channel(connection)
+        exchanges = await declare_exchanges(channel)
+        rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE])
+        await rpc.start("gateway")
+        taskstore = TaskStoreClient(rpc, settings.rpc_timeout_seconds)
+        app[taskstore_key] = taskstore
+        app[authenticator_key] = Authenticator(taskstore, settings.auth_cache_seconds)
+        add_readiness_check(app, "rabbitmq", lambda: _connected(connection))
+        yield
+
+
+async def _connected(connection) -> bool:  # type: ignore[no-untyped-def]
+    return not connection.is_closed
+
+
+async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With HUMANTASK_DEMO_API_KEY set, make sure its customer exists (README examples)."""
+    demo_key = app[settings_key].humantask_demo_api_key
+    if demo_key:
+        command = EnsureCustomer(customer_name="demo", credential_hash=credential_hash(demo_key))
+        while True:  # the task-store may still be starting; keep asking, say so in the log
+            try:
+                await app[taskstore_key].send(command, Principal)
+                log.info("demo customer ready")
+                break
+            except HumantaskError as exc:
+                log.warning("waiting for the task-store to create the demo customer",
+                            extra={"error": exc.message})
+                await asyncio.sleep(1)
+    yield
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[request_context, json_errors]
+    )
+    app[settings_key] = settings
+    add_health_routes(app)
+    add_customer_routes(app)
+    app.cleanup_ctx.extend([broker_ctx, demo_customer_ctx])
+    return app
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    run_service("gateway", create_app(settings), settings.gateway_port, settings)

@@ -1,0 +1,83 @@
+"""The RabbitMQ entry point: command messages in, replies out.
+
+Reads the command, runs its handler, answers on the caller's reply queue, and only then
+lets the consumer ack. A command whose caller stopped waiting is dropped unexecuted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+
+from humantask_shared.errors import HumantaskError, InvalidRequest, Unavailable
+from humantask_shared.messages.commands import COMMANDS, Command, Reply, ReplyError
+from humantask_shared.messaging import PoisonMessage, encode, message_deadline_passed, reply
+
+from .handlers import HANDLERS, Dependencies
+
+log = logging.getLogger(__name__)
+
+COMMANDS_HANDLED = Counter(
+    "humantask_taskstore_commands_total", "Commands handled", ["command", "outcome"]
+)
+COMMAND_SECONDS = Histogram(
+    "humantask_taskstore_command_seconds", "Time to handle a command", ["command"]
+)
+
+
+def _error_reply(error: HumantaskError) -> bytes:
+    return encode(Reply(ok=False, error=ReplyError(code=error.code, message=error.message)).model_dump())
+
+
+def parse_command(message: AbstractIncomingMessage) -> Command:
+    command_type = COMMANDS.get(message.type or "")
+    if command_type is None:
+        raise InvalidRequest(f"unknown command type {message.type!r}")
+    try:
+        return command_type.model_validate_json(message.body)
+    except ValidationError as exc:
+        raise InvalidRequest(f"malformed {command_type.name} command: {exc.error_count()} errors") from exc
+
+
+class CommandEntrypoint:
+    def __init__(self, deps: Dependencies, channel: AbstractRobustChannel) -> None:
+        self._deps = deps
+        self._channel = channel
+
+    async def __call__(self, message: AbstractIncomingMessage) -> None:
+        if message_deadline_passed(message):
+            # Its caller already answered 503; running it now would act behind its back.
+            log.info("dropping a command whose caller stopped waiting", extra={"type": message.type})
+            COMMANDS_HANDLED.labels(message.type or "unknown", "expired").inc()
+            return
+        try:
+            command = parse_command(message)
+        except InvalidRequest as exc:
+            await reply(self._channel, message, _error_reply(exc))
+            COMMANDS_HANDLED.labels("unknown", "poison").inc()
+            raise PoisonMessage(exc.message) from exc
+
+        started = time.perf_counter()
+        body = await self._run(command, message.message_id or message.correlation_id or "")
+        COMMAND_SECONDS.labels(command.name).observe(time.perf_counter() - started)
+        await reply(self._channel, message, body)
+
+    async def _run(self, command: Command, command_id: str) -> bytes:
+        handler = HANDLERS[type(command)]
+        try:
+            result = await handler(command, self._deps, command_id)
+        except HumantaskError as exc:
+            COMMANDS_HANDLED.labels(command.name, exc.code).inc()
+            return _error_reply(exc)
+        except PyMongoError as exc:
+            # Answer now rather than requeue: the caller is waiting and will retry.
+            log.warning("MongoDB failed while handling a command", extra={"error": repr(exc)})
+            COMMANDS_HANDLED.labels(command.name, "unavailable").inc()
+            return _error_reply(Unavailable("the task database is not available"))
+        COMMANDS_HANDLED.labels(command.name, "ok").inc()
+        return encode(Reply(ok=True, result=result.model_dump(mode="json", exclude_none=True)).model_dump())

@@ -1,0 +1,133 @@
+"""Command handlers: each takes a command and the repositories, returns the result model.
+
+They translate between messages and the domain; the rules live in `domain`, the storage
+in `repository`, publishing in `outbox`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from humantask_shared.credentials import new_callback_secret
+from humantask_shared.errors import Conflict, NotFound, Unauthorized, Unavailable
+from humantask_shared.logging import request_id_var
+from humantask_shared.messages.commands import (
+    Authenticate,
+    CancelTask,
+    Command,
+    CreateTask,
+    EnsureCustomer,
+    GetTask,
+    ListTasks,
+    Principal,
+)
+from humantask_shared.models import Task, TaskPage
+from humantask_shared.timeutil import utcnow
+
+from . import domain
+from .outbox import OutboxPublisher
+from .repository import AccountRepository, TaskRepository, new_task_id
+
+# A write that lost an optimistic-concurrency race is retried this many times.
+MAX_WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    tasks: TaskRepository
+    accounts: AccountRepository
+    outbox: OutboxPublisher
+
+
+async def authenticate(command: Authenticate, deps: Dependencies, _command_id: str) -> Principal:
+    principal = await deps.accounts.authenticate(command.credential_hash, command.role)
+    if principal is None:
+        raise Unauthorized("invalid credentials")
+    return principal
+
+
+async def ensure_customer(command: EnsureCustomer, deps: Dependencies, _command_id: str) -> Principal:
+    return await deps.accounts.ensure_customer(
+        command.customer_name, command.credential_hash, new_callback_secret(), utcnow()
+    )
+
+
+async def create_task(command: CreateTask, deps: Dependencies, command_id: str) -> Task:
+    # A redelivered command (its reply was lost) must not create a second task.
+    existing = await deps.tasks.get_by_command(command_id)
+    if existing is not None:
+        return existing.to_public()
+
+    request, now = command.request, utcnow()
+    task_id = new_task_id()
+    if request.unique_id is not None:
+        fingerprint = domain.request_fingerprint(request)
+        claim = await deps.tasks.claim_unique_id(
+            command.customer_id, request.unique_id, task_id, fingerprint, now
+        )
+        if claim is not None:
+            if claim.fingerprint != fingerprint:
+                raise Conflict(
+                    f"unique_id {request.unique_id!r} already belongs to task {claim.task_id}, "
+                    "created with different parameters"
+                )
+            earlier = await deps.tasks.get(claim.task_id)
+            if earlier is not None:
+                return earlier.to_public()
+            # The claim was written but the task was not (a crash in between): finish it.
+            task_id = claim.task_id
+
+    record, events = domain.create_task(
+        task_id, command.customer_id, request, now, request_id_var.get()
+    )
+    if not await deps.tasks.add(record, events, command_id, now):
+        winner = await deps.tasks.get(task_id) or await deps.tasks.get_by_command(command_id)
+        if winner is None:
+            raise Unavailable("the task could not be stored, try again")
+        return winner.to_public()
+    await deps.outbox.publish(task_id, events)
+    return record.to_public()
+
+
+async def get_task(command: GetTask, deps: Dependencies, _command_id: str) -> Task:
+    record = await deps.tasks.get(command.task_id, command.customer_id)
+    if record is None:
+        raise NotFound(f"no task with task_id {command.task_id}")
+    return record.to_public()
+
+
+async def list_tasks(command: ListTasks, deps: Dependencies, _command_id: str) -> TaskPage:
+    records, has_more = await deps.tasks.list(command.customer_id, command.query)
+    return TaskPage(tasks=[record.to_public() for record in records], has_more=has_more)
+
+
+async def cancel_task(command: CancelTask, deps: Dependencies, _command_id: str) -> Task:
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        record = await deps.tasks.get(command.task_id, command.customer_id)
+        if record is None:
+            raise NotFound(f"no task with task_id {command.task_id}")
+        now = utcnow()
+        canceled, events = domain.cancel_task(record, now, request_id_var.get())
+        if not events:
+            return canceled.to_public()
+        saved = await deps.tasks.save(canceled, events, now)
+        if saved is not None:
+            await deps.outbox.publish(saved.task_id, events)
+            return saved.to_public()
+    raise Unavailable("the task is changing too often, try again")
+
+
+CommandHandler = Callable[[Any, Dependencies, str], Awaitable[BaseModel]]
+
+HANDLERS: dict[type[Command], CommandHandler] = {
+    Authenticate: authenticate,
+    EnsureCustomer: ensure_customer,
+    CreateTask: create_task,
+    GetTask: get_task,
+    ListTasks: list_tasks,
+    CancelTask: cancel_task,
+}

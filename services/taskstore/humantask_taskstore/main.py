@@ -1,0 +1,103 @@
+"""The task-store service: owns task state in MongoDB, answers commands, publishes events.
+
+Wiring only: each resource is an aiohttp cleanup context (create, yield, close), so
+SIGTERM stops taking commands, finishes those in hand, then closes the connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
+
+from humantask_shared.health import add_health_routes, add_readiness_check
+from humantask_shared.messages.commands import COMMANDS
+from humantask_shared.messaging import (
+    COMMANDS_EXCHANGE,
+    EVENTS_EXCHANGE,
+    TASKSTORE_COMMANDS_QUEUE,
+    Consumer,
+    broker_context,
+    declare_exchanges,
+    declare_work_queue,
+    open_channel,
+)
+from humantask_shared.mongo import mongo_context, ping
+from humantask_shared.runner import run_service
+
+from .commands import CommandEntrypoint
+from .handlers import Dependencies
+from .outbox import OutboxPublisher
+from .repository import AccountRepository, TaskRepository, ensure_indexes
+from .settings import TaskStoreSettings
+
+settings_key = web.AppKey("settings", TaskStoreSettings)
+database_key = web.AppKey("database", AsyncDatabase)
+connection_key = web.AppKey("connection", AbstractRobustConnection)
+outbox_key = web.AppKey("outbox", OutboxPublisher)
+dependencies_key = web.AppKey("dependencies", Dependencies)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, "humantask-taskstore"):
+        await ensure_indexes(database)
+        app[database_key] = database
+        add_readiness_check(app, "mongodb", lambda: ping(database))
+        yield
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    async for connection in broker_context(app[settings_key].amqp_url, "humantask-taskstore"):
+        app[connection_key] = connection
+        add_readiness_check(app, "rabbitmq", lambda: _connected(connection))
+        yield
+
+
+async def _connected(connection: AbstractRobustConnection) -> bool:
+    return not connection.is_closed
+
+
+async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
+    exchanges = await declare_exchanges(channel)
+    database = app[database_key]
+    tasks = TaskRepository(database)
+    outbox = OutboxPublisher(tasks, exchanges[EVENTS_EXCHANGE])
+    deps = Dependencies(tasks=tasks, accounts=AccountRepository(database), outbox=outbox)
+    app[outbox_key], app[dependencies_key] = outbox, deps
+
+    queue = await declare_work_queue(channel, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE, COMMANDS)
+    consumer = Consumer(queue, CommandEntrypoint(deps, channel))
+    await consumer.start()
+    yield
+    await consumer.stop(settings.shutdown_grace_seconds)
+    await channel.close()
+
+
+async def outbox_relay_ctx(app: web.Application) -> AsyncIterator[None]:
+    relay = asyncio.create_task(
+        app[outbox_key].run_relay(app[settings_key].outbox_relay_interval_seconds)
+    )
+    yield
+    relay.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await relay
+
+
+def create_app(settings: TaskStoreSettings) -> web.Application:
+    app = web.Application()
+    app[settings_key] = settings
+    add_health_routes(app)
+    app.cleanup_ctx.extend([database_ctx, broker_ctx, commands_ctx, outbox_relay_ctx])
+    return app
+
+
+def main() -> None:
+    settings = TaskStoreSettings()
+    run_service("taskstore", create_app(settings), settings.health_port, settings)

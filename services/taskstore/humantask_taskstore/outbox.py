@@ -1,0 +1,82 @@
+"""Publishing the events a write left in its task's outbox.
+
+A handler publishes right after its write; whatever a crash or a broker outage left
+behind, the relay publishes later. Consumers deduplicate on `event_id`, so the rare
+double publication (crash after publish, before removal) is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractExchange
+from pymongo.errors import PyMongoError
+
+from humantask_shared.messages.events import Event
+from humantask_shared.messaging import BROKER_ERRORS, REQUEST_ID_HEADER
+from humantask_shared.timeutil import utcnow
+
+from .repository import TaskRepository, serialize_event
+
+log = logging.getLogger(__name__)
+
+
+class OutboxPublisher:
+    def __init__(self, tasks: TaskRepository, exchange: AbstractExchange) -> None:
+        self._tasks = tasks
+        self._exchange = exchange
+
+    async def publish(self, task_id: str, events: list[Event]) -> None:
+        """Publish events just written with their task; on failure leave them to the relay."""
+        await self._publish_raw(task_id, [serialize_event(event) for event in events])
+
+    async def _publish_raw(self, task_id: str, raw_events: list[str]) -> bool:
+        for raw in raw_events:
+            fields = orjson.loads(raw)
+            message = aio_pika.Message(
+                body=raw.encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=fields["event_id"],
+                type=fields["event_type"],
+                headers={REQUEST_ID_HEADER: fields.get("request_id") or ""},
+            )
+            try:
+                # With publisher confirms this returns once the broker has the event.
+                await self._exchange.publish(message, routing_key=fields["event_type"], timeout=10)
+            except BROKER_ERRORS as exc:
+                log.warning(
+                    "event not published, the outbox relay will retry",
+                    extra={"task_id": task_id, "event_type": fields["event_type"], "error": repr(exc)},
+                )
+                return False
+            await self._tasks.remove_from_outbox(task_id, raw)
+            log.info("event published", extra={"task_id": task_id, "event_type": fields["event_type"]})
+        return True
+
+    async def relay_once(self, stale_after: timedelta) -> int:
+        """Publish the events of every task whose outbox is older than `stale_after`."""
+        published = 0
+        while True:
+            now = utcnow()
+            pending = await self._tasks.take_stale_outbox(now - stale_after, now)
+            if pending is None:
+                return published
+            if not await self._publish_raw(pending.task_id, pending.events):
+                return published
+            published += len(pending.events)
+
+    async def run_relay(self, interval_seconds: float) -> None:
+        stale_after = timedelta(seconds=interval_seconds)
+        while True:
+            try:
+                count = await self.relay_once(stale_after)
+                if count:
+                    log.info("outbox relay published left-over events", extra={"count": count})
+            except PyMongoError as exc:
+                log.warning("outbox relay could not read MongoDB", extra={"error": repr(exc)})
+            await asyncio.sleep(interval_seconds)
