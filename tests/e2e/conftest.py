@@ -27,6 +27,7 @@ class Stack:
     env: dict[str, str]
     gateway_url: str
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    health_urls: dict[str, str] = field(default_factory=dict)
 
     def admin(self, *args: str) -> dict[str, Any]:
         """Run `humantask-admin` against the stack's database; its JSON output."""
@@ -68,12 +69,13 @@ def stack(amqp_url: str, mongodb_url: str) -> Iterator[Stack]:
         RPC_TIMEOUT_SECONDS=10,
         AUTH_CACHE_SECONDS=1,
     )
-    taskstore, _ = start_service("humantask-taskstore", env, "HEALTH_PORT")
+    taskstore, taskstore_url = start_service("humantask-taskstore", env, "HEALTH_PORT")
     gateway, gateway_url = start_service(
         "humantask-gateway", {**env, "HUMANTASK_DEMO_API_KEY": DEMO_API_KEY}, "GATEWAY_PORT"
     )
     stack = Stack(env=env, gateway_url=gateway_url,
-                  processes={"taskstore": taskstore, "gateway": gateway})
+                  processes={"taskstore": taskstore, "gateway": gateway},
+                  health_urls={"taskstore": taskstore_url, "gateway": gateway_url})
     try:
         yield stack
     finally:

@@ -92,8 +92,9 @@ def _document_to_record(doc: dict[str, Any]) -> TaskRecord:
 
 
 def serialize_event(event: Event) -> str:
-    """The outbox holds events as the JSON text that will be published, byte for byte."""
-    return event.model_dump_json()
+    """The outbox holds events as the JSON text that will be published, byte for byte;
+    the task in it is the customer's view, without the fields that do not apply."""
+    return event.model_dump_json(exclude_none=True)
 
 
 def _serialize_events(events: list[Event]) -> list[str]:

@@ -1,0 +1,31 @@
+# humantask developer tasks. `make test` is the test command (CI runs it via .ci/run).
+
+PYTHON ?= python3
+VENV ?= .venv
+PYTEST_ARGS ?=
+
+# Reinstalls only when the dependency declarations change.
+STAMP := $(VENV)/.humantask-installed
+
+.PHONY: install test run-local contracts services-up
+
+install: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --disable-pip-version-check -e '.[test]' -c constraints.txt
+	touch $@
+
+test: install
+	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
+
+run-local: install
+	bash scripts/run-local.sh
+
+contracts: install
+	$(VENV)/bin/python scripts/generate_contracts.py
+
+services-up:
+	bash scripts/start-test-services.sh

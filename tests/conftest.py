@@ -1,0 +1,230 @@
+"""Root test configuration: where the RabbitMQ and MongoDB for the tests come from.
+
+Session fixtures `amqp_url` and `mongodb_url` (plain strings), in this order:
+
+1. `AMQP_URL` / `MONGODB_URL` from the environment (what `.ci/run` does, after
+   `scripts/start-test-services.sh`);
+2. otherwise, if a Docker engine answers, throwaway testcontainers for the session;
+3. otherwise the tests that asked for them fail with instructions.
+
+Nothing is checked until a test requests one of them, so unit tests run without any
+service. `mongodb_url` always names a database unique to this test session
+(`humantask_test_<8 hex>`), dropped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# `from tests.support.services import ...` works whichever way pytest was started.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+HOW_TO_PROVIDE = (
+    "These tests need RabbitMQ and a MongoDB-compatible server. Either:\n"
+    "  scripts/start-test-services.sh   (installs/starts RabbitMQ and FerretDB; root on Debian)\n"
+    "  export AMQP_URL=amqp://guest:guest@127.0.0.1:5672/humantask_test\n"
+    "  export MONGODB_URL=mongodb://127.0.0.1:27017/humantask_test\n"
+    "or start a Docker engine, and the tests start throwaway containers themselves."
+)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    """First host:port of a URL (a MongoDB URL may list several hosts)."""
+    netloc = urlsplit(url).netloc.rsplit("@", 1)[-1].split(",")[0]
+    if netloc.startswith("["):  # [ipv6]:port
+        host, _, rest = netloc[1:].partition("]")
+        port = rest.lstrip(":")
+    else:
+        host, _, port = netloc.partition(":")
+    return host or "localhost", int(port) if port else default_port
+
+
+def _tcp_answers(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` with its path replaced by `/database`; the query string is kept."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def _docker_answers() -> bool:
+    """Does a Docker engine answer `GET /_ping`? Quick and quiet when none runs."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        path = host[len("unix://") :]
+        if not os.path.exists(path):
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(path)
+                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                status_line = sock.recv(256).split(b"\r\n", 1)[0]
+        except OSError:
+            return False
+        return b" 200" in status_line
+    # tcp:// or ssh:// engines: let docker-py work out TLS and the rest.
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "no usable engine"
+        return False
+
+
+class _Containers:
+    """Throwaway containers, started on first use, stopped at session end."""
+
+    def __init__(self) -> None:
+        self._docker: bool | None = None
+        self.started: list[object] = []
+
+    def docker_available(self) -> bool:
+        if self._docker is None:
+            self._docker = _docker_answers()
+        return self._docker
+
+    def rabbitmq_url(self) -> str:
+        # testcontainers warns about its own deprecated internals; not ours to fix.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                from testcontainers.community.rabbitmq import RabbitMqContainer
+            except ImportError:  # testcontainers < 4.14
+                from testcontainers.rabbitmq import RabbitMqContainer
+
+            container = RabbitMqContainer("rabbitmq:3.13")
+            container.start()
+        self.started.append(container)
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(container.port)
+        return f"amqp://{container.username}:{container.password}@{host}:{port}/"
+
+    def mongodb_url(self) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                from testcontainers.community.mongodb import MongoDbContainer
+            except ImportError:  # testcontainers < 4.14
+                from testcontainers.mongodb import MongoDbContainer
+
+            container = MongoDbContainer("mongo:7")
+            container.start()
+        self.started.append(container)
+        # The root user lives in the admin database.
+        return container.get_connection_url() + "/humantask?authSource=admin"
+
+    def stop_all(self) -> None:
+        while self.started:
+            container = self.started.pop()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    container.stop()  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001
+                sys.stderr.write(f"warning: could not stop test container: {exc!r}\n")
+
+
+@pytest.fixture(scope="session")
+def _containers() -> Iterator[_Containers]:
+    containers = _Containers()
+    yield containers
+    containers.stop_all()
+
+
+# -- the fixtures ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def amqp_url(_containers: _Containers) -> str:
+    """AMQP URL of a RabbitMQ for this test session."""
+    url = os.environ.get("AMQP_URL")
+    if url:
+        host, port = _host_port(url, 5672)
+        if not _tcp_answers(host, port):
+            pytest.fail(
+                f"AMQP_URL={url} is set but nothing answers at {host}:{port}.\n{HOW_TO_PROVIDE}",
+                pytrace=False,
+            )
+        return url
+    if _containers.docker_available():
+        return _containers.rabbitmq_url()
+    pytest.fail(f"AMQP_URL is not set and no Docker engine answers.\n{HOW_TO_PROVIDE}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(_containers: _Containers) -> Iterator[str]:
+    """MongoDB URL naming a database unique to this session (dropped at the end)."""
+    import pymongo
+    import pymongo.errors
+
+    base = os.environ.get("MONGODB_URL")
+    if not base:
+        if not _containers.docker_available():
+            pytest.fail(
+                f"MONGODB_URL is not set and no Docker engine answers.\n{HOW_TO_PROVIDE}",
+                pytrace=False,
+            )
+        base = _containers.mongodb_url()
+
+    database = f"humantask_test_{uuid.uuid4().hex[:8]}"
+    url = with_database(base, database)
+
+    client: pymongo.MongoClient = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)
+    try:
+        try:
+            client.admin.command("ping")
+        except pymongo.errors.PyMongoError as exc:
+            pytest.fail(
+                f"MONGODB_URL={base} does not answer a ping: {exc}\n{HOW_TO_PROVIDE}",
+                pytrace=False,
+            )
+        yield url
+        try:
+            client.drop_database(database)
+        except pymongo.errors.PyMongoError as exc:
+            sys.stderr.write(f"warning: could not drop test database {database}: {exc}\n")
+    finally:
+        client.close()
+
+
+def _redacted(url: str | None) -> str:
+    if not url:
+        return "(unset)"
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"humantask: AMQP_URL={_redacted(os.environ.get('AMQP_URL'))} "
+        f"MONGODB_URL={_redacted(os.environ.get('MONGODB_URL'))}"
+    ]

@@ -1,0 +1,178 @@
+"""What travels over RabbitMQ: events, poison messages, commands nobody waits for."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import aiohttp
+import orjson
+import pytest
+
+from humantask_shared.messaging import (
+    COMMANDS_EXCHANGE,
+    DEADLINE_HEADER,
+    EVENTS_EXCHANGE,
+    TASKSTORE_COMMANDS_QUEUE,
+)
+from tests.support.services import wait_for
+
+from .conftest import SEED_TASK_JSON, Api, Stack, start_service
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def channel(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        yield await connection.channel()
+
+
+async def collect(queue: aio_pika.abc.AbstractQueue, into: list[dict[str, Any]]) -> None:
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        into.append({"body": orjson.loads(message.body), "message": message})
+
+    await queue.consume(on_message, no_ack=True)
+
+
+async def test_created_and_canceled_events_carry_the_full_task(
+    api: Api, customer: dict, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(EVENTS_EXCHANGE, routing_key="task.*")
+    received: list[dict[str, Any]] = []
+    await collect(queue, received)
+
+    created = await api.post("/v1/task/categorize", customer["api_key"], json=SEED_TASK_JSON,
+                             headers={"X-Request-Id": "req-events-1"})
+    task_id = created.body["task_id"]
+    canceled = await api.post(f"/v1/task/{task_id}/cancel", customer["api_key"])
+
+    def of_task(event_type: str) -> list[dict[str, Any]]:
+        return [r for r in received
+                if r["body"]["event_type"] == event_type and r["body"]["task"]["task_id"] == task_id]
+
+    await wait_for(lambda: of_task("task.created") and of_task("task.canceled"), timeout=15,
+                   message="task.created and task.canceled events")
+    created_event = of_task("task.created")[0]
+    assert created_event["body"]["task"] == created.body
+    assert created_event["body"]["customer_id"] == customer["customer_id"]
+    assert created_event["body"]["schema_version"] == 1
+    assert created_event["body"]["request_id"] == "req-events-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", created_event["body"]["event_id"])
+    message = created_event["message"]
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.message_id == created_event["body"]["event_id"]
+    assert of_task("task.canceled")[0]["body"]["task"] == canceled.body
+
+
+async def test_unparseable_command_is_answered_and_dead_lettered(
+    channel: aio_pika.abc.AbstractChannel,
+) -> None:
+    replies = await channel.declare_queue(exclusive=True)
+    received: list[dict[str, Any]] = []
+    await collect(replies, received)
+    marker = uuid.uuid4().hex
+    exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+    await exchange.publish(
+        aio_pika.Message(b'{"not": "a command", "marker": "' + marker.encode() + b'"}',
+                         type="task.create", reply_to=replies.name, correlation_id=marker,
+                         message_id=marker),
+        routing_key="task.create",
+    )
+    await wait_for(lambda: received, timeout=15, message="an error reply to the poison message")
+    assert received[0]["body"]["ok"] is False
+    assert received[0]["body"]["error"]["code"] == "invalid"
+
+    dead_letters = await channel.declare_queue(f"{TASKSTORE_COMMANDS_QUEUE}.dead-letter", durable=True)
+
+    async def find_in_dead_letters() -> bool:
+        # Look through the dead-letter queue; put back what is not ours.
+        while (message := await dead_letters.get(fail=False)) is not None:
+            if message.message_id == marker:
+                await message.ack()
+                return True
+            await message.nack(requeue=True)
+            return False
+        return False
+
+    assert await wait_for(find_in_dead_letters, timeout=15, message="the poison command in the DLQ")
+
+
+async def taskstore_metric(stack: Stack, name: str, labels: str) -> float:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(stack.health_urls["taskstore"] + "/metrics") as response:
+            text = await response.text()
+    match = re.search(rf"^{name}\{{{labels}\}} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_command_past_its_deadline_is_not_executed(
+    api: Api, stack: Stack, customer: dict, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    labels = 'command="task.create",outcome="expired"'
+    before = await taskstore_metric(stack, "humantask_taskstore_commands_total", labels)
+    command = {"customer_id": customer["customer_id"], "request": {**SEED_TASK_JSON, "unique_id": "late"}}
+    exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+    await exchange.publish(
+        aio_pika.Message(orjson.dumps(command), type="task.create", message_id=uuid.uuid4().hex,
+                         headers={DEADLINE_HEADER: int((time.time() - 1) * 1000)}),
+        routing_key="task.create",
+    )
+
+    async def dropped() -> bool:
+        return await taskstore_metric(stack, "humantask_taskstore_commands_total", labels) > before
+
+    await wait_for(dropped, timeout=15, message="the task-store dropping the late command")
+    listed = await api.get("/v1/tasks?unique_id=late", customer["api_key"])
+    assert listed.body == []
+
+
+async def test_503_when_the_taskstore_does_not_answer_and_the_command_never_runs_later(
+    stack: Stack, customer: dict
+) -> None:
+    gateway, url = start_service(
+        "humantask-gateway",
+        {**stack.env, "RPC_TIMEOUT_SECONDS": "1", "AUTH_CACHE_SECONDS": "300"},
+        "GATEWAY_PORT",
+    )
+    taskstore = stack.processes["taskstore"]
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            api = Api(session, url)
+            key = customer["api_key"]
+            assert (await api.get("/v1/tasks", key)).status == 200  # credentials now cached
+
+            os.kill(taskstore.pid, signal.SIGSTOP)
+            try:
+                reply = await api.post("/v1/task/categorize", key,
+                                       json={**SEED_TASK_JSON, "unique_id": "never-ran"})
+            finally:
+                os.kill(taskstore.pid, signal.SIGCONT)
+            assert reply.status == 503
+            assert reply.headers["Retry-After"].isdigit()
+            assert reply.body["status_code"] == 503
+
+            # The task-store is back. Commands are handled in order, so by the time it
+            # answers this one it has seen the stale create and dropped it (or the broker
+            # did, once its TTL ran out): it never creates the task.
+            listed = await api.get("/v1/tasks?unique_id=never-ran", key)
+            assert listed.status == 200
+            assert listed.body == []
+    finally:
+        gateway.terminate(timeout=30)
+    assert gateway.returncode == 0, gateway.log_tail()
+
+
+async def test_sigterm_stops_a_taskstore_cleanly(stack: Stack) -> None:
+    process, _ = start_service("humantask-taskstore", stack.env, "HEALTH_PORT")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, process.log_tail()
+    assert '"stopped"' in process.log_text()

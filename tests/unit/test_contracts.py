@@ -1,0 +1,348 @@
+"""The checked-in OpenAPI/AsyncAPI documents match the models and hold together.
+
+Structural checks only: no spec validator is a project dependency (yet); when
+`openapi-spec-validator` is installed, the OpenAPI document is validated with it too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from humantask_shared.contracts import (
+    CONTRACT_FILES,
+    EVENT_SUBSCRIBERS,
+    build_asyncapi,
+    build_openapi,
+    render_yaml,
+    rendered_contracts,
+)
+from humantask_shared.messages.commands import COMMANDS
+from humantask_shared.messages.events import EVENTS
+from humantask_shared.messaging import (
+    COMMANDS_EXCHANGE,
+    DEADLINE_HEADER,
+    EVENTS_EXCHANGE,
+    REQUEST_ID_HEADER,
+    TASKSTORE_COMMANDS_QUEUE,
+)
+from humantask_shared.models import TaskListQuery
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS_DIR = REPO_ROOT / "contracts"
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+TASK_FIELDS = {
+    "task_id", "created_at", "completed_at", "callback_url", "type", "status",
+    "instruction", "params", "response", "metadata", "unique_id", "canceled_at",
+}
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    return build_openapi()
+
+
+@pytest.fixture(scope="module")
+def asyncapi() -> dict[str, Any]:
+    return build_asyncapi()
+
+
+def iter_refs(node: Any, path: str = "#") -> Iterator[tuple[str, str]]:
+    """(where, $ref) for every `$ref` in a document."""
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield path, node["$ref"]
+        for key, value in node.items():
+            yield from iter_refs(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from iter_refs(value, f"{path}/{index}")
+
+
+def resolve(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"{ref} points outside the document"
+    node: Any = document
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict) and part in node, f"{ref} does not resolve"
+        node = node[part]
+    return node
+
+
+def deref(document: dict[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        node = resolve(document, node["$ref"])
+    return node
+
+
+def operations(openapi: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield path, method, operation
+
+
+# --- drift --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT_FILES))
+def test_checked_in_contract_matches_the_models(name: str) -> None:
+    expected = rendered_contracts()[name]
+    path = CONTRACTS_DIR / name
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    assert current == expected, (
+        f"contracts/{name} is out of date with the models: run `make contracts` "
+        f"(python scripts/generate_contracts.py) and commit the result"
+    )
+
+
+def test_rendering_is_deterministic_and_round_trips() -> None:
+    for name, build in CONTRACT_FILES.items():
+        text = render_yaml(build())
+        assert text == render_yaml(build()), name
+        assert yaml.safe_load(text) == build(), name
+        assert "&id" not in text and "*id" not in text, f"{name}: YAML anchors leaked"
+
+
+def load_generator_script() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "generate_contracts", REPO_ROOT / "scripts" / "generate_contracts.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_check_mode_reports_stale_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = load_generator_script()
+    monkeypatch.setattr(script, "CONTRACTS_DIR", tmp_path)
+
+    assert script.main([]) == 0
+    assert script.main(["--check"]) == 0
+
+    stale = tmp_path / "openapi.yaml"
+    stale.write_text(stale.read_text().replace("humantask API", "stale API"))
+    capsys.readouterr()
+    assert script.main(["--check"]) == 1
+    out, err = capsys.readouterr()
+    assert "-  title: stale API" in out and "+  title: humantask API" in out
+    assert "make contracts" in err
+
+
+# --- OpenAPI ------------------------------------------------------------------------
+
+
+def test_openapi_is_3_1_with_local_server_and_basic_auth(openapi: dict[str, Any]) -> None:
+    assert openapi["openapi"] == "3.1.0"
+    assert openapi["info"]["version"] == "1.0.0"
+    assert openapi["servers"][0]["url"] == "http://localhost:8080"
+    scheme = openapi["components"]["securitySchemes"]["customerApiKey"]
+    assert scheme == {**scheme, "type": "http", "scheme": "basic"}
+
+
+@pytest.mark.parametrize("build", [build_openapi, build_asyncapi], ids=["openapi", "asyncapi"])
+def test_every_ref_resolves(build: Any) -> None:
+    document = build()
+    refs = list(iter_refs(document))
+    assert refs
+    for where, ref in refs:
+        assert ref.startswith("#/"), f"{where}: {ref} is not local"
+        resolve(document, ref)
+
+
+def test_the_customer_api_is_all_there(openapi: dict[str, Any]) -> None:
+    published = {(method, path) for path, method, _ in operations(openapi)}
+    assert {
+        ("post", "/v1/task/categorize"),
+        ("post", "/v1/task/categorization"),
+        ("get", "/v1/task/{task_id}"),
+        ("get", "/v1/tasks"),
+        ("post", "/v1/task/{task_id}/cancel"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    } <= published
+    ids = [operation["operationId"] for _, _, operation in operations(openapi)]
+    assert len(ids) == len(set(ids)), "operationIds must be unique"
+
+
+def test_every_operation_has_responses_and_errors_are_error_bodies(
+    openapi: dict[str, Any],
+) -> None:
+    for path, method, operation in operations(openapi):
+        responses = operation.get("responses")
+        assert responses, f"{method} {path} has no responses"
+        assert any(status.startswith("2") for status in responses), f"{method} {path}"
+        if not path.startswith("/v1/"):
+            continue
+        for status, response in responses.items():
+            if int(status) >= 400:
+                schema = deref(openapi, response)["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
+
+
+def test_customer_operations_need_credentials_and_health_does_not(
+    openapi: dict[str, Any],
+) -> None:
+    for path, method, operation in operations(openapi):
+        if path.startswith("/v1/"):
+            assert operation["security"] == [{"customerApiKey": []}], (method, path)
+            assert "401" in operation["responses"], (method, path)
+            assert "503" in operation["responses"], (method, path)
+        else:
+            assert operation["security"] == [], (method, path)
+
+
+def test_401_and_503_carry_their_headers(openapi: dict[str, Any]) -> None:
+    responses = openapi["components"]["responses"]
+    assert "WWW-Authenticate" in responses["Unauthorized"]["headers"]
+    assert "Retry-After" in responses["ServiceUnavailable"]["headers"]
+    statuses = {status for _, _, op in operations(openapi) for status in op["responses"]}
+    assert {"400", "401", "404", "409", "413", "415", "503"} <= statuses
+    assert "MethodNotAllowed" in responses  # 405: any path, any other method
+
+
+def test_task_schema_has_exactly_the_seed_fields(openapi: dict[str, Any]) -> None:
+    task = openapi["components"]["schemas"]["Task"]
+    assert set(task["properties"]) == TASK_FIELDS
+
+
+def test_task_id_path_parameter_is_24_hex(openapi: dict[str, Any]) -> None:
+    for path, method, operation in operations(openapi):
+        if "{task_id}" in path:
+            parameters = [deref(openapi, p) for p in operation["parameters"]]
+            (task_id,) = [p for p in parameters if p["name"] == "task_id"]
+            assert task_id["in"] == "path" and task_id["required"] is True
+            assert task_id["schema"]["pattern"] == "^[0-9a-f]{24}$", (method, path)
+
+
+def test_list_query_parameters_are_the_task_list_query(openapi: dict[str, Any]) -> None:
+    operation = openapi["paths"]["/v1/tasks"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == set(TaskListQuery.model_fields)
+    assert all(p["in"] == "query" and p["required"] is False for p in parameters.values())
+    assert parameters["limit"]["schema"] == {
+        "default": 100, "maximum": 100, "minimum": 1, "type": "integer"
+    }
+    assert parameters["offset"]["schema"]["minimum"] == 0
+    for name in ("start_time", "end_time"):
+        assert parameters[name]["schema"] == {"format": "date-time", "type": "string"}
+
+    ok = operation["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"] == {
+        "type": "array", "items": {"$ref": "#/components/schemas/Task"}
+    }
+    assert "Link" in ok["headers"]
+
+
+@pytest.mark.parametrize("path", ["/v1/task/categorize", "/v1/task/categorization"])
+def test_create_takes_json_or_a_form(openapi: dict[str, Any], path: str) -> None:
+    operation = openapi["paths"][path]["post"]
+    content = operation["requestBody"]["content"]
+    assert content["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CreateTaskRequest"
+    }
+    form = deref(openapi, content["application/x-www-form-urlencoded"]["schema"])
+    assert {"categories", "categories[]"} <= set(form["properties"])
+    assert "metadata" not in form["properties"]  # JSON bodies only
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Task"
+    }
+
+
+def test_openapi_passes_a_spec_validator_when_installed(openapi: dict[str, Any]) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(yaml.safe_load(render_yaml(openapi)))
+
+
+# --- AsyncAPI -----------------------------------------------------------------------
+
+
+def channel_at(asyncapi: dict[str, Any], address: str, exchange: str) -> dict[str, Any]:
+    matches = [
+        channel for channel in asyncapi["channels"].values()
+        if channel["address"] == address
+        and channel["bindings"]["amqp"].get("exchange", {}).get("name") == exchange
+    ]
+    assert len(matches) == 1, f"no single channel for {address} on {exchange}"
+    return matches[0]
+
+
+def operations_on(asyncapi: dict[str, Any], channel: dict[str, Any]) -> dict[str, dict]:
+    return {
+        operation_id: operation for operation_id, operation in asyncapi["operations"].items()
+        if deref(asyncapi, operation["channel"]) is channel
+    }
+
+
+def test_asyncapi_is_3_0(asyncapi: dict[str, Any]) -> None:
+    assert asyncapi["asyncapi"] == "3.0.0"
+    assert asyncapi["servers"]["rabbitmq"]["protocol"] == "amqp"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> None:
+    command = COMMANDS[name]
+    channel = channel_at(asyncapi, name, COMMANDS_EXCHANGE)
+    assert channel["bindings"]["amqp"]["exchange"]["type"] == "direct"
+    (message,) = [deref(asyncapi, m) for m in channel["messages"].values()]
+    assert message["name"] == name
+    payload = deref(asyncapi, message["payload"])
+    assert set(payload["properties"]) == set(command.model_fields)
+    headers = deref(asyncapi, message["headers"])
+    assert {REQUEST_ID_HEADER, DEADLINE_HEADER} <= set(headers["properties"])
+
+    sends = operations_on(asyncapi, channel)
+    assert [op["action"] for op in sends.values()] == ["send"]
+    assert "reply" in next(iter(sends.values()))
+
+    queue = next(c for c in asyncapi["channels"].values()
+                 if c["address"] == TASKSTORE_COMMANDS_QUEUE)
+    receives = [
+        op for op in operations_on(asyncapi, queue).values()
+        if op["action"] == "receive"
+        and deref(asyncapi, op["messages"][0])["name"] == name
+    ]
+    assert len(receives) == 1, f"nobody receives {name}"
+    reply_payload = deref(asyncapi, deref(asyncapi, receives[0]["reply"]["messages"][0])["payload"])
+    assert reply_payload["allOf"][0] == {"$ref": "#/components/schemas/Reply"}
+
+
+def test_the_command_queue_is_durable_and_dead_letters(asyncapi: dict[str, Any]) -> None:
+    addresses = {c["address"]: c for c in asyncapi["channels"].values()}
+    queue = addresses[TASKSTORE_COMMANDS_QUEUE]["bindings"]["amqp"]
+    assert queue["is"] == "queue" and queue["queue"]["durable"] is True
+    dead_letter = f"{TASKSTORE_COMMANDS_QUEUE}.dead-letter"
+    assert queue["x-dead-letter-routing-key"] == TASKSTORE_COMMANDS_QUEUE
+    assert addresses[dead_letter]["bindings"]["amqp"]["queue"]["durable"] is True
+
+
+@pytest.mark.parametrize("routing_key", sorted(EVENTS))
+def test_every_event_is_in_asyncapi(asyncapi: dict[str, Any], routing_key: str) -> None:
+    event = EVENTS[routing_key]
+    channel = channel_at(asyncapi, routing_key, EVENTS_EXCHANGE)
+    assert channel["bindings"]["amqp"]["exchange"]["type"] == "topic"
+    (message,) = [deref(asyncapi, m) for m in channel["messages"].values()]
+    payload = deref(asyncapi, message["payload"])
+    assert set(payload["properties"]) == set(event.model_fields)
+
+    publishes = [op for op in operations_on(asyncapi, channel).values() if op["action"] == "send"]
+    assert len(publishes) == 1
+    assert publishes[0]["bindings"]["amqp"]["deliveryMode"] == 2  # persistent
+
+
+def test_subscribers_receive_their_events(asyncapi: dict[str, Any]) -> None:
+    assert "task.completed" in EVENT_SUBSCRIBERS["notifier"]
+    for service, routing_keys in EVENT_SUBSCRIBERS.items():
+        for routing_key in routing_keys:
+            operation = asyncapi["operations"][f"{service}.receive.{routing_key}"]
+            assert operation["action"] == "receive"
+            assert deref(asyncapi, operation["channel"])["address"] == routing_key
