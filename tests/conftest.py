@@ -9,19 +9,27 @@ Session fixtures `amqp_url` and `mongodb_url` (plain strings), in this order:
 
 Nothing is checked until a test requests one of them, so unit tests run without any
 service. `mongodb_url` always names a database unique to this test session
-(`humantask_test_<8 hex>`), dropped at the end of the session.
+(`humantask_test_<8 hex>`), dropped at the end of the session. On a local RabbitMQ
+that this process may administer with rabbitmqctl (root, as on CI), `amqp_url` names
+a vhost of the session's own (`humantask_test_<8 hex>`), deleted at the end: test
+sessions running at once on one machine never consume each other's messages.
+`test_session_id` gives the 8 hex characters.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
+import shutil
 import socket
+import subprocess
 import sys
 import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 
@@ -96,6 +104,65 @@ def _docker_answers() -> bool:
         return False
 
 
+def _rabbitmqctl() -> str | None:
+    """rabbitmqctl, if this process may use it (root or the rabbitmq user)."""
+    for candidate in ("rabbitmqctl", "/usr/sbin/rabbitmqctl"):
+        path = shutil.which(candidate)
+        if path:
+            break
+    else:
+        return None
+    if os.geteuid() != 0 and pwd.getpwuid(os.geteuid()).pw_name != "rabbitmq":
+        return None
+    return path
+
+
+def _ctl(ctl: str, *args: str) -> None:
+    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def _session_vhost(url: str, session_id: str) -> Iterator[str]:
+    """A vhost of this test session's own on a local broker, deleted at the end.
+
+    Test sessions run concurrently on one machine (several developers, one broker);
+    on a shared vhost their services would consume each other's commands. Where the
+    broker is local and rabbitmqctl usable, each session gets `<vhost>_<session id>`;
+    otherwise (or with HUMANTASK_TEST_SHARED_VHOST=1) the URL is used as it is.
+    """
+    parts = urlsplit(url)
+    host, _ = _host_port(url, 5672)
+    ctl = _rabbitmqctl()
+    if (
+        os.environ.get("HUMANTASK_TEST_SHARED_VHOST") == "1"
+        or host not in ("127.0.0.1", "localhost", "::1")
+        or ctl is None
+    ):
+        yield url
+        return
+    base = unquote(parts.path[1:]) if len(parts.path) > 1 else ""
+    vhost = f"{base.strip('/') or 'humantask_test'}_{session_id}"
+    user = unquote(parts.username or "guest")
+    try:
+        _ctl(ctl, "add_vhost", vhost)
+        _ctl(ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    except (OSError, subprocess.SubprocessError) as exc:
+        sys.stderr.write(f"warning: no session vhost ({exc!r}); using {url} as it is\n")
+        created = False
+    else:
+        created = True
+    if not created:
+        yield url
+        return
+    try:
+        yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+    finally:
+        try:
+            _ctl(ctl, "delete_vhost", vhost)
+        except (OSError, subprocess.SubprocessError) as exc:
+            sys.stderr.write(f"warning: could not delete test vhost {vhost}: {exc!r}\n")
+
+
 class _Containers:
     """Throwaway containers, started on first use, stopped at session end."""
 
@@ -160,8 +227,17 @@ def _containers() -> Iterator[_Containers]:
 
 
 @pytest.fixture(scope="session")
-def amqp_url(_containers: _Containers) -> str:
-    """AMQP URL of a RabbitMQ for this test session."""
+def test_session_id() -> str:
+    """8 hex characters naming this test session's database and vhost."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def amqp_url(_containers: _Containers, test_session_id: str) -> Iterator[str]:
+    """AMQP URL of a RabbitMQ for this test session.
+
+    From AMQP_URL on a local broker: a vhost of this session's own (see _session_vhost).
+    """
     url = os.environ.get("AMQP_URL")
     if url:
         host, port = _host_port(url, 5672)
@@ -170,14 +246,18 @@ def amqp_url(_containers: _Containers) -> str:
                 f"AMQP_URL={url} is set but nothing answers at {host}:{port}.\n{HOW_TO_PROVIDE}",
                 pytrace=False,
             )
-        return url
-    if _containers.docker_available():
-        return _containers.rabbitmq_url()
-    pytest.fail(f"AMQP_URL is not set and no Docker engine answers.\n{HOW_TO_PROVIDE}", pytrace=False)
+        with _session_vhost(url, test_session_id) as session_url:
+            yield session_url
+        return
+    if not _containers.docker_available():
+        pytest.fail(
+            f"AMQP_URL is not set and no Docker engine answers.\n{HOW_TO_PROVIDE}", pytrace=False
+        )
+    yield _containers.rabbitmq_url()
 
 
 @pytest.fixture(scope="session")
-def mongodb_url(_containers: _Containers) -> Iterator[str]:
+def mongodb_url(_containers: _Containers, test_session_id: str) -> Iterator[str]:
     """MongoDB URL naming a database unique to this session (dropped at the end)."""
     import pymongo
     import pymongo.errors
@@ -191,7 +271,7 @@ def mongodb_url(_containers: _Containers) -> Iterator[str]:
             )
         base = _containers.mongodb_url()
 
-    database = f"humantask_test_{uuid.uuid4().hex[:8]}"
+    database = f"humantask_test_{test_session_id}"
     url = with_database(base, database)
 
     client: pymongo.MongoClient = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)

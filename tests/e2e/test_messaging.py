@@ -118,7 +118,7 @@ async def test_command_past_its_deadline_is_not_executed(
     api: Api, stack: Stack, customer: dict, channel: aio_pika.abc.AbstractChannel
 ) -> None:
     labels = 'command="task.create",outcome="expired"'
-    before = await taskstore_metric(stack, "humantask_taskstore_commands_total", labels)
+    before = await taskstore_metric(stack, "humantask_commands_total", labels)
     command = {"customer_id": customer["customer_id"], "request": {**SEED_TASK_JSON, "unique_id": "late"}}
     exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
     await exchange.publish(
@@ -128,7 +128,7 @@ async def test_command_past_its_deadline_is_not_executed(
     )
 
     async def dropped() -> bool:
-        return await taskstore_metric(stack, "humantask_taskstore_commands_total", labels) > before
+        return await taskstore_metric(stack, "humantask_commands_total", labels) > before
 
     await wait_for(dropped, timeout=15, message="the task-store dropping the late command")
     listed = await api.get("/v1/tasks?unique_id=late", customer["api_key"])

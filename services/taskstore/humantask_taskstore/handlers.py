@@ -6,12 +6,10 @@ in `repository`, publishing in `outbox`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
-from pydantic import BaseModel
-
+from humantask_shared.command_server import CommandHandler
 from humantask_shared.credentials import new_callback_secret
 from humantask_shared.errors import Conflict, NotFound, Unauthorized, Unavailable
 from humantask_shared.logging import request_id_var
@@ -43,20 +41,20 @@ class Dependencies:
     outbox: OutboxPublisher
 
 
-async def authenticate(command: Authenticate, deps: Dependencies, _command_id: str) -> Principal:
+async def authenticate(command: Authenticate, _command_id: str, deps: Dependencies) -> Principal:
     principal = await deps.accounts.authenticate(command.credential_hash, command.role)
     if principal is None:
         raise Unauthorized("invalid credentials")
     return principal
 
 
-async def ensure_customer(command: EnsureCustomer, deps: Dependencies, _command_id: str) -> Principal:
+async def ensure_customer(command: EnsureCustomer, _command_id: str, deps: Dependencies) -> Principal:
     return await deps.accounts.ensure_customer(
         command.customer_name, command.credential_hash, new_callback_secret(), utcnow()
     )
 
 
-async def create_task(command: CreateTask, deps: Dependencies, command_id: str) -> Task:
+async def create_task(command: CreateTask, command_id: str, deps: Dependencies) -> Task:
     # A redelivered command (its reply was lost) must not create a second task.
     existing = await deps.tasks.get_by_command(command_id)
     if existing is not None:
@@ -93,19 +91,19 @@ async def create_task(command: CreateTask, deps: Dependencies, command_id: str) 
     return record.to_public()
 
 
-async def get_task(command: GetTask, deps: Dependencies, _command_id: str) -> Task:
+async def get_task(command: GetTask, _command_id: str, deps: Dependencies) -> Task:
     record = await deps.tasks.get(command.task_id, command.customer_id)
     if record is None:
         raise NotFound(f"no task with task_id {command.task_id}")
     return record.to_public()
 
 
-async def list_tasks(command: ListTasks, deps: Dependencies, _command_id: str) -> TaskPage:
+async def list_tasks(command: ListTasks, _command_id: str, deps: Dependencies) -> TaskPage:
     records, has_more = await deps.tasks.list(command.customer_id, command.query)
     return TaskPage(tasks=[record.to_public() for record in records], has_more=has_more)
 
 
-async def cancel_task(command: CancelTask, deps: Dependencies, _command_id: str) -> Task:
+async def cancel_task(command: CancelTask, _command_id: str, deps: Dependencies) -> Task:
     for _ in range(MAX_WRITE_ATTEMPTS):
         record = await deps.tasks.get(command.task_id, command.customer_id)
         if record is None:
@@ -121,9 +119,7 @@ async def cancel_task(command: CancelTask, deps: Dependencies, _command_id: str)
     raise Unavailable("the task is changing too often, try again")
 
 
-CommandHandler = Callable[[Any, Dependencies, str], Awaitable[BaseModel]]
-
-HANDLERS: dict[type[Command], CommandHandler] = {
+HANDLERS = {
     Authenticate: authenticate,
     EnsureCustomer: ensure_customer,
     CreateTask: create_task,
@@ -131,3 +127,8 @@ HANDLERS: dict[type[Command], CommandHandler] = {
     ListTasks: list_tasks,
     CancelTask: cancel_task,
 }
+
+
+def bind_handlers(deps: Dependencies) -> dict[type[Command], CommandHandler]:
+    """The handler table with its dependencies filled in, for the command server."""
+    return {command: partial(handler, deps=deps) for command, handler in HANDLERS.items()}

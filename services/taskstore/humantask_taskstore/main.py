@@ -14,8 +14,8 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
+from humantask_shared.command_server import CommandServer
 from humantask_shared.health import add_health_routes, add_readiness_check
-from humantask_shared.messages.commands import COMMANDS
 from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -29,8 +29,7 @@ from humantask_shared.messaging import (
 from humantask_shared.mongo import mongo_context, ping
 from humantask_shared.runner import run_service
 
-from .commands import CommandEntrypoint
-from .handlers import Dependencies
+from .handlers import Dependencies, bind_handlers
 from .outbox import OutboxPublisher
 from .repository import AccountRepository, TaskRepository, ensure_indexes
 from .settings import TaskStoreSettings
@@ -72,8 +71,11 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     deps = Dependencies(tasks=tasks, accounts=AccountRepository(database), outbox=outbox)
     app[outbox_key], app[dependencies_key] = outbox, deps
 
-    queue = await declare_work_queue(channel, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE, COMMANDS)
-    consumer = Consumer(queue, CommandEntrypoint(deps, channel))
+    server = CommandServer(bind_handlers(deps), channel)
+    queue = await declare_work_queue(
+        channel, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE, server.command_names
+    )
+    consumer = Consumer(queue, server)
     await consumer.start()
     yield
     await consumer.stop(settings.shutdown_grace_seconds)

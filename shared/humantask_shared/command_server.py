@@ -1,36 +1,39 @@
-"""The RabbitMQ entry point: command messages in, replies out.
+"""Serving commands over RabbitMQ: command messages in, replies out.
 
 Reads the command, runs its handler, answers on the caller's reply queue, and only then
 lets the consumer ack. A command whose caller stopped waiting is dropped unexecuted.
+Any service that answers commands (the task-store, the notifier) uses this.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 from prometheus_client import Counter, Histogram
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pymongo.errors import PyMongoError
 
-from humantask_shared.errors import HumantaskError, InvalidRequest, Unavailable
-from humantask_shared.messages.commands import COMMANDS, Command, Reply, ReplyError
-from humantask_shared.messaging import PoisonMessage, encode, message_deadline_passed, reply
-
-from .handlers import HANDLERS, Dependencies
+from .errors import HumantaskError, InvalidRequest, Unavailable
+from .messages.commands import COMMANDS, Command, Reply, ReplyError
+from .messaging import PoisonMessage, encode, message_deadline_passed, reply
 
 log = logging.getLogger(__name__)
 
 COMMANDS_HANDLED = Counter(
-    "humantask_taskstore_commands_total", "Commands handled", ["command", "outcome"]
+    "humantask_commands_total", "Commands handled", ["command", "outcome"]
 )
-COMMAND_SECONDS = Histogram(
-    "humantask_taskstore_command_seconds", "Time to handle a command", ["command"]
-)
+COMMAND_SECONDS = Histogram("humantask_command_seconds", "Time to handle a command", ["command"])
+
+# A handler gets the command and the id of the message that carried it (redeliveries
+# of one message share it, so handlers can be idempotent on it).
+CommandHandler = Callable[[Any, str], Awaitable[BaseModel]]
 
 
-def _error_reply(error: HumantaskError) -> bytes:
+def error_reply(error: HumantaskError) -> bytes:
     return encode(Reply(ok=False, error=ReplyError(code=error.code, message=error.message)).model_dump())
 
 
@@ -44,10 +47,18 @@ def parse_command(message: AbstractIncomingMessage) -> Command:
         raise InvalidRequest(f"malformed {command_type.name} command: {exc.error_count()} errors") from exc
 
 
-class CommandEntrypoint:
-    def __init__(self, deps: Dependencies, channel: AbstractRobustChannel) -> None:
-        self._deps = deps
+class CommandServer:
+    """The consumer callback for a queue of commands, dispatching by command type."""
+
+    def __init__(
+        self, handlers: Mapping[type[Command], CommandHandler], channel: AbstractRobustChannel
+    ) -> None:
+        self._handlers = handlers
         self._channel = channel
+
+    @property
+    def command_names(self) -> list[str]:
+        return [command.name for command in self._handlers]
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         if message_deadline_passed(message):
@@ -57,8 +68,10 @@ class CommandEntrypoint:
             return
         try:
             command = parse_command(message)
+            if type(command) not in self._handlers:
+                raise InvalidRequest(f"{command.name} is not handled here")
         except InvalidRequest as exc:
-            await reply(self._channel, message, _error_reply(exc))
+            await reply(self._channel, message, error_reply(exc))
             COMMANDS_HANDLED.labels("unknown", "poison").inc()
             raise PoisonMessage(exc.message) from exc
 
@@ -68,16 +81,15 @@ class CommandEntrypoint:
         await reply(self._channel, message, body)
 
     async def _run(self, command: Command, command_id: str) -> bytes:
-        handler = HANDLERS[type(command)]
         try:
-            result = await handler(command, self._deps, command_id)
+            result = await self._handlers[type(command)](command, command_id)
         except HumantaskError as exc:
             COMMANDS_HANDLED.labels(command.name, exc.code).inc()
-            return _error_reply(exc)
+            return error_reply(exc)
         except PyMongoError as exc:
             # Answer now rather than requeue: the caller is waiting and will retry.
             log.warning("MongoDB failed while handling a command", extra={"error": repr(exc)})
             COMMANDS_HANDLED.labels(command.name, "unavailable").inc()
-            return _error_reply(Unavailable("the task database is not available"))
+            return error_reply(Unavailable("the database is not available"))
         COMMANDS_HANDLED.labels(command.name, "ok").inc()
         return encode(Reply(ok=True, result=result.model_dump(mode="json", exclude_none=True)).model_dump())
