@@ -42,6 +42,7 @@ COMMANDS_EXCHANGE = "humantask.commands"
 EVENTS_EXCHANGE = "humantask.events"
 DEAD_LETTER_EXCHANGE = "humantask.dead-letter"
 TASKSTORE_COMMANDS_QUEUE = "taskstore.commands"
+NOTIFIER_COMPLETIONS_QUEUE = "notifier.task-completed"
 
 REQUEST_ID_HEADER = "x-request-id"
 DEADLINE_HEADER = "x-deadline"  # unix milliseconds after which nobody waits for the reply

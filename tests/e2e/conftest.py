@@ -70,20 +70,22 @@ def stack(amqp_url: str, mongodb_url: str) -> Iterator[Stack]:
         AUTH_CACHE_SECONDS=1,
     )
     taskstore, taskstore_url = start_service("humantask-taskstore", env, "HEALTH_PORT")
+    notifier, notifier_url = start_service("humantask-notifier", env, "HEALTH_PORT")
     gateway, gateway_url = start_service(
         "humantask-gateway", {**env, "HUMANTASK_DEMO_API_KEY": DEMO_API_KEY}, "GATEWAY_PORT"
     )
     stack = Stack(env=env, gateway_url=gateway_url,
-                  processes={"taskstore": taskstore, "gateway": gateway},
-                  health_urls={"taskstore": taskstore_url, "gateway": gateway_url})
+                  processes={"taskstore": taskstore, "notifier": notifier, "gateway": gateway},
+                  health_urls={"taskstore": taskstore_url, "notifier": notifier_url,
+                               "gateway": gateway_url})
     try:
         yield stack
     finally:
-        for process in (gateway, taskstore):
+        for process in (gateway, notifier, taskstore):
             process.terminate(timeout=30)
     # Graceful SIGTERM: each service drained and exited cleanly.
-    assert gateway.returncode == 0, gateway.log_tail()
-    assert taskstore.returncode == 0, taskstore.log_tail()
+    for process in (gateway, notifier, taskstore):
+        assert process.returncode == 0, process.log_tail()
 
 
 @dataclass

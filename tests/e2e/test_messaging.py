@@ -19,6 +19,7 @@ from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
     DEADLINE_HEADER,
     EVENTS_EXCHANGE,
+    NOTIFIER_COMPLETIONS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
 )
 from tests.support.services import wait_for
@@ -40,6 +41,21 @@ async def collect(queue: aio_pika.abc.AbstractQueue, into: list[dict[str, Any]])
         into.append({"body": orjson.loads(message.body), "message": message})
 
     await queue.consume(on_message, no_ack=True)
+
+
+async def is_dead_lettered(channel: aio_pika.abc.AbstractChannel, queue: str, message_id: str) -> bool:
+    """Is the message in `queue`'s dead-letter queue? Ours is taken out, others left."""
+    dead_letters = await channel.declare_queue(f"{queue}.dead-letter", durable=True)
+    found, others = False, []
+    while (message := await dead_letters.get(fail=False)) is not None:
+        if message.message_id == message_id:
+            await message.ack()
+            found = True
+        else:
+            others.append(message)
+    for message in others:
+        await message.nack(requeue=True)
+    return found
 
 
 async def test_created_and_canceled_events_carry_the_full_task(
@@ -91,19 +107,8 @@ async def test_unparseable_command_is_answered_and_dead_lettered(
     assert received[0]["body"]["ok"] is False
     assert received[0]["body"]["error"]["code"] == "invalid"
 
-    dead_letters = await channel.declare_queue(f"{TASKSTORE_COMMANDS_QUEUE}.dead-letter", durable=True)
-
-    async def find_in_dead_letters() -> bool:
-        # Look through the dead-letter queue; put back what is not ours.
-        while (message := await dead_letters.get(fail=False)) is not None:
-            if message.message_id == marker:
-                await message.ack()
-                return True
-            await message.nack(requeue=True)
-            return False
-        return False
-
-    assert await wait_for(find_in_dead_letters, timeout=15, message="the poison command in the DLQ")
+    assert await wait_for(lambda: is_dead_lettered(channel, TASKSTORE_COMMANDS_QUEUE, marker),
+                          timeout=15, message="the poison command in the DLQ")
 
 
 async def taskstore_metric(stack: Stack, name: str, labels: str) -> float:
@@ -176,3 +181,17 @@ async def test_sigterm_stops_a_taskstore_cleanly(stack: Stack) -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, process.log_tail()
     assert '"stopped"' in process.log_text()
+
+
+async def test_notifier_consumes_completion_events_and_dead_letters_poison(
+    channel: aio_pika.abc.AbstractChannel,
+) -> None:
+    exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+    marker = uuid.uuid4().hex
+    await exchange.publish(
+        aio_pika.Message(b"not json at all", message_id=marker,
+                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key="task.completed",
+    )
+    assert await wait_for(lambda: is_dead_lettered(channel, NOTIFIER_COMPLETIONS_QUEUE, marker),
+                          timeout=15, message="the poison event in the DLQ")

@@ -138,7 +138,7 @@ async def wait_for(
         if overran:
             raise TimeoutError(
                 _timeout_message(message, timeout, last_error)
-                + "; the last check was still running at the deadline"
+                + "; the check in progress at the deadline was cancelled"
             )
         if result:
             return result
