@@ -29,6 +29,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPException
+from aiormq.exceptions import ChannelInvalidStateError
 from pamqp.exceptions import PAMQPException
 
 from .errors import Unavailable
@@ -48,7 +49,13 @@ REQUEST_ID_HEADER = "x-request-id"
 DEADLINE_HEADER = "x-deadline"  # unix milliseconds after which nobody waits for the reply
 
 # What a broker hiccup looks like from the client's side.
-BROKER_ERRORS = (AMQPException, PAMQPException, ConnectionError, asyncio.TimeoutError)
+BROKER_ERRORS = (
+    AMQPException,
+    PAMQPException,
+    ChannelInvalidStateError,  # publishing while the robust connection reconnects
+    ConnectionError,
+    asyncio.TimeoutError,
+)
 
 
 class PoisonMessage(Exception):
@@ -80,6 +87,11 @@ async def broker_context(url: str, connection_name: str) -> AsyncIterator[Abstra
         yield connection
     finally:
         await connection.close()
+
+
+async def broker_connected(connection: AbstractRobustConnection) -> bool:
+    """Readiness: the robust connection is up (not closed, not reconnecting)."""
+    return connection.connected.is_set() and not connection.is_closed
 
 
 async def open_channel(
@@ -309,7 +321,10 @@ def message_deadline_passed(message: AbstractIncomingMessage) -> bool:
 async def reply(
     channel: AbstractRobustChannel, message: AbstractIncomingMessage, body: bytes
 ) -> None:
-    """Answer a command on its caller's reply queue (through the default exchange)."""
+    """Answer a command on its caller's reply queue (through the default exchange).
+
+    Not mandatory: a caller that went away takes its reply queue with it, and that must
+    not turn into an error that requeues the command forever."""
     if not message.reply_to:
         return
     await channel.default_exchange.publish(
@@ -320,4 +335,5 @@ async def reply(
             headers={REQUEST_ID_HEADER: message_request_id(message) or ""},
         ),
         routing_key=message.reply_to,
+        mandatory=False,
     )

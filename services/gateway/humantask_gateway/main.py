@@ -16,6 +16,7 @@ from humantask_shared.messages.commands import EnsureCustomer, Principal
 from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
     RpcClient,
+    broker_connected,
     broker_context,
     declare_exchanges,
     open_channel,
@@ -44,12 +45,9 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
         taskstore = TaskStoreClient(rpc, settings.rpc_timeout_seconds)
         app[taskstore_key] = taskstore
         app[authenticator_key] = Authenticator(taskstore, settings.auth_cache_seconds)
-        add_readiness_check(app, "rabbitmq", lambda: _connected(connection))
+        add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
         yield
 
-
-async def _connected(connection) -> bool:  # type: ignore[no-untyped-def]
-    return not connection.is_closed
 
 
 async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -20,6 +20,7 @@ from humantask_shared.messaging import (
     NOTIFIER_COMPLETIONS_QUEUE,
     Consumer,
     PoisonMessage,
+    broker_connected,
     broker_context,
     declare_work_queue,
     open_channel,
@@ -45,12 +46,9 @@ async def handle_task_completed(message: AbstractIncomingMessage) -> None:
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     async for connection in broker_context(app[settings_key].amqp_url, "humantask-notifier"):
         app[connection_key] = connection
-        add_readiness_check(app, "rabbitmq", lambda: _connected(connection))
+        add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
         yield
 
-
-async def _connected(connection: AbstractRobustConnection) -> bool:
-    return not connection.is_closed
 
 
 async def completions_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from humantask_shared.messaging import (
     EVENTS_EXCHANGE,
     TASKSTORE_COMMANDS_QUEUE,
     Consumer,
+    broker_connected,
     broker_context,
     declare_exchanges,
     declare_work_queue,
@@ -53,12 +54,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     async for connection in broker_context(app[settings_key].amqp_url, "humantask-taskstore"):
         app[connection_key] = connection
-        add_readiness_check(app, "rabbitmq", lambda: _connected(connection))
+        add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
         yield
 
-
-async def _connected(connection: AbstractRobustConnection) -> bool:
-    return not connection.is_closed
 
 
 async def commands_ctx(app: web.Application) -> AsyncIterator[None]:

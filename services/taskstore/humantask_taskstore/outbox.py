@@ -46,8 +46,11 @@ class OutboxPublisher:
                 headers={REQUEST_ID_HEADER: fields.get("request_id") or ""},
             )
             try:
-                # With publisher confirms this returns once the broker has the event.
-                await self._exchange.publish(message, routing_key=fields["event_type"], timeout=10)
+                # With publisher confirms this returns once the broker has the event. Not
+                # mandatory: an event nobody subscribes to yet is not an error.
+                await self._exchange.publish(
+                    message, routing_key=fields["event_type"], mandatory=False, timeout=10
+                )
             except BROKER_ERRORS as exc:
                 log.warning(
                     "event not published, the outbox relay will retry",
