@@ -14,8 +14,8 @@ install: $(STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(VENV)/bin/pip install --disable-pip-version-check -e '.[test]' -c constraints.txt
+$(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --disable-pip-version-check -e '.[test]' -e clients/python -c constraints.txt
 	touch $@
 
 test: install

@@ -32,9 +32,17 @@ from .messaging import (
     DEADLINE_HEADER,
     EVENTS_EXCHANGE,
     REQUEST_ID_HEADER,
+    NOTIFIER_COMMANDS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
 )
-from .models import TASK_ID_PATTERN, CreateTaskRequest, ErrorBody, Task, TaskListQuery
+from .models import (
+    TASK_ID_PATTERN,
+    CallbackAttempt,
+    CreateTaskRequest,
+    ErrorBody,
+    Task,
+    TaskListQuery,
+)
 
 Json = dict[str, Any]
 
@@ -250,8 +258,7 @@ def _create_route(path: str, operation_id: str, summary: str) -> Route:
     )
 
 
-# The worker endpoints (API.md section 6) and `GET /v1/task/{task_id}/callbacks` join this
-# table once their models exist, e.g.
+# The worker endpoints (API.md section 6) join this table once their models exist, e.g.
 #   Route("post", "/v1/work/claim", "claimWork", "Lease the oldest pending task", "work",
 #         successes=(Success(200, "The leased task.", model=WorkItem),
 #                    Success(204, "Nothing to do.")),
@@ -295,6 +302,19 @@ ROUTES: list[Route] = [
         successes=(Success(200, "The task, `canceled` (canceling twice is a no-op).", model=Task),),
         errors=(401, 404, 409, 503),
         description="Canceling a completed task is a `409`. Cancel revokes a worker's claim.",
+    ),
+    Route(
+        method="get",
+        path="/v1/task/{task_id}/callbacks",
+        operation_id="listTaskCallbacks",
+        summary="The task's callback delivery log, oldest first",
+        tag="tasks",
+        successes=(Success(200, "The attempts so far; empty until the task completes.",
+                           model=CallbackAttempt, many=True),),
+        errors=(401, 404, 503),
+        description="At most two attempts: the first when the task completes and, unless "
+                    "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
+                    "A task of another customer is a `404`.",
     ),
 ]
 
@@ -546,8 +566,25 @@ def _operational_paths() -> Json:
 # ---------------------------------------------------------------------------------------
 
 AMQP_BINDING_VERSION = "0.3.0"
+
+
+@dataclass(frozen=True)
+class CommandRoute:
+    """Who sends a command, who answers it, and the queue it waits in meanwhile."""
+
+    sender: str
+    handler: str
+    queue: str
+
+
 COMMAND_SENDER = "gateway"
-COMMAND_HANDLER = "taskstore"  # consumes every command from TASKSTORE_COMMANDS_QUEUE
+COMMAND_HANDLER = "taskstore"
+DEFAULT_COMMAND_ROUTE = CommandRoute(COMMAND_SENDER, COMMAND_HANDLER, TASKSTORE_COMMANDS_QUEUE)
+# The commands that do not go from the gateway to the task-store.
+COMMAND_ROUTES: dict[str, CommandRoute] = {
+    "customer.callback_secret": CommandRoute("notifier", "taskstore", TASKSTORE_COMMANDS_QUEUE),
+    "callback.list": CommandRoute("gateway", "notifier", NOTIFIER_COMMANDS_QUEUE),
+}
 EVENT_PUBLISHER = "taskstore"
 # Who consumes which events (routing keys). Add a service here when it starts consuming.
 EVENT_SUBSCRIBERS: dict[str, tuple[str, ...]] = {
@@ -558,16 +595,14 @@ REPLY_QUEUE_ADDRESS = "{owner}.replies.{id}"  # see RpcClient.start in messaging
 COMMAND_HEADERS_SCHEMA = "CommandHeaders"
 TRACED_HEADERS_SCHEMA = "TracedHeaders"
 REPLIES_CHANNEL = "replies"
-COMMANDS_QUEUE_CHANNEL = f"queue.{TASKSTORE_COMMANDS_QUEUE}"
-DEAD_LETTER_QUEUE = f"{TASKSTORE_COMMANDS_QUEUE}.dead-letter"
-DEAD_LETTER_QUEUE_CHANNEL = f"queue.{DEAD_LETTER_QUEUE}"
 
 _ASYNCAPI_INFO_DESCRIPTION = f"""\
 Messages between the humantask services on RabbitMQ.
 
-Commands go from the {COMMAND_SENDER} to the {COMMAND_HANDLER} on the direct exchange
-`{COMMANDS_EXCHANGE}`, routed by command name into the durable queue
-`{TASKSTORE_COMMANDS_QUEUE}`. Each is answered with a `Reply` on the caller's own reply
+Commands go from the {COMMAND_SENDER} to the {COMMAND_HANDLER} (unless their operations
+say otherwise) on the direct exchange `{COMMANDS_EXCHANGE}`, routed by command name into
+the durable queue of the service that answers them (`{TASKSTORE_COMMANDS_QUEUE}`,
+`{NOTIFIER_COMMANDS_QUEUE}`). Each is answered with a `Reply` on the caller's own reply
 queue (the command's `reply_to`, matched by `correlation_id`). A command expires when
 its caller stops waiting (`{DEADLINE_HEADER}`, and the AMQP expiration).
 
@@ -615,14 +650,14 @@ def build_asyncapi() -> Json:
         },
         "channels": {
             **{f"command.{c.name}": _command_channel(c) for c in commands},
-            COMMANDS_QUEUE_CHANNEL: _commands_queue_channel(commands),
-            DEAD_LETTER_QUEUE_CHANNEL: _dead_letter_channel(commands),
+            **_command_queue_channels(commands),
             REPLIES_CHANNEL: _replies_channel(commands),
             **{f"event.{e.routing_key}": _event_channel(e) for e in events},
         },
         "operations": {
-            **{f"{COMMAND_SENDER}.send.{c.name}": _send_command_operation(c) for c in commands},
-            **{f"{COMMAND_HANDLER}.receive.{c.name}": _receive_command_operation(c)
+            **{f"{command_route(c).sender}.send.{c.name}": _send_command_operation(c)
+               for c in commands},
+            **{f"{command_route(c).handler}.receive.{c.name}": _receive_command_operation(c)
                for c in commands},
             **{f"{EVENT_PUBLISHER}.send.{e.routing_key}": _publish_event_operation(e)
                for e in events},
@@ -708,41 +743,66 @@ def _queue_bindings(queue: Json, arguments: Json | None = None) -> Json:
     return _amqp_bindings({"is": "queue", "queue": queue, **(arguments or {})})
 
 
+def command_route(command: type[Command]) -> CommandRoute:
+    return COMMAND_ROUTES.get(command.name, DEFAULT_COMMAND_ROUTE)
+
+
+def _queue_channel_id(queue: str) -> str:
+    return f"queue.{queue}"
+
+
 def _command_channel(command: type[Command]) -> Json:
     return {
         "address": command.name,
         "title": f"Command {command.name}",
-        "description": f"Routed by `{COMMANDS_EXCHANGE}` into `{TASKSTORE_COMMANDS_QUEUE}`.",
+        "description": f"Routed by `{COMMANDS_EXCHANGE}` into `{command_route(command).queue}`.",
         "messages": {command_id(command): _ref("components", "messages", command_id(command))},
         "bindings": _routing_key_bindings(COMMANDS_EXCHANGE, "direct"),
     }
 
 
-def _commands_queue_channel(commands: list[type[Command]]) -> Json:
+def _command_queue_channels(commands: list[type[Command]]) -> Json:
+    """Each command queue and its dead-letter queue, with the commands routed there."""
+    channels: Json = {}
+    queues: dict[str, list[type[Command]]] = {}
+    for command in commands:
+        queues.setdefault(command_route(command).queue, []).append(command)
+    for queue, routed in queues.items():
+        handler = command_route(routed[0]).handler
+        channels[_queue_channel_id(queue)] = _commands_queue_channel(queue, handler, routed)
+        channels[_queue_channel_id(f"{queue}.dead-letter")] = _dead_letter_channel(
+            queue, handler, routed
+        )
+    return channels
+
+
+def _commands_queue_channel(queue: str, handler: str, commands: list[type[Command]]) -> Json:
     return {
-        "address": TASKSTORE_COMMANDS_QUEUE,
-        "title": "The task-store's command queue",
-        "description": f"Bound to `{COMMANDS_EXCHANGE}` with every command name; competing "
-                       f"consumers. Dead-letters into `{DEAD_LETTER_QUEUE}`.",
+        "address": queue,
+        "title": f"The {handler}'s command queue",
+        "description": f"Bound to `{COMMANDS_EXCHANGE}` with the name of each command the "
+                       f"{handler} answers; competing consumers. Dead-letters into "
+                       f"`{queue}.dead-letter`.",
         "messages": {command_id(c): _ref("components", "messages", command_id(c))
                      for c in commands},
         "bindings": _queue_bindings(
-            _amqp_queue(TASKSTORE_COMMANDS_QUEUE),
+            _amqp_queue(queue),
             arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                       "x-dead-letter-routing-key": TASKSTORE_COMMANDS_QUEUE},
+                       "x-dead-letter-routing-key": queue},
         ),
     }
 
 
-def _dead_letter_channel(commands: list[type[Command]]) -> Json:
+def _dead_letter_channel(queue: str, handler: str, commands: list[type[Command]]) -> Json:
+    dead_letter = f"{queue}.dead-letter"
     return {
-        "address": DEAD_LETTER_QUEUE,
-        "title": "Commands the task-store could not handle",
+        "address": dead_letter,
+        "title": f"Commands the {handler} could not handle",
         "description": f"Bound to `{DEAD_LETTER_EXCHANGE}` with routing key "
-                       f"`{TASKSTORE_COMMANDS_QUEUE}`; kept for inspection, never consumed.",
+                       f"`{queue}`; kept for inspection, never consumed.",
         "messages": {command_id(c): _ref("components", "messages", command_id(c))
                      for c in commands},
-        "bindings": _queue_bindings(_amqp_queue(DEAD_LETTER_QUEUE)),
+        "bindings": _queue_bindings(_amqp_queue(dead_letter)),
     }
 
 
@@ -788,7 +848,7 @@ def _send_command_operation(command: type[Command]) -> Json:
     return {
         "action": "send",
         "channel": _ref("channels", channel),
-        "title": f"{COMMAND_SENDER} sends {command.name}",
+        "title": f"{command_route(command).sender} sends {command.name}",
         "messages": [_ref("channels", channel, "messages", command_id(command))],
         "reply": _command_reply(command),
         "bindings": _amqp_bindings({"deliveryMode": 2, "mandatory": True}),
@@ -796,11 +856,13 @@ def _send_command_operation(command: type[Command]) -> Json:
 
 
 def _receive_command_operation(command: type[Command]) -> Json:
+    route = command_route(command)
+    queue_channel = _queue_channel_id(route.queue)
     return {
         "action": "receive",
-        "channel": _ref("channels", COMMANDS_QUEUE_CHANNEL),
-        "title": f"{COMMAND_HANDLER} handles {command.name}",
-        "messages": [_ref("channels", COMMANDS_QUEUE_CHANNEL, "messages", command_id(command))],
+        "channel": _ref("channels", queue_channel),
+        "title": f"{route.handler} handles {command.name}",
+        "messages": [_ref("channels", queue_channel, "messages", command_id(command))],
         "reply": _command_reply(command),
         "bindings": _amqp_bindings({"ack": True}),
     }

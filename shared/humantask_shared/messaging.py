@@ -2,7 +2,8 @@
 
 Topology (every service declares what it uses; declarations are idempotent):
 
-- `humantask.commands` (direct): commands, routed by command name to `taskstore.commands`.
+- `humantask.commands` (direct): commands, routed by command name to `taskstore.commands`
+  (or `notifier.commands` for the few the notifier answers).
 - `humantask.events` (topic): domain events, routed by `task.created` and friends.
 - `humantask.dead-letter` (direct): each work queue dead-letters into `<queue>.dead-letter`.
 
@@ -29,7 +30,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPException
-from aiormq.exceptions import ChannelInvalidStateError
+from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
 from pamqp.exceptions import PAMQPException
 
 from .errors import Unavailable
@@ -44,6 +45,7 @@ EVENTS_EXCHANGE = "humantask.events"
 DEAD_LETTER_EXCHANGE = "humantask.dead-letter"
 TASKSTORE_COMMANDS_QUEUE = "taskstore.commands"
 NOTIFIER_COMPLETIONS_QUEUE = "notifier.task-completed"
+NOTIFIER_COMMANDS_QUEUE = "notifier.commands"
 
 REQUEST_ID_HEADER = "x-request-id"
 DEADLINE_HEADER = "x-deadline"  # unix milliseconds after which nobody waits for the reply
@@ -306,7 +308,9 @@ class RpcClient:
                 await self._exchange.publish(message, routing_key=command.name, mandatory=True)
                 return await future
         except TimeoutError as exc:
-            raise Unavailable("the task service did not answer in time") from exc
+            raise Unavailable("the service did not answer in time") from exc
+        except DeliveryError as exc:  # returned: no queue is bound for this command
+            raise Unavailable(f"no service is running that handles {command.name}") from exc
         except BROKER_ERRORS as exc:
             raise Unavailable("the message broker is not available") from exc
         finally:

@@ -27,6 +27,9 @@ from .timeutil import format_timestamp
 
 TASK_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 MAX_METADATA_BYTES = 16 * 1024
+# Well below the 255 levels orjson can write, so a task holding it can still be
+# sent inside replies, pages and events (each adds a few levels around it).
+MAX_METADATA_DEPTH = 64
 MAX_UNIQUE_ID_LENGTH = 256
 MAX_URL_LENGTH = 2048
 
@@ -64,6 +67,19 @@ def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
     return value
+
+
+def _json_depth(value: Any) -> int:
+    """How many objects and arrays deep `value` goes (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 HttpUrlString = Annotated[StrictStr, AfterValidator(_http_url)]
@@ -131,8 +147,17 @@ class CreateTaskRequest(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _small_metadata(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
-        if metadata is not None and len(orjson.dumps(metadata)) > MAX_METADATA_BYTES:
+        if metadata is None:
+            return None
+        too_deep = f"must not be nested more than {MAX_METADATA_DEPTH} levels deep"
+        try:
+            size = len(orjson.dumps(metadata))
+        except orjson.JSONEncodeError as exc:  # a TypeError: pydantic would not catch it
+            raise ValueError(f"must be plain JSON and {too_deep}") from exc
+        if size > MAX_METADATA_BYTES:
             raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        if _json_depth(metadata) > MAX_METADATA_DEPTH:
+            raise ValueError(too_deep)
         return metadata
 
     @model_validator(mode="after")
@@ -165,6 +190,23 @@ class TaskPage(BaseModel):
 
     tasks: list[Task]
     has_more: bool
+
+
+class CallbackAttempt(BaseModel):
+    """One entry of `GET /v1/task/{task_id}/callbacks`: an attempt to deliver the callback.
+
+    `at` is when the attempt started; `status_code` is the receiver's answer (null when
+    none came: timeout, refused connection, DNS failure, a refused address); `error`
+    says what went wrong (null when the receiver answered 200).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: Literal[1, 2]
+    at: Timestamp
+    status_code: int | None = None
+    error: str | None = None
+    delivered: bool
 
 
 class ErrorBody(BaseModel):

@@ -68,6 +68,10 @@ def stack(amqp_url: str, mongodb_url: str) -> Iterator[Stack]:
         OUTBOX_RELAY_INTERVAL_SECONDS=1,
         RPC_TIMEOUT_SECONDS=10,
         AUTH_CACHE_SECONDS=1,
+        # Short, so that retries are quick to test; the receivers run on 127.0.0.1.
+        CALLBACK_RETRY_DELAY_SECONDS=2,
+        CALLBACK_TIMEOUT_SECONDS=1,
+        CALLBACK_ALLOW_PRIVATE_NETWORKS="true",
     )
     taskstore, taskstore_url = start_service("humantask-taskstore", env, "HEALTH_PORT")
     notifier, notifier_url = start_service("humantask-notifier", env, "HEALTH_PORT")
@@ -78,13 +82,17 @@ def stack(amqp_url: str, mongodb_url: str) -> Iterator[Stack]:
                   processes={"taskstore": taskstore, "notifier": notifier, "gateway": gateway},
                   health_urls={"taskstore": taskstore_url, "notifier": notifier_url,
                                "gateway": gateway_url})
+    # A test may swap a process for another (a restarted notifier): stop what runs then.
+    def in_stop_order() -> list[ServiceProcess]:
+        return [stack.processes[name] for name in ("gateway", "notifier", "taskstore")]
+
     try:
         yield stack
     finally:
-        for process in (gateway, notifier, taskstore):
+        for process in in_stop_order():
             process.terminate(timeout=30)
     # Graceful SIGTERM: each service drained and exited cleanly.
-    for process in (gateway, notifier, taskstore):
+    for process in in_stop_order():
         assert process.returncode == 0, process.log_tail()
 
 

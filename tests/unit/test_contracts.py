@@ -19,6 +19,7 @@ from humantask_shared.contracts import (
     EVENT_SUBSCRIBERS,
     build_asyncapi,
     build_openapi,
+    command_route,
     render_yaml,
     rendered_contracts,
 )
@@ -166,6 +167,7 @@ def test_the_customer_api_is_all_there(openapi: dict[str, Any]) -> None:
         ("get", "/v1/task/{task_id}"),
         ("get", "/v1/tasks"),
         ("post", "/v1/task/{task_id}/cancel"),
+        ("get", "/v1/task/{task_id}/callbacks"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
@@ -305,7 +307,7 @@ def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> No
     assert "reply" in next(iter(sends.values()))
 
     queue = next(c for c in asyncapi["channels"].values()
-                 if c["address"] == TASKSTORE_COMMANDS_QUEUE)
+                 if c["address"] == command_route(command).queue)
     receives = [
         op for op in operations_on(asyncapi, queue).values()
         if op["action"] == "receive"
@@ -346,3 +348,21 @@ def test_subscribers_receive_their_events(asyncapi: dict[str, Any]) -> None:
             operation = asyncapi["operations"][f"{service}.receive.{routing_key}"]
             assert operation["action"] == "receive"
             assert deref(asyncapi, operation["channel"])["address"] == routing_key
+
+
+def test_callback_log_entries_are_the_spec_fields(openapi: dict[str, Any]) -> None:
+    ok = openapi["paths"]["/v1/task/{task_id}/callbacks"]["get"]["responses"]["200"]
+    schema = ok["content"]["application/json"]["schema"]
+    assert schema["type"] == "array"
+    entry = deref(openapi, schema["items"])
+    assert set(entry["properties"]) == {"attempt", "at", "status_code", "error", "delivered"}
+
+
+def test_commands_name_who_answers_them(asyncapi: dict[str, Any]) -> None:
+    operations = asyncapi["operations"]
+    assert "notifier.receive.callback.list" in operations
+    assert "gateway.send.callback.list" in operations
+    assert "notifier.send.customer.callback_secret" in operations
+    assert "taskstore.receive.customer.callback_secret" in operations
+    channel = deref(asyncapi, operations["notifier.receive.callback.list"]["channel"])
+    assert channel["address"] == "notifier.commands"

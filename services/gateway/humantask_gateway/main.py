@@ -25,10 +25,12 @@ from humantask_shared.runner import run_service
 
 from .appkeys import authenticator_key, settings_key, taskstore_key
 from .auth import Authenticator
+from .callbacks import list_callbacks
 from .middleware import json_errors, request_context
 from .settings import GatewaySettings
 from .taskstore import TaskStoreClient
 from .views import add_customer_routes
+from .work import add_worker_routes
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[settings_key] = settings
     add_health_routes(app)
     add_customer_routes(app)
+    add_worker_routes(app)
+    app.router.add_get("/v1/task/{task_id}/callbacks", list_callbacks)
     app.cleanup_ctx.extend([broker_ctx, demo_customer_ctx])
     return app
 

@@ -1,46 +1,79 @@
-"""The notifier: consumes `task.completed` events and delivers the customer's callback.
+"""The notifier: delivers the customer's callback when a task is completed (API.md §7).
 
 Wiring only; each resource is an aiohttp cleanup context, so SIGTERM stops taking
-events, finishes those in hand, then closes the connections.
+messages, finishes those in hand (a callback being sent is sent and recorded), then
+closes the connections. Three consumers share one set of dependencies:
+
+- `notifier.task-completed`: completion events → attempt 1 (and the retry, if needed);
+- `notifier.callback-retry`: retries coming due → attempt 2;
+- `notifier.commands`: `callback.list`, the log behind `GET /v1/task/{id}/callbacks`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
-from pydantic import ValidationError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
+from humantask_shared.command_client import CommandClient
+from humantask_shared.command_server import CommandServer
+from humantask_shared.errors import Unavailable
 from humantask_shared.health import add_health_routes, add_readiness_check
+from humantask_shared.messages.commands import ListCallbacks
 from humantask_shared.messages.events import TaskCompleted
 from humantask_shared.messaging import (
+    COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
+    NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     Consumer,
-    PoisonMessage,
+    RpcClient,
     broker_connected,
     broker_context,
+    declare_exchanges,
     declare_work_queue,
     open_channel,
 )
+from humantask_shared.mongo import mongo_context, ping
 from humantask_shared.runner import run_service
 
+from . import domain
+from .handlers import (
+    AttemptInProgress,
+    Dependencies,
+    handle_retry_due,
+    handle_task_completed,
+    list_callbacks,
+)
+from .repository import DeliveryRepository
+from .retries import RetryScheduler, declare_retry_queue
+from .sender import CallbackSender, create_session
 from .settings import NotifierSettings
+from .signing_keys import CallbackSecrets
 
 log = logging.getLogger(__name__)
 
 settings_key = web.AppKey("settings", NotifierSettings)
+database_key = web.AppKey("database", AsyncDatabase)
 connection_key = web.AppKey("connection", AbstractRobustConnection)
+dependencies_key = web.AppKey("dependencies", Dependencies)
+
+# Worth trying again after a pause: the database or the task-store did not answer, or
+# another notifier is in the middle of the same attempt.
+TRANSIENT_ERRORS = (PyMongoError, Unavailable, AttemptInProgress)
 
 
-async def handle_task_completed(message: AbstractIncomingMessage) -> None:
-    try:
-        event = TaskCompleted.model_validate_json(message.body)
-    except ValidationError as exc:
-        raise PoisonMessage(f"not a task.completed event: {exc.error_count()} errors") from exc
-    log.info("task completed", extra={"task_id": event.task.task_id, "event_id": event.event_id})
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, "humantask-notifier"):
+        app[database_key] = database
+        add_readiness_check(app, "mongodb", lambda: ping(database))
+        yield
 
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -50,17 +83,55 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-
-async def completions_ctx(app: web.Application) -> AsyncIterator[None]:
+async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The adapters the handlers use: MongoDB, the retry queues, the task-store, HTTP."""
     settings = app[settings_key]
+    channel = await open_channel(app[connection_key])
+    exchanges = await declare_exchanges(channel)
+    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE])
+    await rpc.start("notifier")
+    retries = RetryScheduler(channel, settings.callback_retry_delay_seconds)
+    await retries.declare()
+    session = create_session(
+        settings.callback_timeout_seconds, settings.callback_allow_private_networks
+    )
+    app[dependencies_key] = Dependencies(
+        deliveries=DeliveryRepository(app[database_key]),
+        secrets=CallbackSecrets(CommandClient(rpc, settings.rpc_timeout_seconds)),
+        retries=retries,
+        sender=CallbackSender(
+            session, settings.callback_timeout_seconds, settings.callback_allow_private_networks
+        ),
+        claim_ttl=domain.claim_ttl(settings.callback_timeout_seconds),
+    )
+    if settings.callback_allow_private_networks:
+        log.warning("CALLBACK_ALLOW_PRIVATE_NETWORKS is on: callbacks may reach private hosts")
+    yield
+    await session.close()
+    await channel.close()
+
+
+async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, deps = app[settings_key], app[dependencies_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    queue = await declare_work_queue(
+    completions = await declare_work_queue(
         channel, NOTIFIER_COMPLETIONS_QUEUE, EVENTS_EXCHANGE, [TaskCompleted.routing_key]
     )
-    consumer = Consumer(queue, handle_task_completed)
-    await consumer.start()
+    due_retries = await declare_retry_queue(channel)
+    server = CommandServer({ListCallbacks: partial(list_callbacks, deps=deps)}, channel)
+    commands = await declare_work_queue(
+        channel, NOTIFIER_COMMANDS_QUEUE, COMMANDS_EXCHANGE, server.command_names
+    )
+    consumers = [
+        Consumer(completions, partial(handle_task_completed, deps=deps), TRANSIENT_ERRORS),
+        Consumer(due_retries, partial(handle_retry_due, deps=deps), TRANSIENT_ERRORS),
+        Consumer(commands, server),
+    ]
+    for consumer in consumers:
+        await consumer.start()
     yield
-    await consumer.stop(settings.shutdown_grace_seconds)
+    for consumer in consumers:
+        await consumer.stop(settings.shutdown_grace_seconds)
     await channel.close()
 
 
@@ -68,7 +139,7 @@ def create_app(settings: NotifierSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
     add_health_routes(app)
-    app.cleanup_ctx.extend([broker_ctx, completions_ctx])
+    app.cleanup_ctx.extend([database_ctx, broker_ctx, dependencies_ctx, consumers_ctx])
     return app
 
 

@@ -1,4 +1,9 @@
-"""The task and its state machine: pending → completed | canceled. No I/O here.
+"""The task and its state machine: pending → completed | canceled, and worker leases.
+No I/O here.
+
+A pending task is *claimable* unless a worker holds a live lease on it. A lease ends when
+it expires, when its worker releases it or completes the task, or when the task is
+canceled. Only the worker holding the live lease may complete the task.
 
 Every change returns the new task and the events it raised; the repository writes both
 in one document write (the outbox), so an event is never lost between write and publish.
@@ -8,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from humantask_shared.errors import Conflict
-from humantask_shared.messages.events import TaskCanceled, TaskCreated, TaskEvent
+from humantask_shared.errors import Conflict, InvalidRequest
+from humantask_shared.messages.events import TaskCanceled, TaskCompleted, TaskCreated, TaskEvent
 from humantask_shared.models import (
     CallbackFormat,
     CreateTaskRequest,
@@ -23,6 +28,7 @@ from humantask_shared.models import (
     TaskResponse,
     TaskStatus,
 )
+from humantask_shared.work import CompletedWork, WorkItem
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class TaskRecord:
     completed_at: datetime | None = None
     canceled_at: datetime | None = None
     response: TaskResponse | None = None
+    # The worker holding the lease, and until when; both None when nobody holds one.
+    lease_worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    # Who answered (for operators; never shown to customers).
+    completed_by: str | None = None
     # Optimistic concurrency: every write checks and bumps it.
     version: int = 0
     request_id: str | None = field(default=None, compare=False)
@@ -59,6 +70,27 @@ class TaskRecord:
             metadata=self.metadata,
             unique_id=self.unique_id,
             canceled_at=self.canceled_at,
+        )
+
+    def to_work_item(self) -> WorkItem:
+        """The leased task as its worker sees it: nothing about the customer."""
+        assert self.lease_expires_at is not None, "only a leased task is a work item"
+        return WorkItem(
+            task_id=self.task_id,
+            instruction=self.instruction,
+            params=self.params,
+            lease_expires_at=self.lease_expires_at,
+        )
+
+    def to_completed_work(self) -> CompletedWork:
+        assert self.response is not None and self.completed_at is not None
+        return CompletedWork(
+            task_id=self.task_id,
+            instruction=self.instruction,
+            params=self.params,
+            status=self.status,
+            response=self.response,
+            completed_at=self.completed_at,
         )
 
 
@@ -111,5 +143,88 @@ def cancel_task(
         return record, []
     if record.status == "completed":
         raise Conflict(f"task {record.task_id} is already completed and cannot be canceled")
-    canceled = replace(record, status="canceled", canceled_at=now, request_id=request_id)
+    canceled = replace(
+        _without_lease(record), status="canceled", canceled_at=now, request_id=request_id
+    )
     return canceled, [_event(TaskCanceled, canceled)]
+
+
+# --- worker leases -----------------------------------------------------------------------
+
+
+def is_claimable(record: TaskRecord, now: datetime) -> bool:
+    """Pending, and no worker holds a live lease on it."""
+    return record.status == "pending" and (
+        record.lease_expires_at is None or record.lease_expires_at <= now
+    )
+
+
+def holds_live_lease(record: TaskRecord, worker_id: str, now: datetime) -> bool:
+    return (
+        record.status == "pending"
+        and record.lease_worker_id == worker_id
+        and record.lease_expires_at is not None
+        and record.lease_expires_at > now
+    )
+
+
+def claim_task(
+    record: TaskRecord, worker_id: str, now: datetime, lease_seconds: float
+) -> TaskRecord:
+    """Lease a claimable task to `worker_id` for `lease_seconds`."""
+    if not is_claimable(record, now):
+        raise Conflict(f"task {record.task_id} cannot be claimed now")
+    return replace(
+        record,
+        lease_worker_id=worker_id,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+    )
+
+
+def submit_work(
+    record: TaskRecord,
+    worker_id: str,
+    category: str,
+    now: datetime,
+    request_id: str | None = None,
+) -> tuple[TaskRecord, list[TaskEvent]]:
+    """Complete the task with `category`; the worker must hold the live lease on it."""
+    _require_live_lease(record, worker_id, now)
+    if category not in record.params.categories:
+        raise InvalidRequest(
+            f"category: {category!r} is not one of the task's categories "
+            f"({', '.join(repr(c) for c in record.params.categories)})"
+        )
+    completed = replace(
+        _without_lease(record),
+        status="completed",
+        completed_at=now,
+        response=TaskResponse(category=category),
+        completed_by=worker_id,
+        request_id=request_id,
+    )
+    return completed, [_event(TaskCompleted, completed)]
+
+
+def release_work(record: TaskRecord, worker_id: str, now: datetime) -> TaskRecord:
+    """Give the lease back: the task is claimable again at once."""
+    _require_live_lease(record, worker_id, now)
+    return _without_lease(record)
+
+
+def _without_lease(record: TaskRecord) -> TaskRecord:
+    return replace(record, lease_worker_id=None, lease_expires_at=None)
+
+
+def _require_live_lease(record: TaskRecord, worker_id: str, now: datetime) -> None:
+    """409 unless `worker_id` holds the live lease; the message says why, without
+    telling one worker anything about another."""
+    if record.status == "completed":
+        raise Conflict(f"task {record.task_id} is already completed")
+    if record.status == "canceled":
+        raise Conflict(f"task {record.task_id} was canceled by its customer")
+    if holds_live_lease(record, worker_id, now):
+        return
+    if record.lease_worker_id == worker_id:
+        raise Conflict(f"your lease on task {record.task_id} has expired: claim again")
+    raise Conflict(f"you do not hold a lease on task {record.task_id}: claim a task first")

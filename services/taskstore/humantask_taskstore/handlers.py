@@ -15,10 +15,12 @@ from humantask_shared.errors import Conflict, NotFound, Unauthorized, Unavailabl
 from humantask_shared.logging import request_id_var
 from humantask_shared.messages.commands import (
     Authenticate,
+    CallbackSecret,
     CancelTask,
     Command,
     CreateTask,
     EnsureCustomer,
+    GetCallbackSecret,
     GetTask,
     ListTasks,
     Principal,
@@ -27,18 +29,19 @@ from humantask_shared.models import Task, TaskPage
 from humantask_shared.timeutil import utcnow
 
 from . import domain
+from .changes import change_task
 from .outbox import OutboxPublisher
 from .repository import AccountRepository, TaskRepository, new_task_id
-
-# A write that lost an optimistic-concurrency race is retried this many times.
-MAX_WRITE_ATTEMPTS = 5
-
+from .work import WORK_HANDLERS
 
 @dataclass(frozen=True)
 class Dependencies:
     tasks: TaskRepository
     accounts: AccountRepository
     outbox: OutboxPublisher
+    work_lease_seconds: float = 600.0
+    # Test hook (TaskStoreSettings): exit between a completion's write and its publish.
+    exit_after_completion_write: bool = False
 
 
 async def authenticate(command: Authenticate, _command_id: str, deps: Dependencies) -> Principal:
@@ -52,6 +55,16 @@ async def ensure_customer(command: EnsureCustomer, _command_id: str, deps: Depen
     return await deps.accounts.ensure_customer(
         command.customer_name, command.credential_hash, new_callback_secret(), utcnow()
     )
+
+
+async def get_callback_secret(
+    command: GetCallbackSecret, _command_id: str, deps: Dependencies
+) -> CallbackSecret:
+    """For the notifier, which signs callbacks with it; no HTTP endpoint exposes it."""
+    secret = await deps.accounts.callback_secret(command.customer_id)
+    if secret is None:
+        raise NotFound(f"no customer with customer_id {command.customer_id}")
+    return CallbackSecret(callback_secret=secret)
 
 
 async def create_task(command: CreateTask, command_id: str, deps: Dependencies) -> Task:
@@ -104,28 +117,26 @@ async def list_tasks(command: ListTasks, _command_id: str, deps: Dependencies) -
 
 
 async def cancel_task(command: CancelTask, _command_id: str, deps: Dependencies) -> Task:
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        record = await deps.tasks.get(command.task_id, command.customer_id)
-        if record is None:
-            raise NotFound(f"no task with task_id {command.task_id}")
-        now = utcnow()
-        canceled, events = domain.cancel_task(record, now, request_id_var.get())
-        if not events:
-            return canceled.to_public()
-        saved = await deps.tasks.save(canceled, events, now)
-        if saved is not None:
-            await deps.outbox.publish(saved.task_id, events)
-            return saved.to_public()
-    raise Unavailable("the task is changing too often, try again")
+    request_id = request_id_var.get()
+    saved, events = await change_task(
+        deps.tasks,
+        command.task_id,
+        lambda record, now: domain.cancel_task(record, now, request_id),
+        customer_id=command.customer_id,
+    )
+    await deps.outbox.publish(saved.task_id, events)
+    return saved.to_public()
 
 
 HANDLERS = {
     Authenticate: authenticate,
     EnsureCustomer: ensure_customer,
+    GetCallbackSecret: get_callback_secret,
     CreateTask: create_task,
     GetTask: get_task,
     ListTasks: list_tasks,
     CancelTask: cancel_task,
+    **WORK_HANDLERS,
 }
 
 

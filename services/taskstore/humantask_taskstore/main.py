@@ -66,7 +66,13 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     database = app[database_key]
     tasks = TaskRepository(database)
     outbox = OutboxPublisher(tasks, exchanges[EVENTS_EXCHANGE])
-    deps = Dependencies(tasks=tasks, accounts=AccountRepository(database), outbox=outbox)
+    deps = Dependencies(
+        tasks=tasks,
+        accounts=AccountRepository(database),
+        outbox=outbox,
+        work_lease_seconds=settings.work_lease_seconds,
+        exit_after_completion_write=settings.humantask_test_exit_after_completion_write,
+    )
     app[outbox_key], app[dependencies_key] = outbox, deps
 
     server = CommandServer(bind_handlers(deps), channel)

@@ -2,13 +2,20 @@
 
 FerretDB v1 is a supported backend, so this sticks to what it implements: no partial or
 sparse indexes, no transactions. Anything that must be atomic lives in one document.
+
+FerretDB v1 also runs a conditional update (`findAndModify`, `update` with a filter) as
+"read, then write the whole document": two writers can both match the same version and
+the second overwrites the first. So a changed task is written only by the writer that
+first *reserved* its next version: an insert into `task_versions` keyed by
+`<task_id>:<version>`, which both MongoDB and FerretDB make atomic through the unique
+`_id`. The version check in the update stays, and is all MongoDB itself would need.
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -25,6 +32,7 @@ from humantask_shared.timeutil import as_utc
 from .domain import TaskRecord
 
 TASKS = "tasks"
+TASK_VERSIONS = "task_versions"
 UNIQUE_IDS = "task_unique_ids"
 CUSTOMERS = "customers"
 WORKERS = "workers"
@@ -37,8 +45,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await tasks.create_index([("customer_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)])
     await tasks.create_index([("customer_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)])
     await tasks.create_index([("customer_id", ASCENDING), ("unique_id", ASCENDING)])
-    # The worker pool: pending tasks, oldest first.
+    # The worker pool: pending tasks, oldest first; and the lease a worker holds.
     await tasks.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
+    await tasks.create_index([("lease_worker_id", ASCENDING), ("status", ASCENDING)])
     # A redelivered create command finds the task it already made.
     await tasks.create_index([("command_id", ASCENDING)], unique=True)
     await tasks.create_index([("outbox_pending", ASCENDING), ("outbox_at", ASCENDING)])
@@ -66,6 +75,9 @@ def _record_to_document(record: TaskRecord) -> dict[str, Any]:
         "completed_at": record.completed_at,
         "canceled_at": record.canceled_at,
         "response": None if record.response is None else record.response.model_dump(),
+        "lease_worker_id": record.lease_worker_id,
+        "lease_expires_at": record.lease_expires_at,
+        "completed_by": record.completed_by,
         "version": record.version,
         "request_id": record.request_id,
     }
@@ -86,6 +98,9 @@ def _document_to_record(doc: dict[str, Any]) -> TaskRecord:
         completed_at=as_utc(doc["completed_at"]) if doc.get("completed_at") else None,
         canceled_at=as_utc(doc["canceled_at"]) if doc.get("canceled_at") else None,
         response=TaskResponse.model_validate(doc["response"]) if doc.get("response") else None,
+        lease_worker_id=doc.get("lease_worker_id"),
+        lease_expires_at=as_utc(doc["lease_expires_at"]) if doc.get("lease_expires_at") else None,
+        completed_by=doc.get("completed_by"),
         version=doc.get("version", 0),
         request_id=doc.get("request_id"),
     )
@@ -113,9 +128,16 @@ class PendingOutbox:
     events: list[str]
 
 
+# A version reserved by a writer that never wrote it (it crashed in between) stops
+# blocking the task after this long: the next writer skips that version.
+ABANDONED_RESERVATION = timedelta(seconds=30)
+MAX_SKIPPED_VERSIONS = 5
+
+
 class TaskRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self._tasks = db[TASKS]
+        self._versions = db[TASK_VERSIONS]
         self._unique_ids = db[UNIQUE_IDS]
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
@@ -148,10 +170,14 @@ class TaskRepository:
         return True
 
     async def save(self, record: TaskRecord, events: list[Event], now: datetime) -> TaskRecord | None:
-        """Write a changed task if nobody else changed it since it was read (its version)."""
+        """Write a changed task if nobody else changed it since it was read (its version);
+        None when another writer got there first."""
+        version = await self._reserve_next_version(record, now)
+        if version is None:
+            return None
         changed = _record_to_document(record)
         del changed["_id"]
-        changed["version"] = record.version + 1
+        changed["version"] = version
         update: dict[str, Any] = {"$set": changed}
         if events:
             update["$push"] = {"outbox": {"$each": _serialize_events(events)}}
@@ -162,6 +188,42 @@ class TaskRepository:
             return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else _document_to_record(doc)
+
+    async def _reserve_next_version(self, record: TaskRecord, now: datetime) -> int | None:
+        """The version this writer alone may write next, or None if another has it."""
+        version = record.version + 1
+        for _ in range(MAX_SKIPPED_VERSIONS):
+            key = f"{record.task_id}:{version}"
+            try:
+                await self._versions.insert_one({"_id": key, "reserved_at": now})
+                return version
+            except DuplicateKeyError:
+                taken = await self._versions.find_one({"_id": key})
+            if taken is None or as_utc(taken["reserved_at"]) > now - ABANDONED_RESERVATION:
+                return None
+            version += 1
+        return None
+
+    # --- the worker pool ----------------------------------------------------------------
+
+    async def live_lease_of(self, worker_id: str, now: datetime) -> TaskRecord | None:
+        """The pending task `worker_id` holds a live lease on, if any."""
+        doc = await self._tasks.find_one(
+            {"lease_worker_id": worker_id, "status": "pending", "lease_expires_at": {"$gt": now}}
+        )
+        return None if doc is None else _document_to_record(doc)
+
+    async def claimable(self, now: datetime, limit: int) -> list[TaskRecord]:
+        """The oldest pending tasks nobody holds a live lease on (`domain.is_claimable`)."""
+        cursor = (
+            self._tasks.find({
+                "status": "pending",
+                "$or": [{"lease_expires_at": None}, {"lease_expires_at": {"$lte": now}}],
+            })
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_document_to_record(doc) async for doc in cursor]
 
     async def list(self, customer_id: str, query: TaskListQuery) -> tuple[list[TaskRecord], bool]:
         """A page of the customer's tasks, newest first, and whether more follow."""

@@ -1,5 +1,7 @@
-"""Commands the gateway sends to the task-store, each answered with a `Reply`.
+"""Commands one service sends another, each answered with a `Reply`.
 
+Most go from the gateway to the task-store; the notifier asks the task-store for a
+customer's callback secret, and the gateway asks the notifier for a callback log.
 Each command's `name` is its AMQP routing key and `type` property.
 """
 
@@ -9,7 +11,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ..models import CreateTaskRequest, Task, TaskListQuery, TaskPage
+from ..models import CallbackAttempt, CreateTaskRequest, Task, TaskListQuery, TaskPage
+from ..work import ClaimResult, CompletedWork, WorkReleased
 
 Role = Literal["customer", "worker"]
 
@@ -82,9 +85,76 @@ class CancelTask(Command):
     task_id: str
 
 
+class ClaimWork(Command):
+    """Lease the oldest pending task to a worker, or give back the one it already holds."""
+
+    name = "work.claim"
+    result_model = ClaimResult
+
+    worker_id: str
+
+
+class SubmitWork(Command):
+    """Complete a task the worker holds the live lease on, with one of its categories."""
+
+    name = "work.submit"
+    result_model = CompletedWork
+
+    worker_id: str
+    task_id: str
+    category: str
+
+
+class ReleaseWork(Command):
+    """Give a lease back; the task returns to the pool at once."""
+
+    name = "work.release"
+    result_model = WorkReleased
+
+    worker_id: str
+    task_id: str
+
+
+class CallbackSecret(BaseModel):
+    """A customer's callback signing secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    callback_secret: str
+
+
+class GetCallbackSecret(Command):
+    """The notifier asks the task-store (which owns customers) for the key to sign with."""
+
+    name = "customer.callback_secret"
+    result_model = CallbackSecret
+
+    customer_id: str
+
+
+class CallbackLog(BaseModel):
+    """A task's callback attempts, oldest first."""
+
+    attempts: list[CallbackAttempt]
+
+
+class ListCallbacks(Command):
+    """The gateway asks the notifier (which owns delivery records) for a task's log."""
+
+    name = "callback.list"
+    result_model = CallbackLog
+
+    customer_id: str
+    task_id: str
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
-    for cls in (Authenticate, EnsureCustomer, CreateTask, GetTask, ListTasks, CancelTask)
+    for cls in (
+        Authenticate, EnsureCustomer, CreateTask, GetTask, ListTasks, CancelTask,
+        GetCallbackSecret, ListCallbacks,
+        ClaimWork, SubmitWork, ReleaseWork,
+    )
 }
 
 

@@ -1,0 +1,35 @@
+# frozen_string_literal: true
+
+module Scale
+  # The seed's task object: a reader per field (nil when absent), `[]` and `to_h`.
+  # Timestamps stay the API's strings.
+  class Task
+    FIELDS = %w[task_id created_at completed_at callback_url type status instruction params
+                response metadata unique_id canceled_at].freeze
+
+    FIELDS.each { |field| define_method(field) { @fields[field] } }
+
+    def initialize(fields)
+      @fields = fields.freeze
+    end
+
+    def [](field)
+      @fields[field.to_s]
+    end
+
+    def to_h
+      @fields
+    end
+
+    def ==(other)
+      other.is_a?(Task) && other.to_h == to_h
+    end
+
+    def inspect
+      "#<Scale::Task #{task_id} #{status}>"
+    end
+  end
+
+  # One attempt at delivering a task's callback.
+  CallbackAttempt = Struct.new(:attempt, :at, :status_code, :error, :delivered, keyword_init: true)
+end

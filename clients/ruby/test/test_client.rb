@@ -1,0 +1,152 @@
+# frozen_string_literal: true
+
+# The Ruby client against a running humantask: the seed's calls and every error class.
+require_relative 'test_helper'
+
+class TestClient < Minitest::Test
+  include StackHelper
+
+  SEED_CREATE = {
+    callback_url: 'http://www.example.com/callback',
+    instruction: 'Is this company public or private?',
+    attachment_type: 'website',
+    attachment: 'http://www.google.com/',
+    categories: %w[public private]
+  }.freeze
+  UNKNOWN_ID = '0123456789abcdef01234567'
+
+  def assert_api_error(error_class, status)
+    error = assert_raises(error_class) { yield }
+    assert_kind_of Scale::Error, error
+    assert_equal status, error.status_code
+    assert_equal({ 'status_code' => status, 'error' => error.message }, error.body) if status
+    error
+  end
+
+  def test_seed_create_categorization_then_get
+    task = @api.tasks.createCategorization(SEED_CREATE)
+    assert_kind_of Scale::Task, task
+    assert_match(/\A[0-9a-f]{24}\z/, task.task_id)
+    assert_equal 'pending', task.status
+    assert_equal 'categorization', task.type
+    assert_equal({ 'attachment_type' => 'website', 'attachment' => 'http://www.google.com/',
+                   'categories' => %w[public private] }, task.params)
+    assert_match(/\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\z/, task.created_at)
+    assert_nil task.completed_at
+    assert_equal task, @api.tasks.get(task.task_id)
+    assert_equal 'pending', @api.tasks.create_categorization(**BIG_OR_SMALL).status
+  end
+
+  def test_base_url_comes_from_scale_api_url
+    saved = ENV['SCALE_API_URL']
+    ENV['SCALE_API_URL'] = "#{BASE_URL}/v1/"
+    api = Scale::APIClient.authorize!(API_KEY)
+    assert_equal "#{BASE_URL}/v1/", api.base_url
+    task = api.tasks.createCategorization(**BIG_OR_SMALL)
+    assert_equal task.task_id, api.tasks.get(task.task_id).task_id
+  ensure
+    ENV['SCALE_API_URL'] = saved
+  end
+
+  def test_list_follows_the_link_header_across_pages_and_filters
+    created = (0...5).map { |n| @api.tasks.createCategorization(**BIG_OR_SMALL, attachment: "item #{n}") }
+    newest_first = created.map(&:task_id).reverse
+    since = created.first.created_at
+    assert_equal newest_first, @api.tasks.list(limit: 2, start_time: since).map(&:task_id)
+    assert(@api.tasks.list(limit: 2).all? { |task| task.is_a?(Scale::Task) })
+    assert_equal newest_first.first(3), @api.tasks.list(limit: 1, start_time: since).first(3).map(&:task_id)
+    window = @api.tasks.list(start_time: created[1].created_at, end_time: created[2].created_at)
+    assert_equal [created[1].task_id], window.map(&:task_id)
+    unique_id = "rb-#{Process.clock_gettime(Process::CLOCK_REALTIME, :nanosecond)}"
+    mine = @api.tasks.createCategorization(**BIG_OR_SMALL, unique_id: unique_id)
+    assert_equal [mine.task_id], @api.tasks.list(unique_id: unique_id, status: 'pending').map(&:task_id)
+    assert_equal [], @api.tasks.list(status: 'completed', start_time: since).to_a
+  end
+
+  def test_cancel_then_cancel_again
+    task = @api.tasks.createCategorization(**BIG_OR_SMALL)
+    canceled = @api.tasks.cancel(task.task_id)
+    assert_equal 'canceled', canceled.status
+    refute_nil canceled.canceled_at
+    assert_equal canceled, @api.tasks.cancel(task.task_id)
+    assert_equal 'canceled', @api.tasks.get(task.task_id).status
+  end
+
+  def test_bad_request_names_the_parameter
+    error = assert_api_error(Scale::BadRequest, 400) do
+      @api.tasks.createCategorization(**SEED_CREATE, categories: ['public'])
+    end
+    assert_match(/categories/, error.message)
+  end
+
+  def test_unknown_key_is_unauthorized
+    stranger = Scale::APIClient.authorize!('live_not_a_real_key', base_url: BASE_URL)
+    assert_api_error(Scale::Unauthorized, 401) { stranger.tasks.get(UNKNOWN_ID) }
+  end
+
+  def test_unknown_task_is_not_found
+    error = assert_api_error(Scale::NotFound, 404) { @api.tasks.get(UNKNOWN_ID) }
+    assert_includes error.message, UNKNOWN_ID
+    assert_api_error(Scale::NotFound, 404) { @api.tasks.cancel(UNKNOWN_ID) }
+  end
+
+  def test_wrong_method_is_method_not_allowed
+    assert_api_error(Scale::MethodNotAllowed, 405) { @api.request('DELETE', 'tasks') }
+  end
+
+  def test_unique_id_clash_is_conflict
+    unique_id = "rb-clash-#{Process.clock_gettime(Process::CLOCK_REALTIME, :nanosecond)}"
+    first = @api.tasks.createCategorization(**BIG_OR_SMALL, unique_id: unique_id)
+    error = assert_api_error(Scale::Conflict, 409) do
+      @api.tasks.createCategorization(**BIG_OR_SMALL, attachment: 'bus', unique_id: unique_id)
+    end
+    assert_includes error.message, first.task_id
+  end
+
+  def test_huge_body_is_payload_too_large
+    error = assert_api_error(Scale::PayloadTooLarge, 413) do
+      @api.tasks.createCategorization(**BIG_OR_SMALL, instruction: 'x' * (1024 * 1024 + 1))
+    end
+    assert_match(/too large/, error.message)
+  end
+
+  def test_other_content_type_is_unsupported_media_type
+    error = assert_api_error(Scale::UnsupportedMediaType, 415) do
+      @api.request('POST', 'task/categorize', body: 'car', headers: { 'Content-Type' => 'text/plain' })
+    end
+    assert_match(/Content-Type/, error.message)
+  end
+
+  def test_503_is_retried_then_raised
+    skip 'set HUMANTASK_UNAVAILABLE_URL' unless ENV['HUMANTASK_UNAVAILABLE_URL']
+    busy = Scale::APIClient.authorize!(API_KEY, base_url: ENV['HUMANTASK_UNAVAILABLE_URL'],
+                                                max_retries: 2, backoff: 0.01, max_backoff: 0.05)
+    error = assert_api_error(Scale::ServiceUnavailable, 503) { busy.tasks.get(UNKNOWN_ID) }
+    assert_match(/did not answer in time/, error.message)
+  end
+
+  def test_no_server_is_a_connection_error
+    nobody = Scale::APIClient.authorize!(API_KEY, base_url: 'http://127.0.0.1:9', max_retries: 1, backoff: 0.01)
+    assert_api_error(Scale::APIConnectionError, nil) { nobody.tasks.get(UNKNOWN_ID) }
+  end
+end
+
+class TestCallbackHelpers < Minitest::Test
+  def test_verify_callback_accepts_what_sign_made_and_nothing_else
+    now = 1_700_000_000
+    body = 'task_id=abc&response[category]=big'
+    headers = { 'X-Callback-Timestamp' => now.to_s, 'X-Callback-Signature' => Scale.sign('whsec_s', now, body) }
+    assert Scale.verify_callback('whsec_s', headers, body, now: now)
+    refute Scale.verify_callback('whsec_other', headers, body, now: now)
+    refute Scale.verify_callback('whsec_s', headers, "#{body}x", now: now)
+    refute Scale.verify_callback('whsec_s', headers, body, now: now + 301)
+  end
+
+  def test_parse_callback_decodes_the_bracket_nested_form
+    form = 'task[params][categories][0]=big&task[params][categories][1]=small' \
+           '&response[category]=big&response[status_code]=200&task_id=abc'
+    assert_equal({ 'task' => { 'params' => { 'categories' => %w[big small] } },
+                   'response' => { 'category' => 'big', 'status_code' => '200' }, 'task_id' => 'abc' },
+                 Scale.parse_callback(form))
+  end
+end

@@ -1,0 +1,28 @@
+"""`GET /v1/task/{task_id}/callbacks` (API.md §5): a task's callback log.
+
+The task-store says whether the task is the caller's (else `404`, as for any task of
+another customer); the notifier, which owns the delivery records, gives the attempts.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from humantask_shared.messages.commands import CallbackLog, GetTask, ListCallbacks
+from humantask_shared.models import Task
+
+from .appkeys import taskstore_key
+from .views import _customer_id, _dumps, _task_id
+
+
+async def list_callbacks(request: web.Request) -> web.Response:
+    customer_id = await _customer_id(request)
+    task_id = _task_id(request)
+    commands = request.app[taskstore_key]
+    await commands.send(GetTask(customer_id=customer_id, task_id=task_id), Task)  # or 404
+    callback_log = await commands.send(
+        ListCallbacks(customer_id=customer_id, task_id=task_id), CallbackLog
+    )
+    return web.json_response(
+        [attempt.model_dump(mode="json") for attempt in callback_log.attempts], dumps=_dumps
+    )

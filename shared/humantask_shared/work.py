@@ -1,0 +1,57 @@
+"""The worker's view of tasks and the bodies of the worker API (API.md section 6).
+
+Workers never see who the customer is: no customer id, `callback_url`, `metadata` or
+`unique_id` appear in any of these models, so nothing can leak them by accident.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from .models import NonEmptyString, TaskParams, TaskResponse, TaskStatus, TaskType, Timestamp
+
+
+class WorkItem(BaseModel):
+    """A task leased to the calling worker (`POST /v1/work/claim`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    type: TaskType = "categorization"
+    instruction: str
+    params: TaskParams
+    lease_expires_at: Timestamp
+
+
+class CompletedWork(BaseModel):
+    """A task the worker has just completed (`POST /v1/work/{task_id}/submit`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    type: TaskType = "categorization"
+    instruction: str
+    params: TaskParams
+    status: TaskStatus
+    response: TaskResponse
+    completed_at: Timestamp
+
+
+class ClaimResult(BaseModel):
+    """The answer to a claim: the leased task, or none when the pool is empty (`204`)."""
+
+    item: WorkItem | None = None
+
+
+class WorkReleased(BaseModel):
+    """The answer to a release: the task is back in the pool."""
+
+    task_id: str
+
+
+class SubmitWorkRequest(BaseModel):
+    """`POST /v1/work/{task_id}/submit`: the category the worker chose."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    category: NonEmptyString

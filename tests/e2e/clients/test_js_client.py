@@ -1,0 +1,36 @@
+"""The JavaScript client's own tests (`node --test`, clients/js/test) against the stack."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Stack
+
+from .conftest import CLIENTS, run_suite, suite_env
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js 20 or newer"),
+]
+
+JS = CLIENTS / "js"
+NODE_TEST = ["node", "--test", "--test-reporter=spec"]
+
+
+def test_js_client(stack: Stack, client_customer: dict[str, Any], unavailable_gateway: str) -> None:
+    env = suite_env(stack, client_customer, HUMANTASK_UNAVAILABLE_URL=unavailable_gateway)
+    output = run_suite("node --test clients/js/test/client.test.js",
+                       [*NODE_TEST, "test/client.test.js"], JS, env)
+    assert "ℹ skipped 0" in output, output
+
+
+def test_js_client_round_trip(
+    stack: Stack, client_customer: dict[str, Any], worker_tokens: list[str]
+) -> None:
+    env = suite_env(stack, client_customer, HUMANTASK_WORKER_TOKENS=",".join(worker_tokens))
+    output = run_suite("node --test clients/js/test/round_trip.test.js",
+                       [*NODE_TEST, "test/round_trip.test.js"], JS, env)
+    assert "ℹ skipped 0" in output, output

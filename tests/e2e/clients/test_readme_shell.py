@@ -1,0 +1,148 @@
+"""Every curl command of the README, taken from the README itself, runs against the stack.
+
+So the README cannot drift from the product. The rule for which ```sh blocks run, in
+README order, all in ONE bash process (`set -euo pipefail`, from the repository's root):
+
+- a block that calls `curl` runs as written;
+- a block that only sets variables (`NAME=...` or `export NAME=...` lines) runs too,
+  except that `HUMANTASK_URL` and `API_KEY` come from this test: the test stack's
+  gateway and its demo customer's key (the README's values are for a local run);
+- every other block (docker compose, make, a server to start) is for a newcomer's
+  machine, not for this stack, and is left out; so is any block that mentions `docker`.
+
+What is checked, block by block:
+
+- bash, and so every command in the block, exits 0;
+- every curl answers 2xx; unless the ```json example right after the block is an error
+  object (`{"status_code": ..., "error": ...}`): then every curl in the block answers
+  that status and prints exactly that object;
+- when the block printed one JSON document and the example after it is JSON, both
+  have the same keys at every level (ids and times differ, the shape may not).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import DEMO_API_KEY, Stack
+
+from .conftest import ROOT, cancel_pending_tasks
+
+pytestmark = pytest.mark.e2e
+
+README = ROOT / "README.md"
+PROVIDED = {"HUMANTASK_URL", "API_KEY"}
+FENCE = re.compile(r"^```(?P<lang>[\w-]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
+ASSIGNMENT = re.compile(r"^(export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
+# curl reports each status on stderr, on a line of its own, after the transfer.
+CURL_WRAPPER = r"""curl() { command curl --no-progress-meter -w '%{stderr}\n@@http_status %{http_code}\n' "$@"; }"""
+
+
+@dataclass
+class Block:
+    line: int
+    script: str
+    example: str | None  # the ```json block right after it, if any
+
+    @property
+    def example_json(self) -> Any:
+        return None if self.example is None else json.loads(self.example)
+
+    @property
+    def expected_error(self) -> dict[str, Any] | None:
+        example = self.example_json
+        if isinstance(example, dict) and set(example) == {"status_code", "error"}:
+            return example
+        return None
+
+
+def _logical_lines(script: str) -> list[str]:
+    lines = [line for line in script.replace("\\\n", " ").splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    return lines
+
+
+def runnable_blocks(markdown: str) -> list[Block]:
+    """The README's ```sh blocks that run against the stack (see the module docstring)."""
+    fences = list(FENCE.finditer(markdown))
+    blocks = []
+    for fence, following in zip(fences, [*fences[1:], None]):
+        if fence["lang"] not in ("sh", "shell", "bash"):
+            continue
+        script = fence["body"]
+        lines = _logical_lines(script)
+        only_assignments = bool(lines) and all(ASSIGNMENT.match(line) for line in lines)
+        if "docker" in script or not ("curl" in script or only_assignments):
+            continue
+        if only_assignments:
+            script = "\n".join(line for line in lines
+                               if ASSIGNMENT.match(line)["name"] not in PROVIDED)  # type: ignore[index]
+        example = following["body"] if following and following["lang"] == "json" else None
+        blocks.append(Block(markdown.count("\n", 0, fence.start()) + 1, script, example))
+    return blocks
+
+
+def bash_script(blocks: list[Block]) -> str:
+    parts = ["set -euo pipefail", CURL_WRAPPER]
+    for index, block in enumerate(blocks):
+        # After a newline: a response body need not end with one.
+        parts += [f"printf '\\n@@block {index}\\n' | tee /dev/stderr", block.script]
+    return "\n".join(parts) + "\n"
+
+
+def split_by_block(text: str, count: int) -> list[str]:
+    pieces = re.split(r"^@@block (\d+)\n", text, flags=re.MULTILINE)
+    outputs = [""] * count
+    for number, piece in zip(pieces[1::2], pieces[2::2]):
+        outputs[int(number)] = piece
+    return outputs
+
+
+def shape(value: Any) -> Any:
+    """Keys at every level, values left out."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(item) for item in value[:1]]
+    return None
+
+
+def test_the_readme_has_curl_blocks_to_run() -> None:
+    blocks = runnable_blocks(README.read_text(encoding="utf-8"))
+    assert sum("curl" in block.script for block in blocks) >= 6, blocks
+    assert any(block.expected_error for block in blocks), "the Errors example is not found"
+
+
+def test_every_curl_command_in_the_readme(stack: Stack) -> None:
+    blocks = runnable_blocks(README.read_text(encoding="utf-8"))
+    env = {**stack.env, "HUMANTASK_URL": stack.gateway_url, "API_KEY": DEMO_API_KEY,
+           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    try:
+        result = subprocess.run(["bash", "-c", bash_script(blocks)], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120,
+                                stdin=subprocess.DEVNULL)
+    finally:
+        cancel_pending_tasks(stack.gateway_url, DEMO_API_KEY)
+    transcript = f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    assert result.returncode == 0, f"a README block failed (exit {result.returncode})\n{transcript}"
+
+    outputs = split_by_block(result.stdout, len(blocks))
+    statuses = [re.findall(r"^@@http_status (\d+)$", text, re.MULTILINE)
+                for text in split_by_block(result.stderr, len(blocks))]
+    for block, output, codes in zip(blocks, outputs, statuses):
+        where = f"README.md line {block.line}:\n{block.script}\n--- printed ---\n{output}"
+        assert len(codes) == block.script.count("curl "), where
+        error = block.expected_error
+        if error is not None:
+            assert codes == [str(error["status_code"])] * len(codes), (codes, where)
+            assert json.loads(output) == error, where
+            continue
+        assert all(code.startswith("2") for code in codes), (codes, where)
+        if block.example is not None and len(codes) == 1:
+            assert shape(json.loads(output)) == shape(block.example_json), where

@@ -1,0 +1,534 @@
+"""The RabbitMQ adapter against a real broker: RPC timeouts and expiry, the consumer's
+settling rules and graceful stop, and the command server. Every test declares queues of
+its own (uuid names) and deletes them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import orjson
+import pytest
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from pydantic import BaseModel
+from pymongo.errors import ServerSelectionTimeoutError
+
+from humantask_shared.command_server import CommandServer
+from humantask_shared.errors import NotFound, Unavailable
+from humantask_shared.logging import request_id_var
+from humantask_shared.messages.commands import COMMANDS, Command, Reply
+from humantask_shared.messaging import (
+    COMMANDS_EXCHANGE,
+    DEADLINE_HEADER,
+    REQUEST_ID_HEADER,
+    Consumer,
+    PoisonMessage,
+    RpcClient,
+    declare_exchanges,
+    declare_work_queue,
+    open_channel,
+)
+from tests.support.services import wait_for
+
+WAIT = 15
+
+
+class ProbeResult(BaseModel):
+    echo: str
+
+
+def probe_command(routing_key: str) -> type[Command]:
+    """A throwaway command type of its own name, so no other consumer ever sees it."""
+
+    class Probe(Command):
+        name = routing_key
+        result_model = ProbeResult
+
+        marker: str
+
+    return Probe
+
+
+def unique(prefix: str) -> str:
+    return f"test.{prefix}.{uuid.uuid4().hex}"
+
+
+# -- fixtures --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def channel(connection: AbstractRobustConnection) -> AbstractRobustChannel:
+    """Confirms and returned mandatory messages, as the services use; exchanges declared."""
+    channel = await open_channel(connection)
+    await declare_exchanges(channel)
+    return channel
+
+
+@pytest.fixture
+async def commands_exchange(channel: AbstractRobustChannel) -> AbstractExchange:
+    return await channel.get_exchange(COMMANDS_EXCHANGE)
+
+
+@pytest.fixture
+async def queue_names(connection: AbstractRobustConnection) -> AsyncIterator[list[str]]:
+    """Names of the queues a test declares; all deleted at the end."""
+    names: list[str] = []
+    yield names
+    cleanup = await connection.channel()
+    try:
+        for name in names:
+            await cleanup.queue_delete(name)
+    finally:
+        await cleanup.close()
+
+
+@pytest.fixture
+async def rpc(channel: AbstractRobustChannel, commands_exchange: AbstractExchange) -> RpcClient:
+    client = RpcClient(channel, commands_exchange)
+    await client.start("test")
+    return client
+
+
+async def queue_counts(connection: AbstractRobustConnection, name: str) -> tuple[int, int]:
+    """(ready messages, consumers) of a queue, from a passive declare."""
+    inspect = await connection.channel()
+    try:
+        queue = await inspect.declare_queue(name, passive=True, robust=False)
+        result = queue.declaration_result
+        return result.message_count, result.consumer_count
+    finally:
+        await inspect.close()
+
+
+async def work_queue(
+    channel: AbstractRobustChannel, names: list[str], routing_key: str | None = None
+) -> AbstractQueue:
+    """A work queue (dead-lettering into `<name>.dead-letter`) bound on humantask.commands."""
+    name = unique("queue")
+    names += [name, f"{name}.dead-letter"]
+    return await declare_work_queue(channel, name, COMMANDS_EXCHANGE, [routing_key or name])
+
+
+async def take_dead_letters(
+    channel: AbstractRobustChannel, queue: AbstractQueue
+) -> list[AbstractIncomingMessage]:
+    dead = await channel.declare_queue(f"{queue.name}.dead-letter", durable=True)
+    taken = []
+    while (message := await dead.get(fail=False, no_ack=True)) is not None:
+        taken.append(message)
+    return taken
+
+
+async def publish(
+    channel: AbstractRobustChannel, queue: AbstractQueue, body: bytes, **properties: Any
+) -> str:
+    message_id = properties.pop("message_id", uuid.uuid4().hex)
+    await channel.default_exchange.publish(
+        aio_pika.Message(body, message_id=message_id, **properties), routing_key=queue.name
+    )
+    return message_id
+
+
+# -- RpcClient -------------------------------------------------------------------------
+
+
+async def test_a_command_nobody_is_bound_for_is_unavailable_at_once(rpc: RpcClient) -> None:
+    probe = probe_command(unique("unbound"))
+    timeout = 10.0
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        await rpc.call(probe(marker="x"), timeout=timeout)
+    # The broker returns the mandatory message: no need to wait out the timeout.
+    assert time.monotonic() - started < timeout / 2
+
+
+async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
+    rpc: RpcClient, channel: AbstractRobustChannel, connection: AbstractRobustConnection,
+    queue_names: list[str],
+) -> None:
+    probe = probe_command(unique("unconsumed"))
+    queue = await channel.declare_queue(unique("unconsumed"), durable=True)
+    queue_names.append(queue.name)
+    await queue.bind(COMMANDS_EXCHANGE, routing_key=probe.name)
+
+    timeout = 1.0
+    started = time.monotonic()
+    call = asyncio.create_task(rpc.call(probe(marker="nobody home"), timeout=timeout))
+
+    async def arrived() -> bool:
+        return (await queue_counts(connection, queue.name))[0] == 1
+
+    await wait_for(arrived, timeout=WAIT, message="the command in its queue")
+    message = await queue.get(fail=False)
+    assert message is not None, "the command never reached its queue"
+    # What the broker holds: the caller's deadline and a TTL that ends with it.
+    assert message.type == probe.name
+    assert message.reply_to and message.correlation_id and message.message_id
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    deadline_ms = message.headers[DEADLINE_HEADER]
+    assert isinstance(deadline_ms, int)
+    assert 0 < deadline_ms - time.time() * 1000 <= timeout * 1000
+    assert message.expiration is not None and 0 < float(message.expiration) <= timeout
+    assert orjson.loads(message.body) == {"marker": "nobody home"}
+    await message.nack(requeue=True)
+
+    with pytest.raises(Unavailable):
+        await call
+    assert time.monotonic() - started >= timeout * 0.95
+
+    async def expired() -> bool:
+        return (await queue_counts(connection, queue.name))[0] == 0
+
+    await wait_for(expired, timeout=WAIT, message="the command expiring from its queue")
+
+
+async def test_a_call_is_answered_through_the_reply_queue(
+    rpc: RpcClient, channel: AbstractRobustChannel, queue_names: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = probe_command(unique("answered"))
+    monkeypatch.setitem(COMMANDS, probe.name, probe)
+    queue = await work_queue(channel, queue_names, probe.name)
+    seen: list[tuple[Any, str]] = []
+
+    async def handle(command: Any, command_id: str) -> ProbeResult:
+        seen.append((command, command_id))
+        return ProbeResult(echo=command.marker.upper())
+
+    consumer = Consumer(queue, CommandServer({probe: handle}, channel))
+    await consumer.start()
+    try:
+        raw = await rpc.call(probe(marker="hello"), timeout=WAIT)
+    finally:
+        await consumer.stop(grace_seconds=5)
+    reply = Reply.model_validate_json(raw)
+    assert reply.ok is True and reply.error is None
+    assert reply.result == {"echo": "HELLO"}
+    assert len(seen) == 1
+    assert seen[0][0] == probe(marker="hello")
+    assert len(seen[0][1]) == 32  # the message id: redeliveries share it
+
+
+# -- Consumer ----------------------------------------------------------------------------
+
+
+async def test_a_poison_message_is_dead_lettered(
+    channel: AbstractRobustChannel, connection: AbstractRobustConnection, queue_names: list[str]
+) -> None:
+    queue = await work_queue(channel, queue_names)
+    calls: list[bytes] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        calls.append(message.body)
+        raise PoisonMessage("cannot parse this")
+
+    consumer = Consumer(queue, handler)
+    await consumer.start()
+    try:
+        message_id = await publish(channel, queue, b"garbage")
+        dead = await wait_for(lambda: take_dead_letters(channel, queue), timeout=WAIT,
+                              message="the poison message in the dead-letter queue")
+    finally:
+        await consumer.stop(grace_seconds=5)
+    assert [m.message_id for m in dead] == [message_id]
+    assert dead[0].body == b"garbage"
+    assert dead[0].headers["x-death"][0]["reason"] == "rejected"
+    assert calls == [b"garbage"]  # not retried
+    assert (await queue_counts(connection, queue.name))[0] == 0
+
+
+class Hiccup(Exception):
+    pass
+
+
+@pytest.mark.parametrize("error", [Hiccup("database blinked"), ConnectionError("broker blinked")])
+async def test_a_transient_error_requeues_and_the_redelivery_is_handled(
+    connection: AbstractRobustConnection, queue_names: list[str], error: Exception
+) -> None:
+    channel = await open_channel(connection, prefetch_count=4)
+    queue = await work_queue(channel, queue_names)
+    redelivered: list[bool] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        redelivered.append(message.redelivered)
+        if len(redelivered) == 1:
+            raise error
+
+    consumer = Consumer(queue, handler, transient_errors=(Hiccup,), retry_pause_seconds=0.01)
+    await consumer.start()
+    await publish(channel, queue, b"try again")
+    await wait_for(lambda: len(redelivered) >= 2, timeout=WAIT, message="the redelivery")
+    await consumer.stop(grace_seconds=5)
+    await channel.close()  # an unacked message would be back in the queue now
+
+    assert redelivered == [False, True]
+    assert await queue_counts(connection, queue.name) == (0, 0)
+    assert await take_dead_letters(await connection.channel(), queue) == []
+
+
+async def test_an_unexpected_exception_dead_letters_instead_of_looping(
+    channel: AbstractRobustChannel, queue_names: list[str]
+) -> None:
+    queue = await work_queue(channel, queue_names)
+    calls: list[bytes] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        calls.append(message.body)
+        raise KeyError("a bug for this message")
+
+    consumer = Consumer(queue, handler, retry_pause_seconds=0.01)
+    await consumer.start()
+    try:
+        message_id = await publish(channel, queue, b"{}")
+        dead = await wait_for(lambda: take_dead_letters(channel, queue), timeout=WAIT,
+                              message="the failed message in the dead-letter queue")
+    finally:
+        await consumer.stop(grace_seconds=5)
+    assert [m.message_id for m in dead] == [message_id]
+    assert calls == [b"{}"]
+
+
+async def test_the_handler_sees_the_request_id_of_its_message(
+    channel: AbstractRobustChannel, queue_names: list[str]
+) -> None:
+    queue = await work_queue(channel, queue_names)
+    seen: list[str | None] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        seen.append(request_id_var.get())
+
+    consumer = Consumer(queue, handler)
+    await consumer.start()
+    try:
+        await publish(channel, queue, b"a", headers={REQUEST_ID_HEADER: "req-42"})
+        await publish(channel, queue, b"b")
+        await wait_for(lambda: len(seen) == 2, timeout=WAIT)
+    finally:
+        await consumer.stop(grace_seconds=5)
+    assert sorted(seen, key=str) == [None, "req-42"]
+
+
+async def test_stop_waits_for_the_message_in_hand_and_takes_no_more(
+    connection: AbstractRobustConnection, queue_names: list[str]
+) -> None:
+    channel = await open_channel(connection, prefetch_count=4)
+    queue = await work_queue(channel, queue_names)
+    started, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        order.append(f"handling {message.body.decode()}")
+        started.set()
+        await release.wait()
+        order.append("handled")
+
+    consumer = Consumer(queue, handler)
+    await consumer.start()
+    await publish(channel, queue, b"first")
+    await wait_for(started.is_set, timeout=WAIT, message="the handler starting")
+
+    stopping = asyncio.create_task(consumer.stop(grace_seconds=30))
+    stopping.add_done_callback(lambda _: order.append("stopped"))
+
+    async def unsubscribed() -> bool:
+        return (await queue_counts(connection, queue.name))[1] == 0
+
+    await wait_for(unsubscribed, timeout=WAIT, message="the consumer cancelled")
+    assert not stopping.done()
+
+    await publish(channel, queue, b"second")
+
+    async def second_waits() -> bool:
+        return (await queue_counts(connection, queue.name))[0] == 1
+
+    await wait_for(second_waits, timeout=WAIT, message="the second message left in the queue")
+    assert not stopping.done()
+
+    release.set()
+    await asyncio.wait_for(stopping, timeout=WAIT)
+    assert order == ["handling first", "handled", "stopped"]
+
+    await channel.close()  # the first was acked before stop() returned: it does not come back
+    leftover = await connection.channel()
+    remaining = await leftover.declare_queue(queue.name, passive=True, robust=False)
+    message = await remaining.get(fail=False, no_ack=True)
+    assert message is not None and message.body == b"second"
+    assert await remaining.get(fail=False) is None
+    await leftover.close()
+
+
+async def test_stop_gives_up_on_a_stuck_handler_after_the_grace_period(
+    connection: AbstractRobustConnection, queue_names: list[str]
+) -> None:
+    channel = await open_channel(connection, prefetch_count=1)
+    queue = await work_queue(channel, queue_names)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        started.set()
+        await release.wait()
+
+    consumer = Consumer(queue, handler)
+    await consumer.start()
+    await publish(channel, queue, b"stuck")
+    await wait_for(started.is_set, timeout=WAIT)
+
+    grace = 0.3
+    before = time.monotonic()
+    await consumer.stop(grace_seconds=grace)
+    assert time.monotonic() - before >= grace * 0.9
+    release.set()
+    await channel.close()
+
+
+# -- CommandServer -----------------------------------------------------------------------
+
+
+class CommandServerRig:
+    """A command server for one throwaway command type on a queue of its own, handling
+    one command at a time, and a queue collecting the replies it sends."""
+
+    def __init__(self, channel: AbstractRobustChannel, queue: AbstractQueue, probe: type[Command],
+                 handle: Callable[[Any, str], Awaitable[BaseModel]]) -> None:
+        self.channel, self.queue, self.probe = channel, queue, probe
+        self.consumer = Consumer(queue, CommandServer({probe: handle}, channel))
+        self.replies: list[AbstractIncomingMessage] = []
+        self.reply_queue: AbstractQueue | None = None
+
+    async def start(self, names: list[str]) -> None:
+        self.reply_queue = await self.channel.declare_queue(unique("replies"))
+        names.append(self.reply_queue.name)
+        await self.reply_queue.consume(self._on_reply, no_ack=True)
+        await self.consumer.start()
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        self.replies.append(message)
+
+    def reply_to(self, correlation_id: str) -> list[dict[str, Any]]:
+        return [orjson.loads(m.body) for m in self.replies if m.correlation_id == correlation_id]
+
+    async def send(self, body: bytes, correlation_id: str, message_type: str | None = None,
+                   **properties: Any) -> str:
+        assert self.reply_queue is not None
+        return await publish(
+            self.channel, self.queue, body, type=message_type or self.probe.name,
+            reply_to=self.reply_queue.name, correlation_id=correlation_id, **properties,
+        )
+
+    async def answer(self, body: bytes, message_type: str | None = None, **properties: Any) -> dict[str, Any]:
+        correlation_id = uuid.uuid4().hex
+        await self.send(body, correlation_id, message_type, **properties)
+        replies = await wait_for(lambda: self.reply_to(correlation_id), timeout=WAIT,
+                                 message=f"a reply to {correlation_id}")
+        return replies[0]
+
+
+@pytest.fixture
+async def server_rig(
+    connection: AbstractRobustConnection, queue_names: list[str], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[CommandServerRig, list[Any]]]:
+    channel = await open_channel(connection, prefetch_count=1)  # strictly one at a time
+    probe = probe_command(unique("served"))
+    monkeypatch.setitem(COMMANDS, probe.name, probe)
+    queue = await work_queue(channel, queue_names, probe.name)
+    handled: list[Any] = []
+
+    async def handle(command: Any, command_id: str) -> ProbeResult:
+        handled.append(command.marker)
+        if command.marker == "missing":
+            raise NotFound("no such thing")
+        if command.marker == "database down":
+            raise ServerSelectionTimeoutError("no servers")
+        return ProbeResult(echo=command.marker)
+
+    rig = CommandServerRig(channel, queue, probe, handle)
+    await rig.start(queue_names)
+    try:
+        yield rig, handled
+    finally:
+        await rig.consumer.stop(grace_seconds=5)
+        await channel.close()
+
+
+async def test_a_command_past_its_deadline_is_dropped_without_a_reply(
+    server_rig: tuple[CommandServerRig, list[Any]], connection: AbstractRobustConnection
+) -> None:
+    rig, handled = server_rig
+    past = int((time.time() - 1) * 1000)
+    await rig.send(b'{"marker": "late"}', "late", headers={DEADLINE_HEADER: past})
+    # One at a time, in order: once this one is answered, the late one was dealt with.
+    future = int((time.time() + 60) * 1000)
+    on_time = await rig.answer(b'{"marker": "on time"}', headers={DEADLINE_HEADER: future})
+
+    assert on_time["ok"] is True and on_time["result"] == {"echo": "on time"}
+    assert handled == ["on time"]
+    assert rig.reply_to("late") == []
+    # Dropped means acked: neither waiting in the queue nor dead-lettered.
+    assert (await queue_counts(connection, rig.queue.name))[0] == 0
+    assert await take_dead_letters(rig.channel, rig.queue) == []
+
+
+@pytest.mark.parametrize(("message_type", "body", "words"), [
+    ("test.unknown-command", b'{"marker": "x"}', "unknown command type"),
+    (None, b'{"marker": ', "malformed"),
+    (None, b'{"marker": 42}', "malformed"),
+    (None, b'{"marker": "x", "extra": 1}', "malformed"),
+    ("task.get", b'{"customer_id": "c", "task_id": "t"}', "not handled here"),
+])
+async def test_an_unparseable_command_gets_an_error_reply_and_is_dead_lettered(
+    server_rig: tuple[CommandServerRig, list[Any]], message_type: str | None, body: bytes, words: str
+) -> None:
+    rig, handled = server_rig
+    marker = uuid.uuid4().hex
+    reply = await rig.answer(body, message_type, message_id=marker)
+
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "invalid"
+    assert words in reply["error"]["message"]
+    dead = await wait_for(lambda: take_dead_letters(rig.channel, rig.queue), timeout=WAIT,
+                          message="the poison command in the dead-letter queue")
+    assert [m.message_id for m in dead] == [marker]
+    assert handled == []
+
+
+async def test_domain_and_database_errors_are_answered_not_dead_lettered(
+    server_rig: tuple[CommandServerRig, list[Any]], connection: AbstractRobustConnection
+) -> None:
+    rig, handled = server_rig
+    not_found = await rig.answer(b'{"marker": "missing"}')
+    assert not_found == {"ok": False, "result": None,
+                         "error": {"code": "not_found", "message": "no such thing"}}
+    unavailable = await rig.answer(b'{"marker": "database down"}')
+    assert unavailable["ok"] is False and unavailable["error"]["code"] == "unavailable"
+
+    assert handled == ["missing", "database down"]
+    assert (await queue_counts(connection, rig.queue.name))[0] == 0
+    assert await take_dead_letters(rig.channel, rig.queue) == []
+
+
+async def test_a_command_without_a_reply_queue_is_still_handled(
+    server_rig: tuple[CommandServerRig, list[Any]]
+) -> None:
+    rig, handled = server_rig
+    await publish(rig.channel, rig.queue, b'{"marker": "fire and forget"}', type=rig.probe.name)
+    await rig.answer(b'{"marker": "after"}')
+    assert handled == ["fire and forget", "after"]
+    assert await take_dead_letters(rig.channel, rig.queue) == []

@@ -1,0 +1,546 @@
+"""The task-store's MongoDB adapter and its create/cancel handlers, against a real server
+(FerretDB or MongoDB). Every test gets a database of its own, dropped afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pymongo
+import pytest
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.errors import Conflict, NotFound
+from humantask_shared.messages.commands import CancelTask, CreateTask, GetTask, ListTasks
+from humantask_shared.messages.events import Event, TaskCanceled, TaskCreated
+from humantask_shared.models import CreateTaskRequest, TaskListQuery, TaskResponse
+from humantask_shared.mongo import connect_mongo
+from humantask_shared.timeutil import utcnow
+from humantask_taskstore import domain, handlers
+from humantask_taskstore.handlers import Dependencies
+from humantask_taskstore.repository import (
+    CREDENTIALS,
+    CUSTOMERS,
+    TASKS,
+    AccountRepository,
+    TaskRepository,
+    UniqueIdClaim,
+    ensure_indexes,
+    new_task_id,
+    serialize_event,
+)
+
+SEED: dict[str, Any] = {
+    "callback_url": "http://www.example.com/test_callback",
+    "instruction": "Would you say this item is big or small?",
+    "attachment_type": "text",
+    "attachment": "car",
+    "categories": ["big", "small"],
+}
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+FERRETDB_RACE = (
+    "FerretDB v1 with SQLite does not apply findAndModify/update atomically with their "
+    "filter (FerretDB/FerretDB#3040): two concurrent conditional writes can both win. "
+    "MongoDB (docker-compose, testcontainers) does; there this test must pass."
+)
+
+
+@pytest.fixture(scope="session")
+def ferretdb_version(mongodb_url: str) -> str | None:
+    client: pymongo.MongoClient = pymongo.MongoClient(mongodb_url, serverSelectionTimeoutMS=5000)
+    try:
+        return client.admin.command("buildInfo").get("ferretdbVersion")
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def needs_atomic_updates(request: pytest.FixtureRequest, ferretdb_version: str | None) -> None:
+    """For tests of compare-and-set under concurrency: expected to fail on FerretDB."""
+    if ferretdb_version is not None:
+        reason = f"{ferretdb_version}: {FERRETDB_RACE}"
+        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+
+
+@pytest.fixture
+async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
+    """A database of this test's own, next to the session's, with the service's indexes."""
+    name = f"{urlsplit(mongodb_url).path.lstrip('/')}_{uuid.uuid4().hex[:8]}"
+    client = await connect_mongo(mongodb_url, "humantask-integration-tests")
+    try:
+        database = client[name]
+        await ensure_indexes(database)
+        yield database
+        await client.drop_database(name)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def tasks(db: AsyncDatabase) -> TaskRepository:
+    return TaskRepository(db)
+
+
+@pytest.fixture
+def accounts(db: AsyncDatabase) -> AccountRepository:
+    return AccountRepository(db)
+
+
+class RecordingOutbox:
+    """Stands in for OutboxPublisher (the broker is not what these tests are about)."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, list[Event]]] = []
+
+    async def publish(self, task_id: str, events: list[Event]) -> None:
+        self.published.append((task_id, list(events)))
+
+
+@pytest.fixture
+def outbox() -> RecordingOutbox:
+    return RecordingOutbox()
+
+
+@pytest.fixture
+def deps(tasks: TaskRepository, accounts: AccountRepository, outbox: RecordingOutbox) -> Dependencies:
+    return Dependencies(tasks=tasks, accounts=accounts, outbox=outbox)  # type: ignore[arg-type]
+
+
+def request(**overrides: Any) -> CreateTaskRequest:
+    return CreateTaskRequest.model_validate({**SEED, **overrides})
+
+
+async def add_task(
+    tasks: TaskRepository,
+    customer_id: str = "cust-a",
+    created_at: datetime = T0,
+    **overrides: Any,
+) -> domain.TaskRecord:
+    record, events = domain.create_task(new_task_id(), customer_id, request(**overrides), created_at)
+    assert await tasks.add(record, events, uuid.uuid4().hex, created_at)
+    return record
+
+
+# -- add / get ---------------------------------------------------------------------------
+
+
+async def test_a_task_reads_back_as_it_was_written(tasks: TaskRepository) -> None:
+    metadata = {"odd.key": {"$weird": [1, 2.5, None, True]}, "é": "ü"}
+    record, events = domain.create_task(
+        new_task_id(), "cust-a",
+        request(metadata=metadata, unique_id="u-1", callback_format="json"),
+        datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC), "req-1",
+    )
+    assert await tasks.add(record, events, "cmd-1", T0)
+
+    found = await tasks.get(record.task_id)
+    assert found == record
+    assert found is not None
+    assert found.metadata == metadata
+    assert found.created_at.tzinfo is not None
+    assert found.created_at == record.created_at
+    assert found.request_id == "req-1"
+
+
+async def test_get_is_scoped_to_the_customer(tasks: TaskRepository) -> None:
+    record = await add_task(tasks, "cust-a")
+    assert await tasks.get(record.task_id, "cust-a") == record
+    assert await tasks.get(record.task_id, "cust-b") is None
+    assert await tasks.get(record.task_id) == record
+
+
+@pytest.mark.parametrize("task_id", ["zzz", "", "0123456789abcdef0123456", "0" * 24])
+async def test_get_of_an_invalid_or_unknown_id_is_none(tasks: TaskRepository, task_id: str) -> None:
+    assert await tasks.get(task_id, "cust-a") is None
+
+
+async def test_metadata_is_stored_opaque_next_to_the_outbox(db: AsyncDatabase, tasks: TaskRepository) -> None:
+    record = await add_task(tasks, metadata={"a.b": {"$c": 1}})
+    doc = await db[TASKS].find_one({"_id": ObjectId(record.task_id)})
+    assert doc is not None
+    # Metadata is stored opaque: its keys may hold '.' and '$'.
+    assert "metadata" not in doc
+    assert doc["metadata_json"] == '{"a.b":{"$c":1}}'
+    assert doc["outbox_pending"] is True
+    assert len(doc["outbox"]) == 1
+
+
+async def test_add_is_false_when_the_task_or_its_command_exists(tasks: TaskRepository) -> None:
+    record, events = domain.create_task(new_task_id(), "cust-a", request(), T0)
+    assert await tasks.add(record, events, "cmd-1", T0)
+    assert not await tasks.add(record, events, "cmd-2", T0)  # same task id
+
+    other, other_events = domain.create_task(new_task_id(), "cust-a", request(), T0)
+    assert not await tasks.add(other, other_events, "cmd-1", T0)  # same command id
+    assert await tasks.get(other.task_id) is None
+    assert (await tasks.get_by_command("cmd-1")) == record
+
+
+# -- list ------------------------------------------------------------------------------
+
+
+async def listed(tasks: TaskRepository, customer_id: str = "cust-a", **query: Any) -> tuple[list[str], bool]:
+    records, has_more = await tasks.list(customer_id, TaskListQuery.model_validate(query))
+    return [r.task_id for r in records], has_more
+
+
+async def test_list_is_newest_first_with_ties_broken_by_task_id(tasks: TaskRepository) -> None:
+    oldest = await add_task(tasks, created_at=T0)
+    tie_1 = await add_task(tasks, created_at=T0 + timedelta(seconds=1))
+    tie_2 = await add_task(tasks, created_at=T0 + timedelta(seconds=1))
+    newest = await add_task(tasks, created_at=T0 + timedelta(seconds=2))
+    # Written out of order: the order comes from the data, not from insertion.
+    late_but_old = await add_task(tasks, created_at=T0 - timedelta(days=1))
+
+    ties = sorted([tie_1.task_id, tie_2.task_id], reverse=True)
+    assert await listed(tasks) == (
+        [newest.task_id, *ties, oldest.task_id, late_but_old.task_id], False
+    )
+
+
+async def test_list_only_shows_the_customers_own_tasks(tasks: TaskRepository) -> None:
+    mine = await add_task(tasks, "cust-a")
+    theirs = await add_task(tasks, "cust-b")
+    assert await listed(tasks, "cust-a") == ([mine.task_id], False)
+    assert await listed(tasks, "cust-b") == ([theirs.task_id], False)
+    assert await listed(tasks, "cust-c") == ([], False)
+
+
+async def test_list_pages_with_limit_offset_and_has_more(tasks: TaskRepository) -> None:
+    created = [await add_task(tasks, created_at=T0 + timedelta(seconds=i)) for i in range(5)]
+    newest_first = [r.task_id for r in reversed(created)]
+
+    assert await listed(tasks, limit=2) == (newest_first[:2], True)
+    assert await listed(tasks, limit=2, offset=2) == (newest_first[2:4], True)
+    assert await listed(tasks, limit=2, offset=4) == (newest_first[4:], False)
+    assert await listed(tasks, limit=5) == (newest_first, False)  # exactly all: no more
+    assert await listed(tasks, limit=4, offset=1) == (newest_first[1:], False)
+    assert await listed(tasks, offset=5) == ([], False)
+    assert await listed(tasks, offset=50) == ([], False)
+
+
+async def test_list_filters_by_status_type_and_unique_id(tasks: TaskRepository) -> None:
+    first = await add_task(tasks, created_at=T0, unique_id="u-1")
+    second = await add_task(tasks, created_at=T0 + timedelta(seconds=1))
+    third = await add_task(tasks, created_at=T0 + timedelta(seconds=2), unique_id="u-3")
+    canceled, events = domain.cancel_task(second, T0 + timedelta(minutes=1))
+    assert await tasks.save(canceled, events, T0) is not None
+
+    assert await listed(tasks, status="canceled") == ([second.task_id], False)
+    assert await listed(tasks, status="pending") == ([third.task_id, first.task_id], False)
+    assert await listed(tasks, status="completed") == ([], False)
+    everything = [third.task_id, second.task_id, first.task_id]
+    assert await listed(tasks, type="categorization") == (everything, False)
+    assert await listed(tasks, unique_id="u-3") == ([third.task_id], False)
+    assert await listed(tasks, unique_id="u-3", status="canceled") == ([], False)
+    assert await listed(tasks, unique_id="nope") == ([], False)
+
+
+async def test_list_time_window_includes_start_and_excludes_end(tasks: TaskRepository) -> None:
+    at = [await add_task(tasks, created_at=T0 + timedelta(milliseconds=i)) for i in (0, 1, 2, 3)]
+    ids = [r.task_id for r in at]
+
+    window = await listed(tasks, start_time=at[1].created_at, end_time=at[3].created_at)
+    assert window == ([ids[2], ids[1]], False)
+    assert await listed(tasks, start_time=at[3].created_at) == ([ids[3]], False)
+    assert await listed(tasks, end_time=at[0].created_at) == ([], False)
+    assert await listed(tasks, end_time=at[1].created_at) == ([ids[0]], False)
+
+
+async def test_list_time_window_in_other_zones_and_naive_times(tasks: TaskRepository) -> None:
+    record = await add_task(tasks, created_at=T0)
+    # 14:00+02:00 is T0; a naive time is UTC.
+    assert await listed(tasks, start_time="2024-05-01T14:00:00+02:00") == ([record.task_id], False)
+    assert await listed(tasks, start_time="2024-05-01T14:00:00.001+02:00") == ([], False)
+    assert await listed(tasks, end_time="2024-05-01T12:00:00.001") == ([record.task_id], False)
+    assert await listed(tasks, end_time="2024-05-01T12:00:00") == ([], False)
+
+
+# -- save (optimistic concurrency) -----------------------------------------------------
+
+
+async def test_save_bumps_the_version_and_appends_events_to_the_outbox(tasks: TaskRepository) -> None:
+    record = await add_task(tasks)
+    canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
+    saved = await tasks.save(canceled, events, T0 + timedelta(minutes=1))
+
+    assert saved is not None
+    assert saved.version == record.version + 1
+    assert saved.status == "canceled"
+    assert saved.canceled_at == T0 + timedelta(minutes=1)
+    assert await tasks.get(record.task_id) == saved
+    outbox = await tasks.outbox(record.task_id)
+    assert len(outbox) == 2  # task.created (never published here) and task.canceled
+    assert outbox[-1] == serialize_event(events[0])
+
+
+async def test_save_of_a_stale_version_changes_nothing_and_returns_none(tasks: TaskRepository) -> None:
+    record = await add_task(tasks)
+    canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
+    assert await tasks.save(canceled, events, T0) is not None
+
+    # Someone else read the same version 0 and tries to complete it.
+    completed = replace(record, status="completed", completed_at=T0 + timedelta(minutes=2),
+                        response=TaskResponse(category="big"))
+    assert await tasks.save(completed, [], T0) is None
+    stored = await tasks.get(record.task_id)
+    assert stored is not None and stored.status == "canceled" and stored.version == 1
+    assert len(await tasks.outbox(record.task_id)) == 2
+
+
+async def test_concurrent_saves_of_one_version_let_exactly_one_win(
+    tasks: TaskRepository, needs_atomic_updates: None
+) -> None:
+    record = await add_task(tasks)
+    attempts = [
+        domain.cancel_task(record, T0 + timedelta(seconds=i), f"req-{i}") for i in range(5)
+    ]
+    results = await asyncio.gather(*(tasks.save(rec, ev, T0) for rec, ev in attempts))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert len(await tasks.outbox(record.task_id)) == 2
+
+
+# -- unique ids ------------------------------------------------------------------------
+
+
+async def test_the_first_unique_id_claim_wins(tasks: TaskRepository) -> None:
+    assert await tasks.claim_unique_id("cust-a", "order-1", "task-1", "fp-1", T0) is None
+    second = await tasks.claim_unique_id("cust-a", "order-1", "task-2", "fp-2", T0)
+    assert second == UniqueIdClaim(task_id="task-1", fingerprint="fp-1")
+    # Per customer: another customer's claim of the same unique_id is its own.
+    assert await tasks.claim_unique_id("cust-b", "order-1", "task-3", "fp-1", T0) is None
+
+
+async def test_concurrent_claims_of_one_unique_id_have_one_winner(tasks: TaskRepository) -> None:
+    results = await asyncio.gather(
+        *(tasks.claim_unique_id("cust-a", "race", f"task-{i}", "fp", T0) for i in range(8))
+    )
+    assert results.count(None) == 1
+    holders = {claim.task_id for claim in results if claim is not None}
+    assert len(holders) == 1
+
+
+# -- the create handler ----------------------------------------------------------------
+
+
+async def test_create_stores_the_task_and_publishes_task_created(
+    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
+) -> None:
+    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
+    assert task.status == "pending"
+    stored = await tasks.get(task.task_id, "cust-a")
+    assert stored is not None and stored.to_public() == task
+    assert [(tid, [type(e) for e in events]) for tid, events in outbox.published] == [
+        (task.task_id, [TaskCreated])
+    ]
+    assert outbox.published[0][1][0].task == task
+
+
+async def test_create_is_idempotent_on_the_command_id(
+    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
+) -> None:
+    command = CreateTask(customer_id="cust-a", request=request())
+    first = await handlers.create_task(command, "cmd-redelivered", deps)
+    again = await handlers.create_task(command, "cmd-redelivered", deps)
+
+    assert again == first
+    assert await listed(tasks) == ([first.task_id], False)
+    assert len(outbox.published) == 1
+
+
+async def test_concurrent_redeliveries_of_one_create_make_one_task(
+    deps: Dependencies, tasks: TaskRepository
+) -> None:
+    command = CreateTask(customer_id="cust-a", request=request())
+    results = await asyncio.gather(*(handlers.create_task(command, "cmd-twice", deps) for _ in range(4)))
+    assert len({task.task_id for task in results}) == 1
+    assert await listed(tasks) == ([results[0].task_id], False)
+
+
+async def test_create_with_a_known_unique_id_returns_the_original(
+    deps: Dependencies, tasks: TaskRepository
+) -> None:
+    first = await handlers.create_task(
+        CreateTask(customer_id="cust-a", request=request(unique_id="u")), "cmd-1", deps
+    )
+    again = await handlers.create_task(
+        CreateTask(customer_id="cust-a", request=request(unique_id="u")), "cmd-2", deps
+    )
+    assert again == first
+    assert await listed(tasks) == ([first.task_id], False)
+
+    with pytest.raises(Conflict) as info:
+        await handlers.create_task(
+            CreateTask(customer_id="cust-a", request=request(unique_id="u", attachment="truck")),
+            "cmd-3", deps,
+        )
+    assert first.task_id in info.value.message
+    assert await listed(tasks) == ([first.task_id], False)
+
+
+async def test_concurrent_creates_with_one_unique_id_make_one_task(
+    deps: Dependencies, tasks: TaskRepository
+) -> None:
+    results = await asyncio.gather(*(
+        handlers.create_task(CreateTask(customer_id="cust-a", request=request(unique_id="u")),
+                             f"cmd-{i}", deps)
+        for i in range(4)
+    ))
+    assert len({task.task_id for task in results}) == 1
+    assert await listed(tasks) == ([results[0].task_id], False)
+
+
+async def test_create_finishes_a_task_whose_unique_id_claim_outlived_a_crash(
+    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
+) -> None:
+    # A task-store claimed the unique_id, then died before writing the task.
+    the_request = request(unique_id="crashed")
+    claimed_id = new_task_id()
+    assert await tasks.claim_unique_id(
+        "cust-a", "crashed", claimed_id, domain.request_fingerprint(the_request), utcnow()
+    ) is None
+    assert await tasks.get(claimed_id) is None
+
+    # The customer retries (a new command): the task is made with the claimed id.
+    retry = CreateTask(customer_id="cust-a", request=the_request)
+    task = await handlers.create_task(retry, "cmd-retry", deps)
+
+    assert task.task_id == claimed_id
+    assert task.unique_id == "crashed"
+    stored = await tasks.get(claimed_id, "cust-a")
+    assert stored is not None and stored.to_public() == task
+    assert [tid for tid, _ in outbox.published] == [claimed_id]
+    # ...and from then on it is the original.
+    again = await handlers.create_task(retry, "cmd-again", deps)
+    assert again == task
+
+
+async def test_a_crashed_claim_with_other_parameters_is_still_a_conflict(
+    deps: Dependencies, tasks: TaskRepository
+) -> None:
+    claimed_id = new_task_id()
+    await tasks.claim_unique_id("cust-a", "crashed", claimed_id, "another-fingerprint", T0)
+    with pytest.raises(Conflict, match=claimed_id):
+        await handlers.create_task(
+            CreateTask(customer_id="cust-a", request=request(unique_id="crashed")), "cmd-1", deps
+        )
+    assert await tasks.get(claimed_id) is None
+
+
+# -- get / list / cancel handlers ------------------------------------------------------
+
+
+async def test_get_and_cancel_handlers_hide_other_customers_tasks(
+    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
+) -> None:
+    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
+    with pytest.raises(NotFound):
+        await handlers.get_task(GetTask(customer_id="cust-b", task_id=task.task_id), "c", deps)
+    with pytest.raises(NotFound):
+        await handlers.cancel_task(CancelTask(customer_id="cust-b", task_id=task.task_id), "c", deps)
+    stored = await tasks.get(task.task_id)
+    assert stored is not None and stored.status == "pending"
+    page = await handlers.list_tasks(ListTasks(customer_id="cust-b", query=TaskListQuery()), "c", deps)
+    assert page.tasks == [] and page.has_more is False
+
+
+async def test_cancel_handler_cancels_once_and_publishes_once(
+    deps: Dependencies, outbox: RecordingOutbox
+) -> None:
+    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
+    cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
+    canceled = await handlers.cancel_task(cancel, "cmd-2", deps)
+    again = await handlers.cancel_task(cancel, "cmd-3", deps)
+
+    assert canceled.status == "canceled" and canceled.canceled_at is not None
+    assert again == canceled
+    assert [[type(e) for e in events] for _, events in outbox.published] == [[TaskCreated], [TaskCanceled]]
+    fetched = await handlers.get_task(GetTask(customer_id="cust-a", task_id=task.task_id), "cmd-4", deps)
+    assert fetched == canceled
+
+
+async def test_concurrent_cancels_raise_one_event(
+    deps: Dependencies, outbox: RecordingOutbox, needs_atomic_updates: None
+) -> None:
+    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
+    cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
+    results = await asyncio.gather(*(handlers.cancel_task(cancel, f"c-{i}", deps) for i in range(4)))
+    assert {r.status for r in results} == {"canceled"}
+    assert len({r.canceled_at for r in results}) == 1
+    assert sum(isinstance(e, TaskCanceled) for _, events in outbox.published for e in events) == 1
+
+
+async def test_cancel_handler_refuses_a_completed_task(deps: Dependencies, tasks: TaskRepository) -> None:
+    record = await add_task(tasks)
+    completed = replace(record, status="completed", completed_at=T0, response=TaskResponse(category="big"))
+    assert await tasks.save(completed, [], T0) is not None
+    with pytest.raises(Conflict):
+        await handlers.cancel_task(CancelTask(customer_id="cust-a", task_id=record.task_id), "c", deps)
+    stored = await tasks.get(record.task_id)
+    assert stored is not None and stored.status == "completed"
+
+
+# -- indexes -----------------------------------------------------------------------------
+
+
+async def test_ensure_indexes_is_idempotent(db: AsyncDatabase) -> None:
+    await ensure_indexes(db)  # the fixture already ran it once
+    await ensure_indexes(db)
+    indexes = await db[TASKS].index_information()
+    unique = [spec["key"] for spec in indexes.values() if spec.get("unique")]
+    assert [("command_id", 1)] in unique
+
+
+# -- accounts --------------------------------------------------------------------------
+
+
+async def test_a_customer_authenticates_by_the_hash_of_its_key(
+    accounts: AccountRepository, db: AsyncDatabase
+) -> None:
+    key = new_api_key()
+    principal = await accounts.add_customer("acme", credential_hash(key), "whsec_x", T0)
+    assert principal.role == "customer"
+
+    assert await accounts.authenticate(credential_hash(key), "customer") == principal
+    assert await accounts.authenticate(credential_hash(key), "worker") is None
+    assert await accounts.authenticate(credential_hash(new_api_key()), "customer") is None
+    assert await accounts.authenticate(key, "customer") is None  # the key itself is not stored
+    assert await accounts.callback_secret(principal.principal_id) == "whsec_x"
+    assert await accounts.callback_secret("nobody") is None
+
+    stored = [doc async for doc in db[CREDENTIALS].find({})]
+    assert key not in repr(stored)
+
+
+async def test_a_worker_token_is_not_a_customer_key(accounts: AccountRepository) -> None:
+    token = new_worker_token()
+    worker = await accounts.add_worker("ann", credential_hash(token), T0)
+    assert worker.role == "worker"
+    assert await accounts.authenticate(credential_hash(token), "worker") == worker
+    assert await accounts.authenticate(credential_hash(token), "customer") is None
+
+
+async def test_ensure_customer_is_idempotent(accounts: AccountRepository, db: AsyncDatabase) -> None:
+    digest = credential_hash(new_api_key())
+    first = await accounts.ensure_customer("demo", digest, "whsec_1", T0)
+    again = await accounts.ensure_customer("demo", digest, "whsec_2", T0)
+    assert again == first
+    assert await db[CUSTOMERS].count_documents({}) == 1
+    assert await accounts.callback_secret(first.principal_id) == "whsec_1"
+
+
+async def test_concurrent_ensure_customer_makes_one_principal(accounts: AccountRepository) -> None:
+    digest = credential_hash(new_api_key())
+    results = await asyncio.gather(*(accounts.ensure_customer("demo", digest, "s", T0) for _ in range(4)))
+    assert len({p.principal_id for p in results}) == 1
+    assert await accounts.authenticate(digest, "customer") == results[0]

@@ -1,0 +1,130 @@
+"""Callback test helpers: a scripted aiohttp receiver, and publishing completions.
+
+    receiver = await ScriptedReceiver().start()
+    receiver.script("/a", Answer(500), Answer(200))   # then 200 for anything after
+    url = receiver.url("/a")
+    ...
+    await receiver.wait_for_requests("/a", 2, timeout=15)
+    await receiver.stop()
+
+Each test uses a path of its own, so callbacks of other tests never mix with its own.
+
+Until workers can complete tasks over HTTP, `publish_completion` stands in for the
+task-store: it publishes a `task.completed` event, persistent, on `humantask.events`,
+serialized as the task-store's outbox does (without the fields that do not apply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.messaging import EVENTS_EXCHANGE, REQUEST_ID_HEADER
+from humantask_shared.models import CallbackFormat, Task
+from humantask_shared.timeutil import format_timestamp, utcnow
+
+from .services import free_port, wait_for
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How the receiver answers one request: a status, after `delay` seconds."""
+
+    status: int = 200
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    arrived: float  # time.monotonic() when the request arrived
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+@dataclass
+class ScriptedReceiver:
+    host: str = "127.0.0.1"
+    port: int = field(default_factory=free_port)
+    requests: list[Received] = field(default_factory=list)
+    _scripts: dict[str, list[Answer]] = field(default_factory=dict)
+    _runner: web.AppRunner | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def script(self, path: str, *answers: Answer) -> None:
+        """Answer the next requests to `path` like this, in order; 200 once they run out."""
+        self._scripts[path] = list(answers)
+
+    def received(self, path: str) -> list[Received]:
+        return [request for request in self.requests if request.path == path]
+
+    async def wait_for_requests(self, path: str, count: int, timeout: float) -> list[Received]:
+        await wait_for(lambda: len(self.received(path)) >= count, timeout=timeout,
+                       message=f"{count} callback(s) at {path}")
+        return self.received(path)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        arrived = time.monotonic()
+        body = await request.read()
+        self.requests.append(Received(request.path, arrived, request.headers, body))
+        pending = self._scripts.get(request.path) or []
+        answer = pending.pop(0) if pending else Answer()
+        if answer.delay:
+            await asyncio.sleep(answer.delay)
+        return web.Response(status=answer.status, text="ok")
+
+    async def start(self) -> ScriptedReceiver:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def completed(task: dict[str, Any], category: str) -> Task:
+    """`task` (as the API returned it) completed with `category`, as the task-store would."""
+    return Task.model_validate({
+        **task,
+        "status": "completed",
+        "completed_at": format_timestamp(utcnow()),
+        "response": {"category": category, "status_code": 200},
+    })
+
+
+async def publish_completion(
+    channel: aio_pika.abc.AbstractChannel,
+    customer_id: str,
+    task: Task,
+    callback_format: CallbackFormat = "form",
+    event: TaskCompleted | None = None,
+) -> TaskCompleted:
+    """Publish a `task.completed` event (or `event` again: a duplicate); returns it."""
+    if event is None:
+        event = TaskCompleted(customer_id=customer_id, callback_format=callback_format, task=task)
+    exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+    await exchange.publish(
+        aio_pika.Message(
+            body=event.model_dump_json(exclude_none=True).encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.event_id,
+            type=event.routing_key,
+            headers={REQUEST_ID_HEADER: event.request_id or ""},
+        ),
+        routing_key=event.routing_key,
+    )
+    return event
