@@ -43,6 +43,7 @@ from .models import (
     Task,
     TaskListQuery,
 )
+from .work import CompletedWork, SubmitWorkRequest, WorkItem
 
 Json = dict[str, Any]
 
@@ -258,11 +259,6 @@ def _create_route(path: str, operation_id: str, summary: str) -> Route:
     )
 
 
-# The worker endpoints (API.md section 6) join this table once their models exist, e.g.
-#   Route("post", "/v1/work/claim", "claimWork", "Lease the oldest pending task", "work",
-#         successes=(Success(200, "The leased task.", model=WorkItem),
-#                    Success(204, "Nothing to do.")),
-#         errors=(401, 503), security=WORKER_AUTH)
 ROUTES: list[Route] = [
     _create_route(
         "/v1/task/categorize", "createCategorizationTask", "Create a categorization task"
@@ -315,6 +311,49 @@ ROUTES: list[Route] = [
         description="At most two attempts: the first when the task completes and, unless "
                     "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
                     "A task of another customer is a `404`.",
+    ),
+    Route(
+        method="post",
+        path="/v1/work/claim",
+        operation_id="claimWork",
+        summary="Lease the oldest pending task",
+        tag="work",
+        security=WORKER_AUTH,
+        successes=(Success(200, "The task, leased to the caller until `lease_expires_at`.",
+                           model=WorkItem),
+                   Success(204, "Nothing to do: no pending task is free.")),
+        errors=(401, 503),
+        description="Leases the oldest pending task nobody holds for `WORK_LEASE_SECONDS`. A "
+                    "worker that holds a live lease gets that task again (a reload leaks no "
+                    "lease); two workers never hold the same task; an expired lease returns "
+                    "the task to the pool. The body, if any, is ignored.",
+    ),
+    Route(
+        method="post",
+        path="/v1/work/{task_id}/submit",
+        operation_id="submitWork",
+        summary="Complete a leased task with a category",
+        tag="work",
+        security=WORKER_AUTH,
+        body_model=SubmitWorkRequest,
+        form_body=True,
+        successes=(Success(200, "The task, `completed`, in the worker's view.",
+                           model=CompletedWork),),
+        errors=(400, 401, 404, 409, 413, 415, 503),
+        description="The caller must hold the live lease on the task: otherwise `409` (never "
+                    "claimed, expired, released, canceled or already completed). A category "
+                    "the task does not offer is a `400`.",
+    ),
+    Route(
+        method="post",
+        path="/v1/work/{task_id}/release",
+        operation_id="releaseWork",
+        summary="Give a lease back",
+        tag="work",
+        security=WORKER_AUTH,
+        successes=(Success(204, "Released: the task is back in the pool at once."),),
+        errors=(401, 404, 409, 503),
+        description="The caller must hold the live lease on the task, otherwise `409`.",
     ),
 ]
 

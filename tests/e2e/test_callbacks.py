@@ -9,59 +9,36 @@ networks allowed (the receiver is on 127.0.0.1).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 import pytest
 
-from humantask_shared.messages.commands import COMMANDS
-from tests.support.callbacks import Answer, ScriptedReceiver, completed, publish_completion
+from tests.support.callbacks import (
+    SEED_CALLBACK,
+    Answer,
+    ScriptedReceiver,
+    completed,
+    example_receiver,
+    publish_completion,
+)
+from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.models import CallbackFormat, Task
+from humantask_shared.timeutil import parse_timestamp
 from tests.support.services import ServiceProcess, free_port, wait_for
 
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-
-# The seed's Callbacks section, verbatim: the test vector for the body's shape.
-SEED_CALLBACK = {
-    "task": {
-        "completed_at": "2016-06-23T21:54:44.904Z",
-        "response": {"category": "big", "status_code": "200"},
-        "created_at": "2016-06-23T20:08:31.573Z",
-        "callback_url": "http://www.example.com/test_callback",
-        "type": "categorization",
-        "status": "completed",
-        "instruction": "Is this object red or blue?",
-        "params": {"attachment_type": "text", "attachment": "tomato", "categories": ["big", "small"]},
-        "task_id": "576c41bf13e36b0600b02b34",
-    },
-    "response": {"status_code": "200", "category": "big"},
-    "task_id": "576c41bf13e36b0600b02b34",
-}
-
-
-def load_example_receiver() -> Any:
-    """examples/callback_receiver.py: the README's receiver, as a customer would run it."""
-    spec = importlib.util.spec_from_file_location(
-        "callback_receiver", ROOT / "examples" / "callback_receiver.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example_receiver()
+example = example_receiver()
 
 
 def retry_delay(stack: Stack) -> float:
@@ -100,15 +77,51 @@ async def channel(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
         yield await connection.channel()
 
 
-def new_path() -> str:
-    return f"/callback/{uuid.uuid4().hex}"
+@dataclass(frozen=True)
+class Completion:
+    """A task of the test's customer, completed: its receiver path and its event."""
+
+    path: str
+    task: Task
+    event: TaskCompleted
 
 
-async def create_task(api: Api, customer: dict, callback_url: str, **extra: Any) -> dict[str, Any]:
-    reply = await api.post("/v1/task/categorize", customer["api_key"],
-                           json={**SEED_TASK_JSON, "callback_url": callback_url, **extra})
-    assert reply.status == 200, reply
-    return reply.body
+CompleteTask = Callable[..., Awaitable[Completion]]
+
+
+@pytest.fixture
+async def complete_task(
+    api: Api, customer: dict, receiver: ScriptedReceiver, channel: aio_pika.abc.AbstractChannel,
+) -> AsyncIterator[CompleteTask]:
+    """Creates a task whose callback goes to a new receiver path answering `answers`, then
+    publishes its completion. Cancels the tasks afterwards: the task-store never saw the
+    completions, and the worker pool is shared by every test."""
+    created: list[str] = []
+
+    async def complete(*answers: Answer, category: str = "big",
+                       callback_format: CallbackFormat = "form",
+                       callback_url: str | None = None) -> Completion:
+        path = f"/callback/{uuid.uuid4().hex}"
+        receiver.script(path, *answers)
+        body = {**SEED_TASK_JSON, "callback_url": callback_url or receiver.url(path),
+                "callback_format": callback_format}
+        reply = await api.post("/v1/task/categorize", customer["api_key"], json=body)
+        assert reply.status == 200, reply
+        created.append(reply.body["task_id"])
+        task = completed(reply.body, category)
+        event = await publish_completion(channel, customer["customer_id"], task, callback_format)
+        return Completion(path, task, event)
+
+    yield complete
+    for task_id in created:
+        await api.post(f"/v1/task/{task_id}/cancel", customer["api_key"])
+
+
+async def publish_again(channel: aio_pika.abc.AbstractChannel, completion: Completion,
+                        same_event: bool = True) -> None:
+    """The completion's event again (a redelivery), or a new event for the same task."""
+    await publish_completion(channel, completion.event.customer_id, completion.task,
+                             event=completion.event if same_event else None)
 
 
 async def callback_log(api: Api, customer: dict, task_id: str) -> list[dict[str, Any]]:
@@ -149,43 +162,39 @@ def stop_notifier(stack: Stack) -> None:
 
 
 async def test_a_200_is_one_attempt_with_the_seeds_body(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-    channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
 ) -> None:
-    path = new_path()
-    task = completed(await create_task(api, customer, receiver.url(path)), "big")
-    await publish_completion(channel, customer["customer_id"], task)
+    done = await complete_task()
 
-    (request,) = await receiver.wait_for_requests(path, 1, timeout=15)
+    (request,) = await receiver.wait_for_requests(done.path, 1, timeout=15)
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert b"task[params][categories][0]=big" in request.body
     assert b"response[category]=big" in request.body
     decoded = example.decode_form(request.body)
     assert shape(decoded) == shape(SEED_CALLBACK)  # same keys, same nesting, strings
-    task_json = task.to_json_dict()
+    task_json = done.task.to_json_dict()
     assert decoded == as_form_strings(
-        {"task": task_json, "response": task_json["response"], "task_id": task.task_id}
+        {"task": task_json, "response": task_json["response"], "task_id": done.task.task_id}
     )
 
-    assert request.headers["X-Callback-Task-Id"] == task.task_id
+    assert request.headers["X-Callback-Task-Id"] == done.task.task_id
     assert request.headers["X-Callback-Attempt"] == "1"
     assert re.fullmatch(r"humantask-notifier/\S+", request.headers["User-Agent"])
 
-    (entry,) = await wait_for_log(api, customer, task.task_id, 1)
+    (entry,) = await wait_for_log(api, customer, done.task.task_id, 1)
     assert entry["attempt"] == 1 and entry["delivered"] is True
     assert entry["status_code"] == 200 and entry["error"] is None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["at"])
-    await assert_no_more_requests(receiver, path, 1, retry_delay(stack) + 1)
+    await assert_no_more_requests(receiver, done.path, 1, retry_delay(stack) + 1)
 
 
 async def test_the_signature_verifies_with_the_readme_receiver(
-    api: Api, customer: dict, receiver: ScriptedReceiver, channel: aio_pika.abc.AbstractChannel,
+    customer: dict, complete_task: CompleteTask, receiver: ScriptedReceiver,
 ) -> None:
-    path = new_path()
-    task = completed(await create_task(api, customer, receiver.url(path)), "small")
-    await publish_completion(channel, customer["customer_id"], task)
+    done = await complete_task(category="small")
 
-    (request,) = await receiver.wait_for_requests(path, 1, timeout=15)
+    (request,) = await receiver.wait_for_requests(done.path, 1, timeout=15)
     assert re.fullmatch(r"v1=[0-9a-f]{64}", request.headers["X-Callback-Signature"])
     assert abs(int(request.headers["X-Callback-Timestamp"]) - time.time()) < 60
     secret = customer["callback_secret"]
@@ -195,39 +204,32 @@ async def test_the_signature_verifies_with_the_readme_receiver(
 
 
 async def test_json_format_sends_the_same_object_as_json(
-    api: Api, customer: dict, receiver: ScriptedReceiver, channel: aio_pika.abc.AbstractChannel,
+    customer: dict, complete_task: CompleteTask, receiver: ScriptedReceiver,
 ) -> None:
-    path = new_path()
-    created = await create_task(api, customer, receiver.url(path), callback_format="json")
-    task = completed(created, "big")
-    await publish_completion(channel, customer["customer_id"], task, callback_format="json")
+    done = await complete_task(callback_format="json")
 
-    (request,) = await receiver.wait_for_requests(path, 1, timeout=15)
+    (request,) = await receiver.wait_for_requests(done.path, 1, timeout=15)
     assert request.headers["Content-Type"] == "application/json"
-    task_json = task.to_json_dict()
     assert json.loads(request.body) == {
-        "task": task_json, "response": {"category": "big", "status_code": 200},
-        "task_id": task.task_id,
+        "task": done.task.to_json_dict(), "response": {"category": "big", "status_code": 200},
+        "task_id": done.task.task_id,
     }
     assert example.verify_callback(customer["callback_secret"], request.headers, request.body)
 
 
 async def test_500_then_200_is_two_attempts_the_second_after_the_delay(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-    channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
 ) -> None:
-    path = new_path()
-    receiver.script(path, Answer(500), Answer(200))
-    task = completed(await create_task(api, customer, receiver.url(path)), "big")
-    await publish_completion(channel, customer["customer_id"], task)
+    done = await complete_task(Answer(500), Answer(200))
 
-    first, second = await receiver.wait_for_requests(path, 2, timeout=20)
+    first, second = await receiver.wait_for_requests(done.path, 2, timeout=20)
     assert second.arrived - first.arrived >= retry_delay(stack)
     assert [first.headers["X-Callback-Attempt"], second.headers["X-Callback-Attempt"]] == ["1", "2"]
     assert first.body == second.body
     assert example.verify_callback(customer["callback_secret"], second.headers, second.body)
 
-    one, two = await wait_for_log(api, customer, task.task_id, 2)
+    one, two = await wait_for_log(api, customer, done.task.task_id, 2)
     assert (one["attempt"], one["status_code"], one["delivered"]) == (1, 500, False)
     assert "500" in one["error"]
     assert (two["attempt"], two["status_code"], two["delivered"], two["error"]) == (2, 200, True, None)
@@ -235,192 +237,135 @@ async def test_500_then_200_is_two_attempts_the_second_after_the_delay(
 
 
 async def test_500_twice_is_two_failed_attempts_and_never_a_third(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-    channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
 ) -> None:
-    path = new_path()
-    receiver.script(path, *[Answer(500)] * 5)
-    task = completed(await create_task(api, customer, receiver.url(path)), "big")
-    await publish_completion(channel, customer["customer_id"], task)
+    done = await complete_task(*[Answer(500)] * 5)
 
-    await receiver.wait_for_requests(path, 2, timeout=20)
-    log = await wait_for_log(api, customer, task.task_id, 2)
+    await receiver.wait_for_requests(done.path, 2, timeout=20)
+    log = await wait_for_log(api, customer, done.task.task_id, 2)
     assert [(e["attempt"], e["status_code"], e["delivered"]) for e in log] == [
         (1, 500, False), (2, 500, False)
     ]
-    await assert_no_more_requests(receiver, path, 2, 2 * retry_delay(stack))
-    assert len(await callback_log(api, customer, task.task_id)) == 2
+    await assert_no_more_requests(receiver, done.path, 2, 2 * retry_delay(stack))
+    assert len(await callback_log(api, customer, done.task.task_id)) == 2
 
 
 async def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-    channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
 ) -> None:
     timeout = float(stack.env["CALLBACK_TIMEOUT_SECONDS"])
-    path = new_path()
-    receiver.script(path, Answer(200, delay=timeout + 1), Answer(200))
-    task = completed(await create_task(api, customer, receiver.url(path)), "big")
-    await publish_completion(channel, customer["customer_id"], task)
+    done = await complete_task(Answer(200, delay=timeout + 1), Answer(200))
 
-    one, two = await wait_for_log(api, customer, task.task_id, 2)
+    one, two = await wait_for_log(api, customer, done.task.task_id, 2)
     assert (one["status_code"], one["delivered"]) == (None, False)
     assert "timed out" in one["error"]
     assert (two["status_code"], two["delivered"]) == (200, True)
-    assert len(receiver.received(path)) == 2
+    assert len(receiver.received(done.path)) == 2
 
 
 async def test_a_refused_connection_is_retried_once(
-    api: Api, stack: Stack, customer: dict, channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
 ) -> None:
-    nobody = f"http://127.0.0.1:{free_port()}/callback"
-    task = completed(await create_task(api, customer, nobody), "big")
-    await publish_completion(channel, customer["customer_id"], task)
+    done = await complete_task(callback_url=f"http://127.0.0.1:{free_port()}/callback")
 
-    one, two = await wait_for_log(api, customer, task.task_id, 2)
+    one, two = await wait_for_log(api, customer, done.task.task_id, 2)
     for attempt, entry in enumerate((one, two), start=1):
         assert (entry["attempt"], entry["status_code"], entry["delivered"]) == (attempt, None, False)
         assert "could not connect" in entry["error"]
-    gap = _parse_at(two["at"]) - _parse_at(one["at"])
-    assert gap >= retry_delay(stack)
-
-
-def _parse_at(text: str) -> float:
-    from humantask_shared.timeutil import parse_timestamp
-
-    return parse_timestamp(text.replace("Z", "+00:00")).timestamp()
+    gap = parse_timestamp(two["at"]) - parse_timestamp(one["at"])
+    assert gap.total_seconds() >= retry_delay(stack)
 
 
 async def test_a_private_address_is_refused_by_default(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-    channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
 ) -> None:
     # The stack's notifier allows private networks (its receivers are local); for this
     # test the only notifier running is one with the default setting.
     stop_notifier(stack)
     try:
         replace_notifier(stack, CALLBACK_ALLOW_PRIVATE_NETWORKS="false")
-        path = new_path()
-        task = completed(await create_task(api, customer, receiver.url(path)), "big")
-        await publish_completion(channel, customer["customer_id"], task)
+        done = await complete_task()
 
-        one, two = await wait_for_log(api, customer, task.task_id, 2)
+        one, two = await wait_for_log(api, customer, done.task.task_id, 2)
         for entry in (one, two):
             assert (entry["status_code"], entry["delivered"]) == (None, False)
             assert entry["error"].startswith("refused: 127.0.0.1 is loopback"), entry
-        assert receiver.received(path) == []
+        assert receiver.received(done.path) == []
     finally:
         stop_notifier(stack)
         replace_notifier(stack)
 
 
 async def test_a_notifier_killed_between_attempts_still_makes_the_second_once(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-    channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
 ) -> None:
-    path = new_path()
-    receiver.script(path, Answer(500), Answer(200))
-    task = completed(await create_task(api, customer, receiver.url(path)), "big")
-    await publish_completion(channel, customer["customer_id"], task)
+    done = await complete_task(Answer(500), Answer(200))
 
-    await wait_for_log(api, customer, task.task_id, 1)
+    await wait_for_log(api, customer, done.task.task_id, 1)
     stack.processes["notifier"].send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     assert stack.processes["notifier"].wait(timeout=10) == -signal.SIGKILL
     replace_notifier(stack)
 
-    first, second = await receiver.wait_for_requests(path, 2, timeout=30)
+    first, second = await receiver.wait_for_requests(done.path, 2, timeout=30)
     assert second.arrived > killed_at, "the second attempt came before the kill"
     assert second.headers["X-Callback-Attempt"] == "2"
-    log = await wait_for_log(api, customer, task.task_id, 2)
+    log = await wait_for_log(api, customer, done.task.task_id, 2)
     assert [(e["attempt"], e["delivered"]) for e in log] == [(1, False), (2, True)]
-    await assert_no_more_requests(receiver, path, 2, 2 * retry_delay(stack))
+    await assert_no_more_requests(receiver, done.path, 2, 2 * retry_delay(stack))
 
 
 async def test_a_duplicated_event_is_called_back_once(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-    channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    receiver: ScriptedReceiver, channel: aio_pika.abc.AbstractChannel,
 ) -> None:
-    path = new_path()
-    receiver.script(path, *[Answer(500)] * 5)
-    task = completed(await create_task(api, customer, receiver.url(path)), "big")
-    event = await publish_completion(channel, customer["customer_id"], task)
-    await publish_completion(channel, customer["customer_id"], task, event=event)
-    # And a second event for the same completion (another event id): still the same task.
-    await publish_completion(channel, customer["customer_id"], task)
+    done = await complete_task(*[Answer(500)] * 5)
+    await publish_again(channel, done)
+    await publish_again(channel, done, same_event=False)  # another event, the same task
 
-    await receiver.wait_for_requests(path, 2, timeout=20)
-    # A late duplicate, after both attempts, changes nothing either.
-    await publish_completion(channel, customer["customer_id"], task, event=event)
-    await assert_no_more_requests(receiver, path, 2, 2 * retry_delay(stack))
-    assert len(await callback_log(api, customer, task.task_id)) == 2
+    await receiver.wait_for_requests(done.path, 2, timeout=20)
+    await publish_again(channel, done)  # a late duplicate, after both attempts
+    await assert_no_more_requests(receiver, done.path, 2, 2 * retry_delay(stack))
+    assert len(await callback_log(api, customer, done.task.task_id)) == 2
 
 
 async def test_two_notifiers_side_by_side_make_at_most_two_attempts(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-    channel: aio_pika.abc.AbstractChannel,
+    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    receiver: ScriptedReceiver, channel: aio_pika.abc.AbstractChannel,
 ) -> None:
     second_notifier, _ = start_service("humantask-notifier", stack.env, "HEALTH_PORT")
     try:
-        path = new_path()
         # Slow failures widen the window in which both notifiers hold a copy.
-        receiver.script(path, *[Answer(500, delay=0.3)] * 5)
-        task = completed(await create_task(api, customer, receiver.url(path)), "big")
-        event = await publish_completion(channel, customer["customer_id"], task)
+        done = await complete_task(*[Answer(500, delay=0.3)] * 5)
         for _ in range(3):
-            await publish_completion(channel, customer["customer_id"], task, event=event)
+            await publish_again(channel, done)
 
-        await receiver.wait_for_requests(path, 2, timeout=30)
-        await assert_no_more_requests(receiver, path, 2, 2 * retry_delay(stack))
-        log = await wait_for_log(api, customer, task.task_id, 2)
+        await receiver.wait_for_requests(done.path, 2, timeout=30)
+        await assert_no_more_requests(receiver, done.path, 2, 2 * retry_delay(stack))
+        log = await wait_for_log(api, customer, done.task.task_id, 2)
         assert [entry["attempt"] for entry in log] == [1, 2]
     finally:
         assert second_notifier.terminate(timeout=30) == 0, second_notifier.log_tail()
 
 
 async def test_the_log_is_empty_before_completion_and_404_for_others(
-    api: Api, customer: dict, other_customer: dict, receiver: ScriptedReceiver,
+    api: Api, customer: dict, other_customer: dict,
 ) -> None:
-    task = await create_task(api, customer, receiver.url(new_path()))
-    assert await callback_log(api, customer, task["task_id"]) == []
-
-    theirs = await api.get(f"/v1/task/{task['task_id']}/callbacks", other_customer["api_key"])
-    assert theirs.status == 404 and theirs.body["status_code"] == 404
-    unknown = await api.get(f"/v1/task/{'0' * 24}/callbacks", customer["api_key"])
-    assert unknown.status == 404
-    malformed = await api.get("/v1/task/not-an-id/callbacks", customer["api_key"])
-    assert malformed.status == 404
-    anonymous = await api.get(f"/v1/task/{task['task_id']}/callbacks")
-    assert anonymous.status == 401
-
-
-@pytest.mark.skipif("work.claim" not in COMMANDS, reason="workers cannot complete tasks yet")
-async def test_a_worker_completing_a_task_calls_the_customer_back(
-    api: Api, stack: Stack, customer: dict, receiver: ScriptedReceiver,
-) -> None:
-    worker = stack.admin("workers", "create", "--name", "callback e2e worker")
-    path = new_path()
-    task = await create_task(api, customer, receiver.url(path))
-
-    # The pool is global and FIFO: claim (and release) until this test's task comes up.
-    async def claim_ours() -> dict[str, Any] | None:
-        claim = await api.post("/v1/work/claim", worker["token"])
-        assert claim.status in (200, 204), claim
-        if claim.status == 200 and claim.body["task_id"] == task["task_id"]:
-            return claim.body
-        if claim.status == 200:
-            await api.post(f"/v1/work/{claim.body['task_id']}/release", worker["token"])
-        return None
-
-    await wait_for(claim_ours, timeout=30, interval=0.05, message="claiming this test's task")
-    submitted = await api.post(f"/v1/work/{task['task_id']}/submit", worker["token"],
-                               json={"category": "small"})
-    assert submitted.status == 200, submitted
-
-    (request,) = await receiver.wait_for_requests(path, 1, timeout=20)
-    decoded = example.decode_form(request.body)
-    assert decoded["task_id"] == task["task_id"]
-    assert decoded["response"] == {"category": "small", "status_code": "200"}
-    assert decoded["task"]["status"] == "completed"
-    assert example.verify_callback(customer["callback_secret"], request.headers, request.body)
-    (entry,) = await wait_for_log(api, customer, task["task_id"], 1)
-    assert entry["delivered"] is True
+    reply = await api.post("/v1/task/categorize", customer["api_key"], json=SEED_TASK_JSON)
+    task_id = reply.body["task_id"]
+    try:
+        assert await callback_log(api, customer, task_id) == []
+        theirs = await api.get(f"/v1/task/{task_id}/callbacks", other_customer["api_key"])
+        assert theirs.status == 404 and theirs.body["status_code"] == 404
+        unknown = await api.get(f"/v1/task/{'0' * 24}/callbacks", customer["api_key"])
+        assert unknown.status == 404
+        malformed = await api.get("/v1/task/not-an-id/callbacks", customer["api_key"])
+        assert malformed.status == 404
+        anonymous = await api.get(f"/v1/task/{task_id}/callbacks")
+        assert anonymous.status == 401
+    finally:
+        await api.post(f"/v1/task/{task_id}/cancel", customer["api_key"])

@@ -8,6 +8,9 @@
     await receiver.stop()
 
 Each test uses a path of its own, so callbacks of other tests never mix with its own.
+`SEED_CALLBACK` is the seed's callback example; `example_receiver()` loads the README's
+receiver (examples/callback_receiver.py), whose `decode_form` is the bracket-aware parser
+the tests decode deliveries with and whose `verify_callback` checks their signatures.
 
 Until workers can complete tasks over HTTP, `publish_completion` stands in for the
 task-store: it publishes a `task.completed` event, persistent, on `humantask.events`,
@@ -17,8 +20,10 @@ serialized as the task-store's outbox does (without the fields that do not apply
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -30,7 +35,49 @@ from humantask_shared.messaging import EVENTS_EXCHANGE, REQUEST_ID_HEADER
 from humantask_shared.models import CallbackFormat, Task
 from humantask_shared.timeutil import format_timestamp, utcnow
 
-from .services import free_port, wait_for
+from .services import ROOT, free_port, wait_for
+
+# The seed's Callbacks section, verbatim: the test vector for the body's shape.
+SEED_CALLBACK: dict[str, Any] = {
+    "task": {
+        "completed_at": "2016-06-23T21:54:44.904Z",
+        "response": {"category": "big", "status_code": "200"},
+        "created_at": "2016-06-23T20:08:31.573Z",
+        "callback_url": "http://www.example.com/test_callback",
+        "type": "categorization",
+        "status": "completed",
+        "instruction": "Is this object red or blue?",
+        "params": {"attachment_type": "text", "attachment": "tomato", "categories": ["big", "small"]},
+        "task_id": "576c41bf13e36b0600b02b34",
+    },
+    "response": {"status_code": "200", "category": "big"},
+    "task_id": "576c41bf13e36b0600b02b34",
+}
+
+# The task of that example, as the task-store's JSON holds it (response.status_code an int).
+SEED_TASK: dict[str, Any] = {
+    "task_id": "576c41bf13e36b0600b02b34",
+    "created_at": "2016-06-23T20:08:31.573Z",
+    "completed_at": "2016-06-23T21:54:44.904Z",
+    "callback_url": "http://www.example.com/test_callback",
+    "type": "categorization",
+    "status": "completed",
+    "instruction": "Is this object red or blue?",
+    "params": {"attachment_type": "text", "attachment": "tomato", "categories": ["big", "small"]},
+    "response": {"category": "big", "status_code": 200},
+}
+
+EXAMPLE_RECEIVER = ROOT / "examples" / "callback_receiver.py"
+
+
+def example_receiver() -> Any:
+    """examples/callback_receiver.py (the README's receiver) as a module: its
+    `verify_callback` and `decode_form` are what a customer would run."""
+    spec = importlib.util.spec_from_file_location("callback_receiver", EXAMPLE_RECEIVER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)

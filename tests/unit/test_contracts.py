@@ -196,7 +196,8 @@ def test_customer_operations_need_credentials_and_health_does_not(
 ) -> None:
     for path, method, operation in operations(openapi):
         if path.startswith("/v1/"):
-            assert operation["security"] == [{"customerApiKey": []}], (method, path)
+            scheme = "workerToken" if path.startswith("/v1/work/") else "customerApiKey"
+            assert operation["security"] == [{scheme: []}], (method, path)
             assert "401" in operation["responses"], (method, path)
             assert "503" in operation["responses"], (method, path)
         else:

@@ -116,9 +116,14 @@ async function waitUntil(check, timeoutMs, what) {
   }
 }
 
-/** Leave no pending task behind: the worker pool is shared by every test. */
+// A second early, against clock rounding: tasks created from then on are this run's.
+const started = new Date(Date.now() - 1000);
+
+/** Leave no pending task of this run behind: the worker pool is shared by every test. */
 async function cancelPending(api) {
-  for (const task of await api.tasks.list({ status: 'pending' })) await api.tasks.cancel(task.task_id);
+  for (const task of await api.tasks.list({ status: 'pending', start_time: started })) {
+    await api.tasks.cancel(task.task_id);
+  }
 }
 
 module.exports = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -178,7 +179,7 @@ class Tasks:
         instruction: str,
         attachment_type: str,
         attachment: str,
-        categories: list[str],
+        categories: builtins.list[str],
         metadata: dict[str, Any] | None = None,
         unique_id: str | None = None,
         callback_format: str | None = None,
@@ -215,7 +216,7 @@ class Tasks:
     def cancel(self, task_id: str) -> Task:
         return self._client._call(_core.cancel_call(task_id))
 
-    def callbacks(self, task_id: str) -> list[CallbackAttempt]:
+    def callbacks(self, task_id: str) -> builtins.list[CallbackAttempt]:
         """The task's callback deliveries, oldest first; empty until it is completed."""
         return self._client._call(_core.callbacks_call(task_id))
 
@@ -233,7 +234,7 @@ class AsyncTasks:
         instruction: str,
         attachment_type: str,
         attachment: str,
-        categories: list[str],
+        categories: builtins.list[str],
         metadata: dict[str, Any] | None = None,
         unique_id: str | None = None,
         callback_format: str | None = None,
@@ -269,7 +270,7 @@ class AsyncTasks:
     async def cancel(self, task_id: str) -> Task:
         return await self._client._call(_core.cancel_call(task_id))
 
-    async def callbacks(self, task_id: str) -> list[CallbackAttempt]:
+    async def callbacks(self, task_id: str) -> builtins.list[CallbackAttempt]:
         return await self._client._call(_core.callbacks_call(task_id))
 
 

@@ -33,9 +33,12 @@ module StackHelper
     @api = Scale::APIClient.authorize!(API_KEY, base_url: BASE_URL)
   end
 
-  # Leave no pending task behind: the worker pool is shared by every test.
+  # A second early, against clock rounding: tasks created from then on are this run's.
+  STARTED = Time.now.utc - 1
+
+  # Leave no pending task of this run behind: the worker pool is shared by every test.
   def teardown
-    @api&.tasks&.list(status: 'pending')&.each { |task| @api.tasks.cancel(task.task_id) }
+    @api&.tasks&.list(status: 'pending', start_time: STARTED)&.each { |task| @api.tasks.cancel(task.task_id) }
   end
 
   def worker_post(path, token, json = nil)

@@ -2,20 +2,22 @@
 
 One delivery per completed task, keyed by its task id, at most two attempts:
 
-    attempting(1) ──200──▶ delivered
-        │ anything else
-        ▼
-    awaiting_retry ──(after CALLBACK_RETRY_DELAY_SECONDS)──▶ attempting(2) ──▶ delivered | failed
+    new ──claim 1──▶ attempting(1) ──200──▶ delivered
+                          │ anything else
+                          ▼
+                   awaiting_retry ──(CALLBACK_RETRY_DELAY_SECONDS)──▶ attempting(2)
+                                                               ──▶ delivered | failed
 
-An attempt is *claimed* (the record says `attempting`, with the attempt number) before
-it is sent, and only one process can claim a given attempt number: the first claim
-inserts the record (unique `_id`), the second moves it out of `awaiting_retry`, which is
-only ever entered once. So at most two attempts happen, however often events or retry
-messages are delivered and however many notifiers run.
+An attempt is *claimed* before it is sent, and a claim is the insertion of a record
+whose id is `<task id>:<attempt number>`: the database lets exactly one process insert
+it, however often the event or the retry message is delivered and however many
+notifiers run. Only attempts 1 and 2 are ever claimed, so at most two are sent. (An
+insert is the one write MongoDB and FerretDB both make atomic against a concurrent one;
+FerretDB v1 does not make a conditional update a compare-and-set.)
 
-An attempt whose claimer died before recording the outcome (`claim_ttl` after it was
-claimed, long past any send) is logged as interrupted: it may or may not have reached
-the receiver. An interrupted first attempt still gets its retry.
+An attempt whose claimer died before recording its outcome (`claim_ttl` after the claim,
+long past any send) is logged as interrupted: it may or may not have reached the
+receiver. An interrupted first attempt still gets its retry.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ CLAIM_GRACE_SECONDS = 10.0
 
 INTERRUPTED = "interrupted: the notifier stopped during this attempt; its outcome is unknown"
 
-DeliveryState = Literal["attempting", "awaiting_retry", "delivered", "failed"]
+DeliveryState = Literal["new", "attempting", "awaiting_retry", "delivered", "failed"]
 # What made the notifier look at a delivery: the completion event, or its retry coming due.
 Trigger = Literal["completed", "retry_due"]
 
@@ -46,33 +48,27 @@ class NotDeliverable(ValueError):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What one attempt gave; the public log entry."""
+class Attempt:
+    """One claimed attempt; `finished` once its outcome is known."""
 
-    attempt: int
-    at: datetime
+    number: int
+    at: datetime  # when it was claimed, just before it was sent
+    finished: bool = False
     status_code: int | None = None
     error: str | None = None
 
     @property
     def delivered(self) -> bool:
-        return self.status_code == SUCCESS_STATUS and self.error is None
+        return self.finished and self.status_code == SUCCESS_STATUS and self.error is None
 
     def to_public(self) -> CallbackAttempt:
         return CallbackAttempt(
-            attempt=self.attempt,  # type: ignore[arg-type]
+            attempt=self.number,  # type: ignore[arg-type]
             at=self.at,
             status_code=self.status_code,
             error=self.error,
             delivered=self.delivered,
         )
-
-
-def outcome(attempt: int, at: datetime, status_code: int | None, error: str | None) -> Outcome:
-    """The outcome of a send: exactly status 200 is success; any other answer is an error."""
-    if error is None and status_code != SUCCESS_STATUS:
-        error = f"the receiver answered {status_code}, not {SUCCESS_STATUS}"
-    return Outcome(attempt=attempt, at=at, status_code=status_code, error=error)
 
 
 @dataclass(frozen=True)
@@ -84,14 +80,9 @@ class Delivery:
     callback_format: CallbackFormat
     # The customer's view of the completed task, as JSON: what the callback carries.
     task: dict[str, Any]
-    state: DeliveryState
-    attempt: int  # the attempt last claimed
-    claimed_at: datetime
-    log: tuple[Outcome, ...] = ()
+    attempts: tuple[Attempt, ...] = ()  # claimed ones, by number
     # The retry is known to wait in RabbitMQ (publisher-confirmed).
     retry_scheduled: bool = False
-    # Optimistic concurrency: every write checks and bumps it.
-    version: int = 0
     request_id: str | None = field(default=None, compare=False)
     created_at: datetime | None = None
 
@@ -99,9 +90,23 @@ class Delivery:
     def callback_url(self) -> str:
         return str(self.task["callback_url"])
 
+    @property
+    def last(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
 
-def first_attempt(event: TaskCompleted, now: datetime) -> Delivery:
-    """The delivery of a completion, with attempt 1 claimed."""
+    @property
+    def state(self) -> DeliveryState:
+        last = self.last
+        if last is None:
+            return "new"
+        if not last.finished:
+            return "attempting"
+        if last.delivered:
+            return "delivered"
+        return "awaiting_retry" if last.number < MAX_ATTEMPTS else "failed"
+
+
+def new_delivery(event: TaskCompleted, now: datetime) -> Delivery:
     task = event.task
     if task.status != "completed" or task.response is None:
         raise NotDeliverable(f"task {task.task_id} is {task.status}, without a response")
@@ -110,45 +115,33 @@ def first_attempt(event: TaskCompleted, now: datetime) -> Delivery:
         customer_id=event.customer_id,
         callback_format=event.callback_format,
         task=task.to_json_dict(),
-        state="attempting",
-        attempt=1,
-        claimed_at=now,
         request_id=event.request_id,
         created_at=now,
     )
 
 
-def state_after(result: Outcome) -> DeliveryState:
-    if result.delivered:
-        return "delivered"
-    return "awaiting_retry" if result.attempt < MAX_ATTEMPTS else "failed"
+def next_attempt(delivery: Delivery, now: datetime) -> Attempt:
+    """The attempt to claim now: the first, or the retry after a failed first."""
+    if delivery.state not in ("new", "awaiting_retry"):
+        raise ValueError(f"the callback of {delivery.task_id} is {delivery.state}")
+    return Attempt(number=len(delivery.attempts) + 1, at=now)
 
 
-def record(delivery: Delivery, result: Outcome) -> Delivery:
-    """The delivery once the outcome of its claimed attempt is known."""
-    if delivery.state != "attempting" or delivery.attempt != result.attempt:
-        raise ValueError(f"attempt {result.attempt} of {delivery.task_id} is not in progress")
-    return replace(delivery, state=state_after(result), log=(*delivery.log, result))
+def finish(attempt: Attempt, status_code: int | None, error: str | None) -> Attempt:
+    """The outcome of a send: exactly status 200 is success; any other answer is an error."""
+    if error is None and status_code != SUCCESS_STATUS:
+        error = f"the receiver answered {status_code}, not {SUCCESS_STATUS}"
+    return replace(attempt, finished=True, status_code=status_code, error=error)
 
 
-def interrupted(delivery: Delivery) -> Outcome:
-    return Outcome(attempt=delivery.attempt, at=delivery.claimed_at, error=INTERRUPTED)
-
-
-def claim_retry(delivery: Delivery, now: datetime) -> Delivery:
-    if delivery.state != "awaiting_retry":
-        raise ValueError(f"the callback of {delivery.task_id} is not awaiting a retry")
-    return replace(delivery, state="attempting", attempt=delivery.attempt + 1, claimed_at=now)
-
-
-def retry_scheduled(delivery: Delivery) -> Delivery:
-    return replace(delivery, retry_scheduled=True)
+def interrupted(attempt: Attempt) -> Attempt:
+    return replace(attempt, finished=True, status_code=None, error=INTERRUPTED)
 
 
 class Step(enum.Enum):
     """What the notifier does next for a delivery, given what woke it up."""
 
-    START = "start"  # no record yet: claim attempt 1 and send it
+    START = "start"  # claim attempt 1 and send it
     SEND_RETRY = "send_retry"  # claim attempt 2 and send it
     SCHEDULE_RETRY = "schedule_retry"  # make sure the retry waits in RabbitMQ
     WAIT = "wait"  # another process is sending this attempt: look again later
@@ -160,16 +153,18 @@ def next_step(
     delivery: Delivery | None, trigger: Trigger, now: datetime, claim_ttl: timedelta
 ) -> Step:
     """The one rule that decides, for every message the notifier gets, what happens."""
-    if delivery is None:
+    state = "new" if delivery is None else delivery.state
+    if state == "new":
         return Step.START if trigger == "completed" else Step.DONE
-    if delivery.state == "attempting":
+    assert delivery is not None and delivery.last is not None
+    if state == "attempting":
         # The completion event looks after attempt 1, the retry message after attempt 2;
         # until its message is acked, a crashed claimer's message comes back to us.
-        owner: Trigger = "completed" if delivery.attempt == 1 else "retry_due"
+        owner: Trigger = "completed" if delivery.last.number == 1 else "retry_due"
         if trigger != owner:
             return Step.DONE
-        return Step.ABANDON if now - delivery.claimed_at >= claim_ttl else Step.WAIT
-    if delivery.state == "awaiting_retry":
+        return Step.ABANDON if now - delivery.last.at >= claim_ttl else Step.WAIT
+    if state == "awaiting_retry":
         if trigger == "retry_due":
             return Step.SEND_RETRY
         return Step.DONE if delivery.retry_scheduled else Step.SCHEDULE_RETRY

@@ -87,36 +87,37 @@ async def advance(
             raise AttemptInProgress(f"attempt of task {task_id} in progress elsewhere")
         if step is Step.START:
             assert event is not None
-            await _start(event, deps)
-            continue
+            delivery = await _delivery_of(event, deps)
         assert delivery is not None
-        if step is Step.SEND_RETRY:
+        if step in (Step.START, Step.SEND_RETRY):
             # The secret first: an unreachable task-store must not cost an attempt.
             secret = await _secret(delivery.customer_id, deps)
-            claimed = await deps.deliveries.save(delivery, domain.claim_retry(delivery, utcnow()))
-            if claimed is not None:
-                await _attempt(claimed, secret, deps)
+            attempt = domain.next_attempt(delivery, utcnow())
+            if await deps.deliveries.claim(delivery, attempt):
+                await _send(delivery, attempt, secret, deps)
         elif step is Step.SCHEDULE_RETRY:
             await deps.retries.schedule(delivery.task_id, delivery.request_id)
-            await deps.deliveries.save(delivery, domain.retry_scheduled(delivery))
+            await deps.deliveries.mark_retry_scheduled(delivery.task_id)
             log.info("callback retry scheduled", extra={"task_id": task_id})
         elif step is Step.ABANDON:
-            outcome = domain.interrupted(delivery)
-            if await deps.deliveries.save(delivery, domain.record(delivery, outcome)):
-                _count(outcome, "interrupted")
+            assert delivery.last is not None
+            if await deps.deliveries.finish(task_id, domain.interrupted(delivery.last)):
+                _count(delivery.last, "interrupted")
                 log.warning("callback attempt interrupted",
-                            extra={"task_id": task_id, "attempt": outcome.attempt})
+                            extra={"task_id": task_id, "attempt": delivery.last.number})
     raise RuntimeError(f"the callback of task {task_id} made no progress in {MAX_STEPS} steps")
 
 
-async def _start(event: TaskCompleted, deps: Dependencies) -> None:
-    secret = await _secret(event.customer_id, deps)
+async def _delivery_of(event: TaskCompleted, deps: Dependencies) -> Delivery:
+    """The event's delivery, stored (by this process or one before it)."""
     try:
-        first = domain.first_attempt(event, utcnow())
+        delivery = domain.new_delivery(event, utcnow())
     except domain.NotDeliverable as exc:
         raise PoisonMessage(str(exc)) from exc
-    if await deps.deliveries.create(first):
-        await _attempt(first, secret, deps)
+    await deps.deliveries.create(delivery)
+    stored = await deps.deliveries.get(delivery.task_id)
+    assert stored is not None
+    return stored
 
 
 async def _secret(customer_id: str, deps: Dependencies) -> str:
@@ -126,34 +127,34 @@ async def _secret(customer_id: str, deps: Dependencies) -> str:
         raise PoisonMessage(f"no callback secret: {exc.message}") from exc
 
 
-async def _attempt(claimed: Delivery, secret: str, deps: Dependencies) -> None:
-    """Send the claimed attempt and record its outcome."""
-    body, content_type = payload.encode_body(claimed.task, claimed.callback_format)
+async def _send(delivery: Delivery, claimed: domain.Attempt, secret: str, deps: Dependencies) -> None:
+    """Send a claimed attempt and record its outcome."""
+    body, content_type = payload.encode_body(delivery.task, delivery.callback_format)
     headers = payload.callback_headers(
-        claimed.task_id, claimed.attempt, int(time.time()), secret, body, content_type
+        delivery.task_id, claimed.number, int(time.time()), secret, body, content_type
     )
     started = time.perf_counter()
-    result = await deps.sender.post(claimed.callback_url, body, headers)
+    result = await deps.sender.post(delivery.callback_url, body, headers)
     CALLBACK_SECONDS.observe(time.perf_counter() - started)
-    outcome = domain.outcome(claimed.attempt, claimed.claimed_at, result.status_code, result.error)
-    recorded = await deps.deliveries.save(claimed, domain.record(claimed, outcome))
-    _count(outcome, "delivered" if outcome.delivered else "failed")
+    attempt = domain.finish(claimed, result.status_code, result.error)
+    recorded = await deps.deliveries.finish(delivery.task_id, attempt)
+    _count(attempt, "delivered" if attempt.delivered else "failed")
     log.info(
         "callback attempted",
-        extra={"task_id": claimed.task_id, "attempt": outcome.attempt,
-               "status_code": outcome.status_code, "error": outcome.error,
-               "delivered": outcome.delivered,
+        extra={"task_id": delivery.task_id, "attempt": attempt.number,
+               "status_code": attempt.status_code, "error": attempt.error,
+               "delivered": attempt.delivered,
                "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
     )
-    if recorded is None:
+    if not recorded:
         log.warning("callback outcome not recorded: the attempt was declared interrupted",
-                    extra={"task_id": claimed.task_id, "attempt": outcome.attempt})
+                    extra={"task_id": delivery.task_id, "attempt": attempt.number})
 
 
-def _count(outcome: domain.Outcome, label: str) -> None:
-    CALLBACK_ATTEMPTS.labels(str(outcome.attempt), label).inc()
+def _count(attempt: domain.Attempt, label: str) -> None:
+    CALLBACK_ATTEMPTS.labels(str(attempt.number), label).inc()
 
 
 async def list_callbacks(command: ListCallbacks, _command_id: str, deps: Dependencies) -> CallbackLog:
-    outcomes = await deps.deliveries.attempts(command.task_id, command.customer_id)
-    return CallbackLog(attempts=[outcome.to_public() for outcome in outcomes])
+    attempts = await deps.deliveries.log(command.task_id, command.customer_id)
+    return CallbackLog(attempts=[attempt.to_public() for attempt in attempts])

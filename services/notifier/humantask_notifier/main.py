@@ -50,7 +50,7 @@ from .handlers import (
     handle_task_completed,
     list_callbacks,
 )
-from .repository import DeliveryRepository
+from .repository import DeliveryRepository, ensure_indexes
 from .retries import RetryScheduler, declare_retry_queue
 from .sender import CallbackSender, create_session
 from .settings import NotifierSettings
@@ -71,6 +71,7 @@ TRANSIENT_ERRORS = (PyMongoError, Unavailable, AttemptInProgress)
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, "humantask-notifier"):
+        await ensure_indexes(database)
         app[database_key] = database
         add_readiness_check(app, "mongodb", lambda: ping(database))
         yield

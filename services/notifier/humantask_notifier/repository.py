@@ -1,84 +1,66 @@
-"""MongoDB adapter: the notifier's own delivery records, one document per task.
+"""MongoDB adapter: the notifier's own delivery records.
 
-Collection `callback_deliveries`, `_id` = task id. A record is created once (the claim of
-attempt 1: a second insert fails on `_id`) and then changed only by compare-and-set on
-its `version`, so two notifier processes can never both make the same transition.
-The task is kept as JSON text: customer `metadata` keys may hold `.` or `$`.
-FerretDB v1 is a supported backend: no projection in find-and-modify, no transactions.
+- `callback_deliveries`, `_id` = task id: what to send (the task, kept as JSON text since
+  customer `metadata` keys may hold `.` or `$`), to whom, and whether the retry is queued.
+- `callback_attempts`, `_id` = `<task id>:<attempt>`: one per claimed attempt, with its
+  outcome once known. Inserting it *is* the claim: a second insert of the same id fails,
+  so one attempt number is sent by one process only. This leans on nothing but the
+  unique `_id`, because FerretDB v1 (a supported backend) does not make a conditional
+  update atomic against a concurrent one.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import orjson
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from humantask_shared.timeutil import as_utc, utcnow
 
-from .domain import Delivery, Outcome
+from .domain import Attempt, Delivery
 
 DELIVERIES = "callback_deliveries"
+ATTEMPTS = "callback_attempts"
 
 
-def _outcome_to_document(outcome: Outcome) -> dict[str, Any]:
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db[ATTEMPTS].create_index([("task_id", ASCENDING), ("attempt", ASCENDING)])
+
+
+def _attempt_id(task_id: str, number: int) -> str:
+    return f"{task_id}:{number}"
+
+
+def _outcome_fields(attempt: Attempt) -> dict[str, Any]:
     return {
-        "attempt": outcome.attempt,
-        "at": outcome.at,
-        "status_code": outcome.status_code,
-        "error": outcome.error,
-        "delivered": outcome.delivered,
+        "finished": attempt.finished,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "delivered": attempt.delivered,
     }
 
 
-def _document_to_outcome(doc: dict[str, Any]) -> Outcome:
-    return Outcome(
-        attempt=doc["attempt"],
+def _document_to_attempt(doc: dict[str, Any]) -> Attempt:
+    return Attempt(
+        number=doc["attempt"],
         at=as_utc(doc["at"]),
+        finished=bool(doc.get("finished")),
         status_code=doc.get("status_code"),
         error=doc.get("error"),
     )
 
 
-def _changing_fields(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "state": delivery.state,
-        "attempt": delivery.attempt,
-        "claimed_at": delivery.claimed_at,
-        "retry_scheduled": delivery.retry_scheduled,
-        "log": [_outcome_to_document(outcome) for outcome in delivery.log],
-    }
-
-
-def _delivery_to_document(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "_id": delivery.task_id,
-        "customer_id": delivery.customer_id,
-        "callback_url": delivery.callback_url,
-        "callback_format": delivery.callback_format,
-        "task_json": orjson.dumps(delivery.task).decode(),
-        "request_id": delivery.request_id,
-        "created_at": delivery.created_at,
-        "updated_at": delivery.claimed_at,
-        "version": delivery.version,
-        **_changing_fields(delivery),
-    }
-
-
-def _document_to_delivery(doc: dict[str, Any]) -> Delivery:
+def _document_to_delivery(doc: dict[str, Any], attempts: list[Attempt]) -> Delivery:
     return Delivery(
         task_id=doc["_id"],
         customer_id=doc["customer_id"],
         callback_format=doc["callback_format"],
         task=orjson.loads(doc["task_json"]),
-        state=doc["state"],
-        attempt=doc["attempt"],
-        claimed_at=as_utc(doc["claimed_at"]),
-        log=tuple(_document_to_outcome(entry) for entry in doc.get("log") or []),
+        attempts=tuple(sorted(attempts, key=lambda attempt: attempt.number)),
         retry_scheduled=bool(doc.get("retry_scheduled")),
-        version=doc.get("version", 0),
         request_id=doc.get("request_id"),
         created_at=as_utc(doc["created_at"]) if doc.get("created_at") else None,
     )
@@ -87,32 +69,63 @@ def _document_to_delivery(doc: dict[str, Any]) -> Delivery:
 class DeliveryRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self._deliveries = db[DELIVERIES]
+        self._attempts = db[ATTEMPTS]
 
     async def get(self, task_id: str) -> Delivery | None:
         doc = await self._deliveries.find_one({"_id": task_id})
-        return None if doc is None else _document_to_delivery(doc)
+        if doc is None:
+            return None
+        return _document_to_delivery(doc, await self._claimed(task_id))
 
-    async def create(self, delivery: Delivery) -> bool:
-        """Store a new delivery; False if the task has one already (someone claimed it)."""
+    async def _claimed(self, task_id: str) -> list[Attempt]:
+        cursor = self._attempts.find({"task_id": task_id}).sort("attempt", ASCENDING)
+        return [_document_to_attempt(doc) async for doc in cursor]
+
+    async def create(self, delivery: Delivery) -> None:
+        """Store a new delivery (its attempts are claimed separately); a second is a no-op."""
         try:
-            await self._deliveries.insert_one(_delivery_to_document(delivery))
+            await self._deliveries.insert_one({
+                "_id": delivery.task_id,
+                "customer_id": delivery.customer_id,
+                "callback_url": delivery.callback_url,
+                "callback_format": delivery.callback_format,
+                "task_json": orjson.dumps(delivery.task).decode(),
+                "retry_scheduled": delivery.retry_scheduled,
+                "request_id": delivery.request_id,
+                "created_at": delivery.created_at or utcnow(),
+            })
+        except DuplicateKeyError:
+            pass
+
+    async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
+        """Claim `attempt` of the delivery; False if another process already did."""
+        try:
+            await self._attempts.insert_one({
+                "_id": _attempt_id(delivery.task_id, attempt.number),
+                "task_id": delivery.task_id,
+                "customer_id": delivery.customer_id,
+                "attempt": attempt.number,
+                "at": attempt.at,
+                **_outcome_fields(attempt),
+            })
         except DuplicateKeyError:
             return False
         return True
 
-    async def save(self, before: Delivery, after: Delivery) -> Delivery | None:
-        """Write `after` if the record is still `before`; the stored delivery, or None if
-        another process changed it first (then nothing is written)."""
-        version = before.version + 1
-        result = await self._deliveries.update_one(
-            {"_id": before.task_id, "version": before.version},
-            {"$set": {**_changing_fields(after), "version": version, "updated_at": utcnow()}},
+    async def finish(self, task_id: str, attempt: Attempt) -> bool:
+        """Record a claimed attempt's outcome; False if it was recorded already."""
+        result = await self._attempts.update_one(
+            {"_id": _attempt_id(task_id, attempt.number), "finished": False},
+            {"$set": {**_outcome_fields(attempt), "finished_at": utcnow()}},
         )
-        return replace(after, version=version) if result.modified_count == 1 else None
+        return result.modified_count == 1
 
-    async def attempts(self, task_id: str, customer_id: str) -> list[Outcome]:
-        """The customer's log of a task, oldest first; empty without a delivery."""
-        doc = await self._deliveries.find_one({"_id": task_id, "customer_id": customer_id})
-        if doc is None:
-            return []
-        return sorted(_document_to_delivery(doc).log, key=lambda outcome: outcome.attempt)
+    async def mark_retry_scheduled(self, task_id: str) -> None:
+        await self._deliveries.update_one({"_id": task_id}, {"$set": {"retry_scheduled": True}})
+
+    async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
+        """The customer's log of a task: its finished attempts, oldest first."""
+        cursor = self._attempts.find(
+            {"task_id": task_id, "customer_id": customer_id, "finished": True}
+        ).sort("attempt", ASCENDING)
+        return [_document_to_attempt(doc) async for doc in cursor]

@@ -29,13 +29,15 @@ RETRY_QUEUE = "notifier.callback-retry"
 RETRY_MESSAGE_TYPE = "callback.retry_due"
 
 
-def delay_queue_name(delay_ms: int) -> str:
-    return f"{RETRY_QUEUE}.delay-{delay_ms}ms"
+def delay_queue_name(delay_ms: int, queue: str = RETRY_QUEUE) -> str:
+    return f"{queue}.delay-{delay_ms}ms"
 
 
-async def declare_retry_queue(channel: AbstractRobustChannel) -> AbstractQueue:
+async def declare_retry_queue(
+    channel: AbstractRobustChannel, queue: str = RETRY_QUEUE
+) -> AbstractQueue:
     """The queue of retries that are due, which every notifier consumes."""
-    return await declare_work_queue(channel, RETRY_QUEUE, DEAD_LETTER_EXCHANGE, [])
+    return await declare_work_queue(channel, queue, DEAD_LETTER_EXCHANGE, [])
 
 
 class RetryDue(BaseModel):
@@ -47,21 +49,24 @@ class RetryDue(BaseModel):
 
 
 class RetryScheduler:
-    def __init__(self, channel: AbstractRobustChannel, delay_seconds: float) -> None:
+    def __init__(
+        self, channel: AbstractRobustChannel, delay_seconds: float, queue: str = RETRY_QUEUE
+    ) -> None:
         self._channel = channel
+        self._queue = queue
         self._delay_ms = round(delay_seconds * 1000)
-        self._delay_queue = delay_queue_name(self._delay_ms)
+        self.delay_queue = delay_queue_name(self._delay_ms, queue)
 
     async def declare(self) -> None:
         """Declare the delay queue and the queue it feeds."""
-        await declare_retry_queue(self._channel)
+        await declare_retry_queue(self._channel, self._queue)
         await self._channel.declare_queue(
-            self._delay_queue,
+            self.delay_queue,
             durable=True,
             arguments={
                 "x-message-ttl": self._delay_ms,
                 "x-dead-letter-exchange": "",  # the default exchange: straight to the queue
-                "x-dead-letter-routing-key": RETRY_QUEUE,
+                "x-dead-letter-routing-key": self._queue,
             },
         )
 
@@ -76,5 +81,5 @@ class RetryScheduler:
             headers={REQUEST_ID_HEADER: request_id or ""},
         )
         await self._channel.default_exchange.publish(
-            message, routing_key=self._delay_queue, mandatory=True, timeout=timeout
+            message, routing_key=self.delay_queue, mandatory=True, timeout=timeout
         )

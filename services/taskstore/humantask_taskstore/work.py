@@ -40,7 +40,10 @@ async def claim_work(command: ClaimWork, _command_id: str, deps: Dependencies) -
     for _ in range(CLAIM_ROUNDS):
         candidates = await deps.tasks.claimable(now, CLAIM_CANDIDATES)
         if not candidates:
-            return ClaimResult()
+            # An earlier claim of this worker (a retry after a timeout) may have leased it
+            # a task since we looked: hand that one out rather than "nothing to do".
+            held = await deps.tasks.live_lease_of(command.worker_id, utcnow())
+            return ClaimResult(item=None if held is None else held.to_work_item())
         for candidate in candidates:
             leased = domain.claim_task(candidate, command.worker_id, now, deps.work_lease_seconds)
             # Only one claimer can write a task's next version; the others move on.

@@ -35,7 +35,15 @@ CLIENTS = ROOT / "clients"
 # (the pool is FIFO): each holds one of them until the round trip is done.
 WORKER_TOKEN_COUNT = 3
 # Where tasks go that no test completes: a closed port on this machine, never the network.
-NOWHERE = "http://127.0.0.1:9/never-called"
+CLOSED_PORT = "http://127.0.0.1:9"
+NOWHERE = f"{CLOSED_PORT}/never-called"
+SEED_CALLBACK_HOST = "http://www.example.com"
+
+
+def local_callbacks(code: str) -> str:
+    """README code with the seed's www.example.com callbacks on a closed local port instead:
+    no callback of a test ever leaves this machine."""
+    return code.replace(SEED_CALLBACK_HOST, CLOSED_PORT)
 
 # The runners' own closing lines, echoed at the end of the pytest run.
 _SUITE_SUMMARIES: list[tuple[str, list[str]]] = []

@@ -7,6 +7,9 @@ README order, all in ONE bash process (`set -euo pipefail`, from the repository'
 - a block that only sets variables (`NAME=...` or `export NAME=...` lines) runs too,
   except that `HUMANTASK_URL` and `API_KEY` come from this test: the test stack's
   gateway and its demo customer's key (the README's values are for a local run);
+  `WORKER_TOKEN` is set to a new worker's token for the worker walk-through;
+- callback URLs on `www.example.com` are pointed at a closed port of this machine, so
+  that no callback of a test ever leaves it;
 - every other block (docker compose, make, a server to start) is for a newcomer's
   machine, not for this stack, and is left out; so is any block that mentions `docker`.
 
@@ -32,7 +35,7 @@ import pytest
 
 from tests.e2e.conftest import DEMO_API_KEY, Stack
 
-from .conftest import ROOT, cancel_pending_tasks
+from .conftest import ROOT, cancel_pending_tasks, local_callbacks, round_trip_missing
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +95,8 @@ def bash_script(blocks: list[Block]) -> str:
     parts = ["set -euo pipefail", CURL_WRAPPER]
     for index, block in enumerate(blocks):
         # After a newline: a response body need not end with one.
-        parts += [f"printf '\\n@@block {index}\\n' | tee /dev/stderr", block.script]
+        marker = f"printf '\\n@@block {index}\\n'"
+        parts += [f"{marker}; {marker} >&2", local_callbacks(block.script)]
     return "\n".join(parts) + "\n"
 
 
@@ -123,6 +127,8 @@ def test_every_curl_command_in_the_readme(stack: Stack) -> None:
     blocks = runnable_blocks(README.read_text(encoding="utf-8"))
     env = {**stack.env, "HUMANTASK_URL": stack.gateway_url, "API_KEY": DEMO_API_KEY,
            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    if round_trip_missing(stack) is None:
+        env["WORKER_TOKEN"] = stack.admin("workers", "create", "--name", "readme")["token"]
     try:
         result = subprocess.run(["bash", "-c", bash_script(blocks)], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=120,

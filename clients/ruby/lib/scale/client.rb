@@ -2,6 +2,7 @@
 
 require 'json'
 require 'net/http'
+require 'time'
 require 'uri'
 
 module Scale

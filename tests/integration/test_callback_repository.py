@@ -1,0 +1,104 @@
+"""The notifier's delivery records against a real MongoDB-protocol server (FerretDB or
+MongoDB): claims are exclusive even when processes race for them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from humantask_notifier import domain
+from humantask_notifier.domain import Attempt, Delivery
+from humantask_notifier.repository import DeliveryRepository, ensure_indexes
+from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.models import Task
+from humantask_shared.mongo import connect_mongo
+from tests.support.callbacks import SEED_TASK
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
+    name = f"{urlsplit(mongodb_url).path.lstrip('/')}_cb_{uuid.uuid4().hex[:8]}"
+    client = await connect_mongo(mongodb_url, "humantask-integration-tests")
+    try:
+        await ensure_indexes(client[name])
+        yield client[name]
+        await client.drop_database(name)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def repo(db: AsyncDatabase) -> DeliveryRepository:
+    return DeliveryRepository(db)
+
+
+def new_delivery(task_id: str | None = None, customer_id: str = "c1") -> Delivery:
+    task = Task.model_validate({
+        **SEED_TASK,
+        "task_id": task_id or uuid.uuid4().hex[:24],
+        # Keys MongoDB-likes refuse as field names: kept as JSON text, they survive.
+        "metadata": {"a.b": {"$c": [1, None, {"d": True}]}},
+    })
+    event = TaskCompleted(customer_id=customer_id, callback_format="json", task=task,
+                          request_id="req-1")
+    return domain.new_delivery(event, T0)
+
+
+async def test_a_delivery_round_trips_with_its_task(repo: DeliveryRepository) -> None:
+    delivery = new_delivery()
+    assert await repo.get(delivery.task_id) is None
+    await repo.create(delivery)
+    await repo.create(new_delivery(delivery.task_id, customer_id="someone else"))  # no-op
+    stored = await repo.get(delivery.task_id)
+    assert stored == delivery
+    assert stored is not None and stored.request_id == "req-1" and stored.created_at == T0
+
+
+async def test_an_attempt_is_claimed_once_even_by_racing_processes(
+    repo: DeliveryRepository,
+) -> None:
+    delivery = new_delivery()
+    await repo.create(delivery)
+    wins = await asyncio.gather(*[repo.claim(delivery, Attempt(1, T0)) for _ in range(20)])
+    assert wins.count(True) == 1
+    assert await repo.claim(delivery, Attempt(2, T0)) is True
+    assert await repo.claim(delivery, Attempt(2, T0)) is False
+
+
+async def test_outcomes_make_the_customers_log(repo: DeliveryRepository) -> None:
+    delivery = new_delivery()
+    await repo.create(delivery)
+    first = Attempt(1, T0)
+    await repo.claim(delivery, first)
+    assert await repo.log(delivery.task_id, "c1") == []  # in progress: not logged yet
+    assert (await repo.get(delivery.task_id)).state == "attempting"  # type: ignore[union-attr]
+
+    failed = domain.finish(first, 503, None)
+    assert await repo.finish(delivery.task_id, failed) is True
+    assert await repo.finish(delivery.task_id, domain.interrupted(first)) is False  # once
+    second = Attempt(2, T0.replace(second=9))
+    await repo.claim(delivery, second)
+    await repo.finish(delivery.task_id, domain.finish(second, None, "timed out after 1 s"))
+
+    assert await repo.log(delivery.task_id, "c1") == [
+        failed, domain.finish(second, None, "timed out after 1 s")
+    ]
+    assert await repo.log(delivery.task_id, "another customer") == []
+    stored = await repo.get(delivery.task_id)
+    assert stored is not None and stored.state == "failed"
+
+
+async def test_the_retry_flag_sticks(repo: DeliveryRepository) -> None:
+    delivery = new_delivery()
+    await repo.create(delivery)
+    await repo.mark_retry_scheduled(delivery.task_id)
+    stored = await repo.get(delivery.task_id)
+    assert stored is not None and stored.retry_scheduled

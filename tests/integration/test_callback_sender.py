@@ -1,0 +1,151 @@
+"""The notifier's HTTP sender against a real local aiohttp receiver: what counts as an
+answer, timeouts, refused connections, redirects, huge answers and private addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from humantask_notifier.sender import (
+    MAX_RESPONSE_BYTES,
+    USER_AGENT,
+    CallbackSender,
+    SendResult,
+    create_session,
+)
+from humantask_shared import __version__
+from tests.support.services import free_port
+
+TIMEOUT = 1.0
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[web.Request]]]:
+    """A local server; its base URL and the requests it got."""
+    seen: list[web.Request] = []
+
+    async def record(request: web.Request) -> None:
+        await request.read()
+        seen.append(request)
+
+    async def ok(request: web.Request) -> web.Response:
+        await record(request)
+        return web.Response(text="thanks")
+
+    async def error(request: web.Request) -> web.Response:
+        await record(request)
+        return web.Response(status=500)
+
+    async def slow(request: web.Request) -> web.Response:
+        await record(request)
+        await asyncio.sleep(TIMEOUT + 1)
+        return web.Response()
+
+    async def redirect(request: web.Request) -> web.Response:
+        await record(request)
+        raise web.HTTPTemporaryRedirect("/ok")
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        await record(request)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        while True:  # never finishes: only a capped read gets an answer in time
+            await response.write(chunk)
+
+    app = web.Application()
+    for path, handler in {"/ok": ok, "/error": error, "/slow": slow, "/redirect": redirect,
+                          "/endless": endless}.items():
+        app.router.add_post(path, handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def post(url: str, allow_private: bool = True) -> SendResult:
+    async with create_session(TIMEOUT, allow_private) as session:
+        sender = CallbackSender(session, TIMEOUT, allow_private)
+        return await sender.post(url, b"task_id=1", {"X-Callback-Attempt": "1",
+                                                    "Content-Type": "application/x-www-form-urlencoded"})
+
+
+async def test_a_200_with_our_headers_and_user_agent(receiver: tuple[str, list]) -> None:
+    base, seen = receiver
+    assert await post(base + "/ok") == SendResult(status_code=200)
+    (request,) = seen
+    assert request.headers["User-Agent"] == USER_AGENT == f"humantask-notifier/{__version__}"
+    assert request.headers["X-Callback-Attempt"] == "1"
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+async def test_other_statuses_are_answers_not_errors(receiver: tuple[str, list]) -> None:
+    base, _ = receiver
+    assert await post(base + "/error") == SendResult(status_code=500)
+
+
+async def test_redirects_are_not_followed(receiver: tuple[str, list]) -> None:
+    base, seen = receiver
+    assert await post(base + "/redirect") == SendResult(status_code=307)
+    assert [request.path for request in seen] == ["/redirect"]
+
+
+async def test_a_slow_receiver_times_out(receiver: tuple[str, list]) -> None:
+    base, _ = receiver
+    started = time.monotonic()
+    result = await post(base + "/slow")
+    assert result.status_code is None and result.error == f"timed out after {TIMEOUT:g} s"
+    assert time.monotonic() - started < TIMEOUT + 0.9
+
+
+async def test_an_endless_answer_is_read_only_up_to_the_cap(receiver: tuple[str, list]) -> None:
+    base, _ = receiver
+    assert MAX_RESPONSE_BYTES <= 1024 * 1024
+    assert await post(base + "/endless") == SendResult(status_code=200)
+
+
+async def test_a_refused_connection_is_an_error() -> None:
+    result = await post(f"http://127.0.0.1:{free_port()}/")
+    assert result.status_code is None
+    assert result.error is not None and result.error.startswith("could not connect to 127.0.0.1")
+
+
+async def test_an_unresolvable_host_is_an_error() -> None:
+    result = await post("http://no-such-host.invalid/callback")
+    assert result.status_code is None
+    # Normally the resolver says so at once; a resolver that does not answer times out.
+    assert result.error is not None
+    assert "could not resolve no-such-host.invalid" in result.error or "timed out" in result.error
+
+
+@pytest.mark.parametrize(("host", "reason"), [
+    ("127.0.0.1", "127.0.0.1 is loopback"),
+    ("localhost", "localhost resolves to a non-public address: 127.0.0.1 is loopback"),
+    ("[::ffff:127.0.0.1]", "embeds 127.0.0.1, which is loopback"),
+])
+async def test_private_addresses_are_refused_by_default_and_nothing_is_sent(
+    receiver: tuple[str, list], host: str, reason: str,
+) -> None:
+    base, seen = receiver
+    url = base.replace("127.0.0.1", host) + "/ok"
+    result = await post(url, allow_private=False)
+    assert result.status_code is None
+    assert result.error is not None and result.error.startswith("refused: ")
+    assert reason in result.error
+    assert seen == []
+    assert await post(url, allow_private=True) == SendResult(status_code=200)
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "http:///nohost", "not a url"])
+async def test_only_http_urls_are_sent_to(url: str) -> None:
+    result = await post(url)
+    assert result.status_code is None and result.error is not None
+    assert result.error.startswith("refused: ")

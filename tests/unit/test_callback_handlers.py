@@ -1,0 +1,264 @@
+"""The notifier's handlers with in-memory fakes: at most two attempts, whatever arrives.
+
+The fake repository claims attempts the way MongoDB does (a second insert of one id
+fails); everything else is plain dictionaries.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from humantask_notifier import domain
+from humantask_notifier.domain import Attempt, Delivery
+from humantask_notifier.handlers import (
+    AttemptInProgress,
+    Dependencies,
+    handle_retry_due,
+    handle_task_completed,
+    list_callbacks,
+)
+from humantask_notifier.retries import RetryDue
+from humantask_notifier.sender import SendResult
+from humantask_shared.errors import NotFound, Unavailable
+from humantask_shared.messages.commands import ListCallbacks
+from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.messaging import PoisonMessage
+from humantask_shared.models import Task
+from humantask_shared.timeutil import utcnow
+
+from .test_callback_domain import TASK
+
+TASK_ID = TASK["task_id"]
+
+
+@dataclass
+class FakeDeliveries:
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
+
+    async def get(self, task_id: str) -> Delivery | None:
+        found = self.deliveries.get(task_id)
+        if found is None:
+            return None
+        claimed = sorted((a for (t, _), a in self.attempts.items() if t == task_id),
+                         key=lambda a: a.number)
+        return replace(found, attempts=tuple(claimed))
+
+    async def create(self, delivery: Delivery) -> None:
+        self.deliveries.setdefault(delivery.task_id, delivery)
+
+    async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
+        key = (delivery.task_id, attempt.number)
+        if key in self.attempts:
+            return False
+        self.attempts[key] = attempt
+        return True
+
+    async def finish(self, task_id: str, attempt: Attempt) -> bool:
+        if self.attempts[(task_id, attempt.number)].finished:
+            return False
+        self.attempts[(task_id, attempt.number)] = attempt
+        return True
+
+    async def mark_retry_scheduled(self, task_id: str) -> None:
+        self.deliveries[task_id] = replace(self.deliveries[task_id], retry_scheduled=True)
+
+    async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
+        delivery = await self.get(task_id)
+        if delivery is None or delivery.customer_id != customer_id:
+            return []
+        return [a for a in delivery.attempts if a.finished]
+
+
+@dataclass
+class FakeSender:
+    answers: list[SendResult] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        self.sent.append({"url": url, "body": body, "headers": headers})
+        return self.answers.pop(0) if self.answers else SendResult(status_code=200)
+
+
+@dataclass
+class FakeRetries:
+    scheduled: list[str] = field(default_factory=list)
+
+    async def schedule(self, task_id: str, request_id: str | None) -> None:
+        self.scheduled.append(task_id)
+
+
+@dataclass
+class FakeSecrets:
+    error: Exception | None = None
+
+    async def get(self, customer_id: str) -> str:
+        if self.error is not None:
+            raise self.error
+        return f"whsec_{customer_id}"
+
+
+@dataclass
+class World:
+    deliveries: FakeDeliveries = field(default_factory=FakeDeliveries)
+    sender: FakeSender = field(default_factory=FakeSender)
+    retries: FakeRetries = field(default_factory=FakeRetries)
+    secrets: FakeSecrets = field(default_factory=FakeSecrets)
+
+    @property
+    def deps(self) -> Dependencies:
+        return Dependencies(deliveries=self.deliveries, secrets=self.secrets,  # type: ignore[arg-type]
+                            retries=self.retries, sender=self.sender,  # type: ignore[arg-type]
+                            claim_ttl=timedelta(seconds=11))
+
+    async def completed(self, event: TaskCompleted | None = None) -> None:
+        event = event or completion()
+        message = SimpleNamespace(body=event.model_dump_json(exclude_none=True).encode())
+        await handle_task_completed(message, self.deps)  # type: ignore[arg-type]
+
+    async def retry_due(self) -> None:
+        message = SimpleNamespace(body=RetryDue(task_id=TASK_ID).model_dump_json().encode())
+        await handle_retry_due(message, self.deps)  # type: ignore[arg-type]
+
+    def attempts_sent(self) -> list[str]:
+        return [sent["headers"]["X-Callback-Attempt"] for sent in self.sender.sent]
+
+    async def log(self) -> list[tuple[int, int | None, bool]]:
+        result = await list_callbacks(ListCallbacks(customer_id="c1", task_id=TASK_ID), "", self.deps)
+        return [(a.attempt, a.status_code, a.delivered) for a in result.attempts]
+
+
+def completion(**task_changes: Any) -> TaskCompleted:
+    return TaskCompleted(customer_id="c1", callback_format="form",
+                         task=Task.model_validate({**TASK, **task_changes}))
+
+
+def fail() -> SendResult:
+    return SendResult(status_code=500)
+
+
+async def test_a_200_is_one_signed_attempt_and_no_retry() -> None:
+    world = World()
+    await world.completed()
+    (sent,) = world.sender.sent
+    assert sent["url"] == TASK["callback_url"]
+    assert sent["headers"]["X-Callback-Attempt"] == "1"
+    assert sent["headers"]["X-Callback-Signature"].startswith("v1=")
+    assert world.retries.scheduled == []
+    assert await world.log() == [(1, 200, True)]
+
+
+async def test_a_failure_schedules_one_retry_which_is_the_last_attempt() -> None:
+    world = World(sender=FakeSender([fail(), fail(), fail()]))
+    await world.completed()
+    assert world.retries.scheduled == [TASK_ID]
+    await world.retry_due()
+    await world.retry_due()  # a duplicated retry message
+    await world.completed()  # a duplicated event
+    assert world.attempts_sent() == ["1", "2"]
+    assert world.retries.scheduled == [TASK_ID]
+    assert await world.log() == [(1, 500, False), (2, 500, False)]
+
+
+async def test_duplicate_events_send_once() -> None:
+    world = World()
+    event = completion()
+    for _ in range(3):
+        await world.completed(event)
+    await world.completed()  # another event id, same task
+    assert world.attempts_sent() == ["1"]
+
+
+async def test_an_attempt_in_progress_elsewhere_makes_the_message_wait() -> None:
+    world = World()
+    await world.deliveries.create(domain.new_delivery(completion(), utcnow()))
+    await world.deliveries.claim(world.deliveries.deliveries[TASK_ID], Attempt(1, utcnow()))
+    with pytest.raises(AttemptInProgress):
+        await world.completed()
+    assert world.sender.sent == []
+
+
+async def test_a_claimer_that_died_mid_attempt_is_logged_and_the_retry_still_happens() -> None:
+    world = World()
+    await world.deliveries.create(domain.new_delivery(completion(), utcnow()))
+    long_ago = utcnow() - timedelta(minutes=5)
+    await world.deliveries.claim(world.deliveries.deliveries[TASK_ID], Attempt(1, long_ago))
+
+    await world.completed()  # the event, redelivered after the crash
+    assert world.sender.sent == []
+    assert world.retries.scheduled == [TASK_ID]
+    await world.retry_due()
+    assert world.attempts_sent() == ["2"]
+    log = await list_callbacks(ListCallbacks(customer_id="c1", task_id=TASK_ID), "", world.deps)
+    first, second = log.attempts
+    assert first.error == domain.INTERRUPTED and first.at == long_ago
+    assert second.delivered
+
+
+async def test_a_crash_before_the_retry_was_queued_queues_it_on_redelivery() -> None:
+    world = World(sender=FakeSender([fail()]))
+    real_schedule = world.retries.schedule
+
+    async def crash(task_id: str, request_id: str | None) -> None:
+        raise ConnectionError("broker gone")
+
+    world.retries.schedule = crash  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.completed()
+    world.retries.schedule = real_schedule  # type: ignore[method-assign]
+    await world.completed()  # the redelivered event
+    assert world.attempts_sent() == ["1"]
+    assert world.retries.scheduled == [TASK_ID]
+
+
+async def test_no_attempt_is_spent_while_the_secret_is_unavailable() -> None:
+    world = World(secrets=FakeSecrets(Unavailable("task-store down")))
+    with pytest.raises(Unavailable):
+        await world.completed()
+    assert world.sender.sent == [] and world.deliveries.attempts == {}
+    world.secrets.error = None
+    await world.completed()
+    assert world.attempts_sent() == ["1"]
+
+
+@pytest.mark.parametrize("problem", ["unknown customer", "not completed", "not an event"])
+async def test_undeliverable_events_are_poison(problem: str) -> None:
+    world = World()
+    if problem == "unknown customer":
+        world.secrets.error = NotFound("no customer")
+        call = world.completed()
+    elif problem == "not completed":
+        call = world.completed(completion(status="pending", response=None, completed_at=None))
+    else:
+        call = handle_task_completed(SimpleNamespace(body=b"{}"), world.deps)  # type: ignore[arg-type]
+    with pytest.raises(PoisonMessage):
+        await call
+    assert world.sender.sent == []
+
+
+async def test_the_log_is_the_customers_only() -> None:
+    world = World()
+    await world.completed()
+    other = await list_callbacks(ListCallbacks(customer_id="c2", task_id=TASK_ID), "", world.deps)
+    assert other.attempts == []
+
+
+async def test_any_order_of_any_number_of_messages_never_makes_a_third_attempt() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        world = World(sender=FakeSender([fail()] * 5))
+        await world.completed()
+        for _ in range(rng.randrange(1, 8)):
+            try:
+                await (world.retry_due() if rng.random() < 0.6 else world.completed())
+            except AttemptInProgress:
+                pass
+        assert len(world.sender.sent) <= domain.MAX_ATTEMPTS
+        assert world.attempts_sent() in (["1"], ["1", "2"])
+
