@@ -18,16 +18,26 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
 from humantask_shared.errors import Conflict, NotFound
-from humantask_shared.messages.commands import CancelTask, CreateTask, GetTask, ListTasks
-from humantask_shared.messages.events import Event, TaskCanceled, TaskCreated
+from humantask_shared.messages.commands import (
+    CancelTask,
+    ClaimWork,
+    CreateTask,
+    GetTask,
+    ListTasks,
+    ReleaseWork,
+    SubmitWork,
+)
+from humantask_shared.messages.events import Event, TaskCanceled, TaskCompleted, TaskCreated
 from humantask_shared.models import CreateTaskRequest, TaskListQuery, TaskResponse
 from humantask_shared.mongo import connect_mongo
 from humantask_shared.timeutil import utcnow
-from humantask_taskstore import domain, handlers
+from humantask_taskstore import domain, handlers, work
 from humantask_taskstore.handlers import Dependencies
 from humantask_taskstore.repository import (
+    ABANDONED_RESERVATION,
     CREDENTIALS,
     CUSTOMERS,
+    TASK_VERSIONS,
     TASKS,
     AccountRepository,
     TaskRepository,
@@ -297,9 +307,7 @@ async def test_save_of_a_stale_version_changes_nothing_and_returns_none(tasks: T
     assert len(await tasks.outbox(record.task_id)) == 2
 
 
-async def test_concurrent_saves_of_one_version_let_exactly_one_win(
-    tasks: TaskRepository, needs_atomic_updates: None
-) -> None:
+async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRepository) -> None:
     record = await add_task(tasks)
     attempts = [
         domain.cancel_task(record, T0 + timedelta(seconds=i), f"req-{i}") for i in range(5)
@@ -308,6 +316,20 @@ async def test_concurrent_saves_of_one_version_let_exactly_one_win(
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert len(await tasks.outbox(record.task_id)) == 2
+
+
+async def test_a_version_reserved_by_a_writer_that_died_is_skipped_later(
+    db: AsyncDatabase, tasks: TaskRepository
+) -> None:
+    record = await add_task(tasks)
+    # A writer reserved version 1 and died before writing it.
+    await db[TASK_VERSIONS].insert_one({"_id": f"{record.task_id}:1", "reserved_at": T0})
+    canceled, events = domain.cancel_task(record, T0)
+    assert await tasks.save(canceled, events, T0 + timedelta(seconds=1)) is None  # it may still write
+
+    later = T0 + ABANDONED_RESERVATION + timedelta(seconds=1)
+    saved = await tasks.save(canceled, events, later)
+    assert saved is not None and saved.status == "canceled" and saved.version == 2
 
 
 # -- unique ids ------------------------------------------------------------------------
@@ -469,9 +491,7 @@ async def test_cancel_handler_cancels_once_and_publishes_once(
     assert fetched == canceled
 
 
-async def test_concurrent_cancels_raise_one_event(
-    deps: Dependencies, outbox: RecordingOutbox, needs_atomic_updates: None
-) -> None:
+async def test_concurrent_cancels_raise_one_event(deps: Dependencies, outbox: RecordingOutbox) -> None:
     task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
     cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
     results = await asyncio.gather(*(handlers.cancel_task(cancel, f"c-{i}", deps) for i in range(4)))
@@ -544,3 +564,55 @@ async def test_concurrent_ensure_customer_makes_one_principal(accounts: AccountR
     results = await asyncio.gather(*(accounts.ensure_customer("demo", digest, "s", T0) for _ in range(4)))
     assert len({p.principal_id for p in results}) == 1
     assert await accounts.authenticate(digest, "customer") == results[0]
+
+
+# -- the worker pool ---------------------------------------------------------------------
+
+
+async def test_concurrent_claims_lease_each_task_to_exactly_one_worker(
+    deps: Dependencies, tasks: TaskRepository
+) -> None:
+    created = [(await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(8)]
+    # Ten workers, each claiming twice at once (a double click), for eight tasks.
+    calls = [(f"worker-{w}", n) for w in range(10) for n in range(2)]
+    results = await asyncio.gather(*(
+        work.claim_work(ClaimWork(worker_id=worker), f"claim-{worker}-{n}", deps) for worker, n in calls
+    ))
+    handed_to: dict[str, set[str]] = {}
+    for (worker, _), result in zip(calls, results):
+        if result.item is not None:
+            handed_to.setdefault(result.item.task_id, set()).add(worker)
+    assert sorted(handed_to) == sorted(created)
+    for task_id, workers in handed_to.items():
+        assert len(workers) == 1, (task_id, workers)
+        stored = await tasks.get(task_id)
+        assert stored is not None and {stored.lease_worker_id} == workers
+
+
+async def test_claim_submit_release_through_the_handlers(
+    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
+) -> None:
+    first = await add_task(tasks, created_at=T0)
+    second = await add_task(tasks, created_at=T0 + timedelta(seconds=1))
+
+    claimed = await work.claim_work(ClaimWork(worker_id="alice"), "c-1", deps)
+    assert claimed.item is not None and claimed.item.task_id == first.task_id
+    again = await work.claim_work(ClaimWork(worker_id="alice"), "c-2", deps)
+    assert again.item == claimed.item
+    bob = await work.claim_work(ClaimWork(worker_id="bob"), "c-3", deps)
+    assert bob.item is not None and bob.item.task_id == second.task_id
+
+    await work.release_work(ReleaseWork(worker_id="bob", task_id=second.task_id), "r-1", deps)
+    with pytest.raises(Conflict):
+        await work.release_work(ReleaseWork(worker_id="bob", task_id=second.task_id), "r-2", deps)
+    with pytest.raises(NotFound):
+        await work.submit_work(SubmitWork(worker_id="alice", task_id=new_task_id(), category="big"),
+                               "s-0", deps)
+
+    done = await work.submit_work(
+        SubmitWork(worker_id="alice", task_id=first.task_id, category="small"), "s-1", deps)
+    assert done.status == "completed" and done.response.category == "small"
+    assert [type(e) for _, events in outbox.published for e in events] == [TaskCompleted]
+    # Alice's lease ended with the task; the released one is hers now.
+    after = await work.claim_work(ClaimWork(worker_id="alice"), "c-4", deps)
+    assert after.item is not None and after.item.task_id == second.task_id

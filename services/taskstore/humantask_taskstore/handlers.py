@@ -124,7 +124,8 @@ async def cancel_task(command: CancelTask, _command_id: str, deps: Dependencies)
         lambda record, now: domain.cancel_task(record, now, request_id),
         customer_id=command.customer_id,
     )
-    await deps.outbox.publish(saved.task_id, events)
+    if events:  # canceling a canceled task changes nothing and raises nothing
+        await deps.outbox.publish(saved.task_id, events)
     return saved.to_public()
 
 
