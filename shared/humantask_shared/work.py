@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from .models import NonEmptyString, TaskParams, TaskResponse, TaskStatus, TaskType, Timestamp
 
 
-class WorkItem(BaseModel):
-    """A task leased to the calling worker (`POST /v1/work/claim`)."""
+class WorkView(BaseModel):
+    """What every worker view of a task shows."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -20,18 +20,17 @@ class WorkItem(BaseModel):
     type: TaskType = "categorization"
     instruction: str
     params: TaskParams
+
+
+class WorkItem(WorkView):
+    """A task leased to the calling worker (`POST /v1/work/claim`)."""
+
     lease_expires_at: Timestamp
 
 
-class CompletedWork(BaseModel):
+class CompletedWork(WorkView):
     """A task the worker has just completed (`POST /v1/work/{task_id}/submit`)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    task_id: str
-    type: TaskType = "categorization"
-    instruction: str
-    params: TaskParams
     status: TaskStatus
     response: TaskResponse
     completed_at: Timestamp

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from e2e.conftest import Api, Stack
-from e2e.isolated import cancel_pending
+from e2e.isolated import empty_pool
 from tests.support.services import ARTIFACTS_DIR, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -73,10 +73,9 @@ def worker_token(bench_stack: Stack) -> str:
 
 
 @pytest.fixture(autouse=True)
-async def empty_pool(api: Api, owner: dict[str, Any]) -> AsyncIterator[None]:
-    await cancel_pending(api, owner["api_key"])
-    yield
-    await cancel_pending(api, owner["api_key"])
+async def pool_of_our_own(api: Api, owner: dict[str, Any]) -> AsyncIterator[None]:
+    async with empty_pool(api, owner["api_key"]):
+        yield
 
 
 @pytest.fixture

@@ -101,3 +101,11 @@ async def cancel_pending(api: Api, key: str) -> None:
         for task in page.body:
             canceled = await api.post(f"/v1/task/{task['task_id']}/cancel", key)
             assert canceled.status in (200, 409), canceled
+
+
+@contextlib.asynccontextmanager
+async def empty_pool(api: Api, key: str) -> AsyncIterator[None]:
+    """The pool holds only what the test inside creates (as the customer with `key`)."""
+    await cancel_pending(api, key)
+    yield
+    await cancel_pending(api, key)

@@ -149,8 +149,9 @@ async def assert_no_more_requests(receiver: ScriptedReceiver, path: str, count: 
     assert len(receiver.received(path)) == count, receiver.received(path)
 
 
-def replace_notifier(stack: Stack, **env: str) -> ServiceProcess:
-    """Start a notifier (the stack's env, plus `env`) that takes the stack notifier's place."""
+def replace_notifier(stack: Stack, **env: str | None) -> ServiceProcess:
+    """Start a notifier (the stack's env, plus `env`; None unsets a variable) that takes
+    the stack notifier's place."""
     process, url = start_service("humantask-notifier", {**stack.env, **env}, "HEALTH_PORT")
     stack.processes["notifier"], stack.health_urls["notifier"] = process, url
     return process
@@ -283,10 +284,10 @@ async def test_a_private_address_is_refused_by_default(
     receiver: ScriptedReceiver,
 ) -> None:
     # The stack's notifier allows private networks (its receivers are local); for this
-    # test the only notifier running is one with the default setting.
+    # test the only notifier running is one without CALLBACK_ALLOW_PRIVATE_NETWORKS.
     stop_notifier(stack)
     try:
-        replace_notifier(stack, CALLBACK_ALLOW_PRIVATE_NETWORKS="false")
+        replace_notifier(stack, CALLBACK_ALLOW_PRIVATE_NETWORKS=None)
         done = await complete_task()
 
         one, two = await wait_for_log(api, customer, done.task.task_id, 2)

@@ -22,8 +22,8 @@ import pytest
 from humantask_shared.messaging import EVENTS_EXCHANGE
 from tests.support.services import wait_for
 
-from .conftest import SEED_TASK_JSON, Api, Stack, start_service
-from .isolated import api_for, cancel_pending, isolated_stack
+from .conftest import SEED_TASK_JSON, Api, Stack
+from .isolated import api_for, empty_pool, isolated_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -53,10 +53,9 @@ def owner(work_stack: Stack) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-async def empty_pool(api: Api, owner: dict[str, Any]) -> AsyncIterator[None]:
-    await cancel_pending(api, owner["api_key"])
-    yield
-    await cancel_pending(api, owner["api_key"])
+async def pool_of_our_own(api: Api, owner: dict[str, Any]) -> AsyncIterator[None]:
+    async with empty_pool(api, owner["api_key"]):
+        yield
 
 
 @pytest.fixture

@@ -149,3 +149,19 @@ async def test_only_http_urls_are_sent_to(url: str) -> None:
     result = await post(url)
     assert result.status_code is None and result.error is not None
     assert result.error.startswith("refused: ")
+
+
+async def test_a_connection_closed_without_an_answer_is_an_error() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()  # the request line arrived; close without answering
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await post(f"http://127.0.0.1:{port}/callback")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.status_code is None
+    assert result.error is not None and result.error.startswith("connection failed: ")

@@ -34,6 +34,7 @@ from .outbox import OutboxPublisher
 from .repository import AccountRepository, TaskRepository, new_task_id
 from .work import WORK_HANDLERS
 
+
 @dataclass(frozen=True)
 class Dependencies:
     tasks: TaskRepository

@@ -16,6 +16,7 @@
   let busy = false; // a submit is in flight
   let pollTimer = null;
   let leaseTimer = null;
+  let statusTimer = null;
 
   // --- talking to the API -----------------------------------------------------------------
 
@@ -61,6 +62,8 @@
     status.textContent = text;
     status.className = "status " + kind;
     status.hidden = !text;
+    clearTimeout(statusTimer);
+    if (kind === "ok") statusTimer = setTimeout(() => say(""), 4000);
   }
 
   function element(tag, className, text) {
@@ -164,6 +167,7 @@
 
   async function claim() {
     clearTimeout(pollTimer);
+    if (!token()) return;
     let reply;
     try {
       reply = await api("POST", "/v1/work/claim");
@@ -172,6 +176,7 @@
       schedule(RETRY_MS);
       return;
     }
+    if (!token()) return; // signed out meanwhile
     if (reply.status === 200) {
       render(reply.data);
     } else if (reply.status === 204) {
