@@ -7,7 +7,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -17,22 +16,15 @@ from humantask_notifier.domain import Attempt, Delivery
 from humantask_notifier.repository import DeliveryRepository, ensure_indexes
 from humantask_shared.messages.events import TaskCompleted
 from humantask_shared.models import Task
-from humantask_shared.mongo import connect_mongo
 from tests.support.callbacks import SEED_TASK
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
-    name = f"{urlsplit(mongodb_url).path.lstrip('/')}_cb_{uuid.uuid4().hex[:8]}"
-    client = await connect_mongo(mongodb_url, "humantask-integration-tests")
-    try:
-        await ensure_indexes(client[name])
-        yield client[name]
-        await client.drop_database(name)
-    finally:
-        await client.close()
+async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:  # noqa: ANN001
+    async for database in fresh_database(ensure_indexes):
+        yield database
 
 
 @pytest.fixture

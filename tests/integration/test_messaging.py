@@ -67,15 +67,6 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
-@pytest.fixture
 async def channel(connection: AbstractRobustConnection) -> AbstractRobustChannel:
     """Confirms and returned mandatory messages, as the services use; exchanges declared."""
     channel = await open_channel(connection)

@@ -8,11 +8,9 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import aio_pika
 import orjson
-import pymongo
 import pytest
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 from bson import ObjectId
@@ -21,7 +19,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from humantask_shared.messages.events import TaskCreated
 from humantask_shared.messaging import EVENTS_EXCHANGE, declare_exchanges, open_channel
 from humantask_shared.models import CreateTaskRequest
-from humantask_shared.mongo import connect_mongo
 from humantask_shared.timeutil import utcnow
 from humantask_taskstore import domain
 from humantask_taskstore.outbox import OutboxPublisher
@@ -39,50 +36,10 @@ STALE_AFTER = timedelta(seconds=30)
 WAIT = 15
 
 
-FERRETDB_RACE = (
-    "FerretDB v1 with SQLite does not apply findAndModify/update atomically with their "
-    "filter (FerretDB/FerretDB#3040): two concurrent conditional writes can both win. "
-    "MongoDB (docker-compose, testcontainers) does; there this test must pass."
-)
-
-
-@pytest.fixture(scope="session")
-def ferretdb_version(mongodb_url: str) -> str | None:
-    client: pymongo.MongoClient = pymongo.MongoClient(mongodb_url, serverSelectionTimeoutMS=5000)
-    try:
-        return client.admin.command("buildInfo").get("ferretdbVersion")
-    finally:
-        client.close()
-
-
 @pytest.fixture
-def needs_atomic_updates(request: pytest.FixtureRequest, ferretdb_version: str | None) -> None:
-    """For tests of compare-and-set under concurrency: expected to fail on FerretDB."""
-    if ferretdb_version is not None:
-        reason = f"{ferretdb_version}: {FERRETDB_RACE}"
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=False))
-
-
-@pytest.fixture
-async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
-    name = f"{urlsplit(mongodb_url).path.lstrip('/')}_{uuid.uuid4().hex[:8]}"
-    client = await connect_mongo(mongodb_url, "humantask-integration-tests")
-    try:
-        database = client[name]
-        await ensure_indexes(database)
+async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:  # noqa: ANN001
+    async for database in fresh_database(ensure_indexes):
         yield database
-        await client.drop_database(name)
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 @pytest.fixture

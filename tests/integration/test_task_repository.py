@@ -9,9 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-import pymongo
 import pytest
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
@@ -29,7 +27,6 @@ from humantask_shared.messages.commands import (
 )
 from humantask_shared.messages.events import Event, TaskCanceled, TaskCompleted, TaskCreated
 from humantask_shared.models import CreateTaskRequest, TaskListQuery, TaskResponse
-from humantask_shared.mongo import connect_mongo
 from humantask_shared.timeutil import utcnow
 from humantask_taskstore import domain, handlers, work
 from humantask_taskstore.handlers import Dependencies
@@ -57,42 +54,10 @@ SEED: dict[str, Any] = {
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
-FERRETDB_RACE = (
-    "FerretDB v1 with SQLite does not apply findAndModify/update atomically with their "
-    "filter (FerretDB/FerretDB#3040): two concurrent conditional writes can both win. "
-    "MongoDB (docker-compose, testcontainers) does; there this test must pass."
-)
-
-
-@pytest.fixture(scope="session")
-def ferretdb_version(mongodb_url: str) -> str | None:
-    client: pymongo.MongoClient = pymongo.MongoClient(mongodb_url, serverSelectionTimeoutMS=5000)
-    try:
-        return client.admin.command("buildInfo").get("ferretdbVersion")
-    finally:
-        client.close()
-
-
 @pytest.fixture
-def needs_atomic_updates(request: pytest.FixtureRequest, ferretdb_version: str | None) -> None:
-    """For tests of compare-and-set under concurrency: expected to fail on FerretDB."""
-    if ferretdb_version is not None:
-        reason = f"{ferretdb_version}: {FERRETDB_RACE}"
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=False))
-
-
-@pytest.fixture
-async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
-    """A database of this test's own, next to the session's, with the service's indexes."""
-    name = f"{urlsplit(mongodb_url).path.lstrip('/')}_{uuid.uuid4().hex[:8]}"
-    client = await connect_mongo(mongodb_url, "humantask-integration-tests")
-    try:
-        database = client[name]
-        await ensure_indexes(database)
+async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:  # noqa: ANN001
+    async for database in fresh_database(ensure_indexes):
         yield database
-        await client.drop_database(name)
-    finally:
-        await client.close()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ import asyncio
 import importlib.util
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aio_pika

@@ -11,16 +11,15 @@ from aiohttp import web
 
 from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import HumantaskError
-from humantask_shared.health import add_health_routes, add_readiness_check
+from humantask_shared.health import add_health_routes
 from humantask_shared.messages.commands import EnsureCustomer, Principal
 from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
     RpcClient,
-    broker_connected,
-    broker_context,
     declare_exchanges,
     open_channel,
 )
+from humantask_shared.resources import broker_resource, connection_key
 from humantask_shared.runner import run_service
 
 from .appkeys import authenticator_key, settings_key, taskstore_key
@@ -37,18 +36,18 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 
-async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The request/reply client every view sends its command through."""
     settings = app[settings_key]
-    async for connection in broker_context(settings.amqp_url, "humantask-gateway"):
-        channel = await open_channel(connection)
-        exchanges = await declare_exchanges(channel)
-        rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE])
-        await rpc.start("gateway")
-        taskstore = TaskStoreClient(rpc, settings.rpc_timeout_seconds)
-        app[taskstore_key] = taskstore
-        app[authenticator_key] = Authenticator(taskstore, settings.auth_cache_seconds)
-        add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
-        yield
+    channel = await open_channel(app[connection_key])
+    exchanges = await declare_exchanges(channel)
+    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE])
+    await rpc.start("gateway")
+    taskstore = TaskStoreClient(rpc, settings.rpc_timeout_seconds)
+    app[taskstore_key] = taskstore
+    app[authenticator_key] = Authenticator(taskstore, settings.auth_cache_seconds)
+    yield
+    await channel.close()
 
 
 
@@ -78,7 +77,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     add_customer_routes(app)
     add_worker_routes(app)
     app.router.add_get("/v1/task/{task_id}/callbacks", list_callbacks)
-    app.cleanup_ctx.extend([broker_ctx, demo_customer_ctx])
+    app.cleanup_ctx.extend(
+        [broker_resource(settings, "humantask-gateway"), commands_ctx, demo_customer_ctx]
+    )
     return app
 
 

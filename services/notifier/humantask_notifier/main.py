@@ -15,15 +15,13 @@ import logging
 from collections.abc import AsyncIterator
 from functools import partial
 
-from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from humantask_shared.command_client import CommandClient
 from humantask_shared.command_server import CommandServer
 from humantask_shared.errors import Unavailable
-from humantask_shared.health import add_health_routes, add_readiness_check
+from humantask_shared.health import add_health_routes
 from humantask_shared.messages.commands import ListCallbacks
 from humantask_shared.messages.events import TaskCompleted
 from humantask_shared.messaging import (
@@ -33,13 +31,16 @@ from humantask_shared.messaging import (
     NOTIFIER_COMPLETIONS_QUEUE,
     Consumer,
     RpcClient,
-    broker_connected,
-    broker_context,
     declare_exchanges,
     declare_work_queue,
     open_channel,
 )
-from humantask_shared.mongo import mongo_context, ping
+from humantask_shared.resources import (
+    broker_resource,
+    connection_key,
+    database_key,
+    database_resource,
+)
 from humantask_shared.runner import run_service
 
 from . import domain
@@ -59,29 +60,11 @@ from .signing_keys import CallbackSecrets
 log = logging.getLogger(__name__)
 
 settings_key = web.AppKey("settings", NotifierSettings)
-database_key = web.AppKey("database", AsyncDatabase)
-connection_key = web.AppKey("connection", AbstractRobustConnection)
 dependencies_key = web.AppKey("dependencies", Dependencies)
 
 # Worth trying again after a pause: the database or the task-store did not answer, or
 # another notifier is in the middle of the same attempt.
 TRANSIENT_ERRORS = (PyMongoError, Unavailable, AttemptInProgress)
-
-
-async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[settings_key]
-    async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, "humantask-notifier"):
-        await ensure_indexes(database)
-        app[database_key] = database
-        add_readiness_check(app, "mongodb", lambda: ping(database))
-        yield
-
-
-async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
-    async for connection in broker_context(app[settings_key].amqp_url, "humantask-notifier"):
-        app[connection_key] = connection
-        add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
-        yield
 
 
 async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -140,7 +123,12 @@ def create_app(settings: NotifierSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
     add_health_routes(app)
-    app.cleanup_ctx.extend([database_ctx, broker_ctx, dependencies_ctx, consumers_ctx])
+    app.cleanup_ctx.extend([
+        database_resource(settings, "humantask-notifier", ensure_indexes),
+        broker_resource(settings, "humantask-notifier"),
+        dependencies_ctx,
+        consumers_ctx,
+    ])
     return app
 
 

@@ -10,24 +10,25 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
-from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.command_server import CommandServer
-from humantask_shared.health import add_health_routes, add_readiness_check
+from humantask_shared.health import add_health_routes
 from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     TASKSTORE_COMMANDS_QUEUE,
     Consumer,
-    broker_connected,
-    broker_context,
     declare_exchanges,
     declare_work_queue,
     open_channel,
 )
-from humantask_shared.mongo import mongo_context, ping
+from humantask_shared.resources import (
+    broker_resource,
+    connection_key,
+    database_key,
+    database_resource,
+)
 from humantask_shared.runner import run_service
 
 from .handlers import Dependencies, bind_handlers
@@ -36,27 +37,8 @@ from .repository import AccountRepository, TaskRepository, ensure_indexes
 from .settings import TaskStoreSettings
 
 settings_key = web.AppKey("settings", TaskStoreSettings)
-database_key = web.AppKey("database", AsyncDatabase)
-connection_key = web.AppKey("connection", AbstractRobustConnection)
 outbox_key = web.AppKey("outbox", OutboxPublisher)
 dependencies_key = web.AppKey("dependencies", Dependencies)
-
-
-async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[settings_key]
-    async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, "humantask-taskstore"):
-        await ensure_indexes(database)
-        app[database_key] = database
-        add_readiness_check(app, "mongodb", lambda: ping(database))
-        yield
-
-
-async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
-    async for connection in broker_context(app[settings_key].amqp_url, "humantask-taskstore"):
-        app[connection_key] = connection
-        add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
-        yield
-
 
 
 async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -100,7 +82,12 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
     add_health_routes(app)
-    app.cleanup_ctx.extend([database_ctx, broker_ctx, commands_ctx, outbox_relay_ctx])
+    app.cleanup_ctx.extend([
+        database_resource(settings, "humantask-taskstore", ensure_indexes),
+        broker_resource(settings, "humantask-taskstore"),
+        commands_ctx,
+        outbox_relay_ctx,
+    ])
     return app
 
 

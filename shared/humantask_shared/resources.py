@@ -1,0 +1,53 @@
+"""The MongoDB and RabbitMQ connections of a service, as aiohttp cleanup contexts.
+
+Each connects (retrying with backoff until it can), registers a readiness check,
+`yield`s while the service runs, and closes on shutdown. Services add them first to
+`app.cleanup_ctx`, so they close last, after the consumers drained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .health import add_readiness_check
+from .messaging import broker_connected, broker_context
+from .mongo import mongo_context, ping
+from .settings import CommonSettings
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+database_key = web.AppKey("database", AsyncDatabase)
+connection_key = web.AppKey("connection", AbstractRobustConnection)
+
+
+def database_resource(
+    settings: CommonSettings,
+    app_name: str,
+    prepare: Callable[[AsyncDatabase], Awaitable[None]],
+) -> CleanupContext:
+    """MongoDB at `app[database_key]`, after `prepare` (e.g. creating indexes) ran."""
+
+    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+        async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, app_name):
+            await prepare(database)
+            app[database_key] = database
+            add_readiness_check(app, "mongodb", lambda: ping(database))
+            yield
+
+    return database_ctx
+
+
+def broker_resource(settings: CommonSettings, connection_name: str) -> CleanupContext:
+    """A robust RabbitMQ connection at `app[connection_key]`."""
+
+    async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+        async for connection in broker_context(settings.amqp_url, connection_name):
+            app[connection_key] = connection
+            add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
+            yield
+
+    return broker_ctx
