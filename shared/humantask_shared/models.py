@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
+from bson import ObjectId
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -26,6 +27,11 @@ from pydantic import (
 from .timeutil import format_timestamp
 
 TASK_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
+
+
+def new_task_id() -> str:
+    """A new task id: a MongoDB ObjectId (24 lowercase hex characters, time-ordered)."""
+    return str(ObjectId())
 MAX_METADATA_BYTES = 16 * 1024
 # Well below the 255 levels orjson can write, so a task holding it can still be
 # sent inside replies, pages and events (each adds a few levels around it).

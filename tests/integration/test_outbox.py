@@ -22,7 +22,8 @@ from humantask_shared.models import CreateTaskRequest
 from humantask_shared.timeutil import utcnow
 from humantask_taskstore import domain
 from humantask_taskstore.outbox import OutboxPublisher
-from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes, new_task_id, serialize_event
+from humantask_shared.models import new_task_id
+from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes, serialize_event
 from tests.support.services import wait_for
 
 SEED: dict[str, Any] = {
@@ -84,7 +85,7 @@ async def write_task(tasks: TaskRepository, *, stale: bool) -> tuple[domain.Task
     now = utcnow() - (2 * STALE_AFTER if stale else timedelta(0))
     request = CreateTaskRequest.model_validate(SEED)
     record, events = domain.create_task(new_task_id(), "cust-a", request, now, "req-outbox")
-    assert await tasks.add(record, events, uuid.uuid4().hex, now)
+    assert await tasks.add(record, events, now)
     event = events[0]
     assert isinstance(event, TaskCreated)
     return record, event

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from humantask_shared.messages.commands import (
     SubmitWork,
 )
 from humantask_shared.messages.events import Event, TaskCanceled, TaskCompleted, TaskCreated
-from humantask_shared.models import CreateTaskRequest, TaskListQuery, TaskResponse
+from humantask_shared.models import CreateTaskRequest, TaskListQuery, TaskResponse, new_task_id
 from humantask_shared.timeutil import utcnow
 from humantask_taskstore import domain, handlers, work
 from humantask_taskstore.handlers import Dependencies
@@ -40,7 +39,6 @@ from humantask_taskstore.repository import (
     TaskRepository,
     UniqueIdClaim,
     ensure_indexes,
-    new_task_id,
     serialize_event,
 )
 
@@ -101,7 +99,7 @@ async def add_task(
     **overrides: Any,
 ) -> domain.TaskRecord:
     record, events = domain.create_task(new_task_id(), customer_id, request(**overrides), created_at)
-    assert await tasks.add(record, events, uuid.uuid4().hex, created_at)
+    assert await tasks.add(record, events, created_at)
     return record
 
 
@@ -115,7 +113,7 @@ async def test_a_task_reads_back_as_it_was_written(tasks: TaskRepository) -> Non
         request(metadata=metadata, unique_id="u-1", callback_format="json"),
         datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC), "req-1",
     )
-    assert await tasks.add(record, events, "cmd-1", T0)
+    assert await tasks.add(record, events, T0)
 
     found = await tasks.get(record.task_id)
     assert found == record
@@ -149,15 +147,12 @@ async def test_metadata_is_stored_opaque_next_to_the_outbox(db: AsyncDatabase, t
     assert len(doc["outbox"]) == 1
 
 
-async def test_add_is_false_when_the_task_or_its_command_exists(tasks: TaskRepository) -> None:
+async def test_add_is_false_when_the_task_exists(tasks: TaskRepository) -> None:
     record, events = domain.create_task(new_task_id(), "cust-a", request(), T0)
-    assert await tasks.add(record, events, "cmd-1", T0)
-    assert not await tasks.add(record, events, "cmd-2", T0)  # same task id
-
-    other, other_events = domain.create_task(new_task_id(), "cust-a", request(), T0)
-    assert not await tasks.add(other, other_events, "cmd-1", T0)  # same command id
-    assert await tasks.get(other.task_id) is None
-    assert (await tasks.get_by_command("cmd-1")) == record
+    assert await tasks.add(record, events, T0)
+    later, later_events = domain.create_task(record.task_id, "cust-b", request(), T0)
+    assert not await tasks.add(later, later_events, T0)  # same task id
+    assert await tasks.get(record.task_id) == record
 
 
 # -- list ------------------------------------------------------------------------------
@@ -333,7 +328,7 @@ async def test_create_stores_the_task_and_publishes_task_created(
     assert outbox.published[0][1][0].task == task
 
 
-async def test_create_is_idempotent_on_the_command_id(
+async def test_a_redelivered_create_returns_the_task_it_made(
     deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
 ) -> None:
     command = CreateTask(customer_id="cust-a", request=request())
@@ -482,8 +477,9 @@ async def test_ensure_indexes_is_idempotent(db: AsyncDatabase) -> None:
     await ensure_indexes(db)  # the fixture already ran it once
     await ensure_indexes(db)
     indexes = await db[TASKS].index_information()
-    unique = [spec["key"] for spec in indexes.values() if spec.get("unique")]
-    assert [("command_id", 1)] in unique
+    keys = [spec["key"] for spec in indexes.values()]
+    assert [("customer_id", 1), ("created_at", -1), ("_id", -1)] in keys
+    assert [("status", 1), ("created_at", 1)] in keys
 
 
 # -- accounts --------------------------------------------------------------------------

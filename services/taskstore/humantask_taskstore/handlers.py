@@ -31,7 +31,7 @@ from humantask_shared.timeutil import utcnow
 from . import domain
 from .changes import change_task
 from .outbox import OutboxPublisher
-from .repository import AccountRepository, TaskRepository, new_task_id
+from .repository import AccountRepository, TaskRepository
 from .work import WORK_HANDLERS
 
 
@@ -68,14 +68,14 @@ async def get_callback_secret(
     return CallbackSecret(callback_secret=secret)
 
 
-async def create_task(command: CreateTask, command_id: str, deps: Dependencies) -> Task:
-    # A redelivered command (its reply was lost) must not create a second task.
-    existing = await deps.tasks.get_by_command(command_id)
+async def create_task(command: CreateTask, _command_id: str, deps: Dependencies) -> Task:
+    # A redelivered command (its reply was lost) finds the task it made: same task id.
+    existing = await deps.tasks.get(command.task_id, command.customer_id)
     if existing is not None:
         return existing.to_public()
 
     request, now = command.request, utcnow()
-    task_id = new_task_id()
+    task_id = command.task_id
     if request.unique_id is not None:
         fingerprint = domain.request_fingerprint(request)
         claim = await deps.tasks.claim_unique_id(
@@ -96,8 +96,8 @@ async def create_task(command: CreateTask, command_id: str, deps: Dependencies) 
     record, events = domain.create_task(
         task_id, command.customer_id, request, now, request_id_var.get()
     )
-    if not await deps.tasks.add(record, events, command_id, now):
-        winner = await deps.tasks.get(task_id) or await deps.tasks.get_by_command(command_id)
+    if not await deps.tasks.add(record, events, now):
+        winner = await deps.tasks.get(task_id, command.customer_id)
         if winner is None:
             raise Unavailable("the task could not be stored, try again")
         return winner.to_public()

@@ -48,15 +48,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     # The worker pool: pending tasks, oldest first; and the lease a worker holds.
     await tasks.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
     await tasks.create_index([("lease_worker_id", ASCENDING), ("status", ASCENDING)])
-    # A redelivered create command finds the task it already made.
-    await tasks.create_index([("command_id", ASCENDING)], unique=True)
     await tasks.create_index([("outbox_pending", ASCENDING), ("outbox_at", ASCENDING)])
     # Customers' unique_id records are keyed by `_id` ("<customer>:<unique_id>"), which is
     # the unique index; a partial unique index on tasks would need what FerretDB lacks.
-
-
-def new_task_id() -> str:
-    return str(ObjectId())
 
 
 def _record_to_document(record: TaskRecord) -> dict[str, Any]:
@@ -149,16 +143,9 @@ class TaskRepository:
         doc = await self._tasks.find_one(query)
         return None if doc is None else _document_to_record(doc)
 
-    async def get_by_command(self, command_id: str) -> TaskRecord | None:
-        doc = await self._tasks.find_one({"command_id": command_id})
-        return None if doc is None else _document_to_record(doc)
-
-    async def add(
-        self, record: TaskRecord, events: list[Event], command_id: str, now: datetime
-    ) -> bool:
+    async def add(self, record: TaskRecord, events: list[Event], now: datetime) -> bool:
         """Insert a new task with its events in its outbox; False if it exists already."""
         document = _record_to_document(record) | {
-            "command_id": command_id,
             "outbox": _serialize_events(events),
             "outbox_pending": bool(events),
             "outbox_at": now,

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import CallbackAttempt, CreateTaskRequest, Task, TaskListQuery, TaskPage
+from ..models import (
+    TASK_ID_PATTERN,
+    CallbackAttempt,
+    CreateTaskRequest,
+    Task,
+    TaskListQuery,
+    TaskPage,
+    new_task_id,
+)
 from ..work import ClaimResult, CompletedWork, WorkReleased
 
 Role = Literal["customer", "worker"]
@@ -54,9 +62,13 @@ class EnsureCustomer(Command):
 
 
 class CreateTask(Command):
+    """The sender picks the new task's id, so a redelivered command finds the task it
+    already made by `_id` (idempotent without another lookup)."""
+
     name = "task.create"
     result_model = Task
 
+    task_id: str = Field(default_factory=new_task_id, pattern=TASK_ID_PATTERN.pattern)
     customer_id: str
     request: CreateTaskRequest
 
