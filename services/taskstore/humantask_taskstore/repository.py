@@ -135,13 +135,15 @@ class TaskRepository:
         self._unique_ids = db[UNIQUE_IDS]
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
+        """The task, if it exists (and belongs to `customer_id`, when given)."""
         if not ObjectId.is_valid(task_id):
             return None
-        query: dict[str, Any] = {"_id": ObjectId(task_id)}
-        if customer_id is not None:
-            query["customer_id"] = customer_id
-        doc = await self._tasks.find_one(query)
-        return None if doc is None else _document_to_record(doc)
+        # By `_id` alone, the owner checked here: FerretDB turns only a bare `_id` filter
+        # into a key lookup and scans the collection for anything more.
+        doc = await self._tasks.find_one({"_id": ObjectId(task_id)})
+        if doc is None or (customer_id is not None and doc["customer_id"] != customer_id):
+            return None
+        return _document_to_record(doc)
 
     async def add(self, record: TaskRecord, events: list[Event], now: datetime) -> bool:
         """Insert a new task with its events in its outbox; False if it exists already."""
