@@ -292,6 +292,21 @@ async def test_a_version_reserved_by_a_writer_that_died_is_skipped_later(
     assert saved is not None and saved.status == "canceled" and saved.version == 2
 
 
+async def test_a_writer_retrying_reuses_the_version_it_reserved(
+    db: AsyncDatabase, tasks: TaskRepository
+) -> None:
+    record = await add_task(tasks)
+    # This writer reserved version 1 on an earlier try, but its write did not land
+    # (on FerretDB a concurrent read-modify-write can make it miss).
+    await db[TASK_VERSIONS].insert_one(
+        {"_id": f"{record.task_id}:1", "reserved_at": T0, "writer": "writer-a"}
+    )
+    canceled, events = domain.cancel_task(record, T0)
+    assert await tasks.save(canceled, events, T0, "writer-b") is None  # not theirs
+    saved = await tasks.save(canceled, events, T0, "writer-a")
+    assert saved is not None and saved.status == "canceled" and saved.version == 1
+
+
 # -- unique ids ------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ task meanwhile) is retried on the fresh task, so the rule always sees the latest
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 
@@ -34,6 +35,7 @@ async def change_task(
     (written to the task's outbox; the caller publishes them). `customer_id` limits the
     lookup to that customer's tasks. A change that leaves the task as it was writes
     nothing."""
+    writer = uuid.uuid4().hex  # the same on every try: a missed write keeps its version
     for attempt in range(MAX_WRITE_ATTEMPTS):
         if attempt:
             await asyncio.sleep(min(FIRST_RETRY_PAUSE_SECONDS * 2**attempt, MAX_RETRY_PAUSE_SECONDS))
@@ -44,7 +46,7 @@ async def change_task(
         changed, events = change(record, now)
         if changed == record:
             return record, []
-        saved = await tasks.save(changed, events, now)
+        saved = await tasks.save(changed, events, now, writer)
         if saved is not None:
             return saved, events
     raise Unavailable("the task is changing too often, try again")

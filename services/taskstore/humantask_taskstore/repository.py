@@ -158,10 +158,13 @@ class TaskRepository:
             return False
         return True
 
-    async def save(self, record: TaskRecord, events: list[Event], now: datetime) -> TaskRecord | None:
+    async def save(
+        self, record: TaskRecord, events: list[Event], now: datetime, writer: str | None = None
+    ) -> TaskRecord | None:
         """Write a changed task if nobody else changed it since it was read (its version);
-        None when another writer got there first."""
-        version = await self._reserve_next_version(record, now)
+        None when another writer got there first. A `writer` that retries (same value)
+        may reuse the version it reserved on an earlier try whose write did not land."""
+        version = await self._reserve_next_version(record, now, writer)
         if version is None:
             return None
         changed = _record_to_document(record)
@@ -178,16 +181,20 @@ class TaskRepository:
         )
         return None if doc is None else _document_to_record(doc)
 
-    async def _reserve_next_version(self, record: TaskRecord, now: datetime) -> int | None:
+    async def _reserve_next_version(
+        self, record: TaskRecord, now: datetime, writer: str | None
+    ) -> int | None:
         """The version this writer alone may write next, or None if another has it."""
         version = record.version + 1
         for _ in range(MAX_SKIPPED_VERSIONS):
             key = f"{record.task_id}:{version}"
             try:
-                await self._versions.insert_one({"_id": key, "reserved_at": now})
+                await self._versions.insert_one({"_id": key, "reserved_at": now, "writer": writer})
                 return version
             except DuplicateKeyError:
                 taken = await self._versions.find_one({"_id": key})
+            if taken is not None and writer is not None and taken.get("writer") == writer:
+                return version  # ours, from a try whose write missed: the task is still at it
             if taken is None or as_utc(taken["reserved_at"]) > now - ABANDONED_RESERVATION:
                 return None
             version += 1
