@@ -277,7 +277,9 @@ class TaskRepository:
         """One task whose events were not published in time, marked as taken just now
         so that other task-store processes relaying at the same moment skip it."""
         doc = await self._tasks.find_one_and_update(
-            {"outbox_pending": True, "outbox_at": {"$lt": older_than}},
+            # Only tasks that still hold events: on FerretDB every update rewrites the
+            # whole document, so touching a task needlessly can undo a concurrent write.
+            {"outbox_pending": True, "outbox_at": {"$lt": older_than}, "outbox": {"$ne": []}},
             {"$set": {"outbox_at": now}},
             return_document=ReturnDocument.AFTER,
         )
