@@ -214,6 +214,19 @@ async def test_a_taken_outbox_is_marked_and_not_stale_again_until_later(db: Asyn
     assert (await tasks.take_stale_outbox(later - STALE_AFTER, later)) is not None
 
 
+async def test_the_relay_leaves_alone_a_task_whose_outbox_is_already_empty(db: AsyncDatabase) -> None:
+    # Flagged as pending but holding no event (the flag is cleared by a second update):
+    # the relay must not rewrite it, since on FerretDB that can undo a concurrent write.
+    tasks = TaskRepository(db)
+    record, _ = await write_task(tasks, stale=True)
+    await db[TASKS].update_one({"_id": ObjectId(record.task_id)}, {"$set": {"outbox": []}})
+    before = await db[TASKS].find_one({"_id": ObjectId(record.task_id)})
+
+    now = utcnow()
+    assert await tasks.take_stale_outbox(now - STALE_AFTER, now) is None
+    assert await db[TASKS].find_one({"_id": ObjectId(record.task_id)}) == before
+
+
 async def test_two_relays_taking_at_once_do_not_both_get_a_task(
     db: AsyncDatabase, needs_atomic_updates: None
 ) -> None:
