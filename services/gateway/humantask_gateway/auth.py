@@ -11,12 +11,10 @@ import binascii
 import time
 
 from aiohttp import web
-
+from humantask_shared.command_client import CommandClient
 from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import Unauthorized
 from humantask_shared.messages.commands import Authenticate, Principal, Role
-
-from .taskstore import TaskStoreClient
 
 MAX_CREDENTIAL_LENGTH = 512
 AUTH_CACHE_MAX_ENTRIES = 10_000
@@ -40,7 +38,7 @@ def credential_from_header(header: str | None) -> str:
 
 
 class Authenticator:
-    def __init__(self, taskstore: TaskStoreClient, cache_seconds: float) -> None:
+    def __init__(self, taskstore: CommandClient, cache_seconds: float) -> None:
         self._taskstore = taskstore
         self._cache_seconds = cache_seconds
         self._cache: dict[tuple[str, Role], tuple[float, Principal]] = {}

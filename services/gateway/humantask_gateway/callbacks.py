@@ -7,22 +7,21 @@ another customer); the notifier, which owns the delivery records, gives the atte
 from __future__ import annotations
 
 from aiohttp import web
-
 from humantask_shared.messages.commands import CallbackLog, GetTask, ListCallbacks
 from humantask_shared.models import Task
 
 from .appkeys import taskstore_key
-from .views import _customer_id, _dumps, _task_id
+from .requests import customer_id, json_response, task_id_from_path
 
 
 async def list_callbacks(request: web.Request) -> web.Response:
-    customer_id = await _customer_id(request)
-    task_id = _task_id(request)
+    owner = await customer_id(request)
+    task_id = task_id_from_path(request)
     commands = request.app[taskstore_key]
-    await commands.send(GetTask(customer_id=customer_id, task_id=task_id), Task)  # or 404
+    await commands.send(GetTask(customer_id=owner, task_id=task_id), Task)  # or 404
     callback_log = await commands.send(
-        ListCallbacks(customer_id=customer_id, task_id=task_id), CallbackLog
+        ListCallbacks(customer_id=owner, task_id=task_id), CallbackLog
     )
-    return web.json_response(
-        [attempt.model_dump(mode="json") for attempt in callback_log.attempts], dumps=_dumps
+    return json_response(
+        [attempt.model_dump(mode="json") for attempt in callback_log.attempts]
     )

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-
+from humantask_shared.command_client import CommandClient
 from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import HumantaskError
 from humantask_shared.health import add_health_routes
@@ -27,7 +27,6 @@ from .auth import Authenticator
 from .callbacks import list_callbacks
 from .middleware import json_errors, request_context
 from .settings import GatewaySettings
-from .taskstore import TaskStoreClient
 from .views import add_customer_routes
 from .work import add_worker_routes
 
@@ -43,7 +42,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     exchanges = await declare_exchanges(channel)
     rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE])
     await rpc.start("gateway")
-    taskstore = TaskStoreClient(rpc, settings.rpc_timeout_seconds)
+    taskstore = CommandClient(rpc, settings.rpc_timeout_seconds)
     app[taskstore_key] = taskstore
     app[authenticator_key] = Authenticator(taskstore, settings.auth_cache_seconds)
     yield

@@ -2,64 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from aiohttp import web
-from yarl import URL
-
-from humantask_shared.errors import NotFound
-from humantask_shared.messages.commands import CancelTask, CreateTask, GetTask, ListTasks
+from humantask_shared.messages.commands import (
+    CancelTask,
+    CreateTask,
+    GetTask,
+    ListTasks,
+)
 from humantask_shared.models import (
-    TASK_ID_PATTERN,
     CreateTaskRequest,
     Task,
     TaskListQuery,
     TaskPage,
 )
+from yarl import URL
 
-from .appkeys import authenticator_key, taskstore_key
+from .appkeys import taskstore_key
 from .bodies import read_fields, validate
+from .requests import customer_id, json_response, task_id_from_path
 
 
 def _task_response(task: Task) -> web.Response:
-    return web.json_response(task.to_json_dict(), dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-async def _customer_id(request: web.Request) -> str:
-    principal = await request.app[authenticator_key].authenticate(request, "customer")
-    return principal.principal_id
-
-
-def _task_id(request: web.Request) -> str:
-    task_id = request.match_info["task_id"]
-    if not TASK_ID_PATTERN.match(task_id):
-        raise NotFound(f"no task with task_id {task_id}")
-    return task_id
+    return json_response(task.to_json_dict())
 
 
 async def create_task(request: web.Request) -> web.Response:
-    customer_id = await _customer_id(request)
+    owner = await customer_id(request)
     task_request = validate(CreateTaskRequest, await read_fields(request))
     task = await request.app[taskstore_key].send(
-        CreateTask(customer_id=customer_id, request=task_request), Task
+        CreateTask(customer_id=owner, request=task_request), Task
     )
     return _task_response(task)
 
 
 async def get_task(request: web.Request) -> web.Response:
-    customer_id = await _customer_id(request)
-    command = GetTask(customer_id=customer_id, task_id=_task_id(request))
+    owner = await customer_id(request)
+    command = GetTask(customer_id=owner, task_id=task_id_from_path(request))
     return _task_response(await request.app[taskstore_key].send(command, Task))
 
 
 async def cancel_task(request: web.Request) -> web.Response:
-    customer_id = await _customer_id(request)
-    command = CancelTask(customer_id=customer_id, task_id=_task_id(request))
+    owner = await customer_id(request)
+    command = CancelTask(customer_id=owner, task_id=task_id_from_path(request))
     return _task_response(await request.app[taskstore_key].send(command, Task))
 
 
@@ -70,12 +54,12 @@ def _next_page_url(request: web.Request, query: TaskListQuery) -> URL:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    customer_id = await _customer_id(request)
+    owner = await customer_id(request)
     query = validate(TaskListQuery, dict(request.query))
     page = await request.app[taskstore_key].send(
-        ListTasks(customer_id=customer_id, query=query), TaskPage
+        ListTasks(customer_id=owner, query=query), TaskPage
     )
-    response = web.json_response([task.to_json_dict() for task in page.tasks], dumps=_dumps)
+    response = json_response([task.to_json_dict() for task in page.tasks])
     if page.has_more:
         response.headers["Link"] = f'<{_next_page_url(request, query)}>; rel="next"'
     return response

@@ -17,7 +17,7 @@ from humantask_shared.work import ClaimResult, CompletedWork, SubmitWorkRequest,
 
 from .appkeys import authenticator_key, taskstore_key
 from .bodies import read_fields, validate
-from .views import _dumps, _task_id
+from .requests import json_response, task_id_from_path
 
 # The page runs only its own script and style, and talks only to this gateway; task
 # images may come from anywhere on the web.
@@ -48,21 +48,21 @@ async def claim_work(request: web.Request) -> web.Response:
     result = await request.app[taskstore_key].send(ClaimWork(worker_id=worker_id), ClaimResult)
     if result.item is None:
         return web.Response(status=204)
-    return web.json_response(result.item.model_dump(mode="json"), dumps=_dumps)
+    return json_response(result.item.model_dump(mode="json"))
 
 
 async def submit_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
-    task_id = _task_id(request)
+    task_id = task_id_from_path(request)
     body = validate(SubmitWorkRequest, await read_fields(request))
     command = SubmitWork(worker_id=worker_id, task_id=task_id, category=body.category)
     completed = await request.app[taskstore_key].send(command, CompletedWork)
-    return web.json_response(completed.model_dump(mode="json"), dumps=_dumps)
+    return json_response(completed.model_dump(mode="json"))
 
 
 async def release_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
-    command = ReleaseWork(worker_id=worker_id, task_id=_task_id(request))
+    command = ReleaseWork(worker_id=worker_id, task_id=task_id_from_path(request))
     await request.app[taskstore_key].send(command, WorkReleased)
     return web.Response(status=204)
 
