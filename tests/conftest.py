@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 
 HOW_TO_PROVIDE = (
     "These tests need RabbitMQ and a MongoDB-compatible server. Either:\n"
-    "  scripts/start-test-services.sh   (installs/starts RabbitMQ and FerretDB; root on Debian)\n"
+    "  scripts/start-test-services.sh   (installs/starts RabbitMQ and FerretDB 2 + DocumentDB; root on Debian 12)\n"
     "  export AMQP_URL=amqp://guest:guest@127.0.0.1:5672/humantask_test\n"
     "  export MONGODB_URL=mongodb://127.0.0.1:27017/humantask_test\n"
     "or start a Docker engine, and the tests start throwaway containers themselves."

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import Conflict
 from .models import NonEmptyString, TaskParams, TaskResponse, TaskStatus, TaskType, Timestamp
+
+
+def no_live_lease(task_id: str) -> Conflict:
+    """The one answer to a worker acting on a task it does not hold: the same whether
+    the task is unknown, expired, canceled, completed or leased to someone else, so a
+    worker learns nothing about tasks it does not hold (API.md section 6)."""
+    return Conflict(f"you do not hold a live lease on task {task_id}: claim a task first")
 
 
 class WorkView(BaseModel):

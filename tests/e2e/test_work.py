@@ -265,7 +265,9 @@ async def test_submit_completes_the_task_and_publishes_task_completed(
     assert (await claim(api, worker)).status == 204
     again = await submit(api, worker, task["task_id"], "small")
     assert again.status == 409
-    assert "already completed" in again.body["error"]
+    assert again.body["error"] == (
+        f"you do not hold a live lease on task {task['task_id']}: claim a task first"
+    )
 
 
 async def test_submit_takes_a_form_body(api: Api, owner: dict[str, Any], worker: str) -> None:
@@ -374,11 +376,16 @@ async def test_bad_submit_bodies(api: Api, owner: dict[str, Any], worker: str, c
 
 
 @pytest.mark.parametrize("task_id", [VALID_ID, "zzz", "0123456789ABCDEF01234567", VALID_ID + "0"])
-async def test_unknown_or_invalid_task_ids_are_404(api: Api, worker: str, task_id: str) -> None:
+async def test_unknown_or_invalid_task_ids_are_409_like_any_task_not_held(
+    api: Api, worker: str, task_id: str
+) -> None:
     for action in ("submit", "release"):
         reply = await api.post(f"/v1/work/{task_id}/{action}", worker, json={"category": "big"})
-        assert reply.status == 404, (action, reply)
-        assert reply.body["status_code"] == 404
+        assert reply.status == 409, (action, reply)
+        assert reply.body == {
+            "status_code": 409,
+            "error": f"you do not hold a live lease on task {task_id}: claim a task first",
+        }
 
 
 @pytest.mark.parametrize(("method", "path"), [

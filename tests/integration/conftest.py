@@ -7,18 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aio_pika
-import pymongo
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.mongo import connect_mongo
-
-FERRETDB_RACE = (
-    "FerretDB v1 with SQLite does not apply findAndModify/update atomically with their "
-    "filter (FerretDB/FerretDB#3040): two concurrent conditional writes can both win. "
-    "MongoDB (docker-compose, testcontainers) does; there this test must pass."
-)
 
 Prepare = Callable[[AsyncDatabase], Awaitable[None]]
 
@@ -48,20 +41,3 @@ async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
         yield connection
     finally:
         await connection.close()
-
-
-@pytest.fixture(scope="session")
-def ferretdb_version(mongodb_url: str) -> str | None:
-    client: pymongo.MongoClient = pymongo.MongoClient(mongodb_url, serverSelectionTimeoutMS=5000)
-    try:
-        return client.admin.command("buildInfo").get("ferretdbVersion")
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def needs_atomic_updates(request: pytest.FixtureRequest, ferretdb_version: str | None) -> None:
-    """For tests of compare-and-set under concurrency: expected to fail on FerretDB."""
-    if ferretdb_version is not None:
-        reason = f"{ferretdb_version}: {FERRETDB_RACE}"
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=False))

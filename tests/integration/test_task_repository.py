@@ -1,5 +1,5 @@
 """The task-store's MongoDB adapter and its create/cancel handlers, against a real server
-(FerretDB or MongoDB). Every test gets a database of its own, dropped afterwards."""
+(FerretDB 2 on DocumentDB, or MongoDB). Every test gets a database of its own, dropped afterwards."""
 
 from __future__ import annotations
 
@@ -30,14 +30,12 @@ from humantask_shared.timeutil import utcnow
 from humantask_taskstore import domain, handlers, work
 from humantask_taskstore.handlers import Dependencies
 from humantask_taskstore.repository import (
-    ABANDONED_RESERVATION,
     CREDENTIALS,
     CUSTOMERS,
-    TASK_VERSIONS,
     TASKS,
     AccountRepository,
+    TaskExists,
     TaskRepository,
-    UniqueIdClaim,
     ensure_indexes,
     serialize_event,
 )
@@ -99,7 +97,7 @@ async def add_task(
     **overrides: Any,
 ) -> domain.TaskRecord:
     record, events = domain.create_task(new_task_id(), customer_id, request(**overrides), created_at)
-    assert await tasks.add(record, events, created_at)
+    await tasks.add(record, events, created_at)
     return record
 
 
@@ -113,7 +111,7 @@ async def test_a_task_reads_back_as_it_was_written(tasks: TaskRepository) -> Non
         request(metadata=metadata, unique_id="u-1", callback_format="json"),
         datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC), "req-1",
     )
-    assert await tasks.add(record, events, T0)
+    await tasks.add(record, events, T0)
 
     found = await tasks.get(record.task_id)
     assert found == record
@@ -143,16 +141,45 @@ async def test_metadata_is_stored_opaque_next_to_the_outbox(db: AsyncDatabase, t
     # Metadata is stored opaque: its keys may hold '.' and '$'.
     assert "metadata" not in doc
     assert doc["metadata_json"] == '{"a.b":{"$c":1}}'
-    assert doc["outbox_pending"] is True
+    assert doc["outbox_at"] == T0  # the relay's clock for unpublished events
     assert len(doc["outbox"]) == 1
+    assert "unique_id" not in doc  # absent, so outside the partial unique index
 
 
-async def test_add_is_false_when_the_task_exists(tasks: TaskRepository) -> None:
+async def test_add_of_a_known_task_id_raises_task_exists(tasks: TaskRepository) -> None:
     record, events = domain.create_task(new_task_id(), "cust-a", request(), T0)
-    assert await tasks.add(record, events, T0)
-    later, later_events = domain.create_task(record.task_id, "cust-b", request(), T0)
-    assert not await tasks.add(later, later_events, T0)  # same task id
+    await tasks.add(record, events, T0)
+    later, later_events = domain.create_task(record.task_id, "cust-a", request(), T0)
+    with pytest.raises(TaskExists) as info:
+        await tasks.add(later, later_events, T0)  # same task id
+    assert info.value.existing == record
     assert await tasks.get(record.task_id) == record
+
+
+async def test_add_of_a_known_unique_id_raises_task_exists_per_customer(tasks: TaskRepository) -> None:
+    first = await add_task(tasks, "cust-a", unique_id="order-1")
+    second, events = domain.create_task(new_task_id(), "cust-a", request(unique_id="order-1"), T0)
+    with pytest.raises(TaskExists) as info:
+        await tasks.add(second, events, T0)
+    assert info.value.existing == first
+    assert await tasks.get(second.task_id) is None
+    # Per customer: another customer's task with the same unique_id is its own.
+    other = await add_task(tasks, "cust-b", unique_id="order-1")
+    assert await tasks.find_by_unique_id("cust-b", "order-1") == other
+    assert await tasks.find_by_unique_id("cust-a", "order-1") == first
+    # Tasks without a unique_id never collide.
+    await add_task(tasks, "cust-a")
+    await add_task(tasks, "cust-a")
+
+
+async def test_concurrent_adds_of_one_unique_id_have_one_winner(tasks: TaskRepository) -> None:
+    attempts = [domain.create_task(new_task_id(), "cust-a", request(unique_id="race"), T0) for _ in range(8)]
+    results = await asyncio.gather(
+        *(tasks.add(record, events, T0) for record, events in attempts), return_exceptions=True
+    )
+    winners = [record for (record, _), result in zip(attempts, results) if result is None]
+    assert len(winners) == 1
+    assert all(isinstance(r, TaskExists) and r.existing == winners[0] for r in results if r is not None)
 
 
 # -- list ------------------------------------------------------------------------------
@@ -278,55 +305,6 @@ async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRe
     assert len(await tasks.outbox(record.task_id)) == 2
 
 
-async def test_a_version_reserved_by_a_writer_that_died_is_skipped_later(
-    db: AsyncDatabase, tasks: TaskRepository
-) -> None:
-    record = await add_task(tasks)
-    # A writer reserved version 1 and died before writing it.
-    await db[TASK_VERSIONS].insert_one({"_id": f"{record.task_id}:1", "reserved_at": T0})
-    canceled, events = domain.cancel_task(record, T0)
-    assert await tasks.save(canceled, events, T0 + timedelta(seconds=1)) is None  # it may still write
-
-    later = T0 + ABANDONED_RESERVATION + timedelta(seconds=1)
-    saved = await tasks.save(canceled, events, later)
-    assert saved is not None and saved.status == "canceled" and saved.version == 2
-
-
-async def test_a_writer_retrying_reuses_the_version_it_reserved(
-    db: AsyncDatabase, tasks: TaskRepository
-) -> None:
-    record = await add_task(tasks)
-    # This writer reserved version 1 on an earlier try, but its write did not land
-    # (on FerretDB a concurrent read-modify-write can make it miss).
-    await db[TASK_VERSIONS].insert_one(
-        {"_id": f"{record.task_id}:1", "reserved_at": T0, "writer": "writer-a"}
-    )
-    canceled, events = domain.cancel_task(record, T0)
-    assert await tasks.save(canceled, events, T0, "writer-b") is None  # not theirs
-    saved = await tasks.save(canceled, events, T0, "writer-a")
-    assert saved is not None and saved.status == "canceled" and saved.version == 1
-
-
-# -- unique ids ------------------------------------------------------------------------
-
-
-async def test_the_first_unique_id_claim_wins(tasks: TaskRepository) -> None:
-    assert await tasks.claim_unique_id("cust-a", "order-1", "task-1", "fp-1", T0) is None
-    second = await tasks.claim_unique_id("cust-a", "order-1", "task-2", "fp-2", T0)
-    assert second == UniqueIdClaim(task_id="task-1", fingerprint="fp-1")
-    # Per customer: another customer's claim of the same unique_id is its own.
-    assert await tasks.claim_unique_id("cust-b", "order-1", "task-3", "fp-1", T0) is None
-
-
-async def test_concurrent_claims_of_one_unique_id_have_one_winner(tasks: TaskRepository) -> None:
-    results = await asyncio.gather(
-        *(tasks.claim_unique_id("cust-a", "race", f"task-{i}", "fp", T0) for i in range(8))
-    )
-    assert results.count(None) == 1
-    holders = {claim.task_id for claim in results if claim is not None}
-    assert len(holders) == 1
-
-
 # -- the create handler ----------------------------------------------------------------
 
 
@@ -395,43 +373,6 @@ async def test_concurrent_creates_with_one_unique_id_make_one_task(
     ))
     assert len({task.task_id for task in results}) == 1
     assert await listed(tasks) == ([results[0].task_id], False)
-
-
-async def test_create_finishes_a_task_whose_unique_id_claim_outlived_a_crash(
-    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
-) -> None:
-    # A task-store claimed the unique_id, then died before writing the task.
-    the_request = request(unique_id="crashed")
-    claimed_id = new_task_id()
-    assert await tasks.claim_unique_id(
-        "cust-a", "crashed", claimed_id, domain.request_fingerprint(the_request), utcnow()
-    ) is None
-    assert await tasks.get(claimed_id) is None
-
-    # The customer retries (a new command): the task is made with the claimed id.
-    retry = CreateTask(customer_id="cust-a", request=the_request)
-    task = await handlers.create_task(retry, "cmd-retry", deps)
-
-    assert task.task_id == claimed_id
-    assert task.unique_id == "crashed"
-    stored = await tasks.get(claimed_id, "cust-a")
-    assert stored is not None and stored.to_public() == task
-    assert [tid for tid, _ in outbox.published] == [claimed_id]
-    # ...and from then on it is the original.
-    again = await handlers.create_task(retry, "cmd-again", deps)
-    assert again == task
-
-
-async def test_a_crashed_claim_with_other_parameters_is_still_a_conflict(
-    deps: Dependencies, tasks: TaskRepository
-) -> None:
-    claimed_id = new_task_id()
-    await tasks.claim_unique_id("cust-a", "crashed", claimed_id, "another-fingerprint", T0)
-    with pytest.raises(Conflict, match=claimed_id):
-        await handlers.create_task(
-            CreateTask(customer_id="cust-a", request=request(unique_id="crashed")), "cmd-1", deps
-        )
-    assert await tasks.get(claimed_id) is None
 
 
 # -- get / list / cancel handlers ------------------------------------------------------
@@ -581,8 +522,9 @@ async def test_claim_submit_release_through_the_handlers(
     await work.release_work(ReleaseWork(worker_id="bob", task_id=second.task_id), "r-1", deps)
     with pytest.raises(Conflict):
         await work.release_work(ReleaseWork(worker_id="bob", task_id=second.task_id), "r-2", deps)
-    with pytest.raises(NotFound):
-        await work.submit_work(SubmitWork(worker_id="alice", task_id=new_task_id(), category="big"),
+    unknown = new_task_id()
+    with pytest.raises(Conflict, match=f"you do not hold a live lease on task {unknown}"):
+        await work.submit_work(SubmitWork(worker_id="alice", task_id=unknown, category="big"),
                                "s-0", deps)
 
     done = await work.submit_work(
@@ -592,3 +534,116 @@ async def test_claim_submit_release_through_the_handlers(
     # Alice's lease ended with the task; the released one is hers now.
     after = await work.claim_work(ClaimWork(worker_id="alice"), "c-4", deps)
     assert after.item is not None and after.item.task_id == second.task_id
+
+
+async def test_concurrent_claims_of_one_worker_all_return_the_same_single_task(
+    deps: Dependencies, tasks: TaskRepository
+) -> None:
+    created = [(await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(3)]
+    results = await asyncio.gather(
+        *(work.claim_work(ClaimWork(worker_id="alice"), f"claim-{n}", deps) for n in range(12))
+    )
+    handed_out = {result.item.task_id for result in results if result.item is not None}
+    assert handed_out == {created[0]}
+    # The other tasks are still in the pool for someone else.
+    bob = await work.claim_work(ClaimWork(worker_id="bob"), "claim-bob", deps)
+    assert bob.item is not None and bob.item.task_id == created[1]
+
+
+async def test_one_lease_per_worker_holds_across_two_task_stores(
+    db: AsyncDatabase, deps: Dependencies, tasks: TaskRepository
+) -> None:
+    """Two task-store processes are two repositories on two connections."""
+    created = [(await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(4)]
+    other = replace(deps, tasks=TaskRepository(db))
+    results = await asyncio.gather(*(
+        work.claim_work(ClaimWork(worker_id="alice"), f"claim-{n}", deps if n % 2 else other)
+        for n in range(10)
+    ))
+    assert {result.item.task_id for result in results if result.item is not None} == {created[0]}
+
+
+async def test_a_workers_expired_lease_does_not_block_its_next_claim(
+    tasks: TaskRepository,
+) -> None:
+    first = await add_task(tasks, created_at=T0)
+    second = await add_task(tasks, created_at=T0 + timedelta(seconds=1))
+    now = utcnow()
+    leased = await tasks.claim("alice", now, now + timedelta(seconds=5))
+    assert leased is not None and leased.task_id == first.task_id
+
+    later = now + timedelta(seconds=6)  # alice's lease on the first task has expired
+    again = await tasks.claim("alice", later, later + timedelta(seconds=5))
+    # The first task is the oldest claimable one again; alice gets it anew.
+    assert again is not None and again.task_id == first.task_id
+    assert again.lease_expires_at == later + timedelta(seconds=5)
+    bob = await tasks.claim("bob", later, later + timedelta(seconds=5))
+    assert bob is not None and bob.task_id == second.task_id
+    assert await tasks.claim("carol", later, later + timedelta(seconds=5)) is None
+
+
+async def test_a_claim_takes_the_task_of_an_expired_lease_from_its_old_worker(
+    tasks: TaskRepository,
+) -> None:
+    only = await add_task(tasks, created_at=T0)
+    now = utcnow()
+    assert await tasks.claim("alice", now, now + timedelta(seconds=5)) is not None
+    later = now + timedelta(seconds=6)
+    bob = await tasks.claim("bob", later, later + timedelta(seconds=5))
+    assert bob is not None and bob.task_id == only.task_id and bob.lease_worker_id == "bob"
+    # Alice's next claim finds nothing, and her old lease is gone.
+    assert await tasks.claim("alice", later, later + timedelta(seconds=5)) is None
+    assert await tasks.live_lease_of("alice", later) is None
+
+
+async def test_a_write_based_on_a_stale_read_loses_to_a_claim(tasks: TaskRepository) -> None:
+    record = await add_task(tasks)
+    now = utcnow()
+    assert await tasks.claim("alice", now, now + timedelta(seconds=60)) is not None
+    # A cancel decided on the task as it was before the claim must not land as is.
+    canceled, events = domain.cancel_task(record, now)
+    assert await tasks.save(canceled, events, now) is None
+
+
+# -- every hot query uses an index -------------------------------------------------------
+
+
+def _plan_text(explained: dict[str, Any]) -> str:
+    return repr(explained)
+
+
+async def _explain_find(db: AsyncDatabase, criteria: dict[str, Any], sort: list[Any], limit: int) -> str:
+    explained = await db.command(
+        "explain", {"find": TASKS, "filter": criteria, "sort": dict(sort), "limit": limit},
+        verbosity="queryPlanner",
+    )
+    return _plan_text(explained)
+
+
+@pytest.fixture
+async def crowded(tasks: TaskRepository) -> None:
+    """Enough tasks of several customers for a planner to prefer an index to a scan."""
+    for i in range(300):
+        await add_task(tasks, f"cust-{i % 10}", created_at=T0 + timedelta(seconds=i),
+                       unique_id=f"u-{i}")
+
+
+async def test_the_hot_queries_use_an_index(db: AsyncDatabase, crowded: None) -> None:
+    from humantask_taskstore import repository
+
+    now = utcnow()
+    list_plan = await _explain_find(
+        db, {"customer_id": "cust-3"}, [("created_at", -1), ("_id", -1)], 101
+    )
+    claim_plan = await _explain_find(
+        db, repository._claimable(now), [("created_at", 1), ("_id", 1)], 1
+    )
+    unique_plan = await _explain_find(
+        db, {"customer_id": "cust-3", "unique_id": {"$type": "string", "$eq": "u-3"}}, [], 1
+    )
+    lease_plan = await _explain_find(db, repository._live_lease("alice", now), [], 1)
+    for name, plan in {
+        "list": list_plan, "claim": claim_plan, "unique_id": unique_plan, "lease": lease_plan,
+    }.items():
+        assert "COLLSCAN" not in plan and "Seq Scan" not in plan, (name, plan)
+        assert "IXSCAN" in plan or "Index Scan" in plan or "Bitmap Index Scan" in plan, (name, plan)

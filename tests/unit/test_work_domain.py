@@ -10,6 +10,7 @@ import pytest
 from humantask_shared.errors import Conflict, InvalidRequest
 from humantask_shared.messages.events import TaskCompleted
 from humantask_shared.models import CreateTaskRequest, TaskResponse
+from humantask_shared.work import no_live_lease
 from humantask_taskstore import domain
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
@@ -31,49 +32,25 @@ def pending() -> domain.TaskRecord:
 
 
 def leased(worker: str = "alice", at: datetime = T0) -> domain.TaskRecord:
-    return domain.claim_task(pending(), worker, at, LEASE)
+    """As the repository's claim leaves it."""
+    return replace(pending(), lease_worker_id=worker, lease_expires_at=domain.lease_expiry(at, LEASE))
 
 
-# --- claimable, and claiming ---------------------------------------------------------------
+# --- leases ---------------------------------------------------------------------------------
 
 
-def test_a_new_task_is_claimable() -> None:
-    assert domain.is_claimable(pending(), T0)
-
-
-def test_claiming_leases_the_task_for_the_lease_time() -> None:
+def test_a_lease_lasts_the_lease_time_and_only_its_worker_holds_it() -> None:
     record = leased("alice")
-    assert record.lease_worker_id == "alice"
     assert record.lease_expires_at == T0 + timedelta(seconds=LEASE)
-    assert record.status == "pending"
     assert domain.holds_live_lease(record, "alice", T0)
+    assert domain.holds_live_lease(record, "alice", T0 + timedelta(seconds=LEASE - 0.001))
+    assert not domain.holds_live_lease(record, "alice", T0 + timedelta(seconds=LEASE))
     assert not domain.holds_live_lease(record, "bob", T0)
 
 
-def test_a_live_lease_makes_the_task_unclaimable_until_it_expires() -> None:
-    record = leased("alice")
-    expiry = T0 + timedelta(seconds=LEASE)
-    assert not domain.is_claimable(record, T0)
-    assert not domain.is_claimable(record, expiry - timedelta(milliseconds=1))
-    assert domain.is_claimable(record, expiry)
-    assert not domain.holds_live_lease(record, "alice", expiry)
-    with pytest.raises(Conflict):
-        domain.claim_task(record, "bob", T0 + timedelta(seconds=1), LEASE)
-
-
-def test_an_expired_lease_can_be_taken_by_another_worker() -> None:
-    later = T0 + timedelta(seconds=LEASE + 1)
-    record = domain.claim_task(leased("alice"), "bob", later, LEASE)
-    assert record.lease_worker_id == "bob"
-    assert record.lease_expires_at == later + timedelta(seconds=LEASE)
-
-
 @pytest.mark.parametrize("status", ["completed", "canceled"])
-def test_finished_tasks_are_never_claimable(status: str) -> None:
-    record = replace(pending(), status=status)
-    assert not domain.is_claimable(record, T0)
-    with pytest.raises(Conflict):
-        domain.claim_task(record, "alice", T0, LEASE)
+def test_a_finished_task_is_nobodys_live_lease(status: str) -> None:
+    assert not domain.holds_live_lease(replace(leased("alice"), status=status), "alice", T0)
 
 
 def test_the_worker_view_shows_nothing_about_the_customer() -> None:
@@ -106,22 +83,28 @@ def test_submit_completes_the_task_and_raises_task_completed() -> None:
     assert "customer data" not in view.model_dump_json()
 
 
-def test_submit_needs_the_live_lease() -> None:
-    with pytest.raises(Conflict, match="claim a task first"):
-        domain.submit_work(pending(), "alice", "big", T0)
-    with pytest.raises(Conflict, match="do not hold a lease"):
-        domain.submit_work(leased("alice"), "bob", "big", T0)
-    with pytest.raises(Conflict, match="expired"):
-        domain.submit_work(leased("alice"), "alice", "big", T0 + timedelta(seconds=LEASE))
+NO_LEASE = "you do not hold a live lease on task 0123456789abcdef01234567: claim a task first"
 
 
-def test_submit_of_a_finished_task_is_a_conflict() -> None:
+def test_every_submit_without_the_live_lease_gets_one_and_the_same_answer() -> None:
+    """A worker learns nothing about tasks it does not hold (API.md section 6)."""
     completed, _ = domain.submit_work(leased("alice"), "alice", "big", T0)
-    with pytest.raises(Conflict, match="already completed"):
-        domain.submit_work(completed, "alice", "big", T0)
     canceled, _ = domain.cancel_task(leased("alice"), T0)
-    with pytest.raises(Conflict, match="canceled"):
-        domain.submit_work(canceled, "alice", "big", T0)
+    not_held = {
+        "never claimed": (pending(), "alice", T0),
+        "leased to someone else": (leased("alice"), "bob", T0),
+        "expired": (leased("alice"), "alice", T0 + timedelta(seconds=LEASE)),
+        "completed": (completed, "alice", T0),
+        "canceled": (canceled, "alice", T0),
+    }
+    for case, (record, worker, at) in not_held.items():
+        with pytest.raises(Conflict) as info:
+            domain.submit_work(record, worker, "big", at)
+        assert info.value.message == NO_LEASE, case
+        with pytest.raises(Conflict) as info:
+            domain.release_work(record, worker, at)
+        assert info.value.message == NO_LEASE, case
+    assert no_live_lease("0123456789abcdef01234567").message == NO_LEASE
 
 
 @pytest.mark.parametrize("category", ["medium", "Big", "big ", ""])
@@ -142,7 +125,7 @@ def test_the_lease_is_checked_before_the_category() -> None:
 def test_release_returns_the_task_to_the_pool_at_once() -> None:
     record = domain.release_work(leased("alice"), "alice", T0 + timedelta(seconds=1))
     assert (record.lease_worker_id, record.lease_expires_at) == (None, None)
-    assert domain.is_claimable(record, T0 + timedelta(seconds=1))
+    assert record.status == "pending"
 
 
 def test_release_needs_the_live_lease() -> None:
@@ -157,5 +140,5 @@ def test_cancel_revokes_the_lease() -> None:
     assert canceled.status == "canceled"
     assert (canceled.lease_worker_id, canceled.lease_expires_at) == (None, None)
     assert not domain.holds_live_lease(canceled, "alice", T0 + timedelta(seconds=1))
-    with pytest.raises(Conflict, match="canceled"):
+    with pytest.raises(Conflict, match="claim a task first"):
         domain.release_work(canceled, "alice", T0 + timedelta(seconds=1))

@@ -13,11 +13,18 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from humantask_shared.messages.commands import ClaimWork, ReleaseWork, SubmitWork
-from humantask_shared.work import ClaimResult, CompletedWork, SubmitWorkRequest, WorkReleased
+from humantask_shared.models import TASK_ID_PATTERN
+from humantask_shared.work import (
+    ClaimResult,
+    CompletedWork,
+    SubmitWorkRequest,
+    WorkReleased,
+    no_live_lease,
+)
 
 from .appkeys import authenticator_key, taskstore_key
 from .bodies import read_fields, validate
-from .requests import json_response, task_id_from_path
+from .requests import json_response
 
 # The page runs only its own script and style, and talks only to this gateway; task
 # images may come from anywhere on the web.
@@ -43,6 +50,15 @@ async def _worker_id(request: web.Request) -> str:
     return principal.principal_id
 
 
+def _held_task_id(request: web.Request) -> str:
+    """The `{task_id}` of the path. One that cannot exist is a task the worker does not
+    hold, answered like any other (409), so ids tell a worker nothing."""
+    task_id = request.match_info["task_id"]
+    if not TASK_ID_PATTERN.match(task_id):
+        raise no_live_lease(task_id)
+    return task_id
+
+
 async def claim_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
     result = await request.app[taskstore_key].send(ClaimWork(worker_id=worker_id), ClaimResult)
@@ -53,7 +69,7 @@ async def claim_work(request: web.Request) -> web.Response:
 
 async def submit_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
-    task_id = task_id_from_path(request)
+    task_id = _held_task_id(request)
     body = validate(SubmitWorkRequest, await read_fields(request))
     command = SubmitWork(worker_id=worker_id, task_id=task_id, category=body.category)
     completed = await request.app[taskstore_key].send(command, CompletedWork)
@@ -62,7 +78,7 @@ async def submit_work(request: web.Request) -> web.Response:
 
 async def release_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
-    command = ReleaseWork(worker_id=worker_id, task_id=task_id_from_path(request))
+    command = ReleaseWork(worker_id=worker_id, task_id=_held_task_id(request))
     await request.app[taskstore_key].send(command, WorkReleased)
     return web.Response(status=204)
 

@@ -11,9 +11,8 @@ One delivery per completed task, keyed by its task id, at most two attempts:
 An attempt is *claimed* before it is sent, and a claim is the insertion of a record
 whose id is `<task id>:<attempt number>`: the database lets exactly one process insert
 it, however often the event or the retry message is delivered and however many
-notifiers run. Only attempts 1 and 2 are ever claimed, so at most two are sent. (An
-insert is the one write MongoDB and FerretDB both make atomic against a concurrent one;
-FerretDB v1 does not make a conditional update a compare-and-set.)
+notifiers run. Only attempts 1 and 2 are ever claimed, so at most two are sent. The
+attempt records are also the customer's callback log (`GET /v1/task/{id}/callbacks`).
 
 An attempt whose claimer died before recording its outcome (`claim_ttl` after the claim,
 long past any send) is logged as interrupted: it may or may not have reached the

@@ -4,9 +4,8 @@
   customer `metadata` keys may hold `.` or `$`), to whom, and whether the retry is queued.
 - `callback_attempts`, `_id` = `<task id>:<attempt>`: one per claimed attempt, with its
   outcome once known. Inserting it *is* the claim: a second insert of the same id fails,
-  so one attempt number is sent by one process only. This leans on nothing but the
-  unique `_id`, because FerretDB v1 (a supported backend) does not make a conditional
-  update atomic against a concurrent one.
+  so one attempt number is sent by one process only. These records are the customer's
+  callback log, so they stay.
 """
 
 from __future__ import annotations
@@ -26,8 +25,17 @@ DELIVERIES = "callback_deliveries"
 ATTEMPTS = "callback_attempts"
 
 
+# A delivery record (a copy of the task to send) is only needed until its last attempt;
+# a week is far past any retry. A redelivered event after that finds the attempts, which
+# stay, and sends nothing.
+DELIVERY_RECORD_TTL_SECONDS = 7 * 24 * 3600
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[ATTEMPTS].create_index([("task_id", ASCENDING), ("attempt", ASCENDING)])
+    await db[DELIVERIES].create_index(
+        [("created_at", ASCENDING)], expireAfterSeconds=DELIVERY_RECORD_TTL_SECONDS
+    )
 
 
 def _attempt_id(task_id: str, number: int) -> str:

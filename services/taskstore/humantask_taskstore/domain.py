@@ -28,7 +28,7 @@ from humantask_shared.models import (
     TaskResponse,
     TaskStatus,
 )
-from humantask_shared.work import CompletedWork, WorkItem
+from humantask_shared.work import CompletedWork, WorkItem, no_live_lease
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class TaskRecord:
     status: TaskStatus = "pending"
     metadata: dict[str, Any] | None = None
     unique_id: str | None = None
+    # What makes a repeated create with the same unique_id "the same" (`request_fingerprint`).
+    fingerprint: str | None = None
     completed_at: datetime | None = None
     canceled_at: datetime | None = None
     response: TaskResponse | None = None
@@ -130,6 +132,7 @@ def create_task(
         ),
         metadata=request.metadata,
         unique_id=request.unique_id,
+        fingerprint=None if request.unique_id is None else request_fingerprint(request),
         request_id=request_id,
     )
     return record, [_event(TaskCreated, record)]
@@ -152,13 +155,6 @@ def cancel_task(
 # --- worker leases -----------------------------------------------------------------------
 
 
-def is_claimable(record: TaskRecord, now: datetime) -> bool:
-    """Pending, and no worker holds a live lease on it."""
-    return record.status == "pending" and (
-        record.lease_expires_at is None or record.lease_expires_at <= now
-    )
-
-
 def holds_live_lease(record: TaskRecord, worker_id: str, now: datetime) -> bool:
     return (
         record.status == "pending"
@@ -168,17 +164,10 @@ def holds_live_lease(record: TaskRecord, worker_id: str, now: datetime) -> bool:
     )
 
 
-def claim_task(
-    record: TaskRecord, worker_id: str, now: datetime, lease_seconds: float
-) -> TaskRecord:
-    """Lease a claimable task to `worker_id` for `lease_seconds`."""
-    if not is_claimable(record, now):
-        raise Conflict(f"task {record.task_id} cannot be claimed now")
-    return replace(
-        record,
-        lease_worker_id=worker_id,
-        lease_expires_at=now + timedelta(seconds=lease_seconds),
-    )
+def lease_expiry(now: datetime, lease_seconds: float) -> datetime:
+    """When a lease taken now ends. A task is claimable while it is pending and nobody
+    holds a live lease on it (the repository claims it in one atomic write)."""
+    return now + timedelta(seconds=lease_seconds)
 
 
 def submit_work(
@@ -217,14 +206,5 @@ def _without_lease(record: TaskRecord) -> TaskRecord:
 
 
 def _require_live_lease(record: TaskRecord, worker_id: str, now: datetime) -> None:
-    """409 unless `worker_id` holds the live lease; the message says why, without
-    telling one worker anything about another."""
-    if record.status == "completed":
-        raise Conflict(f"task {record.task_id} is already completed")
-    if record.status == "canceled":
-        raise Conflict(f"task {record.task_id} was canceled by its customer")
-    if holds_live_lease(record, worker_id, now):
-        return
-    if record.lease_worker_id == worker_id:
-        raise Conflict(f"your lease on task {record.task_id} has expired: claim again")
-    raise Conflict(f"you do not hold a lease on task {record.task_id}: claim a task first")
+    if not holds_live_lease(record, worker_id, now):
+        raise no_live_lease(record.task_id)

@@ -11,7 +11,7 @@ from functools import partial
 
 from humantask_shared.command_server import CommandHandler
 from humantask_shared.credentials import new_callback_secret
-from humantask_shared.errors import Conflict, NotFound, Unauthorized, Unavailable
+from humantask_shared.errors import Conflict, NotFound, Unauthorized
 from humantask_shared.logging import request_id_var
 from humantask_shared.messages.commands import (
     Authenticate,
@@ -31,7 +31,7 @@ from humantask_shared.timeutil import utcnow
 from . import domain
 from .changes import change_task
 from .outbox import OutboxPublisher
-from .repository import AccountRepository, TaskRepository
+from .repository import AccountRepository, TaskExists, TaskRepository
 from .work import WORK_HANDLERS
 
 
@@ -69,39 +69,23 @@ async def get_callback_secret(
 
 
 async def create_task(command: CreateTask, _command_id: str, deps: Dependencies) -> Task:
-    # A redelivered command (its reply was lost) finds the task it made: same task id.
-    existing = await deps.tasks.get(command.task_id, command.customer_id)
-    if existing is not None:
-        return existing.to_public()
-
     request, now = command.request, utcnow()
-    task_id = command.task_id
-    if request.unique_id is not None:
-        fingerprint = domain.request_fingerprint(request)
-        claim = await deps.tasks.claim_unique_id(
-            command.customer_id, request.unique_id, task_id, fingerprint, now
-        )
-        if claim is not None:
-            if claim.fingerprint != fingerprint:
-                raise Conflict(
-                    f"unique_id {request.unique_id!r} already belongs to task {claim.task_id}, "
-                    "created with different parameters"
-                )
-            earlier = await deps.tasks.get(claim.task_id)
-            if earlier is not None:
-                return earlier.to_public()
-            # The claim was written but the task was not (a crash in between): finish it.
-            task_id = claim.task_id
-
     record, events = domain.create_task(
-        task_id, command.customer_id, request, now, request_id_var.get()
+        command.task_id, command.customer_id, request, now, request_id_var.get()
     )
-    if not await deps.tasks.add(record, events, now):
-        winner = await deps.tasks.get(task_id, command.customer_id)
-        if winner is None:
-            raise Unavailable("the task could not be stored, try again")
-        return winner.to_public()
-    await deps.outbox.publish(task_id, events)
+    try:
+        await deps.tasks.add(record, events, now)
+    except TaskExists as exists:
+        # The same task id: a redelivered command whose reply was lost. The same
+        # unique_id: the customer's retry, or a conflict if the parameters differ.
+        earlier = exists.existing
+        if earlier.task_id != record.task_id and earlier.fingerprint != record.fingerprint:
+            raise Conflict(
+                f"unique_id {request.unique_id!r} already belongs to task {earlier.task_id}, "
+                "created with different parameters"
+            ) from None
+        return earlier.to_public()
+    await deps.outbox.publish(record.task_id, events)
     return record.to_public()
 
 

@@ -35,30 +35,39 @@ class OutboxPublisher:
         await self._publish_raw(task_id, [serialize_event(event) for event in events])
 
     async def _publish_raw(self, task_id: str, raw_events: list[str]) -> bool:
+        """Publish in order; then one write drops what was published from the outbox."""
+        published: list[str] = []
         for raw in raw_events:
-            fields = orjson.loads(raw)
-            message = aio_pika.Message(
-                body=raw.encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=fields["event_id"],
-                type=fields["event_type"],
-                headers={REQUEST_ID_HEADER: fields.get("request_id") or ""},
+            if not await self._publish_one(task_id, raw):
+                break
+            published.append(raw)
+        if published or not raw_events:  # an empty outbox still leaves the relay's index
+            await self._tasks.remove_from_outbox(task_id, published)
+        return len(published) == len(raw_events)
+
+    async def _publish_one(self, task_id: str, raw: str) -> bool:
+        fields = orjson.loads(raw)
+        message = aio_pika.Message(
+            body=raw.encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=fields["event_id"],
+            type=fields["event_type"],
+            headers={REQUEST_ID_HEADER: fields.get("request_id") or ""},
+        )
+        try:
+            # With publisher confirms this returns once the broker has the event. Not
+            # mandatory: an event nobody subscribes to yet is not an error.
+            await self._exchange.publish(
+                message, routing_key=fields["event_type"], mandatory=False, timeout=10
             )
-            try:
-                # With publisher confirms this returns once the broker has the event. Not
-                # mandatory: an event nobody subscribes to yet is not an error.
-                await self._exchange.publish(
-                    message, routing_key=fields["event_type"], mandatory=False, timeout=10
-                )
-            except BROKER_ERRORS as exc:
-                log.warning(
-                    "event not published, the outbox relay will retry",
-                    extra={"task_id": task_id, "event_type": fields["event_type"], "error": repr(exc)},
-                )
-                return False
-            await self._tasks.remove_from_outbox(task_id, raw)
-            log.info("event published", extra={"task_id": task_id, "event_type": fields["event_type"]})
+        except BROKER_ERRORS as exc:
+            log.warning(
+                "event not published, the outbox relay will retry",
+                extra={"task_id": task_id, "event_type": fields["event_type"], "error": repr(exc)},
+            )
+            return False
+        log.info("event published", extra={"task_id": task_id, "event_type": fields["event_type"]})
         return True
 
     async def relay_once(self, stale_after: timedelta) -> int:

@@ -1,21 +1,18 @@
-"""MongoDB adapter: tasks (with their outbox), unique ids, customers and credentials.
+"""MongoDB adapter: tasks (with their outbox), customers and credentials.
 
-FerretDB v1 is a supported backend, so this sticks to what it implements: no partial or
-sparse indexes, no transactions. Anything that must be atomic lives in one document.
-
-FerretDB v1 also runs a conditional update (`findAndModify`, `update` with a filter) as
-"read, then write the whole document": two writers can both match the same version and
-the second overwrites the first. So a changed task is written only by the writer that
-first *reserved* its next version: an insert into `task_versions` keyed by
-`<task_id>:<version>`, which both MongoDB and FerretDB make atomic through the unique
-`_id`. The version check in the update stays, and is all MongoDB itself would need.
+Written for an engine that applies a conditional write atomically (MongoDB 7, FerretDB 2
+on DocumentDB): every change of a task is one `find_one_and_update` whose filter holds
+what the change was decided on (the task's version, or the claimable state), so two
+writers can never both win. No transactions (DocumentDB accepts and ignores them): what
+must change together lives in one document, the task and the events it raised (its
+outbox). Every query of a hot path has an index (`ensure_indexes`).
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -32,29 +29,53 @@ from humantask_shared.timeutil import as_utc
 from .domain import TaskRecord
 
 TASKS = "tasks"
-TASK_VERSIONS = "task_versions"
-UNIQUE_IDS = "task_unique_ids"
 CUSTOMERS = "customers"
 WORKERS = "workers"
 CREDENTIALS = "credentials"
 
+# Index names, so that tests can check with `explain` that a query uses the right one.
+LIST_INDEX = "customer_created"
+LIST_BY_STATUS_INDEX = "customer_status_created"
+UNIQUE_ID_INDEX = "customer_unique_id"
+POOL_INDEX = "pool"
+LEASE_INDEX = "one_lease_per_worker"
+OUTBOX_INDEX = "outbox_at"
+
+# Only tasks holding a string in the field are in these partial indexes: a task without a
+# unique_id, or nobody's lease, is not.
+_HAS_UNIQUE_ID = {"unique_id": {"$type": "string"}}
+_HAS_LEASE = {"lease_worker_id": {"$type": "string"}}
+
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     tasks = db[TASKS]
-    # GET /v1/tasks: a customer's tasks, newest first, optionally by status or unique_id.
-    await tasks.create_index([("customer_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)])
-    await tasks.create_index([("customer_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)])
-    await tasks.create_index([("customer_id", ASCENDING), ("unique_id", ASCENDING)])
-    # The worker pool: pending tasks, oldest first; and the lease a worker holds.
-    await tasks.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
-    await tasks.create_index([("lease_worker_id", ASCENDING), ("status", ASCENDING)])
-    await tasks.create_index([("outbox_pending", ASCENDING), ("outbox_at", ASCENDING)])
-    # Customers' unique_id records are keyed by `_id` ("<customer>:<unique_id>"), which is
-    # the unique index; a partial unique index on tasks would need what FerretDB lacks.
+    # GET /v1/tasks: a customer's tasks, newest first, optionally by status.
+    await tasks.create_index(
+        [("customer_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name=LIST_INDEX
+    )
+    await tasks.create_index(
+        [("customer_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)],
+        name=LIST_BY_STATUS_INDEX,
+    )
+    # unique_id makes creation idempotent per customer: the insert itself hits this index.
+    await tasks.create_index(
+        [("customer_id", ASCENDING), ("unique_id", ASCENDING)],
+        name=UNIQUE_ID_INDEX, unique=True, partialFilterExpression=_HAS_UNIQUE_ID,
+    )
+    # The worker pool, oldest first.
+    await tasks.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name=POOL_INDEX)
+    # One lease per worker (API.md section 6): a second claim by the same worker cannot
+    # write its id into another task. An expired lease is cleared before its worker claims.
+    await tasks.create_index(
+        [("lease_worker_id", ASCENDING)],
+        name=LEASE_INDEX, unique=True, partialFilterExpression=_HAS_LEASE,
+    )
+    # The outbox relay: only tasks holding unpublished events carry `outbox_at`.
+    await tasks.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
 
 
 def _record_to_document(record: TaskRecord) -> dict[str, Any]:
-    return {
+    document = {
         "_id": ObjectId(record.task_id),
         "customer_id": record.customer_id,
         "created_at": record.created_at,
@@ -65,7 +86,6 @@ def _record_to_document(record: TaskRecord) -> dict[str, Any]:
         "status": record.status,
         # Kept opaque: customer keys may hold '.' or '$', which MongoDB-likes reject.
         "metadata_json": None if record.metadata is None else orjson.dumps(record.metadata).decode(),
-        "unique_id": record.unique_id,
         "completed_at": record.completed_at,
         "canceled_at": record.canceled_at,
         "response": None if record.response is None else record.response.model_dump(),
@@ -75,6 +95,10 @@ def _record_to_document(record: TaskRecord) -> dict[str, Any]:
         "version": record.version,
         "request_id": record.request_id,
     }
+    if record.unique_id is not None:  # absent, not null: see UNIQUE_ID_INDEX
+        document["unique_id"] = record.unique_id
+        document["fingerprint"] = record.fingerprint
+    return document
 
 
 def _document_to_record(doc: dict[str, Any]) -> TaskRecord:
@@ -89,6 +113,7 @@ def _document_to_record(doc: dict[str, Any]) -> TaskRecord:
         status=doc["status"],
         metadata=None if doc.get("metadata_json") is None else orjson.loads(doc["metadata_json"]),
         unique_id=doc.get("unique_id"),
+        fingerprint=doc.get("fingerprint"),
         completed_at=as_utc(doc["completed_at"]) if doc.get("completed_at") else None,
         canceled_at=as_utc(doc["canceled_at"]) if doc.get("canceled_at") else None,
         response=TaskResponse.model_validate(doc["response"]) if doc.get("response") else None,
@@ -110,10 +135,17 @@ def _serialize_events(events: list[Event]) -> list[str]:
     return [serialize_event(event) for event in events]
 
 
-@dataclass(frozen=True)
-class UniqueIdClaim:
-    task_id: str
-    fingerprint: str
+def _claimable(now: datetime) -> dict[str, Any]:
+    """`domain.is_claimable` as a filter: pending, and no live lease."""
+    return {
+        "status": "pending",
+        "$or": [{"lease_expires_at": None}, {"lease_expires_at": {"$lte": now}}],
+    }
+
+
+def _live_lease(worker_id: str, now: datetime) -> dict[str, Any]:
+    """`domain.holds_live_lease` as a filter."""
+    return {"lease_worker_id": worker_id, "status": "pending", "lease_expires_at": {"$gt": now}}
 
 
 @dataclass(frozen=True)
@@ -122,58 +154,63 @@ class PendingOutbox:
     events: list[str]
 
 
-# A version reserved by a writer that never wrote it (it crashed in between) stops
-# blocking the task after this long: the next writer skips that version.
-ABANDONED_RESERVATION = timedelta(seconds=30)
-MAX_SKIPPED_VERSIONS = 5
+class TaskExists(Exception):
+    """An insert met a task that is already there: the same task id (a redelivered
+    command), or the same customer's `unique_id`. `existing` is that task."""
+
+    def __init__(self, existing: TaskRecord) -> None:
+        super().__init__(existing.task_id)
+        self.existing = existing
 
 
 class TaskRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self._tasks = db[TASKS]
-        self._versions = db[TASK_VERSIONS]
-        self._unique_ids = db[UNIQUE_IDS]
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
         """The task, if it exists (and belongs to `customer_id`, when given)."""
         if not ObjectId.is_valid(task_id):
             return None
-        # By `_id` alone, the owner checked here: FerretDB turns only a bare `_id` filter
-        # into a key lookup and scans the collection for anything more.
-        doc = await self._tasks.find_one({"_id": ObjectId(task_id)})
-        if doc is None or (customer_id is not None and doc["customer_id"] != customer_id):
-            return None
-        return _document_to_record(doc)
+        criteria: dict[str, Any] = {"_id": ObjectId(task_id)}
+        if customer_id is not None:
+            criteria["customer_id"] = customer_id
+        doc = await self._tasks.find_one(criteria)
+        return None if doc is None else _document_to_record(doc)
 
-    async def add(self, record: TaskRecord, events: list[Event], now: datetime) -> bool:
-        """Insert a new task with its events in its outbox; False if it exists already."""
-        document = _record_to_document(record) | {
-            "outbox": _serialize_events(events),
-            "outbox_pending": bool(events),
-            "outbox_at": now,
-        }
+    async def add(self, record: TaskRecord, events: list[Event], now: datetime) -> None:
+        """Insert a new task with its events in its outbox. Raises `TaskExists` when the
+        task id or the customer's `unique_id` is taken; no read before: the unique
+        indexes decide, and only a duplicate costs a second round trip."""
+        document = _record_to_document(record) | {"outbox": _serialize_events(events)}
+        if events:
+            document["outbox_at"] = now
         try:
             await self._tasks.insert_one(document)
         except DuplicateKeyError:
-            return False
-        return True
+            existing = await self.get(record.task_id)
+            if existing is None and record.unique_id is not None:
+                existing = await self.find_by_unique_id(record.customer_id, record.unique_id)
+            if existing is None:  # removed in between: nothing deletes tasks, so never
+                raise
+            raise TaskExists(existing) from None
 
-    async def save(
-        self, record: TaskRecord, events: list[Event], now: datetime, writer: str | None = None
-    ) -> TaskRecord | None:
-        """Write a changed task if nobody else changed it since it was read (its version);
-        None when another writer got there first. A `writer` that retries (same value)
-        may reuse the version it reserved on an earlier try whose write did not land."""
-        version = await self._reserve_next_version(record, now, writer)
-        if version is None:
-            return None
+    async def find_by_unique_id(self, customer_id: str, unique_id: str) -> TaskRecord | None:
+        doc = await self._tasks.find_one(
+            {"customer_id": customer_id, "unique_id": {"$type": "string", "$eq": unique_id}}
+        )
+        return None if doc is None else _document_to_record(doc)
+
+    async def save(self, record: TaskRecord, events: list[Event], now: datetime) -> TaskRecord | None:
+        """Write a changed task if nobody changed it since it was read (its version), in
+        one conditional write; None when another writer got there first."""
         changed = _record_to_document(record)
         del changed["_id"]
-        changed["version"] = version
+        changed["version"] = record.version + 1
         update: dict[str, Any] = {"$set": changed}
         if events:
             update["$push"] = {"outbox": {"$each": _serialize_events(events)}}
-            changed |= {"outbox_pending": True, "outbox_at": now}
+            # Keep the oldest unpublished event's time: the relay goes by it.
+            update["$min"] = {"outbox_at": now}
         doc = await self._tasks.find_one_and_update(
             {"_id": ObjectId(record.task_id), "version": record.version},
             update,
@@ -181,45 +218,37 @@ class TaskRepository:
         )
         return None if doc is None else _document_to_record(doc)
 
-    async def _reserve_next_version(
-        self, record: TaskRecord, now: datetime, writer: str | None
-    ) -> int | None:
-        """The version this writer alone may write next, or None if another has it."""
-        version = record.version + 1
-        for _ in range(MAX_SKIPPED_VERSIONS):
-            key = f"{record.task_id}:{version}"
-            try:
-                await self._versions.insert_one({"_id": key, "reserved_at": now, "writer": writer})
-                return version
-            except DuplicateKeyError:
-                taken = await self._versions.find_one({"_id": key})
-            if taken is not None and writer is not None and taken.get("writer") == writer:
-                return version  # ours, from a try whose write missed: the task is still at it
-            if taken is None or as_utc(taken["reserved_at"]) > now - ABANDONED_RESERVATION:
-                return None
-            version += 1
-        return None
-
     # --- the worker pool ----------------------------------------------------------------
 
     async def live_lease_of(self, worker_id: str, now: datetime) -> TaskRecord | None:
         """The pending task `worker_id` holds a live lease on, if any."""
-        doc = await self._tasks.find_one(
-            {"lease_worker_id": worker_id, "status": "pending", "lease_expires_at": {"$gt": now}}
-        )
+        doc = await self._tasks.find_one(_live_lease(worker_id, now))
         return None if doc is None else _document_to_record(doc)
 
-    async def claimable(self, now: datetime, limit: int) -> list[TaskRecord]:
-        """The oldest pending tasks nobody holds a live lease on (`domain.is_claimable`)."""
-        cursor = (
-            self._tasks.find({
-                "status": "pending",
-                "$or": [{"lease_expires_at": None}, {"lease_expires_at": {"$lte": now}}],
-            })
-            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit)
+    async def claim(self, worker_id: str, now: datetime, lease_expires_at: datetime) -> TaskRecord | None:
+        """Lease the oldest claimable task to `worker_id`, or give back the one it holds;
+        None when the pool is empty. One atomic write picks and leases the task; the
+        unique lease index turns concurrent claims of one worker into one lease."""
+        held = await self.live_lease_of(worker_id, now)
+        if held is not None:
+            return held
+        # The worker's expired lease, if any, would block the unique index.
+        await self._tasks.update_many(
+            {"lease_worker_id": worker_id, "lease_expires_at": {"$lte": now}},
+            {"$set": {"lease_worker_id": None, "lease_expires_at": None}, "$inc": {"version": 1}},
         )
-        return [_document_to_record(doc) async for doc in cursor]
+        try:
+            doc = await self._tasks.find_one_and_update(
+                _claimable(now),
+                {"$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
+                 "$inc": {"version": 1}},
+                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            # Another claim of this worker won a task at the same moment: that one is ours.
+            return await self.live_lease_of(worker_id, now)
+        return None if doc is None else _document_to_record(doc)
 
     async def list(self, customer_id: str, query: TaskListQuery) -> tuple[list[TaskRecord], bool]:
         """A page of the customer's tasks, newest first, and whether more follow."""
@@ -244,42 +273,27 @@ class TaskRepository:
         records = [_document_to_record(doc) async for doc in cursor]
         return records[: query.limit], len(records) > query.limit
 
-    # --- unique_id idempotency -------------------------------------------------------
-
-    async def claim_unique_id(
-        self, customer_id: str, unique_id: str, task_id: str, fingerprint: str, now: datetime
-    ) -> UniqueIdClaim | None:
-        """Reserve `unique_id` for `task_id`; if it was taken, the claim that holds it."""
-        key = f"{customer_id}:{unique_id}"
-        try:
-            await self._unique_ids.insert_one(
-                {"_id": key, "task_id": task_id, "fingerprint": fingerprint, "created_at": now}
-            )
-            return None
-        except DuplicateKeyError:
-            doc = await self._unique_ids.find_one({"_id": key})
-            if doc is None:  # removed in between; cannot happen today, be safe anyway
-                return await self.claim_unique_id(customer_id, unique_id, task_id, fingerprint, now)
-            return UniqueIdClaim(task_id=doc["task_id"], fingerprint=doc["fingerprint"])
-
     # --- outbox ------------------------------------------------------------------------
 
     async def outbox(self, task_id: str) -> list[str]:
         doc = await self._tasks.find_one({"_id": ObjectId(task_id)}, {"outbox": 1})
         return [] if doc is None else list(doc.get("outbox") or [])
 
-    async def remove_from_outbox(self, task_id: str, event: str) -> None:
+    async def remove_from_outbox(self, task_id: str, published: list[str]) -> None:
+        """Drop published events; a task left with none leaves the relay's index."""
         _id = ObjectId(task_id)
-        await self._tasks.update_one({"_id": _id}, {"$pull": {"outbox": event}})
-        await self._tasks.update_one({"_id": _id, "outbox": []}, {"$set": {"outbox_pending": False}})
+        # The usual case, one write: the outbox holds exactly what was just published.
+        emptied = await self._tasks.update_one(
+            {"_id": _id, "outbox": published}, {"$set": {"outbox": []}, "$unset": {"outbox_at": ""}}
+        )
+        if emptied.matched_count == 0:  # another change added events meanwhile: keep them
+            await self._tasks.update_one({"_id": _id}, {"$pull": {"outbox": {"$in": published}}})
 
     async def take_stale_outbox(self, older_than: datetime, now: datetime) -> PendingOutbox | None:
         """One task whose events were not published in time, marked as taken just now
         so that other task-store processes relaying at the same moment skip it."""
         doc = await self._tasks.find_one_and_update(
-            # Only tasks that still hold events: on FerretDB every update rewrites the
-            # whole document, so touching a task needlessly can undo a concurrent write.
-            {"outbox_pending": True, "outbox_at": {"$lt": older_than}, "outbox": {"$ne": []}},
+            {"outbox_at": {"$lt": older_than}},
             {"$set": {"outbox_at": now}},
             return_document=ReturnDocument.AFTER,
         )

@@ -1,8 +1,9 @@
 """Handlers of the worker commands: claim, submit, release (API.md section 6).
 
-The rules (who may claim, complete or release what) are in `domain`; here a claim walks
-the oldest claimable tasks until it wins one, and a submit or release goes through
-`change_task` like any other change.
+The rules (who may complete or release what) are in `domain`; a claim is one atomic
+write in the repository, a submit or release goes through `change_task` like any other
+change. A worker acting on a task it does not hold gets one answer, whatever the task's
+state and whether it exists (`no_live_lease`).
 """
 
 from __future__ import annotations
@@ -11,55 +12,47 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from humantask_shared.errors import Unavailable
+from humantask_shared.errors import NotFound
 from humantask_shared.logging import request_id_var
+from humantask_shared.messages.events import Event
 from humantask_shared.messages.commands import ClaimWork, ReleaseWork, SubmitWork
 from humantask_shared.timeutil import utcnow
-from humantask_shared.work import ClaimResult, CompletedWork, WorkReleased
+from humantask_shared.work import ClaimResult, CompletedWork, WorkReleased, no_live_lease
 
 from . import domain
-from .changes import change_task
+from .changes import Change, change_task
+from .domain import TaskRecord
 
 if TYPE_CHECKING:
     from .handlers import Dependencies
 
 log = logging.getLogger(__name__)
 
-# A claim looks at this many of the oldest claimable tasks at a time; when other
-# workers win all of them, it looks again, this many times, before answering 503.
-CLAIM_CANDIDATES = 20
-CLAIM_ROUNDS = 5
 EXIT_CODE_TEST_HOOK = 70
 
 
 async def claim_work(command: ClaimWork, _command_id: str, deps: Dependencies) -> ClaimResult:
     now = utcnow()
-    held = await deps.tasks.live_lease_of(command.worker_id, now)
-    if held is not None:  # a page reload gets the same task: no lease leaks
-        return ClaimResult(item=held.to_work_item())
-    for _ in range(CLAIM_ROUNDS):
-        candidates = await deps.tasks.claimable(now, CLAIM_CANDIDATES)
-        if not candidates:
-            # An earlier claim of this worker (a retry after a timeout) may have leased it
-            # a task since we looked: hand that one out rather than "nothing to do".
-            held = await deps.tasks.live_lease_of(command.worker_id, utcnow())
-            return ClaimResult(item=None if held is None else held.to_work_item())
-        for candidate in candidates:
-            leased = domain.claim_task(candidate, command.worker_id, now, deps.work_lease_seconds)
-            # Only one claimer can write a task's next version; the others move on.
-            saved = await deps.tasks.save(leased, [], now)
-            if saved is not None:
-                log.info("task claimed", extra={"task_id": saved.task_id,
-                                                "worker_id": command.worker_id})
-                return ClaimResult(item=saved.to_work_item())
-        now = utcnow()
-    raise Unavailable("too many workers are claiming at once, try again")
+    leased = await deps.tasks.claim(
+        command.worker_id, now, domain.lease_expiry(now, deps.work_lease_seconds)
+    )
+    if leased is None:
+        return ClaimResult(item=None)
+    log.info("task claimed", extra={"task_id": leased.task_id, "worker_id": command.worker_id})
+    return ClaimResult(item=leased.to_work_item())
+
+
+async def _change_held_task(deps: Dependencies, task_id: str, change: Change) -> tuple[TaskRecord, list[Event]]:
+    try:
+        return await change_task(deps.tasks, task_id, change)
+    except NotFound:
+        raise no_live_lease(task_id) from None
 
 
 async def submit_work(command: SubmitWork, _command_id: str, deps: Dependencies) -> CompletedWork:
     request_id = request_id_var.get()
-    saved, events = await change_task(
-        deps.tasks,
+    saved, events = await _change_held_task(
+        deps,
         command.task_id,
         lambda record, now: domain.submit_work(
             record, command.worker_id, command.category, now, request_id
@@ -74,8 +67,8 @@ async def submit_work(command: SubmitWork, _command_id: str, deps: Dependencies)
 
 
 async def release_work(command: ReleaseWork, _command_id: str, deps: Dependencies) -> WorkReleased:
-    saved, _ = await change_task(
-        deps.tasks,
+    saved, _ = await _change_held_task(
+        deps,
         command.task_id,
         lambda record, now: (domain.release_work(record, command.worker_id, now), []),
     )
