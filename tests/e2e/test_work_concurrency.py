@@ -26,8 +26,8 @@ from tests.support.services import wait_for
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service
 from .isolated import api_for, isolated_stack
 
-# Hundreds of tasks on a 2-core machine with FerretDB (which scans a collection for any
-# query but by `_id`) take a while: more than the suite's default timeout allows.
+# Hundreds of tasks, a dozen workers and two task-stores on a 2-core machine: give the
+# run room beyond the suite's default timeout.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 TASKS = 200
