@@ -2,6 +2,9 @@
 
 Reads the command, runs its handler, answers on the caller's reply queue, and only then
 lets the consumer ack. A command whose caller stopped waiting is dropped unexecuted.
+Whatever a handler raises, its caller is answered at once: domain errors with their
+code, a database failure as `unavailable`, and anything else (a bug) as `unavailable`
+too, after which the command is dead-lettered; only a broker hiccup requeues it.
 Any service that answers commands (the task-store, the notifier) uses this.
 """
 
@@ -19,7 +22,7 @@ from pymongo.errors import PyMongoError
 
 from .errors import HumantaskError, InvalidRequest, Unavailable
 from .messages.commands import COMMANDS, Command, Reply, ReplyError
-from .messaging import PoisonMessage, encode, message_deadline_passed, reply
+from .messaging import BROKER_ERRORS, PoisonMessage, encode, message_deadline_passed, reply
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,13 @@ def parse_command(message: AbstractIncomingMessage) -> Command:
         return command_type.model_validate_json(message.body)
     except ValidationError as exc:
         raise InvalidRequest(f"malformed {command_type.name} command: {exc.error_count()} errors") from exc
+    except Exception as exc:  # a validator that raised something pydantic does not wrap
+        raise InvalidRequest(f"malformed {command_type.name} command: {type(exc).__name__}") from exc
+
+
+class HandlerFailed(PoisonMessage):
+    """A handler raised something no rule foresaw. Its caller got an error reply at once;
+    the command itself is dead-lettered for an operator to look at, not retried."""
 
 
 class CommandServer:
@@ -76,8 +86,20 @@ class CommandServer:
             raise PoisonMessage(exc.message) from exc
 
         started = time.perf_counter()
-        body = await self._run(command, message.message_id or message.correlation_id or "")
-        COMMAND_SECONDS.labels(command.name).observe(time.perf_counter() - started)
+        try:
+            body = await self._run(command, message.message_id or message.correlation_id or "")
+        except BROKER_ERRORS:
+            raise  # transient: the consumer requeues the command, and it is answered then
+        except Exception as exc:
+            # Never leave the caller waiting for a reply that will not come: answer now
+            # (the gateway says 503), then dead-letter the command.
+            log.exception("a command handler failed", extra={"command": command.name})
+            COMMANDS_HANDLED.labels(command.name, "failed").inc()
+            failure = Unavailable(f"{command.name} failed inside the service; try again later")
+            await reply(self._channel, message, error_reply(failure))
+            raise HandlerFailed(f"{command.name}: {type(exc).__name__}") from exc
+        finally:
+            COMMAND_SECONDS.labels(command.name).observe(time.perf_counter() - started)
         await reply(self._channel, message, body)
 
     async def _run(self, command: Command, command_id: str) -> bytes:
@@ -91,5 +113,6 @@ class CommandServer:
             log.warning("MongoDB failed while handling a command", extra={"error": repr(exc)})
             COMMANDS_HANDLED.labels(command.name, "unavailable").inc()
             return error_reply(Unavailable("the database is not available"))
+        body = encode(Reply(ok=True, result=result.model_dump(mode="json", exclude_none=True)).model_dump())
         COMMANDS_HANDLED.labels(command.name, "ok").inc()
-        return encode(Reply(ok=True, result=result.model_dump(mode="json", exclude_none=True)).model_dump())
+        return body

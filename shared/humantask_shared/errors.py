@@ -37,6 +37,12 @@ class UnsupportedMediaType(HumantaskError):
     code = "unsupported_media_type"
 
 
+class RequestTimeout(HumantaskError):
+    """The request's body did not arrive in time (the gateway's REQUEST_BODY_TIMEOUT_SECONDS)."""
+
+    code = "request_timeout"
+
+
 class Unavailable(HumantaskError):
     """The broker, a service or the database did not answer in time."""
 
@@ -45,7 +51,8 @@ class Unavailable(HumantaskError):
 
 ERRORS_BY_CODE: dict[str, type[HumantaskError]] = {
     cls.code: cls
-    for cls in (InvalidRequest, Unauthorized, NotFound, Conflict, UnsupportedMediaType, Unavailable)
+    for cls in (InvalidRequest, Unauthorized, NotFound, Conflict, UnsupportedMediaType,
+                RequestTimeout, Unavailable)
 }
 
 HTTP_STATUS: dict[str, int] = {
@@ -54,6 +61,7 @@ HTTP_STATUS: dict[str, int] = {
     NotFound.code: 404,
     Conflict.code: 409,
     UnsupportedMediaType.code: 415,
+    RequestTimeout.code: 408,
     Unavailable.code: 503,
     HumantaskError.code: 500,
 }

@@ -7,10 +7,11 @@ left out of the JSON when they do not apply.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import idna
 import orjson
 from bson import ObjectId
 from pydantic import (
@@ -23,6 +24,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from yarl import URL
 
 from .timeutil import format_timestamp
 
@@ -38,6 +41,14 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 64
 MAX_UNIQUE_ID_LENGTH = 256
 MAX_URL_LENGTH = 2048
+MAX_INSTRUCTION_LENGTH = 10_000
+MAX_TEXT_ATTACHMENT_LENGTH = 10_000
+MIN_CATEGORIES, MAX_CATEGORIES = 2, 100
+MAX_CATEGORY_LENGTH = 256
+MAX_LIST_LIMIT = 100
+MAX_LIST_OFFSET = 10_000
+# start_time/end_time must fall in these years once converted to UTC.
+MIN_QUERY_YEAR, MAX_QUERY_YEAR = 1970, 9999
 
 AttachmentType = Literal["text", "image", "video", "audio", "website"]
 TaskStatus = Literal["pending", "completed", "canceled"]
@@ -51,21 +62,48 @@ Timestamp = Annotated[
 ]
 
 
-def is_http_url(value: str) -> bool:
-    """An absolute http(s) URL with a host, as a customer would paste it."""
-    if len(value) > MAX_URL_LENGTH or any(ch.isspace() for ch in value):
-        return False
+def http_url_problem(value: str) -> str | None:
+    """What is wrong with `value` as an absolute http(s) URL, or None when nothing is.
+
+    At most MAX_URL_LENGTH characters, and a host that is ASCII or a valid IDNA name
+    (IDNA 2008 with UTS 46 mapping, so `bücher.example` and fullwidth forms pass and
+    `☃.example` does not), which yarl, the notifier's URL parser, also accepts: a URL
+    the notifier could never send to is refused when the task is created."""
+    if len(value) > MAX_URL_LENGTH:
+        return f"must be at most {MAX_URL_LENGTH} characters"
+    not_a_url = "must be an absolute http or https URL"
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        return not_a_url
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+        return not_a_url
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        return not_a_url
+    if not host.isascii():
+        try:
+            idna.encode(host, uts46=True)
+        except (idna.IDNAError, UnicodeError, ValueError):
+            return f"{not_a_url} with an ASCII or valid IDNA host"
+    try:
+        if not URL(value).raw_host:
+            return not_a_url
+    except (ValueError, TypeError, UnicodeError):
+        return f"{not_a_url} with an ASCII or valid IDNA host"
+    return None
+
+
+def is_http_url(value: str) -> bool:
+    """An absolute http(s) URL with a host, as a customer would paste it."""
+    return http_url_problem(value) is None
 
 
 def _http_url(value: str) -> str:
-    if not is_http_url(value):
-        raise ValueError("must be an absolute http or https URL")
+    problem = http_url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -88,8 +126,28 @@ def _json_depth(value: Any) -> int:
     return deepest
 
 
-HttpUrlString = Annotated[StrictStr, AfterValidator(_http_url)]
+def _utc_in_range(moment: datetime) -> datetime:
+    """The moment in UTC (a naive one is UTC), refused outside years 1970 to 9999."""
+    out_of_range = f"must be between years {MIN_QUERY_YEAR} and {MAX_QUERY_YEAR} in UTC"
+    try:
+        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:  # 9999-12-31T23:00-05:00 is past year 9999
+        raise ValueError(out_of_range) from exc
+    if not MIN_QUERY_YEAR <= utc.year <= MAX_QUERY_YEAR:
+        raise ValueError(out_of_range)
+    return utc
+
+
+HttpUrlString = Annotated[StrictStr, Field(max_length=MAX_URL_LENGTH), AfterValidator(_http_url)]
 NonEmptyString = Annotated[StrictStr, AfterValidator(_not_blank)]
+InstructionString = Annotated[
+    StrictStr, Field(max_length=MAX_INSTRUCTION_LENGTH), AfterValidator(_not_blank)
+]
+AttachmentString = Annotated[
+    StrictStr, Field(max_length=MAX_TEXT_ATTACHMENT_LENGTH), AfterValidator(_not_blank)
+]
+CategoryString = Annotated[StrictStr, Field(max_length=MAX_CATEGORY_LENGTH), AfterValidator(_not_blank)]
+QueryTime = Annotated[datetime, AfterValidator(_utc_in_range)]
 
 
 class TaskParams(BaseModel):
@@ -135,10 +193,11 @@ class CreateTaskRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     callback_url: HttpUrlString
-    instruction: NonEmptyString
+    instruction: InstructionString
     attachment_type: AttachmentType
-    attachment: NonEmptyString
-    categories: list[NonEmptyString] = Field(min_length=2)
+    # At most MAX_TEXT_ATTACHMENT_LENGTH for text, a URL of at most MAX_URL_LENGTH otherwise.
+    attachment: AttachmentString
+    categories: list[CategoryString] = Field(min_length=MIN_CATEGORIES, max_length=MAX_CATEGORIES)
     metadata: dict[str, Any] | None = None
     unique_id: Annotated[NonEmptyString, Field(max_length=MAX_UNIQUE_ID_LENGTH)] | None = None
     callback_format: CallbackFormat = "form"
@@ -168,12 +227,11 @@ class CreateTaskRequest(BaseModel):
 
     @model_validator(mode="after")
     def _attachment_matches_type(self) -> CreateTaskRequest:
-        if self.attachment_type != "text" and not is_http_url(self.attachment):
-            # Raised without a field location; the message names the field itself.
-            raise ValueError(
-                f"attachment: must be an absolute http or https URL "
-                f"when attachment_type is {self.attachment_type}"
-            )
+        if self.attachment_type != "text":
+            problem = http_url_problem(self.attachment)
+            if problem is not None:
+                # Raised without a field location; the message names the field itself.
+                raise ValueError(f"attachment: {problem} when attachment_type is {self.attachment_type}")
         return self
 
 
@@ -184,11 +242,12 @@ class TaskListQuery(BaseModel):
 
     status: TaskStatus | None = None
     type: TaskType | None = None
-    unique_id: str | None = None
-    limit: int = Field(default=100, ge=1, le=100)
-    offset: int = Field(default=0, ge=0)
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    unique_id: Annotated[str, Field(max_length=MAX_UNIQUE_ID_LENGTH)] | None = None
+    limit: int = Field(default=MAX_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT)
+    offset: int = Field(default=0, ge=0, le=MAX_LIST_OFFSET)
+    # ISO 8601; without an offset it is UTC. Kept in UTC, years 1970 to 9999.
+    start_time: QueryTime | None = None
+    end_time: QueryTime | None = None
 
 
 class TaskPage(BaseModel):

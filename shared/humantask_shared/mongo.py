@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,23 @@ async def connect_mongo(url: str, app_name: str) -> AsyncMongoClient:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 15)
+
+
+# FerretDB 2.7 passes two answers of DocumentDB through unmapped when writes race on a
+# unique index that is partial, where MongoDB answers DuplicateKeyError (11000):
+# PostgreSQL's exclusion-constraint violation (InternalError, code 1) and a deadlock
+# between the racing statements (16908292). Either way the write did not happen and a
+# racing one won or is winning, which is what a duplicate key means to the caller.
+_UNIQUE_CONFLICT_MESSAGES = ("violates exclusion constraint", "deadlock detected")
+
+
+def is_unique_conflict(exc: PyMongoError) -> bool:
+    """A unique index refused the write because another write holds the key."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    return isinstance(exc, OperationFailure) and any(
+        message in str(exc) for message in _UNIQUE_CONFLICT_MESSAGES
+    )
 
 
 async def ping(database: AsyncDatabase) -> bool:

@@ -13,6 +13,7 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
+from .dead_letters import dead_letter_watch
 from .health import add_readiness_check
 from .messaging import broker_connected, broker_context
 from .mongo import mongo_context, ping
@@ -42,12 +43,14 @@ def database_resource(
 
 
 def broker_resource(settings: CommonSettings, connection_name: str) -> CleanupContext:
-    """A robust RabbitMQ connection at `app[connection_key]`."""
+    """A robust RabbitMQ connection at `app[connection_key]`; while it is open, the depth
+    of the dead-letter queues the service declares is read into `/metrics`."""
 
     async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
         async for connection in broker_context(settings.amqp_url, connection_name):
             app[connection_key] = connection
             add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
-            yield
+            async with dead_letter_watch(connection):
+                yield
 
     return broker_ctx

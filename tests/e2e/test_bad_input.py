@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pytest
@@ -60,6 +61,24 @@ CREATE_CASES = [
      {"data": b"instruction=%ff%fe", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 400, ["UTF-8"]),
     ("2 MiB body", {"data": io.BytesIO(b"x" * (2 * 1024 * 1024)), "headers": JSON}, 413, ["too large"]),
     ("wrong content type", {"data": b"hello", "headers": {"Content-Type": "text/plain"}}, 415, ["Content-Type"]),
+    # The limits of API.md section 5.
+    ("instruction over 10,000 characters", {"json": {**SEED_TASK_JSON, "instruction": "i" * 10_001}},
+     400, ["instruction"]),
+    ("text attachment over 10,000 characters", {"json": {**SEED_TASK_JSON, "attachment": "a" * 10_001}},
+     400, ["attachment"]),
+    ("URL attachment over 2,048 characters",
+     {"json": {**SEED_TASK_JSON, "attachment_type": "image",
+               "attachment": "http://example.com/" + "x" * 2030}}, 400, ["attachment"]),
+    ("101 categories", {"json": {**SEED_TASK_JSON, "categories": [f"c{n}" for n in range(101)]}},
+     400, ["categories"]),
+    ("category over 256 characters", {"json": {**SEED_TASK_JSON, "categories": ["a", "b" * 257]}},
+     400, ["categories"]),
+    ("callback_url over 2,048 characters",
+     {"json": {**SEED_TASK_JSON, "callback_url": "http://example.com/" + "x" * 2030}}, 400, ["callback_url"]),
+    ("callback_url host not IDNA", {"json": {**SEED_TASK_JSON, "callback_url": "http://☃.example/cb"}},
+     400, ["callback_url"]),
+    ("unique_id over 256 characters", {"json": {**SEED_TASK_JSON, "unique_id": "u" * 257}},
+     400, ["unique_id"]),
     ("XML body", {"data": b"<task/>", "headers": {"Content-Type": "application/xml"}}, 415, ["Content-Type"]),
 ]
 
@@ -79,12 +98,22 @@ QUERY_CASES = [
     ("offset=-1", "offset"), ("offset=x", "offset"),
     ("start_time=yesterday", "start_time"), ("end_time=2016-13-45", "end_time"),
     ("status=done", "status"), ("type=transcription", "type"),
+    # Values that overflowed inside the task-store (no reply, a 503 after 10 s).
+    ("offset=9223372036854775808", "offset"), ("offset=10001", "offset"),
+    ("limit=99999999999999999999", "limit"),
+    ("start_time=9999-12-31T23:59:59-05:00", "start_time"),
+    ("end_time=9999-12-31T23:30:00-01:00", "end_time"),
+    ("start_time=0001-01-01T00:00:00%2B01:00", "start_time"),
+    ("end_time=1969-12-31T23:59:59Z", "end_time"),
+    ("unique_id=" + "u" * 257, "unique_id"),
 ]
 
 
 @pytest.mark.parametrize(("query", "field"), QUERY_CASES)
 async def test_bad_list_queries(api: Api, other_customer: dict, query: str, field: str) -> None:
+    started = time.monotonic()
     reply = await api.get(f"/v1/tasks?{query}", other_customer["api_key"])
+    assert time.monotonic() - started < 5, "answered at once, not after the RPC timeout"
     assert reply.status == 400, reply
     assert reply.body["error"].startswith(field), reply.body
 

@@ -127,9 +127,20 @@ async def test_an_unresolvable_host_is_an_error() -> None:
 
 
 @pytest.mark.parametrize(("host", "reason"), [
-    ("127.0.0.1", "127.0.0.1 is loopback"),
-    ("localhost", "localhost resolves to a non-public address: 127.0.0.1 is loopback"),
-    ("[::ffff:127.0.0.1]", "embeds 127.0.0.1, which is loopback"),
+    ("127.0.0.1", "127.0.0.1 is a loopback address"),
+    ("localhost", "localhost does not resolve to a public address"),
+    ("[::ffff:127.0.0.1]", "::ffff:7f00:1 is an IPv6 address that embeds a loopback IPv4 address"),
+    # Unicode spellings of 127.0.0.1: yarl maps them to ASCII before aiohttp connects.
+    ("１２７．０．０．１", "127.0.0.1 is a loopback address"),      # fullwidth digits and dots
+    ("127。0。0。1", "127.0.0.1 is a loopback address"),          # ideographic full stops
+    ("127．0．0．1", "127.0.0.1 is a loopback address"),          # fullwidth full stops
+    ("ｌｏｃａｌｈｏｓｔ", "localhost does not resolve to a public address"),
+    # Legacy IPv4 forms that getaddrinfo reads as 127.0.0.1.
+    ("2130706433", "2130706433 is a loopback address"),
+    ("0x7f.1", "0x7f.1 is a loopback address"),
+    ("0x7f000001", "0x7f000001 is a loopback address"),
+    ("0177.0.0.1", "0177.0.0.1 is a loopback address"),
+    ("127.1", "127.1 is a loopback address"),
 ])
 async def test_private_addresses_are_refused_by_default_and_nothing_is_sent(
     receiver: tuple[str, list], host: str, reason: str,
@@ -138,10 +149,62 @@ async def test_private_addresses_are_refused_by_default_and_nothing_is_sent(
     url = base.replace("127.0.0.1", host) + "/ok"
     result = await post(url, allow_private=False)
     assert result.status_code is None
-    assert result.error is not None and result.error.startswith("refused: ")
-    assert reason in result.error
+    assert result.error == f"refused: {reason} (CALLBACK_ALLOW_PRIVATE_NETWORKS is off)"
     assert seen == []
+    # The same URL does reach the local receiver: the refusal was about the address.
     assert await post(url, allow_private=True) == SendResult(status_code=200)
+
+
+@pytest.mark.parametrize("host", ["[::1]", "[fe80::1%25eth0]", "[::ffff:7f00:1]", "0", "169.254.169.254"])
+async def test_other_non_public_literals_are_refused(host: str) -> None:
+    result = await post(f"http://{host}:{free_port()}/cb", allow_private=False)
+    assert result.status_code is None
+    assert result.error is not None and result.error.startswith("refused: ")
+
+
+async def test_refusals_do_not_reveal_what_a_name_resolved_to() -> None:
+    # localhost resolves to 127.0.0.1 (and ::1) here: neither appears in the error, and
+    # a name that does not resolve at all reads the same.
+    refused = await post(f"http://localhost:{free_port()}/cb", allow_private=False)
+    missing = await post("http://no-such-host.invalid/cb", allow_private=False)
+    assert refused.error is not None and missing.error is not None
+    for address in ("127.0.0.1", "::1"):
+        assert address not in refused.error
+    assert refused.error.replace("localhost", "X") == missing.error.replace("no-such-host.invalid", "X")
+
+
+async def test_a_redirect_to_another_address_is_not_followed(receiver: tuple[str, list]) -> None:
+    """A receiver answering with a redirect to an inside address gets a failed attempt;
+    the sender never goes where the redirect points (even with private networks allowed)."""
+    base, seen = receiver
+    inside: list[web.Request] = []
+
+    async def record(request: web.Request) -> web.Response:
+        inside.append(request)
+        return web.Response()
+
+    async def redirect_inside(request: web.Request) -> web.Response:
+        seen.append(request)
+        raise web.HTTPFound(f"http://127.0.0.1:{inside_port}/metadata")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    inside_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", inside_port).start()
+    outer = web.Application()
+    outer.router.add_post("/go", redirect_inside)
+    outer_runner = web.AppRunner(outer)
+    await outer_runner.setup()
+    outer_port = free_port()
+    await web.TCPSite(outer_runner, "127.0.0.1", outer_port).start()
+    try:
+        assert await post(f"http://127.0.0.1:{outer_port}/go") == SendResult(status_code=302)
+    finally:
+        await outer_runner.cleanup()
+        await runner.cleanup()
+    assert len(seen) == 1 and inside == []
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "http:///nohost", "not a url"])

@@ -439,3 +439,73 @@ def test_new_secrets_have_their_prefix_and_are_random(make_secret: Any, pattern:
     assert len(secrets) == 50
     for secret in secrets:
         assert re.fullmatch(pattern, secret), secret
+
+
+# -- Limits of API.md §4-5 (issue 10) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [
+    "http://bücher.example/cb",            # IDNA
+    "http://例え.テスト/cb",
+    "http://１２７．０．０．１/cb",          # valid IDNA (UTS 46 maps it); refused when sent
+    "http://xn--bcher-kva.example/cb",
+    "http://example.com/" + "x" * (2048 - len("http://example.com/")),  # exactly 2,048
+])
+def test_callback_url_accepts_ascii_and_idna_hosts_up_to_2048_characters(url: str) -> None:
+    assert make(callback_url=url).callback_url == url
+
+
+@pytest.mark.parametrize("url", [
+    "http://☃.example/cb",                 # not IDNA 2008
+    "http://١٢٧.٠.٠.١/cb",                 # bidi rule
+    "http://exa\u200bmple.com/cb",          # zero-width space
+    "http://a\x00b.com/cb",
+    "http://example.com/" + "x" * (2049 - len("http://example.com/")),
+])
+def test_callback_url_refuses_hosts_that_can_never_be_sent_to(url: str) -> None:
+    assert error_fields(rejected(callback_url=url)) == ["callback_url"]
+
+
+def test_text_fields_have_their_limits() -> None:
+    assert make(instruction="i" * 10_000).instruction
+    assert error_fields(rejected(instruction="i" * 10_001)) == ["instruction"]
+    assert make(attachment="a" * 10_000).attachment
+    assert error_fields(rejected(attachment="a" * 10_001)) == ["attachment"]
+    url = "http://example.com/" + "x" * (2049 - len("http://example.com/"))
+    exc = rejected(attachment_type="image", attachment=url)
+    assert exc.errors()[0]["msg"].startswith("Value error, attachment: must be at most 2048")
+    assert make(unique_id="u" * 256).unique_id
+    assert error_fields(rejected(unique_id="u" * 257)) == ["unique_id"]
+
+
+def test_categories_have_their_limits() -> None:
+    assert len(make(categories=[str(n) for n in range(100)]).categories) == 100
+    assert error_fields(rejected(categories=[str(n) for n in range(101)])) == ["categories"]
+    assert make(categories=["a", "b" * 256]).categories
+    assert error_fields(rejected(categories=["a", "b" * 257])) == ["categories"]
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"offset": "9223372036854775808"}, "offset"),
+    ({"offset": 10_001}, "offset"),
+    ({"start_time": "9999-12-31T23:59:59-05:00"}, "start_time"),   # past 9999 in UTC
+    ({"end_time": "0001-01-01T00:00:00+01:00"}, "end_time"),       # before year 1 in UTC
+    ({"start_time": "1969-12-31T23:59:59Z"}, "start_time"),
+    ({"end_time": "1970-01-01T00:30:00+01:00"}, "end_time"),
+    ({"unique_id": "u" * 257}, "unique_id"),
+])
+def test_list_queries_out_of_range_are_refused(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        TaskListQuery.model_validate(fields)
+    assert error_fields(info.value) == [field]
+
+
+def test_list_query_times_are_kept_in_utc() -> None:
+    query = TaskListQuery.model_validate({
+        "start_time": "1970-01-01T00:00:00Z", "end_time": "9999-12-31T23:59:59+05:00",
+        "offset": 10_000,
+    })
+    assert query.start_time == datetime(1970, 1, 1, tzinfo=UTC)
+    assert query.end_time == datetime(9999, 12, 31, 18, 59, 59, tzinfo=UTC)
+    naive = TaskListQuery.model_validate({"start_time": "2024-05-01T12:00:00"})
+    assert naive.start_time == datetime(2024, 5, 1, 12, tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -10,7 +11,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from humantask_shared.errors import InvalidRequest, UnsupportedMediaType
+from humantask_shared.errors import InvalidRequest, RequestTimeout, UnsupportedMediaType
+
+from .limits import BODY_DEADLINE
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -52,8 +55,14 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 
 async def read_fields(request: web.Request) -> dict[str, Any]:
-    """The body as a dict of fields, from JSON or a form; an empty body is no fields."""
-    body = await request.read()  # aiohttp answers 413 past the app's client_max_size
+    """The body as a dict of fields, from JSON or a form; an empty body is no fields.
+
+    A body still arriving at the request's deadline (`limits.BODY_DEADLINE`) is 408."""
+    try:
+        async with asyncio.timeout_at(request.get(BODY_DEADLINE)):
+            body = await request.read()  # aiohttp answers 413 past the app's client_max_size
+    except TimeoutError as exc:
+        raise RequestTimeout("request body not received in time") from exc
     if not body:
         return {}
     if request.content_type == JSON_TYPE:

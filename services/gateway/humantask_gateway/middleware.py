@@ -41,6 +41,20 @@ def error_response(status: int, message: str) -> web.Response:
     return response
 
 
+async def send_and_close(request: web.Request, response: web.Response) -> web.Response:
+    """Send `response` now and close the connection after it, without first reading the
+    rest of the request's body (aiohttp would otherwise linger, reading it, for 10 s)."""
+    request_id = request_id_var.get()
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.protocol is not None:
+        request.protocol.force_close()  # flushes what was written, then closes
+    return response
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id (the caller's, if sane), shared with logs and messages."""
@@ -72,7 +86,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except HumantaskError as exc:
-        return error_response(HTTP_STATUS.get(exc.code, 500), exc.message)
+        status = HTTP_STATUS.get(exc.code, 500)
+        if status >= 500:  # the request id comes with every log line (logging.py)
+            log.warning("answering %d", status, extra={"error": exc.message, "path": request.path})
+        if status == 408:  # a body too slow to wait for: answer, and hang up
+            return await send_and_close(request, error_response(status, exc.message))
+        return error_response(status, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

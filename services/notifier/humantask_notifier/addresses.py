@@ -5,23 +5,63 @@ address: never loopback, private, shared (CGNAT), link-local, multicast, reserve
 unspecified or documentation ranges, nor to an IPv6 address that embeds one of those
 (IPv4-mapped `::ffff:a.b.c.d`, 6to4 `2002::/16`, Teredo `2001::/32`, NAT64
 `64:ff9b::/96`), since those reach the same IPv4 host.
+
+`parse_ip` reads an IP literal in every spelling a resolver would accept: dotted quads,
+the legacy IPv4 forms `inet_aton` takes (`2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`),
+bracketed IPv6 with a zone (`[fe80::1%25eth0]`). Unicode spellings (fullwidth digits,
+ideographic full stops) never get here as such: the sender hands over the host exactly
+as the HTTP client will connect to it, after yarl's IDNA/UTS 46 mapping, which turns
+`１２７。０．０．１` into `127.0.0.1`.
+
+The reasons given for a refusal name the kind of address, never the address itself: a
+refusal must not tell a customer what the notifier's resolver knows about its network.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 
+# One part of a legacy IPv4 literal, as inet_aton(3) reads it: 0x-hex, 0-octal, decimal.
+_IPV4_PART = re.compile(r"^(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
+
+
+def _legacy_ipv4(text: str) -> ipaddress.IPv4Address | None:
+    """`inet_aton`'s IPv4 forms: 1 to 4 parts, the last one filling the remaining bytes."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(part.isascii() and _IPV4_PART.match(part) for part in parts):
+        return None
+    numbers = [int(part, 16) if part[:2].lower() == "0x" else int(part, 8 if part[0] == "0" else 10)
+               for part in parts]
+    *leading, last = numbers
+    if any(number > 0xFF for number in leading) or last >= 1 << (8 * (4 - len(leading))):
+        return None
+    value = last
+    for index, number in enumerate(leading):
+        value |= number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
 
 def parse_ip(text: str) -> IPAddress | None:
-    """An IP literal (brackets and a `%zone` allowed), or None for a host name."""
+    """An IP literal (brackets, a `%zone` or `%25zone`, legacy IPv4 forms allowed), or
+    None for a host name."""
+    host = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if ":" in host:
+        address, sep, zone = host.partition("%")
+        if sep and zone.startswith("25") and len(zone) > 2:
+            zone = zone[2:]  # RFC 6874 spells the separator %25 inside a URL
+        try:
+            return ipaddress.IPv6Address(f"{address}%{zone}" if sep else address)
+        except ValueError:
+            return None
     try:
-        return ipaddress.ip_address(text.strip("[]"))
+        return ipaddress.IPv4Address(host)
     except ValueError:
-        return None
+        return _legacy_ipv4(host)
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -60,15 +100,25 @@ def is_public(address: IPAddress) -> bool:
     return _is_public_unicast(address)
 
 
+def _label(address: IPAddress) -> str:
+    kind = next((kind for kind in _KINDS if getattr(address, f"is_{kind}")), None)
+    return kind.replace("_", "-") if kind else "non-public"
+
+
+def _a(label: str) -> str:
+    return f"an {label}" if label[0] in "aeiou" else f"a {label}"
+
+
 def why_not_public(address: IPAddress) -> str:
-    """A short reason for the log: `127.0.0.1 is loopback`, `::ffff:10.0.0.1 embeds ...`."""
+    """What kind of address it is, without the address itself: `a loopback address`,
+    `an IPv6 address that embeds a private IPv4 address`."""
     inner = embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else []
-    target = next((ip for ip in inner if not _is_public_unicast(ip)), address)
-    kind = next((kind for kind in _KINDS if getattr(target, f"is_{kind}")), None)
-    label = kind.replace("_", "-") if kind else "not a public address"
-    if target is address:
-        return f"{address} is {label}"
-    return f"{address} embeds {target}, which is {label}"
+    target = next((ip for ip in inner if not _is_public_unicast(ip)), None)
+    if target is not None:
+        return f"an IPv6 address that embeds {_a(_label(target))} IPv4 address"
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id and _is_public_unicast(address):
+        return "an IPv6 address with a zone"
+    return f"{_a(_label(address))} address"
 
 
 # Most specific first: 169.254.0.0/16 is private too, but "link-local" says more.

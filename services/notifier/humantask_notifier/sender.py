@@ -1,38 +1,50 @@
 """HTTP adapter: POSTs one callback and says what came of it, never raising.
 
-Safety (API.md section 7):
+Safety (API.md section 7), one rule for every callback address, applied when it is sent:
 
-- The host is resolved when the callback is sent, by the connector's own resolver, and
-  unless private networks are allowed every address it resolves to must be public
-  (`addresses.is_public`); the connection then goes to exactly those vetted addresses,
-  so a DNS answer cannot change between the check and the connection. IP literals,
-  which aiohttp does not resolve, are checked here before the request.
+- The URL is parsed once, by yarl, exactly as aiohttp will use it, so the host checked
+  is the host connected to: Unicode spellings (`１２７．０．０．１`, ideographic full
+  stops) are already mapped to their ASCII form (`127.0.0.1`) by IDNA/UTS 46.
+- Every host, an IP literal in any spelling or a name, goes through one resolver,
+  `GuardedResolver`: a literal is read without DNS (legacy IPv4 forms included), a name
+  is resolved, and unless private networks are allowed every resulting address must be
+  public (`addresses.is_public`). `GuardedConnector` sends literals there too (aiohttp
+  alone would connect to them unchecked), and the connection then goes to exactly the
+  vetted addresses, so a DNS answer cannot change between the check and the connection.
 - No redirects are followed (a 3xx is just not a 200), no proxy from the environment is
   used, at most `MAX_RESPONSE_BYTES` of the answer are read, and the whole exchange
   (resolution included) is bounded by CALLBACK_TIMEOUT_SECONDS.
+- Errors in the callback log name the customer's own host at most: never an address it
+  resolved to, and a name that resolves to a private address reads the same as one that
+  does not resolve, so the log tells nothing about the notifier's network.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
 
 import aiohttp
-from aiohttp.abc import ResolveResult
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
+from yarl import URL
 
 from humantask_shared import __version__
 
-from .addresses import is_public, parse_ip, why_not_public
+from .addresses import IPAddress, is_public, parse_ip, why_not_public
 
 USER_AGENT = f"humantask-notifier/{__version__}"
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_ERROR_LENGTH = 300
+PRIVATE_OFF = "CALLBACK_ALLOW_PRIVATE_NETWORKS is off"
 
 
 class ForbiddenAddress(Exception):
-    """The callback's host is, or resolves to, an address callbacks may not go to."""
+    """The callback's host is, or resolves to, an address callbacks may not go to.
+
+    Not an OSError, so aiohttp lets it through unwrapped; its message is safe to log."""
 
 
 @dataclass(frozen=True)
@@ -43,25 +55,77 @@ class SendResult:
     error: str | None = None
 
 
-class PublicOnlyResolver(ThreadedResolver):
-    """Resolves like aiohttp's default resolver, then refuses non-public answers."""
+def _literal_result(host: str, address: IPAddress, port: int) -> ResolveResult:
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    return ResolveResult(
+        hostname=host, host=str(address), port=port, family=family,
+        proto=0, flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+    )
+
+
+class GuardedResolver(AbstractResolver):
+    """The one path from a host to the addresses a callback connects to.
+
+    IP literals (any spelling `inet_aton` or `ipaddress` reads) are taken as they are,
+    names are resolved by `lookup` (aiohttp's threaded getaddrinfo by default), and
+    unless `allow_private` every address must be public, or `ForbiddenAddress`."""
+
+    def __init__(self, allow_private: bool, lookup: AbstractResolver | None = None) -> None:
+        self._allow_private = allow_private
+        self._lookup = lookup
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        results = await super().resolve(host, port, family)
+        literal = parse_ip(host)
+        if literal is not None:
+            if not self._allow_private and not is_public(literal):
+                raise ForbiddenAddress(f"{host} is {why_not_public(literal)}")
+            return [_literal_result(host, literal, port)]
+        if self._lookup is None:
+            self._lookup = ThreadedResolver()
+        if self._allow_private:
+            return await self._lookup.resolve(host, port, family)
+        try:
+            results = await self._lookup.resolve(host, port, family)
+        except OSError as exc:
+            # The same words as a private answer: no oracle for names inside our network.
+            raise ForbiddenAddress(f"{host} does not resolve to a public address") from exc
         for result in results:
             address = parse_ip(result["host"])
             if address is None or not is_public(address):
-                reason = why_not_public(address) if address is not None else result["host"]
-                raise ForbiddenAddress(f"{host} resolves to a non-public address: {reason}")
+                raise ForbiddenAddress(f"{host} does not resolve to a public address")
+        if not results:
+            raise ForbiddenAddress(f"{host} does not resolve to a public address")
         return results
+
+    async def close(self) -> None:
+        if self._lookup is not None:
+            await self._lookup.close()
+
+
+if not hasattr(aiohttp.TCPConnector, "_resolve_host"):  # pragma: no cover
+    raise ImportError("aiohttp changed: TCPConnector._resolve_host is gone; the callback "
+                      "address check would not see IP literals (see GuardedConnector)")
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """aiohttp connects to IP literals without asking its resolver; this connector asks
+    it for every host, so literals and names pass the same check."""
+
+    def __init__(self, resolver: GuardedResolver, **kwargs: Any) -> None:
+        super().__init__(resolver=resolver, **kwargs)
+        self._guard = resolver
+
+    async def _resolve_host(
+        self, host: str, port: int, traces: Any = None
+    ) -> list[ResolveResult]:
+        return await self._guard.resolve(host, port, family=self._family)
 
 
 def create_session(timeout_seconds: float, allow_private_networks: bool) -> aiohttp.ClientSession:
-    resolver = ThreadedResolver() if allow_private_networks else PublicOnlyResolver()
-    connector = aiohttp.TCPConnector(
-        resolver=resolver,
+    connector = GuardedConnector(
+        GuardedResolver(allow_private_networks),
         use_dns_cache=False,  # resolve (and check) at every send
         force_close=True,  # no pooled connection skips the check
     )
@@ -78,8 +142,26 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
 
 
-def _refused(reason: str) -> str:
-    return _short(f"refused: {reason} (CALLBACK_ALLOW_PRIVATE_NETWORKS is off)")
+def _os_error(exc: BaseException | None) -> str:
+    """An OS error without the socket address it may quote (`Connect call failed ('10.…')`)."""
+    if isinstance(exc, socket.gaierror) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, OSError) and exc.errno and exc.errno > 0:
+        return os.strerror(exc.errno)  # asyncio's own strerror quotes the address
+    return type(exc).__name__ if exc is not None else "unknown error"
+
+
+def callback_url(url: str) -> URL | None:
+    """The URL exactly as aiohttp will send to it, or None if it is not an absolute
+    http(s) URL with a host (yarl refuses hosts that are not valid IDNA)."""
+    try:
+        parsed = URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
+            return None
+        parsed.port  # noqa: B018 - a malformed port raises here rather than later
+    except (ValueError, TypeError, UnicodeError):
+        return None
+    return parsed
 
 
 class CallbackSender:
@@ -90,38 +172,28 @@ class CallbackSender:
         self._timeout = timeout_seconds
         self._allow_private = allow_private_networks
 
-    def _refusal(self, url: str) -> str | None:
-        """Why a URL may not be sent to before any resolution: scheme, or an IP literal."""
-        try:
-            parts = urlsplit(url)
-            scheme, host = parts.scheme, parts.hostname
-        except ValueError:
-            scheme, host = "", None
-        if scheme not in ("http", "https") or not host:
-            return "refused: the callback URL is not an absolute http or https URL"
-        address = parse_ip(host)
-        if address is not None and not self._allow_private and not is_public(address):
-            return _refused(why_not_public(address))
-        return None
-
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
-        refusal = self._refusal(url)
-        if refusal is not None:
-            return SendResult(error=refusal)
+        target = callback_url(url)
+        if target is None:
+            return SendResult(error="refused: the callback URL is not an absolute http or https URL")
+        host = target.raw_host
+        if ":" in host:
+            host = f"[{host}]"
         try:
             async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False
+                target, data=body, headers=headers, allow_redirects=False
             ) as response:
                 await response.content.read(MAX_RESPONSE_BYTES)
                 return SendResult(status_code=response.status)
         except ForbiddenAddress as exc:
-            return SendResult(error=_refused(str(exc)))
+            return SendResult(error=_short(f"refused: {exc} ({PRIVATE_OFF})"))
         except TimeoutError:
             return SendResult(error=f"timed out after {self._timeout:g} s")
         except aiohttp.ClientConnectorDNSError as exc:
-            return SendResult(error=_short(f"could not resolve {exc.host}: {exc.os_error}"))
+            return SendResult(error=_short(f"could not resolve {host}: {_os_error(exc.os_error)}"))
         except aiohttp.ClientConnectorError as exc:
-            return SendResult(error=_short(f"could not connect to {exc.host}:{exc.port}: {exc.os_error}"))
+            return SendResult(error=_short(f"could not connect to {host}:{exc.port}: {_os_error(exc.os_error)}"))
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             # Reset or closed connections, malformed answers, URLs aiohttp will not send to.
-            return SendResult(error=_short(f"connection failed: {type(exc).__name__}: {exc}"))
+            detail = _os_error(exc) if isinstance(exc, OSError) else str(exc)
+            return SendResult(error=_short(f"connection failed: {type(exc).__name__}: {detail}"))

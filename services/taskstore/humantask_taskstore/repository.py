@@ -18,12 +18,14 @@ from typing import Any
 import orjson
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from humantask_shared.messages.commands import Principal, Role
+from humantask_shared.messages.commands import Account, Principal, Role
 from humantask_shared.messages.events import Event
 from humantask_shared.models import TaskListQuery, TaskParams, TaskResponse
+from humantask_shared.mongo import is_unique_conflict
 from humantask_shared.timeutil import as_utc
 
 from .domain import TaskRecord
@@ -145,7 +147,22 @@ def _claimable(now: datetime) -> dict[str, Any]:
 
 def _live_lease(worker_id: str, now: datetime) -> dict[str, Any]:
     """`domain.holds_live_lease` as a filter."""
-    return {"lease_worker_id": worker_id, "status": "pending", "lease_expires_at": {"$gt": now}}
+    return {**_lease_of(worker_id), "status": "pending", "lease_expires_at": {"$gt": now}}
+
+
+def _unique_id_of(customer_id: str, unique_id: str) -> dict[str, Any]:
+    # Spelled with `$type` so that the planner sees it is within UNIQUE_ID_INDEX's filter.
+    return {"customer_id": customer_id, "unique_id": {"$type": "string", "$eq": unique_id}}
+
+
+def _lease_of(worker_id: str) -> dict[str, Any]:
+    # Spelled with `$type` so that the planner sees it is within LEASE_INDEX's filter.
+    return {"lease_worker_id": {"$type": "string", "$eq": worker_id}}
+
+
+# Writes that race on a unique index: one wins, the others find the winner's document
+# on their next look (or, rarely, try once more while the winner is still landing).
+RACE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -184,20 +201,23 @@ class TaskRepository:
         document = _record_to_document(record) | {"outbox": _serialize_events(events)}
         if events:
             document["outbox_at"] = now
-        try:
-            await self._tasks.insert_one(document)
-        except DuplicateKeyError:
+        for _ in range(RACE_ATTEMPTS):
+            try:
+                await self._tasks.insert_one(document)
+                return
+            except PyMongoError as exc:
+                if not is_unique_conflict(exc):
+                    raise
             existing = await self.get(record.task_id)
             if existing is None and record.unique_id is not None:
                 existing = await self.find_by_unique_id(record.customer_id, record.unique_id)
-            if existing is None:  # removed in between: nothing deletes tasks, so never
-                raise
-            raise TaskExists(existing) from None
+            if existing is not None:
+                raise TaskExists(existing)
+            # The racing insert has not landed (yet): try again.
+        raise Unavailable("the task could not be stored, try again")
 
     async def find_by_unique_id(self, customer_id: str, unique_id: str) -> TaskRecord | None:
-        doc = await self._tasks.find_one(
-            {"customer_id": customer_id, "unique_id": {"$type": "string", "$eq": unique_id}}
-        )
+        doc = await self._tasks.find_one(_unique_id_of(customer_id, unique_id))
         return None if doc is None else _document_to_record(doc)
 
     async def save(self, record: TaskRecord, events: list[Event], now: datetime) -> TaskRecord | None:
@@ -229,26 +249,31 @@ class TaskRepository:
         """Lease the oldest claimable task to `worker_id`, or give back the one it holds;
         None when the pool is empty. One atomic write picks and leases the task; the
         unique lease index turns concurrent claims of one worker into one lease."""
-        held = await self.live_lease_of(worker_id, now)
-        if held is not None:
-            return held
-        # The worker's expired lease, if any, would block the unique index.
-        await self._tasks.update_many(
-            {"lease_worker_id": worker_id, "lease_expires_at": {"$lte": now}},
-            {"$set": {"lease_worker_id": None, "lease_expires_at": None}, "$inc": {"version": 1}},
-        )
-        try:
-            doc = await self._tasks.find_one_and_update(
-                _claimable(now),
-                {"$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
-                 "$inc": {"version": 1}},
-                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
-                return_document=ReturnDocument.AFTER,
+        for _ in range(RACE_ATTEMPTS):
+            held = await self.live_lease_of(worker_id, now)
+            if held is not None:
+                return held
+            # The worker's expired lease, if any, would block the unique index.
+            await self._tasks.update_many(
+                {**_lease_of(worker_id), "lease_expires_at": {"$lte": now}},
+                {"$set": {"lease_worker_id": None, "lease_expires_at": None}, "$inc": {"version": 1}},
             )
-        except DuplicateKeyError:
-            # Another claim of this worker won a task at the same moment: that one is ours.
-            return await self.live_lease_of(worker_id, now)
-        return None if doc is None else _document_to_record(doc)
+            try:
+                doc = await self._tasks.find_one_and_update(
+                    _claimable(now),
+                    {"$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
+                     "$inc": {"version": 1}},
+                    sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+                    return_document=ReturnDocument.AFTER,
+                )
+            except PyMongoError as exc:
+                if not is_unique_conflict(exc):
+                    raise
+                # Another claim of this worker won a task at the same moment: that one
+                # is ours, as the next round's lookup finds.
+                continue
+            return None if doc is None else _document_to_record(doc)
+        raise Unavailable("too many claims of this worker at once, try again")
 
     async def list(self, customer_id: str, query: TaskListQuery) -> tuple[list[TaskRecord], bool]:
         """A page of the customer's tasks, newest first, and whether more follow."""
@@ -303,18 +328,34 @@ class TaskRepository:
 
 
 class AccountRepository:
-    """Customers, workers and their credentials (stored as SHA-256, never in clear)."""
+    """Customers, workers and their credentials (stored as SHA-256, never in clear).
+
+    A credential document (`_id` = the SHA-256 of the key or token) names its principal;
+    revoking or rotating it away sets its `revoked_at`, so it can never come back (not
+    even as the demo key at the next start). A revoked principal has `revoked_at` too.
+    """
 
     def __init__(self, db: AsyncDatabase) -> None:
         self._customers = db[CUSTOMERS]
         self._workers = db[WORKERS]
         self._credentials = db[CREDENTIALS]
 
+    async def ensure_indexes(self) -> None:
+        # Revoking and rotating find a principal's credentials (operator commands, rare).
+        await self._credentials.create_index([("principal_id", ASCENDING)], name="principal")
+
     async def authenticate(self, credential_hash: str, role: Role) -> Principal | None:
         doc = await self._credentials.find_one({"_id": credential_hash})
-        if doc is None or doc["role"] != role:
+        if doc is None or doc["role"] != role or doc.get("revoked_at") is not None:
             return None
         if not hmac.compare_digest(doc["_id"], credential_hash):
+            return None
+        return Principal(principal_id=doc["principal_id"], role=role)
+
+    async def owner_of(self, credential_hash: str, role: Role) -> Principal | None:
+        """Whose credential this is, revoked or not."""
+        doc = await self._credentials.find_one({"_id": credential_hash})
+        if doc is None or doc["role"] != role:
             return None
         return Principal(principal_id=doc["principal_id"], role=role)
 
@@ -336,20 +377,86 @@ class AccountRepository:
 
     async def ensure_customer(
         self, name: str, credential_hash: str, callback_secret: str, now: datetime
-    ) -> Principal:
-        existing = await self.authenticate(credential_hash, "customer")
-        if existing is not None:
-            return existing
-        try:
-            return await self.add_customer(name, credential_hash, callback_secret, now)
-        except DuplicateKeyError:  # another gateway created it at the same moment
-            found = await self.authenticate(credential_hash, "customer")
-            assert found is not None
-            return found
+    ) -> Principal | None:
+        """The customer of this key, created if there is none; None if it was revoked."""
+        if await self.owner_of(credential_hash, "customer") is None:
+            try:
+                await self.add_customer(name, credential_hash, callback_secret, now)
+            except DuplicateKeyError:  # another gateway created it at the same moment
+                pass
+        return await self.authenticate(credential_hash, "customer")
 
     async def callback_secret(self, customer_id: str) -> str | None:
         doc = await self._customers.find_one({"_id": customer_id}, {"callback_secret": 1})
         return None if doc is None else doc["callback_secret"]
+
+    async def accounts(self, role: Role) -> list[Account]:
+        """Every customer or worker, oldest first; no secret is read."""
+        cursor = self._principals(role).find(
+            {}, {"name": 1, "created_at": 1, "revoked_at": 1}
+        ).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [self._account(role, doc) async for doc in cursor]
+
+    async def account(self, role: Role, principal_id: str) -> Account | None:
+        doc = await self._principals(role).find_one(
+            {"_id": principal_id}, {"name": 1, "created_at": 1, "revoked_at": 1}
+        )
+        return None if doc is None else self._account(role, doc)
+
+    async def revoke(self, role: Role, principal_id: str, now: datetime) -> Account | None:
+        """Revoke the principal and every credential of it; None if there is no such one.
+
+        Credentials first: from that write on the key is refused, whatever happens next
+        (running it again finishes the job)."""
+        if await self.account(role, principal_id) is None:
+            return None
+        await self._revoke_credentials(role, principal_id, now)
+        await self._principals(role).update_one(
+            {"_id": principal_id, "revoked_at": {"$exists": False}}, {"$set": {"revoked_at": now}}
+        )
+        return await self.account(role, principal_id)
+
+    async def rotate_credential(
+        self, role: Role, principal_id: str, credential_hash: str, now: datetime
+    ) -> Account | None:
+        """The principal's credential becomes this one and every other is revoked. The
+        caller checks that the principal exists and is not revoked."""
+        try:
+            await self._add_credential(credential_hash, role, principal_id, now)
+        except DuplicateKeyError:  # a redelivered command: it is ours already
+            owner = await self.owner_of(credential_hash, role)
+            if owner is None or owner.principal_id != principal_id:
+                raise
+        await self._revoke_credentials(role, principal_id, now, keep=credential_hash)
+        return await self.account(role, principal_id)
+
+    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
+        result = await self._customers.update_one(
+            {"_id": customer_id}, {"$set": {"callback_secret": callback_secret}}
+        )
+        return result.matched_count == 1
+
+    def _principals(self, role: Role) -> AsyncCollection:
+        return self._customers if role == "customer" else self._workers
+
+    @staticmethod
+    def _account(role: Role, doc: dict[str, Any]) -> Account:
+        revoked_at = doc.get("revoked_at")
+        return Account(
+            role=role, principal_id=doc["_id"], name=doc["name"],
+            created_at=as_utc(doc["created_at"]),
+            revoked_at=None if revoked_at is None else as_utc(revoked_at),
+        )
+
+    async def _revoke_credentials(
+        self, role: Role, principal_id: str, now: datetime, keep: str | None = None
+    ) -> None:
+        query: dict[str, Any] = {
+            "principal_id": principal_id, "role": role, "revoked_at": {"$exists": False}
+        }
+        if keep is not None:
+            query["_id"] = {"$ne": keep}
+        await self._credentials.update_many(query, {"$set": {"revoked_at": now}})
 
     async def _add_credential(self, credential_hash: str, role: Role, principal_id: str, now: datetime) -> None:
         await self._credentials.insert_one(
