@@ -6,8 +6,10 @@ left out of the JSON when they do not apply.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -17,6 +19,7 @@ from bson import ObjectId
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -47,6 +50,8 @@ MIN_CATEGORIES, MAX_CATEGORIES = 2, 100
 MAX_CATEGORY_LENGTH = 256
 MAX_LIST_LIMIT = 100
 MAX_LIST_OFFSET = 10_000
+# A list cursor never looks further than this in one span (just over the 1970-9999 range).
+MAX_LIST_SPAN_SECONDS = 10_000 * 366 * 24 * 3600
 # start_time/end_time must fall in these years once converted to UTC.
 MIN_QUERY_YEAR, MAX_QUERY_YEAR = 1970, 9999
 
@@ -235,6 +240,46 @@ class CreateTaskRequest(BaseModel):
         return self
 
 
+class ListCursor(BaseModel):
+    """Where the next page of `GET /v1/tasks` starts: right after the task
+    (`created_at`, `task_id`) that ended the page before, newest first. `span_seconds` is
+    the span of creation times that filled that page, where the next one looks first.
+
+    On the wire it is the opaque `next_token`: URL-safe base64 of a short JSON array."""
+
+    model_config = ConfigDict(frozen=True)
+
+    created_at: datetime
+    task_id: Annotated[str, Field(pattern=TASK_ID_PATTERN.pattern)]
+    span_seconds: Annotated[float, Field(gt=0, le=MAX_LIST_SPAN_SECONDS)]
+
+    def encode(self) -> str:
+        fields = [round(self.created_at.timestamp() * 1000), self.task_id, self.span_seconds]
+        return base64.urlsafe_b64encode(orjson.dumps(fields)).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> ListCursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            millis, task_id, span = orjson.loads(raw)
+            created_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+            return cls(created_at=created_at, task_id=task_id, span_seconds=span)
+        except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, OverflowError) as exc:
+            raise ValueError("is not a next_token this API gave out") from exc
+
+
+def _cursor_from_token(value: Any) -> Any:
+    return ListCursor.decode(value) if isinstance(value, str) else value
+
+
+NextToken = Annotated[
+    ListCursor,
+    BeforeValidator(_cursor_from_token),
+    PlainSerializer(lambda cursor: cursor.encode(), return_type=str, when_used="json"),
+    Field(json_schema_extra={"type": "string", "description": "opaque cursor from the Link header"}),
+]
+
+
 class TaskListQuery(BaseModel):
     """`GET /v1/tasks` query parameters."""
 
@@ -248,13 +293,21 @@ class TaskListQuery(BaseModel):
     # ISO 8601; without an offset it is UTC. Kept in UTC, years 1970 to 9999.
     start_time: QueryTime | None = None
     end_time: QueryTime | None = None
+    next_token: NextToken | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_page(self) -> TaskListQuery:
+        if self.next_token is not None and self.offset:
+            raise ValueError("offset: use either offset or next_token, not both")
+        return self
 
 
 class TaskPage(BaseModel):
-    """One page of `GET /v1/tasks`: the tasks, and whether more follow."""
+    """One page of `GET /v1/tasks`: the tasks, and where the next page starts when more
+    follow."""
 
     tasks: list[Task]
-    has_more: bool
+    next_token: NextToken | None = None
 
 
 class CallbackAttempt(BaseModel):

@@ -106,6 +106,10 @@ QUERY_CASES = [
     ("start_time=0001-01-01T00:00:00%2B01:00", "start_time"),
     ("end_time=1969-12-31T23:59:59Z", "end_time"),
     ("unique_id=" + "u" * 257, "unique_id"),
+    # Cursors: only what the Link header gave out, and not together with an offset.
+    ("next_token=garbage", "next_token"), ("next_token=WzEsMiwzXQ", "next_token"),
+    ("next_token=" + "A" * 5000, "next_token"),
+    ("offset=5&next_token=WzE3MDQwNzA5MjM0NTYsIjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCIsNjAuMF0", "offset"),
 ]
 
 

@@ -123,6 +123,7 @@ async def test_list_is_newest_first_and_pages_with_link_header(api: Api, custome
     while link:
         match = re.fullmatch(r'<(?P<url>[^>]+)>; rel="next"', link)
         assert match, link
+        assert "next_token=" in match["url"] and "offset=" not in match["url"], link
         page = await api.get(match["url"], key)
         assert page.status == 200
         seen += [t["task_id"] for t in page.body]

@@ -176,6 +176,25 @@ async def test_publish_removes_events_once_the_broker_confirmed_them(
     assert [m.type for m in messages] == ["task.created", "task.canceled"]
 
 
+async def test_publications_after_the_reply_keep_a_tasks_order_and_drain(
+    db: AsyncDatabase, events_exchange: AbstractExchange, received: Received
+) -> None:
+    tasks = TaskRepository(db)
+    record, event = await write_task(tasks, stale=False)
+    canceled, cancel_events = domain.cancel_task(record, utcnow())
+    assert await tasks.save(canceled, cancel_events, utcnow()) is not None
+
+    publisher = OutboxPublisher(tasks, events_exchange)
+    # Both scheduled at once, as a create and a quick cancel would be.
+    publisher.publish_after_reply(record.task_id, [event])
+    publisher.publish_after_reply(record.task_id, cancel_events)
+    await publisher.drain(timeout_seconds=WAIT)
+
+    assert await outbox_state(db, record.task_id) == ([], False)
+    await sentinel_seen(events_exchange, received)
+    assert [m.type for m in received.of_task(record.task_id)] == ["task.created", "task.canceled"]
+
+
 async def test_a_failed_publish_leaves_the_events_for_the_relay(
     db: AsyncDatabase, connection: AbstractRobustConnection, events_exchange: AbstractExchange,
     received: Received,

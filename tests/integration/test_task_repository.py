@@ -25,7 +25,13 @@ from humantask_shared.messages.commands import (
     SubmitWork,
 )
 from humantask_shared.messages.events import Event, TaskCanceled, TaskCompleted, TaskCreated
-from humantask_shared.models import CreateTaskRequest, TaskListQuery, TaskResponse, new_task_id
+from humantask_shared.models import (
+    CreateTaskRequest,
+    ListCursor,
+    TaskListQuery,
+    TaskResponse,
+    new_task_id,
+)
 from humantask_shared.timeutil import utcnow
 from humantask_taskstore import domain, handlers, work
 from humantask_taskstore.handlers import Dependencies
@@ -72,7 +78,7 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.published: list[tuple[str, list[Event]]] = []
 
-    async def publish(self, task_id: str, events: list[Event]) -> None:
+    def publish_after_reply(self, task_id: str, events: list[Event]) -> None:
         self.published.append((task_id, list(events)))
 
 
@@ -186,8 +192,22 @@ async def test_concurrent_adds_of_one_unique_id_have_one_winner(tasks: TaskRepos
 
 
 async def listed(tasks: TaskRepository, customer_id: str = "cust-a", **query: Any) -> tuple[list[str], bool]:
-    records, has_more = await tasks.list(customer_id, TaskListQuery.model_validate(query))
-    return [r.task_id for r in records], has_more
+    records, next_page = await tasks.list(customer_id, TaskListQuery.model_validate(query), utcnow())
+    return [r.task_id for r in records], next_page is not None
+
+
+async def all_pages(
+    tasks: TaskRepository, now: datetime, customer_id: str = "cust-a", **query: Any
+) -> list[list[str]]:
+    """Every page, following the cursors to the end."""
+    pages: list[list[str]] = []
+    while True:
+        records, next_page = await tasks.list(customer_id, TaskListQuery.model_validate(query), now)
+        pages.append([r.task_id for r in records])
+        if next_page is None:
+            return pages
+        query = {**query, "next_token": next_page.encode()}
+        query.pop("offset", None)
 
 
 async def test_list_is_newest_first_with_ties_broken_by_task_id(tasks: TaskRepository) -> None:
@@ -260,6 +280,52 @@ async def test_list_time_window_in_other_zones_and_naive_times(tasks: TaskReposi
     assert await listed(tasks, start_time="2024-05-01T14:00:00.001+02:00") == ([], False)
     assert await listed(tasks, end_time="2024-05-01T12:00:00.001") == ([record.task_id], False)
     assert await listed(tasks, end_time="2024-05-01T12:00:00") == ([], False)
+
+
+async def test_next_token_pages_through_every_task_once_in_order(tasks: TaskRepository) -> None:
+    # Creation times from a millisecond to years apart, with ties: spans of every width.
+    offsets = [0, 0, 0.001, 1, 59, 61, 3600, 86400, 86400, 30 * 86400, 400 * 86400, 3 * 365 * 86400]
+    now = T0 + timedelta(days=4 * 365)
+    created = [await add_task(tasks, created_at=now - timedelta(seconds=s)) for s in offsets]
+    await add_task(tasks, "cust-b", created_at=now)  # someone else's: never listed
+    newest_first = [r.task_id for r in sorted(created, key=lambda r: (r.created_at, r.task_id), reverse=True)]
+
+    for limit in (1, 2, 5, 100):
+        pages = await all_pages(tasks, now, limit=limit)
+        assert [task for page in pages for task in page] == newest_first, limit
+        assert all(len(page) == limit for page in pages[:-1])
+
+
+async def test_next_token_keeps_the_filters_and_time_window(tasks: TaskRepository) -> None:
+    now = T0 + timedelta(days=1)
+    records = [await add_task(tasks, created_at=T0 + timedelta(minutes=i)) for i in range(10)]
+    for record in records[::3]:
+        canceled, events = domain.cancel_task(record, now)
+        assert await tasks.save(canceled, events, now) is not None
+    pending = [r.task_id for r in reversed(records) if r not in records[::3]]
+    pages = await all_pages(tasks, now, limit=2, status="pending")
+    assert [task for page in pages for task in page] == pending
+
+    window = await all_pages(tasks, now, limit=2, start_time=records[2].created_at,
+                             end_time=records[7].created_at)
+    assert [task for page in window for task in page] == [r.task_id for r in reversed(records[2:7])]
+
+
+async def test_a_task_created_between_pages_neither_repeats_nor_skips_one(tasks: TaskRepository) -> None:
+    now = T0 + timedelta(hours=1)
+    created = [await add_task(tasks, created_at=T0 + timedelta(seconds=i)) for i in range(6)]
+    first, next_page = await tasks.list("cust-a", TaskListQuery(limit=3), now)
+    assert next_page is not None
+    await add_task(tasks, created_at=now)  # newer than everything: on page one if reloaded
+    rest, after = await tasks.list("cust-a", TaskListQuery(limit=3, next_token=next_page), now)
+    assert [r.task_id for r in first + rest] == [r.task_id for r in reversed(created)]
+    assert after is None
+
+
+async def test_offset_and_next_token_together_are_refused() -> None:
+    token = ListCursor(created_at=T0, task_id="0" * 24, span_seconds=60).encode()
+    with pytest.raises(ValueError, match="offset"):
+        TaskListQuery.model_validate({"next_token": token, "offset": 1})
 
 
 # -- save (optimistic concurrency) -----------------------------------------------------
@@ -389,7 +455,7 @@ async def test_get_and_cancel_handlers_hide_other_customers_tasks(
     stored = await tasks.get(task.task_id)
     assert stored is not None and stored.status == "pending"
     page = await handlers.list_tasks(ListTasks(customer_id="cust-b", query=TaskListQuery()), "c", deps)
-    assert page.tasks == [] and page.has_more is False
+    assert page.tasks == [] and page.next_token is None
 
 
 async def test_cancel_handler_cancels_once_and_publishes_once(

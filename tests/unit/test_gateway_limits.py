@@ -81,7 +81,7 @@ class FakeTaskStore:
         if self.fail_with is not None:
             raise self.fail_with
         if isinstance(command, ListTasks):
-            return TaskPage(tasks=[], has_more=False)
+            return TaskPage(tasks=[])
         if isinstance(command, CreateTask):
             return Task(task_id=command.task_id, created_at=utcnow(), status="pending",
                         callback_url=command.request.callback_url,

@@ -47,9 +47,10 @@ async def cancel_task(request: web.Request) -> web.Response:
     return _task_response(await request.app[taskstore_key].send(command, Task))
 
 
-def _next_page_url(request: web.Request, query: TaskListQuery) -> URL:
-    params = dict(request.query)
-    params.update(offset=str(query.offset + query.limit), limit=str(query.limit))
+def _next_page_url(request: web.Request, next_token: ListCursor) -> URL:
+    """The same query, from where this page ended (an offset applied to this page only)."""
+    params = {name: value for name, value in request.query.items() if name != "offset"}
+    params["next_token"] = next_token.encode()
     return request.url.with_query(params)
 
 
@@ -60,8 +61,8 @@ async def list_tasks(request: web.Request) -> web.Response:
         ListTasks(customer_id=owner, query=query), TaskPage
     )
     response = json_response([task.to_json_dict() for task in page.tasks])
-    if page.has_more:
-        response.headers["Link"] = f'<{_next_page_url(request, query)}>; rel="next"'
+    if page.next_token is not None:
+        response.headers["Link"] = f'<{_next_page_url(request, page.next_token)}>; rel="next"'
     return response
 
 

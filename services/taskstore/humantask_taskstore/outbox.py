@@ -1,8 +1,9 @@
 """Publishing the events a write left in its task's outbox.
 
-A handler publishes right after its write; whatever a crash or a broker outage left
-behind, the relay publishes later. Consumers deduplicate on `event_id`, so the rare
-double publication (crash after publish, before removal) is harmless.
+A handler replies as soon as its write is durable and the events go out right after, in
+the background (`publish_after_reply`); whatever a crash or a broker outage left behind,
+the relay publishes later. Consumers deduplicate on `event_id`, so the rare double
+publication (crash after publish, before removal) is harmless.
 """
 
 from __future__ import annotations
@@ -29,6 +30,32 @@ class OutboxPublisher:
     def __init__(self, tasks: TaskRepository, exchange: AbstractExchange) -> None:
         self._tasks = tasks
         self._exchange = exchange
+        # The newest background publication of each task: the next one waits for it, so
+        # one process publishes a task's events in the order they were written.
+        self._latest: dict[str, asyncio.Task[None]] = {}
+
+    def publish_after_reply(self, task_id: str, events: list[Event]) -> None:
+        """Publish in the background; the events wait in the outbox until then."""
+        before = self._latest.get(task_id)
+
+        async def publish_in_order() -> None:
+            if before is not None:
+                await asyncio.wait([before])
+            try:
+                await self.publish(task_id, events)
+            except PyMongoError as exc:  # published, not yet removed: the relay sees to it
+                log.warning("outbox not cleared", extra={"task_id": task_id, "error": repr(exc)})
+
+        publication = asyncio.create_task(publish_in_order())
+        self._latest[task_id] = publication
+        publication.add_done_callback(
+            lambda done: self._latest.pop(task_id, None) if self._latest.get(task_id) is done else None
+        )
+
+    async def drain(self, timeout_seconds: float) -> None:
+        """Wait for the background publications (at shutdown, before the channel closes)."""
+        if self._latest:
+            await asyncio.wait(list(self._latest.values()), timeout=timeout_seconds)
 
     async def publish(self, task_id: str, events: list[Event]) -> None:
         """Publish events just written with their task; on failure leave them to the relay."""

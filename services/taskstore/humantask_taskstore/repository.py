@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,7 +24,13 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from humantask_shared.messages.commands import Account, Principal, Role
 from humantask_shared.messages.events import Event
-from humantask_shared.models import TaskListQuery, TaskParams, TaskResponse
+from humantask_shared.models import (
+    MAX_LIST_SPAN_SECONDS,
+    ListCursor,
+    TaskListQuery,
+    TaskParams,
+    TaskResponse,
+)
 from humantask_shared.mongo import is_unique_conflict
 from humantask_shared.timeutil import as_utc
 
@@ -160,6 +166,14 @@ def _lease_of(worker_id: str) -> dict[str, Any]:
     return {"lease_worker_id": {"$type": "string", "$eq": worker_id}}
 
 
+# Listing reads spans of creation times (`TaskRepository.list`): the first covers this
+# much, each next one LIST_SPAN_GROWTH times more, down to LIST_FLOOR (the oldest time
+# a query may name). CLOCK_SKEW covers tasks stamped by a task-store whose clock is ahead.
+FIRST_LIST_SPAN_SECONDS = 60.0
+LIST_SPAN_GROWTH = 16
+LIST_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(minutes=5)
+
 # Writes that race on a unique index: one wins, the others find the winner's document
 # on their next look (or, rarely, try once more while the winner is still landing).
 RACE_ATTEMPTS = 3
@@ -275,28 +289,61 @@ class TaskRepository:
             return None if doc is None else _document_to_record(doc)
         raise Unavailable("too many claims of this worker at once, try again")
 
-    async def list(self, customer_id: str, query: TaskListQuery) -> tuple[list[TaskRecord], bool]:
-        """A page of the customer's tasks, newest first, and whether more follow."""
+    async def list(
+        self, customer_id: str, query: TaskListQuery, now: datetime
+    ) -> tuple[list[TaskRecord], ListCursor | None]:
+        """A page of the customer's tasks, newest first, and where the next page starts
+        (None when no task follows).
+
+        The page is read span by span of creation times, newest span first, each span
+        sixteen times wider than the one before, until the page is full: DocumentDB sorts
+        what a filter matched in memory, so a query over all of a large customer's tasks
+        would cost what the customer has, not what the page needs. Spans keep a page's
+        cost near the page's size at any depth; the cursor carries the span that filled
+        the page, so the next one usually needs one query."""
         criteria: dict[str, Any] = {"customer_id": customer_id}
-        for name in ("status", "type", "unique_id"):
-            value = getattr(query, name)
-            if value is not None and name != "type":
-                criteria[name] = value
-        created: dict[str, datetime] = {}
-        if query.start_time is not None:
-            created["$gte"] = as_utc(query.start_time)
-        if query.end_time is not None:
-            created["$lt"] = as_utc(query.end_time)
-        if created:
-            criteria["created_at"] = created
+        if query.status is not None:
+            criteria["status"] = query.status
+        if query.unique_id is not None:  # at most one task: no spans needed
+            criteria.update(_unique_id_of(customer_id, query.unique_id))
+            records = await self._find_page(criteria, query.offset, query.limit + 1)
+            return records[query.offset :][: query.limit], None
+
+        floor = query.start_time or LIST_FLOOR
+        cursor = query.next_token
+        top = cursor.created_at if cursor else query.end_time or now + CLOCK_SKEW
+        span = cursor.span_seconds if cursor else FIRST_LIST_SPAN_SECONDS
+        wanted = query.offset + query.limit + 1
+        records: list[TaskRecord] = []
+        first = True
+        while True:
+            bottom = max(floor, top - timedelta(seconds=span))
+            created: dict[str, Any] = {"$gte": bottom, "$lt": top}
+            if first and cursor is not None:  # after the cursor's task, ties by task id
+                window = {"$or": [
+                    {"created_at": created},
+                    {"created_at": cursor.created_at, "_id": {"$lt": ObjectId(cursor.task_id)}},
+                ]}
+            else:
+                window = {"created_at": created}
+            records += await self._find_page(criteria | window, 0, wanted - len(records))
+            if len(records) >= wanted or bottom <= floor:
+                break
+            top, span, first = bottom, min(span * LIST_SPAN_GROWTH, MAX_LIST_SPAN_SECONDS), False
+        page = records[query.offset :][: query.limit]
+        if len(records) < wanted or not page:
+            return page, None
+        last = page[-1]
+        return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=span)
+
+    async def _find_page(self, criteria: dict[str, Any], skip: int, limit: int) -> list[TaskRecord]:
         cursor = (
             self._tasks.find(criteria)
             .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(query.offset)
-            .limit(query.limit + 1)
+            .skip(skip)
+            .limit(limit)
         )
-        records = [_document_to_record(doc) async for doc in cursor]
-        return records[: query.limit], len(records) > query.limit
+        return [_document_to_record(doc) async for doc in cursor]
 
     # --- outbox ------------------------------------------------------------------------
 

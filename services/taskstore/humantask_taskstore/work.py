@@ -61,7 +61,7 @@ async def submit_work(command: SubmitWork, _command_id: str, deps: Dependencies)
     if deps.exit_after_completion_write:
         log.warning("test hook: exiting after the completion write, before publishing")
         os._exit(EXIT_CODE_TEST_HOOK)
-    await deps.outbox.publish(saved.task_id, events)
+    deps.outbox.publish_after_reply(saved.task_id, events)
     log.info("task completed", extra={"task_id": saved.task_id, "worker_id": command.worker_id})
     return saved.to_completed_work()
 
