@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """A callback receiver to try humantask with: prints each callback and checks its signature.
 
+The signature is a Standard Webhooks one (standardwebhooks.com): any of its libraries
+(`pip install standardwebhooks`, `npm install standardwebhooks`, Svix, ...) verifies it
+too; this file shows what they do, with Python's standard library only.
+
     CALLBACK_SECRET=whsec_... python3 examples/callback_receiver.py 9000
 
 Python 3.9+, standard library only. It answers `200` to a callback whose signature
@@ -19,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qsl
 
 # --- verify_callback (shown in the README) ---
+import base64
 import hashlib
 import hmac
 import time
@@ -27,16 +32,25 @@ import time
 def verify_callback(secret, headers, body, tolerance_seconds=300):
     """True if humantask signed `body` (the raw bytes) with your `callback_secret`.
 
-    `headers` is the request's header mapping (case-insensitive, as web frameworks
-    give it). A signature older than `tolerance_seconds` is refused (replays).
+    Standard Webhooks: `webhook-signature` holds `v1,<base64 HMAC-SHA256>` of
+    "<webhook-id>.<webhook-timestamp>.<body>", keyed with the bytes that the base64
+    after `whsec_` in your secret stands for. `headers` is the request's header mapping
+    (case-insensitive, as web frameworks give it). A timestamp more than
+    `tolerance_seconds` away from now is refused (replays).
     """
-    timestamp = headers.get("X-Callback-Timestamp", "")
-    signature = headers.get("X-Callback-Signature", "")
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance_seconds:
+    message_id = headers.get("webhook-id") or ""
+    timestamp = headers.get("webhook-timestamp") or ""
+    signatures = headers.get("webhook-signature") or ""
+    # ASCII digits only: str.isdigit() and int() also take "١٧٠٠" and "１７００".
+    if not (message_id and timestamp.isascii() and timestamp.isdigit() and len(timestamp) < 16):
         return False
-    signed = timestamp.encode() + b"." + body
-    expected = "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(signature, expected)
+    if abs(time.time() - int(timestamp)) > tolerance_seconds:
+        return False
+    encoded = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
+    key = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    expected = b"v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
+    return any(hmac.compare_digest(given.encode(), expected) for given in signatures.split())
 # --- end of verify_callback ---
 
 
@@ -82,6 +96,7 @@ class CallbackHandler(BaseHTTPRequestHandler):
         else:
             callback = decode_form(body)
         print(json.dumps({
+            "webhook_id": self.headers.get("webhook-id"),
             "task_id": self.headers.get("X-Callback-Task-Id"),
             "attempt": self.headers.get("X-Callback-Attempt"),
             "signature_verified": verified,

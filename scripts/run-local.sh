@@ -11,6 +11,7 @@
 #   GATEWAY_PORT            [8080]   the public HTTP API and /work
 #   TASKSTORE_HEALTH_PORT   [8081]   task-store's /healthz, /readyz
 #   NOTIFIER_HEALTH_PORT    [8082]   notifier's /healthz, /readyz
+#   GATEWAY_HEALTH_PORT     [8083]   gateway's /healthz, /readyz, /metrics
 #   HUMANTASK_DEMO_API_KEY  [live_demo_key_change_me]
 #   CALLBACK_ALLOW_PRIVATE_NETWORKS [true]   so callbacks may reach local receivers
 #   READY_TIMEOUT           [60]     seconds to wait for each /readyz
@@ -29,6 +30,7 @@ export PYTHONUNBUFFERED=1
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 TASKSTORE_HEALTH_PORT="${TASKSTORE_HEALTH_PORT:-8081}"
 NOTIFIER_HEALTH_PORT="${NOTIFIER_HEALTH_PORT:-8082}"
+GATEWAY_HEALTH_PORT="${GATEWAY_HEALTH_PORT:-8083}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 
 for script in humantask-gateway humantask-taskstore humantask-notifier; do
@@ -110,7 +112,7 @@ wait_ready() { # name url
 
 start taskstore humantask-taskstore "HEALTH_PORT=$TASKSTORE_HEALTH_PORT"
 start notifier humantask-notifier "HEALTH_PORT=$NOTIFIER_HEALTH_PORT"
-start gateway humantask-gateway "GATEWAY_PORT=$GATEWAY_PORT"
+start gateway humantask-gateway "GATEWAY_PORT=$GATEWAY_PORT" "HEALTH_PORT=$GATEWAY_HEALTH_PORT"
 
 wait_ready taskstore "http://127.0.0.1:$TASKSTORE_HEALTH_PORT/readyz"
 wait_ready notifier "http://127.0.0.1:$NOTIFIER_HEALTH_PORT/readyz"

@@ -94,14 +94,23 @@ export class Client {
 
 export function authorize(apiKey: string, options?: ClientOptions): Client;
 
+/**
+ * Did humantask send this callback? Checks the Standard Webhooks headers (`webhook-id`,
+ * `webhook-timestamp`, `webhook-signature`) against the raw body; false, never an
+ * exception, for anything malformed.
+ */
 export function verifyCallback(
   secret: string,
   headers: Record<string, string | string[] | undefined> | Headers,
   body: string | Uint8Array,
   options?: { toleranceSeconds?: number | null; now?: number },
 ): boolean;
+/** The callback's object (form or JSON); form fields naming `__proto__`, `constructor` or `prototype` are left out. */
 export function parseCallback(body: string | Uint8Array, contentType?: string): any;
-export function sign(secret: string, timestamp: string | number, body: string | Uint8Array): string;
+/** The `webhook-signature` value (Standard Webhooks, `v1,<base64>`) for `body` sent as `msgId` at `timestamp`. */
+export function sign(
+  secret: string, msgId: string, timestamp: string | number, body: string | Uint8Array,
+): string;
 export const VERSION: string;
 
 export class ScaleError extends Error {

@@ -6,15 +6,24 @@ the task-store. Domain errors in a reply are raised here as the same `HumantaskE
 
 from __future__ import annotations
 
+import time
 from typing import TypeVar
 
+from prometheus_client import Histogram
 from pydantic import BaseModel, ValidationError
 
 from .errors import Unavailable, error_from_code
 from .messages.commands import Command, Reply
 from .messaging import RpcClient
+from .tracing import command_span
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
+
+# The caller's side: from sending the command to reading its reply (or giving up on it).
+COMMAND_DURATION = Histogram(
+    "humantask_command_duration_seconds",
+    "Time a caller waited for a command's reply, timeouts included", ["command"],
+)
 
 
 class CommandClient:
@@ -24,7 +33,12 @@ class CommandClient:
 
     async def send(self, command: Command, result_model: type[ResultT]) -> ResultT:
         """Run `command` in the service that answers it; its domain errors are raised here."""
-        raw = await self._rpc.call(command, self._timeout)
+        started = time.perf_counter()
+        try:
+            with command_span(command.name):
+                raw = await self._rpc.call(command, self._timeout)
+        finally:  # a timeout too: how long the caller waited
+            COMMAND_DURATION.labels(command.name).observe(time.perf_counter() - started)
         try:
             reply = Reply.model_validate_json(raw)
             if not reply.ok:

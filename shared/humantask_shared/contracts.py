@@ -28,10 +28,12 @@ from .messages.commands import COMMANDS, Command, Reply
 from .messages.events import EVENTS, Event
 from .messaging import (
     COMMANDS_EXCHANGE,
+    DEAD_LETTER_ARGUMENTS,
     DEAD_LETTER_EXCHANGE,
     DEADLINE_HEADER,
     EVENTS_EXCHANGE,
     REQUEST_ID_HEADER,
+    NOTIFIER_COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
 )
@@ -564,7 +566,8 @@ def _error_response_components(schemas: Schemas) -> Json:
 
 
 def _operational_paths() -> Json:
-    """`/healthz`, `/readyz`, `/metrics` (API.md section 9): public, no auth."""
+    """`/healthz`, `/readyz`, `/metrics` (API.md section 9): no auth; `/metrics` only on
+    HEALTH_PORT, the other two on the gateway's public port as well."""
     status_schema = {"type": "object", "properties": {"status": {"type": "string"}},
                      "required": ["status"]}
     readiness_schema = {
@@ -593,10 +596,15 @@ def _operational_paths() -> Json:
             "503": json_response("Not ready; `checks` says which dependency failed.",
                                  readiness_schema),
         }),
-        "/metrics": operation("metrics", "Prometheus metrics", {
-            "200": {"description": "Prometheus text exposition format.",
-                    "content": {"text/plain": {"schema": {"type": "string"}}}},
-        }),
+        "/metrics": {
+            **operation("metrics", "Prometheus metrics, on HEALTH_PORT only", {
+                "200": {"description": "Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+            }),
+            # Never on the public port: every service serves it on its HEALTH_PORT.
+            "servers": [{"url": "http://localhost:8081",
+                         "description": "A service's HEALTH_PORT (not published)"}],
+        },
     }
 
 
@@ -609,25 +617,28 @@ AMQP_BINDING_VERSION = "0.3.0"
 
 @dataclass(frozen=True)
 class CommandRoute:
-    """Who sends a command, who answers it, and the queue it waits in meanwhile."""
+    """Who sends a command, who answers it, the exchange it is published on and the
+    queue it waits in meanwhile."""
 
     sender: str
     handler: str
     queue: str
+    exchange: str = COMMANDS_EXCHANGE
 
 
 COMMAND_SENDER = "gateway"
 COMMAND_HANDLER = "taskstore"
-DEFAULT_COMMAND_ROUTE = CommandRoute(COMMAND_SENDER, COMMAND_HANDLER, TASKSTORE_COMMANDS_QUEUE)
-# The commands that do not go from the gateway to the task-store.
-COMMAND_ROUTES: dict[str, CommandRoute] = {
-    "customer.callback_secret": CommandRoute("notifier", "taskstore", TASKSTORE_COMMANDS_QUEUE),
-    "callback.list": CommandRoute("gateway", "notifier", NOTIFIER_COMMANDS_QUEUE),
+# Where a command goes unless COMMAND_HANDLERS says otherwise; its sender is the one of
+# `Command.senders` (which the receiver enforces).
+DEFAULT_COMMAND_ROUTE = (COMMAND_HANDLER, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE)
+COMMAND_HANDLERS: dict[str, tuple[str, str, str]] = {
+    "callback.list": ("notifier", NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMANDS_EXCHANGE),
 }
 EVENT_PUBLISHER = "taskstore"
 # Who consumes which events (routing keys). Add a service here when it starts consuming.
 EVENT_SUBSCRIBERS: dict[str, tuple[str, ...]] = {
-    "notifier": ("task.completed",),
+    "gateway": ("credential.changed",),
+    "notifier": ("credential.changed", "task.completed"),
 }
 REPLY_QUEUE_ADDRESS = "{owner}.replies.{id}"  # see RpcClient.start in messaging.py
 
@@ -639,17 +650,24 @@ _ASYNCAPI_INFO_DESCRIPTION = f"""\
 Messages between the humantask services on RabbitMQ.
 
 Commands go from the {COMMAND_SENDER} to the {COMMAND_HANDLER} (unless their operations
-say otherwise) on the direct exchange `{COMMANDS_EXCHANGE}`, routed by command name into
-the durable queue of the service that answers them (`{TASKSTORE_COMMANDS_QUEUE}`,
-`{NOTIFIER_COMMANDS_QUEUE}`). Each is answered with a `Reply` on the caller's own reply
-queue (the command's `reply_to`, matched by `correlation_id`). A command expires when
-its caller stops waiting (`{DEADLINE_HEADER}`, and the AMQP expiration).
+say otherwise) on the direct exchange `{COMMANDS_EXCHANGE}` (the notifier's on
+`{NOTIFIER_COMMANDS_EXCHANGE}`), routed by command name into the durable queue of the
+service that answers them (`{TASKSTORE_COMMANDS_QUEUE}`, `{NOTIFIER_COMMANDS_QUEUE}`).
+Each is answered with a `Reply` on the caller's own reply queue (the command's
+`reply_to`, matched by `correlation_id`). A command expires when its caller stops
+waiting (`{DEADLINE_HEADER}`, and the AMQP expiration). Every command carries the AMQP
+`user_id` of its sender's broker user (the broker refuses any other), and its receiver
+refuses it, answering `unauthorized`, unless that user is one allowed to send it.
 
 Events go from the {EVENT_PUBLISHER} to the topic exchange `{EVENTS_EXCHANGE}`,
-persistent, routed by event name. Consumers deduplicate on `event_id`.
+persistent, routed by event name. Consumers deduplicate on `event_id`. Every gateway and
+notifier hears `credential.changed` on an exclusive, auto-delete queue of its own
+(`<service>.credentials.<id>`): a fanout per process, not competing consumers.
 
 A message a service cannot handle is dead-lettered through `{DEAD_LETTER_EXCHANGE}`
-into `<queue>.dead-letter`.
+into `<queue>.dead-letter`, a bounded queue (the oldest messages are dropped past its
+length, and each expires after a week); a command whose handler failed is answered with
+an `unavailable` error first, so its caller never waits for its timeout.
 """
 
 
@@ -783,7 +801,9 @@ def _queue_bindings(queue: Json, arguments: Json | None = None) -> Json:
 
 
 def command_route(command: type[Command]) -> CommandRoute:
-    return COMMAND_ROUTES.get(command.name, DEFAULT_COMMAND_ROUTE)
+    handler, queue, exchange = COMMAND_HANDLERS.get(command.name, DEFAULT_COMMAND_ROUTE)
+    (sender,) = command.senders  # one sender each
+    return CommandRoute(sender, handler, queue, exchange)
 
 
 def _queue_channel_id(queue: str) -> str:
@@ -794,9 +814,10 @@ def _command_channel(command: type[Command]) -> Json:
     return {
         "address": command.name,
         "title": f"Command {command.name}",
-        "description": f"Routed by `{COMMANDS_EXCHANGE}` into `{command_route(command).queue}`.",
+        "description": f"Routed by `{command_route(command).exchange}` into "
+                       f"`{command_route(command).queue}`.",
         "messages": {command_id(command): _ref("components", "messages", command_id(command))},
-        "bindings": _routing_key_bindings(COMMANDS_EXCHANGE, "direct"),
+        "bindings": _routing_key_bindings(command_route(command).exchange, "direct"),
     }
 
 
@@ -808,18 +829,22 @@ def _command_queue_channels(commands: list[type[Command]]) -> Json:
         queues.setdefault(command_route(command).queue, []).append(command)
     for queue, routed in queues.items():
         handler = command_route(routed[0]).handler
-        channels[_queue_channel_id(queue)] = _commands_queue_channel(queue, handler, routed)
+        channels[_queue_channel_id(queue)] = _commands_queue_channel(
+            queue, handler, routed, command_route(routed[0]).exchange
+        )
         channels[_queue_channel_id(f"{queue}.dead-letter")] = _dead_letter_channel(
             queue, handler, routed
         )
     return channels
 
 
-def _commands_queue_channel(queue: str, handler: str, commands: list[type[Command]]) -> Json:
+def _commands_queue_channel(
+    queue: str, handler: str, commands: list[type[Command]], exchange: str
+) -> Json:
     return {
         "address": queue,
         "title": f"The {handler}'s command queue",
-        "description": f"Bound to `{COMMANDS_EXCHANGE}` with the name of each command the "
+        "description": f"Bound to `{exchange}` with the name of each command the "
                        f"{handler} answers; competing consumers. Dead-letters into "
                        f"`{queue}.dead-letter`.",
         "messages": {command_id(c): _ref("components", "messages", command_id(c))
@@ -838,10 +863,11 @@ def _dead_letter_channel(queue: str, handler: str, commands: list[type[Command]]
         "address": dead_letter,
         "title": f"Commands the {handler} could not handle",
         "description": f"Bound to `{DEAD_LETTER_EXCHANGE}` with routing key "
-                       f"`{queue}`; kept for inspection, never consumed.",
+                       f"`{queue}`; kept for inspection, never consumed, bounded (the "
+                       "oldest dropped first, each kept a week at most).",
         "messages": {command_id(c): _ref("components", "messages", command_id(c))
                      for c in commands},
-        "bindings": _queue_bindings(_amqp_queue(dead_letter)),
+        "bindings": _queue_bindings(_amqp_queue(dead_letter), arguments=dict(DEAD_LETTER_ARGUMENTS)),
     }
 
 

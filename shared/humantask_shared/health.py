@@ -39,11 +39,22 @@ async def metrics(_request: web.Request) -> web.Response:
     return response
 
 
-def add_health_routes(app: web.Application) -> None:
+def add_health_routes(app: web.Application, *, with_metrics: bool = True) -> None:
+    """`/healthz`, `/readyz` and (unless on a public port) `/metrics`."""
     app.setdefault(readiness_checks_key, [])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    if with_metrics:
+        app.router.add_get("/metrics", metrics)
+
+
+def health_app(checks_of: web.Application) -> web.Application:
+    """An app of its own for `HEALTH_PORT` (beside a public app): `/healthz`, `/metrics`,
+    and `/readyz` answering with the readiness checks `checks_of` registers."""
+    app = web.Application()
+    app[readiness_checks_key] = checks_of.setdefault(readiness_checks_key, [])
+    add_health_routes(app)
+    return app
 
 
 def add_readiness_check(app: web.Application, name: str, check: ReadinessCheck) -> None:

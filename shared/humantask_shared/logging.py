@@ -1,4 +1,5 @@
-"""One JSON object per log line, carrying the request id of whatever is being handled."""
+"""One JSON object per log line, carrying the request id of whatever is being handled,
+and the `trace_id` and `span_id` of its trace (tracing.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
+
+from .tracing import log_fields
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -23,6 +26,9 @@ class _RequestIdFilter(logging.Filter):
         request_id = request_id_var.get()
         if request_id is not None and not hasattr(record, "request_id"):
             record.request_id = request_id
+        for name, value in log_fields().items():  # the trace this line belongs to
+            if not hasattr(record, name):
+                setattr(record, name, value)
         return True
 
 

@@ -2,10 +2,17 @@
 
 Topology (every service declares what it uses; declarations are idempotent):
 
-- `humantask.commands` (direct): commands, routed by command name to `taskstore.commands`
-  (or `notifier.commands` for the few the notifier answers).
+- `humantask.commands` (direct): commands to the task-store, routed by command name to
+  `taskstore.commands`.
+- `humantask.notifier-commands` (direct): the commands the notifier answers, routed to
+  `notifier.commands`. An exchange of their own, so that the notifier's broker user needs
+  no read access to `humantask.commands` (it could bind a queue there and see, and answer,
+  the gateway's commands to the task-store).
 - `humantask.events` (topic): domain events, routed by `task.created` and friends.
-- `humantask.dead-letter` (direct): each work queue dead-letters into `<queue>.dead-letter`.
+- `humantask.dead-letter` (direct): each work queue dead-letters into `<queue>.dead-letter`,
+  a queue kept for inspection and never consumed, so bounded (`DEAD_LETTER_ARGUMENTS`:
+  at most 10,000 messages or 100 MiB, the oldest dropped first, each kept 7 days); its
+  depth is the gauge `humantask_dead_letter_messages` (`dead_letters.py`).
 
 Commands are request/reply: the caller names its own reply queue and a correlation id,
 and the command expires when the caller stops waiting for it.
@@ -29,9 +36,10 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPException
+from aio_pika.exceptions import AMQPException, ChannelPreconditionFailed
 from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
 from pamqp.exceptions import PAMQPException
+from prometheus_client import Counter
 
 from .errors import Unavailable
 from .logging import request_id_var
@@ -41,11 +49,32 @@ from .messages.events import Event
 log = logging.getLogger(__name__)
 
 COMMANDS_EXCHANGE = "humantask.commands"
+NOTIFIER_COMMANDS_EXCHANGE = "humantask.notifier-commands"
 EVENTS_EXCHANGE = "humantask.events"
 DEAD_LETTER_EXCHANGE = "humantask.dead-letter"
 TASKSTORE_COMMANDS_QUEUE = "taskstore.commands"
 NOTIFIER_COMPLETIONS_QUEUE = "notifier.task-completed"
 NOTIFIER_COMMANDS_QUEUE = "notifier.commands"
+
+# Dead-letter queues are bounded, so that a flood of messages no service can handle
+# cannot fill the broker. RabbitMQ refuses to redeclare an existing queue with other
+# arguments (PRECONDITION_FAILED): changing these means deleting the old queues first
+# (README, "Upgrading").
+DEAD_LETTER_MAX_MESSAGES = 10_000
+DEAD_LETTER_MAX_BYTES = 100 * 1024 * 1024
+DEAD_LETTER_TTL_MS = 7 * 24 * 60 * 60 * 1000
+DEAD_LETTER_ARGUMENTS: dict[str, Any] = {
+    "x-max-length": DEAD_LETTER_MAX_MESSAGES,
+    "x-max-length-bytes": DEAD_LETTER_MAX_BYTES,
+    "x-overflow": "drop-head",
+    "x-message-ttl": DEAD_LETTER_TTL_MS,
+}
+# The dead-letter queues this process declared; `dead_letters.py` reports their depth.
+declared_dead_letter_queues: set[str] = set()
+DEAD_LETTERED = Counter(
+    "humantask_dead_lettered_messages_total",
+    "Messages this process rejected into a dead-letter queue", ["queue"],
+)
 
 REQUEST_ID_HEADER = "x-request-id"
 DEADLINE_HEADER = "x-deadline"  # unix milliseconds after which nobody waits for the reply
@@ -112,6 +141,9 @@ async def declare_exchanges(channel: AbstractRobustChannel) -> dict[str, Abstrac
         COMMANDS_EXCHANGE: await channel.declare_exchange(
             COMMANDS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
         ),
+        NOTIFIER_COMMANDS_EXCHANGE: await channel.declare_exchange(
+            NOTIFIER_COMMANDS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        ),
         EVENTS_EXCHANGE: await channel.declare_exchange(
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         ),
@@ -128,9 +160,21 @@ async def declare_work_queue(
     routing_keys: Iterable[str],
     arguments: dict[str, Any] | None = None,
 ) -> AbstractQueue:
-    """A durable queue bound to `exchange`, dead-lettering into `<name>.dead-letter`."""
+    """A durable queue bound to `exchange`, dead-lettering into `<name>.dead-letter`
+    (a bounded queue: `DEAD_LETTER_ARGUMENTS`)."""
     await declare_exchanges(channel)
-    dead_letter = await channel.declare_queue(f"{name}.dead-letter", durable=True)
+    dead_letter_name = dead_letter_queue(name)
+    try:
+        dead_letter = await channel.declare_queue(
+            dead_letter_name, durable=True, arguments=DEAD_LETTER_ARGUMENTS
+        )
+    except ChannelPreconditionFailed as exc:
+        raise RuntimeError(
+            f"the queue {dead_letter_name} exists with other arguments (an older version "
+            f"declared it unbounded): delete it (rabbitmqctl delete_queue {dead_letter_name}) "
+            "and start again; see the README, Upgrading"
+        ) from exc
+    declared_dead_letter_queues.add(dead_letter_name)
     await dead_letter.bind(DEAD_LETTER_EXCHANGE, routing_key=name)
     queue = await channel.declare_queue(
         name,
@@ -144,6 +188,10 @@ async def declare_work_queue(
     for routing_key in routing_keys:
         await queue.bind(exchange, routing_key=routing_key)
     return queue
+
+
+def dead_letter_queue(name: str) -> str:
+    return f"{name}.dead-letter"
 
 
 def encode(payload: Any) -> bytes:
@@ -228,6 +276,7 @@ class Consumer:
                 "dead-lettering a message that cannot be handled",
                 extra={"queue": self._queue.name, "reason": str(exc)},
             )
+            DEAD_LETTERED.labels(self._queue.name).inc()
             await self._settle(message.reject(requeue=False))
         except self._transient_errors as exc:
             log.warning(
@@ -239,6 +288,7 @@ class Consumer:
         except Exception:
             log.exception("dead-lettering a message whose handler failed",
                           extra={"queue": self._queue.name})
+            DEAD_LETTERED.labels(self._queue.name).inc()
             await self._settle(message.reject(requeue=False))
         else:
             await self._settle(message.ack())
@@ -264,11 +314,18 @@ class Consumer:
 
 
 class RpcClient:
-    """Sends commands and waits for their replies on a reply queue of its own."""
+    """Sends commands and waits for their replies on a reply queue of its own.
 
-    def __init__(self, channel: AbstractRobustChannel, exchange: AbstractExchange) -> None:
+    `user_id` is the broker user this connection logs in as: every command carries it,
+    the broker refuses it if it is not, and the receiver checks that this user may send
+    the command (`broker_access`)."""
+
+    def __init__(
+        self, channel: AbstractRobustChannel, exchange: AbstractExchange, user_id: str | None = None
+    ) -> None:
         self._channel = channel
         self._exchange = exchange
+        self._user_id = user_id
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._reply_queue: AbstractQueue | None = None
 
@@ -298,6 +355,7 @@ class RpcClient:
             reply_to=self._reply_queue.name,
             message_id=uuid.uuid4().hex,
             type=command.name,
+            user_id=self._user_id,
             # The broker drops the command once nobody waits for it, so a command
             # answered with 503 never runs later behind the caller's back.
             expiration=timeout,

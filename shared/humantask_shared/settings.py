@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .broker_access import BrokerIdentities, broker_user
+
 
 class CommonSettings(BaseSettings):
     """What every service reads. Each service's settings extend this."""
@@ -18,6 +20,11 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     # Seconds to let in-flight work finish after SIGTERM before giving up on it.
     shutdown_grace_seconds: float = Field(default=25.0, gt=0)
+
+    @property
+    def broker_user(self) -> str:
+        """The RabbitMQ user AMQP_URL logs in as (the `user_id` of what this sends)."""
+        return broker_user(self.amqp_url)
 
     @property
     def mongodb_database(self) -> str:
@@ -32,3 +39,16 @@ class WorkerServiceSettings(CommonSettings):
     health_port: int = Field(default=8081, ge=0, le=65535)
     # How many messages a process works on at once.
     prefetch_count: int = Field(default=32, ge=1, le=1000)
+    # The broker users of the services that send commands (one RabbitMQ user per service,
+    # see broker_definitions): a command is refused unless its broker-validated `user_id`
+    # is one its type allows (broker_access). This service's own user is always allowed.
+    gateway_broker_user: str = "humantask-gateway"
+    notifier_broker_user: str = "humantask-notifier"
+    admin_broker_user: str = "humantask-admin"
+
+    def broker_identities(self) -> BrokerIdentities:
+        return BrokerIdentities(
+            senders={"gateway": self.gateway_broker_user, "notifier": self.notifier_broker_user,
+                     "admin": self.admin_broker_user},
+            own_user=broker_user(self.amqp_url),
+        )

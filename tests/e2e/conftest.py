@@ -52,9 +52,14 @@ def service_env(amqp_url: str, mongodb_url: str, **extra: object) -> dict[str, s
 
 
 def start_service(name: str, env: Mapping[str, str], port_variable: str) -> tuple[ServiceProcess, str]:
-    """Start `name` on a free port; returns the process and its base URL once ready."""
+    """Start `name` on a free port; returns the process and its base URL once ready.
+
+    A gateway also gets a free HEALTH_PORT (its /metrics port) unless `env` names one."""
     port = free_port()
-    process = ServiceProcess(name, {**env, port_variable: str(port)}).start()
+    extra = {port_variable: str(port)}
+    if port_variable == "GATEWAY_PORT" and "HEALTH_PORT" not in env:
+        extra["HEALTH_PORT"] = str(free_port())
+    process = ServiceProcess(name, {**env, **extra}).start()
     base_url = f"http://127.0.0.1:{port}"
     process.wait_ready(f"{base_url}/readyz", deadline_seconds=60)
     return process, base_url

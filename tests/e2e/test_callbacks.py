@@ -20,6 +20,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+import standardwebhooks
 
 from tests.support.callbacks import (
     SEED_CALLBACK,
@@ -29,6 +30,7 @@ from tests.support.callbacks import (
     example_receiver,
     publish_completion,
 )
+from humantask_shared.credentials import new_callback_secret
 from humantask_shared.messages.events import TaskCompleted
 from humantask_shared.models import CallbackFormat, Task
 from humantask_shared.timeutil import parse_timestamp
@@ -196,12 +198,15 @@ async def test_the_signature_verifies_with_the_readme_receiver(
     done = await complete_task(category="small")
 
     (request,) = await receiver.wait_for_requests(done.path, 1, timeout=15)
-    assert re.fullmatch(r"v1=[0-9a-f]{64}", request.headers["X-Callback-Signature"])
-    assert abs(int(request.headers["X-Callback-Timestamp"]) - time.time()) < 60
+    assert re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", request.headers["webhook-signature"])
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+    assert request.headers["webhook-id"] == done.task.task_id
     secret = customer["callback_secret"]
     assert example.verify_callback(secret, request.headers, request.body)
     assert not example.verify_callback(secret, request.headers, request.body + b"&x=1")
-    assert not example.verify_callback(secret + "x", request.headers, request.body)
+    assert not example.verify_callback(new_callback_secret(), request.headers, request.body)
+    # The official Standard Webhooks library (PyPI `standardwebhooks`) verifies it too.
+    standardwebhooks.Webhook(secret).verify(request.body, dict(request.headers), json_parse=False)
 
 
 async def test_json_format_sends_the_same_object_as_json(
@@ -229,6 +234,8 @@ async def test_500_then_200_is_two_attempts_the_second_after_the_delay(
     assert [first.headers["X-Callback-Attempt"], second.headers["X-Callback-Attempt"]] == ["1", "2"]
     assert first.body == second.body
     assert example.verify_callback(customer["callback_secret"], second.headers, second.body)
+    # One webhook message, two deliveries: the same webhook-id (receivers deduplicate on it).
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == done.task.task_id
 
     one, two = await wait_for_log(api, customer, done.task.task_id, 2)
     assert (one["attempt"], one["status_code"], one["delivered"]) == (1, 500, False)
@@ -288,13 +295,23 @@ async def test_a_private_address_is_refused_by_default(
     stop_notifier(stack)
     try:
         replace_notifier(stack, CALLBACK_ALLOW_PRIVATE_NETWORKS=None)
-        done = await complete_task()
+        # 127.0.0.1 as given, and spelled so that only the HTTP client's own parsing (yarl's
+        # IDNA mapping, inet_aton) turns it into 127.0.0.1: all refused by the same check.
+        spellings = {"127.0.0.1": "127.0.0.1", "１２７．０．０．１": "127.0.0.1",
+                     "127。0。0。1": "127.0.0.1", "2130706433": "2130706433", "0x7f.1": "0x7f.1"}
+        done = {}
+        for spelling in spellings:
+            path = f"/callback/{uuid.uuid4().hex}"
+            url = receiver.url(path).replace("127.0.0.1", spelling)
+            done[spelling] = (path, await complete_task(callback_url=url))
 
-        one, two = await wait_for_log(api, customer, done.task.task_id, 2)
-        for entry in (one, two):
-            assert (entry["status_code"], entry["delivered"]) == (None, False)
-            assert entry["error"].startswith("refused: 127.0.0.1 is loopback"), entry
-        assert receiver.received(done.path) == []
+        for spelling, (path, completion) in done.items():
+            one, two = await wait_for_log(api, customer, completion.task.task_id, 2)
+            for entry in (one, two):
+                assert (entry["status_code"], entry["delivered"]) == (None, False)
+                assert entry["error"].startswith(
+                    f"refused: {spellings[spelling]} is a loopback address"), entry
+            assert receiver.received(path) == []
     finally:
         stop_notifier(stack)
         replace_notifier(stack)

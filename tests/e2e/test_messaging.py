@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 import pytest
 
+from humantask_shared.broker_access import broker_user
 from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
     DEADLINE_HEADER,
@@ -90,7 +91,7 @@ async def test_created_and_canceled_events_carry_the_full_task(
 
 
 async def test_unparseable_command_is_answered_and_dead_lettered(
-    channel: aio_pika.abc.AbstractChannel,
+    channel: aio_pika.abc.AbstractChannel, amqp_url: str
 ) -> None:
     replies = await channel.declare_queue(exclusive=True)
     received: list[dict[str, Any]] = []
@@ -100,7 +101,7 @@ async def test_unparseable_command_is_answered_and_dead_lettered(
     await exchange.publish(
         aio_pika.Message(b'{"not": "a command", "marker": "' + marker.encode() + b'"}',
                          type="task.create", reply_to=replies.name, correlation_id=marker,
-                         message_id=marker),
+                         message_id=marker, user_id=broker_user(amqp_url)),
         routing_key="task.create",
     )
     await wait_for(lambda: received, timeout=15, message="an error reply to the poison message")
@@ -128,6 +129,7 @@ async def test_command_past_its_deadline_is_not_executed(
     exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
     await exchange.publish(
         aio_pika.Message(orjson.dumps(command), type="task.create", message_id=uuid.uuid4().hex,
+                         user_id=broker_user(stack.env["AMQP_URL"]),
                          headers={DEADLINE_HEADER: int((time.time() - 1) * 1000)}),
         routing_key="task.create",
     )

@@ -23,12 +23,15 @@ from aio_pika.abc import (
 from pydantic import BaseModel
 from pymongo.errors import ServerSelectionTimeoutError
 
+from humantask_shared.command_client import CommandClient
 from humantask_shared.command_server import CommandServer
+from humantask_shared.dead_letters import refresh_dead_letter_depths
 from humantask_shared.errors import NotFound, Unavailable
 from humantask_shared.logging import request_id_var
 from humantask_shared.messages.commands import COMMANDS, Command, Reply
 from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
+    DEAD_LETTER_ARGUMENTS,
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
     Consumer,
@@ -36,8 +39,10 @@ from humantask_shared.messaging import (
     RpcClient,
     declare_exchanges,
     declare_work_queue,
+    declared_dead_letter_queues,
     open_channel,
 )
+from prometheus_client import REGISTRY, generate_latest
 from tests.support.services import wait_for
 
 WAIT = 15
@@ -122,7 +127,7 @@ async def work_queue(
 async def take_dead_letters(
     channel: AbstractRobustChannel, queue: AbstractQueue
 ) -> list[AbstractIncomingMessage]:
-    dead = await channel.declare_queue(f"{queue.name}.dead-letter", durable=True)
+    dead = await channel.declare_queue(f"{queue.name}.dead-letter", passive=True)
     taken = []
     while (message := await dead.get(fail=False, no_ack=True)) is not None:
         taken.append(message)
@@ -448,6 +453,10 @@ async def server_rig(
             raise NotFound("no such thing")
         if command.marker == "database down":
             raise ServerSelectionTimeoutError("no servers")
+        if command.marker == "bug":
+            raise OverflowError("date value out of range")
+        if command.marker == "type bug":
+            raise TypeError("unsupported operand")
         return ProbeResult(echo=command.marker)
 
     rig = CommandServerRig(channel, queue, probe, handle)
@@ -523,3 +532,144 @@ async def test_a_command_without_a_reply_queue_is_still_handled(
     await rig.answer(b'{"marker": "after"}')
     assert handled == ["fire and forget", "after"]
     assert await take_dead_letters(rig.channel, rig.queue) == []
+
+
+@pytest.mark.parametrize("marker", ["bug", "type bug"])
+async def test_a_handler_that_raises_anything_is_answered_at_once_and_dead_lettered(
+    server_rig: tuple[CommandServerRig, list[Any]], connection: AbstractRobustConnection,
+    marker: str,
+) -> None:
+    """Not only domain errors: whatever a handler raises, its caller gets an error reply
+    at once (the gateway answers 503) instead of waiting for its RPC timeout."""
+    rig, handled = server_rig
+    message_id = uuid.uuid4().hex
+    started = time.monotonic()
+    reply = await rig.answer(orjson.dumps({"marker": marker}), message_id=message_id)
+    assert time.monotonic() - started < 5
+    assert reply["ok"] is False and reply["error"]["code"] == "unavailable"
+    assert rig.probe.name in reply["error"]["message"]
+    assert "out of range" not in reply["error"]["message"]  # internals stay in the log
+    dead = await wait_for(lambda: take_dead_letters(rig.channel, rig.queue), timeout=WAIT,
+                          message="the failed command in the dead-letter queue")
+    assert [m.message_id for m in dead] == [message_id]
+    assert handled == [marker]
+    # The next command is served as usual.
+    assert (await rig.answer(b'{"marker": "after"}'))["ok"] is True
+
+
+async def test_the_caller_of_a_failing_handler_does_not_wait_for_its_timeout(
+    connection: AbstractRobustConnection, queue_names: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    channel = await open_channel(connection)
+    exchanges = await declare_exchanges(channel)
+    probe = probe_command(unique("failing"))
+    monkeypatch.setitem(COMMANDS, probe.name, probe)
+    queue = await work_queue(channel, queue_names, probe.name)
+
+    async def handle(command: Any, command_id: str) -> ProbeResult:
+        raise KeyError("surprise")
+
+    consumer = Consumer(queue, CommandServer({probe: handle}, channel))
+    await consumer.start()
+    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE])
+    await rpc.start("test")
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="failed inside the service"):
+            await CommandClient(rpc, timeout_seconds=20).send(probe(marker="x"), ProbeResult)
+        assert time.monotonic() - started < 5
+    finally:
+        await consumer.stop(grace_seconds=5)
+        await channel.close()
+
+
+# -- Dead-letter queues: bounded, and their depth in /metrics ---------------------------
+
+
+async def test_dead_letter_queues_are_declared_bounded(
+    connection: AbstractRobustConnection, channel: AbstractRobustChannel, queue_names: list[str],
+) -> None:
+    queue = await work_queue(channel, queue_names)
+    dead_letter = f"{queue.name}.dead-letter"
+    assert dead_letter in declared_dead_letter_queues
+    assert DEAD_LETTER_ARGUMENTS == {
+        "x-max-length": 10_000, "x-max-length-bytes": 100 * 1024 * 1024,
+        "x-overflow": "drop-head", "x-message-ttl": 7 * 24 * 3600 * 1000,
+    }
+    # The broker holds the queue with exactly these arguments: redeclaring it with them
+    # is fine, without them (as an unbounded queue) is refused.
+    probe = await connection.channel()
+    await probe.declare_queue(dead_letter, durable=True, arguments=DEAD_LETTER_ARGUMENTS)
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+        await probe.declare_queue(dead_letter, durable=True)
+
+
+async def test_an_old_unbounded_dead_letter_queue_is_named_in_the_error(
+    connection: AbstractRobustConnection, queue_names: list[str],
+) -> None:
+    name = unique("upgraded")
+    queue_names += [name, f"{name}.dead-letter"]
+    old = await connection.channel()
+    await old.declare_queue(f"{name}.dead-letter", durable=True)  # as older versions did
+    await old.close()
+    channel = await open_channel(connection)
+    with pytest.raises(RuntimeError, match=rf"delete_queue {name}\.dead-letter"):
+        await declare_work_queue(channel, name, COMMANDS_EXCHANGE, [name])
+
+
+async def test_a_full_dead_letter_queue_drops_its_oldest_message(
+    connection: AbstractRobustConnection, channel: AbstractRobustChannel, queue_names: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(DEAD_LETTER_ARGUMENTS, "x-max-length", 2)
+    queue = await work_queue(channel, queue_names)
+
+    async def poison(message: AbstractIncomingMessage) -> None:
+        raise PoisonMessage("never")
+
+    consumer = Consumer(queue, poison)
+    await consumer.start()
+    try:
+        sent = [await publish(channel, queue, b"x") for _ in range(3)]
+        await wait_for(lambda: _depth(connection, f"{queue.name}.dead-letter", 2), timeout=WAIT,
+                       message="two messages in the dead-letter queue")
+        await wait_for(lambda: _depth(connection, queue.name, 0), timeout=WAIT,
+                       message="the work queue empty")
+    finally:
+        await consumer.stop(grace_seconds=5)
+    dead = await take_dead_letters(channel, queue)
+    assert [m.message_id for m in dead] == sent[1:]  # drop-head: the first one went
+
+
+async def _depth(connection: AbstractRobustConnection, name: str, expected: int) -> bool:
+    return (await queue_counts(connection, name))[0] == expected
+
+
+async def test_the_depth_of_dead_letter_queues_is_a_metric(
+    connection: AbstractRobustConnection, channel: AbstractRobustChannel, queue_names: list[str],
+) -> None:
+    queue = await work_queue(channel, queue_names)
+    dead_letter = f"{queue.name}.dead-letter"
+
+    async def poison(message: AbstractIncomingMessage) -> None:
+        raise PoisonMessage("never")
+
+    consumer = Consumer(queue, poison)
+    await consumer.start()
+    try:
+        for _ in range(3):
+            await publish(channel, queue, b"x")
+        await wait_for(lambda: _depth(connection, dead_letter, 3), timeout=WAIT,
+                       message="three messages in the dead-letter queue")
+    finally:
+        await consumer.stop(grace_seconds=5)
+
+    depths = await refresh_dead_letter_depths(connection)
+    assert depths[dead_letter] == 3
+    assert REGISTRY.get_sample_value("humantask_dead_letter_messages", {"queue": dead_letter}) == 3
+    assert REGISTRY.get_sample_value(
+        "humantask_dead_lettered_messages_total", {"queue": queue.name}) == 3
+    assert "humantask_dead_letter_messages{" in generate_latest().decode()
+    # A queue that is gone is skipped, not an error.
+    assert await refresh_dead_letter_depths(connection, ["no.such.queue.dead-letter"]) == {}

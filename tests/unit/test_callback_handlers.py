@@ -149,7 +149,8 @@ async def test_a_200_is_one_signed_attempt_and_no_retry() -> None:
     (sent,) = world.sender.sent
     assert sent["url"] == TASK["callback_url"]
     assert sent["headers"]["X-Callback-Attempt"] == "1"
-    assert sent["headers"]["X-Callback-Signature"].startswith("v1=")
+    assert sent["headers"]["webhook-signature"].startswith("v1,")
+    assert sent["headers"]["webhook-id"] == TASK["task_id"]
     assert world.retries.scheduled == []
     assert await world.log() == [(1, 200, True)]
 

@@ -2,7 +2,9 @@
 
 They keep the container setup in step with the code: every console script a
 service runs exists, and every environment variable it sets is a setting the
-service actually reads (API.md sections 2 and 9).
+service actually reads (API.md sections 2 and 9). And they keep it safe by default:
+only the API port is published, each service has a broker and a database user of its
+own, no password has a default, and `.env.example` and `demo.env` name every one.
 """
 
 from __future__ import annotations
@@ -15,11 +17,22 @@ import pytest
 import yaml
 
 from humantask_gateway.settings import GatewaySettings
+from humantask_notifier import repository as notifier_repository
 from humantask_notifier.settings import NotifierSettings
+from humantask_shared.broker_definitions import (
+    SERVICE_PERMISSIONS,
+    VHOST,
+    default_user,
+    password_env,
+)
 from humantask_taskstore.settings import TaskStoreSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DEMO_ENV = ROOT / "demo.env"
+RABBITMQ_CONF = ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf"
+MONGODB_USERS = ROOT / "deploy" / "mongodb" / "create-users.js"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
@@ -68,12 +81,43 @@ def _environment(service: dict) -> dict[str, str | None]:
     return {str(k): (None if v is None else str(v)) for k, v in env.items()}
 
 
-def _env_default(value: str | None) -> str | None:
-    """`${NAME:-default}` -> default; a plain value stays as it is."""
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def _env_default(value: str | None, environ: dict[str, str] | None = None) -> str | None:
+    """`value` as compose interpolates it with `environ` (by default, empty):
+    `${NAME:-default}` -> default, `${NAME:?message}` -> an error unless NAME is set."""
     if value is None:
         return None
-    match = re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", value)
-    return match.group(1) if match else value
+    environ = environ or {}
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, argument = match.groups()
+        if environ.get(name):
+            return environ[name]
+        if operator and operator.endswith("?"):
+            raise KeyError(f"{name} is required: {argument}")
+        return argument if operator else ""
+
+    return _INTERPOLATION.sub(substitute, value)
+
+
+def _interpolations(text: str) -> dict[str, str | None]:
+    """Every variable compose interpolates in `text`, and its operator (`:-`, `:?`, None)."""
+    return {name: operator or None for name, operator, _ in _INTERPOLATION.findall(text)}
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines()
+             if "=" in line and not line.lstrip().startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+# A stand-in for .env: every required variable set.
+FILLED_ENV = {password_env(service): f"{service}-secret" for service in SERVICE_PERMISSIONS} | {
+    "MONGODB_ROOT_PASSWORD": "root-secret", "MONGODB_TASKSTORE_PASSWORD": "taskstore-secret",
+    "MONGODB_NOTIFIER_PASSWORD": "notifier-secret",
+}
 
 
 def _depends_on(service: dict) -> dict[str, dict]:
@@ -102,7 +146,7 @@ def test_infra_services_have_healthchecks_and_volumes(compose, name):
     assert "image" in service
     assert _healthcheck_argv(service), f"{name} has no healthcheck"
     volumes = service.get("volumes") or []
-    named = [v.split(":", 1)[0] for v in volumes if isinstance(v, str)]
+    named = [v.split(":", 1)[0] for v in volumes if isinstance(v, str) and not v.startswith(".")]
     assert named, f"{name} keeps no data in a volume"
     for volume in named:
         assert volume in (compose.get("volumes") or {}), f"volume {volume!r} not declared"
@@ -167,12 +211,17 @@ def test_app_service_env_defaults_are_valid_settings(compose, name, monkeypatch)
     for key in settings_cls.model_fields:
         monkeypatch.delenv(key.upper(), raising=False)
     for key, value in _environment(compose["services"][name]).items():
-        default = _env_default(value)
+        default = _env_default(value, FILLED_ENV)
         if default is not None:
             monkeypatch.setenv(key, default)
     settings = settings_cls()
-    assert settings.amqp_url.startswith("amqp://") and "@rabbitmq:" in settings.amqp_url
-    assert settings.mongodb_url.startswith("mongodb://mongodb:")
+    assert settings.amqp_url == (
+        f"amqp://{default_user(name)}:{name}-secret@rabbitmq:5672/{VHOST}"
+    ), "each service logs in to RabbitMQ as its own user, on the humantask vhost"
+    if name != "gateway":
+        assert settings.mongodb_url == (
+            f"mongodb://humantask-{name}:{name}-secret@mongodb:27017/humantask"
+        ), "each service logs in to MongoDB as its own user"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -183,7 +232,7 @@ def test_app_service_healthcheck_probes_readyz_on_its_port(compose, name):
     assert "curl" not in probe and "wget" not in probe, "python:slim has neither curl nor wget"
     match = re.search(r"http://(?:localhost|127\.0\.0\.1):(\d+)/readyz", probe)
     assert match, f"{name} healthcheck does not probe /readyz: {probe!r}"
-    port = _env_default(_environment(service).get(port_var))
+    port = _env_default(_environment(service).get(port_var), FILLED_ENV)
     if port is None:
         port = str(settings_cls.model_fields[port_var.lower()].default)
     assert match.group(1) == port, f"{name} probes port {match.group(1)}, serves on {port}"
@@ -196,13 +245,115 @@ def test_app_service_restarts_and_drains(compose, name):
     assert service.get("stop_grace_period") == "30s"
 
 
-def test_gateway_publishes_its_port_and_sets_demo_key(compose):
-    gateway = compose["services"]["gateway"]
-    env = _environment(gateway)
-    assert "HUMANTASK_DEMO_API_KEY" in env
-    assert _env_default(env["HUMANTASK_DEMO_API_KEY"]), "demo key has no default"
-    ports = [str(p) for p in gateway.get("ports") or []]
-    assert any(p.endswith(":8080") for p in ports), ports
+def test_only_the_gateways_api_port_is_published(compose):
+    for name, service in compose["services"].items():
+        ports = [str(port) for port in service.get("ports") or []]
+        if name == "gateway":
+            assert ports == ["8080:8080"], ports
+        else:
+            # Anything else published at all would have to be for this machine only.
+            assert all(port.startswith("127.0.0.1:") for port in ports), (name, ports)
+    assert not compose["services"]["rabbitmq"].get("ports"), "RabbitMQ is not published"
+    assert not compose["services"]["mongodb"].get("ports"), "MongoDB is not published"
+
+
+def test_metrics_are_on_the_unpublished_health_port(compose):
+    gateway = _environment(compose["services"]["gateway"])
+    assert gateway["HEALTH_PORT"] != gateway["GATEWAY_PORT"]
+    published = " ".join(str(p) for p in compose["services"]["gateway"].get("ports") or [])
+    assert gateway["HEALTH_PORT"] not in published
+
+
+def test_no_guest_and_one_broker_user_per_service(compose):
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "guest" not in text
+    users = {}
+    for name, service in compose["services"].items():
+        url = _environment(service).get("AMQP_URL")
+        if url is not None:
+            users[name] = re.fullmatch(r"amqp://([^:@/]+):.+@rabbitmq:5672/humantask", url).group(1)
+    assert users == {service: default_user(service) for service in SERVICE_PERMISSIONS}
+
+
+def test_no_password_has_a_default(compose):
+    """Every password comes from .env, required (`${NAME:?...}`); only the optional
+    operator login may be empty, which means no such user."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    passwords = {name: op for name, op in _interpolations(text).items() if "PASSWORD" in name}
+    assert passwords, "compose interpolates no password"
+    optional = {password_env("operator")}
+    for name, operator in passwords.items():
+        assert operator == (":-" if name in optional else ":?"), f"{name} has a default"
+    assert re.search(r"\$\{RABBITMQ_OPERATOR_PASSWORD:-\}", text)
+    with pytest.raises(KeyError):
+        _env_default(_environment(compose["services"]["taskstore"])["AMQP_URL"])
+    urls = [value for service in compose["services"].values()
+            for value in _environment(service).values()
+            if value and value.startswith(("amqp:", "mongodb:"))]
+    assert len(urls) == 6
+    for url in urls:
+        assert re.fullmatch(r"(amqp|mongodb)://[^:]+:\$\{[A-Z_]+PASSWORD:\?[^}]*\}@.+", url), url
+
+
+def test_the_demo_customer_is_off_unless_a_key_is_set(compose):
+    """`${HUMANTASK_DEMO_API_KEY:-...}` with a key would replace an empty value too."""
+    value = _environment(compose["services"]["gateway"])["HUMANTASK_DEMO_API_KEY"]
+    assert _env_default(value) == ""
+    assert _env_default(value, {"HUMANTASK_DEMO_API_KEY": "live_x"}) == "live_x"
+
+
+def test_mongodb_requires_authentication_and_has_a_user_per_service(compose):
+    mongodb = compose["services"]["mongodb"]
+    env = _environment(mongodb)
+    assert env["MONGO_INITDB_ROOT_USERNAME"]
+    assert env["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGODB_ROOT_PASSWORD:?")
+    mounts = [str(volume) for volume in mongodb.get("volumes") or []]
+    assert "./deploy/mongodb/create-users.js:/docker-entrypoint-initdb.d/create-users.js:ro" in mounts
+    script = MONGODB_USERS.read_text(encoding="utf-8")
+    for user, password in (("humantask-taskstore", "MONGODB_TASKSTORE_PASSWORD"),
+                           ("humantask-notifier", "MONGODB_NOTIFIER_PASSWORD")):
+        assert f"user: '{user}'" in script and f"password('{password}')" in script
+        assert password in env
+    # The notifier's user reaches exactly the notifier's collections.
+    collections = re.search(r"NOTIFIER_COLLECTIONS = \[([^\]]*)\]", script).group(1)
+    assert set(re.findall(r"'([^']+)'", collections)) == {
+        notifier_repository.DELIVERIES, notifier_repository.ATTEMPTS}
+    for name in ("gateway", "admin"):
+        assert "MONGODB_URL" not in _environment(compose["services"][name]), (
+            f"{name} needs no database")
+
+
+def test_rabbitmq_loads_the_rendered_definitions_at_boot(compose):
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert _depends_on(rabbitmq)["broker-definitions"]["condition"] == "service_completed_successfully"
+    mounts = [str(volume) for volume in rabbitmq.get("volumes") or []]
+    assert "rabbitmq-definitions:/etc/rabbitmq/definitions:ro" in mounts
+    conf = next(m for m in mounts if m.startswith("./deploy/rabbitmq/rabbitmq.conf:"))
+    assert conf.split(":")[1].startswith("/etc/rabbitmq/conf.d/")
+    assert re.search(r"^load_definitions = /etc/rabbitmq/definitions/definitions\.json$",
+                     RABBITMQ_CONF.read_text(encoding="utf-8"), re.M)
+    writer = compose["services"]["broker-definitions"]
+    assert _as_argv(writer["command"]) == [
+        "python", "-m", "humantask_shared.broker_definitions", "/definitions/definitions.json"]
+    assert "rabbitmq-definitions:/definitions" in [str(v) for v in writer["volumes"]]
+    assert set(_environment(writer)) >= {password_env(s) for s in SERVICE_PERMISSIONS}
+
+
+def test_env_example_and_demo_env_name_every_variable_compose_reads():
+    names = set(_interpolations(COMPOSE_FILE.read_text(encoding="utf-8")))
+    example = _env_file(ENV_EXAMPLE)
+    assert names <= set(example) | {  # commented out in .env.example: defaults that are fine
+        "LOG_LEVEL", "RATE_LIMIT_PER_SECOND", "WORK_LEASE_SECONDS",
+        "CALLBACK_RETRY_DELAY_SECONDS", "CALLBACK_TIMEOUT_SECONDS"}
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    for name in names:
+        assert re.search(rf"^#? ?{name}=", text, re.M), f".env.example does not name {name}"
+    required = {name for name, op in _interpolations(
+        COMPOSE_FILE.read_text(encoding="utf-8")).items() if op == ":?"}
+    assert required <= {name for name, value in example.items() if value == "change-me"}
+    demo = _env_file(DEMO_ENV)
+    assert all(demo.get(name) for name in required), "demo.env must make the demo one command"
+    assert demo["HUMANTASK_DEMO_API_KEY"] and demo["CALLBACK_ALLOW_PRIVATE_NETWORKS"] == "true"
 
 
 def test_dockerfile_installs_project_with_constraints():

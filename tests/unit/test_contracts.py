@@ -29,6 +29,7 @@ from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
     DEADLINE_HEADER,
     EVENTS_EXCHANGE,
+    NOTIFIER_COMMANDS_EXCHANGE,
     REQUEST_ID_HEADER,
     TASKSTORE_COMMANDS_QUEUE,
 )
@@ -291,10 +292,18 @@ def test_asyncapi_is_3_0(asyncapi: dict[str, Any]) -> None:
     assert asyncapi["servers"]["rabbitmq"]["protocol"] == "amqp"
 
 
+def test_only_the_notifiers_commands_go_to_the_notifier_exchange() -> None:
+    """The notifier's broker user reads its own command exchange, never the task-store's."""
+    routed = {name: command_route(command).exchange for name, command in COMMANDS.items()}
+    assert {name for name, exchange in routed.items() if exchange != COMMANDS_EXCHANGE} == {
+        "callback.list"}
+    assert routed["callback.list"] == NOTIFIER_COMMANDS_EXCHANGE
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> None:
     command = COMMANDS[name]
-    channel = channel_at(asyncapi, name, COMMANDS_EXCHANGE)
+    channel = channel_at(asyncapi, name, command_route(command).exchange)
     assert channel["bindings"]["amqp"]["exchange"]["type"] == "direct"
     (message,) = [deref(asyncapi, m) for m in channel["messages"].values()]
     assert message["name"] == name
@@ -306,6 +315,9 @@ def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> No
     sends = operations_on(asyncapi, channel)
     assert [op["action"] for op in sends.values()] == ["send"]
     assert "reply" in next(iter(sends.values()))
+    # The sender is the one the receiver lets send it (broker_access.SenderCheck).
+    (operation_id,) = sends
+    assert operation_id.split(".send.")[0] in command.senders
 
     queue = next(c for c in asyncapi["channels"].values()
                  if c["address"] == command_route(command).queue)

@@ -432,7 +432,8 @@ def test_different_credentials_have_different_hashes() -> None:
 @pytest.mark.parametrize(("make_secret", "pattern"), [
     (new_api_key, r"live_[0-9a-f]{32}"),
     (new_worker_token, r"worker_[0-9a-f]{32}"),
-    (new_callback_secret, r"whsec_[0-9a-f]{48}"),
+    # Standard Webhooks: whsec_ and the base64 of 32 random bytes.
+    (new_callback_secret, r"whsec_[A-Za-z0-9+/]{43}="),
 ])
 def test_new_secrets_have_their_prefix_and_are_random(make_secret: Any, pattern: str) -> None:
     secrets = {make_secret() for _ in range(50)}

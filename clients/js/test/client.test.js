@@ -142,25 +142,3 @@ describe('scale (JavaScript) against humantask', { skip: missingStack }, () => {
     await rejects(nobody.tasks.get(UNKNOWN_ID), scale.APIConnectionError, null);
   });
 });
-
-describe('callback helpers', () => {
-  test('verifyCallback accepts what sign made, and nothing else', () => {
-    const now = 1_700_000_000;
-    const body = Buffer.from('task_id=abc&response[category]=big');
-    const headers = { 'x-callback-timestamp': String(now), 'x-callback-signature': scale.sign('whsec_s', now, body) };
-    assert.ok(scale.verifyCallback('whsec_s', headers, body, { now }));
-    assert.ok(!scale.verifyCallback('whsec_other', headers, body, { now }));
-    assert.ok(!scale.verifyCallback('whsec_s', headers, Buffer.from(`${body}x`), { now }));
-    assert.ok(!scale.verifyCallback('whsec_s', headers, body, { now: now + 301 }));
-  });
-
-  test('parseCallback decodes the bracket-nested form', () => {
-    const form = 'task[params][categories][0]=big&task[params][categories][1]=small'
-      + '&response[category]=big&response[status_code]=200&task_id=abc';
-    assert.deepEqual(scale.parseCallback(form), {
-      task: { params: { categories: ['big', 'small'] } },
-      response: { category: 'big', status_code: '200' },
-      task_id: 'abc',
-    });
-  });
-});

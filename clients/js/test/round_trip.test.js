@@ -2,6 +2,7 @@
 // The whole round trip: create, a worker completes the task, the signed callback arrives.
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { Webhook } = require('standardwebhooks');
 const {
   env, baseUrl, apiKey, BIG_OR_SMALL, scale, roundTripMissing, completeAsWorker, startReceiver,
   waitUntil, cancelPending,
@@ -28,6 +29,9 @@ describe('round trip through a worker and the callback', async () => {
 
       const secret = env.HUMANTASK_CALLBACK_SECRET;
       assert.ok(scale.verifyCallback(secret, callback.headers, callback.body));
+      // The official Standard Webhooks library verifies the real delivery too.
+      assert.doesNotThrow(() => new Webhook(secret).verify(callback.body, callback.headers, { jsonParse: false }));
+      assert.equal(callback.headers['webhook-id'], task.task_id);
       assert.ok(!scale.verifyCallback('whsec_wrong', callback.headers, callback.body));
       const payload = scale.parseCallback(callback.body, callback.headers['content-type']);
       assert.equal(payload.task_id, task.task_id);

@@ -6,12 +6,16 @@
     payload = scale.parse_callback(body, request.headers["Content-Type"])
     payload["response"]["category"]
 
-The signature is `X-Callback-Signature: v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`
-keyed with the customer's `callback_secret`, the timestamp being `X-Callback-Timestamp`.
+Callbacks are signed per Standard Webhooks (standardwebhooks.com), so its libraries
+verify them too: `webhook-signature: v1,<base64 HMAC-SHA256 of
+"<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the bytes the base64 after
+`whsec_` in the customer's `callback_secret` stands for.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -21,29 +25,45 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-SIGNATURE_HEADER = "X-Callback-Signature"
-TIMESTAMP_HEADER = "X-Callback-Timestamp"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
 
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")  # ASCII digits only: not "١٧٠٠" nor "１７００"
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
+def _header(headers: Mapping[str, Any], name: str) -> str:
     for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value
+        if str(key).lower() == name:
+            if isinstance(value, list | tuple):
+                value = value[0] if value else ""
+            return value if isinstance(value, str) else ""
     return ""
 
 
-def sign(secret: str, timestamp: str | int, body: bytes) -> str:
-    """The `X-Callback-Signature` value for `body` sent at `timestamp` (unix seconds)."""
-    message = str(timestamp).encode() + b"." + body
-    return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_...` secret: the bytes its base64 part stands for
+    (decoded as leniently as the Standard Webhooks libraries do)."""
+    encoded = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    try:
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("a callback secret is whsec_ followed by base64") from exc
+
+
+def sign(secret: str, message_id: str, timestamp: str | int, body: bytes) -> str:
+    """The `webhook-signature` value for `body` sent as `message_id` at `timestamp`."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
 
 
 def verify_callback(
     secret: str,
-    headers: Mapping[str, str],
+    headers: Mapping[str, Any],
     body: bytes,
     *,
     tolerance_seconds: float | None = DEFAULT_TOLERANCE_SECONDS,
@@ -51,20 +71,25 @@ def verify_callback(
 ) -> bool:
     """Did humantask send this callback? Constant-time; stale timestamps are refused.
 
-    `headers` is the request's headers (any capitalisation), `body` its raw bytes.
-    With `tolerance_seconds` None the timestamp's age is not checked.
+    `headers` is the request's headers (any capitalisation), `body` its raw bytes. With
+    `tolerance_seconds` None the timestamp's age is not checked. Malformed headers are
+    `False`, never an exception.
     """
+    message_id = _header(headers, ID_HEADER)
     timestamp = _header(headers, TIMESTAMP_HEADER)
-    signature = _header(headers, SIGNATURE_HEADER)
-    if not timestamp.isdigit() or not signature:
+    signatures = _header(headers, SIGNATURE_HEADER)
+    if not message_id or not signatures or not _TIMESTAMP.fullmatch(timestamp):
         return False
     if tolerance_seconds is not None:
         current = time.time() if now is None else now
         if abs(current - int(timestamp)) > tolerance_seconds:
             return False
-    expected = sign(secret, timestamp, body)
-    return any(hmac.compare_digest(expected, candidate.strip())
-               for candidate in signature.split(","))
+    try:
+        expected = sign(secret, message_id, timestamp, body).encode("ascii")
+    except ValueError:  # not a secret at all, or a message id no sender of ours would use
+        return False
+    return any(hmac.compare_digest(candidate.encode("utf-8", "replace"), expected)
+               for candidate in signatures.split())
 
 
 def parse_callback(body: bytes, content_type: str = "application/x-www-form-urlencoded") -> Any:

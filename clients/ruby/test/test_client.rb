@@ -132,14 +132,46 @@ class TestClient < Minitest::Test
 end
 
 class TestCallbackHelpers < Minitest::Test
+  SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' # the Standard Webhooks spec's example
+  BODY = 'task_id=abc&response[category]=big'
+
+  def signed_headers(now, msg_id: 'msg_1')
+    { 'webhook-id' => msg_id, 'webhook-timestamp' => now.to_s,
+      'webhook-signature' => Scale.sign(SECRET, msg_id, now, BODY) }
+  end
+
+  def test_sign_is_the_standard_webhooks_signature
+    # What the official libraries compute: v1,base64(HMAC-SHA256(base64-decoded secret, id.ts.body))
+    key = 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'.unpack1('m')
+    expected = "v1,#{[OpenSSL::HMAC.digest('SHA256', key, "msg_1.1700000000.#{BODY}")].pack('m0')}"
+    assert_equal expected, Scale.sign(SECRET, 'msg_1', 1_700_000_000, BODY)
+  end
+
   def test_verify_callback_accepts_what_sign_made_and_nothing_else
     now = 1_700_000_000
-    body = 'task_id=abc&response[category]=big'
-    headers = { 'X-Callback-Timestamp' => now.to_s, 'X-Callback-Signature' => Scale.sign('whsec_s', now, body) }
-    assert Scale.verify_callback('whsec_s', headers, body, now: now)
-    refute Scale.verify_callback('whsec_other', headers, body, now: now)
-    refute Scale.verify_callback('whsec_s', headers, "#{body}x", now: now)
-    refute Scale.verify_callback('whsec_s', headers, body, now: now + 301)
+    headers = signed_headers(now)
+    assert Scale.verify_callback(SECRET, headers, BODY, now: now)
+    assert Scale.verify_callback(SECRET, headers.transform_keys(&:upcase), BODY, now: now)
+    refute Scale.verify_callback("whsec_#{'A' * 44}", headers, BODY, now: now)
+    refute Scale.verify_callback(SECRET, headers, "#{BODY}x", now: now)
+    refute Scale.verify_callback(SECRET, headers.merge('webhook-id' => 'msg_2'), BODY, now: now)
+    refute Scale.verify_callback(SECRET, headers, BODY, now: now + 301)
+    refute Scale.verify_callback(SECRET, headers, BODY, now: now - 301)
+    assert Scale.verify_callback(SECRET, headers, BODY, tolerance: nil, now: 0)
+    several = headers.merge('webhook-signature' => "v1,bm9wZQ== #{headers['webhook-signature']}")
+    assert Scale.verify_callback(SECRET, several, BODY, now: now)
+  end
+
+  def test_verify_callback_says_no_to_malformed_timestamps_without_raising
+    ['x', '', ' 1700000000', '1700000000.5', '-1700000000', '1' * 40,
+     "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660", # Arabic-Indic digits
+     "\uff11\uff17\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10", # fullwidth digits
+     "17\xff".b, "\xff\xfe".dup.force_encoding('UTF-8')].each do |timestamp|
+      headers = signed_headers(1_700_000_000).merge('webhook-timestamp' => timestamp)
+      assert_equal false, Scale.verify_callback(SECRET, headers, BODY, tolerance: nil), timestamp.inspect
+      assert_equal false, Scale.verify_callback(SECRET, headers, BODY), timestamp.inspect
+    end
+    assert_equal false, Scale.verify_callback(SECRET, {}, BODY)
   end
 
   def test_parse_callback_decodes_the_bracket_nested_form

@@ -8,4 +8,5 @@ from .settings import GatewaySettings
 
 settings_key = web.AppKey("settings", GatewaySettings)
 taskstore_key = web.AppKey("taskstore", CommandClient)
+notifier_key = web.AppKey("notifier", CommandClient)
 authenticator_key = web.AppKey("authenticator", Authenticator)

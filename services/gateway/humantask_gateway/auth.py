@@ -38,10 +38,19 @@ def credential_from_header(header: str | None) -> str:
 
 
 class Authenticator:
+    """Who a credential belongs to: asked of the task-store, remembered a short while.
+
+    A revoked or rotated credential is forgotten as soon as its `credential.changed`
+    event arrives (`forget`), and everything when events may have been missed
+    (`forget_all`). An answer that was on its way while a credential changed is not
+    cached: it may predate the change.
+    """
+
     def __init__(self, taskstore: CommandClient, cache_seconds: float) -> None:
         self._taskstore = taskstore
         self._cache_seconds = cache_seconds
         self._cache: dict[tuple[str, Role], tuple[float, Principal]] = {}
+        self._changes = 0  # credential changes heard of so far
 
     async def authenticate(self, request: web.Request, role: Role) -> Principal:
         digest = credential_hash(credential_from_header(request.headers.get("Authorization")))
@@ -49,10 +58,24 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        changes_before = self._changes
         principal = await self._taskstore.send(
             Authenticate(credential_hash=digest, role=role), Principal
         )
-        if len(self._cache) >= AUTH_CACHE_MAX_ENTRIES:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic() + self._cache_seconds, principal)
+        if self._changes == changes_before:
+            if len(self._cache) >= AUTH_CACHE_MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic() + self._cache_seconds, principal)
         return principal
+
+    def forget(self, role: Role, principal_id: str) -> None:
+        """Drop every cached credential of this customer or worker."""
+        self._changes += 1
+        stale = [key for key, (_, principal) in self._cache.items()
+                 if principal.principal_id == principal_id and principal.role == role]
+        for key in stale:
+            del self._cache[key]
+
+    def forget_all(self) -> None:
+        self._changes += 1
+        self._cache.clear()

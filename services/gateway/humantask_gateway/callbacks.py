@@ -10,16 +10,16 @@ from aiohttp import web
 from humantask_shared.messages.commands import CallbackLog, GetTask, ListCallbacks
 from humantask_shared.models import Task
 
-from .appkeys import taskstore_key
+from .appkeys import notifier_key, taskstore_key
 from .requests import customer_id, json_response, task_id_from_path
 
 
 async def list_callbacks(request: web.Request) -> web.Response:
     owner = await customer_id(request)
     task_id = task_id_from_path(request)
-    commands = request.app[taskstore_key]
-    await commands.send(GetTask(customer_id=owner, task_id=task_id), Task)  # or 404
-    callback_log = await commands.send(
+    taskstore, notifier = request.app[taskstore_key], request.app[notifier_key]
+    await taskstore.send(GetTask(customer_id=owner, task_id=task_id), Task)  # or 404
+    callback_log = await notifier.send(
         ListCallbacks(customer_id=owner, task_id=task_id), CallbackLog
     )
     return json_response(

@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+# outcome: delivered, failed or interrupted (the process stopped mid-attempt); reason: the
+# receiver's status class (status_2xx ... status_5xx) or what went wrong (SendResult.kind).
 CALLBACK_ATTEMPTS = Counter(
-    "humantask_callback_attempts_total", "Callback attempts", ["attempt", "outcome"]
+    "humantask_callback_attempts_total", "Finished callback attempts, by outcome and reason",
+    ["attempt", "outcome", "reason"],
 )
 CALLBACK_SECONDS = Histogram("humantask_callback_seconds", "Time to send one callback")
 
@@ -102,7 +105,7 @@ async def advance(
         elif step is Step.ABANDON:
             assert delivery.last is not None
             if await deps.deliveries.finish(task_id, domain.interrupted(delivery.last)):
-                _count(delivery.last, "interrupted")
+                _count(delivery.last, "interrupted", "interrupted")
                 log.warning("callback attempt interrupted",
                             extra={"task_id": task_id, "attempt": delivery.last.number})
     raise RuntimeError(f"the callback of task {task_id} made no progress in {MAX_STEPS} steps")
@@ -138,7 +141,7 @@ async def _send(delivery: Delivery, claimed: domain.Attempt, secret: str, deps: 
     CALLBACK_SECONDS.observe(time.perf_counter() - started)
     attempt = domain.finish(claimed, result.status_code, result.error)
     recorded = await deps.deliveries.finish(delivery.task_id, attempt)
-    _count(attempt, "delivered" if attempt.delivered else "failed")
+    _count(attempt, "delivered" if attempt.delivered else "failed", result.kind)
     log.info(
         "callback attempted",
         extra={"task_id": delivery.task_id, "attempt": attempt.number,
@@ -151,8 +154,8 @@ async def _send(delivery: Delivery, claimed: domain.Attempt, secret: str, deps: 
                     extra={"task_id": delivery.task_id, "attempt": attempt.number})
 
 
-def _count(attempt: domain.Attempt, label: str) -> None:
-    CALLBACK_ATTEMPTS.labels(str(attempt.number), label).inc()
+def _count(attempt: domain.Attempt, outcome: str, reason: str) -> None:
+    CALLBACK_ATTEMPTS.labels(str(attempt.number), outcome, reason).inc()
 
 
 async def list_callbacks(command: ListCallbacks, _command_id: str, deps: Dependencies) -> CallbackLog:

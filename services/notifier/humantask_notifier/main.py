@@ -6,7 +6,11 @@ closes the connections. Three consumers share one set of dependencies:
 
 - `notifier.task-completed`: completion events → attempt 1 (and the retry, if needed);
 - `notifier.callback-retry`: retries coming due → attempt 2;
-- `notifier.commands`: `callback.list`, the log behind `GET /v1/task/{id}/callbacks`.
+- `notifier.commands`: `callback.list`, the log behind `GET /v1/task/{id}/callbacks`
+  (from the gateway only: `broker_access.SenderCheck`);
+
+and each notifier follows `credential.changed` on a queue of its own, so that a rotated
+callback secret is used from then on.
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ from functools import partial
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
+from humantask_shared.broker_access import SenderCheck
 from humantask_shared.command_client import CommandClient
 from humantask_shared.command_server import CommandServer
+from humantask_shared.credential_events import follow_credential_changes
 from humantask_shared.errors import Unavailable
 from humantask_shared.health import add_health_routes
 from humantask_shared.messages.commands import ListCallbacks
-from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.messages.events import CredentialChanged, TaskCompleted
 from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
+    NOTIFIER_COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     Consumer,
@@ -42,6 +49,7 @@ from humantask_shared.resources import (
     database_resource,
 )
 from humantask_shared.runner import run_service
+from humantask_shared.tracing import configure_tracing
 
 from . import domain
 from .handlers import (
@@ -72,7 +80,7 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     channel = await open_channel(app[connection_key])
     exchanges = await declare_exchanges(channel)
-    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE])
+    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE], user_id=settings.broker_user)
     await rpc.start("notifier")
     retries = RetryScheduler(channel, settings.callback_retry_delay_seconds)
     await retries.declare()
@@ -104,18 +112,33 @@ async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     due_retries = await declare_retry_queue(channel)
     server = CommandServer({ListCallbacks: partial(list_callbacks, deps=deps)}, channel)
     commands = await declare_work_queue(
-        channel, NOTIFIER_COMMANDS_QUEUE, COMMANDS_EXCHANGE, server.command_names
+        channel, NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMANDS_EXCHANGE, server.command_names
     )
     consumers = [
         Consumer(completions, partial(handle_task_completed, deps=deps), TRANSIENT_ERRORS),
         Consumer(due_retries, partial(handle_retry_due, deps=deps), TRANSIENT_ERRORS),
-        Consumer(commands, server),
+        Consumer(commands, SenderCheck(server, settings.broker_identities(), channel)),
     ]
     for consumer in consumers:
         await consumer.start()
     yield
     for consumer in consumers:
         await consumer.stop(settings.shutdown_grace_seconds)
+    await channel.close()
+
+
+async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sign with a rotated callback secret from the moment the task-store says so."""
+    secrets = app[dependencies_key].secrets
+
+    def on_change(event: CredentialChanged) -> None:
+        if event.role == "customer":
+            secrets.forget(event.principal_id)
+
+    channel = await follow_credential_changes(
+        app[connection_key], "notifier", on_change, secrets.forget_all
+    )
+    yield
     await channel.close()
 
 
@@ -127,6 +150,7 @@ def create_app(settings: NotifierSettings) -> web.Application:
         database_resource(settings, "humantask-notifier", ensure_indexes),
         broker_resource(settings, "humantask-notifier"),
         dependencies_ctx,
+        credential_changes_ctx,
         consumers_ctx,
     ])
     return app
@@ -134,4 +158,5 @@ def create_app(settings: NotifierSettings) -> web.Application:
 
 def main() -> None:
     settings = NotifierSettings()
+    configure_tracing("notifier")  # before create_app: it instruments the apps made after it
     run_service("notifier", create_app(settings), settings.health_port, settings)

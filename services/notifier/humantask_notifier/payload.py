@@ -8,12 +8,16 @@ The body is the seed's object `{"task": ..., "response": ..., "task_id": ...}`:
   arrays have no field at all, as with the usual bracket encoders.
 - `json`: the same object as `application/json`.
 
-`X-Callback-Signature: v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`, keyed with the
-customer's callback secret (its UTF-8 bytes, `whsec_` prefix included).
+Signed per Standard Webhooks (standardwebhooks.com), so its libraries verify it:
+`webhook-id` (the task's id: the same for both attempts), `webhook-timestamp` (unix
+seconds of this attempt) and `webhook-signature: v1,<base64 HMAC-SHA256 of
+"<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the decoded bytes of the
+customer's `whsec_...` callback secret (`credentials.callback_signing_key`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from collections.abc import Iterator
@@ -22,6 +26,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from humantask_shared.credentials import callback_signing_key
 from humantask_shared.models import CallbackFormat
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -30,8 +35,9 @@ SIGNATURE_VERSION = "v1"
 
 TASK_ID_HEADER = "X-Callback-Task-Id"
 ATTEMPT_HEADER = "X-Callback-Attempt"
-TIMESTAMP_HEADER = "X-Callback-Timestamp"
-SIGNATURE_HEADER = "X-Callback-Signature"
+WEBHOOK_ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 
 
 def callback_object(task: dict[str, Any]) -> dict[str, Any]:
@@ -72,19 +78,28 @@ def encode_body(task: dict[str, Any], callback_format: CallbackFormat) -> tuple[
     return encode_form(body), FORM_CONTENT_TYPE
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """`v1=<hex>`: HMAC-SHA256 of `<timestamp>.<raw body>` keyed with the secret."""
-    digest = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"{SIGNATURE_VERSION}={digest.hexdigest()}"
+def webhook_id(task_id: str) -> str:
+    """The message id of a task's callback: the same for both attempts, so receivers can
+    deduplicate on it (a task is completed once, so it has one callback)."""
+    return task_id
+
+
+def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64>`: HMAC-SHA256 of `<message_id>.<timestamp>.<raw body>`."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(callback_signing_key(secret), signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
 def callback_headers(
     task_id: str, attempt: int, timestamp: int, secret: str, body: bytes, content_type: str
 ) -> dict[str, str]:
+    message_id = webhook_id(task_id)
     return {
         "Content-Type": content_type,
+        WEBHOOK_ID_HEADER: message_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signature(secret, message_id, timestamp, body),
         TASK_ID_HEADER: task_id,
         ATTEMPT_HEADER: str(attempt),
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, timestamp, body),
     }

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -49,10 +49,20 @@ class ForbiddenAddress(Exception):
 
 @dataclass(frozen=True)
 class SendResult:
-    """The receiver's status code, or why there was none."""
+    """The receiver's status code, or why there was none (`error`, and `reason`: a word
+    for it that a metric can count by)."""
 
     status_code: int | None = None
     error: str | None = None
+    reason: str | None = field(default=None, compare=False)
+
+    @property
+    def kind(self) -> str:
+        """`status_2xx` ... `status_5xx` for an answer; otherwise what went wrong:
+        `invalid_url`, `refused_address`, `timeout`, `dns`, `connect` or `connection`."""
+        if self.status_code is not None:
+            return f"status_{self.status_code // 100}xx"
+        return self.reason or "connection"
 
 
 def _literal_result(host: str, address: IPAddress, port: int) -> ResolveResult:
@@ -175,7 +185,8 @@ class CallbackSender:
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         target = callback_url(url)
         if target is None:
-            return SendResult(error="refused: the callback URL is not an absolute http or https URL")
+            return SendResult(error="refused: the callback URL is not an absolute http or https URL",
+                              reason="invalid_url")
         host = target.raw_host
         if ":" in host:
             host = f"[{host}]"
@@ -186,14 +197,17 @@ class CallbackSender:
                 await response.content.read(MAX_RESPONSE_BYTES)
                 return SendResult(status_code=response.status)
         except ForbiddenAddress as exc:
-            return SendResult(error=_short(f"refused: {exc} ({PRIVATE_OFF})"))
+            return SendResult(error=_short(f"refused: {exc} ({PRIVATE_OFF})"), reason="refused_address")
         except TimeoutError:
-            return SendResult(error=f"timed out after {self._timeout:g} s")
+            return SendResult(error=f"timed out after {self._timeout:g} s", reason="timeout")
         except aiohttp.ClientConnectorDNSError as exc:
-            return SendResult(error=_short(f"could not resolve {host}: {_os_error(exc.os_error)}"))
+            return SendResult(error=_short(f"could not resolve {host}: {_os_error(exc.os_error)}"),
+                              reason="dns")
         except aiohttp.ClientConnectorError as exc:
-            return SendResult(error=_short(f"could not connect to {host}:{exc.port}: {_os_error(exc.os_error)}"))
+            return SendResult(error=_short(f"could not connect to {host}:{exc.port}: {_os_error(exc.os_error)}"),
+                              reason="connect")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             # Reset or closed connections, malformed answers, URLs aiohttp will not send to.
             detail = _os_error(exc) if isinstance(exc, OSError) else str(exc)
-            return SendResult(error=_short(f"connection failed: {type(exc).__name__}: {detail}"))
+            return SendResult(error=_short(f"connection failed: {type(exc).__name__}: {detail}"),
+                              reason="connection")

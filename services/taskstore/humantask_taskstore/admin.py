@@ -1,7 +1,18 @@
-"""`humantask-admin`: operator commands that create customers and workers.
+"""`humantask-admin`: the operator's commands for customers and workers (API.md §2).
 
-Talks to MongoDB directly (operators run it next to the database, like a migration).
-Prints one JSON object; the key or token in it is shown this once and stored only hashed.
+    humantask-admin customers create --name NAME   {"customer_id", "api_key", "callback_secret"}
+    humantask-admin customers list                 one JSON object per line, no secrets
+    humantask-admin customers revoke ID            the API key stops working
+    humantask-admin customers rotate-key ID        {"customer_id", "api_key"}: the new key
+    humantask-admin customers rotate-secret ID     {"customer_id", "callback_secret"}
+    humantask-admin workers create --name NAME     {"worker_id", "token"}
+    humantask-admin workers list | revoke ID | rotate-token ID
+
+It sends commands to the task-store over RabbitMQ as its own broker user (the only one
+allowed to send them), so it needs AMQP_URL and a running task-store, not the database.
+A new API key or worker token is made here and only its SHA-256 is sent: it is printed
+this once and stored nowhere. A revoked or rotated-away credential is refused on every
+gateway once this command has answered.
 """
 
 from __future__ import annotations
@@ -9,54 +20,179 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aio_pika
 import orjson
+from pydantic import BaseModel, Field
 
-from humantask_shared.credentials import (
-    credential_hash,
-    new_api_key,
-    new_callback_secret,
-    new_worker_token,
+from humantask_shared.command_client import CommandClient
+from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.errors import HumantaskError
+from humantask_shared.messages.commands import (
+    Account,
+    AccountList,
+    CallbackSecret,
+    CreateCustomer,
+    CreatedCustomer,
+    CreatedWorker,
+    CreateWorker,
+    ListAccounts,
+    RevokeAccount,
+    Role,
+    RotateCallbackSecret,
+    RotateCredential,
 )
-from humantask_shared.mongo import mongo_context
+from humantask_shared.messaging import BROKER_ERRORS, COMMANDS_EXCHANGE, RpcClient
 from humantask_shared.settings import CommonSettings
-from humantask_shared.timeutil import utcnow
+from humantask_shared.timeutil import format_timestamp
 
-from .repository import AccountRepository, ensure_indexes
+Output = list[dict[str, Any]]
 
 
-async def create_customer(settings: CommonSettings, name: str) -> dict[str, str]:
-    api_key, callback_secret = new_api_key(), new_callback_secret()
-    async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, "humantask-admin"):
-        await ensure_indexes(database)
-        principal = await AccountRepository(database).add_customer(
-            name, credential_hash(api_key), callback_secret, utcnow()
+class AdminSettings(CommonSettings):
+    # How long to wait for the broker, then for the task-store's answer.
+    rpc_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+
+def account_line(account: Account) -> dict[str, Any]:
+    """What `list` prints for one customer or worker: never a key, token or secret."""
+    return {
+        "id": account.principal_id,
+        f"{account.role}_id": account.principal_id,
+        "name": account.name,
+        "created": format_timestamp(account.created_at),
+        "revoked": account.revoked_at is not None,
+        "revoked_at": None if account.revoked_at is None else format_timestamp(account.revoked_at),
+    }
+
+
+class Admin:
+    """The commands, each returning what to print (one JSON object per line)."""
+
+    def __init__(self, taskstore: CommandClient) -> None:
+        self._taskstore = taskstore
+
+    async def _send(self, command: Any, result: type[BaseModel]) -> Any:
+        return await self._taskstore.send(command, result)
+
+    async def create_customer(self, name: str) -> Output:
+        api_key = new_api_key()
+        created = await self._send(
+            CreateCustomer(customer_name=name, credential_hash=credential_hash(api_key)),
+            CreatedCustomer,
         )
-    return {"customer_id": principal.principal_id, "api_key": api_key, "callback_secret": callback_secret}
+        return [{"customer_id": created.customer_id, "api_key": api_key,
+                 "callback_secret": created.callback_secret}]
+
+    async def create_worker(self, name: str) -> Output:
+        token = new_worker_token()
+        created = await self._send(
+            CreateWorker(worker_name=name, credential_hash=credential_hash(token)), CreatedWorker
+        )
+        return [{"worker_id": created.worker_id, "token": token}]
+
+    async def list(self, role: Role) -> Output:
+        listed = await self._send(ListAccounts(role=role), AccountList)
+        return [account_line(account) for account in listed.accounts]
+
+    async def revoke(self, role: Role, principal_id: str) -> Output:
+        account = await self._send(RevokeAccount(role=role, principal_id=principal_id), Account)
+        return [account_line(account)]
+
+    async def rotate_credential(self, role: Role, principal_id: str) -> Output:
+        credential = new_api_key() if role == "customer" else new_worker_token()
+        await self._send(
+            RotateCredential(role=role, principal_id=principal_id,
+                             credential_hash=credential_hash(credential)),
+            Account,
+        )
+        name = "api_key" if role == "customer" else "token"
+        return [{f"{role}_id": principal_id, name: credential}]
+
+    async def rotate_secret(self, customer_id: str) -> Output:
+        rotated = await self._send(RotateCallbackSecret(customer_id=customer_id), CallbackSecret)
+        return [{"customer_id": customer_id, "callback_secret": rotated.callback_secret}]
 
 
-async def create_worker(settings: CommonSettings, name: str) -> dict[str, str]:
-    token = new_worker_token()
-    async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, "humantask-admin"):
-        principal = await AccountRepository(database).add_worker(name, credential_hash(token), utcnow())
-    return {"worker_id": principal.principal_id, "token": token}
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="humantask-admin", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="humantask-admin", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     groups = parser.add_subparsers(dest="group", required=True)
-    for group, help_text in (("customers", "API customers"), ("workers", "human workers")):
-        actions = groups.add_parser(group, help=help_text).add_subparsers(dest="action", required=True)
-        create = actions.add_parser("create", help=f"create one of the {help_text}")
-        create.add_argument("--name", required=True)
+    for group, help_text, rotate in (
+        ("customers", "API customers", "rotate-key"),
+        ("workers", "human workers", "rotate-token"),
+    ):
+        actions = groups.add_parser(group, help=help_text).add_subparsers(
+            dest="action", required=True
+        )
+        create = actions.add_parser(
+            "create", help=f"create one of the {help_text}; prints its credentials once"
+        )
+        create.add_argument("--name", required=True, type=_non_empty)
+        actions.add_parser("list", help="one JSON object per line: id, name, created, revoked")
+        revoke = actions.add_parser("revoke", help="its credential stops working, for good")
+        revoke.add_argument("id")
+        rotated = actions.add_parser(
+            rotate, help="prints a new credential; the old one stops working"
+        )
+        rotated.add_argument("id")
+        if group == "customers":
+            secret = actions.add_parser(
+                "rotate-secret",
+                help="prints a new callback_secret; callbacks are signed with it from now on",
+            )
+            secret.add_argument("id")
     return parser
+
+
+def _command(admin: Admin, args: argparse.Namespace) -> Awaitable[Output]:
+    role: Role = "customer" if args.group == "customers" else "worker"
+    actions: dict[str, Callable[[], Awaitable[Output]]] = {
+        "create": lambda: admin.create_customer(args.name) if role == "customer"
+        else admin.create_worker(args.name),
+        "list": lambda: admin.list(role),
+        "revoke": lambda: admin.revoke(role, args.id),
+        "rotate-key": lambda: admin.rotate_credential(role, args.id),
+        "rotate-token": lambda: admin.rotate_credential(role, args.id),
+        "rotate-secret": lambda: admin.rotate_secret(args.id),
+    }
+    return actions[args.action]()
+
+
+async def run(settings: AdminSettings, args: argparse.Namespace) -> Output:
+    try:
+        connection = await asyncio.wait_for(
+            aio_pika.connect(settings.amqp_url,
+                             client_properties={"connection_name": "humantask-admin"}),
+            timeout=settings.rpc_timeout_seconds,
+        )
+    except (*BROKER_ERRORS, OSError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise SystemExit(f"humantask-admin: cannot reach RabbitMQ at AMQP_URL: {reason}") from None
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        # Not declared: the task-store declares it, and this user may not (least privilege).
+        exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
+        rpc = RpcClient(channel, exchange, user_id=settings.broker_user)  # type: ignore[arg-type]
+        await rpc.start("admin")
+        admin = Admin(CommandClient(rpc, settings.rpc_timeout_seconds))
+        try:
+            return await _command(admin, args)
+        except HumantaskError as exc:
+            raise SystemExit(f"humantask-admin: {exc.message}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    if not args.name.strip():
-        sys.exit("humantask-admin: --name must not be empty")
-    settings = CommonSettings()
-    create = create_customer if args.group == "customers" else create_worker
-    result = asyncio.run(create(settings, args.name))
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    lines = asyncio.run(run(AdminSettings(), args))
+    sys.stdout.write("".join(orjson.dumps(line).decode() + "\n" for line in lines))

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from aio_pika.abc import AbstractExchange
 from humantask_shared.command_server import CommandHandler
 from humantask_shared.credentials import new_callback_secret
-from humantask_shared.errors import Conflict, NotFound, Unauthorized
+from humantask_shared.errors import Conflict, NotFound, Unauthorized, Unavailable
 from humantask_shared.logging import request_id_var
 from humantask_shared.messages.commands import (
     Authenticate,
@@ -29,6 +30,7 @@ from humantask_shared.models import Task, TaskPage
 from humantask_shared.timeutil import utcnow
 
 from . import domain
+from .accounts import ACCOUNT_HANDLERS
 from .changes import change_task
 from .outbox import OutboxPublisher
 from .repository import AccountRepository, TaskExists, TaskRepository
@@ -43,6 +45,8 @@ class Dependencies:
     work_lease_seconds: float = 600.0
     # Test hook (TaskStoreSettings): exit between a completion's write and its publish.
     exit_after_completion_write: bool = False
+    # Where `credential.changed` is published (accounts.py); the events exchange.
+    events: AbstractExchange | None = None
 
 
 async def authenticate(command: Authenticate, _command_id: str, deps: Dependencies) -> Principal:
@@ -53,9 +57,12 @@ async def authenticate(command: Authenticate, _command_id: str, deps: Dependenci
 
 
 async def ensure_customer(command: EnsureCustomer, _command_id: str, deps: Dependencies) -> Principal:
-    return await deps.accounts.ensure_customer(
+    principal = await deps.accounts.ensure_customer(
         command.customer_name, command.credential_hash, new_callback_secret(), utcnow()
     )
+    if principal is None:
+        raise Conflict("this key was revoked: set HUMANTASK_DEMO_API_KEY to another, or unset it")
+    return principal
 
 
 async def get_callback_secret(
@@ -79,13 +86,15 @@ async def create_task(command: CreateTask, _command_id: str, deps: Dependencies)
         # The same task id: a redelivered command whose reply was lost. The same
         # unique_id: the customer's retry, or a conflict if the parameters differ.
         earlier = exists.existing
+        if earlier.customer_id != record.customer_id:  # the gateway's new id was taken
+            raise Unavailable("the task could not be stored, try again") from None
         if earlier.task_id != record.task_id and earlier.fingerprint != record.fingerprint:
             raise Conflict(
                 f"unique_id {request.unique_id!r} already belongs to task {earlier.task_id}, "
                 "created with different parameters"
             ) from None
         return earlier.to_public()
-    await deps.outbox.publish(record.task_id, events)
+    deps.outbox.publish_after_reply(record.task_id, events)
     return record.to_public()
 
 
@@ -97,8 +106,8 @@ async def get_task(command: GetTask, _command_id: str, deps: Dependencies) -> Ta
 
 
 async def list_tasks(command: ListTasks, _command_id: str, deps: Dependencies) -> TaskPage:
-    records, has_more = await deps.tasks.list(command.customer_id, command.query)
-    return TaskPage(tasks=[record.to_public() for record in records], has_more=has_more)
+    records, next_page = await deps.tasks.list(command.customer_id, command.query, utcnow())
+    return TaskPage(tasks=[record.to_public() for record in records], next_token=next_page)
 
 
 async def cancel_task(command: CancelTask, _command_id: str, deps: Dependencies) -> Task:
@@ -110,7 +119,7 @@ async def cancel_task(command: CancelTask, _command_id: str, deps: Dependencies)
         customer_id=command.customer_id,
     )
     if events:  # canceling a canceled task changes nothing and raises nothing
-        await deps.outbox.publish(saved.task_id, events)
+        deps.outbox.publish_after_reply(saved.task_id, events)
     return saved.to_public()
 
 
@@ -123,6 +132,7 @@ HANDLERS = {
     ListTasks: list_tasks,
     CancelTask: cancel_task,
     **WORK_HANDLERS,
+    **ACCOUNT_HANDLERS,
 }
 
 

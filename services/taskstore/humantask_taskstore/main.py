@@ -11,7 +11,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
 
+from humantask_shared.broker_access import SenderCheck
 from humantask_shared.command_server import CommandServer
 from humantask_shared.health import add_health_routes
 from humantask_shared.messaging import (
@@ -30,7 +32,9 @@ from humantask_shared.resources import (
     database_resource,
 )
 from humantask_shared.runner import run_service
+from humantask_shared.tracing import configure_tracing
 
+from .gauges import task_gauges_watch
 from .handlers import Dependencies, bind_handlers
 from .outbox import OutboxPublisher
 from .repository import AccountRepository, TaskRepository, ensure_indexes
@@ -54,6 +58,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
         outbox=outbox,
         work_lease_seconds=settings.work_lease_seconds,
         exit_after_completion_write=settings.humantask_test_exit_after_completion_write,
+        events=exchanges[EVENTS_EXCHANGE],
     )
     app[outbox_key], app[dependencies_key] = outbox, deps
 
@@ -61,10 +66,12 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = await declare_work_queue(
         channel, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE, server.command_names
     )
-    consumer = Consumer(queue, server)
+    # Only the services a command is meant for may send it (the broker vouches for user_id).
+    consumer = Consumer(queue, SenderCheck(server, settings.broker_identities(), channel))
     await consumer.start()
     yield
     await consumer.stop(settings.shutdown_grace_seconds)
+    await outbox.drain(settings.shutdown_grace_seconds)
     await channel.close()
 
 
@@ -78,19 +85,32 @@ async def outbox_relay_ctx(app: web.Application) -> AsyncIterator[None]:
         await relay
 
 
+async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbox backlog, the worker pool and expired leases, in /metrics (gauges.py)."""
+    async with task_gauges_watch(app[database_key]):
+        yield
+
+
+async def prepare_database(database: AsyncDatabase) -> None:
+    await ensure_indexes(database)
+    await AccountRepository(database).ensure_indexes()
+
+
 def create_app(settings: TaskStoreSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
     add_health_routes(app)
     app.cleanup_ctx.extend([
-        database_resource(settings, "humantask-taskstore", ensure_indexes),
+        database_resource(settings, "humantask-taskstore", prepare_database),
         broker_resource(settings, "humantask-taskstore"),
         commands_ctx,
         outbox_relay_ctx,
+        task_gauges_ctx,
     ])
     return app
 
 
 def main() -> None:
     settings = TaskStoreSettings()
+    configure_tracing("taskstore")  # before create_app: it instruments the apps made after it
     run_service("taskstore", create_app(settings), settings.health_port, settings)

@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 from humantask_shared.messages.events import Event
 from humantask_shared.messaging import BROKER_ERRORS, REQUEST_ID_HEADER
 from humantask_shared.timeutil import utcnow
+from humantask_shared.tracing import restored_trace_context
 
 from .repository import TaskRepository, serialize_event
 
@@ -84,10 +85,12 @@ class OutboxPublisher:
         )
         try:
             # With publisher confirms this returns once the broker has the event. Not
-            # mandatory: an event nobody subscribes to yet is not an error.
-            await self._exchange.publish(
-                message, routing_key=fields["event_type"], mandatory=False, timeout=10
-            )
+            # mandatory: an event nobody subscribes to yet is not an error. The relay
+            # publishes it in the trace of the change that raised it.
+            with restored_trace_context(fields.get("trace_context")):
+                await self._exchange.publish(
+                    message, routing_key=fields["event_type"], mandatory=False, timeout=10
+                )
         except BROKER_ERRORS as exc:
             log.warning(
                 "event not published, the outbox relay will retry",

@@ -1,13 +1,17 @@
 """Commands one service sends another, each answered with a `Reply`.
 
 Most go from the gateway to the task-store; the notifier asks the task-store for a
-customer's callback secret, and the gateway asks the notifier for a callback log.
-Each command's `name` is its AMQP routing key and `type` property.
+customer's callback secret, the gateway asks the notifier for a callback log, and the
+operator's `humantask-admin` asks the task-store to create, list, revoke and rotate
+credentials. Each command's `name` is its AMQP routing key and `type` property; its
+`senders` are the services allowed to send it (the receiver checks the message's
+broker-validated `user_id`, see `broker_access`).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +27,11 @@ from ..models import (
 from ..work import ClaimResult, CompletedWork, WorkReleased
 
 Role = Literal["customer", "worker"]
+# Who sends commands; each maps to a broker user (`broker_access.BrokerIdentities`).
+Sender = Literal["gateway", "notifier", "admin"]
+
+# An operator's name for a customer or worker.
+AccountName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Command(BaseModel):
@@ -30,6 +39,8 @@ class Command(BaseModel):
 
     name: ClassVar[str]
     result_model: ClassVar[type[BaseModel] | None] = None
+    # Who may send it; the receiver refuses it from anyone else.
+    senders: ClassVar[frozenset[Sender]] = frozenset({"gateway"})
 
 
 class Principal(BaseModel):
@@ -140,6 +151,7 @@ class GetCallbackSecret(Command):
 
     name = "customer.callback_secret"
     result_model = CallbackSecret
+    senders = frozenset({"notifier"})
 
     customer_id: str
 
@@ -160,12 +172,114 @@ class ListCallbacks(Command):
     task_id: str
 
 
+# -- credentials: what `humantask-admin` asks of the task-store -------------------------
+# API keys and worker tokens never cross the broker: the admin tool makes them and sends
+# their SHA-256. Callback secrets are made by the task-store and travel only in replies.
+
+
+class CreatedCustomer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    callback_secret: str
+
+
+class CreateCustomer(Command):
+    """A new customer whose API key has this SHA-256; the task-store makes its secret."""
+
+    name = "customer.create"
+    result_model = CreatedCustomer
+    senders = frozenset({"admin"})
+
+    customer_name: AccountName
+    credential_hash: str
+
+
+class CreatedWorker(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    worker_id: str
+
+
+class CreateWorker(Command):
+    """A new worker whose token has this SHA-256."""
+
+    name = "worker.create"
+    result_model = CreatedWorker
+    senders = frozenset({"admin"})
+
+    worker_name: AccountName
+    credential_hash: str
+
+
+class Account(BaseModel):
+    """A customer or worker as an operator sees it: never a key, token or secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    principal_id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class AccountList(BaseModel):
+    accounts: list[Account]
+
+
+class ListAccounts(Command):
+    """Every customer (or worker), oldest first."""
+
+    name = "account.list"
+    result_model = AccountList
+    senders = frozenset({"admin"})
+
+    role: Role
+
+
+class RevokeAccount(Command):
+    """The principal's key or token stops working, for good; a no-op once revoked."""
+
+    name = "account.revoke"
+    result_model = Account
+    senders = frozenset({"admin"})
+
+    role: Role
+    principal_id: str
+
+
+class RotateCredential(Command):
+    """The principal's key or token becomes the one with this SHA-256; the old one
+    stops working. A revoked principal stays revoked (`409`)."""
+
+    name = "account.rotate_credential"
+    result_model = Account
+    senders = frozenset({"admin"})
+
+    role: Role
+    principal_id: str
+    credential_hash: str
+
+
+class RotateCallbackSecret(Command):
+    """A new callback secret for the customer; callbacks signed from now on use it."""
+
+    name = "customer.rotate_callback_secret"
+    result_model = CallbackSecret
+    senders = frozenset({"admin"})
+
+    customer_id: str
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
         Authenticate, EnsureCustomer, CreateTask, GetTask, ListTasks, CancelTask,
         GetCallbackSecret, ListCallbacks,
         ClaimWork, SubmitWork, ReleaseWork,
+        CreateCustomer, CreateWorker, ListAccounts, RevokeAccount, RotateCredential,
+        RotateCallbackSecret,
     )
 }
 

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, start_service
+from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIENTS = ROOT / "clients"
@@ -78,16 +79,30 @@ def client_customer(stack: Stack) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def unavailable_gateway(stack: Stack) -> Iterator[str]:
-    """A real gateway that gives the task-store 1 ms to answer: every API call is a 503."""
+def unavailable_gateway_process(stack: Stack) -> Iterator[tuple[str, str]]:
+    """A real gateway that gives the task-store 1 ms to answer: every API call is a 503.
+    Its API URL, and the URL of its HEALTH_PORT (where its /metrics are)."""
+    health_port = free_port()
     process, url = start_service(
-        "humantask-gateway", {**stack.env, "RPC_TIMEOUT_SECONDS": "0.001"}, "GATEWAY_PORT"
+        "humantask-gateway",
+        {**stack.env, "RPC_TIMEOUT_SECONDS": "0.001", "HEALTH_PORT": str(health_port)},
+        "GATEWAY_PORT",
     )
     try:
-        yield url
+        yield url, f"http://127.0.0.1:{health_port}"
     finally:
         process.terminate(timeout=30)
     assert process.returncode == 0, process.log_tail()
+
+
+@pytest.fixture(scope="session")
+def unavailable_gateway(unavailable_gateway_process: tuple[str, str]) -> str:
+    return unavailable_gateway_process[0]
+
+
+@pytest.fixture(scope="session")
+def unavailable_gateway_health(unavailable_gateway_process: tuple[str, str]) -> str:
+    return unavailable_gateway_process[1]
 
 
 def round_trip_missing(stack: Stack) -> str | None:

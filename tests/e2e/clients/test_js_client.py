@@ -1,9 +1,14 @@
-"""The JavaScript client's own tests (`node --test`, clients/js/test) against the stack."""
+"""The JavaScript client's own tests (`node --test`, clients/js/test) against the stack.
+
+They use the official Standard Webhooks library (`standardwebhooks`, the client's one
+devDependency, pinned in package-lock.json), installed here with `npm ci` when missing.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -20,6 +25,21 @@ pytestmark = [
 
 JS = CLIENTS / "js"
 NODE_TEST = ["node", "--test", "--test-reporter=spec"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def js_dev_dependencies() -> None:
+    if (JS / "node_modules" / "standardwebhooks").is_dir():
+        return
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True,
+                   capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_js_callback_helpers() -> None:
+    """verifyCallback, sign and parseCallback against the official library (no stack)."""
+    output = run_suite("node --test clients/js/test/callbacks.test.js",
+                       [*NODE_TEST, "test/callbacks.test.js"], JS, dict(os.environ))
+    assert "ℹ skipped 0" in output, output
 
 
 def test_js_client(stack: Stack, client_customer: dict[str, Any], unavailable_gateway: str) -> None:

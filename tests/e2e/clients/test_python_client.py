@@ -40,9 +40,9 @@ def api(stack: Stack, client_customer: dict[str, Any]) -> Any:
         yield client
 
 
-def gateway_503_count(gateway_url: str) -> float:
-    """How many 503s the gateway has answered, from its own /metrics."""
-    metrics = httpx.get(f"{gateway_url}/metrics", timeout=30).text
+def gateway_503_count(health_url: str) -> float:
+    """How many 503s the gateway has answered, from its own /metrics (on its HEALTH_PORT)."""
+    metrics = httpx.get(f"{health_url}/metrics", timeout=30).text
     return sum(
         float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
         if line.startswith("humantask_gateway_http_requests_total{") and 'status="503"' in line
@@ -182,16 +182,16 @@ def test_other_content_type_is_unsupported_media_type(api: scale.Client) -> None
 
 
 def test_503_is_retried_with_backoff_then_raised(
-    unavailable_gateway: str, client_customer: dict[str, Any]
+    unavailable_gateway: str, unavailable_gateway_health: str, client_customer: dict[str, Any]
 ) -> None:
-    before = gateway_503_count(unavailable_gateway)
+    before = gateway_503_count(unavailable_gateway_health)
     with scale.authorize(client_customer["api_key"], base_url=unavailable_gateway,
                          max_retries=2, backoff=0.01, max_backoff=0.05) as api:
         started = time.monotonic()
         error = raised(lambda: api.tasks.get("0123456789abcdef01234567"), scale.ServiceUnavailable)
     assert error.status_code == 503 and "did not answer in time" in error.message
     # One call, three requests: the first and two retries (Retry-After capped by max_backoff).
-    assert gateway_503_count(unavailable_gateway) - before == 3
+    assert gateway_503_count(unavailable_gateway_health) - before == 3
     assert time.monotonic() - started < 10
 
 

@@ -5,23 +5,38 @@ require 'openssl'
 require 'uri'
 
 module Scale
-  # `v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` keyed with the callback secret.
-  def self.sign(secret, timestamp, body)
-    "v1=#{OpenSSL::HMAC.hexdigest('SHA256', secret, "#{timestamp}.#{body}")}"
+  CALLBACK_SECRET_PREFIX = 'whsec_'
+  # ASCII digits only (never "١٧٠٠" or "１７００"), and few enough to be a time.
+  CALLBACK_TIMESTAMP = /\A[0-9]{1,15}\z/n
+
+  # The HMAC key of a `whsec_...` secret: the bytes its base64 part stands for.
+  def self.callback_signing_key(secret)
+    secret = secret.to_s
+    encoded = secret.start_with?(CALLBACK_SECRET_PREFIX) ? secret[CALLBACK_SECRET_PREFIX.length..] : secret
+    encoded.unpack1('m')
   end
 
-  # Did humantask send this callback? `headers` any capitalisation, `body` the raw bytes.
-  # Constant-time; a timestamp older than `tolerance` seconds is refused (nil: not checked).
+  # The `webhook-signature` value (Standard Webhooks) for `body` sent as `msg_id` at
+  # `timestamp`: `v1,<base64 HMAC-SHA256 of "<msg_id>.<timestamp>.<body>">`.
+  def self.sign(secret, msg_id, timestamp, body)
+    signed = [msg_id, timestamp, body].map { |part| part.to_s.b }.join('.'.b)
+    "v1,#{[OpenSSL::HMAC.digest('SHA256', callback_signing_key(secret), signed)].pack('m0')}"
+  end
+
+  # Did humantask send this callback? Standard Webhooks headers (`webhook-id`,
+  # `webhook-timestamp`, `webhook-signature`, any capitalisation), `body` the raw bytes.
+  # Constant-time; a timestamp more than `tolerance` seconds from now is refused (nil: not
+  # checked). Malformed headers are false, never an exception.
   def self.verify_callback(secret, headers, body, tolerance: 300, now: Time.now.to_i)
     found = headers.to_h.transform_keys { |name| name.to_s.downcase }
-    timestamp = Array(found['x-callback-timestamp']).first.to_s
-    signature = Array(found['x-callback-signature']).first.to_s
-    return false unless timestamp.match?(/\A\d+\z/) && !signature.empty?
+    msg_id, timestamp, signatures = %w[webhook-id webhook-timestamp webhook-signature].map do |name|
+      Array(found[name]).first.to_s.b
+    end
+    return false if msg_id.empty? || signatures.empty? || !timestamp.match?(CALLBACK_TIMESTAMP)
     return false if tolerance && (now - timestamp.to_i).abs > tolerance
 
-    expected = sign(secret, timestamp, body)
-    signature.split(',').any? do |candidate|
-      candidate = candidate.strip
+    expected = sign(secret, msg_id, timestamp, body)
+    signatures.split(' '.b).any? do |candidate|
       candidate.bytesize == expected.bytesize && OpenSSL.fixed_length_secure_compare(candidate, expected)
     end
   end

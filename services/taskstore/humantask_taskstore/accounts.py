@@ -1,0 +1,140 @@
+"""Handlers of the operator's commands (`humantask-admin`): create, list, revoke, rotate.
+
+Only the admin tool's broker user may send them (`Command.senders`). A revocation or
+rotation is written, then announced as `credential.changed` on the events exchange, and
+only then answered: every gateway forgets the old key and every notifier the old
+callback secret as soon as the operator sees the answer (API.md §2–3). If the broker
+fails in between, the command is retried; each of them may run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from humantask_shared.credentials import new_callback_secret
+from humantask_shared.errors import Conflict, NotFound
+from humantask_shared.logging import request_id_var
+from humantask_shared.messages.commands import (
+    Account,
+    AccountList,
+    CallbackSecret,
+    CreateCustomer,
+    CreatedCustomer,
+    CreatedWorker,
+    CreateWorker,
+    ListAccounts,
+    RevokeAccount,
+    Role,
+    RotateCallbackSecret,
+    RotateCredential,
+)
+from humantask_shared.messages.events import CredentialChange, CredentialChanged
+from humantask_shared.messaging import publish_event
+from humantask_shared.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from .handlers import Dependencies
+
+log = logging.getLogger(__name__)
+
+
+async def create_customer(
+    command: CreateCustomer, _command_id: str, deps: Dependencies
+) -> CreatedCustomer:
+    # A redelivered command finds the customer it made: keys are random, never shared.
+    owner = await deps.accounts.owner_of(command.credential_hash, "customer")
+    if owner is None:
+        owner = await deps.accounts.add_customer(
+            command.customer_name, command.credential_hash, new_callback_secret(), utcnow()
+        )
+        log.info("customer created", extra={"customer_id": owner.principal_id})
+    secret = await deps.accounts.callback_secret(owner.principal_id)
+    assert secret is not None
+    return CreatedCustomer(customer_id=owner.principal_id, callback_secret=secret)
+
+
+async def create_worker(
+    command: CreateWorker, _command_id: str, deps: Dependencies
+) -> CreatedWorker:
+    owner = await deps.accounts.owner_of(command.credential_hash, "worker")
+    if owner is None:
+        owner = await deps.accounts.add_worker(
+            command.worker_name, command.credential_hash, utcnow()
+        )
+        log.info("worker created", extra={"worker_id": owner.principal_id})
+    return CreatedWorker(worker_id=owner.principal_id)
+
+
+async def list_accounts(command: ListAccounts, _command_id: str, deps: Dependencies) -> AccountList:
+    return AccountList(accounts=await deps.accounts.accounts(command.role))
+
+
+async def revoke_account(command: RevokeAccount, _command_id: str, deps: Dependencies) -> Account:
+    account = await deps.accounts.revoke(command.role, command.principal_id, utcnow())
+    if account is None:
+        raise _not_found(command.role, command.principal_id)
+    await _announce(deps, command.role, command.principal_id, "revoked")
+    return account
+
+
+async def rotate_credential(
+    command: RotateCredential, _command_id: str, deps: Dependencies
+) -> Account:
+    account = await _existing(deps, command.role, command.principal_id)
+    if account.revoked_at is not None:
+        raise Conflict(f"{command.role} {command.principal_id} is revoked; create a new one")
+    rotated = await deps.accounts.rotate_credential(
+        command.role, command.principal_id, command.credential_hash, utcnow()
+    )
+    assert rotated is not None
+    await _announce(deps, command.role, command.principal_id, "key_rotated")
+    return rotated
+
+
+async def rotate_callback_secret(
+    command: RotateCallbackSecret, _command_id: str, deps: Dependencies
+) -> CallbackSecret:
+    await _existing(deps, "customer", command.customer_id)
+    secret = new_callback_secret()
+    if not await deps.accounts.rotate_callback_secret(command.customer_id, secret):
+        raise _not_found("customer", command.customer_id)
+    await _announce(deps, "customer", command.customer_id, "secret_rotated")
+    return CallbackSecret(callback_secret=secret)
+
+
+async def _existing(deps: Dependencies, role: Role, principal_id: str) -> Account:
+    account = await deps.accounts.account(role, principal_id)
+    if account is None:
+        raise _not_found(role, principal_id)
+    return account
+
+
+def _not_found(role: Role, principal_id: str) -> NotFound:
+    return NotFound(f"no {role} with {role}_id {principal_id}")
+
+
+async def _announce(
+    deps: Dependencies, role: Role, principal_id: str, change: CredentialChange
+) -> None:
+    """Publish `credential.changed` (confirmed); a broker error requeues the command."""
+    event = CredentialChanged(
+        role=role, principal_id=principal_id, change=change, request_id=request_id_var.get()
+    )
+    if deps.events is None:
+        log.warning("no events exchange: caches learn of the change when they expire",
+                    extra={"change": change})
+        return
+    await publish_event(deps.events, event)
+    log.info("credential changed", extra={"role": role, "principal_id": principal_id,
+                                          "change": change})
+
+
+ACCOUNT_HANDLERS = {
+    CreateCustomer: create_customer,
+    CreateWorker: create_worker,
+    ListAccounts: list_accounts,
+    RevokeAccount: revoke_account,
+    RotateCredential: rotate_credential,
+    RotateCallbackSecret: rotate_callback_secret,
+}
