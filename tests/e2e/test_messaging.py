@@ -46,7 +46,7 @@ async def collect(queue: aio_pika.abc.AbstractQueue, into: list[dict[str, Any]])
 
 async def is_dead_lettered(channel: aio_pika.abc.AbstractChannel, queue: str, message_id: str) -> bool:
     """Is the message in `queue`'s dead-letter queue? Ours is taken out, others left."""
-    dead_letters = await channel.declare_queue(f"{queue}.dead-letter", durable=True)
+    dead_letters = await channel.declare_queue(f"{queue}.dead-letter", passive=True)
     found, others = False, []
     while (message := await dead_letters.get(fail=False)) is not None:
         if message.message_id == message_id:
