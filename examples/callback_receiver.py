@@ -112,8 +112,9 @@ class CallbackHandler(BaseHTTPRequestHandler):
 
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 9000
+    server = HTTPServer(("0.0.0.0", port), CallbackHandler)  # listening from here on
     print(f"waiting for callbacks on http://0.0.0.0:{port}/ (Ctrl-C to stop)", flush=True)
-    HTTPServer(("0.0.0.0", port), CallbackHandler).serve_forever()
+    server.serve_forever()
 
 
 if __name__ == "__main__":
