@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test run-local contracts services-up
+.PHONY: install test run-local contracts services-up bench
 
 install: $(STAMP)
 
@@ -29,3 +29,15 @@ contracts: install
 
 services-up:
 	bash scripts/start-test-services.sh
+
+# `make bench`: ceilings and the stack side by side, one run (bench/README.md).
+# BENCH_ARGS=--quick for a smoke run. Uses AMQP_URL and MONGODB_URL when set.
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.humantask-bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(VENV)/bin/pip install --disable-pip-version-check -e '.[bench]' -c constraints.txt
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
