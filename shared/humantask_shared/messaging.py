@@ -350,7 +350,10 @@ class RpcClient:
         message = aio_pika.Message(
             body=encode(command.model_dump(mode="json")),
             content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=(
+                aio_pika.DeliveryMode.PERSISTENT if command.persistent
+                else aio_pika.DeliveryMode.NOT_PERSISTENT
+            ),
             correlation_id=correlation_id,
             reply_to=self._reply_queue.name,
             message_id=uuid.uuid4().hex,

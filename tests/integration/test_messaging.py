@@ -64,6 +64,15 @@ def probe_command(routing_key: str) -> type[Command]:
     return Probe
 
 
+def query_command(routing_key: str) -> type[Command]:
+    """Like `probe_command`, but a query: its loss costs only a retry."""
+
+    class Query(probe_command(routing_key)):  # type: ignore[misc, valid-type]
+        persistent = False
+
+    return Query
+
+
 def unique(prefix: str) -> str:
     return f"test.{prefix}.{uuid.uuid4().hex}"
 
@@ -195,6 +204,37 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
         return (await queue_counts(connection, queue.name))[0] == 0
 
     await wait_for(expired, timeout=WAIT, message="the command expiring from its queue")
+
+
+async def test_queries_skip_the_brokers_disk_and_writes_do_not(
+    rpc: RpcClient, channel: AbstractRobustChannel, queue_names: list[str]
+) -> None:
+    from humantask_shared.messages.commands import COMMANDS
+
+    write, query = probe_command(unique("write")), query_command(unique("query"))
+    queue = await channel.declare_queue(unique("modes"), durable=True)
+    queue_names.append(queue.name)
+    for command in (write, query):
+        await queue.bind(COMMANDS_EXCHANGE, routing_key=command.name)
+    calls = [asyncio.create_task(rpc.call(command(marker="m"), timeout=1.0)) for command in (write, query)]
+    modes: dict[str, aio_pika.DeliveryMode] = {}
+
+    async def both_arrived() -> bool:
+        while (message := await queue.get(fail=False)) is not None:
+            modes[message.type] = message.delivery_mode
+            await message.ack()
+        return len(modes) == 2
+
+    await wait_for(both_arrived, timeout=WAIT, message="both commands")
+    assert modes == {write.name: aio_pika.DeliveryMode.PERSISTENT,
+                     query.name: aio_pika.DeliveryMode.NOT_PERSISTENT}
+    for call in calls:
+        with pytest.raises(Unavailable):
+            await call
+    # The real commands: reads are queries, every change is written to disk.
+    queries = {command.name for command in COMMANDS.values() if not command.persistent}
+    assert queries == {"auth.authenticate", "task.get", "task.list", "customer.callback_secret",
+                       "callback.list", "account.list"}
 
 
 async def test_a_call_is_answered_through_the_reply_queue(

@@ -671,6 +671,41 @@ async def test_a_write_based_on_a_stale_read_loses_to_a_claim(tasks: TaskReposit
     assert await tasks.save(canceled, events, now) is None
 
 
+async def test_the_pool_floor_is_never_above_a_pending_task(tasks: TaskRepository, db: AsyncDatabase) -> None:
+    from humantask_taskstore.repository import CLOCK_SKEW, PoolFloor
+
+    now = utcnow()
+    oldest = await add_task(tasks, created_at=now - timedelta(days=3))
+    await add_task(tasks, created_at=now - timedelta(days=1))
+    floor = PoolFloor(refresh=timedelta(seconds=30))
+    assert await floor.get(db[TASKS], now) == oldest.created_at
+
+    canceled, events = domain.cancel_task(oldest, now)
+    assert await tasks.save(canceled, events, now) is not None
+    # Kept a while (merely low now), then looked up again.
+    assert await floor.get(db[TASKS], now + timedelta(seconds=10)) == oldest.created_at
+    later = now + timedelta(seconds=31)
+    assert await floor.get(db[TASKS], later) == now - timedelta(days=1)
+
+    # With no pending task, the floor is as late as another task-store may stamp one.
+    empty = PoolFloor()
+    await db[TASKS].delete_many({})
+    assert await empty.get(db[TASKS], now) == now - CLOCK_SKEW
+
+
+async def test_claims_take_the_oldest_first_across_dense_and_sparse_spans(tasks: TaskRepository) -> None:
+    now = utcnow()
+    # A burst (a millisecond apart) and stragglers days apart, written out of order.
+    offsets = [timedelta(days=9), timedelta(days=2), *(timedelta(hours=1, milliseconds=i) for i in range(30))]
+    created = [await add_task(tasks, created_at=now - offset) for offset in reversed(offsets)]
+    oldest_first = [r.task_id for r in sorted(created, key=lambda r: (r.created_at, r.task_id))]
+    claimed = []
+    for n in range(len(created) + 1):
+        leased = await tasks.claim(f"worker-{n}", now, now + timedelta(minutes=5))
+        claimed.append(None if leased is None else leased.task_id)
+    assert claimed == [*oldest_first, None]
+
+
 # -- every hot query uses an index -------------------------------------------------------
 
 
@@ -722,7 +757,8 @@ async def test_the_hot_queries_use_an_index(db: AsyncDatabase, crowded: None) ->
             db, {"customer_id": "cust-3"}, [("created_at", -1), ("_id", -1)], 101
         ),
         repository.POOL_INDEX: await _explain_find(
-            db, repository._claimable(now), [("created_at", 1), ("_id", 1)], 1
+            db, repository._claimable(now, now - timedelta(minutes=1), now),
+            [("created_at", 1), ("_id", 1)], 1
         ),
         repository.UNIQUE_ID_INDEX: await _explain_find(
             db, repository._unique_id_of("cust-3", "u-3"), [], 1

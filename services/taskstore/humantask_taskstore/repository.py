@@ -19,6 +19,7 @@ import orjson
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -143,10 +144,11 @@ def _serialize_events(events: list[Event]) -> list[str]:
     return [serialize_event(event) for event in events]
 
 
-def _claimable(now: datetime) -> dict[str, Any]:
-    """`domain.is_claimable` as a filter: pending, and no live lease."""
+def _claimable(now: datetime, bottom: datetime, top: datetime) -> dict[str, Any]:
+    """Pending, no live lease, and created in [bottom, top)."""
     return {
         "status": "pending",
+        "created_at": {"$gte": bottom, "$lt": top},
         "$or": [{"lease_expires_at": None}, {"lease_expires_at": {"$lte": now}}],
     }
 
@@ -166,12 +168,17 @@ def _lease_of(worker_id: str) -> dict[str, Any]:
     return {"lease_worker_id": {"$type": "string", "$eq": worker_id}}
 
 
-# Listing reads spans of creation times (`TaskRepository.list`): the first covers this
-# much, each next one LIST_SPAN_GROWTH times more, down to LIST_FLOOR (the oldest time
-# a query may name). CLOCK_SKEW covers tasks stamped by a task-store whose clock is ahead.
-FIRST_LIST_SPAN_SECONDS = 60.0
-LIST_SPAN_GROWTH = 16
+# Lists and claims read spans of creation times (DocumentDB sorts in memory whatever a
+# filter matched, so each query is kept to a span): a list's first span covers this much
+# and each next one SPAN_GROWTH times more, down to LIST_FLOOR (the oldest time a query
+# may name); a claim's spans start at the pool's floor (`PoolFloor`).
+FIRST_LIST_SPAN_SECONDS = 1.0
+FIRST_CLAIM_SPAN_SECONDS = 60.0
+MIN_CLAIM_SPAN_SECONDS = 0.01
+SPAN_GROWTH = 16
 LIST_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
+# How far ahead of this task-store's clock another one's may be: a task it stamps is
+# never older than the floor this one computed.
 CLOCK_SKEW = timedelta(minutes=5)
 
 # Writes that race on a unique index: one wins, the others find the winner's document
@@ -194,9 +201,34 @@ class TaskExists(Exception):
         self.existing = existing
 
 
+class PoolFloor:
+    """A time no pending task is older than, kept a while by each task-store process:
+    the oldest pending task's `created_at`, or `now - CLOCK_SKEW` if that is earlier (a
+    task another process stamps later is never older than that). Finding the oldest
+    pending task sorts the pool, so it is looked up again only every few seconds; a floor
+    that went stale is merely low, which costs a claim a few empty spans."""
+
+    def __init__(self, refresh: timedelta = timedelta(seconds=30)) -> None:
+        self._refresh = refresh
+        self._floor: datetime | None = None
+        self._found_at: datetime | None = None
+
+    async def get(self, tasks: AsyncCollection, now: datetime) -> datetime:
+        if self._floor is None or self._found_at is None or now - self._found_at > self._refresh:
+            oldest = await tasks.find_one(
+                {"status": "pending"}, {"created_at": 1}, sort=[("created_at", ASCENDING)]
+            )
+            newest_possible = now - CLOCK_SKEW
+            self._floor = min(as_utc(oldest["created_at"]), newest_possible) if oldest else newest_possible
+            self._found_at = now
+        return self._floor
+
+
 class TaskRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self._tasks = db[TASKS]
+        self._pool_floor = PoolFloor()
+        self._claim_span = FIRST_CLAIM_SPAN_SECONDS
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
         """The task, if it exists (and belongs to `customer_id`, when given)."""
@@ -273,13 +305,7 @@ class TaskRepository:
                 {"$set": {"lease_worker_id": None, "lease_expires_at": None}, "$inc": {"version": 1}},
             )
             try:
-                doc = await self._tasks.find_one_and_update(
-                    _claimable(now),
-                    {"$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
-                     "$inc": {"version": 1}},
-                    sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
-                    return_document=ReturnDocument.AFTER,
-                )
+                doc = await self._claim_oldest(worker_id, now, lease_expires_at)
             except PyMongoError as exc:
                 if not is_unique_conflict(exc):
                     raise
@@ -288,6 +314,30 @@ class TaskRepository:
                 continue
             return None if doc is None else _document_to_record(doc)
         raise Unavailable("too many claims of this worker at once, try again")
+
+    async def _claim_oldest(
+        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    ) -> dict[str, Any] | None:
+        """Lease the oldest claimable task, reading the pool span by span upwards from its
+        floor: each `find_one_and_update` sorts only the pending tasks of its span."""
+        floor = await self._pool_floor.get(self._tasks, now)
+        bottom, span = floor, self._claim_span
+        while bottom <= now + CLOCK_SKEW:
+            top = bottom + timedelta(seconds=span)
+            doc = await self._tasks.find_one_and_update(
+                _claimable(now, bottom, top),
+                {"$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
+                 "$inc": {"version": 1}},
+                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                # Found in the first span: the pool is dense here, look at less next time.
+                first = bottom == floor
+                self._claim_span = max(MIN_CLAIM_SPAN_SECONDS, span / 2) if first else span
+                return doc
+            bottom, span = top, span * SPAN_GROWTH
+        return None
 
     async def list(
         self, customer_id: str, query: TaskListQuery, now: datetime
@@ -311,25 +361,26 @@ class TaskRepository:
 
         floor = query.start_time or LIST_FLOOR
         cursor = query.next_token
-        top = cursor.created_at if cursor else query.end_time or now + CLOCK_SKEW
+        # Without a cursor or an end_time the newest span is open above (clock skew).
+        top = cursor.created_at if cursor else query.end_time
         span = cursor.span_seconds if cursor else FIRST_LIST_SPAN_SECONDS
         wanted = query.offset + query.limit + 1
         records: list[TaskRecord] = []
-        first = True
         while True:
-            bottom = max(floor, top - timedelta(seconds=span))
-            created: dict[str, Any] = {"$gte": bottom, "$lt": top}
-            if first and cursor is not None:  # after the cursor's task, ties by task id
+            bottom = max(floor, (top or now) - timedelta(seconds=span))
+            created: dict[str, Any] = {"$gte": bottom}
+            if top is not None:
+                created["$lt"] = top
+            window: dict[str, Any] = {"created_at": created}
+            if cursor is not None and top == cursor.created_at:  # after the cursor's task
                 window = {"$or": [
-                    {"created_at": created},
+                    window,
                     {"created_at": cursor.created_at, "_id": {"$lt": ObjectId(cursor.task_id)}},
                 ]}
-            else:
-                window = {"created_at": created}
             records += await self._find_page(criteria | window, 0, wanted - len(records))
             if len(records) >= wanted or bottom <= floor:
                 break
-            top, span, first = bottom, min(span * LIST_SPAN_GROWTH, MAX_LIST_SPAN_SECONDS), False
+            top, span = bottom, min(span * SPAN_GROWTH, MAX_LIST_SPAN_SECONDS)
         page = records[query.offset :][: query.limit]
         if len(records) < wanted or not page:
             return page, None

@@ -41,6 +41,9 @@ class Command(BaseModel):
     result_model: ClassVar[type[BaseModel] | None] = None
     # Who may send it; the receiver refuses it from anyone else.
     senders: ClassVar[frozenset[Sender]] = frozenset({"gateway"})
+    # Whether the broker writes it to disk. A query lost in a broker crash costs only
+    # the caller's retry (it gets a 503), so queries skip the disk.
+    persistent: ClassVar[bool] = True
 
 
 class Principal(BaseModel):
@@ -56,6 +59,7 @@ class Authenticate(Command):
     """Look up a credential by its SHA-256; the secret itself never crosses the broker."""
 
     name = "auth.authenticate"
+    persistent = False
     result_model = Principal
 
     credential_hash: str
@@ -86,6 +90,7 @@ class CreateTask(Command):
 
 class GetTask(Command):
     name = "task.get"
+    persistent = False
     result_model = Task
 
     customer_id: str
@@ -94,6 +99,7 @@ class GetTask(Command):
 
 class ListTasks(Command):
     name = "task.list"
+    persistent = False
     result_model = TaskPage
 
     customer_id: str
@@ -150,6 +156,7 @@ class GetCallbackSecret(Command):
     """The notifier asks the task-store (which owns customers) for the key to sign with."""
 
     name = "customer.callback_secret"
+    persistent = False
     result_model = CallbackSecret
     senders = frozenset({"notifier"})
 
@@ -166,6 +173,7 @@ class ListCallbacks(Command):
     """The gateway asks the notifier (which owns delivery records) for a task's log."""
 
     name = "callback.list"
+    persistent = False
     result_model = CallbackLog
 
     customer_id: str
@@ -232,6 +240,7 @@ class ListAccounts(Command):
     """Every customer (or worker), oldest first."""
 
     name = "account.list"
+    persistent = False
     result_model = AccountList
     senders = frozenset({"admin"})
 
