@@ -27,10 +27,48 @@ from .repository import TaskRepository, serialize_event
 log = logging.getLogger(__name__)
 
 
+# At most this many tasks' outboxes are cleared in one write.
+MAX_CLEARS_PER_WRITE = 256
+
+
+class OutboxClears:
+    """Drops published events from their tasks' outboxes, many tasks in one write: while
+    a write is on its way, the clears that arrive wait for it and go together in the next
+    one. Under load that is one database round trip for many events; alone, no delay."""
+
+    def __init__(self, tasks: TaskRepository) -> None:
+        self._tasks = tasks
+        self._waiting: list[tuple[str, list[str], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def clear(self, task_id: str, published: list[str]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((task_id, published, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        await done
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch = self._waiting[:MAX_CLEARS_PER_WRITE]
+            del self._waiting[:MAX_CLEARS_PER_WRITE]
+            try:
+                await self._tasks.remove_from_outboxes([(task_id, events) for task_id, events, _ in batch])
+            except PyMongoError as exc:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
 class OutboxPublisher:
     def __init__(self, tasks: TaskRepository, exchange: AbstractExchange) -> None:
         self._tasks = tasks
         self._exchange = exchange
+        self._clears = OutboxClears(tasks)
         # The newest background publication of each task: the next one waits for it, so
         # one process publishes a task's events in the order they were written.
         self._latest: dict[str, asyncio.Task[None]] = {}
@@ -70,7 +108,7 @@ class OutboxPublisher:
                 break
             published.append(raw)
         if published or not raw_events:  # an empty outbox still leaves the relay's index
-            await self._tasks.remove_from_outbox(task_id, published)
+            await self._clears.clear(task_id, published)
         return len(published) == len(raw_events)
 
     async def _publish_one(self, task_id: str, raw: str) -> bool:

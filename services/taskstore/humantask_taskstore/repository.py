@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -184,6 +184,16 @@ CLOCK_SKEW = timedelta(minutes=5)
 # Writes that race on a unique index: one wins, the others find the winner's document
 # on their next look (or, rarely, try once more while the winner is still landing).
 RACE_ATTEMPTS = 3
+
+
+def _without_events(published: list[str]) -> list[dict[str, Any]]:
+    """An update (pipeline) that removes `published` from the outbox, in order otherwise,
+    and `outbox_at` with the last event: one write whatever else the outbox holds."""
+    remaining = {"$filter": {"input": "$outbox", "cond": {"$not": [{"$in": ["$$this", published]}]}}}
+    return [
+        {"$set": {"outbox": remaining}},
+        {"$set": {"outbox_at": {"$cond": [{"$eq": [{"$size": "$outbox"}, 0]}, "$$REMOVE", "$outbox_at"]}}},
+    ]
 
 
 @dataclass(frozen=True)
@@ -403,14 +413,15 @@ class TaskRepository:
         return [] if doc is None else list(doc.get("outbox") or [])
 
     async def remove_from_outbox(self, task_id: str, published: list[str]) -> None:
-        """Drop published events; a task left with none leaves the relay's index."""
-        _id = ObjectId(task_id)
-        # The usual case, one write: the outbox holds exactly what was just published.
-        emptied = await self._tasks.update_one(
-            {"_id": _id, "outbox": published}, {"$set": {"outbox": []}, "$unset": {"outbox_at": ""}}
+        await self.remove_from_outboxes([(task_id, published)])
+
+    async def remove_from_outboxes(self, published: list[tuple[str, list[str]]]) -> None:
+        """Drop each task's published events, keeping any that a later change added; a
+        task left with none leaves the relay's index. One round trip for all of them."""
+        await self._tasks.bulk_write(
+            [UpdateOne({"_id": ObjectId(task_id)}, _without_events(events)) for task_id, events in published],
+            ordered=False,
         )
-        if emptied.matched_count == 0:  # another change added events meanwhile: keep them
-            await self._tasks.update_one({"_id": _id}, {"$pull": {"outbox": {"$in": published}}})
 
     async def take_stale_outbox(self, older_than: datetime, now: datetime) -> PendingOutbox | None:
         """One task whose events were not published in time, marked as taken just now
