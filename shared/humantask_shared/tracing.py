@@ -19,14 +19,15 @@ created (the aiohttp server instrumentation applies to applications created afte
   `OTEL_SDK_DISABLED=true` turns all of it off.
 
 What the instrumentations do not cover is done here and at the call sites: a command's
-whole round trip (`command_span`, in the command client), and the outbox, which keeps the
-`traceparent` of the change with each event so that the relay publishes it in that trace
-(`current_trace_context`, `trace_context_of`).
+whole round trip (`command_span`, in the command client), and the outbox: each event
+keeps the `traceparent` of the change that raised it (`Event.trace_context`, from
+`current_trace_context`), and the relay publishes it in that trace
+(`restored_trace_context`). A client span that would start a trace (a database query of
+a timer) is not recorded (`NoBackgroundCalls`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -37,13 +38,11 @@ from typing import Any
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-log = logging.getLogger(__name__)
 
 TRACER_NAME = "humantask"
 # Probes and scrapes every few seconds would drown the traces that matter.
@@ -113,12 +112,9 @@ def span_exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
     return exporters
 
 
-def tracer_provider(
-    service: str, environ: Mapping[str, str] | None = None,
-    processors: list[SpanProcessor] | None = None,
-) -> TracerProvider | None:
-    """A provider for `humantask-<service>` with the exporters the environment names (and
-    `processors`, for tests); None when `OTEL_SDK_DISABLED=true`."""
+def tracer_provider(service: str, environ: Mapping[str, str] | None = None) -> TracerProvider | None:
+    """A provider for `humantask-<service>` with the exporters the environment names;
+    None when `OTEL_SDK_DISABLED=true`."""
     environ = os.environ if environ is None else environ
     if _truthy(environ.get("OTEL_SDK_DISABLED")):
         return None
@@ -130,8 +126,6 @@ def tracer_provider(
                               sampler=NoBackgroundCalls(configured))
     for exporter in span_exporters(environ):
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    for processor in processors or []:
-        provider.add_span_processor(processor)
     return provider
 
 
