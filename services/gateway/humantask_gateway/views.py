@@ -11,6 +11,7 @@ from humantask_shared.messages.commands import (
 )
 from humantask_shared.models import (
     CreateTaskRequest,
+    ListCursor,
     Task,
     TaskListQuery,
     TaskPage,

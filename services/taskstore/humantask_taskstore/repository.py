@@ -19,10 +19,10 @@ import orjson
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from humantask_shared.errors import Unavailable
 from humantask_shared.messages.commands import Account, Principal, Role
 from humantask_shared.messages.events import Event
 from humantask_shared.models import (
