@@ -15,13 +15,17 @@ RUN python -m venv /opt/venv
 ENV PATH="/opt/venv/bin:${PATH}"
 
 WORKDIR /src
-# Only what the wheel build needs (see [tool.hatch.build.targets.wheel] in pyproject.toml).
-COPY pyproject.toml constraints.txt ./
+# Runtime dependencies only (no test or bench extra): the lock, every file checked
+# against its hash. A layer of its own, rebuilt only when the lock changes.
+COPY requirements/runtime.txt requirements/runtime.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements/runtime.txt
+
+# Then the project on top, resolving nothing again. Only what the wheel build needs
+# (see [tool.hatch.build.targets.wheel] in pyproject.toml).
+COPY pyproject.toml ./
 COPY shared/ shared/
 COPY services/ services/
-
-# Runtime dependencies only (no [test] extra), pinned by constraints.txt.
-RUN pip install --no-cache-dir -c constraints.txt .
+RUN pip install --no-cache-dir --no-deps . && pip check
 
 # --- runtime: the virtualenv on a clean slim image, run as a non-root user ---
 FROM ${PYTHON_IMAGE} AS runtime

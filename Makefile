@@ -1,4 +1,5 @@
-# humantask developer tasks. `make test` is the test command (CI runs it via .ci/run).
+# humantask developer tasks. `make test` is the test command; CI (.ci/run) runs
+# `make lint` and then `make test`.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,19 +8,54 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test run-local contracts services-up bench
+.PHONY: install test lint lock lock-upgrade run-local contracts services-up bench
 
 install: $(STAMP)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(VENV)/bin/pip install --disable-pip-version-check -e '.[test]' -e clients/python -c constraints.txt
+# The locked versions (with their hashes) first, then the project and the client on top,
+# without resolving anything again; `pip check` fails if the locks miss a dependency.
+$(STAMP): pyproject.toml clients/python/pyproject.toml requirements/test.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --disable-pip-version-check --require-hashes -r requirements/test.txt
+	$(VENV)/bin/pip install --disable-pip-version-check --no-deps -e . -e clients/python
+	$(VENV)/bin/pip check
 	touch $@
 
 test: install
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
+
+# The project's own checks, configured in pyproject.toml ([tool.ruff], [tool.mypy]).
+LINT_PATHS := services shared clients/python tests bench examples scripts
+
+lint: install
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
+# The locks, requirements/*.txt, from pyproject.toml (and clients/python's): runtime.txt
+# (what the image installs), test.txt (runtime + the test extra + the client + the `dev`
+# group: ruff, mypy, uv), bench.txt (runtime + the bench extra). Each is resolved within
+# the one before, so a package has one version in all three. `make lock` keeps every
+# locked version it can (after a change of pyproject.toml); `make lock-upgrade` takes the
+# newest that pyproject.toml allows.
+LOCK_ARGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' $(LOCK_ARGS)
+
+# uv as locked (no `pip check`: pyproject.toml may already ask for what is not locked yet).
+$(VENV)/bin/uv: | $(VENV)/bin/python
+	$(VENV)/bin/pip install --disable-pip-version-check --require-hashes -r requirements/test.txt
+
+lock: $(VENV)/bin/uv
+	$(UV_COMPILE) pyproject.toml -o requirements/runtime.txt
+	$(UV_COMPILE) pyproject.toml clients/python/pyproject.toml --extra test \
+		--group pyproject.toml:dev -c requirements/runtime.txt -o requirements/test.txt
+	$(UV_COMPILE) pyproject.toml --extra bench -c requirements/test.txt -o requirements/bench.txt
+
+lock-upgrade:
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 run-local: install
 	bash scripts/run-local.sh
@@ -35,8 +71,9 @@ services-up:
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.humantask-bench-installed
 
-$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
-	$(VENV)/bin/pip install --disable-pip-version-check -e '.[bench]' -c constraints.txt
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(VENV)/bin/pip install --disable-pip-version-check --require-hashes -r requirements/bench.txt
+	$(VENV)/bin/pip check
 	touch $@
 
 bench: $(BENCH_STAMP)

@@ -48,19 +48,29 @@ def serve_bare(port: int) -> None:
     app.router.add_post("/echo", echo)
     app.router.add_get("/readyz", ready)
     app.on_startup.append(announce)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
-                shutdown_timeout=2, loop=_loop())
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=2,
+        loop=_loop(),
+    )
 
 
 async def _serve_rpc(args: argparse.Namespace) -> None:
     import aio_pika
 
     connection = await aio_pika.connect_robust(
-        args.amqp_url, client_properties={"connection_name": "bench-rpc-server"})
+        args.amqp_url, client_properties={"connection_name": "bench-rpc-server"}
+    )
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=args.prefetch)
-        exchange = await channel.declare_exchange(args.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
+        exchange = await channel.declare_exchange(
+            args.exchange, aio_pika.ExchangeType.DIRECT, durable=True
+        )
         queue = await channel.declare_queue(args.queue, durable=True)
         await queue.bind(exchange, routing_key=args.routing_key)
 
@@ -68,10 +78,15 @@ async def _serve_rpc(args: argparse.Namespace) -> None:
             orjson.loads(message.body)
             if message.reply_to:
                 await channel.default_exchange.publish(
-                    aio_pika.Message(body=REPLY, content_type="application/json",
-                                     correlation_id=message.correlation_id,
-                                     headers={"x-request-id": message.correlation_id or ""}),
-                    routing_key=message.reply_to, mandatory=False)
+                    aio_pika.Message(
+                        body=REPLY,
+                        content_type="application/json",
+                        correlation_id=message.correlation_id,
+                        headers={"x-request-id": message.correlation_id or ""},
+                    ),
+                    routing_key=message.reply_to,
+                    mandatory=False,
+                )
             await message.ack()
 
         await queue.consume(on_message)
@@ -84,8 +99,11 @@ async def _serve_rpc(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.ceilings", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ceilings",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     servers = parser.add_subparsers(dest="server", required=True)
     bare = servers.add_parser("bare")
     bare.add_argument("--port", type=int, required=True)

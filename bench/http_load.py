@@ -31,7 +31,7 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def run_phase(name: str, count: int, concurrency: int, deadline: float, call) -> list[float]:  # noqa: ANN001
+async def run_phase(name: str, count: int, concurrency: int, deadline: float, call) -> list[float]:
     latencies: list[float] = []
     errors: dict[int, int] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -55,21 +55,27 @@ async def run_phase(name: str, count: int, concurrency: int, deadline: float, ca
     elapsed = time.perf_counter() - started
     if latencies:
         print(
-            f"{name:>7}: {len(latencies)} requests in {elapsed:.2f}s = {len(latencies) / elapsed:.0f}/s; "
+            f"{name:>7}: {len(latencies)} requests in {elapsed:.2f}s "
+            f"= {len(latencies) / elapsed:.0f}/s; "
             f"latency ms p50 {statistics.median(latencies) * 1000:.1f} "
-            f"p95 {percentile(latencies, 0.95) * 1000:.1f} p99 {percentile(latencies, 0.99) * 1000:.1f}; "
+            f"p95 {percentile(latencies, 0.95) * 1000:.1f} "
+            f"p99 {percentile(latencies, 0.99) * 1000:.1f}; "
             f"errors {errors or 'none'}"
         )
     return latencies
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--key", default="live_demo_key_change_me")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=120, help="stop after this long in any case")
+    parser.add_argument(
+        "--seconds", type=float, default=120, help="stop after this long in any case"
+    )
     args = parser.parse_args()
 
     token = base64.b64encode(f"{args.key}:".encode()).decode()
@@ -77,7 +83,10 @@ async def main() -> None:
     deadline = time.monotonic() + args.seconds
     task_ids: list[str] = []
 
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        headers=headers, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+
         async def create(_index: int) -> int:
             async with session.post(f"{args.url}/v1/task/categorize", json=TASK) as response:
                 if response.status == 200:
@@ -85,7 +94,9 @@ async def main() -> None:
                 return response.status
 
         async def get(index: int) -> int:
-            async with session.get(f"{args.url}/v1/task/{task_ids[index % len(task_ids)]}") as response:
+            async with session.get(
+                f"{args.url}/v1/task/{task_ids[index % len(task_ids)]}"
+            ) as response:
                 await response.read()
                 return response.status
 
@@ -97,7 +108,9 @@ async def main() -> None:
         await run_phase("create", args.requests, args.concurrency, deadline, create)
         if task_ids:
             await run_phase("get", args.requests, args.concurrency, deadline, get)
-            await run_phase("list", max(1, args.requests // 10), args.concurrency, deadline, list_page)
+            await run_phase(
+                "list", max(1, args.requests // 10), args.concurrency, deadline, list_page
+            )
 
 
 if __name__ == "__main__":

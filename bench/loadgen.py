@@ -103,9 +103,11 @@ class Phase:
             self.window_start = started + self.warmup_s
             self.window_end = self.window_start + self.seconds
             marker = asyncio.create_task(self._markers())
-            workers = [asyncio.create_task(self._client(index, call)) for index in range(self.clients)]
+            workers = [
+                asyncio.create_task(self._client(index, call)) for index in range(self.clients)
+            ]
             # Bounded: the window, plus one request timeout for those in flight at its end.
-            done, pending = await asyncio.wait(
+            _done, pending = await asyncio.wait(
                 workers, timeout=self.warmup_s + self.max_seconds + REQUEST_TIMEOUT_SECONDS + 10
             )
             for task in pending:
@@ -130,7 +132,10 @@ class Phase:
         while True:
             await asyncio.sleep(max(0.0, self.window_end - time.perf_counter()))
             window = self.window_end - self.window_start
-            if len(self.latencies) >= self.min_ok or window + self.seconds > self.max_seconds + 1e-9:
+            if (
+                len(self.latencies) >= self.min_ok
+                or window + self.seconds > self.max_seconds + 1e-9
+            ):
                 break
             self.window_end += self.seconds  # too few completions yet: measure longer
         self.measuring = False
@@ -143,7 +148,7 @@ class Phase:
             began = time.perf_counter()
             try:
                 outcome = await call(index)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 outcome = "timeout"
             except Exception as exc:  # noqa: BLE001 - a failed request is a data point
                 outcome = type(exc).__name__
@@ -158,7 +163,7 @@ class Phase:
 
     # -- the operations -------------------------------------------------------------
 
-    def _calls(self):  # noqa: ANN202 - an async context manager yielding a Call
+    def _calls(self):  # an async context manager yielding a Call
         factory = {
             "bare_http": self._http_calls,
             "create": self._http_calls,
@@ -170,7 +175,7 @@ class Phase:
         }[self.op]
         return factory()
 
-    def _http_calls(self):  # noqa: ANN202
+    def _http_calls(self):
         import contextlib
 
         import aiohttp
@@ -186,19 +191,22 @@ class Phase:
         phase = self
 
         @contextlib.asynccontextmanager
-        async def calls():  # noqa: ANN202
+        async def calls():
             connector = aiohttp.TCPConnector(limit=self.clients, limit_per_host=0)
             timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
                 async def bare(_index: int) -> str:
-                    async with session.post(f"{base}/echo", data=body, headers=json_headers) as response:
+                    async with session.post(
+                        f"{base}/echo", data=body, headers=json_headers
+                    ) as response:
                         await response.read()
                         return "ok" if response.status == 200 else str(response.status)
 
                 async def create(_index: int) -> str:
-                    async with session.post(f"{base}/v1/task/categorize", data=body,
-                                            headers=customer) as response:
+                    async with session.post(
+                        f"{base}/v1/task/categorize", data=body, headers=customer
+                    ) as response:
                         raw = await response.read()
                         if response.status != 200:
                             return str(response.status)
@@ -207,12 +215,16 @@ class Phase:
 
                 async def get(_index: int) -> str:
                     task_id = ids[rng.randrange(len(ids))]
-                    async with session.get(f"{base}/v1/task/{task_id}", headers=customer) as response:
+                    async with session.get(
+                        f"{base}/v1/task/{task_id}", headers=customer
+                    ) as response:
                         await response.read()
                         return "ok" if response.status == 200 else str(response.status)
 
                 async def list_page(_index: int) -> str:
-                    async with session.get(f"{base}/v1/tasks?limit=100", headers=customer) as response:
+                    async with session.get(
+                        f"{base}/v1/tasks?limit=100", headers=customer
+                    ) as response:
                         await response.read()
                         return "ok" if response.status == 200 else str(response.status)
 
@@ -228,8 +240,11 @@ class Phase:
                     task_id = orjson.loads(raw)["task_id"]
                     claimed = time.perf_counter()
                     sent_wall = time.time()
-                    async with session.post(f"{base}/v1/work/{task_id}/submit",
-                                            data=b'{"category": "big"}', headers=worker) as response:
+                    async with session.post(
+                        f"{base}/v1/work/{task_id}/submit",
+                        data=b'{"category": "big"}',
+                        headers=worker,
+                    ) as response:
                         await response.read()
                         if response.status != 200:
                             return f"submit {response.status}"
@@ -240,8 +255,13 @@ class Phase:
                         phase.submit_latencies.append(answered - claimed)
                     return "ok"
 
-                yield {"bare_http": bare, "create": create, "get": get, "list": list_page,
-                       "claim_submit": claim_submit}[self.op]
+                yield {
+                    "bare_http": bare,
+                    "create": create,
+                    "get": get,
+                    "list": list_page,
+                    "claim_submit": claim_submit,
+                }[self.op]
 
         if self.op == "get" and not ids:
             raise SystemExit("get needs task_ids")
@@ -249,7 +269,7 @@ class Phase:
             raise SystemExit("claim_submit needs worker_tokens")
         return calls()
 
-    def _rpc_calls(self):  # noqa: ANN202
+    def _rpc_calls(self):
         """The gateway's request/reply, without the gateway and the task-store: one
         connection and one channel with publisher confirms, persistent mandatory
         messages through a durable direct exchange to a durable queue, the reply on an
@@ -259,19 +279,27 @@ class Phase:
         import aio_pika
 
         spec = self.spec
-        body = orjson.dumps({"name": "task.create", "customer_id": "0" * 24,
-                             "request": task_body("http://127.0.0.1:9/callback")})
+        body = orjson.dumps(
+            {
+                "name": "task.create",
+                "customer_id": "0" * 24,
+                "request": task_body("http://127.0.0.1:9/callback"),
+            }
+        )
 
         @contextlib.asynccontextmanager
-        async def calls():  # noqa: ANN202
+        async def calls():
             connection = await aio_pika.connect_robust(
-                spec["amqp_url"], client_properties={"connection_name": "bench-rpc-client"})
+                spec["amqp_url"], client_properties={"connection_name": "bench-rpc-client"}
+            )
             async with connection:
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
                 exchange = await channel.declare_exchange(
-                    spec["rpc_exchange"], aio_pika.ExchangeType.DIRECT, durable=True)
+                    spec["rpc_exchange"], aio_pika.ExchangeType.DIRECT, durable=True
+                )
                 reply_queue = await channel.declare_queue(
-                    f"bench.replies.{uuid.uuid4().hex}", exclusive=True, auto_delete=True)
+                    f"bench.replies.{uuid.uuid4().hex}", exclusive=True, auto_delete=True
+                )
                 pending: dict[str, asyncio.Future[bytes]] = {}
 
                 async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -287,18 +315,24 @@ class Phase:
                     future: asyncio.Future[bytes] = loop.create_future()
                     pending[correlation_id] = future
                     message = aio_pika.Message(
-                        body=body, content_type="application/json",
+                        body=body,
+                        content_type="application/json",
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        correlation_id=correlation_id, reply_to=reply_queue.name,
-                        message_id=uuid.uuid4().hex, type="task.create",
+                        correlation_id=correlation_id,
+                        reply_to=reply_queue.name,
+                        message_id=uuid.uuid4().hex,
+                        type="task.create",
                         expiration=REQUEST_TIMEOUT_SECONDS,
-                        headers={"x-request-id": correlation_id,
-                                 "x-deadline": int((time.time() + REQUEST_TIMEOUT_SECONDS) * 1000)},
+                        headers={
+                            "x-request-id": correlation_id,
+                            "x-deadline": int((time.time() + REQUEST_TIMEOUT_SECONDS) * 1000),
+                        },
                     )
                     try:
                         async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
-                            await exchange.publish(message, routing_key=spec["rpc_routing_key"],
-                                                   mandatory=True)
+                            await exchange.publish(
+                                message, routing_key=spec["rpc_routing_key"], mandatory=True
+                            )
                             await future
                     finally:
                         pending.pop(correlation_id, None)
@@ -308,7 +342,7 @@ class Phase:
 
         return calls()
 
-    def _insert_calls(self):  # noqa: ANN202
+    def _insert_calls(self):
         """A task-sized document, one `insert_one` each, with the task-store's write
         concern (majority, journaled), on a collection with no index but `_id`."""
         import contextlib
@@ -320,10 +354,15 @@ class Phase:
         template = task_document_template("http://127.0.0.1:9/callback")
 
         @contextlib.asynccontextmanager
-        async def calls():  # noqa: ANN202
+        async def calls():
             client: AsyncMongoClient = AsyncMongoClient(
-                spec["mongodb_url"], appname="bench-insert", tz_aware=True,
-                w="majority", journal=True, serverSelectionTimeoutMS=5000)
+                spec["mongodb_url"],
+                appname="bench-insert",
+                tz_aware=True,
+                w="majority",
+                journal=True,
+                serverSelectionTimeoutMS=5000,
+            )
             try:
                 collection = client[spec["database"]][spec["collection"]]
                 await client.admin.command("ping")

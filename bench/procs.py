@@ -123,8 +123,11 @@ class CpuMeter:
         usage: dict[str, float] = {}
         accounted = 0.0
         for name, pids in components.items():
-            used = sum(last.per_pid.get(pid, 0.0) - first.per_pid.get(pid, 0.0)
-                       for pid in pids if pid in last.per_pid)
+            used = sum(
+                last.per_pid.get(pid, 0.0) - first.per_pid.get(pid, 0.0)
+                for pid in pids
+                if pid in last.per_pid
+            )
             usage[name] = round(100 * used / wall, 1)
             accounted += used
         busy = last.busy - first.busy

@@ -44,7 +44,9 @@ def _is_loop(frame: str) -> bool:
     return any(frame.startswith(entry) for entry in LOOP_ENTRIES)
 
 
-def top_frames(lines: Iterable[str], limit: int = 12, own_code: str = "humantask") -> dict[str, object]:
+def top_frames(
+    lines: Iterable[str], limit: int = 12, own_code: str = "humantask"
+) -> dict[str, object]:
     """The frames with the most samples on top of the stack (self), and the project's
     own frames (those naming `own_code`) with the most samples anywhere in the stack
     (inclusive), as percentages of the samples in Python code (`python_samples`: those
@@ -64,8 +66,14 @@ def top_frames(lines: Iterable[str], limit: int = 12, own_code: str = "humantask
                 inclusive[frame] += count
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(frame, round(100 * count / total, 1)) for frame, count in counter.most_common(limit)]
+        return [
+            (frame, round(100 * count / total, 1)) for frame, count in counter.most_common(limit)
+        ]
 
-    return {"samples": all_samples, "loop_samples": loop, "python_samples": total,
-            "self": share(self_counts) if total else [],
-            "inclusive": share(inclusive) if total else []}
+    return {
+        "samples": all_samples,
+        "loop_samples": loop,
+        "python_samples": total,
+        "self": share(self_counts) if total else [],
+        "inclusive": share(inclusive) if total else [],
+    }

@@ -60,31 +60,64 @@ DISTURBED_OTHER_CPU = 30.0  # % of a core used by processes not in the benchmark
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 1 s per phase, 5,000 growth tasks, results under .local/bench/")
-    parser.add_argument("--seconds", type=float, help="measured seconds per phase (default 5; --quick 1)")
-    parser.add_argument("--warmup", type=float, help="unrecorded seconds before each phase (default 1; --quick 0.3)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 1 s per phase, 5,000 growth tasks, results under .local/bench/",
+    )
+    parser.add_argument(
+        "--seconds", type=float, help="measured seconds per phase (default 5; --quick 1)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, help="unrecorded seconds before each phase (default 1; --quick 0.3)"
+    )
     parser.add_argument("--levels", default="1,16,64,256", help="numbers of concurrent clients")
-    parser.add_argument("--max-requests", type=int, default=200_000, help="per phase, whatever the time")
-    parser.add_argument("--ops", default="bare_http,rabbitmq_rpc,mongo_insert,create,get,list,claim_submit",
-                        help="which operations the sweep runs")
-    parser.add_argument("--growth-tasks", type=int, help="tasks inserted for the growth stage "
-                        "(default 100,000; --quick 5,000; 0 skips the stage)")
+    parser.add_argument(
+        "--max-requests", type=int, default=200_000, help="per phase, whatever the time"
+    )
+    parser.add_argument(
+        "--ops",
+        default="bare_http,rabbitmq_rpc,mongo_insert,create,get,list,claim_submit",
+        help="which operations the sweep runs",
+    )
+    parser.add_argument(
+        "--growth-tasks",
+        type=int,
+        help="tasks inserted for the growth stage "
+        "(default 100,000; --quick 5,000; 0 skips the stage)",
+    )
     parser.add_argument("--growth-clients", type=int, default=64)
-    parser.add_argument("--growth-spread-hours", type=float, default=168.0,
-                        help="the growth tasks' creation times spread evenly over this many hours "
-                             "before the run (default a week; 0: one millisecond apart, a burst)")
-    parser.add_argument("--list-tasks", type=int, default=1000,
-                        help="tasks of the customer whose pages the sweep lists")
-    parser.add_argument("--profile", action="store_true",
-                        help="after the sweep, run create, get and claim+submit at --growth-clients "
-                             "again with py-spy on the services (stage 'profile', not in the targets)")
-    parser.add_argument("--results-dir", type=Path,
-                        help="default bench/results (.local/bench/results with --quick)")
+    parser.add_argument(
+        "--growth-spread-hours",
+        type=float,
+        default=168.0,
+        help="the growth tasks' creation times spread evenly over this many hours "
+        "before the run (default a week; 0: one millisecond apart, a burst)",
+    )
+    parser.add_argument(
+        "--list-tasks",
+        type=int,
+        default=1000,
+        help="tasks of the customer whose pages the sweep lists",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the sweep, run create, get and claim+submit at --growth-clients "
+        "again with py-spy on the services (stage 'profile', not in the targets)",
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, help="default bench/results (.local/bench/results with --quick)"
+    )
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL)
-    parser.add_argument("--mongodb-url", default=os.environ.get("MONGODB_URL") or DEFAULT_MONGODB_URL)
+    parser.add_argument(
+        "--mongodb-url", default=os.environ.get("MONGODB_URL") or DEFAULT_MONGODB_URL
+    )
     args = parser.parse_args(argv)
     args.seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 5.0)
     args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
@@ -131,7 +164,9 @@ class CallbackReceiver:
 
     async def wait_for(self, task_ids: Sequence[str], seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and any(task_id not in self.arrivals for task_id in task_ids):
+        while time.monotonic() < deadline and any(
+            task_id not in self.arrivals for task_id in task_ids
+        ):
             await asyncio.sleep(0.05)
 
 
@@ -183,30 +218,60 @@ class Bench:
 
     def _spec(self, op: str, clients: int, **extra: Any) -> dict[str, Any]:
         assert self.stack is not None
-        spec = {"op": op, "clients": clients, "warmup_s": self.args.warmup, "seconds": self.args.seconds,
-                "max_seconds": self.args.seconds * MAX_WINDOW_FACTOR, "min_ok": MIN_OK,
-                "max_requests": self.args.max_requests, "callback_url": self.receiver.url}
+        spec = {
+            "op": op,
+            "clients": clients,
+            "warmup_s": self.args.warmup,
+            "seconds": self.args.seconds,
+            "max_seconds": self.args.seconds * MAX_WINDOW_FACTOR,
+            "min_ok": MIN_OK,
+            "max_requests": self.args.max_requests,
+            "callback_url": self.receiver.url,
+        }
         if op == "bare_http":
             spec["url"] = self.bare_url
         elif op == "rabbitmq_rpc":
-            spec.update(amqp_url=self.amqp_url, rpc_exchange=RPC_EXCHANGE, rpc_routing_key=RPC_ROUTING_KEY)
+            spec.update(
+                amqp_url=self.amqp_url, rpc_exchange=RPC_EXCHANGE, rpc_routing_key=RPC_ROUTING_KEY
+            )
         elif op == "mongo_insert":
-            spec.update(mongodb_url=with_database(self.args.mongodb_url, self.stack.database),
-                        database=self.stack.database, collection=INSERT_COLLECTION)
+            spec.update(
+                mongodb_url=with_database(self.args.mongodb_url, self.stack.database),
+                database=self.stack.database,
+                collection=INSERT_COLLECTION,
+            )
         else:
-            spec.update(url=self.stack.gateway_url, api_key=self.stack.api_key,
-                        worker_tokens=self.stack.worker_tokens[:clients])
+            spec.update(
+                url=self.stack.gateway_url,
+                api_key=self.stack.api_key,
+                worker_tokens=self.stack.worker_tokens[:clients],
+            )
         spec.update(extra)
         return spec
 
-    async def phase(self, op: str, clients: int, stage: str, profile: bool = False,
-                    quiet: bool = False, **extra: Any) -> dict[str, Any]:
+    async def phase(
+        self,
+        op: str,
+        clients: int,
+        stage: str,
+        profile: bool = False,
+        quiet: bool = False,
+        **extra: Any,
+    ) -> dict[str, Any]:
         assert self.stack is not None
         spec = self._spec(op, clients, **extra)
-        log = open(self.log_dir / f"loadgen-{stage}-{op}-{clients}.log", "wb")  # noqa: SIM115
+        log_path = self.log_dir / f"loadgen-{stage}-{op}-{clients}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed below, once the process ended
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.loadgen", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=log, limit=256 * 1024 * 1024)
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            limit=256 * 1024 * 1024,
+        )
         components: dict[str, list[int]] = {name: [pid] for name, pid in self.stack.pids().items()}
         components["loadgen"] = [process.pid]
         components["bench"] = [os.getpid()]
@@ -238,21 +303,30 @@ class Bench:
                     elif text == "STOP":
                         after = meter.snapshot()
                     elif text.startswith("RESULT "):
-                        result = orjson.loads(text[len("RESULT "):])
+                        result = orjson.loads(text[len("RESULT ") :])
                 await process.wait()
         except TimeoutError:
             process.kill()
             await process.wait()
-            raise RuntimeError(f"the load generator of {op}@{clients} ran over {bound:g}s") from None
+            raise RuntimeError(
+                f"the load generator of {op}@{clients} ran over {bound:g}s"
+            ) from None
         finally:
             log.close()
             for spy in spies:
                 await spy
         if result is None:
-            tail = (self.log_dir / f"loadgen-{stage}-{op}-{clients}.log").read_text(errors="replace")[-3000:]
+            tail = (self.log_dir / f"loadgen-{stage}-{op}-{clients}.log").read_text(
+                errors="replace"
+            )[-3000:]
             raise RuntimeError(f"the load generator of {op}@{clients} gave no result:\n{tail}")
-        row = {"stage": stage, "kind": "ceiling" if op in report.CEILINGS else "stack", "op": op,
-               "clients": clients, **result}
+        row = {
+            "stage": stage,
+            "kind": "ceiling" if op in report.CEILINGS else "stack",
+            "op": op,
+            "clients": clients,
+            **result,
+        }
         if before is not None and after is not None:
             row["cpu"] = CpuMeter.usage(before, after)
             # Something besides the benchmark used the cores (another user of the box).
@@ -264,21 +338,34 @@ class Bench:
 
     def _print_row(self, row: Mapping[str, Any]) -> None:
         cpu = row.get("cpu") or {}
-        cpu_text = " ".join(f"{short} {cpu[key]:.0f}" for key, short in report.CPU_COLUMNS if cpu.get(key))
+        cpu_text = " ".join(
+            f"{short} {cpu[key]:.0f}" for key, short in report.CPU_COLUMNS if cpu.get(key)
+        )
         rate = "" if row["op"] in report.LATENCY_ONLY else f"{row['throughput']:9.1f}/s "
-        print(f"  {row['stage']:<12} {row['op']:<18} {row['clients']:>4}  {rate}"
-              f"p50 {row.get('p50_ms') or 0:8.1f} ms  p99 {row.get('p99_ms') or 0:8.1f} ms  "
-              f"errors {row.get('errors') or 0}  cpu% {cpu_text}", flush=True)
+        print(
+            f"  {row['stage']:<12} {row['op']:<18} {row['clients']:>4}  {rate}"
+            f"p50 {row.get('p50_ms') or 0:8.1f} ms  p99 {row.get('p99_ms') or 0:8.1f} ms  "
+            f"errors {row.get('errors') or 0}  cpu% {cpu_text}",
+            flush=True,
+        )
 
-    async def claim_submit(self, clients: int, stage: str, profile: bool = False) -> list[dict[str, Any]]:
+    async def claim_submit(
+        self, clients: int, stage: str, profile: bool = False
+    ) -> list[dict[str, Any]]:
         """claim+submit, then the callbacks of the submitted tasks: two rows."""
         assert self.stack is not None
         needed = int(max(300, 2 * self.claim_rate_guess * (self.args.warmup + self.args.seconds)))
         database = self.stack.database
         pending = await count_tasks(self.args.mongodb_url, database, {"status": "pending"})
         if pending < needed:
-            await insert_tasks(self.args.mongodb_url, database, self.stack.customer_id,
-                               self.receiver.url, needed - pending, oldest=datetime.now(UTC))
+            await insert_tasks(
+                self.args.mongodb_url,
+                database,
+                self.stack.customer_id,
+                self.receiver.url,
+                needed - pending,
+                oldest=datetime.now(UTC),
+            )
         row = await self.phase("claim_submit", clients, stage, profile=profile)
         row["pending_before"] = max(pending, needed)
         self.claim_rate_guess = max(self.claim_rate_guess, row["throughput"])
@@ -293,8 +380,13 @@ class Bench:
             latencies.append(arrived - sent)
             after_answer.append(arrived - answered)
         errors = {f"no callback within {CALLBACK_WAIT_SECONDS:g}s": missing} if missing else {}
-        callback = {"stage": stage, "kind": "stack", "op": "submit_to_callback", "clients": clients,
-                    **phase_summary(latencies, row["window_s"], errors)}
+        callback = {
+            "stage": stage,
+            "kind": "stack",
+            "op": "submit_to_callback",
+            "clients": clients,
+            **phase_summary(latencies, row["window_s"], errors),
+        }
         callback["throughput"] = None
         callback["from_submit_answer_p50_ms"] = phase_summary(after_answer, 1, {})["p50_ms"]
         callback["callbacks"] = len(submits) - missing
@@ -320,10 +412,24 @@ class Bench:
         return tasks
 
     async def _profile(self, spy: Path, pid: int, output: Path, op: str, service: str) -> None:
-        argv = [str(spy), "record", "--pid", str(pid), "--duration", str(max(1, int(self.args.seconds))),
-                "--rate", "100", "--nonblocking", "--format", "raw", "--output", str(output)]
-        process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.DEVNULL,
-                                                       stderr=asyncio.subprocess.PIPE)
+        argv = [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, int(self.args.seconds))),
+            "--rate",
+            "100",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+        ]
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
         try:
             async with asyncio.timeout(self.args.seconds + 30):
                 _, stderr = await process.communicate()
@@ -345,14 +451,36 @@ class Bench:
         env = self.stack.env()
         port = free_port()
         self.bare_url = f"http://127.0.0.1:{port}"
-        self.ceilings["bare"] = Process("ceiling-bare", [sys.executable, "-m", "bench.ceilings", "bare",
-                                                         "--port", str(port)], env, self.log_dir)
-        self.ceilings["rpc"] = Process("ceiling-rpc", [
-            sys.executable, "-m", "bench.ceilings", "rpc", "--amqp-url", self.amqp_url,
-            "--exchange", RPC_EXCHANGE, "--queue", RPC_QUEUE, "--routing-key", RPC_ROUTING_KEY], env, self.log_dir)
+        self.ceilings["bare"] = Process(
+            "ceiling-bare",
+            [sys.executable, "-m", "bench.ceilings", "bare", "--port", str(port)],
+            env,
+            self.log_dir,
+        )
+        self.ceilings["rpc"] = Process(
+            "ceiling-rpc",
+            [
+                sys.executable,
+                "-m",
+                "bench.ceilings",
+                "rpc",
+                "--amqp-url",
+                self.amqp_url,
+                "--exchange",
+                RPC_EXCHANGE,
+                "--queue",
+                RPC_QUEUE,
+                "--routing-key",
+                RPC_ROUTING_KEY,
+            ],
+            env,
+            self.log_dir,
+        )
         for process in self.ceilings.values():
             process.start(stdout_pipe=True)
-        await asyncio.gather(*(wait_line(process, "READY", 60) for process in self.ceilings.values()))
+        await asyncio.gather(
+            *(wait_line(process, "READY", 60) for process in self.ceilings.values())
+        )
 
     async def stop_ceilings(self) -> None:
         for process in self.ceilings.values():
@@ -370,8 +498,13 @@ class Bench:
             if op == "list" and not self.list_key:
                 customer = await self.stack.create_customer("bench-list")
                 self.list_key = customer["api_key"]
-                await insert_tasks(self.args.mongodb_url, self.stack.database, customer["customer_id"],
-                                   self.receiver.url, self.args.list_tasks)
+                await insert_tasks(
+                    self.args.mongodb_url,
+                    self.stack.database,
+                    customer["customer_id"],
+                    self.receiver.url,
+                    self.args.list_tasks,
+                )
             if op == "get" and not created:
                 created = await self._some_tasks()
             for clients in self.args.levels:
@@ -393,7 +526,7 @@ class Bench:
         """Creates at the highest level, not recorded: the services' connection pools
         (PyMongo opens its connections, and FerretDB its PostgreSQL backends, on demand)
         and first-call costs are paid before anything is measured."""
-        clients = max(self.args.levels + [self.args.growth_clients])
+        clients = max([*self.args.levels, self.args.growth_clients])
         print(f"  warming up: create at {clients} clients, not recorded", flush=True)
         spec = {"warmup_s": 0.0, "seconds": max(2.0, 2 * self.args.warmup), "min_ok": 0}
         row = await self.phase("create", clients, "warmup", quiet=True, **spec)
@@ -402,8 +535,13 @@ class Bench:
 
     async def _some_tasks(self) -> list[str]:
         assert self.stack is not None
-        ids, _ = await insert_tasks(self.args.mongodb_url, self.stack.database, self.stack.customer_id,
-                                    self.receiver.url, 1000)
+        ids, _ = await insert_tasks(
+            self.args.mongodb_url,
+            self.stack.database,
+            self.stack.customer_id,
+            self.receiver.url,
+            1000,
+        )
         return ids
 
     async def profile(self) -> None:
@@ -414,8 +552,13 @@ class Bench:
             if op == "claim_submit":
                 self.rows.extend(await self.claim_submit(clients, "profile", profile=True))
             else:
-                row = await self.phase(op, clients, "profile", profile=True,
-                                       **({"task_ids": ids} if op == "get" else {}))
+                row = await self.phase(
+                    op,
+                    clients,
+                    "profile",
+                    profile=True,
+                    **({"task_ids": ids} if op == "get" else {}),
+                )
                 row.pop("created_ids", None)
                 self.rows.append(row)
 
@@ -425,16 +568,29 @@ class Bench:
         at 1 client, to show what one of them costs alone."""
         assert self.stack is not None
         clients = self.args.growth_clients
-        info: dict[str, Any] = {"tasks": tasks, "clients": clients, "status": "pending",
-                                "spread_hours": self.args.growth_spread_hours}
+        info: dict[str, Any] = {
+            "tasks": tasks,
+            "clients": clients,
+            "status": "pending",
+            "spread_hours": self.args.growth_spread_hours,
+        }
         inserted: list[str] = []
         for stage in ("growth_empty", "growth_full"):
             if stage == "growth_full":
                 print(f"  inserting {tasks:,} tasks ...", flush=True)
-                spread = timedelta(hours=self.args.growth_spread_hours) if self.args.growth_spread_hours else None
+                spread = (
+                    timedelta(hours=self.args.growth_spread_hours)
+                    if self.args.growth_spread_hours
+                    else None
+                )
                 inserted, seconds = await insert_tasks(
-                    self.args.mongodb_url, self.stack.database, self.stack.customer_id,
-                    self.receiver.url, tasks, spread=spread)
+                    self.args.mongodb_url,
+                    self.stack.database,
+                    self.stack.customer_id,
+                    self.receiver.url,
+                    tasks,
+                    spread=spread,
+                )
                 info["insert_seconds"] = round(seconds, 1)
                 info["insert_rate"] = round(tasks / seconds, 1) if seconds else None
                 print(f"  inserted {tasks:,} tasks in {seconds:.1f} s", flush=True)
@@ -443,8 +599,9 @@ class Bench:
             self.rows.append(row)
             ids = (inserted + created) or await self._some_tasks()
             self.rows.append(await self.phase("get", clients, stage, task_ids=ids))
-            customer_tasks = await count_tasks(self.args.mongodb_url, self.stack.database,
-                                               {"customer_id": self.stack.customer_id})
+            customer_tasks = await count_tasks(
+                self.args.mongodb_url, self.stack.database, {"customer_id": self.stack.customer_id}
+            )
             for level in sorted({1, clients}):
                 row = await self.phase("list", level, stage)
                 row["customer_tasks"] = customer_tasks
@@ -459,19 +616,31 @@ async def _run(args: argparse.Namespace) -> int:
     rid = run_id()
     log_dir = ROOT / ".local" / "bench" / f"{started:%Y%m%d-%H%M%S}-{rid}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    for url, port, name in ((args.amqp_url, 5672, "RabbitMQ"), (args.mongodb_url, 27017, "MongoDB")):
+    for url, port, name in (
+        (args.amqp_url, 5672, "RabbitMQ"),
+        (args.mongodb_url, 27017, "MongoDB"),
+    ):
         if not tcp_answers(url, port):
-            print(f"{name} does not answer at {redacted(url)}: start it (make services-up) or set "
-                  f"AMQP_URL / MONGODB_URL", file=sys.stderr)
+            print(
+                f"{name} does not answer at {redacted(url)}: start it (make services-up) or set "
+                f"AMQP_URL / MONGODB_URL",
+                file=sys.stderr,
+            )
             return 2
     busy_before, _, _ = machine_busy_seconds()
     await asyncio.sleep(2)
     busy_pct = round(100 * (machine_busy_seconds()[0] - busy_before) / 2, 1)
     if busy_pct > DISTURBED_OTHER_CPU:
-        print(f"warning: the machine is already busy ({busy_pct:.0f}% of a core before the benchmark "
-              "started): other users of the box will blur the numbers", flush=True)
-    print(f"humantask bench {rid}: levels {args.levels}, {args.seconds:g} s per phase after "
-          f"{args.warmup:g} s warm-up; logs in {log_dir.relative_to(ROOT)}", flush=True)
+        print(
+            f"warning: the machine is already busy ({busy_pct:.0f}% of a core before the benchmark "
+            "started): other users of the box will blur the numbers",
+            flush=True,
+        )
+    print(
+        f"humantask bench {rid}: levels {args.levels}, {args.seconds:g} s per phase after "
+        f"{args.warmup:g} s warm-up; logs in {log_dir.relative_to(ROOT)}",
+        flush=True,
+    )
     receiver = CallbackReceiver()
     await receiver.start()
     bench = Bench(args, log_dir, receiver)
@@ -479,7 +648,7 @@ async def _run(args: argparse.Namespace) -> int:
     growth_info: dict[str, Any] = {"tasks": 0}
     exit_codes: dict[str, Any] = {}
     api_key = f"live_bench_{rid}"
-    workers = max(args.levels + [args.growth_clients])
+    workers = max([*args.levels, args.growth_clients])
     try:
         with Vhost(args.amqp_url, f"humantask_bench_{rid}") as vhost:
             stack = Stack(vhost.url, args.mongodb_url, f"humantask_bench_{rid}", log_dir, api_key)
@@ -493,7 +662,10 @@ async def _run(args: argparse.Namespace) -> int:
                 idle = bench.rss.sample()
                 for name in SERVICES:
                     rss[name] = {"idle_mb": idle.get(name)}
-                print("idle RSS MB: " + ", ".join(f"{name} {value}" for name, value in idle.items()), flush=True)
+                print(
+                    "idle RSS MB: " + ", ".join(f"{name} {value}" for name, value in idle.items()),
+                    flush=True,
+                )
                 await bench.start_ceilings()
                 bench.rss.start()
                 print("sweep:", flush=True)
@@ -513,7 +685,9 @@ async def _run(args: argparse.Namespace) -> int:
                 await drop_database(args.mongodb_url, stack.database)
         if args.growth_tasks > 0:
             with Vhost(args.amqp_url, f"humantask_bench_{rid}_growth") as vhost:
-                stack = Stack(vhost.url, args.mongodb_url, f"humantask_bench_{rid}_growth", log_dir, api_key)
+                stack = Stack(
+                    vhost.url, args.mongodb_url, f"humantask_bench_{rid}_growth", log_dir, api_key
+                )
                 bench.stack, bench.amqp_url = stack, vhost.url
                 bench.claim_rate_guess = 50.0
                 try:
@@ -536,16 +710,27 @@ async def _run(args: argparse.Namespace) -> int:
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
         "host": describe_host(),
-        "config": {"levels": args.levels, "seconds": args.seconds, "warmup_s": args.warmup,
-                   "quick": args.quick, "max_requests": args.max_requests, "ops": args.ops,
-                   "growth_tasks": args.growth_tasks, "growth_clients": args.growth_clients,
-                   "growth_spread_hours": args.growth_spread_hours,
-                   "list_tasks": args.list_tasks, "min_ok": MIN_OK,
-                   "max_window_s": args.seconds * MAX_WINDOW_FACTOR,
-                   "machine_busy_before_pct": busy_pct,
-                   "load_generator": "one process per phase (python -m bench.loadgen), on the same cores",
-                   "service_env": {"LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_SECOND": "0",
-                                   "others": "defaults (PREFETCH_COUNT 32, AUTH_CACHE_SECONDS 30, ...)"}},
+        "config": {
+            "levels": args.levels,
+            "seconds": args.seconds,
+            "warmup_s": args.warmup,
+            "quick": args.quick,
+            "max_requests": args.max_requests,
+            "ops": args.ops,
+            "growth_tasks": args.growth_tasks,
+            "growth_clients": args.growth_clients,
+            "growth_spread_hours": args.growth_spread_hours,
+            "list_tasks": args.list_tasks,
+            "min_ok": MIN_OK,
+            "max_window_s": args.seconds * MAX_WINDOW_FACTOR,
+            "machine_busy_before_pct": busy_pct,
+            "load_generator": "one process per phase (python -m bench.loadgen), on the same cores",
+            "service_env": {
+                "LOG_LEVEL": "WARNING",
+                "RATE_LIMIT_PER_SECOND": "0",
+                "others": "defaults (PREFETCH_COUNT 32, AUTH_CACHE_SECONDS 30, ...)",
+            },
+        },
         "targets_config": {"callback_p50_ms": TARGET_CALLBACK_P50_MS},
         "results": bench.rows,
         "growth": growth_info,
@@ -570,21 +755,28 @@ async def _run(args: argparse.Namespace) -> int:
     print(report.rss_table(rss))
     if growth_info.get("tasks"):
         print()
-        print(f"growth: {growth_info['tasks']:,} tasks inserted in {growth_info.get('insert_seconds')} s")
+        print(
+            f"growth: {growth_info['tasks']:,} tasks inserted "
+            f"in {growth_info.get('insert_seconds')} s"
+        )
         print(report.growth_table(bench.rows, args.growth_clients, growth_info["tasks"]))
     for op, services in bench.profiles.items():
         for service, summary in services.items():
             print()
-            print(f"profile {op}@{args.growth_clients} {service}: {summary['samples']} samples, "
-                  f"{summary['loop_samples']} in the event loop's C code (idle or socket I/O); "
-                  "top self of the rest:")
+            print(
+                f"profile {op}@{args.growth_clients} {service}: {summary['samples']} samples, "
+                f"{summary['loop_samples']} in the event loop's C code (idle or socket I/O); "
+                "top self of the rest:"
+            )
             for frame, share in summary["self"][:8]:
                 print(f"  {share:5.1f}%  {frame}")
     print()
     print(report.targets_table(targets))
     print()
-    print(f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path}"
-          + (f" and {png_path.name}" if png_path else ""))
+    print(
+        f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path}"
+        + (f" and {png_path.name}" if png_path else "")
+    )
     bad_exits = {stage: codes for stage, codes in exit_codes.items() if any(codes.values())}
     if bad_exits:
         print(f"warning: services exited non-zero on SIGTERM: {bad_exits} (logs in {log_dir})")

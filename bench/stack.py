@@ -67,7 +67,8 @@ def redacted(url: str) -> str:
 
 def _rabbitmqctl() -> str | None:
     path = shutil.which("rabbitmqctl") or (
-        "/usr/sbin/rabbitmqctl" if os.path.exists("/usr/sbin/rabbitmqctl") else None)
+        "/usr/sbin/rabbitmqctl" if os.path.exists("/usr/sbin/rabbitmqctl") else None
+    )
     if path is None or os.geteuid() != 0:
         return None
     return path
@@ -86,18 +87,32 @@ class Vhost:
     def __enter__(self) -> Vhost:
         ctl = _rabbitmqctl()
         if ctl is None or host_port(self.base_url, 5672)[0] not in LOOPBACK:
-            print(f"  note: no vhost of its own (rabbitmqctl not usable here); using {redacted(self.base_url)}")
+            print(
+                "  note: no vhost of its own (rabbitmqctl not usable here); "
+                f"using {redacted(self.base_url)}"
+            )
             return self
         user = unquote(urlsplit(self.base_url).username or "guest")
         try:
-            subprocess.run([ctl, "-q", "add_vhost", self.name], check=True, capture_output=True, timeout=60)
-            subprocess.run([ctl, "-q", "set_permissions", "-p", self.name, user, ".*", ".*", ".*"],
-                           check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                [ctl, "-q", "add_vhost", self.name], check=True, capture_output=True, timeout=60
+            )
+            subprocess.run(
+                [ctl, "-q", "set_permissions", "-p", self.name, user, ".*", ".*", ".*"],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
-            print(f"  note: could not make vhost {self.name} ({exc!r}); using {redacted(self.base_url)}")
+            print(
+                f"  note: could not make vhost {self.name} ({exc!r}); "
+                f"using {redacted(self.base_url)}"
+            )
             return self
         self.created = True
-        self.url = urlunsplit(urlsplit(self.base_url)._replace(path="/" + quote(self.name, safe="")))
+        self.url = urlunsplit(
+            urlsplit(self.base_url)._replace(path="/" + quote(self.name, safe=""))
+        )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -105,7 +120,9 @@ class Vhost:
             return
         ctl = _rabbitmqctl()
         try:
-            subprocess.run([ctl, "-q", "delete_vhost", self.name], check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                [ctl, "-q", "delete_vhost", self.name], check=True, capture_output=True, timeout=60
+            )
         except (OSError, subprocess.SubprocessError, TypeError) as exc:
             print(f"  warning: could not delete vhost {self.name}: {exc!r}")
 
@@ -127,9 +144,14 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
-                self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if stdout_pipe else log, stderr=log,
-                start_new_session=True)
+                self.argv,
+                env=self.env,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if stdout_pipe else log,
+                stderr=log,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -169,18 +191,22 @@ async def wait_http_ok(process: Process, url: str, deadline_seconds: float) -> N
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
         while True:
             if not process.alive():
-                raise RuntimeError(f"{process.name} exited before {url} answered 200; "
-                                   f"its log ({process.log_path}):\n{process.log_tail()}")
+                raise RuntimeError(
+                    f"{process.name} exited before {url} answered 200; "
+                    f"its log ({process.log_path}):\n{process.log_tail()}"
+                )
             try:
                 async with session.get(url) as response:
                     if response.status == 200:
                         return
                     last = f"HTTP {response.status}"
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 last = repr(exc)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{process.name}: {url} did not answer 200 within "
-                                   f"{deadline_seconds:g}s (last: {last}); its log:\n{process.log_tail()}")
+                raise RuntimeError(
+                    f"{process.name}: {url} did not answer 200 within "
+                    f"{deadline_seconds:g}s (last: {last}); its log:\n{process.log_tail()}"
+                )
             await asyncio.sleep(0.1)
 
 
@@ -195,8 +221,10 @@ async def wait_line(process: Process, expected: str, deadline_seconds: float) ->
     try:
         line = await asyncio.wait_for(asyncio.to_thread(read), deadline_seconds)
     except TimeoutError:
-        raise RuntimeError(f"{process.name} did not say {expected} within {deadline_seconds:g}s:\n"
-                           f"{process.log_tail()}") from None
+        raise RuntimeError(
+            f"{process.name} did not say {expected} within {deadline_seconds:g}s:\n"
+            f"{process.log_tail()}"
+        ) from None
     if line != expected:
         raise RuntimeError(f"{process.name} said {line!r}, not {expected}:\n{process.log_tail()}")
 
@@ -236,8 +264,11 @@ class Stack:
         return env
 
     async def start(self, ready_seconds: float = 60.0) -> None:
-        plan = [("taskstore", "humantask-taskstore"), ("notifier", "humantask-notifier"),
-                ("gateway", "humantask-gateway")]
+        plan = [
+            ("taskstore", "humantask-taskstore"),
+            ("notifier", "humantask-notifier"),
+            ("gateway", "humantask-gateway"),
+        ]
         urls = {}
         for name, script in plan:
             executable = BIN / script
@@ -252,10 +283,12 @@ class Stack:
                 urls[name] = f"{self.gateway_url}/readyz"
             else:
                 urls[name] = f"http://127.0.0.1:{health}/readyz"
-            self.processes[name] = Process(f"{name}-{self.database}", [str(executable)],
-                                           self.env(**extra), self.log_dir).start()
-        await asyncio.gather(*(wait_http_ok(self.processes[name], urls[name], ready_seconds)
-                               for name, _ in plan))
+            self.processes[name] = Process(
+                f"{name}-{self.database}", [str(executable)], self.env(**extra), self.log_dir
+            ).start()
+        await asyncio.gather(
+            *(wait_http_ok(self.processes[name], urls[name], ready_seconds) for name, _ in plan)
+        )
 
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items() if process.alive()}
@@ -275,8 +308,14 @@ class Stack:
     async def create_customer(self, name: str) -> dict[str, str]:
         """`humantask-admin customers create`: customer_id, api_key, callback_secret."""
         result = await asyncio.to_thread(
-            subprocess.run, [str(BIN / "humantask-admin"), "customers", "create", "--name", name],
-            env=self.admin_env(), capture_output=True, text=True, timeout=60, check=True)
+            subprocess.run,
+            [str(BIN / "humantask-admin"), "customers", "create", "--name", name],
+            env=self.admin_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return orjson.loads(result.stdout)
 
     async def prepare_accounts(self, workers: int) -> None:
@@ -289,17 +328,29 @@ class Stack:
         from humantask_taskstore.repository import CREDENTIALS, AccountRepository
 
         result = await asyncio.to_thread(
-            subprocess.run, [str(BIN / "humantask-admin"), "workers", "create", "--name", "bench"],
-            env=self.admin_env(), capture_output=True, text=True, timeout=60, check=True)
+            subprocess.run,
+            [str(BIN / "humantask-admin"), "workers", "create", "--name", "bench"],
+            env=self.admin_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         self.worker_tokens = [orjson.loads(result.stdout)["token"]]
         client: AsyncMongoClient = AsyncMongoClient(
-            with_database(self.mongodb_url, self.database), tz_aware=True, w="majority", journal=True)
+            with_database(self.mongodb_url, self.database),
+            tz_aware=True,
+            w="majority",
+            journal=True,
+        )
         try:
             db = client[self.database]
             accounts = AccountRepository(db)
             for number in range(1, workers):
                 token = new_worker_token()
-                await accounts.add_worker(f"bench-{number}", credential_hash(token), datetime.now(UTC))
+                await accounts.add_worker(
+                    f"bench-{number}", credential_hash(token), datetime.now(UTC)
+                )
                 self.worker_tokens.append(token)
             credential = await db[CREDENTIALS].find_one({"_id": credential_hash(self.api_key)})
             if credential is None:
@@ -312,9 +363,18 @@ class Stack:
 # -- tasks written straight into the database ------------------------------------------------
 
 
-async def insert_tasks(mongodb_url: str, database: str, customer_id: str, callback_url: str,
-                       count: int, *, oldest: datetime | None = None, spread: timedelta | None = None,
-                       batch: int = 1000, deadline_seconds: float = 600) -> tuple[list[str], float]:
+async def insert_tasks(
+    mongodb_url: str,
+    database: str,
+    customer_id: str,
+    callback_url: str,
+    count: int,
+    *,
+    oldest: datetime | None = None,
+    spread: timedelta | None = None,
+    batch: int = 1000,
+    deadline_seconds: float = 600,
+) -> tuple[list[str], float]:
     """`count` pending tasks of `customer_id`, built by the task-store's own functions
     (`create_task`, `_record_to_document`) with an empty outbox, inserted with
     `insert_many` in batches (majority, journaled). Their `created_at` run from `oldest`
@@ -323,18 +383,18 @@ async def insert_tasks(mongodb_url: str, database: str, customer_id: str, callba
     from bson import ObjectId
     from pymongo import AsyncMongoClient
 
+    from bench.loadgen import task_body
     from humantask_shared.models import CreateTaskRequest
     from humantask_taskstore.domain import create_task
     from humantask_taskstore.repository import TASKS, _record_to_document
-
-    from bench.loadgen import task_body
 
     request = CreateTaskRequest.model_validate(task_body(callback_url))
     step = (spread / count) if spread and count else timedelta(milliseconds=1)
     start = oldest or datetime.now(UTC) - step * count - timedelta(seconds=1)
     ids: list[str] = []
     client: AsyncMongoClient = AsyncMongoClient(
-        with_database(mongodb_url, database), tz_aware=True, w="majority", journal=True)
+        with_database(mongodb_url, database), tz_aware=True, w="majority", journal=True
+    )
     began = time.monotonic()
     try:
         tasks = client[database][TASKS]
@@ -395,10 +455,14 @@ def describe_host() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    for key, argv in (("git_commit", ["git", "rev-parse", "--short", "HEAD"]),
-                      ("git_dirty", ["git", "status", "--porcelain", "--untracked-files=no"])):
+    for key, argv in (
+        ("git_commit", ["git", "rev-parse", "--short", "HEAD"]),
+        ("git_dirty", ["git", "status", "--porcelain", "--untracked-files=no"]),
+    ):
         try:
-            out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+            out = subprocess.run(
+                argv, cwd=ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             continue
         info[key] = out if key == "git_commit" else bool(out)

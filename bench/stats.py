@@ -94,11 +94,16 @@ class Target:
         }
 
 
-def find(results: Iterable[Mapping[str, Any]], op: str, clients: int,
-         stage: str = "sweep") -> Mapping[str, Any] | None:
+def find(
+    results: Iterable[Mapping[str, Any]], op: str, clients: int, stage: str = "sweep"
+) -> Mapping[str, Any] | None:
     """The result row of `op` at `clients` in `stage`, if measured."""
     for row in results:
-        if row.get("op") == op and row.get("clients") == clients and row.get("stage", "sweep") == stage:
+        if (
+            row.get("op") == op
+            and row.get("clients") == clients
+            and row.get("stage", "sweep") == stage
+        ):
             return row
     return None
 
@@ -121,30 +126,78 @@ def evaluate_targets(
         return None if row is None else row.get(key)
 
     rpc_rate, rpc_p99 = value(rpc, "throughput"), value(rpc, "p99_ms")
-    targets.append(Target(
-        f"create@{at} throughput / RabbitMQ RPC ceiling@{at}", ratio(value(create, "throughput"), rpc_rate),
-        0.5, ">=", "x", f"{value(create, 'throughput')} vs {rpc_rate} ops/s"))
-    targets.append(Target(
-        f"create@{at} errors", value(create, "error_count"), 0, "<=", "",
-        str(value(create, "errors") or {})))
-    targets.append(Target(
-        f"create@{at} p99 / RabbitMQ RPC ceiling p99@{at}", ratio(value(create, "p99_ms"), rpc_p99),
-        2.0, "<=", "x", f"{value(create, 'p99_ms')} vs {rpc_p99} ms"))
-    targets.append(Target(
-        f"get@{at} throughput / RabbitMQ RPC ceiling@{at}", ratio(value(get, "throughput"), rpc_rate),
-        0.7, ">=", "x", f"{value(get, 'throughput')} vs {rpc_rate} ops/s"))
+    targets.append(
+        Target(
+            f"create@{at} throughput / RabbitMQ RPC ceiling@{at}",
+            ratio(value(create, "throughput"), rpc_rate),
+            0.5,
+            ">=",
+            "x",
+            f"{value(create, 'throughput')} vs {rpc_rate} ops/s",
+        )
+    )
+    targets.append(
+        Target(
+            f"create@{at} errors",
+            value(create, "error_count"),
+            0,
+            "<=",
+            "",
+            str(value(create, "errors") or {}),
+        )
+    )
+    targets.append(
+        Target(
+            f"create@{at} p99 / RabbitMQ RPC ceiling p99@{at}",
+            ratio(value(create, "p99_ms"), rpc_p99),
+            2.0,
+            "<=",
+            "x",
+            f"{value(create, 'p99_ms')} vs {rpc_p99} ms",
+        )
+    )
+    targets.append(
+        Target(
+            f"get@{at} throughput / RabbitMQ RPC ceiling@{at}",
+            ratio(value(get, "throughput"), rpc_rate),
+            0.7,
+            ">=",
+            "x",
+            f"{value(get, 'throughput')} vs {rpc_rate} ops/s",
+        )
+    )
     for op in ("create", "get", "claim_submit", "list"):
         empty, full = find(results, op, at, "growth_empty"), find(results, op, at, "growth_full")
-        targets.append(Target(
-            f"{op}@{at} with the growth tasks / empty database", ratio(value(full, "throughput"),
-                                                                       value(empty, "throughput")),
-            0.85, ">=", "x", f"{value(full, 'throughput')} vs {value(empty, 'throughput')} ops/s"))
+        targets.append(
+            Target(
+                f"{op}@{at} with the growth tasks / empty database",
+                ratio(value(full, "throughput"), value(empty, "throughput")),
+                0.85,
+                ">=",
+                "x",
+                f"{value(full, 'throughput')} vs {value(empty, 'throughput')} ops/s",
+            )
+        )
     callback = find(results, "submit_to_callback", latency_at)
-    targets.append(Target(
-        f"submit->callback p50@{latency_at}", value(callback, "p50_ms"), 20.0, "<=", "ms",
-        f"p99 {value(callback, 'p99_ms')} ms"))
+    targets.append(
+        Target(
+            f"submit->callback p50@{latency_at}",
+            value(callback, "p50_ms"),
+            20.0,
+            "<=",
+            "ms",
+            f"p99 {value(callback, 'p99_ms')} ms",
+        )
+    )
     for service in sorted(rss):
-        targets.append(Target(
-            f"idle RSS {service}", rss[service].get("idle_mb"), rss_limit_mb, "<=", "MB",
-            f"peak under load {rss[service].get('peak_mb')} MB"))
+        targets.append(
+            Target(
+                f"idle RSS {service}",
+                rss[service].get("idle_mb"),
+                rss_limit_mb,
+                "<=",
+                "MB",
+                f"peak under load {rss[service].get('peak_mb')} MB",
+            )
+        )
     return targets

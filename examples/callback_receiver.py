@@ -88,7 +88,7 @@ def _with_lists(node):
 class CallbackHandler(BaseHTTPRequestHandler):
     secret = os.environ.get("CALLBACK_SECRET")
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):  # http.server's name
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         verified = None if self.secret is None else verify_callback(self.secret, self.headers, body)
         if self.headers.get_content_type() == "application/json":

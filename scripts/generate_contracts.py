@@ -32,12 +32,14 @@ def stale_files(expected: dict[str, str], directory: Path) -> dict[str, str]:
         path = directory / name
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
-            diffs[name] = "".join(difflib.unified_diff(
-                current.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                fromfile=f"contracts/{name} (on disk)",
-                tofile=f"contracts/{name} (generated)",
-            ))
+            diffs[name] = "".join(
+                difflib.unified_diff(
+                    current.splitlines(keepends=True),
+                    text.splitlines(keepends=True),
+                    fromfile=f"contracts/{name} (on disk)",
+                    tofile=f"contracts/{name} (generated)",
+                )
+            )
     return diffs
 
 
@@ -50,8 +52,9 @@ def write_files(expected: dict[str, str], directory: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the files on disk are stale")
+    parser.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 if the files on disk are stale"
+    )
     args = parser.parse_args(argv)
 
     expected = rendered_contracts()
@@ -63,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     for diff in diffs.values():
         sys.stdout.write(diff)
     if diffs:
-        print(f"\ncontracts out of date: {', '.join(sorted(diffs))}. Run `make contracts`.",
-              file=sys.stderr)
+        print(
+            f"\ncontracts out of date: {', '.join(sorted(diffs))}. Run `make contracts`.",
+            file=sys.stderr,
+        )
         return 1
     print("contracts up to date")
     return 0

@@ -40,7 +40,8 @@ if str(ROOT) not in sys.path:
 
 HOW_TO_PROVIDE = (
     "These tests need RabbitMQ and a MongoDB-compatible server. Either:\n"
-    "  scripts/start-test-services.sh   (installs/starts RabbitMQ and FerretDB 2 + DocumentDB; root on Debian 12)\n"
+    "  scripts/start-test-services.sh   "
+    "(installs/starts RabbitMQ and FerretDB 2 + DocumentDB; root on Debian 12)\n"
     "  export AMQP_URL=amqp://guest:guest@127.0.0.1:5672/humantask_test\n"
     "  export MONGODB_URL=mongodb://127.0.0.1:27017/humantask_test\n"
     "or start a Docker engine, and the tests start throwaway containers themselves."
@@ -212,7 +213,7 @@ class _Containers:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)
                     container.stop()  # type: ignore[attr-defined]
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a warning, not a failed session
                 sys.stderr.write(f"warning: could not stop test container: {exc!r}\n")
 
 

@@ -113,25 +113,44 @@ def definitions(
     permissions. `users` renames them (service -> user name; tests use throwaway ones).
     With an `operator` password, an administrator for the management UI too."""
     names = {service: (users or {}).get(service, default_user(service)) for service in passwords}
-    document: dict[str, Any] = {"vhosts": [{"name": vhost}], "users": [], "permissions": [],
-                                "topic_permissions": []}
+    document: dict[str, Any] = {
+        "vhosts": [{"name": vhost}],
+        "users": [],
+        "permissions": [],
+        "topic_permissions": [],
+    }
     for service, password in passwords.items():
         if not password:
             raise ValueError(f"no password for the {service} broker user")
         operator = service == OPERATOR
-        document["users"].append({
-            "name": names[service], "password_hash": password_hash(password),
-            "hashing_algorithm": HASHING_ALGORITHM, "tags": ["administrator"] if operator else [],
-        })
+        document["users"].append(
+            {
+                "name": names[service],
+                "password_hash": password_hash(password),
+                "hashing_algorithm": HASHING_ALGORITHM,
+                "tags": ["administrator"] if operator else [],
+            }
+        )
         allowed = Permissions(".*", ".*", ".*") if operator else SERVICE_PERMISSIONS[service]
-        document["permissions"].append({"user": names[service], "vhost": vhost,
-                                        "configure": allowed.configure, "write": allowed.write,
-                                        "read": allowed.read})
+        document["permissions"].append(
+            {
+                "user": names[service],
+                "vhost": vhost,
+                "configure": allowed.configure,
+                "write": allowed.write,
+                "read": allowed.read,
+            }
+        )
         if not operator:
-            document["topic_permissions"].append({
-                "user": names[service], "vhost": vhost, "exchange": "humantask.events",
-                "write": allowed.events_write, "read": allowed.events_read,
-            })
+            document["topic_permissions"].append(
+                {
+                    "user": names[service],
+                    "vhost": vhost,
+                    "exchange": "humantask.events",
+                    "write": allowed.events_write,
+                    "read": allowed.events_read,
+                }
+            )
     return document
 
 

@@ -22,7 +22,8 @@ ResultT = TypeVar("ResultT", bound=BaseModel)
 # The caller's side: from sending the command to reading its reply (or giving up on it).
 COMMAND_DURATION = Histogram(
     "humantask_command_duration_seconds",
-    "Time a caller waited for a command's reply, timeouts included", ["command"],
+    "Time a caller waited for a command's reply, timeouts included",
+    ["command"],
 )
 
 

@@ -26,18 +26,20 @@ from .messaging import BROKER_ERRORS, PoisonMessage, encode, message_deadline_pa
 
 log = logging.getLogger(__name__)
 
-COMMANDS_HANDLED = Counter(
-    "humantask_commands_total", "Commands handled", ["command", "outcome"]
-)
+COMMANDS_HANDLED = Counter("humantask_commands_total", "Commands handled", ["command", "outcome"])
 COMMAND_SECONDS = Histogram("humantask_command_seconds", "Time to handle a command", ["command"])
 
 # A handler gets the command and the id of the message that carried it (redeliveries
 # of one message share it, so handlers can be idempotent on it).
 CommandHandler = Callable[[Any, str], Awaitable[BaseModel]]
+# The same before its service's dependencies are bound (`partial(handler, deps=deps)`).
+UnboundHandler = Callable[..., Awaitable[BaseModel]]
 
 
 def error_reply(error: HumantaskError) -> bytes:
-    return encode(Reply(ok=False, error=ReplyError(code=error.code, message=error.message)).model_dump())
+    return encode(
+        Reply(ok=False, error=ReplyError(code=error.code, message=error.message)).model_dump()
+    )
 
 
 def parse_command(message: AbstractIncomingMessage) -> Command:
@@ -47,9 +49,13 @@ def parse_command(message: AbstractIncomingMessage) -> Command:
     try:
         return command_type.model_validate_json(message.body)
     except ValidationError as exc:
-        raise InvalidRequest(f"malformed {command_type.name} command: {exc.error_count()} errors") from exc
+        raise InvalidRequest(
+            f"malformed {command_type.name} command: {exc.error_count()} errors"
+        ) from exc
     except Exception as exc:  # a validator that raised something pydantic does not wrap
-        raise InvalidRequest(f"malformed {command_type.name} command: {type(exc).__name__}") from exc
+        raise InvalidRequest(
+            f"malformed {command_type.name} command: {type(exc).__name__}"
+        ) from exc
 
 
 class HandlerFailed(PoisonMessage):
@@ -73,7 +79,9 @@ class CommandServer:
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         if message_deadline_passed(message):
             # Its caller already answered 503; running it now would act behind its back.
-            log.info("dropping a command whose caller stopped waiting", extra={"type": message.type})
+            log.info(
+                "dropping a command whose caller stopped waiting", extra={"type": message.type}
+            )
             COMMANDS_HANDLED.labels(message.type or "unknown", "expired").inc()
             return
         try:
@@ -113,6 +121,8 @@ class CommandServer:
             log.warning("MongoDB failed while handling a command", extra={"error": repr(exc)})
             COMMANDS_HANDLED.labels(command.name, "unavailable").inc()
             return error_reply(Unavailable("the database is not available"))
-        body = encode(Reply(ok=True, result=result.model_dump(mode="json", exclude_none=True)).model_dump())
+        body = encode(
+            Reply(ok=True, result=result.model_dump(mode="json", exclude_none=True)).model_dump()
+        )
         COMMANDS_HANDLED.labels(command.name, "ok").inc()
         return body

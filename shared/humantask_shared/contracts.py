@@ -32,9 +32,9 @@ from .messaging import (
     DEAD_LETTER_EXCHANGE,
     DEADLINE_HEADER,
     EVENTS_EXCHANGE,
-    REQUEST_ID_HEADER,
     NOTIFIER_COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
+    REQUEST_ID_HEADER,
     TASKSTORE_COMMANDS_QUEUE,
 )
 from .models import (
@@ -78,7 +78,8 @@ class Schemas:
         return dict(self.refs[(model, mode)])
 
     def name(self, model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> str:
-        return self.refs[(model, mode)]["$ref"].rsplit("/", 1)[1]
+        ref: str = self.refs[(model, mode)]["$ref"]
+        return ref.rsplit("/", 1)[1]
 
     def add(self, name: str, schema: Json) -> Json:
         """A hand-made schema next to the generated ones; returns its `$ref`."""
@@ -93,7 +94,7 @@ def collect_schemas(uses: Iterable[ModelUse]) -> Schemas:
     unique_uses = list(dict.fromkeys(uses))
     refs, top = models_json_schema(unique_uses, ref_template=SCHEMA_REF_TEMPLATE)
     components = dict(sorted(top.get("$defs", {}).items()))
-    return Schemas(refs=dict(refs), components=components)
+    return Schemas(refs={use: refs[use] for use in unique_uses}, components=components)
 
 
 def without_null(schema: Json) -> Json:
@@ -134,7 +135,7 @@ SECURITY_SCHEMES: dict[str, Json] = {
         "type": "http",
         "scheme": "basic",
         "description": "The customer's API key as the username, an empty password "
-                       "(`curl -u KEY:`).",
+        "(`curl -u KEY:`).",
     },
     WORKER_AUTH: {
         "type": "http",
@@ -307,12 +308,18 @@ ROUTES: list[Route] = [
         operation_id="listTaskCallbacks",
         summary="The task's callback delivery log, oldest first",
         tag="tasks",
-        successes=(Success(200, "The attempts so far; empty until the task completes.",
-                           model=CallbackAttempt, many=True),),
+        successes=(
+            Success(
+                200,
+                "The attempts so far; empty until the task completes.",
+                model=CallbackAttempt,
+                many=True,
+            ),
+        ),
         errors=(401, 404, 503),
         description="At most two attempts: the first when the task completes and, unless "
-                    "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
-                    "A task of another customer is a `404`.",
+        "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
+        "A task of another customer is a `404`.",
     ),
     Route(
         method="post",
@@ -321,14 +328,17 @@ ROUTES: list[Route] = [
         summary="Lease the oldest pending task",
         tag="work",
         security=WORKER_AUTH,
-        successes=(Success(200, "The task, leased to the caller until `lease_expires_at`.",
-                           model=WorkItem),
-                   Success(204, "Nothing to do: no pending task is free.")),
+        successes=(
+            Success(
+                200, "The task, leased to the caller until `lease_expires_at`.", model=WorkItem
+            ),
+            Success(204, "Nothing to do: no pending task is free."),
+        ),
         errors=(401, 503),
         description="Leases the oldest pending task nobody holds for `WORK_LEASE_SECONDS`. A "
-                    "worker that holds a live lease gets that task again (a reload leaks no "
-                    "lease); two workers never hold the same task; an expired lease returns "
-                    "the task to the pool. The body, if any, is ignored.",
+        "worker that holds a live lease gets that task again (a reload leaks no "
+        "lease); two workers never hold the same task; an expired lease returns "
+        "the task to the pool. The body, if any, is ignored.",
     ),
     Route(
         method="post",
@@ -339,12 +349,13 @@ ROUTES: list[Route] = [
         security=WORKER_AUTH,
         body_model=SubmitWorkRequest,
         form_body=True,
-        successes=(Success(200, "The task, `completed`, in the worker's view.",
-                           model=CompletedWork),),
+        successes=(
+            Success(200, "The task, `completed`, in the worker's view.", model=CompletedWork),
+        ),
         errors=(400, 401, 404, 409, 413, 415, 503),
         description="The caller must hold the live lease on the task: otherwise `409` (never "
-                    "claimed, expired, released, canceled or already completed). A category "
-                    "the task does not offer is a `400`.",
+        "claimed, expired, released, canceled or already completed). A category "
+        "the task does not offer is a `400`.",
     ),
     Route(
         method="post",
@@ -388,8 +399,10 @@ def build_openapi() -> Json:
         "paths": paths,
         "components": {
             "schemas": dict(sorted(schemas.components.items())),
-            "parameters": {_parameter_component_name(name): copy.deepcopy(parameter)
-                           for name, parameter in PATH_PARAMETERS.items()},
+            "parameters": {
+                _parameter_component_name(name): copy.deepcopy(parameter)
+                for name, parameter in PATH_PARAMETERS.items()
+            },
             "headers": copy.deepcopy(RESPONSE_HEADERS),
             "responses": _error_response_components(schemas),
             "securitySchemes": copy.deepcopy(SECURITY_SCHEMES),
@@ -523,7 +536,7 @@ def form_schema(json_body: Json) -> Json:
                 )
         elif is_required:
             required.append(name)
-    schema: Json = {
+    form: Json = {
         "title": f"{json_body['title']}Form",
         "description": f"{json_body['title']} sent as a form; object fields are JSON-only.",
         "type": "object",
@@ -531,15 +544,16 @@ def form_schema(json_body: Json) -> Json:
         "required": required,
     }
     if either_spelling:
-        schema["allOf"] = either_spelling
-    return schema
+        form["allOf"] = either_spelling
+    return form
 
 
 def _success_response(success: Success, schemas: Schemas) -> Json:
     response: Json = {"description": success.description}
     if success.headers:
-        response["headers"] = {name: {"$ref": f"#/components/headers/{name}"}
-                               for name in success.headers}
+        response["headers"] = {
+            name: {"$ref": f"#/components/headers/{name}"} for name in success.headers
+        }
     if success.model is not None:
         schema = schemas.ref(success.model)
         if success.many:
@@ -558,8 +572,9 @@ def _error_response_components(schemas: Schemas) -> Json:
     for error in ERROR_RESPONSES.values():
         response: Json = {"description": error.description}
         if error.headers:
-            response["headers"] = {name: {"$ref": f"#/components/headers/{name}"}
-                                   for name in error.headers}
+            response["headers"] = {
+                name: {"$ref": f"#/components/headers/{name}"} for name in error.headers
+            }
         response["content"] = {JSON_MEDIA_TYPE: {"schema": dict(error_body)}}
         components[error.name] = response
     return components
@@ -568,8 +583,11 @@ def _error_response_components(schemas: Schemas) -> Json:
 def _operational_paths() -> Json:
     """`/healthz`, `/readyz`, `/metrics` (API.md section 9): no auth; `/metrics` only on
     HEALTH_PORT, the other two on the gateway's public port as well."""
-    status_schema = {"type": "object", "properties": {"status": {"type": "string"}},
-                     "required": ["status"]}
+    status_schema = {
+        "type": "object",
+        "properties": {"status": {"type": "string"}},
+        "required": ["status"],
+    }
     readiness_schema = {
         "type": "object",
         "properties": {
@@ -580,30 +598,58 @@ def _operational_paths() -> Json:
     }
 
     def operation(operation_id: str, summary: str, responses: Json) -> Json:
-        return {"get": {"operationId": operation_id, "summary": summary, "tags": ["operations"],
-                        "security": [], "responses": responses}}
+        return {
+            "get": {
+                "operationId": operation_id,
+                "summary": summary,
+                "tags": ["operations"],
+                "security": [],
+                "responses": responses,
+            }
+        }
 
     def json_response(description: str, schema: Json) -> Json:
-        return {"description": description,
-                "content": {JSON_MEDIA_TYPE: {"schema": copy.deepcopy(schema)}}}
+        return {
+            "description": description,
+            "content": {JSON_MEDIA_TYPE: {"schema": copy.deepcopy(schema)}},
+        }
 
     return {
-        "/healthz": operation("healthz", "Liveness", {
-            "200": json_response("The process is alive.", status_schema),
-        }),
-        "/readyz": operation("readyz", "Readiness: broker and database reachable", {
-            "200": json_response("Ready.", readiness_schema),
-            "503": json_response("Not ready; `checks` says which dependency failed.",
-                                 readiness_schema),
-        }),
+        "/healthz": operation(
+            "healthz",
+            "Liveness",
+            {
+                "200": json_response("The process is alive.", status_schema),
+            },
+        ),
+        "/readyz": operation(
+            "readyz",
+            "Readiness: broker and database reachable",
+            {
+                "200": json_response("Ready.", readiness_schema),
+                "503": json_response(
+                    "Not ready; `checks` says which dependency failed.", readiness_schema
+                ),
+            },
+        ),
         "/metrics": {
-            **operation("metrics", "Prometheus metrics, on HEALTH_PORT only", {
-                "200": {"description": "Prometheus text exposition format.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}}},
-            }),
+            **operation(
+                "metrics",
+                "Prometheus metrics, on HEALTH_PORT only",
+                {
+                    "200": {
+                        "description": "Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                },
+            ),
             # Never on the public port: every service serves it on its HEALTH_PORT.
-            "servers": [{"url": "http://localhost:8081",
-                         "description": "A service's HEALTH_PORT (not published)"}],
+            "servers": [
+                {
+                    "url": "http://localhost:8081",
+                    "description": "A service's HEALTH_PORT (not published)",
+                }
+            ],
         },
     }
 
@@ -712,27 +758,32 @@ def build_asyncapi() -> Json:
             **{f"event.{e.routing_key}": _event_channel(e) for e in events},
         },
         "operations": {
-            **{f"{command_route(c).sender}.send.{c.name}": _send_command_operation(c)
-               for c in commands},
-            **{f"{command_route(c).handler}.receive.{c.name}": _receive_command_operation(c)
-               for c in commands},
-            **{f"{EVENT_PUBLISHER}.send.{e.routing_key}": _publish_event_operation(e)
-               for e in events},
+            **{
+                f"{command_route(c).sender}.send.{c.name}": _send_command_operation(c)
+                for c in commands
+            },
+            **{
+                f"{command_route(c).handler}.receive.{c.name}": _receive_command_operation(c)
+                for c in commands
+            },
+            **{
+                f"{EVENT_PUBLISHER}.send.{e.routing_key}": _publish_event_operation(e)
+                for e in events
+            },
             **_subscriber_operations(),
         },
         "components": {
             "schemas": dict(sorted(schemas.components.items())),
             "messages": {
                 **{command_id(c): _command_message(c, schemas) for c in commands},
-                "Reply": _reply_message("Reply", "The answer to any command.",
-                                        schemas.ref(Reply)),
+                "Reply": _reply_message("Reply", "The answer to any command.", schemas.ref(Reply)),
                 **{reply_id(c): _typed_reply_message(c, schemas) for c in commands},
                 **{event_id(e): _event_message(e, schemas) for e in events},
             },
             "correlationIds": {
                 "command": {
                     "description": "The AMQP `correlation_id` property: a reply carries its "
-                                   "command's.",
+                    "command's.",
                     "location": "$message.header#/correlation_id",
                 },
             },
@@ -751,23 +802,32 @@ def _asyncapi_model_uses(
 
 
 def _add_header_schemas(schemas: Schemas) -> None:
-    request_id = {"type": "string",
-                  "description": "Follows a task from the HTTP request to the callback; may be "
-                                 "empty."}
-    schemas.add(TRACED_HEADERS_SCHEMA, {
-        "type": "object",
-        "properties": {REQUEST_ID_HEADER: request_id},
-    })
-    schemas.add(COMMAND_HEADERS_SCHEMA, {
-        "type": "object",
-        "properties": {
-            REQUEST_ID_HEADER: dict(request_id),
-            DEADLINE_HEADER: {"type": "integer",
-                              "description": "Unix milliseconds after which nobody waits for the "
-                                             "reply; a later command is dropped unanswered."},
+    request_id = {
+        "type": "string",
+        "description": "Follows a task from the HTTP request to the callback; may be empty.",
+    }
+    schemas.add(
+        TRACED_HEADERS_SCHEMA,
+        {
+            "type": "object",
+            "properties": {REQUEST_ID_HEADER: request_id},
         },
-        "required": [REQUEST_ID_HEADER, DEADLINE_HEADER],
-    })
+    )
+    schemas.add(
+        COMMAND_HEADERS_SCHEMA,
+        {
+            "type": "object",
+            "properties": {
+                REQUEST_ID_HEADER: dict(request_id),
+                DEADLINE_HEADER: {
+                    "type": "integer",
+                    "description": "Unix milliseconds after which nobody waits for the "
+                    "reply; a later command is dropped unanswered.",
+                },
+            },
+            "required": [REQUEST_ID_HEADER, DEADLINE_HEADER],
+        },
+    )
 
 
 def _ref(*parts: str) -> Json:
@@ -780,10 +840,16 @@ def _amqp_exchange(name: str, kind: str) -> Json:
     return {"name": name, "type": kind, "durable": True, "autoDelete": False, "vhost": "/"}
 
 
-def _amqp_queue(name: str, durable: bool = True, exclusive: bool = False,
-                auto_delete: bool = False) -> Json:
-    return {"name": name, "durable": durable, "exclusive": exclusive,
-            "autoDelete": auto_delete, "vhost": "/"}
+def _amqp_queue(
+    name: str, durable: bool = True, exclusive: bool = False, auto_delete: bool = False
+) -> Json:
+    return {
+        "name": name,
+        "durable": durable,
+        "exclusive": exclusive,
+        "autoDelete": auto_delete,
+        "vhost": "/",
+    }
 
 
 def _amqp_bindings(binding: Json) -> Json:
@@ -815,7 +881,7 @@ def _command_channel(command: type[Command]) -> Json:
         "address": command.name,
         "title": f"Command {command.name}",
         "description": f"Routed by `{command_route(command).exchange}` into "
-                       f"`{command_route(command).queue}`.",
+        f"`{command_route(command).queue}`.",
         "messages": {command_id(command): _ref("components", "messages", command_id(command))},
         "bindings": _routing_key_bindings(command_route(command).exchange, "direct"),
     }
@@ -845,14 +911,17 @@ def _commands_queue_channel(
         "address": queue,
         "title": f"The {handler}'s command queue",
         "description": f"Bound to `{exchange}` with the name of each command the "
-                       f"{handler} answers; competing consumers. Dead-letters into "
-                       f"`{queue}.dead-letter`.",
-        "messages": {command_id(c): _ref("components", "messages", command_id(c))
-                     for c in commands},
+        f"{handler} answers; competing consumers. Dead-letters into "
+        f"`{queue}.dead-letter`.",
+        "messages": {
+            command_id(c): _ref("components", "messages", command_id(c)) for c in commands
+        },
         "bindings": _queue_bindings(
             _amqp_queue(queue),
-            arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                       "x-dead-letter-routing-key": queue},
+            arguments={
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-routing-key": queue,
+            },
         ),
     }
 
@@ -863,11 +932,14 @@ def _dead_letter_channel(queue: str, handler: str, commands: list[type[Command]]
         "address": dead_letter,
         "title": f"Commands the {handler} could not handle",
         "description": f"Bound to `{DEAD_LETTER_EXCHANGE}` with routing key "
-                       f"`{queue}`; kept for inspection, never consumed, bounded (the "
-                       "oldest dropped first, each kept a week at most).",
-        "messages": {command_id(c): _ref("components", "messages", command_id(c))
-                     for c in commands},
-        "bindings": _queue_bindings(_amqp_queue(dead_letter), arguments=dict(DEAD_LETTER_ARGUMENTS)),
+        f"`{queue}`; kept for inspection, never consumed, bounded (the "
+        "oldest dropped first, each kept a week at most).",
+        "messages": {
+            command_id(c): _ref("components", "messages", command_id(c)) for c in commands
+        },
+        "bindings": _queue_bindings(
+            _amqp_queue(dead_letter), arguments=dict(DEAD_LETTER_ARGUMENTS)
+        ),
     }
 
 
@@ -901,8 +973,10 @@ def _event_channel(event: type[Event]) -> Json:
 
 def _command_reply(command: type[Command]) -> Json:
     return {
-        "address": {"description": "The command's AMQP `reply_to` property.",
-                    "location": "$message.header#/reply_to"},
+        "address": {
+            "description": "The command's AMQP `reply_to` property.",
+            "location": "$message.header#/reply_to",
+        },
         "channel": _ref("channels", REPLIES_CHANNEL),
         "messages": [_ref("channels", REPLIES_CHANNEL, "messages", reply_id(command))],
     }
@@ -976,13 +1050,15 @@ def _with_summary(message: Json, model: type[BaseModel]) -> Json:
 def _command_message(command: type[Command], schemas: Schemas) -> Json:
     message: Json = {"name": command.name, "title": command.__name__}
     _with_summary(message, command)
-    message.update({
-        "contentType": JSON_MEDIA_TYPE,
-        "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=COMMAND_HEADERS_SCHEMA)},
-        "payload": schemas.ref(command, "validation"),
-        "correlationId": _ref("components", "correlationIds", "command"),
-        "bindings": _amqp_bindings({"messageType": command.name}),
-    })
+    message.update(
+        {
+            "contentType": JSON_MEDIA_TYPE,
+            "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=COMMAND_HEADERS_SCHEMA)},
+            "payload": schemas.ref(command, "validation"),
+            "correlationId": _ref("components", "correlationIds", "command"),
+            "bindings": _amqp_bindings({"messageType": command.name}),
+        }
+    )
     return message
 
 
@@ -1010,12 +1086,14 @@ def _typed_reply_message(command: type[Command], schemas: Schemas) -> Json:
 def _event_message(event: type[Event], schemas: Schemas) -> Json:
     message: Json = {"name": event.routing_key, "title": event.__name__}
     _with_summary(message, event)
-    message.update({
-        "contentType": JSON_MEDIA_TYPE,
-        "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=TRACED_HEADERS_SCHEMA)},
-        "payload": schemas.ref(event),
-        "bindings": _amqp_bindings({"messageType": event.routing_key}),
-    })
+    message.update(
+        {
+            "contentType": JSON_MEDIA_TYPE,
+            "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=TRACED_HEADERS_SCHEMA)},
+            "payload": schemas.ref(event),
+            "bindings": _amqp_bindings({"messageType": event.routing_key}),
+        }
+    )
     return message
 
 
@@ -1041,8 +1119,14 @@ def render_yaml(document: Json) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
     ContractDumper.add_representer(str, represent_str)
-    body = yaml.dump(document, Dumper=ContractDumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=100)
+    body = yaml.dump(
+        document,
+        Dumper=ContractDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
     return GENERATED_HEADER + body
 
 
@@ -1060,8 +1144,8 @@ def rendered_contracts() -> dict[str, str]:
 __all__ = [
     "API_VERSION",
     "CONTRACT_FILES",
-    "ROUTES",
     "EVENT_SUBSCRIBERS",
+    "ROUTES",
     "Route",
     "Success",
     "build_asyncapi",

@@ -53,13 +53,16 @@ async def follow_credential_changes(
             event = CredentialChanged.model_validate_json(message.body)
         except ValidationError as exc:
             # Not knowing whose credential changed, forget everyone's.
-            log.error("unreadable credential event; forgetting every cached credential",
-                      extra={"errors": exc.error_count()})
+            log.error(
+                "unreadable credential event; forgetting every cached credential",
+                extra={"errors": exc.error_count()},
+            )
             on_reset()
             return
-        log.info("credential changed; forgetting what was cached",
-                 extra={"role": event.role, "principal_id": event.principal_id,
-                        "change": event.change})
+        log.info(
+            "credential changed; forgetting what was cached",
+            extra={"role": event.role, "principal_id": event.principal_id, "change": event.change},
+        )
         on_change(event)
 
     await queue.consume(on_message, no_ack=True)

@@ -46,8 +46,10 @@ async def refresh_dead_letter_depths(
             try:
                 queue = await channel.declare_queue(name, passive=True, robust=False)
             except BROKER_ERRORS as exc:
-                log.warning("could not read a dead-letter queue's depth",
-                            extra={"queue": name, "error": repr(exc)})
+                log.warning(
+                    "could not read a dead-letter queue's depth",
+                    extra={"queue": name, "error": repr(exc)},
+                )
                 if channel.is_closed:  # a failed passive declare closes the channel
                     channel = await connection.channel()
                 continue

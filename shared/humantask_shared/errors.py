@@ -51,8 +51,15 @@ class Unavailable(HumantaskError):
 
 ERRORS_BY_CODE: dict[str, type[HumantaskError]] = {
     cls.code: cls
-    for cls in (InvalidRequest, Unauthorized, NotFound, Conflict, UnsupportedMediaType,
-                RequestTimeout, Unavailable)
+    for cls in (
+        InvalidRequest,
+        Unauthorized,
+        NotFound,
+        Conflict,
+        UnsupportedMediaType,
+        RequestTimeout,
+        Unavailable,
+    )
 }
 
 HTTP_STATUS: dict[str, int] = {

@@ -30,6 +30,7 @@ from typing import Any
 import aio_pika
 import orjson
 from aio_pika.abc import (
+    AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
@@ -73,7 +74,8 @@ DEAD_LETTER_ARGUMENTS: dict[str, Any] = {
 declared_dead_letter_queues: set[str] = set()
 DEAD_LETTERED = Counter(
     "humantask_dead_lettered_messages_total",
-    "Messages this process rejected into a dead-letter queue", ["queue"],
+    "Messages this process rejected into a dead-letter queue",
+    ["queue"],
 )
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -133,7 +135,7 @@ async def open_channel(
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     if prefetch_count is not None:
         await channel.set_qos(prefetch_count=prefetch_count)
-    return channel  # type: ignore[return-value]
+    return channel
 
 
 async def declare_exchanges(channel: AbstractRobustChannel) -> dict[str, AbstractExchange]:
@@ -220,7 +222,7 @@ def message_request_id(message: AbstractIncomingMessage) -> str | None:
     value = (message.headers or {}).get(REQUEST_ID_HEADER)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return value or None
+    return value if isinstance(value, str) and value else None  # not a number, a table...
 
 
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
@@ -244,7 +246,10 @@ class Consumer:
     ) -> None:
         self._queue = queue
         self._handler = handler
-        self._transient_errors = (*BROKER_ERRORS, *transient_errors)
+        self._transient_errors: tuple[type[BaseException], ...] = (
+            *BROKER_ERRORS,
+            *transient_errors,
+        )
         self._retry_pause_seconds = retry_pause_seconds
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._consumer_tag: str | None = None
@@ -286,8 +291,9 @@ class Consumer:
             await asyncio.sleep(self._retry_pause_seconds)
             await self._settle(message.nack(requeue=True))
         except Exception:
-            log.exception("dead-lettering a message whose handler failed",
-                          extra={"queue": self._queue.name})
+            log.exception(
+                "dead-lettering a message whose handler failed", extra={"queue": self._queue.name}
+            )
             DEAD_LETTERED.labels(self._queue.name).inc()
             await self._settle(message.reject(requeue=False))
         else:
@@ -321,7 +327,7 @@ class RpcClient:
     the command (`broker_access`)."""
 
     def __init__(
-        self, channel: AbstractRobustChannel, exchange: AbstractExchange, user_id: str | None = None
+        self, channel: AbstractChannel, exchange: AbstractExchange, user_id: str | None = None
     ) -> None:
         self._channel = channel
         self._exchange = exchange
@@ -351,7 +357,8 @@ class RpcClient:
             body=encode(command.model_dump(mode="json")),
             content_type="application/json",
             delivery_mode=(
-                aio_pika.DeliveryMode.PERSISTENT if command.persistent
+                aio_pika.DeliveryMode.PERSISTENT
+                if command.persistent
                 else aio_pika.DeliveryMode.NOT_PERSISTENT
             ),
             correlation_id=correlation_id,

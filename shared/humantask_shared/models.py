@@ -27,7 +27,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
 from yarl import URL
 
 from .timeutil import format_timestamp
@@ -38,6 +37,8 @@ TASK_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 def new_task_id() -> str:
     """A new task id: a MongoDB ObjectId (24 lowercase hex characters, time-ordered)."""
     return str(ObjectId())
+
+
 MAX_METADATA_BYTES = 16 * 1024
 # Well below the 255 levels orjson can write, so a task holding it can still be
 # sent inside replies, pages and events (each adds a few levels around it).
@@ -81,7 +82,7 @@ def http_url_problem(value: str) -> str | None:
         return not_a_url
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
+        _ = parts.port  # raises ValueError on a malformed port
     except ValueError:
         return not_a_url
     host = parts.hostname
@@ -151,7 +152,9 @@ InstructionString = Annotated[
 AttachmentString = Annotated[
     StrictStr, Field(max_length=MAX_TEXT_ATTACHMENT_LENGTH), AfterValidator(_not_blank)
 ]
-CategoryString = Annotated[StrictStr, Field(max_length=MAX_CATEGORY_LENGTH), AfterValidator(_not_blank)]
+CategoryString = Annotated[
+    StrictStr, Field(max_length=MAX_CATEGORY_LENGTH), AfterValidator(_not_blank)
+]
 QueryTime = Annotated[datetime, AfterValidator(_utc_in_range)]
 
 
@@ -236,7 +239,9 @@ class CreateTaskRequest(BaseModel):
             problem = http_url_problem(self.attachment)
             if problem is not None:
                 # Raised without a field location; the message names the field itself.
-                raise ValueError(f"attachment: {problem} when attachment_type is {self.attachment_type}")
+                raise ValueError(
+                    f"attachment: {problem} when attachment_type is {self.attachment_type}"
+                )
         return self
 
 
@@ -264,7 +269,13 @@ class ListCursor(BaseModel):
             millis, task_id, span = orjson.loads(raw)
             created_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
             return cls(created_at=created_at, task_id=task_id, span_seconds=span)
-        except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, OverflowError) as exc:
+        except (
+            binascii.Error,
+            orjson.JSONDecodeError,
+            ValueError,
+            TypeError,
+            OverflowError,
+        ) as exc:
             raise ValueError("is not a next_token this API gave out") from exc
 
 
@@ -276,7 +287,9 @@ NextToken = Annotated[
     ListCursor,
     BeforeValidator(_cursor_from_token),
     PlainSerializer(lambda cursor: cursor.encode(), return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "description": "opaque cursor from the Link header"}),
+    Field(
+        json_schema_extra={"type": "string", "description": "opaque cursor from the Link header"}
+    ),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -12,10 +13,13 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 log = logging.getLogger(__name__)
 
+# What the collections hold: PyMongo's default document class.
+Document = dict[str, Any]
 
-async def connect_mongo(url: str, app_name: str) -> AsyncMongoClient:
+
+async def connect_mongo(url: str, app_name: str) -> AsyncMongoClient[Document]:
     """A client whose server answered a ping; retries with backoff until it does."""
-    client: AsyncMongoClient = AsyncMongoClient(
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
         url,
         appname=app_name,
         tz_aware=True,
@@ -56,12 +60,14 @@ def is_unique_conflict(exc: PyMongoError) -> bool:
     )
 
 
-async def ping(database: AsyncDatabase) -> bool:
+async def ping(database: AsyncDatabase[Document]) -> bool:
     await database.command("ping")
     return True
 
 
-async def mongo_context(url: str, database: str, app_name: str) -> AsyncIterator[AsyncDatabase]:
+async def mongo_context(
+    url: str, database: str, app_name: str
+) -> AsyncIterator[AsyncDatabase[Document]]:
     client = await connect_mongo(url, app_name)
     try:
         yield client[database]

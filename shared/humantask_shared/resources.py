@@ -7,6 +7,7 @@ Each connects (retrying with backoff until it can), registers a readiness check,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aio_pika.abc import AbstractRobustConnection
@@ -16,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from .dead_letters import dead_letter_watch
 from .health import add_readiness_check
 from .messaging import broker_connected, broker_context
-from .mongo import mongo_context, ping
+from .mongo import Document, mongo_context, ping
 from .settings import CommonSettings
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -28,15 +29,17 @@ connection_key = web.AppKey("connection", AbstractRobustConnection)
 def database_resource(
     settings: CommonSettings,
     app_name: str,
-    prepare: Callable[[AsyncDatabase], Awaitable[None]],
+    prepare: Callable[[AsyncDatabase[Document]], Awaitable[None]],
 ) -> CleanupContext:
     """MongoDB at `app[database_key]`, after `prepare` (e.g. creating indexes) ran."""
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-        async for database in mongo_context(settings.mongodb_url, settings.mongodb_database, app_name):
+        async for database in mongo_context(
+            settings.mongodb_url, settings.mongodb_database, app_name
+        ):
             await prepare(database)
             app[database_key] = database
-            add_readiness_check(app, "mongodb", lambda: ping(database))
+            add_readiness_check(app, "mongodb", functools.partial(ping, database))
             yield
 
     return database_ctx
@@ -49,7 +52,7 @@ def broker_resource(settings: CommonSettings, connection_name: str) -> CleanupCo
     async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
         async for connection in broker_context(settings.amqp_url, connection_name):
             app[connection_key] = connection
-            add_readiness_check(app, "rabbitmq", lambda: broker_connected(connection))
+            add_readiness_check(app, "rabbitmq", functools.partial(broker_connected, connection))
             async with dead_letter_watch(connection):
                 yield
 

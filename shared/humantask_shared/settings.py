@@ -48,7 +48,10 @@ class WorkerServiceSettings(CommonSettings):
 
     def broker_identities(self) -> BrokerIdentities:
         return BrokerIdentities(
-            senders={"gateway": self.gateway_broker_user, "notifier": self.notifier_broker_user,
-                     "admin": self.admin_broker_user},
+            senders={
+                "gateway": self.gateway_broker_user,
+                "notifier": self.notifier_broker_user,
+                "admin": self.admin_broker_user,
+            },
             own_user=broker_user(self.amqp_url),
         )

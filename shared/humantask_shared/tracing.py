@@ -73,14 +73,22 @@ class NoBackgroundCalls(Sampler):
     def __init__(self, configured: Sampler) -> None:
         self._configured = configured
 
-    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
-                      kind: SpanKind | None = None, attributes: Any = None, links: Any = None,
-                      trace_state: Any = None) -> SamplingResult:
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
         parent = trace.get_current_span(parent_context).get_span_context()
         if kind is SpanKind.CLIENT and not parent.is_valid:
             return SamplingResult(Decision.DROP)
         return self._configured.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state)
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
 
     def get_description(self) -> str:
         return f"NoBackgroundCalls{{{self._configured.get_description()}}}"
@@ -93,12 +101,16 @@ def span_exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
         if name == "none":
             continue
         if name == "otlp":
-            protocol = (environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or OTLP_PROTOCOL)
+            protocol = (
+                environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or OTLP_PROTOCOL
+            )
             if protocol != OTLP_PROTOCOL:
                 raise TracingConfigError(
                     f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: only {OTLP_PROTOCOL} is installed "
-                    "(the collector's port 4318)")
+                    "(the collector's port 4318)"
+                )
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporters.append(OTLPSpanExporter())  # reads OTEL_EXPORTER_OTLP_* itself
@@ -107,12 +119,15 @@ def span_exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
         if not found:
             raise TracingConfigError(
                 f"OTEL_TRACES_EXPORTER names {name!r}, which is not installed "
-                "(use otlp, console or none)")
+                "(use otlp, console or none)"
+            )
         exporters.append(next(iter(found)).load()())
     return exporters
 
 
-def tracer_provider(service: str, environ: Mapping[str, str] | None = None) -> TracerProvider | None:
+def tracer_provider(
+    service: str, environ: Mapping[str, str] | None = None
+) -> TracerProvider | None:
     """A provider for `humantask-<service>` with the exporters the environment names;
     None when `OTEL_SDK_DISABLED=true`."""
     environ = os.environ if environ is None else environ
@@ -122,8 +137,9 @@ def tracer_provider(service: str, environ: Mapping[str, str] | None = None) -> T
     # What OTEL_TRACES_SAMPLER says (the SDK reads it), without spans that start no trace.
     configured = TracerProvider(shutdown_on_exit=False).sampler
     # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES; the name given here wins.
-    provider = TracerProvider(resource=Resource.create({"service.name": name}),
-                              sampler=NoBackgroundCalls(configured))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": name}), sampler=NoBackgroundCalls(configured)
+    )
     for exporter in span_exporters(environ):
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
@@ -136,17 +152,24 @@ def instrument(provider: TracerProvider) -> None:
     from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 
-    if not (os.environ.get("OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS")
-            or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS")):
+    if not (
+        os.environ.get("OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS")
+        or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS")
+    ):
         os.environ["OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"] = DEFAULT_EXCLUDED_URLS
-    for instrumentor in (AioHttpServerInstrumentor(), AioHttpClientInstrumentor(),
-                         AioPikaInstrumentor(), PymongoInstrumentor()):
+    for instrumentor in (
+        AioHttpServerInstrumentor(),
+        AioHttpClientInstrumentor(),
+        AioPikaInstrumentor(),
+        PymongoInstrumentor(),
+    ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             with warnings.catch_warnings():
                 # The server instrumentation subclasses web.Application, which aiohttp
                 # discourages with a DeprecationWarning; that is its business, not ours.
-                warnings.filterwarnings("ignore", "Inheritance class _InstrumentedApplication",
-                                        DeprecationWarning)
+                warnings.filterwarnings(
+                    "ignore", "Inheritance class _InstrumentedApplication", DeprecationWarning
+                )
                 instrumentor.instrument(tracer_provider=provider)
 
 
@@ -157,8 +180,12 @@ def uninstrument() -> None:
     from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 
-    for instrumentor in (AioHttpServerInstrumentor(), AioHttpClientInstrumentor(),
-                         AioPikaInstrumentor(), PymongoInstrumentor()):
+    for instrumentor in (
+        AioHttpServerInstrumentor(),
+        AioHttpClientInstrumentor(),
+        AioPikaInstrumentor(),
+        PymongoInstrumentor(),
+    ):
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
 
@@ -212,7 +239,8 @@ def command_span(command_name: str) -> Iterator[Span]:
     """A client span around a command's round trip: publish, wait, reply."""
     tracer = trace.get_tracer(TRACER_NAME)
     with tracer.start_as_current_span(
-        f"command {command_name}", kind=SpanKind.CLIENT,
+        f"command {command_name}",
+        kind=SpanKind.CLIENT,
         attributes={"messaging.system": "rabbitmq", "rpc.method": command_name},
     ) as span:
         yield span
@@ -223,5 +251,7 @@ def log_fields() -> dict[str, str]:
     span_context = trace.get_current_span().get_span_context()
     if not span_context.is_valid:
         return {}
-    return {"trace_id": trace.format_trace_id(span_context.trace_id),
-            "span_id": trace.format_span_id(span_context.span_id)}
+    return {
+        "trace_id": trace.format_trace_id(span_context.trace_id),
+        "span_id": trace.format_span_id(span_context.span_id),
+    }

@@ -13,14 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from e2e.conftest import Api, Stack
 from e2e.isolated import api_for, isolated_stack
 
 CHROMIUM = Path(os.environ.get("HUMANTASK_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--no-proxy-server",
 ]
 INSTALL_HINT = "apt-get install -y chromium chromium-driver; pip install -e '.[test]'"
@@ -30,7 +35,7 @@ def _browser_missing() -> str | None:
     if not CHROMIUM.exists():
         return f"Chromium is not installed at {CHROMIUM} ({INSTALL_HINT})"
     try:
-        import playwright.async_api  # noqa: F401
+        import playwright.async_api  # noqa: F401 - only whether it imports
     except ImportError:
         return f"Playwright for Python is not installed ({INSTALL_HINT})"
     return None
@@ -58,8 +63,9 @@ async def browser() -> AsyncIterator[Any]:
 @pytest.fixture(scope="module")
 def bench_stack(mongodb_url: str, test_session_id: str, _containers: Any) -> Iterator[Stack]:
     """A stack of its own, so that the page's pool holds only this module's tasks."""
-    with isolated_stack("browser", mongodb_url=mongodb_url, session_id=test_session_id,
-                        containers=_containers) as stack:
+    with isolated_stack(
+        "browser", mongodb_url=mongodb_url, session_id=test_session_id, containers=_containers
+    ) as stack:
         yield stack
 
 

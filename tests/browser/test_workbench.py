@@ -15,33 +15,47 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
 from e2e.conftest import Api, Stack
 from e2e.isolated import empty_pool
+
 from tests.support.services import ARTIFACTS_DIR, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 TIMEOUT_MS = 20_000
-XSS_INSTRUCTION = ('Is this review positive or negative? <script>window.__xss = "instruction"</script>'
-                   '<img src=x onerror="window.__xss = \'instruction\'">')
-XSS_ATTACHMENT = ('Arrived quickly and works as described, but the box was damaged.\n'
-                  '<img src=x onerror="window.__xss = \'attachment\'"> <b>not bold</b>')
-XSS_CATEGORY = '<img src=x onerror="window.__xss = \'category\'">'
+XSS_INSTRUCTION = (
+    'Is this review positive or negative? <script>window.__xss = "instruction"</script>'
+    "<img src=x onerror=\"window.__xss = 'instruction'\">"
+)
+XSS_ATTACHMENT = (
+    "Arrived quickly and works as described, but the box was damaged.\n"
+    "<img src=x onerror=\"window.__xss = 'attachment'\"> <b>not bold</b>"
+)
+XSS_CATEGORY = "<img src=x onerror=\"window.__xss = 'category'\">"
 
 
 def png(width: int, height: int) -> bytes:
     """A small gradient PNG, made here: the tests reach no network."""
     rows = b"".join(
-        b"\x00" + b"".join(bytes((40 + 180 * x // width, 90 + 120 * y // height, 200)) for x in range(width))
+        b"\x00"
+        + b"".join(
+            bytes((40 + 180 * x // width, 90 + 120 * y // height, 200)) for x in range(width)
+        )
         for y in range(height)
     )
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +94,9 @@ async def pool_of_our_own(api: Api, owner: dict[str, Any]) -> AsyncIterator[None
 
 @pytest.fixture
 async def page(browser: Any, bench_stack: Stack) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport={"width": 1100, "height": 820}, base_url=bench_stack.gateway_url)
+    context = await browser.new_context(
+        viewport={"width": 1100, "height": 820}, base_url=bench_stack.gateway_url
+    )
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     dialogs: list[str] = []
@@ -110,7 +126,8 @@ async def shows_task(page: Any, task: dict[str, Any]) -> None:
     await page.wait_for_function(
         "id => !document.getElementById('task').hidden"
         " && document.getElementById('task-id').textContent === id",
-        arg=task["task_id"], timeout=TIMEOUT_MS,
+        arg=task["task_id"],
+        timeout=TIMEOUT_MS,
     )
 
 
@@ -122,10 +139,22 @@ async def screenshot(page: Any, name: str) -> None:
 async def test_a_worker_completes_two_tasks_with_a_click_and_a_key(
     page: Any, api: Api, owner: dict[str, Any], worker_token: str, image_url: str
 ) -> None:
-    review = await create(api, owner, instruction=XSS_INSTRUCTION, attachment_type="text",
-                          attachment=XSS_ATTACHMENT, categories=["positive", "negative", XSS_CATEGORY])
-    photo = await create(api, owner, instruction="What is in this picture?", attachment_type="image",
-                         attachment=image_url, categories=["a landscape", "a person", "an animal"])
+    review = await create(
+        api,
+        owner,
+        instruction=XSS_INSTRUCTION,
+        attachment_type="text",
+        attachment=XSS_ATTACHMENT,
+        categories=["positive", "negative", XSS_CATEGORY],
+    )
+    photo = await create(
+        api,
+        owner,
+        instruction="What is in this picture?",
+        attachment_type="image",
+        attachment=image_url,
+        categories=["a landscape", "a person", "an animal"],
+    )
 
     await sign_in(page, worker_token)
     await shows_task(page, review)
@@ -160,17 +189,28 @@ async def test_a_worker_completes_two_tasks_with_a_click_and_a_key(
         assert done.body["response"] == {"category": category, "status_code": 200}
 
     # A new task appears by itself: the idle page keeps checking.
-    later = await create(api, owner, instruction="Is this sentence a question?", attachment_type="text",
-                         attachment="Is it?", categories=["yes", "no"])
+    later = await create(
+        api,
+        owner,
+        instruction="Is this sentence a question?",
+        attachment_type="text",
+        attachment="Is it?",
+        categories=["yes", "no"],
+    )
     await shows_task(page, later)
-
 
 
 async def test_signing_out_gives_the_lease_back(
     page: Any, api: Api, bench_stack: Stack, owner: dict[str, Any], worker_token: str
 ) -> None:
-    task = await create(api, owner, instruction="Released on sign-out?", attachment_type="text",
-                        attachment="text", categories=["yes", "no"])
+    task = await create(
+        api,
+        owner,
+        instruction="Released on sign-out?",
+        attachment_type="text",
+        attachment="text",
+        categories=["yes", "no"],
+    )
     await sign_in(page, worker_token)
     await shows_task(page, task)
     await page.get_by_role("button", name="Sign out").click()
@@ -183,7 +223,9 @@ async def test_signing_out_gives_the_lease_back(
         reply = await api.post("/v1/work/claim", other)
         return reply.body if reply.status == 200 else None
 
-    item = await wait_for(claimed_by_other, timeout=15, message="the released task claimed by another worker")
+    item = await wait_for(
+        claimed_by_other, timeout=15, message="the released task claimed by another worker"
+    )
     assert item["task_id"] == task["task_id"]
 
 
@@ -200,8 +242,14 @@ async def test_other_attachments_are_links(
     page: Any, api: Api, owner: dict[str, Any], worker_token: str, attachment_type: str
 ) -> None:
     url = f"http://127.0.0.1:9/{attachment_type}?a=1&b=<2>"
-    task = await create(api, owner, instruction=f"Open the {attachment_type}", attachment_type=attachment_type,
-                        attachment=url, categories=["fine", "broken"])
+    task = await create(
+        api,
+        owner,
+        instruction=f"Open the {attachment_type}",
+        attachment_type=attachment_type,
+        attachment=url,
+        categories=["fine", "broken"],
+    )
     await sign_in(page, worker_token)
     await shows_task(page, task)
     link = page.locator("#attachment a")

@@ -51,7 +51,9 @@ def service_env(amqp_url: str, mongodb_url: str, **extra: object) -> dict[str, s
     return env
 
 
-def start_service(name: str, env: Mapping[str, str], port_variable: str) -> tuple[ServiceProcess, str]:
+def start_service(
+    name: str, env: Mapping[str, str], port_variable: str
+) -> tuple[ServiceProcess, str]:
     """Start `name` on a free port; returns the process and its base URL once ready.
 
     A gateway also gets a free HEALTH_PORT (its /metrics port) unless `env` names one."""
@@ -83,10 +85,13 @@ def stack(amqp_url: str, mongodb_url: str) -> Iterator[Stack]:
     gateway, gateway_url = start_service(
         "humantask-gateway", {**env, "HUMANTASK_DEMO_API_KEY": DEMO_API_KEY}, "GATEWAY_PORT"
     )
-    stack = Stack(env=env, gateway_url=gateway_url,
-                  processes={"taskstore": taskstore, "notifier": notifier, "gateway": gateway},
-                  health_urls={"taskstore": taskstore_url, "notifier": notifier_url,
-                               "gateway": gateway_url})
+    stack = Stack(
+        env=env,
+        gateway_url=gateway_url,
+        processes={"taskstore": taskstore, "notifier": notifier, "gateway": gateway},
+        health_urls={"taskstore": taskstore_url, "notifier": notifier_url, "gateway": gateway_url},
+    )
+
     # A test may swap a process for another (a restarted notifier): stop what runs then.
     def in_stop_order() -> list[ServiceProcess]:
         return [stack.processes[name] for name in ("gateway", "notifier", "taskstore")]
@@ -118,9 +123,7 @@ class Api:
         self.session = session
         self.base_url = base_url
 
-    async def request(
-        self, method: str, path: str, key: str | None = None, **kwargs: Any
-    ) -> Reply:
+    async def request(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> Reply:
         if key is not None:
             token = base64.b64encode(f"{key}:".encode()).decode()
             kwargs["headers"] = {"Authorization": f"Basic {token}", **kwargs.get("headers", {})}

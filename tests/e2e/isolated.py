@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 import aiohttp
 import pymongo
 import pytest
-
 from conftest import _Containers, _session_vhost, with_database  # tests/conftest.py
 
 from .conftest import Api, Stack, service_env, start_service
@@ -38,8 +37,10 @@ def own_amqp_url(name: str, session_id: str, containers: _Containers) -> Iterato
         return
     with _session_vhost(base, f"{session_id}_{name}") as url:
         if url == base:
-            reason = (f"the `{name}` stack needs a RabbitMQ vhost of its own, and rabbitmqctl is "
-                      "not usable here (run as root next to the broker, as CI does)")
+            reason = (
+                f"the `{name}` stack needs a RabbitMQ vhost of its own, and rabbitmqctl is "
+                "not usable here (run as root next to the broker, as CI does)"
+            )
             if os.environ.get("CI") == "true":
                 pytest.fail(reason, pytrace=False)
             pytest.skip(reason)
@@ -60,15 +61,24 @@ def isolated_stack(
     database = f"{urlsplit(mongodb_url).path.strip('/')}_{name}"
     own_mongodb_url = with_database(mongodb_url, database)
     with own_amqp_url(name, session_id, containers) as amqp_url:
-        env = service_env(amqp_url, own_mongodb_url, **{
-            "OUTBOX_RELAY_INTERVAL_SECONDS": 1, "RPC_TIMEOUT_SECONDS": 10,
-            "AUTH_CACHE_SECONDS": 1, **settings,
-        })
+        env = service_env(
+            amqp_url,
+            own_mongodb_url,
+            **{
+                "OUTBOX_RELAY_INTERVAL_SECONDS": 1,
+                "RPC_TIMEOUT_SECONDS": 10,
+                "AUTH_CACHE_SECONDS": 1,
+                **settings,
+            },
+        )
         stack = Stack(env=env, gateway_url="")
         try:
             for number in range(1, taskstores + 1):
                 process, url = start_service("humantask-taskstore", env, "HEALTH_PORT")
-                stack.processes[f"taskstore-{number}"], stack.health_urls[f"taskstore-{number}"] = process, url
+                stack.processes[f"taskstore-{number}"], stack.health_urls[f"taskstore-{number}"] = (
+                    process,
+                    url,
+                )
             stack.processes["gateway"], stack.gateway_url = start_service(
                 "humantask-gateway", env, "GATEWAY_PORT"
             )

@@ -22,6 +22,10 @@ import aio_pika
 import pytest
 import standardwebhooks
 
+from humantask_shared.credentials import new_callback_secret
+from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.models import CallbackFormat, Task
+from humantask_shared.timeutil import parse_timestamp
 from tests.support.callbacks import (
     SEED_CALLBACK,
     Answer,
@@ -30,10 +34,6 @@ from tests.support.callbacks import (
     example_receiver,
     publish_completion,
 )
-from humantask_shared.credentials import new_callback_secret
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.models import CallbackFormat, Task
-from humantask_shared.timeutil import parse_timestamp
 from tests.support.services import ServiceProcess, free_port, wait_for
 
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service
@@ -93,20 +93,29 @@ CompleteTask = Callable[..., Awaitable[Completion]]
 
 @pytest.fixture
 async def complete_task(
-    api: Api, customer: dict, receiver: ScriptedReceiver, channel: aio_pika.abc.AbstractChannel,
+    api: Api,
+    customer: dict,
+    receiver: ScriptedReceiver,
+    channel: aio_pika.abc.AbstractChannel,
 ) -> AsyncIterator[CompleteTask]:
     """Creates a task whose callback goes to a new receiver path answering `answers`, then
     publishes its completion. Cancels the tasks afterwards: the task-store never saw the
     completions, and the worker pool is shared by every test."""
     created: list[str] = []
 
-    async def complete(*answers: Answer, category: str = "big",
-                       callback_format: CallbackFormat = "form",
-                       callback_url: str | None = None) -> Completion:
+    async def complete(
+        *answers: Answer,
+        category: str = "big",
+        callback_format: CallbackFormat = "form",
+        callback_url: str | None = None,
+    ) -> Completion:
         path = f"/callback/{uuid.uuid4().hex}"
         receiver.script(path, *answers)
-        body = {**SEED_TASK_JSON, "callback_url": callback_url or receiver.url(path),
-                "callback_format": callback_format}
+        body = {
+            **SEED_TASK_JSON,
+            "callback_url": callback_url or receiver.url(path),
+            "callback_format": callback_format,
+        }
         reply = await api.post("/v1/task/categorize", customer["api_key"], json=body)
         assert reply.status == 200, reply
         created.append(reply.body["task_id"])
@@ -119,11 +128,16 @@ async def complete_task(
         await api.post(f"/v1/task/{task_id}/cancel", customer["api_key"])
 
 
-async def publish_again(channel: aio_pika.abc.AbstractChannel, completion: Completion,
-                        same_event: bool = True) -> None:
+async def publish_again(
+    channel: aio_pika.abc.AbstractChannel, completion: Completion, same_event: bool = True
+) -> None:
     """The completion's event again (a redelivery), or a new event for the same task."""
-    await publish_completion(channel, completion.event.customer_id, completion.task,
-                             event=completion.event if same_event else None)
+    await publish_completion(
+        channel,
+        completion.event.customer_id,
+        completion.task,
+        event=completion.event if same_event else None,
+    )
 
 
 async def callback_log(api: Api, customer: dict, task_id: str) -> list[dict[str, Any]]:
@@ -132,22 +146,31 @@ async def callback_log(api: Api, customer: dict, task_id: str) -> list[dict[str,
     return reply.body
 
 
-async def wait_for_log(api: Api, customer: dict, task_id: str, count: int,
-                       timeout: float = 20) -> list[dict[str, Any]]:
+async def wait_for_log(
+    api: Api, customer: dict, task_id: str, count: int, timeout: float = 20
+) -> list[dict[str, Any]]:
     async def logged() -> list[dict[str, Any]] | None:
         entries = await callback_log(api, customer, task_id)
         return entries if len(entries) >= count else None
 
-    return await wait_for(logged, timeout=timeout, interval=0.1,
-                          message=f"{count} attempt(s) in the callback log of {task_id}")
+    return await wait_for(
+        logged,
+        timeout=timeout,
+        interval=0.1,
+        message=f"{count} attempt(s) in the callback log of {task_id}",
+    )
 
 
-async def assert_no_more_requests(receiver: ScriptedReceiver, path: str, count: int,
-                                  seconds: float) -> None:
+async def assert_no_more_requests(
+    receiver: ScriptedReceiver, path: str, count: int, seconds: float
+) -> None:
     """Watch `path` for `seconds`: it must still have exactly `count` requests."""
     deadline = time.monotonic() + seconds
-    await wait_for(lambda: len(receiver.received(path)) > count or time.monotonic() >= deadline,
-                   timeout=seconds + 5, interval=0.1)
+    await wait_for(
+        lambda: len(receiver.received(path)) > count or time.monotonic() >= deadline,
+        timeout=seconds + 5,
+        interval=0.1,
+    )
     assert len(receiver.received(path)) == count, receiver.received(path)
 
 
@@ -165,7 +188,10 @@ def stop_notifier(stack: Stack) -> None:
 
 
 async def test_a_200_is_one_attempt_with_the_seeds_body(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
     receiver: ScriptedReceiver,
 ) -> None:
     done = await complete_task()
@@ -193,7 +219,9 @@ async def test_a_200_is_one_attempt_with_the_seeds_body(
 
 
 async def test_the_signature_verifies_with_the_readme_receiver(
-    customer: dict, complete_task: CompleteTask, receiver: ScriptedReceiver,
+    customer: dict,
+    complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
 ) -> None:
     done = await complete_task(category="small")
 
@@ -210,21 +238,27 @@ async def test_the_signature_verifies_with_the_readme_receiver(
 
 
 async def test_json_format_sends_the_same_object_as_json(
-    customer: dict, complete_task: CompleteTask, receiver: ScriptedReceiver,
+    customer: dict,
+    complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
 ) -> None:
     done = await complete_task(callback_format="json")
 
     (request,) = await receiver.wait_for_requests(done.path, 1, timeout=15)
     assert request.headers["Content-Type"] == "application/json"
     assert json.loads(request.body) == {
-        "task": done.task.to_json_dict(), "response": {"category": "big", "status_code": 200},
+        "task": done.task.to_json_dict(),
+        "response": {"category": "big", "status_code": 200},
         "task_id": done.task.task_id,
     }
     assert example.verify_callback(customer["callback_secret"], request.headers, request.body)
 
 
 async def test_500_then_200_is_two_attempts_the_second_after_the_delay(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
     receiver: ScriptedReceiver,
 ) -> None:
     done = await complete_task(Answer(500), Answer(200))
@@ -240,12 +274,20 @@ async def test_500_then_200_is_two_attempts_the_second_after_the_delay(
     one, two = await wait_for_log(api, customer, done.task.task_id, 2)
     assert (one["attempt"], one["status_code"], one["delivered"]) == (1, 500, False)
     assert "500" in one["error"]
-    assert (two["attempt"], two["status_code"], two["delivered"], two["error"]) == (2, 200, True, None)
+    assert (two["attempt"], two["status_code"], two["delivered"], two["error"]) == (
+        2,
+        200,
+        True,
+        None,
+    )
     assert one["at"] < two["at"]
 
 
 async def test_500_twice_is_two_failed_attempts_and_never_a_third(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
     receiver: ScriptedReceiver,
 ) -> None:
     done = await complete_task(*[Answer(500)] * 5)
@@ -253,14 +295,18 @@ async def test_500_twice_is_two_failed_attempts_and_never_a_third(
     await receiver.wait_for_requests(done.path, 2, timeout=20)
     log = await wait_for_log(api, customer, done.task.task_id, 2)
     assert [(e["attempt"], e["status_code"], e["delivered"]) for e in log] == [
-        (1, 500, False), (2, 500, False)
+        (1, 500, False),
+        (2, 500, False),
     ]
     await assert_no_more_requests(receiver, done.path, 2, 2 * retry_delay(stack))
     assert len(await callback_log(api, customer, done.task.task_id)) == 2
 
 
 async def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
     receiver: ScriptedReceiver,
 ) -> None:
     timeout = float(stack.env["CALLBACK_TIMEOUT_SECONDS"])
@@ -274,20 +320,30 @@ async def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(
 
 
 async def test_a_refused_connection_is_retried_once(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
 ) -> None:
     done = await complete_task(callback_url=f"http://127.0.0.1:{free_port()}/callback")
 
     one, two = await wait_for_log(api, customer, done.task.task_id, 2)
     for attempt, entry in enumerate((one, two), start=1):
-        assert (entry["attempt"], entry["status_code"], entry["delivered"]) == (attempt, None, False)
+        assert (entry["attempt"], entry["status_code"], entry["delivered"]) == (
+            attempt,
+            None,
+            False,
+        )
         assert "could not connect" in entry["error"]
     gap = parse_timestamp(two["at"]) - parse_timestamp(one["at"])
     assert gap.total_seconds() >= retry_delay(stack)
 
 
 async def test_a_private_address_is_refused_by_default(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
     receiver: ScriptedReceiver,
 ) -> None:
     # The stack's notifier allows private networks (its receivers are local); for this
@@ -297,8 +353,13 @@ async def test_a_private_address_is_refused_by_default(
         replace_notifier(stack, CALLBACK_ALLOW_PRIVATE_NETWORKS=None)
         # 127.0.0.1 as given, and spelled so that only the HTTP client's own parsing (yarl's
         # IDNA mapping, inet_aton) turns it into 127.0.0.1: all refused by the same check.
-        spellings = {"127.0.0.1": "127.0.0.1", "１２７．０．０．１": "127.0.0.1",
-                     "127。0。0。1": "127.0.0.1", "2130706433": "2130706433", "0x7f.1": "0x7f.1"}
+        spellings = {
+            "127.0.0.1": "127.0.0.1",
+            "１２７．０．０．１": "127.0.0.1",
+            "127。0。0。1": "127.0.0.1",
+            "2130706433": "2130706433",
+            "0x7f.1": "0x7f.1",
+        }
         done = {}
         for spelling in spellings:
             path = f"/callback/{uuid.uuid4().hex}"
@@ -310,7 +371,8 @@ async def test_a_private_address_is_refused_by_default(
             for entry in (one, two):
                 assert (entry["status_code"], entry["delivered"]) == (None, False)
                 assert entry["error"].startswith(
-                    f"refused: {spellings[spelling]} is a loopback address"), entry
+                    f"refused: {spellings[spelling]} is a loopback address"
+                ), entry
             assert receiver.received(path) == []
     finally:
         stop_notifier(stack)
@@ -318,7 +380,10 @@ async def test_a_private_address_is_refused_by_default(
 
 
 async def test_a_notifier_killed_between_attempts_still_makes_the_second_once(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
     receiver: ScriptedReceiver,
 ) -> None:
     done = await complete_task(Answer(500), Answer(200))
@@ -329,7 +394,7 @@ async def test_a_notifier_killed_between_attempts_still_makes_the_second_once(
     assert stack.processes["notifier"].wait(timeout=10) == -signal.SIGKILL
     replace_notifier(stack)
 
-    first, second = await receiver.wait_for_requests(done.path, 2, timeout=30)
+    _first, second = await receiver.wait_for_requests(done.path, 2, timeout=30)
     assert second.arrived > killed_at, "the second attempt came before the kill"
     assert second.headers["X-Callback-Attempt"] == "2"
     log = await wait_for_log(api, customer, done.task.task_id, 2)
@@ -338,8 +403,12 @@ async def test_a_notifier_killed_between_attempts_still_makes_the_second_once(
 
 
 async def test_a_duplicated_event_is_called_back_once(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
-    receiver: ScriptedReceiver, channel: aio_pika.abc.AbstractChannel,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
+    channel: aio_pika.abc.AbstractChannel,
 ) -> None:
     done = await complete_task(*[Answer(500)] * 5)
     await publish_again(channel, done)
@@ -352,8 +421,12 @@ async def test_a_duplicated_event_is_called_back_once(
 
 
 async def test_two_notifiers_side_by_side_make_at_most_two_attempts(
-    api: Api, stack: Stack, customer: dict, complete_task: CompleteTask,
-    receiver: ScriptedReceiver, channel: aio_pika.abc.AbstractChannel,
+    api: Api,
+    stack: Stack,
+    customer: dict,
+    complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
+    channel: aio_pika.abc.AbstractChannel,
 ) -> None:
     second_notifier, _ = start_service("humantask-notifier", stack.env, "HEALTH_PORT")
     try:
@@ -371,7 +444,9 @@ async def test_two_notifiers_side_by_side_make_at_most_two_attempts(
 
 
 async def test_the_log_is_empty_before_completion_and_404_for_others(
-    api: Api, customer: dict, other_customer: dict,
+    api: Api,
+    customer: dict,
+    other_customer: dict,
 ) -> None:
     reply = await api.post("/v1/task/categorize", customer["api_key"], json=SEED_TASK_JSON)
     task_id = reply.body["task_id"]

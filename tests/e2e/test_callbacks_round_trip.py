@@ -27,10 +27,18 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def callback_stack(mongodb_url: str, test_session_id: str, _containers: Any) -> Iterator[Stack]:
-    settings = {"CALLBACK_RETRY_DELAY_SECONDS": 1, "CALLBACK_TIMEOUT_SECONDS": 1,
-                "CALLBACK_ALLOW_PRIVATE_NETWORKS": "true"}
-    with isolated_stack("callbacks", mongodb_url=mongodb_url, session_id=test_session_id,
-                        containers=_containers, **settings) as stack:
+    settings = {
+        "CALLBACK_RETRY_DELAY_SECONDS": 1,
+        "CALLBACK_TIMEOUT_SECONDS": 1,
+        "CALLBACK_ALLOW_PRIVATE_NETWORKS": "true",
+    }
+    with isolated_stack(
+        "callbacks",
+        mongodb_url=mongodb_url,
+        session_id=test_session_id,
+        containers=_containers,
+        **settings,
+    ) as stack:
         notifier, url = start_service("humantask-notifier", stack.env, "HEALTH_PORT")
         stack.processes["notifier"], stack.health_urls["notifier"] = notifier, url
         yield stack
@@ -43,15 +51,19 @@ async def api(callback_stack: Stack) -> AsyncIterator[Api]:
 
 
 async def test_a_worker_completing_a_task_calls_the_customer_back(
-    api: Api, callback_stack: Stack,
+    api: Api,
+    callback_stack: Stack,
 ) -> None:
     customer = callback_stack.admin("customers", "create", "--name", "round trip")
     worker = callback_stack.admin("workers", "create", "--name", "round trip")["token"]
     receiver = await ScriptedReceiver().start()
     try:
         receiver.script("/hook", Answer(503), Answer(200))
-        created = await api.post("/v1/task/categorize", customer["api_key"],
-                                 json={**SEED_TASK_JSON, "callback_url": receiver.url("/hook")})
+        created = await api.post(
+            "/v1/task/categorize",
+            customer["api_key"],
+            json={**SEED_TASK_JSON, "callback_url": receiver.url("/hook")},
+        )
         assert created.status == 200, created
         task_id = created.body["task_id"]
 
@@ -73,7 +85,8 @@ async def test_a_worker_completing_a_task_calls_the_customer_back(
 
         log = await wait_for_log(api, customer, task_id, 2)
         assert [(e["attempt"], e["status_code"], e["delivered"]) for e in log] == [
-            (1, 503, False), (2, 200, True)
+            (1, 503, False),
+            (2, 200, True),
         ]
     finally:
         await receiver.stop()

@@ -24,6 +24,7 @@ import aiohttp
 import pymongo
 import pytest
 import standardwebhooks
+from conftest import with_database  # tests/conftest.py
 
 from humantask_shared.command_client import CommandClient
 from humantask_shared.credentials import credential_hash, new_api_key
@@ -39,8 +40,6 @@ from humantask_shared.messaging import COMMANDS_EXCHANGE, RpcClient, declare_exc
 from tests.support.broker_users import BrokerUsers, broker_users
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.services import free_port, wait_for
-
-from conftest import with_database  # tests/conftest.py
 
 from .conftest import BIN, SEED_TASK_JSON, Api, Stack, service_env, start_service
 
@@ -67,8 +66,14 @@ class LeastPrivilegeStack:
 
 def admin_lines(stack: Stack, *args: str) -> list[dict[str, Any]]:
     """`humantask-admin` as the admin's broker user: each line of its output."""
-    result = subprocess.run([str(BIN / "humantask-admin"), *args], env=stack.env,
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [str(BIN / "humantask-admin"), *args],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
@@ -77,24 +82,40 @@ def secured(amqp_url: str, mongodb_url: str) -> Iterator[LeastPrivilegeStack]:
     database = f"{urlsplit(mongodb_url).path.strip('/')}_credentials"
     own_mongodb_url = with_database(mongodb_url, database)
     with broker_users(amqp_url, "creds") as users:
+
         def env(service: str, **settings: object) -> dict[str, str]:
-            return service_env(users.url(service), own_mongodb_url, OUTBOX_RELAY_INTERVAL_SECONDS=1,
-                               RPC_TIMEOUT_SECONDS=10, **users.service_env(service), **settings)
+            return service_env(
+                users.url(service),
+                own_mongodb_url,
+                OUTBOX_RELAY_INTERVAL_SECONDS=1,
+                RPC_TIMEOUT_SECONDS=10,
+                **users.service_env(service),
+                **settings,
+            )
 
         stack = Stack(env=env("admin"), gateway_url="")
         try:
             stack.processes["taskstore"], _ = start_service(
-                "humantask-taskstore", env("taskstore"), "HEALTH_PORT")
+                "humantask-taskstore", env("taskstore"), "HEALTH_PORT"
+            )
             stack.processes["notifier"], _ = start_service(
-                "humantask-notifier", env("notifier", CALLBACK_ALLOW_PRIVATE_NETWORKS="true",
-                                          CALLBACK_RETRY_DELAY_SECONDS=1,
-                                          CALLBACK_TIMEOUT_SECONDS=2), "HEALTH_PORT")
+                "humantask-notifier",
+                env(
+                    "notifier",
+                    CALLBACK_ALLOW_PRIVATE_NETWORKS="true",
+                    CALLBACK_RETRY_DELAY_SECONDS=1,
+                    CALLBACK_TIMEOUT_SECONDS=2,
+                ),
+                "HEALTH_PORT",
+            )
             gateways, health = [], []
             for number in (1, 2):
                 port = str(free_port())
                 process, url = start_service(
-                    "humantask-gateway", env("gateway", AUTH_CACHE_SECONDS=600, HEALTH_PORT=port),
-                    "GATEWAY_PORT")
+                    "humantask-gateway",
+                    env("gateway", AUTH_CACHE_SECONDS=600, HEALTH_PORT=port),
+                    "GATEWAY_PORT",
+                )
                 stack.processes[f"gateway-{number}"] = process
                 gateways.append(url)
                 health.append(f"http://127.0.0.1:{port}")
@@ -130,8 +151,12 @@ async def refused_everywhere_within(apis_: list[Api], method: str, path: str, ke
     async def all_refused() -> bool:
         return set(await statuses(apis_, method, path, key)) == {401}
 
-    await wait_for(all_refused, timeout=WITHIN_SECONDS, interval=0.05,
-                   message=f"{method} {path} refused (401) on every gateway")
+    await wait_for(
+        all_refused,
+        timeout=WITHIN_SECONDS,
+        interval=0.05,
+        message=f"{method} {path} refused (401) on every gateway",
+    )
     return time.monotonic() - started
 
 
@@ -159,19 +184,34 @@ async def test_admin_lists_customers_and_workers_one_per_line_and_never_a_secret
     worker = secured.admin("workers", "create", "--name", "listed worker")
     customers = secured.admin_lines("customers", "list")
     (line,) = [line for line in customers if line["id"] == customer["customer_id"]]
-    assert line == {"id": customer["customer_id"], "customer_id": customer["customer_id"],
-                    "name": "listed", "created": line["created"], "revoked": False,
-                    "revoked_at": None}
+    assert line == {
+        "id": customer["customer_id"],
+        "customer_id": customer["customer_id"],
+        "name": "listed",
+        "created": line["created"],
+        "revoked": False,
+        "revoked_at": None,
+    }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["created"])
     workers = secured.admin_lines("workers", "list")
     assert [w["name"] for w in workers if w["id"] == worker["worker_id"]] == ["listed worker"]
     everything = json.dumps([customers, workers])
-    for secret in (customer["api_key"], customer["callback_secret"], worker["token"],
-                   credential_hash(customer["api_key"]), credential_hash(worker["token"])):
+    for secret in (
+        customer["api_key"],
+        customer["callback_secret"],
+        worker["token"],
+        credential_hash(customer["api_key"]),
+        credential_hash(worker["token"]),
+    ):
         assert secret not in everything
     # An unknown id is an error, said on stderr, with a failing exit status.
-    failed = subprocess.run([str(BIN / "humantask-admin"), "customers", "revoke", "0" * 24],
-                            env=secured.stack.env, capture_output=True, text=True, timeout=60)
+    failed = subprocess.run(
+        [str(BIN / "humantask-admin"), "customers", "revoke", "0" * 24],
+        env=secured.stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert failed.returncode != 0 and "no customer" in failed.stderr and not failed.stdout
 
 
@@ -215,9 +255,13 @@ async def test_a_workers_token_is_revoked_and_rotated_the_same_way(
     assert revoked["revoked"] is True
     await refused_everywhere_within(gateways, "POST", release, rotated["token"])
     # A revoked worker gets no new token.
-    failed = subprocess.run([str(BIN / "humantask-admin"), "workers", "rotate-token",
-                             worker["worker_id"]],
-                            env=secured.stack.env, capture_output=True, text=True, timeout=60)
+    failed = subprocess.run(
+        [str(BIN / "humantask-admin"), "workers", "rotate-token", worker["worker_id"]],
+        env=secured.stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert failed.returncode != 0 and "revoked" in failed.stderr
 
 
@@ -231,15 +275,20 @@ async def test_callbacks_are_signed_with_the_rotated_secret_from_then_on(
     worker = secured.admin("workers", "create", "--name", "secret rotation")["token"]
     receiver = await ScriptedReceiver().start()
     try:
+
         async def complete(path: str) -> str:
-            created = await api.post("/v1/task/categorize", customer["api_key"],
-                                     json={**SEED_TASK_JSON, "callback_url": receiver.url(path)})
+            created = await api.post(
+                "/v1/task/categorize",
+                customer["api_key"],
+                json={**SEED_TASK_JSON, "callback_url": receiver.url(path)},
+            )
             assert created.status == 200, created
             task_id = created.body["task_id"]
             claimed = await api.post("/v1/work/claim", worker)
             assert claimed.status == 200 and claimed.body["task_id"] == task_id, claimed
-            submitted = await api.post(f"/v1/work/{task_id}/submit", worker,
-                                       json={"category": "big"})
+            submitted = await api.post(
+                f"/v1/work/{task_id}/submit", worker, json={"category": "big"}
+            )
             assert submitted.status == 200, submitted
             return task_id
 
@@ -263,8 +312,9 @@ async def test_callbacks_are_signed_with_the_rotated_secret_from_then_on(
         second_task = await complete("/after")
         (delivered,) = await receiver.wait_for_requests("/after", 1, timeout=30)
         assert delivered.headers["webhook-id"] == second_task
-        standardwebhooks.Webhook(new_secret).verify(delivered.body, dict(delivered.headers),
-                                                    json_parse=False)
+        standardwebhooks.Webhook(new_secret).verify(
+            delivered.body, dict(delivered.headers), json_parse=False
+        )
         with pytest.raises(standardwebhooks.WebhookVerificationError):
             old.verify(delivered.body, dict(delivered.headers), json_parse=False)
     finally:
@@ -276,6 +326,7 @@ async def test_the_task_store_takes_each_command_only_from_its_sender(
 ) -> None:
     """The broker vouches for a command's user_id; the task-store checks it against the
     command's senders: the gateway cannot create customers or read callback secrets."""
+
     async def send(service: str, command: Any, result: Any) -> Any:
         connection = await aio_pika.connect_robust(secured.users.url(service))
         async with connection:
@@ -286,18 +337,22 @@ async def test_the_task_store_takes_each_command_only_from_its_sender(
             return await CommandClient(rpc, 10).send(command, result)
 
     customer = secured.admin("customers", "create", "--name", "guarded")
-    create = CreateCustomer(customer_name="by the gateway",
-                            credential_hash=credential_hash(new_api_key()))
+    create = CreateCustomer(
+        customer_name="by the gateway", credential_hash=credential_hash(new_api_key())
+    )
     with pytest.raises(Unauthorized):
         await send("gateway", create, CreatedCustomer)
     with pytest.raises(Unauthorized):
-        await send("gateway", GetCallbackSecret(customer_id=customer["customer_id"]),
-                   CallbackSecret)
+        await send(
+            "gateway", GetCallbackSecret(customer_id=customer["customer_id"]), CallbackSecret
+        )
     with pytest.raises(Unauthorized):
-        await send("notifier", RotateCallbackSecret(customer_id=customer["customer_id"]),
-                   CallbackSecret)
-    answer = await send("notifier", GetCallbackSecret(customer_id=customer["customer_id"]),
-                        CallbackSecret)
+        await send(
+            "notifier", RotateCallbackSecret(customer_id=customer["customer_id"]), CallbackSecret
+        )
+    answer = await send(
+        "notifier", GetCallbackSecret(customer_id=customer["customer_id"]), CallbackSecret
+    )
     assert answer.callback_secret == customer["callback_secret"]
 
 

@@ -14,7 +14,15 @@ pytestmark = pytest.mark.e2e
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 TASK_ID = re.compile(r"^[0-9a-f]{24}$")
-PENDING_FIELDS = {"task_id", "created_at", "callback_url", "type", "status", "instruction", "params"}
+PENDING_FIELDS = {
+    "task_id",
+    "created_at",
+    "callback_url",
+    "type",
+    "status",
+    "instruction",
+    "params",
+}
 
 
 def assert_pending_task(task: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -42,13 +50,16 @@ async def test_seed_curl_create_with_form_fields(api: Api, customer: dict) -> No
     reply = await api.post("/v1/task/categorize", customer["api_key"], data=SEED_CREATE_FORM)
 
     assert reply.status == 200, reply
-    assert_pending_task(reply.body, {
-        "callback_url": "http://www.example.com/callback",
-        "instruction": "Is this company public or private?",
-        "attachment_type": "website",
-        "attachment": "http://www.google.com/",
-        "categories": ["public", "private"],
-    })
+    assert_pending_task(
+        reply.body,
+        {
+            "callback_url": "http://www.example.com/callback",
+            "instruction": "Is this company public or private?",
+            "attachment_type": "website",
+            "attachment": "http://www.google.com/",
+            "categories": ["public", "private"],
+        },
+    )
 
 
 async def test_demo_key_from_the_environment_works(api: Api) -> None:
@@ -91,7 +102,9 @@ async def test_unique_id_makes_creation_idempotent(api: Api, customer: dict) -> 
     assert again == first
 
     conflict = await api.post(
-        "/v1/task/categorize", key, json={**SEED_TASK_JSON, "instruction": "other", "unique_id": "same"}
+        "/v1/task/categorize",
+        key,
+        json={**SEED_TASK_JSON, "instruction": "other", "unique_id": "same"},
     )
     assert conflict.status == 409
     assert first["task_id"] in conflict.body["error"]
@@ -151,7 +164,8 @@ async def test_list_filters_by_status_type_and_time(api: Api, customer: dict) ->
 
     # start_time <= created_at < end_time
     window = await api.get(
-        "/v1/tasks", key,
+        "/v1/tasks",
+        key,
         params={"start_time": second["created_at"], "end_time": third["created_at"]},
     )
     assert [t["task_id"] for t in window.body] == [second["task_id"]]
@@ -178,7 +192,9 @@ async def test_cancel_pending_then_again_then_unknown(api: Api, customer: dict) 
     assert unknown.body["status_code"] == 404
 
 
-async def test_another_customers_task_is_not_found(api: Api, customer: dict, other_customer: dict) -> None:
+async def test_another_customers_task_is_not_found(
+    api: Api, customer: dict, other_customer: dict
+) -> None:
     task = await create(api, customer["api_key"])
     other = other_customer["api_key"]
     assert (await api.get(f"/v1/task/{task['task_id']}", other)).status == 404
@@ -192,10 +208,15 @@ async def test_another_customers_task_is_not_found(api: Api, customer: dict, oth
 
 @pytest.mark.parametrize("key", [None, "live_not_a_real_key", ""])
 async def test_missing_or_wrong_key_is_401(api: Api, key: str | None) -> None:
-    for method, path in [("POST", "/v1/task/categorize"), ("GET", "/v1/tasks"),
-                         ("GET", "/v1/task/0123456789abcdef01234567"),
-                         ("POST", "/v1/task/0123456789abcdef01234567/cancel")]:
-        reply = await api.request(method, path, key, data=SEED_CREATE_FORM if method == "POST" else None)
+    for method, path in [
+        ("POST", "/v1/task/categorize"),
+        ("GET", "/v1/tasks"),
+        ("GET", "/v1/task/0123456789abcdef01234567"),
+        ("POST", "/v1/task/0123456789abcdef01234567/cancel"),
+    ]:
+        reply = await api.request(
+            method, path, key, data=SEED_CREATE_FORM if method == "POST" else None
+        )
         assert reply.status == 401, (method, path, reply)
         assert reply.headers["WWW-Authenticate"] == 'Basic realm="humantask"'
         assert reply.body["status_code"] == 401

@@ -44,7 +44,9 @@ async def collect(queue: aio_pika.abc.AbstractQueue, into: list[dict[str, Any]])
     await queue.consume(on_message, no_ack=True)
 
 
-async def is_dead_lettered(channel: aio_pika.abc.AbstractChannel, queue: str, message_id: str) -> bool:
+async def is_dead_lettered(
+    channel: aio_pika.abc.AbstractChannel, queue: str, message_id: str
+) -> bool:
     """Is the message in `queue`'s dead-letter queue? Ours is taken out, others left."""
     dead_letters = await channel.declare_queue(f"{queue}.dead-letter", passive=True)
     found, others = False, []
@@ -67,17 +69,27 @@ async def test_created_and_canceled_events_carry_the_full_task(
     received: list[dict[str, Any]] = []
     await collect(queue, received)
 
-    created = await api.post("/v1/task/categorize", customer["api_key"], json=SEED_TASK_JSON,
-                             headers={"X-Request-Id": "req-events-1"})
+    created = await api.post(
+        "/v1/task/categorize",
+        customer["api_key"],
+        json=SEED_TASK_JSON,
+        headers={"X-Request-Id": "req-events-1"},
+    )
     task_id = created.body["task_id"]
     canceled = await api.post(f"/v1/task/{task_id}/cancel", customer["api_key"])
 
     def of_task(event_type: str) -> list[dict[str, Any]]:
-        return [r for r in received
-                if r["body"]["event_type"] == event_type and r["body"]["task"]["task_id"] == task_id]
+        return [
+            r
+            for r in received
+            if r["body"]["event_type"] == event_type and r["body"]["task"]["task_id"] == task_id
+        ]
 
-    await wait_for(lambda: of_task("task.created") and of_task("task.canceled"), timeout=15,
-                   message="task.created and task.canceled events")
+    await wait_for(
+        lambda: of_task("task.created") and of_task("task.canceled"),
+        timeout=15,
+        message="task.created and task.canceled events",
+    )
     created_event = of_task("task.created")[0]
     assert created_event["body"]["task"] == created.body
     assert created_event["body"]["customer_id"] == customer["customer_id"]
@@ -99,23 +111,33 @@ async def test_unparseable_command_is_answered_and_dead_lettered(
     marker = uuid.uuid4().hex
     exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
     await exchange.publish(
-        aio_pika.Message(b'{"not": "a command", "marker": "' + marker.encode() + b'"}',
-                         type="task.create", reply_to=replies.name, correlation_id=marker,
-                         message_id=marker, user_id=broker_user(amqp_url)),
+        aio_pika.Message(
+            b'{"not": "a command", "marker": "' + marker.encode() + b'"}',
+            type="task.create",
+            reply_to=replies.name,
+            correlation_id=marker,
+            message_id=marker,
+            user_id=broker_user(amqp_url),
+        ),
         routing_key="task.create",
     )
     await wait_for(lambda: received, timeout=15, message="an error reply to the poison message")
     assert received[0]["body"]["ok"] is False
     assert received[0]["body"]["error"]["code"] == "invalid"
 
-    assert await wait_for(lambda: is_dead_lettered(channel, TASKSTORE_COMMANDS_QUEUE, marker),
-                          timeout=15, message="the poison command in the DLQ")
+    assert await wait_for(
+        lambda: is_dead_lettered(channel, TASKSTORE_COMMANDS_QUEUE, marker),
+        timeout=15,
+        message="the poison command in the DLQ",
+    )
 
 
 async def taskstore_metric(stack: Stack, name: str, labels: str) -> float:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(stack.health_urls["taskstore"] + "/metrics") as response:
-            text = await response.text()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(stack.health_urls["taskstore"] + "/metrics") as response,
+    ):
+        text = await response.text()
     match = re.search(rf"^{name}\{{{labels}\}} (\S+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
@@ -125,12 +147,19 @@ async def test_command_past_its_deadline_is_not_executed(
 ) -> None:
     labels = 'command="task.create",outcome="expired"'
     before = await taskstore_metric(stack, "humantask_commands_total", labels)
-    command = {"customer_id": customer["customer_id"], "request": {**SEED_TASK_JSON, "unique_id": "late"}}
+    command = {
+        "customer_id": customer["customer_id"],
+        "request": {**SEED_TASK_JSON, "unique_id": "late"},
+    }
     exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
     await exchange.publish(
-        aio_pika.Message(orjson.dumps(command), type="task.create", message_id=uuid.uuid4().hex,
-                         user_id=broker_user(stack.env["AMQP_URL"]),
-                         headers={DEADLINE_HEADER: int((time.time() - 1) * 1000)}),
+        aio_pika.Message(
+            orjson.dumps(command),
+            type="task.create",
+            message_id=uuid.uuid4().hex,
+            user_id=broker_user(stack.env["AMQP_URL"]),
+            headers={DEADLINE_HEADER: int((time.time() - 1) * 1000)},
+        ),
         routing_key="task.create",
     )
 
@@ -159,8 +188,9 @@ async def test_503_when_the_taskstore_does_not_answer_and_the_command_never_runs
 
             os.kill(taskstore.pid, signal.SIGSTOP)
             try:
-                reply = await api.post("/v1/task/categorize", key,
-                                       json={**SEED_TASK_JSON, "unique_id": "never-ran"})
+                reply = await api.post(
+                    "/v1/task/categorize", key, json={**SEED_TASK_JSON, "unique_id": "never-ran"}
+                )
             finally:
                 os.kill(taskstore.pid, signal.SIGCONT)
             assert reply.status == 503
@@ -191,9 +221,13 @@ async def test_notifier_consumes_completion_events_and_dead_letters_poison(
     exchange = await channel.get_exchange(EVENTS_EXCHANGE)
     marker = uuid.uuid4().hex
     await exchange.publish(
-        aio_pika.Message(b"not json at all", message_id=marker,
-                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        aio_pika.Message(
+            b"not json at all", message_id=marker, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        ),
         routing_key="task.completed",
     )
-    assert await wait_for(lambda: is_dead_lettered(channel, NOTIFIER_COMPLETIONS_QUEUE, marker),
-                          timeout=15, message="the poison event in the DLQ")
+    assert await wait_for(
+        lambda: is_dead_lettered(channel, NOTIFIER_COMPLETIONS_QUEUE, marker),
+        timeout=15,
+        message="the poison event in the DLQ",
+    )

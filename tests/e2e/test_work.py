@@ -29,14 +29,27 @@ pytestmark = pytest.mark.e2e
 
 LEASE_SECONDS = 3
 WORK_ITEM_FIELDS = {"task_id", "type", "instruction", "params", "lease_expires_at"}
-COMPLETED_FIELDS = {"task_id", "type", "instruction", "params", "status", "response", "completed_at"}
+COMPLETED_FIELDS = {
+    "task_id",
+    "type",
+    "instruction",
+    "params",
+    "status",
+    "response",
+    "completed_at",
+}
 VALID_ID = "0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
 def work_stack(mongodb_url: str, test_session_id: str, _containers: Any) -> Iterator[Stack]:
-    with isolated_stack("work", mongodb_url=mongodb_url, session_id=test_session_id,
-                        containers=_containers, WORK_LEASE_SECONDS=LEASE_SECONDS) as stack:
+    with isolated_stack(
+        "work",
+        mongodb_url=mongodb_url,
+        session_id=test_session_id,
+        containers=_containers,
+        WORK_LEASE_SECONDS=LEASE_SECONDS,
+    ) as stack:
         yield stack
 
 
@@ -62,6 +75,7 @@ async def pool_of_our_own(api: Api, owner: dict[str, Any]) -> AsyncIterator[None
 def new_worker(work_stack: Stack) -> Any:
     def create(name: str = "e2e worker") -> str:
         return work_stack.admin("workers", "create", "--name", name)["token"]
+
     return create
 
 
@@ -71,7 +85,9 @@ def worker(new_worker: Any) -> str:
 
 
 async def create_task(api: Api, owner: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    reply = await api.post("/v1/task/categorize", owner["api_key"], json={**SEED_TASK_JSON, **overrides})
+    reply = await api.post(
+        "/v1/task/categorize", owner["api_key"], json={**SEED_TASK_JSON, **overrides}
+    )
     assert reply.status == 200, reply
     return reply.body
 
@@ -109,7 +125,9 @@ def test_admin_creates_a_worker_whose_token_is_stored_only_hashed(work_stack: St
 
     with pymongo.MongoClient(work_stack.env["MONGODB_URL"]) as client:
         database = client.get_default_database()
-        credential = database["credentials"].find_one({"_id": hashlib.sha256(token.encode()).hexdigest()})
+        credential = database["credentials"].find_one(
+            {"_id": hashlib.sha256(token.encode()).hexdigest()}
+        )
         assert credential is not None
         assert credential["role"] == "worker"
         assert credential["principal_id"] == created["worker_id"]
@@ -123,16 +141,22 @@ async def test_customer_keys_and_worker_tokens_never_open_each_others_endpoints(
 ) -> None:
     task = await create_task(api, owner)
     customer_key = owner["api_key"]
-    for method, path in [("POST", "/v1/work/claim"), ("POST", f"/v1/work/{task['task_id']}/submit"),
-                         ("POST", f"/v1/work/{task['task_id']}/release")]:
+    for method, path in [
+        ("POST", "/v1/work/claim"),
+        ("POST", f"/v1/work/{task['task_id']}/submit"),
+        ("POST", f"/v1/work/{task['task_id']}/release"),
+    ]:
         for key in (customer_key, None, "worker_not_a_real_token"):
             reply = await api.request(method, path, key, json={"category": "big"})
             assert reply.status == 401, (method, path, key, reply)
             assert reply.headers["WWW-Authenticate"] == 'Basic realm="humantask"'
             assert reply.body["status_code"] == 401
-    for method, path in [("POST", "/v1/task/categorize"), ("GET", "/v1/tasks"),
-                         ("GET", f"/v1/task/{task['task_id']}"),
-                         ("POST", f"/v1/task/{task['task_id']}/cancel")]:
+    for method, path in [
+        ("POST", "/v1/task/categorize"),
+        ("GET", "/v1/tasks"),
+        ("GET", f"/v1/task/{task['task_id']}"),
+        ("POST", f"/v1/task/{task['task_id']}/cancel"),
+    ]:
         reply = await api.request(method, path, worker, json=SEED_TASK_JSON)
         assert reply.status == 401, (method, path, reply)
         assert reply.body["status_code"] == 401
@@ -146,8 +170,13 @@ async def test_customer_keys_and_worker_tokens_never_open_each_others_endpoints(
 async def test_claim_leases_the_oldest_pending_task_in_the_worker_view(
     api: Api, owner: dict[str, Any], worker: str
 ) -> None:
-    first = await create_task(api, owner, metadata={"secret": "customer data"}, unique_id="order-1",
-                              callback_url="http://www.example.com/private-callback")
+    first = await create_task(
+        api,
+        owner,
+        metadata={"secret": "customer data"},
+        unique_id="order-1",
+        callback_url="http://www.example.com/private-callback",
+    )
     await create_task(api, owner, attachment="second")
 
     before = datetime.now(UTC)
@@ -201,8 +230,12 @@ async def test_an_expired_lease_returns_the_task_to_the_pool(
         reply = await claim(api, quick)
         return reply.body if reply.status == 200 else None
 
-    item = await wait_for(claimed_by_quick, timeout=LEASE_SECONDS + 10, interval=0.2,
-                          message="the task back in the pool once the lease expired")
+    item = await wait_for(
+        claimed_by_quick,
+        timeout=LEASE_SECONDS + 10,
+        interval=0.2,
+        message="the task back in the pool once the lease expired",
+    )
     assert item["task_id"] == task_id
 
     late = await submit(api, slow, task_id)
@@ -218,11 +251,16 @@ async def test_an_expired_lease_is_409_on_submit_even_if_nobody_claimed_the_task
     task_id = (await create_task(api, owner))["task_id"]
     item = (await claim(api, worker)).body
     expires = parse_time(item["lease_expires_at"])
-    await wait_for(lambda: datetime.now(UTC) > expires + timedelta(milliseconds=100),
-                   timeout=LEASE_SECONDS + 5, message="the lease's expiry")
+    await wait_for(
+        lambda: datetime.now(UTC) > expires + timedelta(milliseconds=100),
+        timeout=LEASE_SECONDS + 5,
+        message="the lease's expiry",
+    )
     reply = await submit(api, worker, task_id)
     assert reply.status == 409
-    assert reply.body["error"] == f"you do not hold a live lease on task {task_id}: claim a task first"
+    assert (
+        reply.body["error"] == f"you do not hold a live lease on task {task_id}: claim a task first"
+    )
     assert (await api.get(f"/v1/task/{task_id}", owner["api_key"])).body["status"] == "pending"
 
 
@@ -254,8 +292,9 @@ async def test_submit_completes_the_task_and_publishes_task_completed(
         assert customer_view["completed_at"] == reply.body["completed_at"]
         assert customer_view["metadata"] == {"batch": 1}
 
-        message = await wait_for(lambda: events.get(fail=False), timeout=15,
-                                 message="the task.completed event")
+        message = await wait_for(
+            lambda: events.get(fail=False), timeout=15, message="the task.completed event"
+        )
         event = orjson.loads(message.body)
         assert event["event_type"] == "task.completed"
         assert event["task"] == customer_view
@@ -316,7 +355,9 @@ async def test_cancel_revokes_the_lease(api: Api, owner: dict[str, Any], worker:
 
     reply = await submit(api, worker, task_id)
     assert reply.status == 409
-    assert reply.body["error"] == f"you do not hold a live lease on task {task_id}: claim a task first"
+    assert (
+        reply.body["error"] == f"you do not hold a live lease on task {task_id}: claim a task first"
+    )
     assert (await release(api, worker, task_id)).status == 409
     assert (await claim(api, worker)).status == 204
 
@@ -357,14 +398,33 @@ BAD_SUBMITS = [
     ("category array in a form", {"data": b"category[]=big", "headers": FORM}, 400, ["category"]),
     ("invalid UTF-8", {"data": b'{"category": "\xff"}', "headers": JSON}, 400, ["body"]),
     ("deeply nested JSON", {"data": b"[" * 5000 + b"]" * 5000, "headers": JSON}, 400, ["body"]),
-    ("wrong content type", {"data": b"big", "headers": {"Content-Type": "text/plain"}}, 415, ["Content-Type"]),
-    ("2 MiB body", {"data": io.BytesIO(b"x" * (2 * 1024 * 1024)), "headers": JSON}, 413, ["too large"]),
+    (
+        "wrong content type",
+        {"data": b"big", "headers": {"Content-Type": "text/plain"}},
+        415,
+        ["Content-Type"],
+    ),
+    (
+        "2 MiB body",
+        {"data": io.BytesIO(b"x" * (2 * 1024 * 1024)), "headers": JSON},
+        413,
+        ["too large"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "kwargs", "status", "words"), BAD_SUBMITS, ids=[c[0] for c in BAD_SUBMITS])
-async def test_bad_submit_bodies(api: Api, owner: dict[str, Any], worker: str, case: str,
-                                 kwargs: dict[str, Any], status: int, words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("case", "kwargs", "status", "words"), BAD_SUBMITS, ids=[c[0] for c in BAD_SUBMITS]
+)
+async def test_bad_submit_bodies(
+    api: Api,
+    owner: dict[str, Any],
+    worker: str,
+    case: str,
+    kwargs: dict[str, Any],
+    status: int,
+    words: list[str],
+) -> None:
     task_id = (await create_task(api, owner))["task_id"]
     await claimed_id(api, worker)
     reply = await api.post(f"/v1/work/{task_id}/submit", worker, **kwargs)
@@ -388,10 +448,16 @@ async def test_unknown_or_invalid_task_ids_are_409_like_any_task_not_held(
         }
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v1/work/claim"), ("PUT", "/v1/work/claim"), ("GET", f"/v1/work/{VALID_ID}/submit"),
-    ("DELETE", f"/v1/work/{VALID_ID}/release"), ("POST", "/work"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/work/claim"),
+        ("PUT", "/v1/work/claim"),
+        ("GET", f"/v1/work/{VALID_ID}/submit"),
+        ("DELETE", f"/v1/work/{VALID_ID}/release"),
+        ("POST", "/work"),
+    ],
+)
 async def test_wrong_methods_are_405(api: Api, worker: str, method: str, path: str) -> None:
     reply = await api.request(method, path, worker)
     assert reply.status == 405, reply
@@ -413,8 +479,10 @@ async def test_the_workbench_page_and_its_assets_are_served(api: Api) -> None:
     assert page.headers["Content-Type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert "<title>humantask workbench</title>" in page.body
-    for asset, content_type in [("/work/workbench.js", "text/javascript"),
-                                ("/work/workbench.css", "text/css")]:
+    for asset, content_type in [
+        ("/work/workbench.js", "text/javascript"),
+        ("/work/workbench.css", "text/css"),
+    ]:
         reply = await api.get(asset)
         assert reply.status == 200, asset
         assert reply.headers["Content-Type"].startswith(content_type)

@@ -40,8 +40,16 @@ RUN_DEADLINE_SECONDS = 480
 def pool_stack(mongodb_url: str, test_session_id: str, _containers: Any) -> Iterator[Stack]:
     # Under this load on a small machine a request may queue for a while: give it time
     # rather than a 503 (a claim may still answer 503 when too many claim at once).
-    with isolated_stack("pool", mongodb_url=mongodb_url, session_id=test_session_id,
-                        containers=_containers, RPC_TIMEOUT_SECONDS=60) as stack:
+    with isolated_stack(
+        "pool",
+        mongodb_url=mongodb_url,
+        session_id=test_session_id,
+        containers=_containers,
+        RPC_TIMEOUT_SECONDS=60,
+        # One customer key creates hundreds of tasks as fast as it can: the per-credential
+        # rate limit (tested on its own) is not what this test is about.
+        RATE_LIMIT_PER_SECOND=0,
+    ) as stack:
         yield stack
 
 
@@ -90,9 +98,15 @@ async def create_tasks(api: Api, key: str, count: int) -> list[str]:
 
     async def one(number: int) -> str:
         async with semaphore:
-            reply = await api.post("/v1/task/categorize", key, json={
-                **SEED_TASK_JSON, "attachment": f"item {number}", "categories": CATEGORIES,
-            })
+            reply = await api.post(
+                "/v1/task/categorize",
+                key,
+                json={
+                    **SEED_TASK_JSON,
+                    "attachment": f"item {number}",
+                    "categories": CATEGORIES,
+                },
+            )
         assert reply.status == 200, reply
         return reply.body["task_id"]
 
@@ -113,8 +127,9 @@ async def all_tasks(api: Api, key: str) -> dict[str, dict[str, Any]]:
 
 async def run_workers(stack: Stack, api: Api) -> None:
     owner = stack.admin("customers", "create", "--name", "pool owner")
-    tokens = [stack.admin("workers", "create", "--name", f"worker {n}")["token"]
-              for n in range(WORKERS)]
+    tokens = [
+        stack.admin("workers", "create", "--name", f"worker {n}")["token"] for n in range(WORKERS)
+    ]
     created = await create_tasks(api, owner["api_key"], TASKS)
 
     connection = await aio_pika.connect(stack.env["AMQP_URL"])
@@ -131,20 +146,22 @@ async def run_workers(stack: Stack, api: Api) -> None:
 
         # Each worker its own HTTP connection pool, as separate browsers would have.
         outcome = Outcome()
-        sessions = [aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-                    for _ in tokens]
+        sessions = [aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) for _ in tokens]
         try:
-            await asyncio.gather(*(
-                work_until_empty(Api(session, stack.gateway_url), f"worker {n}", token, outcome)
-                for n, (session, token) in enumerate(zip(sessions, tokens))
-            ))
+            await asyncio.gather(
+                *(
+                    work_until_empty(Api(session, stack.gateway_url), f"worker {n}", token, outcome)
+                    for n, (session, token) in enumerate(zip(sessions, tokens, strict=True))
+                )
+            )
         finally:
             await asyncio.gather(*(session.close() for session in sessions))
 
         # Every task completed exactly once: none twice, none lost.
         completed = Counter(task_id for task_id, _, _ in outcome.completions)
         assert sorted(completed) == sorted(created), (
-            f"lost: {sorted(set(created) - set(completed))}; 503s retried: {outcome.busy}")
+            f"lost: {sorted(set(created) - set(completed))}; 503s retried: {outcome.busy}"
+        )
         assert [task for task, count in completed.items() if count > 1] == []
         # No task was ever handed to two workers, so no submit was turned away.
         assert {task: workers for task, workers in outcome.claims.items() if len(workers) > 1} == {}
@@ -166,20 +183,24 @@ async def run_workers(stack: Stack, api: Api) -> None:
                 by_task[event["task"]["task_id"]].add(event["event_id"])
             return by_task
 
-        await wait_for(lambda: len(distinct_events()) == TASKS, timeout=60,
-                       message=f"task.completed for all {TASKS} tasks")
+        await wait_for(
+            lambda: len(distinct_events()) == TASKS,
+            timeout=60,
+            message=f"task.completed for all {TASKS} tasks",
+        )
         assert {task: ids for task, ids in distinct_events().items() if len(ids) != 1} == {}
 
     assert (await api.post("/v1/work/claim", tokens[0])).status == 204
 
 
-
 async def commands_handled(health_url: str, command: str) -> float:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{health_url}/metrics") as response:
-            text = await response.text()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{health_url}/metrics") as response,
+    ):
+        text = await response.text()
     prefix = f'humantask_commands_total{{command="{command}",outcome="ok"}} '
-    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
 
 async def test_many_workers_complete_every_task_exactly_once(pool_stack: Stack, api: Api) -> None:

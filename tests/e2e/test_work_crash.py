@@ -28,10 +28,18 @@ EXIT_CODE_TEST_HOOK = 70  # humantask_taskstore.work.EXIT_CODE_TEST_HOOK
 
 
 async def test_a_completion_survives_a_crash_between_its_write_and_its_publish(
-    mongodb_url: str, test_session_id: str, _containers: Any
+    mongodb_url: str,
+    test_session_id: str,
+    _containers: Any,  # noqa: PT019 - its value is used: the session's containers
 ) -> None:
-    with isolated_stack("crash", mongodb_url=mongodb_url, session_id=test_session_id,
-                        containers=_containers, taskstores=0, RPC_TIMEOUT_SECONDS=3) as stack:
+    with isolated_stack(
+        "crash",
+        mongodb_url=mongodb_url,
+        session_id=test_session_id,
+        containers=_containers,
+        taskstores=0,
+        RPC_TIMEOUT_SECONDS=3,
+    ) as stack:
         crashing, _ = start_service(
             "humantask-taskstore",
             {**stack.env, "HUMANTASK_TEST_EXIT_AFTER_COMPLETION_WRITE": "true"},
@@ -45,12 +53,15 @@ async def test_a_completion_survives_a_crash_between_its_write_and_its_publish(
             events = await channel.declare_queue(exclusive=True)
             await events.bind(EVENTS_EXCHANGE, routing_key="task.completed")
 
-            task = (await api.post("/v1/task/categorize", owner["api_key"], json=SEED_TASK_JSON)).body
+            task = (
+                await api.post("/v1/task/categorize", owner["api_key"], json=SEED_TASK_JSON)
+            ).body
             claimed = await api.post("/v1/work/claim", token)
             assert claimed.body["task_id"] == task["task_id"]
 
-            submitted = await api.post(f"/v1/work/{task['task_id']}/submit", token,
-                                       json={"category": "small"})
+            submitted = await api.post(
+                f"/v1/work/{task['task_id']}/submit", token, json={"category": "small"}
+            )
             assert submitted.status == 503, submitted  # nobody left to answer
             assert crashing.wait(timeout=30) == EXIT_CODE_TEST_HOOK, crashing.log_tail()
             assert "exiting after the completion write" in crashing.log_text()
@@ -58,15 +69,21 @@ async def test_a_completion_survives_a_crash_between_its_write_and_its_publish(
             # The completion is written, its event is in the outbox and nowhere else yet.
             with pymongo.MongoClient(stack.env["MONGODB_URL"]) as client:
                 stored = client.get_default_database()["tasks"].find_one(
-                    {"_id": ObjectId(task["task_id"])})
+                    {"_id": ObjectId(task["task_id"])}
+                )
             assert stored["status"] == "completed"
-            assert [orjson.loads(raw)["event_type"] for raw in stored["outbox"]] == ["task.completed"]
+            assert [orjson.loads(raw)["event_type"] for raw in stored["outbox"]] == [
+                "task.completed"
+            ]
             assert await events.get(fail=False) is None
 
             restarted, _ = start_service("humantask-taskstore", stack.env, "HEALTH_PORT")
             stack.processes["taskstore"] = restarted
-            message = await wait_for(lambda: events.get(fail=False), timeout=30,
-                                     message="task.completed published by the restarted relay")
+            message = await wait_for(
+                lambda: events.get(fail=False),
+                timeout=30,
+                message="task.completed published by the restarted relay",
+            )
             event = orjson.loads(message.body)
             assert event["event_type"] == "task.completed"
             assert event["task"]["task_id"] == task["task_id"]

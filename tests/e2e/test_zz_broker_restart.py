@@ -26,8 +26,12 @@ def rabbitmqctl(*args: str) -> None:
 
 def broker_is_ours() -> bool:
     """Only restart a broker we run ourselves (CI, `make services-up`), as root."""
-    return shutil.which("rabbitmqctl") is not None and os.geteuid() == 0 and (
-        os.environ.get("AMQP_URL", "").find("127.0.0.1") >= 0 or os.environ.get("CI") == "true"
+    return (
+        shutil.which("rabbitmqctl") is not None
+        and os.geteuid() == 0
+        and (
+            os.environ.get("AMQP_URL", "").find("127.0.0.1") >= 0 or os.environ.get("CI") == "true"
+        )
     )
 
 
@@ -41,7 +45,9 @@ async def all_ready(stack: Stack) -> bool:
 
 
 @pytest.mark.skipif(not broker_is_ours(), reason="needs a local RabbitMQ this test may restart")
-async def test_services_recover_after_a_broker_restart(api: Api, stack: Stack, customer: dict) -> None:
+async def test_services_recover_after_a_broker_restart(
+    api: Api, stack: Stack, customer: dict
+) -> None:
     key = customer["api_key"]
     before = await api.post("/v1/task/categorize", key, json=SEED_TASK_JSON)
     assert before.status == 200
@@ -56,14 +62,21 @@ async def test_services_recover_after_a_broker_restart(api: Api, stack: Stack, c
         rabbitmqctl("start_app")
         rabbitmqctl("await_startup")
 
-    await wait_for(lambda: all_ready(stack), timeout=60, interval=0.5, ignore=(aiohttp.ClientError,),
-                   message="every service ready again after the broker restart")
+    await wait_for(
+        lambda: all_ready(stack),
+        timeout=60,
+        interval=0.5,
+        ignore=(aiohttp.ClientError,),
+        message="every service ready again after the broker restart",
+    )
 
     async def create_works() -> bool:
         reply = await api.post("/v1/task/categorize", key, json=SEED_TASK_JSON)
         return reply.status == 200
 
-    await wait_for(create_works, timeout=30, interval=0.5, message="creating a task after the restart")
+    await wait_for(
+        create_works, timeout=30, interval=0.5, message="creating a task after the restart"
+    )
     listed = await api.get("/v1/tasks", key)
     assert before.body["task_id"] in {task["task_id"] for task in listed.body}
     for process in stack.processes.values():

@@ -25,14 +25,18 @@ async def add_customer(accounts: AccountRepository, name: str, key: str, when=No
     return principal.principal_id
 
 
-async def test_accounts_are_listed_oldest_first_without_secrets(accounts: AccountRepository) -> None:
+async def test_accounts_are_listed_oldest_first_without_secrets(
+    accounts: AccountRepository,
+) -> None:
     now = utcnow()
     second = await add_customer(accounts, "second", new_api_key(), now)
     first = await add_customer(accounts, "first", new_api_key(), now - timedelta(seconds=1))
     worker = await accounts.add_worker("w", credential_hash(new_worker_token()), now)
     listed = await accounts.accounts("customer")
     assert [(a.principal_id, a.name, a.revoked_at) for a in listed] == [
-        (first, "first", None), (second, "second", None)]
+        (first, "first", None),
+        (second, "second", None),
+    ]
     assert [a.principal_id for a in await accounts.accounts("worker")] == [worker.principal_id]
     assert "callback_secret" not in listed[0].model_dump()
 
@@ -65,8 +69,9 @@ async def test_a_revoked_demo_key_does_not_come_back(accounts: AccountRepository
 async def test_rotating_a_key_replaces_it(accounts: AccountRepository) -> None:
     old, new = new_worker_token(), new_worker_token()
     worker = await accounts.add_worker("w", credential_hash(old), utcnow())
-    rotated = await accounts.rotate_credential("worker", worker.principal_id, credential_hash(new),
-                                               utcnow())
+    rotated = await accounts.rotate_credential(
+        "worker", worker.principal_id, credential_hash(new), utcnow()
+    )
     assert rotated is not None and rotated.revoked_at is None
     assert await accounts.authenticate(credential_hash(old), "worker") is None
     assert await accounts.authenticate(credential_hash(new), "worker") == worker
@@ -77,8 +82,9 @@ async def test_rotating_a_key_replaces_it(accounts: AccountRepository) -> None:
     other_key = new_worker_token()
     await accounts.add_worker("other", credential_hash(other_key), utcnow())
     with pytest.raises(DuplicateKeyError):
-        await accounts.rotate_credential("worker", worker.principal_id, credential_hash(other_key),
-                                         utcnow())
+        await accounts.rotate_credential(
+            "worker", worker.principal_id, credential_hash(other_key), utcnow()
+        )
 
 
 async def test_rotating_a_callback_secret(accounts: AccountRepository) -> None:

@@ -57,8 +57,9 @@ async def connected(users: BrokerUsers, service: str) -> AsyncIterator[AbstractC
         await connection.close()
 
 
-async def refused(users: BrokerUsers, service: str,
-                  action: Callable[[AbstractChannel], Awaitable[Any]]) -> bool:
+async def refused(
+    users: BrokerUsers, service: str, action: Callable[[AbstractChannel], Awaitable[Any]]
+) -> bool:
     """Did the broker refuse `action` to `service`'s user (closing the channel)?"""
     async with connected(users, service) as connection:
         channel = await connection.channel(publisher_confirms=True)
@@ -75,25 +76,37 @@ async def topology(users: BrokerUsers) -> None:
     that their permissions are enough for it."""
     async with connected(users, "taskstore") as connection:
         channel = await open_channel(connection)
-        await declare_work_queue(channel, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE,
-                                 ["auth.authenticate", GetCallbackSecret.name])
+        await declare_work_queue(
+            channel,
+            TASKSTORE_COMMANDS_QUEUE,
+            COMMANDS_EXCHANGE,
+            ["auth.authenticate", GetCallbackSecret.name],
+        )
         # Replies go through the default exchange to the caller's reply queue (any queue).
-        await channel.default_exchange.publish(aio_pika.Message(b"{}"),
-                                               routing_key=f"{TASKSTORE_COMMANDS_QUEUE}.dead-letter")
-        await publish_event((await declare_exchanges(channel))[EVENTS_EXCHANGE],
-                            CredentialChanged(role="customer", principal_id="c", change="revoked"))
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"{}"), routing_key=f"{TASKSTORE_COMMANDS_QUEUE}.dead-letter"
+        )
+        await publish_event(
+            (await declare_exchanges(channel))[EVENTS_EXCHANGE],
+            CredentialChanged(role="customer", principal_id="c", change="revoked"),
+        )
     async with connected(users, "notifier") as connection:
         channel = await open_channel(connection)
-        await declare_work_queue(channel, NOTIFIER_COMPLETIONS_QUEUE, EVENTS_EXCHANGE,
-                                 [TaskCompleted.routing_key])
-        await declare_work_queue(channel, NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMANDS_EXCHANGE,
-                                 [ListCallbacks.name])
+        await declare_work_queue(
+            channel, NOTIFIER_COMPLETIONS_QUEUE, EVENTS_EXCHANGE, [TaskCompleted.routing_key]
+        )
+        await declare_work_queue(
+            channel, NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMANDS_EXCHANGE, [ListCallbacks.name]
+        )
         await declare_retry_queue(channel)
         retries = RetryScheduler(channel, 1)
         await retries.declare()
         await retries.schedule("0" * 24, None)
-        rpc = RpcClient(channel, (await declare_exchanges(channel))[COMMANDS_EXCHANGE],
-                        user_id=users.name("notifier"))
+        rpc = RpcClient(
+            channel,
+            (await declare_exchanges(channel))[COMMANDS_EXCHANGE],
+            user_id=users.name("notifier"),
+        )
         await rpc.start("notifier")
         await (await follow_credential_changes(connection, "notifier", print, print)).close()
 
@@ -111,8 +124,9 @@ async def test_each_service_sets_up_what_it_needs(users: BrokerUsers) -> None:
         # It hears the task-store's credential events on a queue of its own.
         async with connected(users, "taskstore") as taskstore:
             events = await (await open_channel(taskstore)).get_exchange(EVENTS_EXCHANGE)
-            await publish_event(events, CredentialChanged(role="worker", principal_id="w",
-                                                          change="key_rotated"))
+            await publish_event(
+                events, CredentialChanged(role="worker", principal_id="w", change="key_rotated")
+            )
         for _ in range(100):
             if heard:
                 break
@@ -121,7 +135,7 @@ async def test_each_service_sets_up_what_it_needs(users: BrokerUsers) -> None:
     async with connected(users, "admin") as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
-        rpc = RpcClient(channel, exchange, user_id=users.name("admin"))  # type: ignore[arg-type]
+        rpc = RpcClient(channel, exchange, user_id=users.name("admin"))
         await rpc.start("admin")
 
 
@@ -132,6 +146,7 @@ def consume(queue: str) -> Callable[[AbstractChannel], Awaitable[Any]]:
 
         found = await channel.get_queue(queue, ensure=False)
         return await found.consume(ignore)
+
     return action
 
 
@@ -140,23 +155,30 @@ Action = Callable[[AbstractChannel], Awaitable[Any]]
 
 def publish(exchange: str, routing_key: str, **properties: Any) -> Action:
     async def action(channel: AbstractChannel) -> Any:
-        target = (channel.default_exchange if exchange == ""
-                  else await channel.get_exchange(exchange, ensure=False))
+        target = (
+            channel.default_exchange
+            if exchange == ""
+            else await channel.get_exchange(exchange, ensure=False)
+        )
         return await target.publish(aio_pika.Message(b"{}", **properties), routing_key=routing_key)
+
     return action
 
 
 def bind_own_queue(owner: str, exchange: str, routing_key: str) -> Action:
     async def action(channel: AbstractChannel) -> Any:
-        queue = await channel.declare_queue(f"{owner}.credentials.{uuid.uuid4().hex}",
-                                            exclusive=True, auto_delete=True)
+        queue = await channel.declare_queue(
+            f"{owner}.credentials.{uuid.uuid4().hex}", exclusive=True, auto_delete=True
+        )
         return await queue.bind(exchange, routing_key=routing_key)
+
     return action
 
 
 def declare_queue(name: str) -> Callable[[AbstractChannel], Awaitable[Any]]:
     async def action(channel: AbstractChannel) -> Any:
         return await channel.declare_queue(name, exclusive=True, auto_delete=True)
+
     return action
 
 
@@ -164,15 +186,24 @@ def declare_queue(name: str) -> Callable[[AbstractChannel], Awaitable[Any]]:
 FORBIDDEN = [
     ("gateway", consume(TASKSTORE_COMMANDS_QUEUE), "read the task-store's commands"),
     ("gateway", consume(NOTIFIER_COMPLETIONS_QUEUE), "read completion events"),
-    ("gateway", declare_queue(f"notifier.replies.{uuid.uuid4().hex}"),
-     "pose as the notifier to receive callback secrets"),
+    (
+        "gateway",
+        declare_queue(f"notifier.replies.{uuid.uuid4().hex}"),
+        "pose as the notifier to receive callback secrets",
+    ),
     ("gateway", publish(EVENTS_EXCHANGE, "task.completed"), "publish events"),
     ("gateway", publish("", TASKSTORE_COMMANDS_QUEUE), "bypass the command exchange"),
-    ("gateway", bind_own_queue("gateway", COMMANDS_EXCHANGE, "auth.authenticate"),
-     "copy the commands of others"),
+    (
+        "gateway",
+        bind_own_queue("gateway", COMMANDS_EXCHANGE, "auth.authenticate"),
+        "copy the commands of others",
+    ),
     ("gateway", bind_own_queue("gateway", EVENTS_EXCHANGE, "task.#"), "read task events"),
-    ("notifier", bind_own_queue("notifier", COMMANDS_EXCHANGE, "auth.authenticate"),
-     "see (and answer) the gateway's commands to the task-store"),
+    (
+        "notifier",
+        bind_own_queue("notifier", COMMANDS_EXCHANGE, "auth.authenticate"),
+        "see (and answer) the gateway's commands to the task-store",
+    ),
     ("notifier", consume(TASKSTORE_COMMANDS_QUEUE), "read the task-store's commands"),
     ("notifier", publish(EVENTS_EXCHANGE, "task.completed"), "publish events"),
     ("notifier", declare_queue(f"gateway.replies.{uuid.uuid4().hex}"), "pose as the gateway"),
@@ -187,8 +218,11 @@ FORBIDDEN = [
 
 
 @pytest.mark.usefixtures("topology")
-@pytest.mark.parametrize(("service", "action", "why"), FORBIDDEN,
-                         ids=[f"{service} may not {why}" for service, _, why in FORBIDDEN])
+@pytest.mark.parametrize(
+    ("service", "action", "why"),
+    FORBIDDEN,
+    ids=[f"{service} may not {why}" for service, _, why in FORBIDDEN],
+)
 async def test_a_service_user_is_refused_what_it_must_not_do(
     users: BrokerUsers, service: str, action: Callable[[AbstractChannel], Awaitable[Any]], why: str
 ) -> None:
@@ -199,13 +233,21 @@ async def test_a_service_user_is_refused_what_it_must_not_do(
 @pytest.mark.parametrize("forger", ["gateway", "notifier"])
 async def test_the_broker_refuses_a_forged_user_id(users: BrokerUsers, forger: str) -> None:
     """A command is only as trustworthy as its `user_id`: the broker vouches for it."""
-    forged = publish(COMMANDS_EXCHANGE, GetCallbackSecret.name, user_id=users.name("admin"),
-                     type=GetCallbackSecret.name)
+    forged = publish(
+        COMMANDS_EXCHANGE,
+        GetCallbackSecret.name,
+        user_id=users.name("admin"),
+        type=GetCallbackSecret.name,
+    )
     async with connected(users, forger) as connection:
         channel = await connection.channel(publisher_confirms=True)
         with pytest.raises(ChannelPreconditionFailed, match="user_id"):
             await forged(channel)
     # Its own name goes through.
-    honest = publish(COMMANDS_EXCHANGE, GetCallbackSecret.name, user_id=users.name(forger),
-                     type=GetCallbackSecret.name)
+    honest = publish(
+        COMMANDS_EXCHANGE,
+        GetCallbackSecret.name,
+        user_id=users.name(forger),
+        type=GetCallbackSecret.name,
+    )
     assert not await refused(users, forger, honest)

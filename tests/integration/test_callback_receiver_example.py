@@ -30,7 +30,8 @@ def test_the_example_receiver_prints_verified_callbacks_and_refuses_forged_ones(
     port = free_port()
     secret = new_callback_secret()
     receiver = ServiceProcess(
-        "callback-receiver", {"CALLBACK_SECRET": secret},
+        "callback-receiver",
+        {"CALLBACK_SECRET": secret},
         args=[str(EXAMPLE_RECEIVER), str(port)],
         executable=sys.executable,
     ).start()
@@ -38,11 +39,13 @@ def test_the_example_receiver_prints_verified_callbacks_and_refuses_forged_ones(
         url = f"http://127.0.0.1:{port}/callback"
         wait_until(lambda: "waiting for callbacks" in receiver.log_text(), timeout=15)
         body, content_type = encode_body(SEED_TASK, "form")
-        headers = callback_headers(SEED_TASK["task_id"], 1, int(time.time()), secret,
-                                   body, content_type)
+        headers = callback_headers(
+            SEED_TASK["task_id"], 1, int(time.time()), secret, body, content_type
+        )
         assert post(url, body, headers) == 200
-        forged = callback_headers(SEED_TASK["task_id"], 1, int(time.time()), new_callback_secret(),
-                                  body, content_type)
+        forged = callback_headers(
+            SEED_TASK["task_id"], 1, int(time.time()), new_callback_secret(), body, content_type
+        )
         assert post(url, body, forged) == 401
         # Arabic-Indic digits, sent as UTF-8: refused, and the receiver carries on.
         arabic = "".join(chr(0x0660 + int(digit)) for digit in headers["webhook-timestamp"])
@@ -50,7 +53,7 @@ def test_the_example_receiver_prints_verified_callbacks_and_refuses_forged_ones(
 
         wait_until(lambda: receiver.log_text().count('"signature_verified"') == 3, timeout=15)
         text = receiver.log_text()
-        first = json.loads(text[text.index("{"): text.index("\n}\n") + 2])
+        first = json.loads(text[text.index("{") : text.index("\n}\n") + 2])
         assert first["signature_verified"] is True
         assert first["attempt"] == "1"
         assert first["callback"] == SEED_CALLBACK

@@ -22,7 +22,7 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:  # noqa: ANN001
+async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:
     async for database in fresh_database(ensure_indexes):
         yield database
 
@@ -33,14 +33,17 @@ def repo(db: AsyncDatabase) -> DeliveryRepository:
 
 
 def new_delivery(task_id: str | None = None, customer_id: str = "c1") -> Delivery:
-    task = Task.model_validate({
-        **SEED_TASK,
-        "task_id": task_id or uuid.uuid4().hex[:24],
-        # Keys MongoDB-likes refuse as field names: kept as JSON text, they survive.
-        "metadata": {"a.b": {"$c": [1, None, {"d": True}]}},
-    })
-    event = TaskCompleted(customer_id=customer_id, callback_format="json", task=task,
-                          request_id="req-1")
+    task = Task.model_validate(
+        {
+            **SEED_TASK,
+            "task_id": task_id or uuid.uuid4().hex[:24],
+            # Keys MongoDB-likes refuse as field names: kept as JSON text, they survive.
+            "metadata": {"a.b": {"$c": [1, None, {"d": True}]}},
+        }
+    )
+    event = TaskCompleted(
+        customer_id=customer_id, callback_format="json", task=task, request_id="req-1"
+    )
     return domain.new_delivery(event, T0)
 
 
@@ -81,7 +84,8 @@ async def test_outcomes_make_the_customers_log(repo: DeliveryRepository) -> None
     await repo.finish(delivery.task_id, domain.finish(second, None, "timed out after 1 s"))
 
     assert await repo.log(delivery.task_id, "c1") == [
-        failed, domain.finish(second, None, "timed out after 1 s")
+        failed,
+        domain.finish(second, None, "timed out after 1 s"),
     ]
     assert await repo.log(delivery.task_id, "another customer") == []
     stored = await repo.get(delivery.task_id)

@@ -70,7 +70,8 @@ async def test_another_delay_gets_a_queue_of_its_own(
     await first.declare()
     await second.declare()
     assert {first.delay_queue, second.delay_queue} == {
-        delay_queue_name(60000, queue_name), delay_queue_name(250, queue_name)
+        delay_queue_name(60000, queue_name),
+        delay_queue_name(250, queue_name),
     }
     for name in (first.delay_queue, second.delay_queue, queue_name, f"{queue_name}.dead-letter"):
         await channel.queue_delete(name)

@@ -58,8 +58,13 @@ async def receiver() -> AsyncIterator[tuple[str, list[web.Request]]]:
             await response.write(chunk)
 
     app = web.Application()
-    for path, handler in {"/ok": ok, "/error": error, "/slow": slow, "/redirect": redirect,
-                          "/endless": endless}.items():
+    for path, handler in {
+        "/ok": ok,
+        "/error": error,
+        "/slow": slow,
+        "/redirect": redirect,
+        "/endless": endless,
+    }.items():
         app.router.add_post(path, handler)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
@@ -74,8 +79,11 @@ async def receiver() -> AsyncIterator[tuple[str, list[web.Request]]]:
 async def post(url: str, allow_private: bool = True) -> SendResult:
     async with create_session(TIMEOUT, allow_private) as session:
         sender = CallbackSender(session, TIMEOUT, allow_private)
-        return await sender.post(url, b"task_id=1", {"X-Callback-Attempt": "1",
-                                                    "Content-Type": "application/x-www-form-urlencoded"})
+        return await sender.post(
+            url,
+            b"task_id=1",
+            {"X-Callback-Attempt": "1", "Content-Type": "application/x-www-form-urlencoded"},
+        )
 
 
 async def test_a_200_with_our_headers_and_user_agent(receiver: tuple[str, list]) -> None:
@@ -126,24 +134,32 @@ async def test_an_unresolvable_host_is_an_error() -> None:
     assert "could not resolve no-such-host.invalid" in result.error or "timed out" in result.error
 
 
-@pytest.mark.parametrize(("host", "reason"), [
-    ("127.0.0.1", "127.0.0.1 is a loopback address"),
-    ("localhost", "localhost does not resolve to a public address"),
-    ("[::ffff:127.0.0.1]", "::ffff:7f00:1 is an IPv6 address that embeds a loopback IPv4 address"),
-    # Unicode spellings of 127.0.0.1: yarl maps them to ASCII before aiohttp connects.
-    ("１２７．０．０．１", "127.0.0.1 is a loopback address"),      # fullwidth digits and dots
-    ("127。0。0。1", "127.0.0.1 is a loopback address"),          # ideographic full stops
-    ("127．0．0．1", "127.0.0.1 is a loopback address"),          # fullwidth full stops
-    ("ｌｏｃａｌｈｏｓｔ", "localhost does not resolve to a public address"),
-    # Legacy IPv4 forms that getaddrinfo reads as 127.0.0.1.
-    ("2130706433", "2130706433 is a loopback address"),
-    ("0x7f.1", "0x7f.1 is a loopback address"),
-    ("0x7f000001", "0x7f000001 is a loopback address"),
-    ("0177.0.0.1", "0177.0.0.1 is a loopback address"),
-    ("127.1", "127.1 is a loopback address"),
-])
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1", "127.0.0.1 is a loopback address"),
+        ("localhost", "localhost does not resolve to a public address"),
+        (
+            "[::ffff:127.0.0.1]",
+            "::ffff:7f00:1 is an IPv6 address that embeds a loopback IPv4 address",
+        ),
+        # Unicode spellings of 127.0.0.1: yarl maps them to ASCII before aiohttp connects.
+        ("１２７．０．０．１", "127.0.0.1 is a loopback address"),  # fullwidth digits and dots
+        ("127。0。0。1", "127.0.0.1 is a loopback address"),  # ideographic full stops
+        ("127．0．0．1", "127.0.0.1 is a loopback address"),  # fullwidth full stops
+        ("ｌｏｃａｌｈｏｓｔ", "localhost does not resolve to a public address"),
+        # Legacy IPv4 forms that getaddrinfo reads as 127.0.0.1.
+        ("2130706433", "2130706433 is a loopback address"),
+        ("0x7f.1", "0x7f.1 is a loopback address"),
+        ("0x7f000001", "0x7f000001 is a loopback address"),
+        ("0177.0.0.1", "0177.0.0.1 is a loopback address"),
+        ("127.1", "127.1 is a loopback address"),
+    ],
+)
 async def test_private_addresses_are_refused_by_default_and_nothing_is_sent(
-    receiver: tuple[str, list], host: str, reason: str,
+    receiver: tuple[str, list],
+    host: str,
+    reason: str,
 ) -> None:
     base, seen = receiver
     url = base.replace("127.0.0.1", host) + "/ok"
@@ -155,7 +171,9 @@ async def test_private_addresses_are_refused_by_default_and_nothing_is_sent(
     assert await post(url, allow_private=True) == SendResult(status_code=200)
 
 
-@pytest.mark.parametrize("host", ["[::1]", "[fe80::1%25eth0]", "[::ffff:7f00:1]", "0", "169.254.169.254"])
+@pytest.mark.parametrize(
+    "host", ["[::1]", "[fe80::1%25eth0]", "[::ffff:7f00:1]", "0", "169.254.169.254"]
+)
 async def test_other_non_public_literals_are_refused(host: str) -> None:
     result = await post(f"http://{host}:{free_port()}/cb", allow_private=False)
     assert result.status_code is None
@@ -170,13 +188,15 @@ async def test_refusals_do_not_reveal_what_a_name_resolved_to() -> None:
     assert refused.error is not None and missing.error is not None
     for address in ("127.0.0.1", "::1"):
         assert address not in refused.error
-    assert refused.error.replace("localhost", "X") == missing.error.replace("no-such-host.invalid", "X")
+    assert refused.error.replace("localhost", "X") == missing.error.replace(
+        "no-such-host.invalid", "X"
+    )
 
 
 async def test_a_redirect_to_another_address_is_not_followed(receiver: tuple[str, list]) -> None:
     """A receiver answering with a redirect to an inside address gets a failed attempt;
     the sender never goes where the redirect points (even with private networks allowed)."""
-    base, seen = receiver
+    _base, seen = receiver
     inside: list[web.Request] = []
 
     async def record(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from prometheus_client import REGISTRY, generate_latest
 from pydantic import BaseModel
 from pymongo.errors import ServerSelectionTimeoutError
 
@@ -42,7 +43,6 @@ from humantask_shared.messaging import (
     declared_dead_letter_queues,
     open_channel,
 )
-from prometheus_client import REGISTRY, generate_latest
 from tests.support.services import wait_for
 
 WAIT = 15
@@ -67,7 +67,7 @@ def probe_command(routing_key: str) -> type[Command]:
 def query_command(routing_key: str) -> type[Command]:
     """Like `probe_command`, but a query: its loss costs only a retry."""
 
-    class Query(probe_command(routing_key)):  # type: ignore[misc, valid-type]
+    class Query(probe_command(routing_key)):  # type: ignore[misc]
         persistent = False
 
     return Query
@@ -167,7 +167,9 @@ async def test_a_command_nobody_is_bound_for_is_unavailable_at_once(rpc: RpcClie
 
 
 async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
-    rpc: RpcClient, channel: AbstractRobustChannel, connection: AbstractRobustConnection,
+    rpc: RpcClient,
+    channel: AbstractRobustChannel,
+    connection: AbstractRobustConnection,
     queue_names: list[str],
 ) -> None:
     probe = probe_command(unique("unconsumed"))
@@ -216,7 +218,10 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
     queue_names.append(queue.name)
     for command in (write, query):
         await queue.bind(COMMANDS_EXCHANGE, routing_key=command.name)
-    calls = [asyncio.create_task(rpc.call(command(marker="m"), timeout=1.0)) for command in (write, query)]
+    calls = [
+        asyncio.create_task(rpc.call(command(marker="m"), timeout=1.0))
+        for command in (write, query)
+    ]
     modes: dict[str, aio_pika.DeliveryMode] = {}
 
     async def both_arrived() -> bool:
@@ -226,19 +231,30 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
         return len(modes) == 2
 
     await wait_for(both_arrived, timeout=WAIT, message="both commands")
-    assert modes == {write.name: aio_pika.DeliveryMode.PERSISTENT,
-                     query.name: aio_pika.DeliveryMode.NOT_PERSISTENT}
+    assert modes == {
+        write.name: aio_pika.DeliveryMode.PERSISTENT,
+        query.name: aio_pika.DeliveryMode.NOT_PERSISTENT,
+    }
     for call in calls:
         with pytest.raises(Unavailable):
             await call
     # The real commands: reads are queries, every change is written to disk.
     queries = {command.name for command in COMMANDS.values() if not command.persistent}
-    assert queries == {"auth.authenticate", "task.get", "task.list", "customer.callback_secret",
-                       "callback.list", "account.list"}
+    assert queries == {
+        "auth.authenticate",
+        "task.get",
+        "task.list",
+        "customer.callback_secret",
+        "callback.list",
+        "account.list",
+    }
 
 
 async def test_a_call_is_answered_through_the_reply_queue(
-    rpc: RpcClient, channel: AbstractRobustChannel, queue_names: list[str], monkeypatch: pytest.MonkeyPatch
+    rpc: RpcClient,
+    channel: AbstractRobustChannel,
+    queue_names: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     probe = probe_command(unique("answered"))
     monkeypatch.setitem(COMMANDS, probe.name, probe)
@@ -280,8 +296,11 @@ async def test_a_poison_message_is_dead_lettered(
     await consumer.start()
     try:
         message_id = await publish(channel, queue, b"garbage")
-        dead = await wait_for(lambda: take_dead_letters(channel, queue), timeout=WAIT,
-                              message="the poison message in the dead-letter queue")
+        dead = await wait_for(
+            lambda: take_dead_letters(channel, queue),
+            timeout=WAIT,
+            message="the poison message in the dead-letter queue",
+        )
     finally:
         await consumer.stop(grace_seconds=5)
     assert [m.message_id for m in dead] == [message_id]
@@ -334,8 +353,11 @@ async def test_an_unexpected_exception_dead_letters_instead_of_looping(
     await consumer.start()
     try:
         message_id = await publish(channel, queue, b"{}")
-        dead = await wait_for(lambda: take_dead_letters(channel, queue), timeout=WAIT,
-                              message="the failed message in the dead-letter queue")
+        dead = await wait_for(
+            lambda: take_dead_letters(channel, queue),
+            timeout=WAIT,
+            message="the failed message in the dead-letter queue",
+        )
     finally:
         await consumer.stop(grace_seconds=5)
     assert [m.message_id for m in dead] == [message_id]
@@ -442,8 +464,13 @@ class CommandServerRig:
     """A command server for one throwaway command type on a queue of its own, handling
     one command at a time, and a queue collecting the replies it sends."""
 
-    def __init__(self, channel: AbstractRobustChannel, queue: AbstractQueue, probe: type[Command],
-                 handle: Callable[[Any, str], Awaitable[BaseModel]]) -> None:
+    def __init__(
+        self,
+        channel: AbstractRobustChannel,
+        queue: AbstractQueue,
+        probe: type[Command],
+        handle: Callable[[Any, str], Awaitable[BaseModel]],
+    ) -> None:
         self.channel, self.queue, self.probe = channel, queue, probe
         self.consumer = Consumer(queue, CommandServer({probe: handle}, channel))
         self.replies: list[AbstractIncomingMessage] = []
@@ -461,19 +488,30 @@ class CommandServerRig:
     def reply_to(self, correlation_id: str) -> list[dict[str, Any]]:
         return [orjson.loads(m.body) for m in self.replies if m.correlation_id == correlation_id]
 
-    async def send(self, body: bytes, correlation_id: str, message_type: str | None = None,
-                   **properties: Any) -> str:
+    async def send(
+        self, body: bytes, correlation_id: str, message_type: str | None = None, **properties: Any
+    ) -> str:
         assert self.reply_queue is not None
         return await publish(
-            self.channel, self.queue, body, type=message_type or self.probe.name,
-            reply_to=self.reply_queue.name, correlation_id=correlation_id, **properties,
+            self.channel,
+            self.queue,
+            body,
+            type=message_type or self.probe.name,
+            reply_to=self.reply_queue.name,
+            correlation_id=correlation_id,
+            **properties,
         )
 
-    async def answer(self, body: bytes, message_type: str | None = None, **properties: Any) -> dict[str, Any]:
+    async def answer(
+        self, body: bytes, message_type: str | None = None, **properties: Any
+    ) -> dict[str, Any]:
         correlation_id = uuid.uuid4().hex
         await self.send(body, correlation_id, message_type, **properties)
-        replies = await wait_for(lambda: self.reply_to(correlation_id), timeout=WAIT,
-                                 message=f"a reply to {correlation_id}")
+        replies = await wait_for(
+            lambda: self.reply_to(correlation_id),
+            timeout=WAIT,
+            message=f"a reply to {correlation_id}",
+        )
         return replies[0]
 
 
@@ -526,15 +564,21 @@ async def test_a_command_past_its_deadline_is_dropped_without_a_reply(
     assert await take_dead_letters(rig.channel, rig.queue) == []
 
 
-@pytest.mark.parametrize(("message_type", "body", "words"), [
-    ("test.unknown-command", b'{"marker": "x"}', "unknown command type"),
-    (None, b'{"marker": ', "malformed"),
-    (None, b'{"marker": 42}', "malformed"),
-    (None, b'{"marker": "x", "extra": 1}', "malformed"),
-    ("task.get", b'{"customer_id": "c", "task_id": "t"}', "not handled here"),
-])
+@pytest.mark.parametrize(
+    ("message_type", "body", "words"),
+    [
+        ("test.unknown-command", b'{"marker": "x"}', "unknown command type"),
+        (None, b'{"marker": ', "malformed"),
+        (None, b'{"marker": 42}', "malformed"),
+        (None, b'{"marker": "x", "extra": 1}', "malformed"),
+        ("task.get", b'{"customer_id": "c", "task_id": "t"}', "not handled here"),
+    ],
+)
 async def test_an_unparseable_command_gets_an_error_reply_and_is_dead_lettered(
-    server_rig: tuple[CommandServerRig, list[Any]], message_type: str | None, body: bytes, words: str
+    server_rig: tuple[CommandServerRig, list[Any]],
+    message_type: str | None,
+    body: bytes,
+    words: str,
 ) -> None:
     rig, handled = server_rig
     marker = uuid.uuid4().hex
@@ -543,8 +587,11 @@ async def test_an_unparseable_command_gets_an_error_reply_and_is_dead_lettered(
     assert reply["ok"] is False
     assert reply["error"]["code"] == "invalid"
     assert words in reply["error"]["message"]
-    dead = await wait_for(lambda: take_dead_letters(rig.channel, rig.queue), timeout=WAIT,
-                          message="the poison command in the dead-letter queue")
+    dead = await wait_for(
+        lambda: take_dead_letters(rig.channel, rig.queue),
+        timeout=WAIT,
+        message="the poison command in the dead-letter queue",
+    )
     assert [m.message_id for m in dead] == [marker]
     assert handled == []
 
@@ -554,8 +601,11 @@ async def test_domain_and_database_errors_are_answered_not_dead_lettered(
 ) -> None:
     rig, handled = server_rig
     not_found = await rig.answer(b'{"marker": "missing"}')
-    assert not_found == {"ok": False, "result": None,
-                         "error": {"code": "not_found", "message": "no such thing"}}
+    assert not_found == {
+        "ok": False,
+        "result": None,
+        "error": {"code": "not_found", "message": "no such thing"},
+    }
     unavailable = await rig.answer(b'{"marker": "database down"}')
     assert unavailable["ok"] is False and unavailable["error"]["code"] == "unavailable"
 
@@ -565,7 +615,7 @@ async def test_domain_and_database_errors_are_answered_not_dead_lettered(
 
 
 async def test_a_command_without_a_reply_queue_is_still_handled(
-    server_rig: tuple[CommandServerRig, list[Any]]
+    server_rig: tuple[CommandServerRig, list[Any]],
 ) -> None:
     rig, handled = server_rig
     await publish(rig.channel, rig.queue, b'{"marker": "fire and forget"}', type=rig.probe.name)
@@ -576,7 +626,8 @@ async def test_a_command_without_a_reply_queue_is_still_handled(
 
 @pytest.mark.parametrize("marker", ["bug", "type bug"])
 async def test_a_handler_that_raises_anything_is_answered_at_once_and_dead_lettered(
-    server_rig: tuple[CommandServerRig, list[Any]], connection: AbstractRobustConnection,
+    server_rig: tuple[CommandServerRig, list[Any]],
+    connection: AbstractRobustConnection,
     marker: str,
 ) -> None:
     """Not only domain errors: whatever a handler raises, its caller gets an error reply
@@ -589,8 +640,11 @@ async def test_a_handler_that_raises_anything_is_answered_at_once_and_dead_lette
     assert reply["ok"] is False and reply["error"]["code"] == "unavailable"
     assert rig.probe.name in reply["error"]["message"]
     assert "out of range" not in reply["error"]["message"]  # internals stay in the log
-    dead = await wait_for(lambda: take_dead_letters(rig.channel, rig.queue), timeout=WAIT,
-                          message="the failed command in the dead-letter queue")
+    dead = await wait_for(
+        lambda: take_dead_letters(rig.channel, rig.queue),
+        timeout=WAIT,
+        message="the failed command in the dead-letter queue",
+    )
     assert [m.message_id for m in dead] == [message_id]
     assert handled == [marker]
     # The next command is served as usual.
@@ -598,7 +652,8 @@ async def test_a_handler_that_raises_anything_is_answered_at_once_and_dead_lette
 
 
 async def test_the_caller_of_a_failing_handler_does_not_wait_for_its_timeout(
-    connection: AbstractRobustConnection, queue_names: list[str],
+    connection: AbstractRobustConnection,
+    queue_names: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     channel = await open_channel(connection)
@@ -628,14 +683,18 @@ async def test_the_caller_of_a_failing_handler_does_not_wait_for_its_timeout(
 
 
 async def test_dead_letter_queues_are_declared_bounded(
-    connection: AbstractRobustConnection, channel: AbstractRobustChannel, queue_names: list[str],
+    connection: AbstractRobustConnection,
+    channel: AbstractRobustChannel,
+    queue_names: list[str],
 ) -> None:
     queue = await work_queue(channel, queue_names)
     dead_letter = f"{queue.name}.dead-letter"
     assert dead_letter in declared_dead_letter_queues
     assert DEAD_LETTER_ARGUMENTS == {
-        "x-max-length": 10_000, "x-max-length-bytes": 100 * 1024 * 1024,
-        "x-overflow": "drop-head", "x-message-ttl": 7 * 24 * 3600 * 1000,
+        "x-max-length": 10_000,
+        "x-max-length-bytes": 100 * 1024 * 1024,
+        "x-overflow": "drop-head",
+        "x-message-ttl": 7 * 24 * 3600 * 1000,
     }
     # The broker holds the queue with exactly these arguments: redeclaring it with them
     # is fine, without them (as an unbounded queue) is refused.
@@ -646,7 +705,8 @@ async def test_dead_letter_queues_are_declared_bounded(
 
 
 async def test_an_old_unbounded_dead_letter_queue_is_named_in_the_error(
-    connection: AbstractRobustConnection, queue_names: list[str],
+    connection: AbstractRobustConnection,
+    queue_names: list[str],
 ) -> None:
     name = unique("upgraded")
     queue_names += [name, f"{name}.dead-letter"]
@@ -659,7 +719,9 @@ async def test_an_old_unbounded_dead_letter_queue_is_named_in_the_error(
 
 
 async def test_a_full_dead_letter_queue_drops_its_oldest_message(
-    connection: AbstractRobustConnection, channel: AbstractRobustChannel, queue_names: list[str],
+    connection: AbstractRobustConnection,
+    channel: AbstractRobustChannel,
+    queue_names: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(DEAD_LETTER_ARGUMENTS, "x-max-length", 2)
@@ -672,10 +734,14 @@ async def test_a_full_dead_letter_queue_drops_its_oldest_message(
     await consumer.start()
     try:
         sent = [await publish(channel, queue, b"x") for _ in range(3)]
-        await wait_for(lambda: _depth(connection, f"{queue.name}.dead-letter", 2), timeout=WAIT,
-                       message="two messages in the dead-letter queue")
-        await wait_for(lambda: _depth(connection, queue.name, 0), timeout=WAIT,
-                       message="the work queue empty")
+        await wait_for(
+            lambda: _depth(connection, f"{queue.name}.dead-letter", 2),
+            timeout=WAIT,
+            message="two messages in the dead-letter queue",
+        )
+        await wait_for(
+            lambda: _depth(connection, queue.name, 0), timeout=WAIT, message="the work queue empty"
+        )
     finally:
         await consumer.stop(grace_seconds=5)
     dead = await take_dead_letters(channel, queue)
@@ -687,7 +753,9 @@ async def _depth(connection: AbstractRobustConnection, name: str, expected: int)
 
 
 async def test_the_depth_of_dead_letter_queues_is_a_metric(
-    connection: AbstractRobustConnection, channel: AbstractRobustChannel, queue_names: list[str],
+    connection: AbstractRobustConnection,
+    channel: AbstractRobustChannel,
+    queue_names: list[str],
 ) -> None:
     queue = await work_queue(channel, queue_names)
     dead_letter = f"{queue.name}.dead-letter"
@@ -700,16 +768,21 @@ async def test_the_depth_of_dead_letter_queues_is_a_metric(
     try:
         for _ in range(3):
             await publish(channel, queue, b"x")
-        await wait_for(lambda: _depth(connection, dead_letter, 3), timeout=WAIT,
-                       message="three messages in the dead-letter queue")
+        await wait_for(
+            lambda: _depth(connection, dead_letter, 3),
+            timeout=WAIT,
+            message="three messages in the dead-letter queue",
+        )
     finally:
         await consumer.stop(grace_seconds=5)
 
     depths = await refresh_dead_letter_depths(connection)
     assert depths[dead_letter] == 3
     assert REGISTRY.get_sample_value("humantask_dead_letter_messages", {"queue": dead_letter}) == 3
-    assert REGISTRY.get_sample_value(
-        "humantask_dead_lettered_messages_total", {"queue": queue.name}) == 3
+    assert (
+        REGISTRY.get_sample_value("humantask_dead_lettered_messages_total", {"queue": queue.name})
+        == 3
+    )
     assert "humantask_dead_letter_messages{" in generate_latest().decode()
     # A queue that is gone is skipped, not an error.
     assert await refresh_dead_letter_depths(connection, ["no.such.queue.dead-letter"]) == {}

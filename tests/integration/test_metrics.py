@@ -38,7 +38,7 @@ SEED: dict[str, Any] = {
 
 
 @pytest.fixture
-async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:  # noqa: ANN001
+async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:
     async for database in fresh_database(ensure_indexes):
         yield database
 
@@ -46,8 +46,9 @@ async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:  # noqa: ANN001
 async def add_task(tasks: TaskRepository, age: timedelta) -> domain.TaskRecord:
     """A pending task created `age` ago, its task.created event still in its outbox."""
     created = utcnow() - age
-    record, events = domain.create_task(new_task_id(), "cust-a", CreateTaskRequest.model_validate(SEED),
-                                        created)
+    record, events = domain.create_task(
+        new_task_id(), "cust-a", CreateTaskRequest.model_validate(SEED), created
+    )
     await tasks.add(record, events, created)
     return record
 
@@ -72,14 +73,18 @@ async def test_the_outbox_backlog_and_its_oldest_event(db: AsyncDatabase) -> Non
     # moves outbox_at): the age still comes from the event.
     [event] = await tasks.outbox(old.task_id)
     aged = {**orjson.loads(event), "occurred_at": format_timestamp(now - timedelta(minutes=10))}
-    await db[TASKS].update_one({"_id": ObjectId(old.task_id)},
-                               {"$set": {"outbox": [orjson.dumps(aged).decode()], "outbox_at": now}})
+    await db[TASKS].update_one(
+        {"_id": ObjectId(old.task_id)},
+        {"$set": {"outbox": [orjson.dumps(aged).decode()], "outbox_at": now}},
+    )
 
     read = await gauges.refresh_task_gauges(db, now)
     assert read.outbox_backlog_tasks == 2
     assert 600 <= read.outbox_oldest_event_age_seconds < 660
     assert metric("humantask_outbox_backlog_tasks") == 2
-    assert metric("humantask_outbox_oldest_event_age_seconds") == read.outbox_oldest_event_age_seconds
+    assert (
+        metric("humantask_outbox_oldest_event_age_seconds") == read.outbox_oldest_event_age_seconds
+    )
 
     # Published: both leave the outbox, the gauges go back to zero.
     async for doc in db[TASKS].find({}, {"_id": 1}):
@@ -98,7 +103,9 @@ async def test_the_oldest_pending_task_and_expired_leases(db: AsyncDatabase) -> 
     assert read.pending_tasks == 2
     assert 7200 <= read.oldest_pending_task_age_seconds < 7260
     assert metric("humantask_pending_tasks") == 2
-    assert metric("humantask_oldest_pending_task_age_seconds") == read.oldest_pending_task_age_seconds
+    assert (
+        metric("humantask_oldest_pending_task_age_seconds") == read.oldest_pending_task_age_seconds
+    )
     assert read.expired_leases == 0
 
     # A worker claims the oldest, and its lease runs out: an expired lease, still pending.
@@ -145,6 +152,7 @@ async def test_the_gauges_queries_use_indexes(db: AsyncDatabase) -> None:
 
 async def test_a_failed_attempt_says_why() -> None:
     """The reason label of `humantask_callback_attempts_total`, from the sender itself."""
+
     async def post(url: str, allow_private: bool) -> str:
         session = create_session(2, allow_private)
         try:

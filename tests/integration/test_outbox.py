@@ -18,11 +18,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.messages.events import TaskCreated
 from humantask_shared.messaging import EVENTS_EXCHANGE, declare_exchanges, open_channel
-from humantask_shared.models import CreateTaskRequest
+from humantask_shared.models import CreateTaskRequest, new_task_id
 from humantask_shared.timeutil import utcnow
 from humantask_taskstore import domain
 from humantask_taskstore.outbox import OutboxPublisher
-from humantask_shared.models import new_task_id
 from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes, serialize_event
 from tests.support.services import wait_for
 
@@ -38,7 +37,7 @@ WAIT = 15
 
 
 @pytest.fixture
-async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:  # noqa: ANN001
+async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:
     async for database in fresh_database(ensure_indexes):
         yield database
 
@@ -59,7 +58,11 @@ class Received:
         self.messages.append(message)
 
     def of_task(self, task_id: str) -> list[AbstractIncomingMessage]:
-        return [m for m in self.messages if orjson.loads(m.body).get("task", {}).get("task_id") == task_id]
+        return [
+            m
+            for m in self.messages
+            if orjson.loads(m.body).get("task", {}).get("task_id") == task_id
+        ]
 
     def with_id(self, message_id: str) -> list[AbstractIncomingMessage]:
         return [m for m in self.messages if m.message_id == message_id]
@@ -80,7 +83,9 @@ async def received(connection: AbstractRobustConnection) -> AsyncIterator[Receiv
         await channel.close()
 
 
-async def write_task(tasks: TaskRepository, *, stale: bool) -> tuple[domain.TaskRecord, TaskCreated]:
+async def write_task(
+    tasks: TaskRepository, *, stale: bool
+) -> tuple[domain.TaskRecord, TaskCreated]:
     """A task whose task.created event is in its outbox and was never published."""
     now = utcnow() - (2 * STALE_AFTER if stale else timedelta(0))
     request = CreateTaskRequest.model_validate(SEED)
@@ -119,8 +124,11 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(
     published = await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER)
 
     assert published == 1
-    messages = await wait_for(lambda: received.of_task(record.task_id), timeout=WAIT,
-                              message="the left-over task.created event")
+    messages = await wait_for(
+        lambda: received.of_task(record.task_id),
+        timeout=WAIT,
+        message="the left-over task.created event",
+    )
     message = messages[0]
     # Byte for byte what the outbox held; the message properties say what it is.
     assert message.body.decode() == serialize_event(event)
@@ -196,7 +204,9 @@ async def test_publications_after_the_reply_keep_a_tasks_order_and_drain(
 
 
 async def test_a_failed_publish_leaves_the_events_for_the_relay(
-    db: AsyncDatabase, connection: AbstractRobustConnection, events_exchange: AbstractExchange,
+    db: AsyncDatabase,
+    connection: AbstractRobustConnection,
+    events_exchange: AbstractExchange,
     received: Received,
 ) -> None:
     tasks = TaskRepository(db)
@@ -212,7 +222,9 @@ async def test_a_failed_publish_leaves_the_events_for_the_relay(
     assert await outbox_state(db, record.task_id) == ([serialize_event(event)], True)
 
     assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 1
-    await wait_for(lambda: received.of_task(record.task_id), timeout=WAIT, message="the relayed event")
+    await wait_for(
+        lambda: received.of_task(record.task_id), timeout=WAIT, message="the relayed event"
+    )
     assert await outbox_state(db, record.task_id) == ([], False)
 
 
@@ -249,7 +261,9 @@ async def test_a_task_whose_outbox_was_emptied_elsewhere_leaves_the_relays_index
     assert await tasks.take_stale_outbox(now + 2 * STALE_AFTER, now) is None
 
 
-async def test_removing_published_events_keeps_those_a_later_change_added(db: AsyncDatabase) -> None:
+async def test_removing_published_events_keeps_those_a_later_change_added(
+    db: AsyncDatabase,
+) -> None:
     tasks = TaskRepository(db)
     record, created = await write_task(tasks, stale=False)
     canceled, events = domain.cancel_task(record, utcnow())
@@ -275,7 +289,9 @@ async def test_two_relays_taking_at_once_do_not_both_get_a_task(db: AsyncDatabas
 
 
 async def test_racing_relays_publish_each_event_once(
-    db: AsyncDatabase, connection: AbstractRobustConnection, events_exchange: AbstractExchange,
+    db: AsyncDatabase,
+    connection: AbstractRobustConnection,
+    events_exchange: AbstractExchange,
     received: Received,
 ) -> None:
     tasks = TaskRepository(db)

@@ -1,5 +1,6 @@
 """The task-store's MongoDB adapter and its create/cancel handlers, against a real server
-(FerretDB 2 on DocumentDB, or MongoDB). Every test gets a database of its own, dropped afterwards."""
+(FerretDB 2 on DocumentDB, or MongoDB). Every test gets a database of its own, dropped
+afterwards."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:  # noqa: ANN001
+async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:
     async for database in fresh_database(ensure_indexes):
         yield database
 
@@ -88,7 +89,9 @@ def outbox() -> RecordingOutbox:
 
 
 @pytest.fixture
-def deps(tasks: TaskRepository, accounts: AccountRepository, outbox: RecordingOutbox) -> Dependencies:
+def deps(
+    tasks: TaskRepository, accounts: AccountRepository, outbox: RecordingOutbox
+) -> Dependencies:
     return Dependencies(tasks=tasks, accounts=accounts, outbox=outbox)  # type: ignore[arg-type]
 
 
@@ -102,7 +105,9 @@ async def add_task(
     created_at: datetime = T0,
     **overrides: Any,
 ) -> domain.TaskRecord:
-    record, events = domain.create_task(new_task_id(), customer_id, request(**overrides), created_at)
+    record, events = domain.create_task(
+        new_task_id(), customer_id, request(**overrides), created_at
+    )
     await tasks.add(record, events, created_at)
     return record
 
@@ -113,9 +118,11 @@ async def add_task(
 async def test_a_task_reads_back_as_it_was_written(tasks: TaskRepository) -> None:
     metadata = {"odd.key": {"$weird": [1, 2.5, None, True]}, "é": "ü"}
     record, events = domain.create_task(
-        new_task_id(), "cust-a",
+        new_task_id(),
+        "cust-a",
         request(metadata=metadata, unique_id="u-1", callback_format="json"),
-        datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC), "req-1",
+        datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC),
+        "req-1",
     )
     await tasks.add(record, events, T0)
 
@@ -140,7 +147,9 @@ async def test_get_of_an_invalid_or_unknown_id_is_none(tasks: TaskRepository, ta
     assert await tasks.get(task_id, "cust-a") is None
 
 
-async def test_metadata_is_stored_opaque_next_to_the_outbox(db: AsyncDatabase, tasks: TaskRepository) -> None:
+async def test_metadata_is_stored_opaque_next_to_the_outbox(
+    db: AsyncDatabase, tasks: TaskRepository
+) -> None:
     record = await add_task(tasks, metadata={"a.b": {"$c": 1}})
     doc = await db[TASKS].find_one({"_id": ObjectId(record.task_id)})
     assert doc is not None
@@ -162,7 +171,9 @@ async def test_add_of_a_known_task_id_raises_task_exists(tasks: TaskRepository) 
     assert await tasks.get(record.task_id) == record
 
 
-async def test_add_of_a_known_unique_id_raises_task_exists_per_customer(tasks: TaskRepository) -> None:
+async def test_add_of_a_known_unique_id_raises_task_exists_per_customer(
+    tasks: TaskRepository,
+) -> None:
     first = await add_task(tasks, "cust-a", unique_id="order-1")
     second, events = domain.create_task(new_task_id(), "cust-a", request(unique_id="order-1"), T0)
     with pytest.raises(TaskExists) as info:
@@ -179,20 +190,30 @@ async def test_add_of_a_known_unique_id_raises_task_exists_per_customer(tasks: T
 
 
 async def test_concurrent_adds_of_one_unique_id_have_one_winner(tasks: TaskRepository) -> None:
-    attempts = [domain.create_task(new_task_id(), "cust-a", request(unique_id="race"), T0) for _ in range(8)]
+    attempts = [
+        domain.create_task(new_task_id(), "cust-a", request(unique_id="race"), T0) for _ in range(8)
+    ]
     results = await asyncio.gather(
         *(tasks.add(record, events, T0) for record, events in attempts), return_exceptions=True
     )
-    winners = [record for (record, _), result in zip(attempts, results) if result is None]
+    winners = [
+        record for (record, _), result in zip(attempts, results, strict=True) if result is None
+    ]
     assert len(winners) == 1
-    assert all(isinstance(r, TaskExists) and r.existing == winners[0] for r in results if r is not None)
+    assert all(
+        isinstance(r, TaskExists) and r.existing == winners[0] for r in results if r is not None
+    )
 
 
 # -- list ------------------------------------------------------------------------------
 
 
-async def listed(tasks: TaskRepository, customer_id: str = "cust-a", **query: Any) -> tuple[list[str], bool]:
-    records, next_page = await tasks.list(customer_id, TaskListQuery.model_validate(query), utcnow())
+async def listed(
+    tasks: TaskRepository, customer_id: str = "cust-a", **query: Any
+) -> tuple[list[str], bool]:
+    records, next_page = await tasks.list(
+        customer_id, TaskListQuery.model_validate(query), utcnow()
+    )
     return [r.task_id for r in records], next_page is not None
 
 
@@ -220,7 +241,8 @@ async def test_list_is_newest_first_with_ties_broken_by_task_id(tasks: TaskRepos
 
     ties = sorted([tie_1.task_id, tie_2.task_id], reverse=True)
     assert await listed(tasks) == (
-        [newest.task_id, *ties, oldest.task_id, late_but_old.task_id], False
+        [newest.task_id, *ties, oldest.task_id, late_but_old.task_id],
+        False,
     )
 
 
@@ -288,7 +310,9 @@ async def test_next_token_pages_through_every_task_once_in_order(tasks: TaskRepo
     now = T0 + timedelta(days=4 * 365)
     created = [await add_task(tasks, created_at=now - timedelta(seconds=s)) for s in offsets]
     await add_task(tasks, "cust-b", created_at=now)  # someone else's: never listed
-    newest_first = [r.task_id for r in sorted(created, key=lambda r: (r.created_at, r.task_id), reverse=True)]
+    newest_first = [
+        r.task_id for r in sorted(created, key=lambda r: (r.created_at, r.task_id), reverse=True)
+    ]
 
     for limit in (1, 2, 5, 100):
         pages = await all_pages(tasks, now, limit=limit)
@@ -306,12 +330,15 @@ async def test_next_token_keeps_the_filters_and_time_window(tasks: TaskRepositor
     pages = await all_pages(tasks, now, limit=2, status="pending")
     assert [task for page in pages for task in page] == pending
 
-    window = await all_pages(tasks, now, limit=2, start_time=records[2].created_at,
-                             end_time=records[7].created_at)
+    window = await all_pages(
+        tasks, now, limit=2, start_time=records[2].created_at, end_time=records[7].created_at
+    )
     assert [task for page in window for task in page] == [r.task_id for r in reversed(records[2:7])]
 
 
-async def test_a_task_created_between_pages_neither_repeats_nor_skips_one(tasks: TaskRepository) -> None:
+async def test_a_task_created_between_pages_neither_repeats_nor_skips_one(
+    tasks: TaskRepository,
+) -> None:
     now = T0 + timedelta(hours=1)
     created = [await add_task(tasks, created_at=T0 + timedelta(seconds=i)) for i in range(6)]
     first, next_page = await tasks.list("cust-a", TaskListQuery(limit=3), now)
@@ -331,7 +358,9 @@ async def test_offset_and_next_token_together_are_refused() -> None:
 # -- save (optimistic concurrency) -----------------------------------------------------
 
 
-async def test_save_bumps_the_version_and_appends_events_to_the_outbox(tasks: TaskRepository) -> None:
+async def test_save_bumps_the_version_and_appends_events_to_the_outbox(
+    tasks: TaskRepository,
+) -> None:
     record = await add_task(tasks)
     canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
     saved = await tasks.save(canceled, events, T0 + timedelta(minutes=1))
@@ -346,14 +375,20 @@ async def test_save_bumps_the_version_and_appends_events_to_the_outbox(tasks: Ta
     assert outbox[-1] == serialize_event(events[0])
 
 
-async def test_save_of_a_stale_version_changes_nothing_and_returns_none(tasks: TaskRepository) -> None:
+async def test_save_of_a_stale_version_changes_nothing_and_returns_none(
+    tasks: TaskRepository,
+) -> None:
     record = await add_task(tasks)
     canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
     assert await tasks.save(canceled, events, T0) is not None
 
     # Someone else read the same version 0 and tries to complete it.
-    completed = replace(record, status="completed", completed_at=T0 + timedelta(minutes=2),
-                        response=TaskResponse(category="big"))
+    completed = replace(
+        record,
+        status="completed",
+        completed_at=T0 + timedelta(minutes=2),
+        response=TaskResponse(category="big"),
+    )
     assert await tasks.save(completed, [], T0) is None
     stored = await tasks.get(record.task_id)
     assert stored is not None and stored.status == "canceled" and stored.version == 1
@@ -362,9 +397,7 @@ async def test_save_of_a_stale_version_changes_nothing_and_returns_none(tasks: T
 
 async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRepository) -> None:
     record = await add_task(tasks)
-    attempts = [
-        domain.cancel_task(record, T0 + timedelta(seconds=i), f"req-{i}") for i in range(5)
-    ]
+    attempts = [domain.cancel_task(record, T0 + timedelta(seconds=i), f"req-{i}") for i in range(5)]
     results = await asyncio.gather(*(tasks.save(rec, ev, T0) for rec, ev in attempts))
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
@@ -377,7 +410,9 @@ async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRe
 async def test_create_stores_the_task_and_publishes_task_created(
     deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
 ) -> None:
-    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
+    task = await handlers.create_task(
+        CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps
+    )
     assert task.status == "pending"
     stored = await tasks.get(task.task_id, "cust-a")
     assert stored is not None and stored.to_public() == task
@@ -403,7 +438,9 @@ async def test_concurrent_redeliveries_of_one_create_make_one_task(
     deps: Dependencies, tasks: TaskRepository
 ) -> None:
     command = CreateTask(customer_id="cust-a", request=request())
-    results = await asyncio.gather(*(handlers.create_task(command, "cmd-twice", deps) for _ in range(4)))
+    results = await asyncio.gather(
+        *(handlers.create_task(command, "cmd-twice", deps) for _ in range(4))
+    )
     assert len({task.task_id for task in results}) == 1
     assert await listed(tasks) == ([results[0].task_id], False)
 
@@ -423,7 +460,8 @@ async def test_create_with_a_known_unique_id_returns_the_original(
     with pytest.raises(Conflict) as info:
         await handlers.create_task(
             CreateTask(customer_id="cust-a", request=request(unique_id="u", attachment="truck")),
-            "cmd-3", deps,
+            "cmd-3",
+            deps,
         )
     assert first.task_id in info.value.message
     assert await listed(tasks) == ([first.task_id], False)
@@ -432,11 +470,14 @@ async def test_create_with_a_known_unique_id_returns_the_original(
 async def test_concurrent_creates_with_one_unique_id_make_one_task(
     deps: Dependencies, tasks: TaskRepository
 ) -> None:
-    results = await asyncio.gather(*(
-        handlers.create_task(CreateTask(customer_id="cust-a", request=request(unique_id="u")),
-                             f"cmd-{i}", deps)
-        for i in range(4)
-    ))
+    results = await asyncio.gather(
+        *(
+            handlers.create_task(
+                CreateTask(customer_id="cust-a", request=request(unique_id="u")), f"cmd-{i}", deps
+            )
+            for i in range(4)
+        )
+    )
     assert len({task.task_id for task in results}) == 1
     assert await listed(tasks) == ([results[0].task_id], False)
 
@@ -447,47 +488,72 @@ async def test_concurrent_creates_with_one_unique_id_make_one_task(
 async def test_get_and_cancel_handlers_hide_other_customers_tasks(
     deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
 ) -> None:
-    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
+    task = await handlers.create_task(
+        CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps
+    )
     with pytest.raises(NotFound):
         await handlers.get_task(GetTask(customer_id="cust-b", task_id=task.task_id), "c", deps)
     with pytest.raises(NotFound):
-        await handlers.cancel_task(CancelTask(customer_id="cust-b", task_id=task.task_id), "c", deps)
+        await handlers.cancel_task(
+            CancelTask(customer_id="cust-b", task_id=task.task_id), "c", deps
+        )
     stored = await tasks.get(task.task_id)
     assert stored is not None and stored.status == "pending"
-    page = await handlers.list_tasks(ListTasks(customer_id="cust-b", query=TaskListQuery()), "c", deps)
+    page = await handlers.list_tasks(
+        ListTasks(customer_id="cust-b", query=TaskListQuery()), "c", deps
+    )
     assert page.tasks == [] and page.next_token is None
 
 
 async def test_cancel_handler_cancels_once_and_publishes_once(
     deps: Dependencies, outbox: RecordingOutbox
 ) -> None:
-    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
+    task = await handlers.create_task(
+        CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps
+    )
     cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
     canceled = await handlers.cancel_task(cancel, "cmd-2", deps)
     again = await handlers.cancel_task(cancel, "cmd-3", deps)
 
     assert canceled.status == "canceled" and canceled.canceled_at is not None
     assert again == canceled
-    assert [[type(e) for e in events] for _, events in outbox.published] == [[TaskCreated], [TaskCanceled]]
-    fetched = await handlers.get_task(GetTask(customer_id="cust-a", task_id=task.task_id), "cmd-4", deps)
+    assert [[type(e) for e in events] for _, events in outbox.published] == [
+        [TaskCreated],
+        [TaskCanceled],
+    ]
+    fetched = await handlers.get_task(
+        GetTask(customer_id="cust-a", task_id=task.task_id), "cmd-4", deps
+    )
     assert fetched == canceled
 
 
-async def test_concurrent_cancels_raise_one_event(deps: Dependencies, outbox: RecordingOutbox) -> None:
-    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps)
+async def test_concurrent_cancels_raise_one_event(
+    deps: Dependencies, outbox: RecordingOutbox
+) -> None:
+    task = await handlers.create_task(
+        CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps
+    )
     cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
-    results = await asyncio.gather(*(handlers.cancel_task(cancel, f"c-{i}", deps) for i in range(4)))
+    results = await asyncio.gather(
+        *(handlers.cancel_task(cancel, f"c-{i}", deps) for i in range(4))
+    )
     assert {r.status for r in results} == {"canceled"}
     assert len({r.canceled_at for r in results}) == 1
     assert sum(isinstance(e, TaskCanceled) for _, events in outbox.published for e in events) == 1
 
 
-async def test_cancel_handler_refuses_a_completed_task(deps: Dependencies, tasks: TaskRepository) -> None:
+async def test_cancel_handler_refuses_a_completed_task(
+    deps: Dependencies, tasks: TaskRepository
+) -> None:
     record = await add_task(tasks)
-    completed = replace(record, status="completed", completed_at=T0, response=TaskResponse(category="big"))
+    completed = replace(
+        record, status="completed", completed_at=T0, response=TaskResponse(category="big")
+    )
     assert await tasks.save(completed, [], T0) is not None
     with pytest.raises(Conflict):
-        await handlers.cancel_task(CancelTask(customer_id="cust-a", task_id=record.task_id), "c", deps)
+        await handlers.cancel_task(
+            CancelTask(customer_id="cust-a", task_id=record.task_id), "c", deps
+        )
     stored = await tasks.get(record.task_id)
     assert stored is not None and stored.status == "completed"
 
@@ -533,7 +599,9 @@ async def test_a_worker_token_is_not_a_customer_key(accounts: AccountRepository)
     assert await accounts.authenticate(credential_hash(token), "customer") is None
 
 
-async def test_ensure_customer_is_idempotent(accounts: AccountRepository, db: AsyncDatabase) -> None:
+async def test_ensure_customer_is_idempotent(
+    accounts: AccountRepository, db: AsyncDatabase
+) -> None:
     digest = credential_hash(new_api_key())
     first = await accounts.ensure_customer("demo", digest, "whsec_1", T0)
     again = await accounts.ensure_customer("demo", digest, "whsec_2", T0)
@@ -544,7 +612,9 @@ async def test_ensure_customer_is_idempotent(accounts: AccountRepository, db: As
 
 async def test_concurrent_ensure_customer_makes_one_principal(accounts: AccountRepository) -> None:
     digest = credential_hash(new_api_key())
-    results = await asyncio.gather(*(accounts.ensure_customer("demo", digest, "s", T0) for _ in range(4)))
+    results = await asyncio.gather(
+        *(accounts.ensure_customer("demo", digest, "s", T0) for _ in range(4))
+    )
     assert len({p.principal_id for p in results}) == 1
     assert await accounts.authenticate(digest, "customer") == results[0]
 
@@ -555,14 +625,19 @@ async def test_concurrent_ensure_customer_makes_one_principal(accounts: AccountR
 async def test_concurrent_claims_lease_each_task_to_exactly_one_worker(
     deps: Dependencies, tasks: TaskRepository
 ) -> None:
-    created = [(await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(8)]
+    created = [
+        (await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(8)
+    ]
     # Ten workers, each claiming twice at once (a double click), for eight tasks.
     calls = [(f"worker-{w}", n) for w in range(10) for n in range(2)]
-    results = await asyncio.gather(*(
-        work.claim_work(ClaimWork(worker_id=worker), f"claim-{worker}-{n}", deps) for worker, n in calls
-    ))
+    results = await asyncio.gather(
+        *(
+            work.claim_work(ClaimWork(worker_id=worker), f"claim-{worker}-{n}", deps)
+            for worker, n in calls
+        )
+    )
     handed_to: dict[str, set[str]] = {}
-    for (worker, _), result in zip(calls, results):
+    for (worker, _), result in zip(calls, results, strict=True):
         if result.item is not None:
             handed_to.setdefault(result.item.task_id, set()).add(worker)
     assert sorted(handed_to) == sorted(created)
@@ -590,11 +665,13 @@ async def test_claim_submit_release_through_the_handlers(
         await work.release_work(ReleaseWork(worker_id="bob", task_id=second.task_id), "r-2", deps)
     unknown = new_task_id()
     with pytest.raises(Conflict, match=f"you do not hold a live lease on task {unknown}"):
-        await work.submit_work(SubmitWork(worker_id="alice", task_id=unknown, category="big"),
-                               "s-0", deps)
+        await work.submit_work(
+            SubmitWork(worker_id="alice", task_id=unknown, category="big"), "s-0", deps
+        )
 
     done = await work.submit_work(
-        SubmitWork(worker_id="alice", task_id=first.task_id, category="small"), "s-1", deps)
+        SubmitWork(worker_id="alice", task_id=first.task_id, category="small"), "s-1", deps
+    )
     assert done.status == "completed" and done.response.category == "small"
     assert [type(e) for _, events in outbox.published for e in events] == [TaskCompleted]
     # Alice's lease ended with the task; the released one is hers now.
@@ -605,7 +682,9 @@ async def test_claim_submit_release_through_the_handlers(
 async def test_concurrent_claims_of_one_worker_all_return_the_same_single_task(
     deps: Dependencies, tasks: TaskRepository
 ) -> None:
-    created = [(await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(3)]
+    created = [
+        (await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(3)
+    ]
     results = await asyncio.gather(
         *(work.claim_work(ClaimWork(worker_id="alice"), f"claim-{n}", deps) for n in range(12))
     )
@@ -620,12 +699,16 @@ async def test_one_lease_per_worker_holds_across_two_task_stores(
     db: AsyncDatabase, deps: Dependencies, tasks: TaskRepository
 ) -> None:
     """Two task-store processes are two repositories on two connections."""
-    created = [(await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(4)]
+    created = [
+        (await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(4)
+    ]
     other = replace(deps, tasks=TaskRepository(db))
-    results = await asyncio.gather(*(
-        work.claim_work(ClaimWork(worker_id="alice"), f"claim-{n}", deps if n % 2 else other)
-        for n in range(10)
-    ))
+    results = await asyncio.gather(
+        *(
+            work.claim_work(ClaimWork(worker_id="alice"), f"claim-{n}", deps if n % 2 else other)
+            for n in range(10)
+        )
+    )
     assert {result.item.task_id for result in results if result.item is not None} == {created[0]}
 
 
@@ -671,7 +754,9 @@ async def test_a_write_based_on_a_stale_read_loses_to_a_claim(tasks: TaskReposit
     assert await tasks.save(canceled, events, now) is None
 
 
-async def test_the_pool_floor_is_never_above_a_pending_task(tasks: TaskRepository, db: AsyncDatabase) -> None:
+async def test_the_pool_floor_is_never_above_a_pending_task(
+    tasks: TaskRepository, db: AsyncDatabase
+) -> None:
     from humantask_taskstore.repository import CLOCK_SKEW, PoolFloor
 
     now = utcnow()
@@ -693,10 +778,16 @@ async def test_the_pool_floor_is_never_above_a_pending_task(tasks: TaskRepositor
     assert await empty.get(db[TASKS], now) == now - CLOCK_SKEW
 
 
-async def test_claims_take_the_oldest_first_across_dense_and_sparse_spans(tasks: TaskRepository) -> None:
+async def test_claims_take_the_oldest_first_across_dense_and_sparse_spans(
+    tasks: TaskRepository,
+) -> None:
     now = utcnow()
     # A burst (a millisecond apart) and stragglers days apart, written out of order.
-    offsets = [timedelta(days=9), timedelta(days=2), *(timedelta(hours=1, milliseconds=i) for i in range(30))]
+    offsets = [
+        timedelta(days=9),
+        timedelta(days=2),
+        *(timedelta(hours=1, milliseconds=i) for i in range(30)),
+    ]
     created = [await add_task(tasks, created_at=now - offset) for offset in reversed(offsets)]
     oldest_first = [r.task_id for r in sorted(created, key=lambda r: (r.created_at, r.task_id))]
     claimed = []
@@ -744,8 +835,9 @@ async def _explain_find(
 async def crowded(tasks: TaskRepository) -> None:
     """Enough tasks of several customers for a planner to prefer an index to a scan."""
     for i in range(300):
-        await add_task(tasks, f"cust-{i % 10}", created_at=T0 + timedelta(seconds=i),
-                       unique_id=f"u-{i}")
+        await add_task(
+            tasks, f"cust-{i % 10}", created_at=T0 + timedelta(seconds=i), unique_id=f"u-{i}"
+        )
 
 
 async def test_the_hot_queries_use_an_index(db: AsyncDatabase, crowded: None) -> None:
@@ -757,17 +849,23 @@ async def test_the_hot_queries_use_an_index(db: AsyncDatabase, crowded: None) ->
             db, {"customer_id": "cust-3"}, [("created_at", -1), ("_id", -1)], 101
         ),
         repository.POOL_INDEX: await _explain_find(
-            db, repository._claimable(now, now - timedelta(minutes=1), now),
-            [("created_at", 1), ("_id", 1)], 1
+            db,
+            repository._claimable(now, now - timedelta(minutes=1), now),
+            [("created_at", 1), ("_id", 1)],
+            1,
         ),
         repository.UNIQUE_ID_INDEX: await _explain_find(
             db, repository._unique_id_of("cust-3", "u-3"), [], 1
         ),
-        repository.LEASE_INDEX: await _explain_find(db, repository._live_lease("alice", now), [], 1),
+        repository.LEASE_INDEX: await _explain_find(
+            db, repository._live_lease("alice", now), [], 1
+        ),
         repository.OUTBOX_INDEX: await _explain_find(db, {"outbox_at": {"$lt": now}}, [], 1),
     }
     for index, plan in plans.items():
         assert not _scans_collection(plan), (index, plan)
         # The list may use either of the customer's indexes; the others have one fit.
-        expected = {index, repository.LIST_BY_STATUS_INDEX} if index == repository.LIST_INDEX else {index}
+        expected = (
+            {index, repository.LIST_BY_STATUS_INDEX} if index == repository.LIST_INDEX else {index}
+        )
         assert _index_names(plan) & expected, (index, plan)

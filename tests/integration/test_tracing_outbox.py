@@ -28,7 +28,9 @@ from .test_outbox import (  # noqa: F401 - the fixtures db, events_exchange, rec
 
 
 async def test_the_relay_publishes_an_event_in_the_trace_of_its_change(
-    db: AsyncDatabase, events_exchange: AbstractExchange, received: Received,  # noqa: F811
+    db: AsyncDatabase,  # noqa: F811 - the fixture imported above
+    events_exchange: AbstractExchange,  # noqa: F811
+    received: Received,  # noqa: F811
 ) -> None:
     tasks = TaskRepository(db)
     with recorded_spans() as spans:
@@ -36,18 +38,25 @@ async def test_the_relay_publishes_an_event_in_the_trace_of_its_change(
             record, event = await write_task(tasks, stale=True)  # and then the process died
         trace_id = change.get_span_context().trace_id
         [stored] = (await outbox_state(db, record.task_id))[0]
-        assert orjson.loads(stored)["trace_context"]["traceparent"].split("-")[1] == f"{trace_id:032x}"
+        assert (
+            orjson.loads(stored)["trace_context"]["traceparent"].split("-")[1] == f"{trace_id:032x}"
+        )
 
         assert not trace.get_current_span().get_span_context().is_valid  # as on the timer
         assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 1
 
-        [message] = await wait_for(lambda: received.of_task(record.task_id), timeout=WAIT,
-                                   message="the relayed task.created event")
+        [message] = await wait_for(
+            lambda: received.of_task(record.task_id),
+            timeout=WAIT,
+            message="the relayed task.created event",
+        )
         [publish] = [s for s in spans.all() if s.kind is SpanKind.PRODUCER]
     # The message carries the trace of the change, through the relay's publish span.
     _, traced, parent, _ = message.headers["traceparent"].split("-")
     assert (traced, parent) == (f"{trace_id:032x}", f"{publish.context.span_id:016x}")
     assert publish.context.trace_id == trace_id
-    assert publish.parent is not None and publish.parent.span_id == change.get_span_context().span_id
+    assert (
+        publish.parent is not None and publish.parent.span_id == change.get_span_context().span_id
+    )
     assert message.body.decode() == stored  # byte for byte what the outbox held
     assert event.trace_context == orjson.loads(stored)["trace_context"]

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
-
 from conftest import _host_port, _rabbitmqctl  # tests/conftest.py
 
 from humantask_shared.broker_definitions import SERVICE_PERMISSIONS, definitions

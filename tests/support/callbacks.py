@@ -46,7 +46,11 @@ SEED_CALLBACK: dict[str, Any] = {
         "type": "categorization",
         "status": "completed",
         "instruction": "Is this object red or blue?",
-        "params": {"attachment_type": "text", "attachment": "tomato", "categories": ["big", "small"]},
+        "params": {
+            "attachment_type": "text",
+            "attachment": "tomato",
+            "categories": ["big", "small"],
+        },
         "task_id": "576c41bf13e36b0600b02b34",
     },
     "response": {"status_code": "200", "category": "big"},
@@ -114,8 +118,11 @@ class ScriptedReceiver:
         return [request for request in self.requests if request.path == path]
 
     async def wait_for_requests(self, path: str, count: int, timeout: float) -> list[Received]:
-        await wait_for(lambda: len(self.received(path)) >= count, timeout=timeout,
-                       message=f"{count} callback(s) at {path}")
+        await wait_for(
+            lambda: len(self.received(path)) >= count,
+            timeout=timeout,
+            message=f"{count} callback(s) at {path}",
+        )
         return self.received(path)
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -143,12 +150,14 @@ class ScriptedReceiver:
 
 def completed(task: dict[str, Any], category: str) -> Task:
     """`task` (as the API returned it) completed with `category`, as the task-store would."""
-    return Task.model_validate({
-        **task,
-        "status": "completed",
-        "completed_at": format_timestamp(utcnow()),
-        "response": {"category": category, "status_code": 200},
-    })
+    return Task.model_validate(
+        {
+            **task,
+            "status": "completed",
+            "completed_at": format_timestamp(utcnow()),
+            "response": {"category": category, "status_code": 200},
+        }
+    )
 
 
 async def publish_completion(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import http.client
 import inspect
 import os
@@ -96,7 +97,7 @@ def wait_until(
         try:
             result = predicate()
         except ignore as exc:
-            result, last_error = None, exc  # type: ignore[assignment]
+            result, last_error = None, exc
         if result:
             return result
         remaining = deadline - time.monotonic()
@@ -126,7 +127,9 @@ async def wait_for(
             result: Any = predicate()
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
-                done, _ = await asyncio.wait({task}, timeout=max(deadline - time.monotonic(), 0.001))
+                done, _ = await asyncio.wait(
+                    {task}, timeout=max(deadline - time.monotonic(), 0.001)
+                )
                 if not done:
                     task.cancel()
                     await asyncio.wait({task})
@@ -341,7 +344,5 @@ class ServiceProcess:
 @atexit.register
 def _kill_leftovers() -> None:
     for proc in list(_LIVE):
-        try:
+        with contextlib.suppress(Exception):  # best effort at interpreter exit
             proc.kill()
-        except Exception:  # noqa: BLE001 - best effort at interpreter exit
-            pass

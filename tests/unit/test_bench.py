@@ -51,10 +51,25 @@ def test_target_verdicts() -> None:
     assert Target("a", None, 20.0, "<=").verdict == "N/A"
 
 
-def row(op: str, clients: int, throughput: float, p99: float = 10.0, errors: int = 0,
-        stage: str = "sweep", p50: float = 5.0) -> dict:
-    return {"op": op, "clients": clients, "stage": stage, "throughput": throughput,
-            "p50_ms": p50, "p99_ms": p99, "error_count": errors, "errors": {}}
+def row(
+    op: str,
+    clients: int,
+    throughput: float,
+    p99: float = 10.0,
+    errors: int = 0,
+    stage: str = "sweep",
+    p50: float = 5.0,
+) -> dict:
+    return {
+        "op": op,
+        "clients": clients,
+        "stage": stage,
+        "throughput": throughput,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "error_count": errors,
+        "errors": {},
+    }
 
 
 def test_evaluate_targets_compares_with_the_ceiling_of_the_same_run() -> None:
@@ -80,8 +95,9 @@ def test_evaluate_targets_compares_with_the_ceiling_of_the_same_run() -> None:
 
 
 def test_profile_frames_drop_line_numbers_and_keep_the_module() -> None:
-    assert frame_name("create_task (/work/main/services/gateway/humantask_gateway/views.py:31)") == (
-        "create_task (humantask_gateway/views.py)")
+    assert frame_name(
+        "create_task (/work/main/services/gateway/humantask_gateway/views.py:31)"
+    ) == ("create_task (humantask_gateway/views.py)")
     raw = [
         "main (a/run.py:1);handle (x/humantask_gateway/views.py:3);dumps (lib/json.py:9) 30",
         "main (a/run.py:1);handle (x/humantask_gateway/views.py:4) 10",
@@ -109,8 +125,13 @@ def test_result_paths_never_overwrite(tmp_path: Path) -> None:
 def test_profile_samples_in_the_event_loop_are_counted_apart() -> None:
     raw = [
         "<module> (humantask_gateway/main.py:1);run_app (aiohttp/web.py:500) 50",
-        "<module> (humantask_gateway/main.py:1);run_app (aiohttp/web.py:500);handle (x/humantask_gateway/views.py:3) 50",
+        "<module> (humantask_gateway/main.py:1);run_app (aiohttp/web.py:500);"
+        "handle (x/humantask_gateway/views.py:3) 50",
     ]
     summary = top_frames(raw)
-    assert summary["samples"] == 100 and summary["loop_samples"] == 50 and summary["python_samples"] == 50
+    assert (
+        summary["samples"] == 100
+        and summary["loop_samples"] == 50
+        and summary["python_samples"] == 50
+    )
     assert summary["self"] == [("handle (humantask_gateway/views.py)", 100.0)]

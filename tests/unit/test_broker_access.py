@@ -36,13 +36,16 @@ def test_broker_user_of_a_url() -> None:
     assert broker_user("amqp://localhost/") == "guest"
 
 
-@pytest.mark.parametrize(("command", "allowed"), [
-    (Authenticate, {"gw", "ts"}),
-    (ListCallbacks, {"gw", "ts"}),
-    (GetCallbackSecret, {"nt", "ts"}),
-    (CreateCustomer, {"ad", "ts"}),
-    (RotateCallbackSecret, {"ad", "ts"}),
-])
+@pytest.mark.parametrize(
+    ("command", "allowed"),
+    [
+        (Authenticate, {"gw", "ts"}),
+        (ListCallbacks, {"gw", "ts"}),
+        (GetCallbackSecret, {"nt", "ts"}),
+        (CreateCustomer, {"ad", "ts"}),
+        (RotateCallbackSecret, {"ad", "ts"}),
+    ],
+)
 def test_each_command_is_allowed_from_its_sender_and_the_receiver_itself(
     command: Any, allowed: set[str]
 ) -> None:
@@ -53,8 +56,14 @@ def test_each_command_is_allowed_from_its_sender_and_the_receiver_itself(
 
 def test_only_the_admin_tool_sends_credential_commands() -> None:
     admin_only = {name for name, command in COMMANDS.items() if command.senders == {"admin"}}
-    assert admin_only == {"customer.create", "worker.create", "account.list", "account.revoke",
-                          "account.rotate_credential", "customer.rotate_callback_secret"}
+    assert admin_only == {
+        "customer.create",
+        "worker.create",
+        "account.list",
+        "account.revoke",
+        "account.rotate_credential",
+        "customer.rotate_callback_secret",
+    }
     assert COMMANDS["customer.callback_secret"].senders == {"notifier"}
     assert COMMANDS["customer.ensure"].senders == {"gateway"}
 
@@ -97,7 +106,8 @@ def test_definitions_hold_hashes_never_passwords() -> None:
     text = repr(document)
     assert all(password not in text for password in passwords.values())
     assert {user["name"] for user in document["users"]} == {
-        f"humantask-{service}" for service in SERVICE_PERMISSIONS}
+        f"humantask-{service}" for service in SERVICE_PERMISSIONS
+    }
     assert all(user["tags"] == [] for user in document["users"])
     assert "guest" not in text
     assert {p["vhost"] for p in document["permissions"]} == {"humantask"}

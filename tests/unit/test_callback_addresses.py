@@ -7,23 +7,38 @@ import pytest
 from humantask_notifier.addresses import is_public, parse_ip, why_not_public
 
 PUBLIC = [
-    "8.8.8.8", "1.1.1.1", "93.184.215.14",
-    "2001:4860:4860::8888", "2606:4700:4700::1111",
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.215.14",
+    "2001:4860:4860::8888",
+    "2606:4700:4700::1111",
     "::ffff:8.8.8.8",  # IPv4-mapped public: reaches 8.8.8.8
     "2002:808:808::1",  # 6to4 of 8.8.8.8
     "64:ff9b::808:808",  # NAT64 of 8.8.8.8
 ]
 
 NOT_PUBLIC = {
-    "127.0.0.1": "loopback", "127.1.2.3": "loopback", "::1": "loopback",
-    "10.0.0.1": "private", "172.16.5.4": "private", "192.168.1.1": "private",
-    "fd00::1": "private", "fc00::1": "private",
-    "169.254.169.254": "link-local", "fe80::1": "link-local", "fe80::1%1": "link-local",
-    "224.0.0.1": "multicast", "239.255.255.250": "multicast", "ff02::1": "multicast",
-    "0.0.0.0": "unspecified", "::": "unspecified",
-    "240.0.0.1": "reserved", "255.255.255.255": "reserved",
+    "127.0.0.1": "loopback",
+    "127.1.2.3": "loopback",
+    "::1": "loopback",
+    "10.0.0.1": "private",
+    "172.16.5.4": "private",
+    "192.168.1.1": "private",
+    "fd00::1": "private",
+    "fc00::1": "private",
+    "169.254.169.254": "link-local",
+    "fe80::1": "link-local",
+    "fe80::1%1": "link-local",
+    "224.0.0.1": "multicast",
+    "239.255.255.250": "multicast",
+    "ff02::1": "multicast",
+    "0.0.0.0": "unspecified",
+    "::": "unspecified",
+    "240.0.0.1": "reserved",
+    "255.255.255.255": "reserved",
     "100.64.0.1": "a non-public address",  # shared address space (carrier-grade NAT)
-    "192.0.2.1": "private", "198.51.100.1": "private",  # documentation
+    "192.0.2.1": "private",
+    "198.51.100.1": "private",  # documentation
     "::ffff:127.0.0.1": "embeds a loopback IPv4 address",
     "::ffff:10.0.0.1": "embeds a private IPv4 address",
     "::ffff:169.254.169.254": "embeds a link-local IPv4 address",
@@ -31,7 +46,8 @@ NOT_PUBLIC = {
     "2002:a9fe:a9fe::": "embeds a link-local IPv4 address",
     "64:ff9b::7f00:1": "embeds a loopback IPv4 address",  # NAT64
     "64:ff9b::a00:1": "embeds a private IPv4 address",
-    "2001:0:4136:e378:8000:63bf:3fff:fdd2": "embeds a private IPv4 address",  # Teredo client 192.0.2.45
+    # Teredo, client 192.0.2.45
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2": "embeds a private IPv4 address",
     "2001:4860:4860::8888%eth0": "an IPv6 address with a zone",
 }
 
@@ -59,34 +75,76 @@ def test_bracketed_ipv6_literals_parse(text: str) -> None:
     assert parse_ip(text) is not None
 
 
-@pytest.mark.parametrize(("text", "address"), [
-    # What inet_aton (and so getaddrinfo) reads as 127.0.0.1: one rule for all of them.
-    ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"), ("017700000001", "127.0.0.1"),
-    ("0x7f.1", "127.0.0.1"), ("0x7F.0.0.1", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
-    ("127.1", "127.0.0.1"), ("127.0.1", "127.0.0.1"), ("0x7f.0x0.0x0.0x1", "127.0.0.1"),
-    ("1.2.3", "1.2.0.3"), ("0", "0.0.0.0"), ("169.16689662", "169.254.169.254"),
-    ("[::1]", "::1"), ("[::ffff:127.0.0.1]", "::ffff:7f00:1"), ("::ffff:7f00:1", "::ffff:7f00:1"),
-    ("[fe80::1%25eth0]", "fe80::1%eth0"), ("fe80::1%25eth0", "fe80::1%eth0"), ("fe80::1%1", "fe80::1%1"),
-])
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        # What inet_aton (and so getaddrinfo) reads as 127.0.0.1: one rule for all of them.
+        ("2130706433", "127.0.0.1"),
+        ("0x7f000001", "127.0.0.1"),
+        ("017700000001", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0x7F.0.0.1", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("127.0.1", "127.0.0.1"),
+        ("0x7f.0x0.0x0.0x1", "127.0.0.1"),
+        ("1.2.3", "1.2.0.3"),
+        ("0", "0.0.0.0"),
+        ("169.16689662", "169.254.169.254"),
+        ("[::1]", "::1"),
+        ("[::ffff:127.0.0.1]", "::ffff:7f00:1"),
+        ("::ffff:7f00:1", "::ffff:7f00:1"),
+        ("[fe80::1%25eth0]", "fe80::1%eth0"),
+        ("fe80::1%25eth0", "fe80::1%eth0"),
+        ("fe80::1%1", "fe80::1%1"),
+    ],
+)
 def test_ip_literals_in_every_spelling_parse(text: str, address: str) -> None:
     parsed = parse_ip(text)
     assert parsed is not None and str(parsed) == address
 
 
-@pytest.mark.parametrize("text", [
-    "2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::1]", "[::ffff:127.0.0.1]",
-    "[fe80::1%25eth0]", "0", "169.16689662", "[::ffff:a9fe:a9fe]",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2130706433",
+        "0x7f.1",
+        "0177.0.0.1",
+        "127.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[fe80::1%25eth0]",
+        "0",
+        "169.16689662",
+        "[::ffff:a9fe:a9fe]",
+    ],
+)
 def test_every_spelling_of_a_non_public_address_is_refused(text: str) -> None:
     address = parse_ip(text)
     assert address is not None and not is_public(address)
 
 
-@pytest.mark.parametrize("text", [
-    "example.com", "localhost", "127.0.0.1.nip.io", "", "127.0.0.1.", "1.2.3.4.5",
-    "4294967296", "0x100.0.0.1", "08.0.0.1", "256.0.0.1", "1.2.65536", "0x", "1..2",
-    "１２７．０．０．１",  # the sender only ever passes hosts after yarl's IDNA mapping
-    "[::1", "::1]", "fe80::1%",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "example.com",
+        "localhost",
+        "127.0.0.1.nip.io",
+        "",
+        "127.0.0.1.",
+        "1.2.3.4.5",
+        "4294967296",
+        "0x100.0.0.1",
+        "08.0.0.1",
+        "256.0.0.1",
+        "1.2.65536",
+        "0x",
+        "1..2",
+        "１２７．０．０．１",  # the sender only ever passes hosts after yarl's IDNA mapping
+        "[::1",
+        "::1]",
+        "fe80::1%",
+    ],
+)
 def test_host_names_are_not_literals(text: str) -> None:
     assert parse_ip(text) is None

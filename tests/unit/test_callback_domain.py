@@ -18,13 +18,20 @@ TASK = SEED_TASK
 
 
 def event(**task_changes: object) -> TaskCompleted:
-    return TaskCompleted(customer_id="c1", callback_format="form",
-                         task=Task.model_validate({**TASK, **task_changes}))
+    return TaskCompleted(
+        customer_id="c1", callback_format="form", task=Task.model_validate({**TASK, **task_changes})
+    )
 
 
 def delivery(*attempts: Attempt, retry_scheduled: bool = False) -> Delivery:
-    return Delivery(task_id=TASK["task_id"], customer_id="c1", callback_format="form",
-                    task=TASK, attempts=attempts, retry_scheduled=retry_scheduled)
+    return Delivery(
+        task_id=TASK["task_id"],
+        customer_id="c1",
+        callback_format="form",
+        task=TASK,
+        attempts=attempts,
+        retry_scheduled=retry_scheduled,
+    )
 
 
 def failed(number: int, at: datetime = NOW) -> Attempt:
@@ -43,8 +50,9 @@ def test_a_completion_makes_a_new_delivery_of_the_customer_view() -> None:
     assert domain.next_attempt(new, NOW) == Attempt(1, NOW)
 
 
-@pytest.mark.parametrize("changes", [{"status": "pending", "response": None, "completed_at": None},
-                                     {"response": None}])
+@pytest.mark.parametrize(
+    "changes", [{"status": "pending", "response": None, "completed_at": None}, {"response": None}]
+)
 def test_only_a_completed_task_with_a_response_is_deliverable(changes: dict) -> None:
     with pytest.raises(domain.NotDeliverable):
         domain.new_delivery(event(**changes), NOW)
@@ -73,8 +81,12 @@ def test_states_follow_the_attempts() -> None:
 
 def test_there_is_never_a_third_attempt_to_claim() -> None:
     assert domain.next_attempt(delivery(failed(1)), NOW).number == 2
-    for done in (delivery(failed(1), failed(2)), delivery(delivered(1)),
-                 delivery(Attempt(1, NOW)), delivery(failed(1), Attempt(2, NOW))):
+    for done in (
+        delivery(failed(1), failed(2)),
+        delivery(delivered(1)),
+        delivery(Attempt(1, NOW)),
+        delivery(failed(1), Attempt(2, NOW)),
+    ):
         with pytest.raises(ValueError):
             domain.next_attempt(done, NOW)
 
@@ -110,7 +122,12 @@ def test_next_step(current: Delivery | None, trigger: domain.Trigger, expected: 
 def test_an_interrupted_attempt_is_logged_as_failed_with_its_claim_time() -> None:
     attempt = domain.interrupted(Attempt(2, STALE))
     public = attempt.to_public()
-    assert (public.attempt, public.at, public.status_code, public.delivered) == (2, STALE, None, False)
+    assert (public.attempt, public.at, public.status_code, public.delivered) == (
+        2,
+        STALE,
+        None,
+        False,
+    )
     assert public.error == domain.INTERRUPTED
 
 

@@ -33,9 +33,14 @@ class FakeLookup(AbstractResolver):
         if host not in self.table:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return [
-            ResolveResult(hostname=host, host=address, port=port,
-                          family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                          proto=0, flags=0)
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=0,
+            )
             for address in self.table[host]
         ]
 
@@ -58,35 +63,62 @@ def lookup() -> FakeLookup:
 
 # The host as yarl/aiohttp will connect to it: Unicode digits and full stops come out as
 # ASCII, so the check sees what the connection uses.
-@pytest.mark.parametrize(("url", "host"), [
-    ("http://１２７．０．０．１:9/x", "127.0.0.1"),        # fullwidth digits and full stops
-    ("http://127。0。0。1/", "127.0.0.1"),                 # ideographic full stops
-    ("http://127．0．0．1/", "127.0.0.1"),                 # fullwidth full stops
-    ("http://127｡0｡0｡1/", "127.0.0.1"),                   # halfwidth ideographic full stops
-    ("http://ｌｏｃａｌｈｏｓｔ/", "localhost"),
-    ("http://LOCALHOST/", "localhost"),
-    ("http://[::ffff:127.0.0.1]/", "::ffff:7f00:1"),
-    ("http://[fe80::1%25eth0]/", "fe80::1%25eth0"),
-    ("http://bücher.example/", "xn--bcher-kva.example"),
-])
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://１２７．０．０．１:9/x", "127.0.0.1"),  # fullwidth digits and full stops
+        ("http://127。0。0。1/", "127.0.0.1"),  # ideographic full stops
+        ("http://127．0．0．1/", "127.0.0.1"),  # fullwidth full stops
+        ("http://127｡0｡0｡1/", "127.0.0.1"),  # halfwidth ideographic full stops
+        ("http://ｌｏｃａｌｈｏｓｔ/", "localhost"),
+        ("http://LOCALHOST/", "localhost"),
+        ("http://[::ffff:127.0.0.1]/", "::ffff:7f00:1"),
+        ("http://[fe80::1%25eth0]/", "fe80::1%25eth0"),
+        ("http://bücher.example/", "xn--bcher-kva.example"),
+    ],
+)
 def test_the_host_checked_is_the_host_aiohttp_connects_to(url: str, host: str) -> None:
     parsed = callback_url(url)
     assert parsed is not None and parsed.raw_host == host
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://example.com/", "http:///nohost", "not a url", "http://exa\u200bmple.com/",
-    "http://example.com:99999/", "javascript:alert(1)",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/",
+        "http:///nohost",
+        "not a url",
+        "http://exa\u200bmple.com/",
+        "http://example.com:99999/",
+        "javascript:alert(1)",
+    ],
+)
 def test_what_is_not_an_http_url_is_not_sent(url: str) -> None:
     assert callback_url(url) is None
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "2130706433", "0x7f000001", "0x7f.1", "0177.0.0.1", "127.1", "0",
-    "::1", "::ffff:7f00:1", "::ffff:127.0.0.1", "fe80::1%25eth0", "[::1]",
-    "169.254.169.254", "169.16689662", "10.0.0.1", "100.64.0.1", "64:ff9b::a00:1",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f000001",
+        "0x7f.1",
+        "0177.0.0.1",
+        "127.1",
+        "0",
+        "::1",
+        "::ffff:7f00:1",
+        "::ffff:127.0.0.1",
+        "fe80::1%25eth0",
+        "[::1]",
+        "169.254.169.254",
+        "169.16689662",
+        "10.0.0.1",
+        "100.64.0.1",
+        "64:ff9b::a00:1",
+    ],
+)
 async def test_non_public_literals_are_refused_without_any_lookup(
     lookup: FakeLookup, host: str
 ) -> None:
@@ -139,8 +171,9 @@ async def test_aiohttp_alone_would_not_ask_its_resolver_about_literals(lookup: F
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "::ffff:7f00:1", "localhost.example"])
 async def test_the_guarded_connector_sends_literals_and_names_through_the_guard(host: str) -> None:
     lookup = FakeLookup({"localhost.example": ["127.0.0.1"]})
-    connector = GuardedConnector(GuardedResolver(allow_private=False, lookup=lookup),
-                                 use_dns_cache=False, force_close=True)
+    connector = GuardedConnector(
+        GuardedResolver(allow_private=False, lookup=lookup), use_dns_cache=False, force_close=True
+    )
     try:
         with pytest.raises(ForbiddenAddress):
             await connector._resolve_host(host, 80)

@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl
 import pytest
 import standardwebhooks
 
-from humantask_shared.credentials import callback_signing_key, new_callback_secret
 from humantask_notifier.payload import (
     callback_headers,
     callback_object,
@@ -24,6 +23,7 @@ from humantask_notifier.payload import (
     form_fields,
     signature,
 )
+from humantask_shared.credentials import callback_signing_key, new_callback_secret
 from tests.support.callbacks import EXAMPLE_RECEIVER, SEED_CALLBACK, SEED_TASK, example_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,18 +50,23 @@ def test_the_json_body_is_the_same_object() -> None:
     body, content_type = encode_body(SEED_TASK, "json")
     assert content_type == "application/json"
     assert json.loads(body) == {
-        "task": SEED_TASK, "response": SEED_TASK["response"], "task_id": SEED_TASK["task_id"]
+        "task": SEED_TASK,
+        "response": SEED_TASK["response"],
+        "task_id": SEED_TASK["task_id"],
     }
     assert callback_object(SEED_TASK) == json.loads(body)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ({"a": None}, [("a", "")]),
-    ({"a": True, "b": False}, [("a", "true"), ("b", "false")]),
-    ({"n": 3, "x": 1.5}, [("n", "3"), ("x", "1.5")]),
-    ({"a": [], "b": {}}, []),
-    ({"a": [[1, 2], {"k": "v"}]}, [("a[0][0]", "1"), ("a[0][1]", "2"), ("a[1][k]", "v")]),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"a": None}, [("a", "")]),
+        ({"a": True, "b": False}, [("a", "true"), ("b", "false")]),
+        ({"n": 3, "x": 1.5}, [("n", "3"), ("x", "1.5")]),
+        ({"a": [], "b": {}}, []),
+        ({"a": [[1, 2], {"k": "v"}]}, [("a[0][0]", "1"), ("a[0][1]", "2"), ("a[1][k]", "v")]),
+    ],
+)
 def test_scalars_become_strings(value: dict[str, Any], expected: list[tuple[str, str]]) -> None:
     assert list(form_fields(value)) == expected
 
@@ -101,7 +106,9 @@ def test_headers_carry_webhook_id_timestamp_signature_task_and_attempt() -> None
 
 
 @pytest.mark.parametrize("callback_format", ["form", "json"])
-def test_the_official_standard_webhooks_library_verifies_our_signature(callback_format: str) -> None:
+def test_the_official_standard_webhooks_library_verifies_our_signature(
+    callback_format: str,
+) -> None:
     body, content_type = encode_body(SEED_TASK, callback_format)  # type: ignore[arg-type]
     now = int(time.time())
     headers = callback_headers(SEED_TASK["task_id"], 1, now, SECRET, body, content_type)
@@ -115,7 +122,7 @@ def test_the_official_standard_webhooks_library_verifies_our_signature(callback_
 def test_a_secret_made_before_standard_webhooks_still_verifies_with_the_library() -> None:
     """Old secrets were `whsec_` + 48 hex digits: valid base64, decoded the same way."""
     old = "whsec_" + "0123456789abcdef" * 3
-    assert callback_signing_key(old) == base64.b64decode(old[len("whsec_"):])
+    assert callback_signing_key(old) == base64.b64decode(old[len("whsec_") :])
     body, content_type = encode_body(SEED_TASK, "json")
     headers = callback_headers(SEED_TASK["task_id"], 1, int(time.time()), old, body, content_type)
     standardwebhooks.Webhook(old).verify(body, headers, json_parse=False)
@@ -138,18 +145,27 @@ def test_the_readme_receiver_verifies_our_signature_and_nothing_else(
     assert receiver.verify_callback(SECRET, headers, body)
     assert not receiver.verify_callback(new_callback_secret(), headers, body)
     assert not receiver.verify_callback(SECRET, headers, body + b"&extra=1")
-    assert not receiver.verify_callback(SECRET, {**headers, "webhook-timestamp": "1700000001"}, body)
+    assert not receiver.verify_callback(
+        SECRET, {**headers, "webhook-timestamp": "1700000001"}, body
+    )
     assert not receiver.verify_callback(SECRET, {**headers, "webhook-id": "other"}, body)
     monkeypatch.setattr(receiver.time, "time", lambda: 1700000000.0 + 301)
     assert not receiver.verify_callback(SECRET, headers, body)  # too old: a replay
 
 
-@pytest.mark.parametrize("timestamp", [
-    "x", "", "1700000000.5", "-1700000000", "1" * 40,
-    "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",  # Arabic-Indic digits
-    "\uff11\uff17\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10",  # fullwidth digits
-    "\u00b9\u2077",  # superscripts, which str.isdigit() accepts
-])
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "x",
+        "",
+        "1700000000.5",
+        "-1700000000",
+        "1" * 40,
+        "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",  # Arabic-Indic digits
+        "\uff11\uff17\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10",  # fullwidth digits
+        "\u00b9\u2077",  # superscripts, which str.isdigit() accepts
+    ],
+)
 def test_the_readme_receiver_says_no_to_a_malformed_timestamp_without_raising(
     timestamp: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,7 +173,9 @@ def test_the_readme_receiver_says_no_to_a_malformed_timestamp_without_raising(
     body, content_type = encode_body(SEED_TASK, "form")
     headers = callback_headers(SEED_TASK["task_id"], 1, 1700000000, SECRET, body, content_type)
     monkeypatch.setattr(receiver.time, "time", lambda: 1700000000.0)
-    assert receiver.verify_callback(SECRET, {**headers, "webhook-timestamp": timestamp}, body) is False
+    assert (
+        receiver.verify_callback(SECRET, {**headers, "webhook-timestamp": timestamp}, body) is False
+    )
 
 
 def test_the_readme_shows_the_receivers_verify_function_verbatim() -> None:

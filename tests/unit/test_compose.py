@@ -108,14 +108,18 @@ def _interpolations(text: str) -> dict[str, str | None]:
 
 
 def _env_file(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines()
-             if "=" in line and not line.lstrip().startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    )
     return {name.strip(): value.strip() for name, value in pairs}
 
 
 # A stand-in for .env: every required variable set.
 FILLED_ENV = {password_env(service): f"{service}-secret" for service in SERVICE_PERMISSIONS} | {
-    "MONGODB_ROOT_PASSWORD": "root-secret", "MONGODB_TASKSTORE_PASSWORD": "taskstore-secret",
+    "MONGODB_ROOT_PASSWORD": "root-secret",
+    "MONGODB_TASKSTORE_PASSWORD": "taskstore-secret",
     "MONGODB_NOTIFIER_PASSWORD": "notifier-secret",
 }
 
@@ -287,9 +291,12 @@ def test_no_password_has_a_default(compose):
     assert re.search(r"\$\{RABBITMQ_OPERATOR_PASSWORD:-\}", text)
     with pytest.raises(KeyError):
         _env_default(_environment(compose["services"]["taskstore"])["AMQP_URL"])
-    urls = [value for service in compose["services"].values()
-            for value in _environment(service).values()
-            if value and value.startswith(("amqp:", "mongodb:"))]
+    urls = [
+        value
+        for service in compose["services"].values()
+        for value in _environment(service).values()
+        if value and value.startswith(("amqp:", "mongodb:"))
+    ]
     assert len(urls) == 6
     for url in urls:
         assert re.fullmatch(r"(amqp|mongodb)://[^:]+:\$\{[A-Z_]+PASSWORD:\?[^}]*\}@.+", url), url
@@ -308,33 +315,49 @@ def test_mongodb_requires_authentication_and_has_a_user_per_service(compose):
     assert env["MONGO_INITDB_ROOT_USERNAME"]
     assert env["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGODB_ROOT_PASSWORD:?")
     mounts = [str(volume) for volume in mongodb.get("volumes") or []]
-    assert "./deploy/mongodb/create-users.js:/docker-entrypoint-initdb.d/create-users.js:ro" in mounts
+    assert (
+        "./deploy/mongodb/create-users.js:/docker-entrypoint-initdb.d/create-users.js:ro" in mounts
+    )
     script = MONGODB_USERS.read_text(encoding="utf-8")
-    for user, password in (("humantask-taskstore", "MONGODB_TASKSTORE_PASSWORD"),
-                           ("humantask-notifier", "MONGODB_NOTIFIER_PASSWORD")):
+    for user, password in (
+        ("humantask-taskstore", "MONGODB_TASKSTORE_PASSWORD"),
+        ("humantask-notifier", "MONGODB_NOTIFIER_PASSWORD"),
+    ):
         assert f"user: '{user}'" in script and f"password('{password}')" in script
         assert password in env
     # The notifier's user reaches exactly the notifier's collections.
     collections = re.search(r"NOTIFIER_COLLECTIONS = \[([^\]]*)\]", script).group(1)
     assert set(re.findall(r"'([^']+)'", collections)) == {
-        notifier_repository.DELIVERIES, notifier_repository.ATTEMPTS}
+        notifier_repository.DELIVERIES,
+        notifier_repository.ATTEMPTS,
+    }
     for name in ("gateway", "admin"):
         assert "MONGODB_URL" not in _environment(compose["services"][name]), (
-            f"{name} needs no database")
+            f"{name} needs no database"
+        )
 
 
 def test_rabbitmq_loads_the_rendered_definitions_at_boot(compose):
     rabbitmq = compose["services"]["rabbitmq"]
-    assert _depends_on(rabbitmq)["broker-definitions"]["condition"] == "service_completed_successfully"
+    assert (
+        _depends_on(rabbitmq)["broker-definitions"]["condition"] == "service_completed_successfully"
+    )
     mounts = [str(volume) for volume in rabbitmq.get("volumes") or []]
     assert "rabbitmq-definitions:/etc/rabbitmq/definitions:ro" in mounts
     conf = next(m for m in mounts if m.startswith("./deploy/rabbitmq/rabbitmq.conf:"))
     assert conf.split(":")[1].startswith("/etc/rabbitmq/conf.d/")
-    assert re.search(r"^load_definitions = /etc/rabbitmq/definitions/definitions\.json$",
-                     RABBITMQ_CONF.read_text(encoding="utf-8"), re.M)
+    assert re.search(
+        r"^load_definitions = /etc/rabbitmq/definitions/definitions\.json$",
+        RABBITMQ_CONF.read_text(encoding="utf-8"),
+        re.M,
+    )
     writer = compose["services"]["broker-definitions"]
     assert _as_argv(writer["command"]) == [
-        "python", "-m", "humantask_shared.broker_definitions", "/definitions/definitions.json"]
+        "python",
+        "-m",
+        "humantask_shared.broker_definitions",
+        "/definitions/definitions.json",
+    ]
     assert "rabbitmq-definitions:/definitions" in [str(v) for v in writer["volumes"]]
     assert set(_environment(writer)) >= {password_env(s) for s in SERVICE_PERMISSIONS}
 
@@ -343,27 +366,39 @@ def test_env_example_and_demo_env_name_every_variable_compose_reads():
     names = set(_interpolations(COMPOSE_FILE.read_text(encoding="utf-8")))
     example = _env_file(ENV_EXAMPLE)
     assert names <= set(example) | {  # commented out in .env.example: defaults that are fine
-        "LOG_LEVEL", "RATE_LIMIT_PER_SECOND", "WORK_LEASE_SECONDS",
-        "CALLBACK_RETRY_DELAY_SECONDS", "CALLBACK_TIMEOUT_SECONDS"}
+        "LOG_LEVEL",
+        "RATE_LIMIT_PER_SECOND",
+        "WORK_LEASE_SECONDS",
+        "CALLBACK_RETRY_DELAY_SECONDS",
+        "CALLBACK_TIMEOUT_SECONDS",
+    }
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
     for name in names:
         assert re.search(rf"^#? ?{name}=", text, re.M), f".env.example does not name {name}"
-    required = {name for name, op in _interpolations(
-        COMPOSE_FILE.read_text(encoding="utf-8")).items() if op == ":?"}
+    required = {
+        name
+        for name, op in _interpolations(COMPOSE_FILE.read_text(encoding="utf-8")).items()
+        if op == ":?"
+    }
     assert required <= {name for name, value in example.items() if value == "change-me"}
     demo = _env_file(DEMO_ENV)
     assert all(demo.get(name) for name in required), "demo.env must make the demo one command"
     assert demo["HUMANTASK_DEMO_API_KEY"] and demo["CALLBACK_ALLOW_PRIVATE_NETWORKS"] == "true"
 
 
-def test_dockerfile_installs_project_with_constraints():
+def test_dockerfile_installs_the_runtime_lock_then_the_project_alone():
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim|PYTHON_IMAGE=python:3\.11-slim", text, re.M)
     installs = [line for line in text.splitlines() if "pip install" in line]
-    assert any("-c constraints.txt" in line and line.rstrip().endswith(" .") for line in installs), (
-        installs
-    )
-    assert not any("[test]" in line for line in installs), "image must not install test extras"
+    assert any(
+        "--require-hashes" in line and line.rstrip().endswith("-r requirements/runtime.txt")
+        for line in installs
+    ), installs
+    assert any(re.search(r"pip install .*--no-deps \.(\s|$)", line) for line in installs), installs
+    assert not any(
+        "[test]" in line or "[bench]" in line or re.search(r"requirements/(?!runtime)", line)
+        for line in installs
+    ), "image must install runtime dependencies only"
     assert re.search(r"^USER\s+(?!root\b|0\b)\S+", text, re.M), "image must not run as root"
     assert re.search(r"^CMD\s+\[\"humantask-gateway\"\]", text, re.M)
     assert "PYTHONUNBUFFERED=1" in text
@@ -382,7 +417,7 @@ def test_dockerfile_copies_every_wheel_package():
         if line.startswith("COPY ") and "--from=" not in line
         for src in line.split()[1:-1]
     }
-    assert {"pyproject.toml", "constraints.txt"} <= copied
+    assert {"pyproject.toml", "requirements/runtime.txt"} <= copied
     for package in packages:
         top = package.split("/", 1)[0]
         assert top in copied, f"Dockerfile does not copy {top}/ (needed for {package})"
@@ -392,5 +427,6 @@ def test_dockerfile_copies_every_wheel_package():
         for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     }
-    for needed in {"pyproject.toml", "constraints.txt", *(p.split("/", 1)[0] for p in packages)}:
+    needed_paths = {"pyproject.toml", "requirements", *(p.split("/", 1)[0] for p in packages)}
+    for needed in needed_paths:
         assert needed not in ignored, f".dockerignore excludes {needed}"

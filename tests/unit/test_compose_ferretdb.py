@@ -30,7 +30,7 @@ _ComposeLoader.add_multi_constructor("!", _tagged)
 
 
 def _override() -> dict[str, Any]:
-    return yaml.load(OVERRIDE.read_text(encoding="utf-8"), Loader=_ComposeLoader)  # noqa: S506
+    return yaml.load(OVERRIDE.read_text(encoding="utf-8"), Loader=_ComposeLoader)
 
 
 def test_the_images_are_ferretdbs_published_ones_at_the_tested_version() -> None:
@@ -48,11 +48,13 @@ def test_the_services_use_ferretdb_and_mongodb_stays_off() -> None:
     for name in ("taskstore", "notifier"):
         url = services[name]["environment"]["MONGODB_URL"]
         assert re.fullmatch(
-            r"mongodb://humantask:\$\{FERRETDB_POSTGRES_PASSWORD:\?[^}]*\}@ferretdb:27017/humantask", url
+            r"mongodb://humantask:\$\{FERRETDB_POSTGRES_PASSWORD:\?[^}]*\}@ferretdb:27017/humantask",
+            url,
         ), url
         assert set(services[name]["depends_on"]) == {"rabbitmq", "ferretdb"}
     assert "!override" in OVERRIDE.read_text(encoding="utf-8"), (
-        "depends_on must replace the MongoDB dependency, not add to it")
+        "depends_on must replace the MongoDB dependency, not add to it"
+    )
 
 
 def test_nothing_is_published_and_no_password_has_a_default() -> None:
@@ -62,4 +64,6 @@ def test_nothing_is_published_and_no_password_has_a_default() -> None:
     passwords = re.findall(r"\$\{([A-Z_]*PASSWORD)(:[?-])", text)
     assert passwords and all(op == ":?" for _, op in passwords)
     for env_file in (ROOT / ".env.example", ROOT / "demo.env"):
-        assert re.search(r"^FERRETDB_POSTGRES_PASSWORD=.+$", env_file.read_text(encoding="utf-8"), re.M)
+        assert re.search(
+            r"^FERRETDB_POSTGRES_PASSWORD=.+$", env_file.read_text(encoding="utf-8"), re.M
+        )

@@ -39,8 +39,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 TASK_FIELDS = {
-    "task_id", "created_at", "completed_at", "callback_url", "type", "status",
-    "instruction", "params", "response", "metadata", "unique_id", "canceled_at",
+    "task_id",
+    "created_at",
+    "completed_at",
+    "callback_url",
+    "type",
+    "status",
+    "instruction",
+    "params",
+    "response",
+    "metadata",
+    "unique_id",
+    "canceled_at",
 }
 
 
@@ -234,7 +244,10 @@ def test_list_query_parameters_are_the_task_list_query(openapi: dict[str, Any]) 
     assert set(parameters) == set(TaskListQuery.model_fields)
     assert all(p["in"] == "query" and p["required"] is False for p in parameters.values())
     assert parameters["limit"]["schema"] == {
-        "default": 100, "maximum": 100, "minimum": 1, "type": "integer"
+        "default": 100,
+        "maximum": 100,
+        "minimum": 1,
+        "type": "integer",
     }
     assert parameters["offset"]["schema"]["minimum"] == 0
     for name in ("start_time", "end_time"):
@@ -242,7 +255,8 @@ def test_list_query_parameters_are_the_task_list_query(openapi: dict[str, Any]) 
 
     ok = operation["responses"]["200"]
     assert ok["content"]["application/json"]["schema"] == {
-        "type": "array", "items": {"$ref": "#/components/schemas/Task"}
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/Task"},
     }
     assert "Link" in ok["headers"]
 
@@ -272,7 +286,8 @@ def test_openapi_passes_a_spec_validator_when_installed(openapi: dict[str, Any])
 
 def channel_at(asyncapi: dict[str, Any], address: str, exchange: str) -> dict[str, Any]:
     matches = [
-        channel for channel in asyncapi["channels"].values()
+        channel
+        for channel in asyncapi["channels"].values()
         if channel["address"] == address
         and channel["bindings"]["amqp"].get("exchange", {}).get("name") == exchange
     ]
@@ -282,7 +297,8 @@ def channel_at(asyncapi: dict[str, Any], address: str, exchange: str) -> dict[st
 
 def operations_on(asyncapi: dict[str, Any], channel: dict[str, Any]) -> dict[str, dict]:
     return {
-        operation_id: operation for operation_id, operation in asyncapi["operations"].items()
+        operation_id: operation
+        for operation_id, operation in asyncapi["operations"].items()
         if deref(asyncapi, operation["channel"]) is channel
     }
 
@@ -296,7 +312,8 @@ def test_only_the_notifiers_commands_go_to_the_notifier_exchange() -> None:
     """The notifier's broker user reads its own command exchange, never the task-store's."""
     routed = {name: command_route(command).exchange for name, command in COMMANDS.items()}
     assert {name for name, exchange in routed.items() if exchange != COMMANDS_EXCHANGE} == {
-        "callback.list"}
+        "callback.list"
+    }
     assert routed["callback.list"] == NOTIFIER_COMMANDS_EXCHANGE
 
 
@@ -319,12 +336,13 @@ def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> No
     (operation_id,) = sends
     assert operation_id.split(".send.")[0] in command.senders
 
-    queue = next(c for c in asyncapi["channels"].values()
-                 if c["address"] == command_route(command).queue)
+    queue = next(
+        c for c in asyncapi["channels"].values() if c["address"] == command_route(command).queue
+    )
     receives = [
-        op for op in operations_on(asyncapi, queue).values()
-        if op["action"] == "receive"
-        and deref(asyncapi, op["messages"][0])["name"] == name
+        op
+        for op in operations_on(asyncapi, queue).values()
+        if op["action"] == "receive" and deref(asyncapi, op["messages"][0])["name"] == name
     ]
     assert len(receives) == 1, f"nobody receives {name}"
     reply_payload = deref(asyncapi, deref(asyncapi, receives[0]["reply"]["messages"][0])["payload"])

@@ -79,11 +79,14 @@ def test_array_syntax_on_a_scalar_field_is_rejected(name: str) -> None:
         parse_form(f"{name}[]=x".encode())
 
 
-@pytest.mark.parametrize("body", [
-    b"instruction=%ff%fe",          # percent-encoded bytes that are not UTF-8
-    b"instruction=\xff\xfe",        # raw bytes that are not UTF-8
-    b"caf%C3=x",                    # a truncated sequence in a name
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"instruction=%ff%fe",  # percent-encoded bytes that are not UTF-8
+        b"instruction=\xff\xfe",  # raw bytes that are not UTF-8
+        b"caf%C3=x",  # a truncated sequence in a name
+    ],
+)
 def test_invalid_utf8_in_a_form_is_invalid_request(body: bytes) -> None:
     with pytest.raises(InvalidRequest, match="UTF-8"):
         parse_form(body)
@@ -111,7 +114,10 @@ def test_an_empty_form_is_no_fields() -> None:
 
 
 def test_a_json_object_parses() -> None:
-    assert parse_json_object(b'{"a": [1, {"b": null}], "c": "\\u00e9"}') == {"a": [1, {"b": None}], "c": "é"}
+    assert parse_json_object(b'{"a": [1, {"b": null}], "c": "\\u00e9"}') == {
+        "a": [1, {"b": None}],
+        "c": "é",
+    }
 
 
 @pytest.mark.parametrize("body", [b"[]", b'["a", "b"]', b'"text"', b"42", b"null", b"true"])
@@ -181,11 +187,17 @@ def test_a_nested_field_is_named_with_its_path() -> None:
 def test_a_model_level_error_names_the_field_itself() -> None:
     fields = {**parse_form(SEED_FORM), "attachment": "not a url"}
     message = describe_validation_error(validation_error(CreateTaskRequest, fields))
-    assert message == "attachment: must be an absolute http or https URL when attachment_type is website"
+    assert (
+        message
+        == "attachment: must be an absolute http or https URL when attachment_type is website"
+    )
 
 
 def test_an_empty_body_names_the_first_missing_field() -> None:
-    assert describe_validation_error(validation_error(CreateTaskRequest, {})) == "callback_url: is required"
+    assert (
+        describe_validation_error(validation_error(CreateTaskRequest, {}))
+        == "callback_url: is required"
+    )
 
 
 def test_validate_raises_invalid_request_with_the_description() -> None:
@@ -237,7 +249,9 @@ def test_other_schemes_and_empty_basic_are_unauthorized(header: str) -> None:
         credential_from_header(header)
 
 
-@pytest.mark.parametrize("header", ["Basic !!!notbase64", "Basic bGl2ZV9rZXk", "Basic a", "Basic bGl2 ZV9r"])
+@pytest.mark.parametrize(
+    "header", ["Basic !!!notbase64", "Basic bGl2ZV9rZXk", "Basic a", "Basic bGl2 ZV9r"]
+)
 def test_malformed_base64_is_unauthorized(header: str) -> None:
     with pytest.raises(Unauthorized, match="malformed"):
         credential_from_header(header)
@@ -256,7 +270,10 @@ def test_an_empty_username_is_unauthorized(userinfo: str) -> None:
 
 
 def test_an_absurdly_long_username_is_unauthorized() -> None:
-    assert credential_from_header(basic("k" * MAX_CREDENTIAL_LENGTH + ":")) == "k" * MAX_CREDENTIAL_LENGTH
+    assert (
+        credential_from_header(basic("k" * MAX_CREDENTIAL_LENGTH + ":"))
+        == "k" * MAX_CREDENTIAL_LENGTH
+    )
     with pytest.raises(Unauthorized):
         credential_from_header(basic("k" * (MAX_CREDENTIAL_LENGTH + 1) + ":"))
 

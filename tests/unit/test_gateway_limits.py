@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
@@ -83,12 +83,18 @@ class FakeTaskStore:
         if isinstance(command, ListTasks):
             return TaskPage(tasks=[])
         if isinstance(command, CreateTask):
-            return Task(task_id=command.task_id, created_at=utcnow(), status="pending",
-                        callback_url=command.request.callback_url,
-                        instruction=command.request.instruction,
-                        params={"attachment_type": command.request.attachment_type,
-                                "attachment": command.request.attachment,
-                                "categories": command.request.categories})
+            return Task(
+                task_id=command.task_id,
+                created_at=utcnow(),
+                status="pending",
+                callback_url=command.request.callback_url,
+                instruction=command.request.instruction,
+                params={
+                    "attachment_type": command.request.attachment_type,
+                    "attachment": command.request.attachment,
+                    "categories": command.request.categories,
+                },
+            )
         if isinstance(command, GetTask):
             raise Unavailable("the service did not answer in time")
         raise AssertionError(f"unexpected {command!r}")
@@ -105,11 +111,18 @@ class Gateway:
     def url(self, path: str) -> str:
         return str(self.server.make_url(path))
 
-    async def call(self, method: str, path: str, key: str | None = None,
-                   **kwargs: Any) -> tuple[int, CIMultiDict[str], Any]:
+    async def call(
+        self, method: str, path: str, key: str | None = None, **kwargs: Any
+    ) -> tuple[int, CIMultiDict[str], Any]:
         headers = {**(basic(key) if key else {}), **kwargs.pop("headers", {})}
-        async with self.session.request(method, self.url(path), headers=headers, **kwargs) as response:
-            body = await response.json() if response.content_type == "application/json" else await response.read()
+        async with self.session.request(
+            method, self.url(path), headers=headers, **kwargs
+        ) as response:
+            body = (
+                await response.json()
+                if response.content_type == "application/json"
+                else await response.read()
+            )
             return response.status, response.headers.copy(), body
 
 
@@ -125,8 +138,8 @@ async def gateway() -> AsyncIterator[GatewayFactory]:
         app = create_app(GatewaySettings(**settings))
         app.cleanup_ctx.clear()  # no broker: the fake plays the task-store
         store = FakeTaskStore()
-        app[taskstore_key] = store  # type: ignore[assignment]
-        app[authenticator_key] = Authenticator(store, cache_seconds=30)  # type: ignore[arg-type]
+        app[taskstore_key] = store  # type: ignore[misc]  # a fake
+        app[authenticator_key] = Authenticator(store, cache_seconds=30)  # type: ignore[arg-type]  # a fake
         server = TestServer(app)
         await server.start_server()
         session = ClientSession()
@@ -226,18 +239,33 @@ async def test_malformed_credentials_cost_no_round_trip(gateway: GatewayFactory)
 # -- cross-site requests ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v1/tasks"), ("POST", "/v1/task/categorize"), ("POST", "/v1/work/claim"),
-    ("GET", f"/v1/task/{TASK_ID}"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/tasks"),
+        ("POST", "/v1/task/categorize"),
+        ("POST", "/v1/work/claim"),
+        ("GET", f"/v1/task/{TASK_ID}"),
+    ],
+)
 async def test_cross_site_browser_requests_to_the_api_are_403(
-    gateway: GatewayFactory, method: str, path: str,
+    gateway: GatewayFactory,
+    method: str,
+    path: str,
 ) -> None:
     gw = await gateway()
-    status, _, body = await gw.call(method, path, GOOD_KEY, headers={"Sec-Fetch-Site": "cross-site"},
-                                    json=VALID_TASK if method == "POST" else None)
+    status, _, body = await gw.call(
+        method,
+        path,
+        GOOD_KEY,
+        headers={"Sec-Fetch-Site": "cross-site"},
+        json=VALID_TASK if method == "POST" else None,
+    )
     assert status == 403
-    assert body == {"status_code": 403, "error": "cross-site requests from browsers are not allowed"}
+    assert body == {
+        "status_code": 403,
+        "error": "cross-site requests from browsers are not allowed",
+    }
     assert gw.store.asked == []
 
 
@@ -247,7 +275,9 @@ async def test_other_fetch_sites_are_served(gateway: GatewayFactory, site: str) 
     assert (await gw.call("GET", "/v1/tasks", GOOD_KEY, headers={"Sec-Fetch-Site": site}))[0] == 200
 
 
-async def test_the_workbench_page_opens_from_a_link_on_another_site(gateway: GatewayFactory) -> None:
+async def test_the_workbench_page_opens_from_a_link_on_another_site(
+    gateway: GatewayFactory,
+) -> None:
     gw = await gateway()
     status, _, _ = await gw.call("GET", "/work", headers={"Sec-Fetch-Site": "cross-site"})
     assert status == 200
@@ -296,23 +326,28 @@ async def test_a_body_sent_in_time_is_read(gateway: GatewayFactory) -> None:
 # -- limits of the contract: 400 naming the field, the task-store never asked -------------
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("offset=9223372036854775808", "offset"),
-    ("offset=10001", "offset"),
-    ("offset=-1", "offset"),
-    ("limit=0", "limit"),
-    ("limit=101", "limit"),
-    ("limit=99999999999999999999999", "limit"),
-    ("start_time=9999-12-31T23:59:59-05:00", "start_time"),
-    ("end_time=9999-12-31T23:30:00-01:00", "end_time"),
-    ("start_time=0001-01-01T00:00:00%2B01:00", "start_time"),
-    ("end_time=1969-12-31T23:59:59Z", "end_time"),
-    ("start_time=1970-01-01T00:30:00%2B01:00", "start_time"),
-    ("start_time=not-a-date", "start_time"),
-    ("unique_id=" + "x" * 257, "unique_id"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("offset=9223372036854775808", "offset"),
+        ("offset=10001", "offset"),
+        ("offset=-1", "offset"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=99999999999999999999999", "limit"),
+        ("start_time=9999-12-31T23:59:59-05:00", "start_time"),
+        ("end_time=9999-12-31T23:30:00-01:00", "end_time"),
+        ("start_time=0001-01-01T00:00:00%2B01:00", "start_time"),
+        ("end_time=1969-12-31T23:59:59Z", "end_time"),
+        ("start_time=1970-01-01T00:30:00%2B01:00", "start_time"),
+        ("start_time=not-a-date", "start_time"),
+        ("unique_id=" + "x" * 257, "unique_id"),
+    ],
+)
 async def test_list_queries_out_of_range_are_400_naming_the_field(
-    gateway: GatewayFactory, query: str, field: str,
+    gateway: GatewayFactory,
+    query: str,
+    field: str,
 ) -> None:
     gw = await gateway()
     status, _, body = await gw.call("GET", f"/v1/tasks?{query}", GOOD_KEY)
@@ -321,43 +356,61 @@ async def test_list_queries_out_of_range_are_400_naming_the_field(
     assert gw.store.count(ListTasks) == 0
 
 
-@pytest.mark.parametrize("query", [
-    "offset=10000", "limit=1", "limit=100", "start_time=1970-01-01T00:00:00Z",
-    "end_time=9999-12-31T23:59:59Z", "end_time=9999-12-31T23:59:59%2B05:00",
-    "start_time=2024-01-01T00:00:00",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "offset=10000",
+        "limit=1",
+        "limit=100",
+        "start_time=1970-01-01T00:00:00Z",
+        "end_time=9999-12-31T23:59:59Z",
+        "end_time=9999-12-31T23:59:59%2B05:00",
+        "start_time=2024-01-01T00:00:00",
+    ],
+)
 async def test_list_queries_at_the_limits_are_served(gateway: GatewayFactory, query: str) -> None:
     gw = await gateway()
     status, _, body = await gw.call("GET", f"/v1/tasks?{query}", GOOD_KEY)
     assert status == 200, body
     (command,) = [c for c in gw.store.asked if isinstance(c, ListTasks)]
     for moment in (command.query.start_time, command.query.end_time):
-        assert moment is None or moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
+        assert moment is None or (
+            moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
+        )
 
 
-@pytest.mark.parametrize(("overrides", "field"), [
-    ({"instruction": "x" * 10_001}, "instruction"),
-    ({"instruction": ""}, "instruction"),
-    ({"attachment": "x" * 10_001}, "attachment"),
-    ({"attachment": ""}, "attachment"),
-    ({"attachment_type": "image", "attachment": "http://example.com/" + "x" * 2030}, "attachment"),
-    ({"categories": [f"c{n}" for n in range(101)]}, "categories"),
-    ({"categories": ["a"]}, "categories"),
-    ({"categories": ["a", "x" * 257]}, "categories"),
-    ({"categories": ["a", "a"]}, "categories"),
-    ({"categories": ["a", ""]}, "categories"),
-    ({"callback_url": "http://example.com/" + "x" * 2030}, "callback_url"),
-    ({"callback_url": "http://☃.example/cb"}, "callback_url"),
-    ({"callback_url": "http://exa\u200bmple.com/cb"}, "callback_url"),
-    ({"unique_id": "u" * 257}, "unique_id"),
-    ({"metadata": {"x": "y" * 16 * 1024}}, "metadata"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"instruction": "x" * 10_001}, "instruction"),
+        ({"instruction": ""}, "instruction"),
+        ({"attachment": "x" * 10_001}, "attachment"),
+        ({"attachment": ""}, "attachment"),
+        (
+            {"attachment_type": "image", "attachment": "http://example.com/" + "x" * 2030},
+            "attachment",
+        ),
+        ({"categories": [f"c{n}" for n in range(101)]}, "categories"),
+        ({"categories": ["a"]}, "categories"),
+        ({"categories": ["a", "x" * 257]}, "categories"),
+        ({"categories": ["a", "a"]}, "categories"),
+        ({"categories": ["a", ""]}, "categories"),
+        ({"callback_url": "http://example.com/" + "x" * 2030}, "callback_url"),
+        ({"callback_url": "http://☃.example/cb"}, "callback_url"),
+        ({"callback_url": "http://exa\u200bmple.com/cb"}, "callback_url"),
+        ({"unique_id": "u" * 257}, "unique_id"),
+        ({"metadata": {"x": "y" * 16 * 1024}}, "metadata"),
+    ],
+)
 async def test_task_fields_past_their_limits_are_400_naming_the_field(
-    gateway: GatewayFactory, overrides: dict[str, Any], field: str,
+    gateway: GatewayFactory,
+    overrides: dict[str, Any],
+    field: str,
 ) -> None:
     gw = await gateway()
-    status, _, body = await gw.call("POST", "/v1/task/categorize", GOOD_KEY,
-                                    json={**VALID_TASK, **overrides})
+    status, _, body = await gw.call(
+        "POST", "/v1/task/categorize", GOOD_KEY, json={**VALID_TASK, **overrides}
+    )
     assert status == 400, body
     assert body["error"].startswith(f"{field}"), body
     assert gw.store.count(CreateTask) == 0
@@ -372,8 +425,9 @@ async def test_task_fields_at_their_limits_are_accepted(gateway: GatewayFactory)
         "unique_id": "u" * 256,
         "callback_url": "http://bücher.example/" + "x" * (2048 - len("http://bücher.example/")),
     }
-    status, _, body = await gw.call("POST", "/v1/task/categorize", GOOD_KEY,
-                                    json={**VALID_TASK, **at_limits})
+    status, _, body = await gw.call(
+        "POST", "/v1/task/categorize", GOOD_KEY, json={**VALID_TASK, **at_limits}
+    )
     assert status == 200, body
 
 
@@ -381,13 +435,15 @@ async def test_task_fields_at_their_limits_are_accepted(gateway: GatewayFactory)
 
 
 async def test_a_service_failure_is_503_with_retry_after_and_logged(
-    gateway: GatewayFactory, caplog: pytest.LogCaptureFixture,
+    gateway: GatewayFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     gw = await gateway()
     gw.store.fail_with = Unavailable("task.list failed inside the service; try again later")
     with caplog.at_level("WARNING", logger="humantask_gateway.middleware"):
-        status, headers, body = await gw.call("GET", "/v1/tasks", GOOD_KEY,
-                                              headers={"X-Request-Id": "req-503-test"})
+        status, headers, body = await gw.call(
+            "GET", "/v1/tasks", GOOD_KEY, headers={"X-Request-Id": "req-503-test"}
+        )
     assert status == 503 and headers["Retry-After"] == "1"
     assert body["status_code"] == 503 and headers["X-Request-Id"] == "req-503-test"
     (record,) = [r for r in caplog.records if r.getMessage() == "answering 503"]

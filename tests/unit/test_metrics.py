@@ -35,12 +35,21 @@ class FakeRpc:
         return self.answer
 
 
-@pytest.mark.parametrize("answer, raised", [
-    (Reply(ok=False, error=ReplyError(code="not_found", message="no such task")).model_dump_json().encode(),
-     NotFound),
-    (Unavailable("the service did not answer in time"), Unavailable),  # a timeout counts too
-])
-async def test_the_caller_side_of_each_command_is_timed(answer: bytes | Exception, raised: type) -> None:
+@pytest.mark.parametrize(
+    ("answer", "raised"),
+    [
+        (
+            Reply(ok=False, error=ReplyError(code="not_found", message="no such task"))
+            .model_dump_json()
+            .encode(),
+            NotFound,
+        ),
+        (Unavailable("the service did not answer in time"), Unavailable),  # a timeout counts too
+    ],
+)
+async def test_the_caller_side_of_each_command_is_timed(
+    answer: bytes | Exception, raised: type
+) -> None:
     name = "humantask_command_duration_seconds_count"
     before = sample(name, command="task.get")
     client = CommandClient(FakeRpc(answer), timeout_seconds=1)  # type: ignore[arg-type]
@@ -50,28 +59,36 @@ async def test_the_caller_side_of_each_command_is_timed(answer: bytes | Exceptio
     assert sample("humantask_command_duration_seconds_bucket", command="task.get", le="+Inf") >= 1
 
 
-@pytest.mark.parametrize("result, kind", [
-    (SendResult(status_code=200), "status_2xx"),
-    (SendResult(status_code=204), "status_2xx"),
-    (SendResult(status_code=307), "status_3xx"),
-    (SendResult(status_code=404), "status_4xx"),
-    (SendResult(status_code=503), "status_5xx"),
-    (SendResult(error="timed out after 10 s", reason="timeout"), "timeout"),
-    (SendResult(error="something"), "connection"),
-])
+@pytest.mark.parametrize(
+    ("result", "kind"),
+    [
+        (SendResult(status_code=200), "status_2xx"),
+        (SendResult(status_code=204), "status_2xx"),
+        (SendResult(status_code=307), "status_3xx"),
+        (SendResult(status_code=404), "status_4xx"),
+        (SendResult(status_code=503), "status_5xx"),
+        (SendResult(error="timed out after 10 s", reason="timeout"), "timeout"),
+        (SendResult(error="something"), "connection"),
+    ],
+)
 def test_a_send_result_says_what_kind_it_is(result: SendResult, kind: str) -> None:
     assert result.kind == kind
 
 
 def attempts(attempt: str, outcome: str, reason: str) -> float:
-    return sample("humantask_callback_attempts_total", attempt=attempt, outcome=outcome, reason=reason)
+    return sample(
+        "humantask_callback_attempts_total", attempt=attempt, outcome=outcome, reason=reason
+    )
 
 
 async def test_callback_attempts_are_counted_by_outcome_and_reason() -> None:
     failed = attempts("1", "failed", "timeout")
     delivered = attempts("2", "delivered", "status_2xx")
-    world = World(sender=FakeSender([SendResult(error="timed out after 1 s", reason="timeout"),
-                                     SendResult(status_code=200)]))
+    world = World(
+        sender=FakeSender(
+            [SendResult(error="timed out after 1 s", reason="timeout"), SendResult(status_code=200)]
+        )
+    )
     await world.completed()
     assert attempts("1", "failed", "timeout") == failed + 1
     await world.retry_due()

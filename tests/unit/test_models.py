@@ -91,44 +91,52 @@ def test_each_required_field_is_required(field: str) -> None:
     assert exc.errors()[0]["type"] == "missing"
 
 
-@pytest.mark.parametrize("url", [
-    "http://www.example.com/callback",
-    "https://example.com",
-    "HTTPS://EXAMPLE.COM/x?y=1#z",
-    "http://127.0.0.1:8080/cb",
-    "http://[::1]:9000/cb",
-    "https://user:pw@example.com:443/path",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://www.example.com/callback",
+        "https://example.com",
+        "HTTPS://EXAMPLE.COM/x?y=1#z",
+        "http://127.0.0.1:8080/cb",
+        "http://[::1]:9000/cb",
+        "https://user:pw@example.com:443/path",
+    ],
+)
 def test_callback_url_accepts_absolute_http_urls(url: str) -> None:
     assert make(callback_url=url).callback_url == url
 
 
-@pytest.mark.parametrize("url", [
-    "/callback",                          # relative
-    "www.example.com/callback",           # no scheme
-    "ftp://example.com/x",                # wrong scheme
-    "javascript:alert(1)",
-    "file:///etc/passwd",
-    "http://",                            # no host
-    "http:///path",                       # no host
-    "http://exa mple.com/",               # whitespace inside
-    " http://example.com/",               # leading whitespace
-    "http://example.com/\n",              # trailing newline
-    "http://example.com/\tx",
-    "http://example.com:99999/",          # port out of range
-    "http://example.com:-1/",
-    "http://example.com:port/",           # port not a number
-    "http://[::1/",                       # broken IPv6 literal
-    "http://example.com/" + "x" * 2048,   # too long
-    "",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/callback",  # relative
+        "www.example.com/callback",  # no scheme
+        "ftp://example.com/x",  # wrong scheme
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "http://",  # no host
+        "http:///path",  # no host
+        "http://exa mple.com/",  # whitespace inside
+        " http://example.com/",  # leading whitespace
+        "http://example.com/\n",  # trailing newline
+        "http://example.com/\tx",
+        "http://example.com:99999/",  # port out of range
+        "http://example.com:-1/",
+        "http://example.com:port/",  # port not a number
+        "http://[::1/",  # broken IPv6 literal
+        "http://example.com/" + "x" * 2048,  # too long
+        "",
+    ],
+)
 def test_callback_url_rejects_what_is_not_an_absolute_http_url(url: str) -> None:
     exc = rejected(callback_url=url)
     assert error_fields(exc) == ["callback_url"]
     assert not is_http_url(url)
 
 
-@pytest.mark.parametrize("value", [42, None, ["http://example.com/"], {"url": "http://example.com"}])
+@pytest.mark.parametrize(
+    "value", [42, None, ["http://example.com/"], {"url": "http://example.com"}]
+)
 def test_callback_url_must_be_a_string(value: Any) -> None:
     assert error_fields(rejected(callback_url=value)) == ["callback_url"]
 
@@ -176,18 +184,21 @@ def test_attachment_must_not_be_blank(attachment: str) -> None:
     assert "attachment" in error_fields(rejected(attachment=attachment))
 
 
-@pytest.mark.parametrize("categories", [
-    [],
-    ["big"],
-    ["big", "big"],            # not distinct
-    ["big", "small", "big"],
-    ["big", ""],               # empty
-    ["big", "   "],            # blank
-    ["big", 2],                # not a string
-    ["big", None],
-    "big,small",               # not a list
-    {"a": "big", "b": "small"},
-])
+@pytest.mark.parametrize(
+    "categories",
+    [
+        [],
+        ["big"],
+        ["big", "big"],  # not distinct
+        ["big", "small", "big"],
+        ["big", ""],  # empty
+        ["big", "   "],  # blank
+        ["big", 2],  # not a string
+        ["big", None],
+        "big,small",  # not a list
+        {"a": "big", "b": "small"},
+    ],
+)
 def test_categories_need_two_distinct_non_empty_strings(categories: Any) -> None:
     exc = rejected(categories=categories)
     assert set(error_fields(exc)) == {"categories"}
@@ -297,8 +308,11 @@ def task(**overrides: Any) -> Task:
         "callback_url": "http://www.example.com/callback",
         "status": "pending",
         "instruction": "Is this company public or private?",
-        "params": TaskParams(attachment_type="website", attachment="http://www.google.com/",
-                             categories=["public", "private"]),
+        "params": TaskParams(
+            attachment_type="website",
+            attachment="http://www.google.com/",
+            categories=["public", "private"],
+        ),
     }
     return Task(**{**fields, **overrides})
 
@@ -332,8 +346,12 @@ def test_a_completed_task_has_its_response_and_completed_at() -> None:
 
 
 def test_extras_appear_only_when_they_apply() -> None:
-    with_extras = task(metadata={"a": None}, unique_id="u-1", status="canceled",
-                       canceled_at=datetime(2020, 1, 1, tzinfo=UTC)).to_json_dict()
+    with_extras = task(
+        metadata={"a": None},
+        unique_id="u-1",
+        status="canceled",
+        canceled_at=datetime(2020, 1, 1, tzinfo=UTC),
+    ).to_json_dict()
     # A None inside the customer's metadata is the customer's: kept.
     assert with_extras["metadata"] == {"a": None}
     assert with_extras["unique_id"] == "u-1"
@@ -368,17 +386,23 @@ def test_format_timestamp_truncates_to_milliseconds() -> None:
 def test_format_timestamp_takes_naive_as_utc_and_converts_offsets() -> None:
     assert format_timestamp(datetime(2020, 2, 29, 23, 59, 59)) == "2020-02-29T23:59:59.000Z"
     minus_five = timezone(timedelta(hours=-5))
-    assert format_timestamp(datetime(2020, 2, 29, 20, 0, tzinfo=minus_five)) == "2020-03-01T01:00:00.000Z"
+    assert (
+        format_timestamp(datetime(2020, 2, 29, 20, 0, tzinfo=minus_five))
+        == "2020-03-01T01:00:00.000Z"
+    )
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2016-06-23T09:09:34.752Z", datetime(2016, 6, 23, 9, 9, 34, 752000, tzinfo=UTC)),
-    ("2016-06-23T09:09:34.752", datetime(2016, 6, 23, 9, 9, 34, 752000, tzinfo=UTC)),
-    ("2016-06-23T11:09:34+02:00", datetime(2016, 6, 23, 9, 9, 34, tzinfo=UTC)),
-    ("2016-06-23T04:09:34-05:00", datetime(2016, 6, 23, 9, 9, 34, tzinfo=UTC)),
-    ("2016-06-23", datetime(2016, 6, 23, tzinfo=UTC)),
-    ("  2016-06-23T09:09:34Z\n", datetime(2016, 6, 23, 9, 9, 34, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2016-06-23T09:09:34.752Z", datetime(2016, 6, 23, 9, 9, 34, 752000, tzinfo=UTC)),
+        ("2016-06-23T09:09:34.752", datetime(2016, 6, 23, 9, 9, 34, 752000, tzinfo=UTC)),
+        ("2016-06-23T11:09:34+02:00", datetime(2016, 6, 23, 9, 9, 34, tzinfo=UTC)),
+        ("2016-06-23T04:09:34-05:00", datetime(2016, 6, 23, 9, 9, 34, tzinfo=UTC)),
+        ("2016-06-23", datetime(2016, 6, 23, tzinfo=UTC)),
+        ("  2016-06-23T09:09:34Z\n", datetime(2016, 6, 23, 9, 9, 34, tzinfo=UTC)),
+    ],
+)
 def test_parse_timestamp(text: str, expected: datetime) -> None:
     parsed = parse_timestamp(text)
     assert parsed == expected
@@ -417,7 +441,9 @@ def test_as_utc() -> None:
 
 def test_credential_hash_is_the_sha256_hex_digest() -> None:
     # FIPS 180-2 test vector.
-    assert credential_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert (
+        credential_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
     key = "live_0123456789abcdef0123456789abcdef"
     assert credential_hash(key) == hashlib.sha256(key.encode()).hexdigest()
     assert credential_hash("clé") == hashlib.sha256("clé".encode()).hexdigest()
@@ -429,12 +455,15 @@ def test_different_credentials_have_different_hashes() -> None:
     assert credential_hash("") != credential_hash(" ")
 
 
-@pytest.mark.parametrize(("make_secret", "pattern"), [
-    (new_api_key, r"live_[0-9a-f]{32}"),
-    (new_worker_token, r"worker_[0-9a-f]{32}"),
-    # Standard Webhooks: whsec_ and the base64 of 32 random bytes.
-    (new_callback_secret, r"whsec_[A-Za-z0-9+/]{43}="),
-])
+@pytest.mark.parametrize(
+    ("make_secret", "pattern"),
+    [
+        (new_api_key, r"live_[0-9a-f]{32}"),
+        (new_worker_token, r"worker_[0-9a-f]{32}"),
+        # Standard Webhooks: whsec_ and the base64 of 32 random bytes.
+        (new_callback_secret, r"whsec_[A-Za-z0-9+/]{43}="),
+    ],
+)
 def test_new_secrets_have_their_prefix_and_are_random(make_secret: Any, pattern: str) -> None:
     secrets = {make_secret() for _ in range(50)}
     assert len(secrets) == 50
@@ -445,24 +474,30 @@ def test_new_secrets_have_their_prefix_and_are_random(make_secret: Any, pattern:
 # -- Limits of API.md §4-5 (issue 10) ---------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "http://bücher.example/cb",            # IDNA
-    "http://例え.テスト/cb",
-    "http://１２７．０．０．１/cb",          # valid IDNA (UTS 46 maps it); refused when sent
-    "http://xn--bcher-kva.example/cb",
-    "http://example.com/" + "x" * (2048 - len("http://example.com/")),  # exactly 2,048
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://bücher.example/cb",  # IDNA
+        "http://例え.テスト/cb",
+        "http://１２７．０．０．１/cb",  # valid IDNA (UTS 46 maps it); refused when sent
+        "http://xn--bcher-kva.example/cb",
+        "http://example.com/" + "x" * (2048 - len("http://example.com/")),  # exactly 2,048
+    ],
+)
 def test_callback_url_accepts_ascii_and_idna_hosts_up_to_2048_characters(url: str) -> None:
     assert make(callback_url=url).callback_url == url
 
 
-@pytest.mark.parametrize("url", [
-    "http://☃.example/cb",                 # not IDNA 2008
-    "http://١٢٧.٠.٠.١/cb",                 # bidi rule
-    "http://exa\u200bmple.com/cb",          # zero-width space
-    "http://a\x00b.com/cb",
-    "http://example.com/" + "x" * (2049 - len("http://example.com/")),
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://☃.example/cb",  # not IDNA 2008
+        "http://١٢٧.٠.٠.١/cb",  # bidi rule
+        "http://exa\u200bmple.com/cb",  # zero-width space
+        "http://a\x00b.com/cb",
+        "http://example.com/" + "x" * (2049 - len("http://example.com/")),
+    ],
+)
 def test_callback_url_refuses_hosts_that_can_never_be_sent_to(url: str) -> None:
     assert error_fields(rejected(callback_url=url)) == ["callback_url"]
 
@@ -486,15 +521,18 @@ def test_categories_have_their_limits() -> None:
     assert error_fields(rejected(categories=["a", "b" * 257])) == ["categories"]
 
 
-@pytest.mark.parametrize(("fields", "field"), [
-    ({"offset": "9223372036854775808"}, "offset"),
-    ({"offset": 10_001}, "offset"),
-    ({"start_time": "9999-12-31T23:59:59-05:00"}, "start_time"),   # past 9999 in UTC
-    ({"end_time": "0001-01-01T00:00:00+01:00"}, "end_time"),       # before year 1 in UTC
-    ({"start_time": "1969-12-31T23:59:59Z"}, "start_time"),
-    ({"end_time": "1970-01-01T00:30:00+01:00"}, "end_time"),
-    ({"unique_id": "u" * 257}, "unique_id"),
-])
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"offset": "9223372036854775808"}, "offset"),
+        ({"offset": 10_001}, "offset"),
+        ({"start_time": "9999-12-31T23:59:59-05:00"}, "start_time"),  # past 9999 in UTC
+        ({"end_time": "0001-01-01T00:00:00+01:00"}, "end_time"),  # before year 1 in UTC
+        ({"start_time": "1969-12-31T23:59:59Z"}, "start_time"),
+        ({"end_time": "1970-01-01T00:30:00+01:00"}, "end_time"),
+        ({"unique_id": "u" * 257}, "unique_id"),
+    ],
+)
 def test_list_queries_out_of_range_are_refused(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         TaskListQuery.model_validate(fields)
@@ -502,10 +540,13 @@ def test_list_queries_out_of_range_are_refused(fields: dict[str, Any], field: st
 
 
 def test_list_query_times_are_kept_in_utc() -> None:
-    query = TaskListQuery.model_validate({
-        "start_time": "1970-01-01T00:00:00Z", "end_time": "9999-12-31T23:59:59+05:00",
-        "offset": 10_000,
-    })
+    query = TaskListQuery.model_validate(
+        {
+            "start_time": "1970-01-01T00:00:00Z",
+            "end_time": "9999-12-31T23:59:59+05:00",
+            "offset": 10_000,
+        }
+    )
     assert query.start_time == datetime(1970, 1, 1, tzinfo=UTC)
     assert query.end_time == datetime(9999, 12, 31, 18, 59, 59, tzinfo=UTC)
     naive = TaskListQuery.model_validate({"start_time": "2024-05-01T12:00:00"})

@@ -23,9 +23,14 @@ DEPLOY = ROOT / "deploy" / "observability"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 OVERRIDE = yaml.safe_load((ROOT / "docker-compose.observability.yml").read_text(encoding="utf-8"))
 PROMETHEUS = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
-DASHBOARD = json.loads((DEPLOY / "grafana" / "dashboards" / "humantask.json").read_text(encoding="utf-8"))
+DASHBOARD = json.loads(
+    (DEPLOY / "grafana" / "dashboards" / "humantask.json").read_text(encoding="utf-8")
+)
 DATASOURCES = yaml.safe_load(
-    (DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text(encoding="utf-8"))
+    (DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text(
+        encoding="utf-8"
+    )
+)
 
 APP_SERVICES = ("gateway", "taskstore", "notifier")
 PROFILE_SERVICES = ("prometheus", "grafana", "jaeger")
@@ -37,8 +42,12 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
 
 def _exported_metric_names() -> set[str]:
     """What the code's metrics are called in /metrics, suffixes included."""
-    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"],
-                "gauge": [""], "summary": ["_count", "_sum"]}
+    suffixes = {
+        "counter": ["_total"],
+        "histogram": ["_bucket", "_count", "_sum"],
+        "gauge": [""],
+        "summary": ["_count", "_sum"],
+    }
     names: set[str] = set()
     for family in REGISTRY.collect():
         names |= {family.name + suffix for suffix in suffixes.get(family.type, [""])}
@@ -78,8 +87,13 @@ def test_the_dashboard_asks_for_metrics_that_exist() -> None:
     assert used <= exported, sorted(used - exported)
     # The panels the README promises.
     titles = {panel["title"] for panel in DASHBOARD["panels"]}
-    assert {"Request rate by route", "Latency p95 by route", "RabbitMQ queue depth",
-            "Oldest pending task", "Callback attempts by outcome and reason"} <= titles
+    assert {
+        "Request rate by route",
+        "Latency p95 by route",
+        "RabbitMQ queue depth",
+        "Oldest pending task",
+        "Callback attempts by outcome and reason",
+    } <= titles
 
 
 def test_the_dashboard_uses_the_provisioned_data_source() -> None:
@@ -95,6 +109,9 @@ def test_the_dashboard_uses_the_provisioned_data_source() -> None:
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_the_override_sends_traces_to_the_profiles_jaeger(name: str) -> None:
     env = _environment(OVERRIDE["services"][name])
-    assert env == {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"}
+    assert env == {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318",
+    }
     assert set(OVERRIDE["services"]) == set(APP_SERVICES), "the override only adds environment"
     assert _environment(COMPOSE["services"]["jaeger"])["COLLECTOR_OTLP_ENABLED"] == "true"

@@ -47,8 +47,9 @@ async def test_a_lone_clear_is_written_at_once() -> None:
 
 async def test_a_failed_write_fails_every_clear_in_it() -> None:
     clears = OutboxClears(SlowRepository(fail=True))  # type: ignore[arg-type]
-    results = await asyncio.gather(*(clears.clear(f"t-{i}", ["e"]) for i in range(5)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(clears.clear(f"t-{i}", ["e"]) for i in range(5)), return_exceptions=True
+    )
     assert all(isinstance(result, AutoReconnect) for result in results)
     with pytest.raises(AutoReconnect):
         await clears.clear("t-late", ["e"])

@@ -41,9 +41,11 @@ def pending(**overrides: Any) -> TaskRecord:
 
 def test_create_makes_a_pending_task_from_the_request() -> None:
     record, _ = create_task(
-        TASK_ID, CUSTOMER_ID,
+        TASK_ID,
+        CUSTOMER_ID,
         request(metadata={"batch": 7}, unique_id="u-1", callback_format="json"),
-        CREATED, "req-1",
+        CREATED,
+        "req-1",
     )
     assert record.task_id == TASK_ID
     assert record.customer_id == CUSTOMER_ID
@@ -63,7 +65,9 @@ def test_create_makes_a_pending_task_from_the_request() -> None:
 
 
 def test_create_raises_one_task_created_event_with_the_full_public_task() -> None:
-    record, events = create_task(TASK_ID, CUSTOMER_ID, request(metadata={"k": "v"}), CREATED, "req-1")
+    record, events = create_task(
+        TASK_ID, CUSTOMER_ID, request(metadata={"k": "v"}), CREATED, "req-1"
+    )
     assert len(events) == 1
     event = events[0]
     assert isinstance(event, TaskCreated)
@@ -85,7 +89,15 @@ def test_every_event_has_its_own_id() -> None:
 
 def test_the_public_task_hides_what_customers_never_see() -> None:
     public = pending().to_public().to_json_dict()
-    assert set(public) == {"task_id", "created_at", "callback_url", "type", "status", "instruction", "params"}
+    assert set(public) == {
+        "task_id",
+        "created_at",
+        "callback_url",
+        "type",
+        "status",
+        "instruction",
+        "params",
+    }
     assert CUSTOMER_ID not in str(public)
     assert "req-create" not in str(public)
 
@@ -126,8 +138,9 @@ def test_cancel_a_canceled_task_changes_nothing_and_raises_no_event() -> None:
 
 
 def test_cancel_a_completed_task_is_a_conflict() -> None:
-    completed = replace(pending(), status="completed", completed_at=LATER,
-                        response=TaskResponse(category="big"))
+    completed = replace(
+        pending(), status="completed", completed_at=LATER, response=TaskResponse(category="big")
+    )
     with pytest.raises(Conflict) as info:
         cancel_task(completed, LATER)
     assert TASK_ID in info.value.message
@@ -143,7 +156,9 @@ def test_the_same_parameters_have_the_same_fingerprint() -> None:
 
 
 def test_unique_id_is_not_part_of_the_fingerprint() -> None:
-    assert request_fingerprint(request(unique_id="a")) == request_fingerprint(request(unique_id="b"))
+    assert request_fingerprint(request(unique_id="a")) == request_fingerprint(
+        request(unique_id="b")
+    )
     assert request_fingerprint(request(unique_id="a")) == request_fingerprint(request())
 
 
@@ -155,23 +170,28 @@ def test_unknown_fields_do_not_change_the_fingerprint() -> None:
     assert request_fingerprint(request()) == request_fingerprint(request(priority=30))
 
 
-@pytest.mark.parametrize("change", [
-    {"callback_url": "http://www.example.com/other"},
-    {"instruction": "Something else?"},
-    {"attachment_type": "website", "attachment": "http://example.com/"},
-    {"attachment": "truck"},
-    {"categories": ["big", "small", "medium"]},
-    {"categories": ["small", "big"]},          # the order of categories matters
-    {"metadata": {"a": 1}},
-    {"metadata": {}},                          # an empty object is not "no metadata"
-    {"callback_format": "json"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"callback_url": "http://www.example.com/other"},
+        {"instruction": "Something else?"},
+        {"attachment_type": "website", "attachment": "http://example.com/"},
+        {"attachment": "truck"},
+        {"categories": ["big", "small", "medium"]},
+        {"categories": ["small", "big"]},  # the order of categories matters
+        {"metadata": {"a": 1}},
+        {"metadata": {}},  # an empty object is not "no metadata"
+        {"callback_format": "json"},
+    ],
+)
 def test_every_parameter_is_part_of_the_fingerprint(change: dict[str, Any]) -> None:
     assert request_fingerprint(request(**change)) != request_fingerprint(request())
 
 
 def test_metadata_values_and_nesting_matter() -> None:
-    assert request_fingerprint(request(metadata={"a": 1})) != request_fingerprint(request(metadata={"a": 2}))
+    assert request_fingerprint(request(metadata={"a": 1})) != request_fingerprint(
+        request(metadata={"a": 2})
+    )
     assert request_fingerprint(request(metadata={"a": [1, 2]})) != request_fingerprint(
         request(metadata={"a": [2, 1]})
     )

@@ -53,11 +53,17 @@ def test_console_and_otlp_together() -> None:
         exporter.shutdown()
 
 
-@pytest.mark.parametrize("environ, match", [
-    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf"),
-    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "http/protobuf"),
-    ({"OTEL_TRACES_EXPORTER": "zipkin"}, "not installed"),
-])
+@pytest.mark.parametrize(
+    ("environ", "match"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf"),
+        (
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"},
+            "http/protobuf",
+        ),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "not installed"),
+    ],
+)
 def test_what_cannot_be_exported_stops_the_start(environ: dict[str, str], match: str) -> None:
     with pytest.raises(tracing.TracingConfigError, match=match):
         tracing.span_exporters(environ)
@@ -127,18 +133,23 @@ def test_restored_only_where_nothing_is_traced() -> None:
     with tracing.restored_trace_context({"traceparent": TRACEPARENT}):
         assert trace.get_current_span().get_span_context().trace_id == TRACE_ID
     assert not trace.get_current_span().get_span_context().is_valid
-    with trace.use_span(NonRecordingSpan(other)):
-        with tracing.restored_trace_context({"traceparent": TRACEPARENT}):
-            assert trace.get_current_span().get_span_context().trace_id == 0x1
+    with (
+        trace.use_span(NonRecordingSpan(other)),
+        tracing.restored_trace_context({"traceparent": TRACEPARENT}),
+    ):
+        assert trace.get_current_span().get_span_context().trace_id == 0x1
     with tracing.restored_trace_context(None):
         assert not trace.get_current_span().get_span_context().is_valid
 
 
 def test_a_command_is_a_client_span_that_records_its_failure() -> None:
     with recorded_spans() as spans:
-        with trace.use_span(NonRecordingSpan(PARENT)):
-            with pytest.raises(RuntimeError), tracing.command_span("task.get"):
-                raise RuntimeError("no answer")
+        with (
+            trace.use_span(NonRecordingSpan(PARENT)),
+            pytest.raises(RuntimeError),
+            tracing.command_span("task.get"),
+        ):
+            raise RuntimeError("no answer")
         [span] = spans.all()
     assert span.name == "command task.get" and span.kind is SpanKind.CLIENT
     assert span.context.trace_id == TRACE_ID

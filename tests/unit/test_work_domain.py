@@ -33,7 +33,9 @@ def pending() -> domain.TaskRecord:
 
 def leased(worker: str = "alice", at: datetime = T0) -> domain.TaskRecord:
     """As the repository's claim leaves it."""
-    return replace(pending(), lease_worker_id=worker, lease_expires_at=domain.lease_expiry(at, LEASE))
+    return replace(
+        pending(), lease_worker_id=worker, lease_expires_at=domain.lease_expiry(at, LEASE)
+    )
 
 
 # --- leases ---------------------------------------------------------------------------------
@@ -55,7 +57,13 @@ def test_a_finished_task_is_nobodys_live_lease(status: str) -> None:
 
 def test_the_worker_view_shows_nothing_about_the_customer() -> None:
     item = leased().to_work_item()
-    assert set(item.model_dump()) == {"task_id", "type", "instruction", "params", "lease_expires_at"}
+    assert set(item.model_dump()) == {
+        "task_id",
+        "type",
+        "instruction",
+        "params",
+        "lease_expires_at",
+    }
     dumped = item.model_dump_json()
     for secret in ("customer-1", "customer data", "order-1", "www.example.com"):
         assert secret not in dumped
@@ -109,7 +117,7 @@ def test_every_submit_without_the_live_lease_gets_one_and_the_same_answer() -> N
 
 @pytest.mark.parametrize("category", ["medium", "Big", "big ", ""])
 def test_a_category_the_task_does_not_offer_is_invalid(category: str) -> None:
-    with pytest.raises(InvalidRequest, match="^category"):
+    with pytest.raises(InvalidRequest, match=r"^category"):
         domain.submit_work(leased("alice"), "alice", category, T0)
 
 

@@ -5,13 +5,14 @@ Neither does I/O here; `Client` and `AsyncClient` only add sending and sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -60,22 +61,20 @@ class RetryPolicy:
     max_backoff: float = 8.0
 
     def delay(self, retry: int, response: httpx.Response | None) -> float:
-        wait = self.backoff * 2**retry * random.uniform(0.5, 1.0)
+        wait = self.backoff * 2.0**retry * random.uniform(0.5, 1.0)
         if response is not None:
-            try:
+            with contextlib.suppress(ValueError):  # no or a malformed Retry-After
                 wait = float(response.headers.get("Retry-After", ""))
-            except ValueError:
-                pass
         return max(0.0, min(wait, self.max_backoff))
 
 
 @dataclass(frozen=True)
-class Call:
+class Call(Generic[T]):
     """One API request, and how to read its answer."""
 
     method: str
     path: str
-    parse: Callable[[Any], Any]
+    parse: Callable[[Any], T]
     params: Mapping[str, str] | None = None
     json: Any = None
     content: bytes | str | None = None
@@ -90,12 +89,14 @@ def client_options(api_key: str, base_url: str | None, timeout: float) -> dict[s
         "base_url": api_root(base_url),
         "auth": httpx.BasicAuth(api_key, ""),
         "timeout": timeout,
-        "headers": {"User-Agent": f"humantask-scale-python/{__version__}",
-                    "Accept": "application/json"},
+        "headers": {
+            "User-Agent": f"humantask-scale-python/{__version__}",
+            "Accept": "application/json",
+        },
     }
 
 
-def request_args(call: Call) -> dict[str, Any]:
+def request_args(call: Call[Any]) -> dict[str, Any]:
     args: dict[str, Any] = {"params": call.params, "headers": dict(call.headers)}
     if call.json is not None:
         args["json"] = call.json
@@ -113,7 +114,7 @@ def read_body(response: httpx.Response) -> Any:
         return response.text
 
 
-def result(response: httpx.Response, call: Call) -> Any:
+def result(response: httpx.Response, call: Call[T]) -> T:
     """The parsed result of a 2xx answer; the matching `ScaleError` otherwise."""
     body = read_body(response)
     if response.is_success:
@@ -143,7 +144,7 @@ def _timestamp(value: datetime | str) -> str:
     if isinstance(value, str):
         return value
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(timespec="milliseconds") + "Z"
 
 
@@ -164,25 +165,31 @@ def create_call(
     metadata: dict[str, Any] | None = None,
     unique_id: str | None = None,
     callback_format: str | None = None,
-) -> Call:
-    body = _drop_none({
-        "callback_url": callback_url, "instruction": instruction,
-        "attachment_type": attachment_type, "attachment": attachment,
-        "categories": list(categories), "metadata": metadata, "unique_id": unique_id,
-        "callback_format": callback_format,
-    })
+) -> Call[Task]:
+    body = _drop_none(
+        {
+            "callback_url": callback_url,
+            "instruction": instruction,
+            "attachment_type": attachment_type,
+            "attachment": attachment,
+            "categories": list(categories),
+            "metadata": metadata,
+            "unique_id": unique_id,
+            "callback_format": callback_format,
+        }
+    )
     return Call("POST", "task/categorize", Task.model_validate, json=body)
 
 
-def get_call(task_id: str) -> Call:
+def get_call(task_id: str) -> Call[Task]:
     return Call("GET", _task_path(task_id), Task.model_validate)
 
 
-def cancel_call(task_id: str) -> Call:
+def cancel_call(task_id: str) -> Call[Task]:
     return Call("POST", _task_path(task_id, "/cancel"), Task.model_validate)
 
 
-def callbacks_call(task_id: str) -> Call:
+def callbacks_call(task_id: str) -> Call[list[CallbackAttempt]]:
     return Call("GET", _task_path(task_id, "/callbacks"), _CALLBACKS.validate_python)
 
 
@@ -195,25 +202,41 @@ def list_call(
     end_time: datetime | str | None = None,
     limit: int | None = None,
     offset: int | None = None,
-) -> Call:
-    params = _drop_none({
-        "status": status, "type": type, "unique_id": unique_id,
-        "start_time": None if start_time is None else _timestamp(start_time),
-        "end_time": None if end_time is None else _timestamp(end_time),
-        "limit": None if limit is None else str(limit),
-        "offset": None if offset is None else str(offset),
-    })
+) -> Call[list[Task]]:
+    params = _drop_none(
+        {
+            "status": status,
+            "type": type,
+            "unique_id": unique_id,
+            "start_time": None if start_time is None else _timestamp(start_time),
+            "end_time": None if end_time is None else _timestamp(end_time),
+            "limit": None if limit is None else str(limit),
+            "offset": None if offset is None else str(offset),
+        }
+    )
     return Call("GET", "tasks", _TASKS.validate_python, params=params)
 
 
-def with_params(call: Call, params: Mapping[str, str]) -> Call:
+def with_params(call: Call[T], params: Mapping[str, str]) -> Call[T]:
     return Call(call.method, call.path, call.parse, params=params)
 
 
 def raw_call(
-    method: str, path: str, *, json: Any = None, content: bytes | str | None = None,
-    params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-) -> Call:
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    content: bytes | str | None = None,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Call[Any]:
     """Any request under `/v1/` (`path` relative to it); the answer's JSON as it is."""
-    return Call(method.upper(), path.lstrip("/"), lambda body: body, params=params, json=json,
-                content=content, headers=headers or {})
+    return Call(
+        method.upper(),
+        path.lstrip("/"),
+        lambda body: body,
+        params=params,
+        json=json,
+        content=content,
+        headers=headers or {},
+    )

@@ -47,7 +47,7 @@ def _header(headers: Mapping[str, Any], name: str) -> str:
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_...` secret: the bytes its base64 part stands for
     (decoded as leniently as the Standard Webhooks libraries do)."""
-    encoded = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    encoded = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
     try:
         return base64.b64decode(encoded + "=" * (-len(encoded) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -88,8 +88,10 @@ def verify_callback(
         expected = sign(secret, message_id, timestamp, body).encode("ascii")
     except ValueError:  # not a secret at all, or a message id no sender of ours would use
         return False
-    return any(hmac.compare_digest(candidate.encode("utf-8", "replace"), expected)
-               for candidate in signatures.split())
+    return any(
+        hmac.compare_digest(candidate.encode("utf-8", "replace"), expected)
+        for candidate in signatures.split()
+    )
 
 
 def parse_callback(body: bytes, content_type: str = "application/x-www-form-urlencoded") -> Any:

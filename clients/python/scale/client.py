@@ -7,7 +7,7 @@ import builtins
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -15,6 +15,8 @@ from . import _core
 from ._core import Call, RetryPolicy
 from .errors import APIConnectionError, APITimeoutError
 from .models import CallbackAttempt, Task
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -44,8 +46,9 @@ class Client:
         max_backoff: float = 8.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(**_core.client_options(api_key, base_url, timeout),
-                                  transport=transport)
+        self._http = httpx.Client(
+            **_core.client_options(api_key, base_url, timeout), transport=transport
+        )
         self.retry = RetryPolicy(max_retries, backoff, max_backoff)
         self.tasks = Tasks(self)
 
@@ -53,7 +56,7 @@ class Client:
     def base_url(self) -> str:
         return str(self._http.base_url)
 
-    def _send(self, call: Call) -> httpx.Response:
+    def _send(self, call: Call[Any]) -> httpx.Response:
         retry = 0
         while True:
             response = None
@@ -69,10 +72,10 @@ class Client:
             time.sleep(self.retry.delay(retry, response))
             retry += 1
 
-    def _call(self, call: Call) -> Any:
+    def _call(self, call: Call[T]) -> T:
         return _core.result(self._send(call), call)
 
-    def _pages(self, call: Call) -> Iterator[Any]:
+    def _pages(self, call: Call[builtins.list[T]]) -> Iterator[T]:
         while True:
             response = self._send(call)
             yield from _core.result(response, call)
@@ -112,8 +115,9 @@ class AsyncClient:
         max_backoff: float = 8.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(**_core.client_options(api_key, base_url, timeout),
-                                       transport=transport)
+        self._http = httpx.AsyncClient(
+            **_core.client_options(api_key, base_url, timeout), transport=transport
+        )
         self.retry = RetryPolicy(max_retries, backoff, max_backoff)
         self.tasks = AsyncTasks(self)
 
@@ -121,7 +125,7 @@ class AsyncClient:
     def base_url(self) -> str:
         return str(self._http.base_url)
 
-    async def _send(self, call: Call) -> httpx.Response:
+    async def _send(self, call: Call[Any]) -> httpx.Response:
         retry = 0
         while True:
             response = None
@@ -139,10 +143,10 @@ class AsyncClient:
             await asyncio.sleep(self.retry.delay(retry, response))
             retry += 1
 
-    async def _call(self, call: Call) -> Any:
+    async def _call(self, call: Call[T]) -> T:
         return _core.result(await self._send(call), call)
 
-    async def _pages(self, call: Call) -> AsyncIterator[Any]:
+    async def _pages(self, call: Call[builtins.list[T]]) -> AsyncIterator[T]:
         while True:
             response = await self._send(call)
             for item in _core.result(response, call):
@@ -185,11 +189,18 @@ class Tasks:
         callback_format: str | None = None,
     ) -> Task:
         """`POST /v1/task/categorize`: the new task, `status` `pending`."""
-        return self._client._call(_core.create_call(
-            callback_url=callback_url, instruction=instruction, attachment_type=attachment_type,
-            attachment=attachment, categories=categories, metadata=metadata,
-            unique_id=unique_id, callback_format=callback_format,
-        ))
+        return self._client._call(
+            _core.create_call(
+                callback_url=callback_url,
+                instruction=instruction,
+                attachment_type=attachment_type,
+                attachment=attachment,
+                categories=categories,
+                metadata=metadata,
+                unique_id=unique_id,
+                callback_format=callback_format,
+            )
+        )
 
     createCategorization = create_categorization  # noqa: N815 - the seed's spelling
 
@@ -208,10 +219,17 @@ class Tasks:
         offset: int | None = None,
     ) -> Iterator[Task]:
         """The caller's tasks, newest first, page after page (`limit` is the page size)."""
-        return self._client._pages(_core.list_call(
-            status=status, type=type, unique_id=unique_id, start_time=start_time,
-            end_time=end_time, limit=limit, offset=offset,
-        ))
+        return self._client._pages(
+            _core.list_call(
+                status=status,
+                type=type,
+                unique_id=unique_id,
+                start_time=start_time,
+                end_time=end_time,
+                limit=limit,
+                offset=offset,
+            )
+        )
 
     def cancel(self, task_id: str) -> Task:
         return self._client._call(_core.cancel_call(task_id))
@@ -239,11 +257,18 @@ class AsyncTasks:
         unique_id: str | None = None,
         callback_format: str | None = None,
     ) -> Task:
-        return await self._client._call(_core.create_call(
-            callback_url=callback_url, instruction=instruction, attachment_type=attachment_type,
-            attachment=attachment, categories=categories, metadata=metadata,
-            unique_id=unique_id, callback_format=callback_format,
-        ))
+        return await self._client._call(
+            _core.create_call(
+                callback_url=callback_url,
+                instruction=instruction,
+                attachment_type=attachment_type,
+                attachment=attachment,
+                categories=categories,
+                metadata=metadata,
+                unique_id=unique_id,
+                callback_format=callback_format,
+            )
+        )
 
     createCategorization = create_categorization  # noqa: N815 - the seed's spelling
 
@@ -262,10 +287,17 @@ class AsyncTasks:
         offset: int | None = None,
     ) -> AsyncIterator[Task]:
         """`async for task in api.tasks.list(...)`: newest first, across pages."""
-        return self._client._pages(_core.list_call(
-            status=status, type=type, unique_id=unique_id, start_time=start_time,
-            end_time=end_time, limit=limit, offset=offset,
-        ))
+        return self._client._pages(
+            _core.list_call(
+                status=status,
+                type=type,
+                unique_id=unique_id,
+                start_time=start_time,
+                end_time=end_time,
+                limit=limit,
+                offset=offset,
+            )
+        )
 
     async def cancel(self, task_id: str) -> Task:
         return await self._client._call(_core.cancel_call(task_id))

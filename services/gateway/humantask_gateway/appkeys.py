@@ -1,6 +1,7 @@
 """Typed keys for what the gateway application holds."""
 
 from aiohttp import web
+
 from humantask_shared.command_client import CommandClient
 
 from .auth import Authenticator

@@ -11,6 +11,7 @@ import binascii
 import time
 
 from aiohttp import web
+
 from humantask_shared.command_client import CommandClient
 from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import Unauthorized
@@ -71,8 +72,11 @@ class Authenticator:
     def forget(self, role: Role, principal_id: str) -> None:
         """Drop every cached credential of this customer or worker."""
         self._changes += 1
-        stale = [key for key, (_, principal) in self._cache.items()
-                 if principal.principal_id == principal_id and principal.role == role]
+        stale = [
+            key
+            for key, (_, principal) in self._cache.items()
+            if principal.principal_id == principal_id and principal.role == role
+        ]
         for key in stale:
             del self._cache[key]
 

@@ -7,6 +7,7 @@ another customer); the notifier, which owns the delivery records, gives the atte
 from __future__ import annotations
 
 from aiohttp import web
+
 from humantask_shared.messages.commands import CallbackLog, GetTask, ListCallbacks
 from humantask_shared.models import Task
 
@@ -22,6 +23,4 @@ async def list_callbacks(request: web.Request) -> web.Response:
     callback_log = await notifier.send(
         ListCallbacks(customer_id=owner, task_id=task_id), CallbackLog
     )
-    return json_response(
-        [attempt.model_dump(mode="json") for attempt in callback_log.attempts]
-    )
+    return json_response([attempt.model_dump(mode="json") for attempt in callback_log.attempts])

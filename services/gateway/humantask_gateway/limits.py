@@ -29,9 +29,10 @@ from typing import Generic, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import Counter
+
 from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import HumantaskError, Unauthorized, Unavailable
-from prometheus_client import Counter
 
 from .auth import credential_from_header
 from .middleware import error_response
@@ -58,9 +59,19 @@ Clock = Callable[[], float]
 class TokenBuckets(Generic[K]):
     """One token bucket per key: `rate` tokens a second, holding at most `burst`."""
 
-    def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic,
-                 max_keys: int = MAX_TRACKED_KEYS) -> None:
-        self._rate, self._burst, self._clock, self._max_keys = rate, max(burst, 1.0), clock, max_keys
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Clock = time.monotonic,
+        max_keys: int = MAX_TRACKED_KEYS,
+    ) -> None:
+        self._rate, self._burst, self._clock, self._max_keys = (
+            rate,
+            max(burst, 1.0),
+            clock,
+            max_keys,
+        )
         self._buckets: dict[K, tuple[float, float]] = {}  # key -> (tokens, when)
 
     def _tokens(self, key: K, now: float) -> float:
@@ -103,8 +114,9 @@ class TokenBuckets(Generic[K]):
 class ExpiringMap(Generic[K]):
     """Keys remembered for `seconds`, with a value each; bounded in size."""
 
-    def __init__(self, seconds: float, clock: Clock = time.monotonic,
-                 max_keys: int = MAX_TRACKED_KEYS) -> None:
+    def __init__(
+        self, seconds: float, clock: Clock = time.monotonic, max_keys: int = MAX_TRACKED_KEYS
+    ) -> None:
         self._seconds, self._clock, self._max_keys = seconds, clock, max_keys
         self._entries: dict[K, tuple[float, str]] = {}
 
@@ -155,12 +167,17 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
     """The middleware; `clock` only for tests."""
     per_credential = (
         TokenBuckets[str](settings.rate_limit_per_second, settings.rate_limit_per_second, clock)
-        if settings.rate_limit_per_second > 0 else None
+        if settings.rate_limit_per_second > 0
+        else None
     )
     failures_per_address = (
-        TokenBuckets[str](settings.auth_failures_per_second,
-                          settings.auth_failures_per_second * AUTH_FAILURE_BURST_SECONDS, clock)
-        if settings.auth_failures_per_second > 0 else None
+        TokenBuckets[str](
+            settings.auth_failures_per_second,
+            settings.auth_failures_per_second * AUTH_FAILURE_BURST_SECONDS,
+            clock,
+        )
+        if settings.auth_failures_per_second > 0
+        else None
     )
     refused = ExpiringMap[tuple[str, str]](settings.auth_failure_cache_seconds, clock)
     # Credentials that worked lately go through even when their address is over budget.
@@ -184,8 +201,10 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
             if wait:
                 REJECTED.labels("rate_limit").inc()
                 return too_many_requests(
-                    wait, f"rate limit exceeded: at most {settings.rate_limit_per_second:g} "
-                          "requests a second per credential")
+                    wait,
+                    f"rate limit exceeded: at most {settings.rate_limit_per_second:g} "
+                    "requests a second per credential",
+                )
         key = (digest, _role(request))
         message = refused.get(key)
         if message is not None:
@@ -197,7 +216,8 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
             if wait:
                 REJECTED.labels("auth_failures").inc()
                 return too_many_requests(
-                    wait, "too many failed authentications from this address; try again later")
+                    wait, "too many failed authentications from this address; try again later"
+                )
         try:
             response = await handler(request)
         except Unauthorized as exc:

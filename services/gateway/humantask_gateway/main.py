@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+
 from humantask_shared.command_client import CommandClient
 from humantask_shared.credential_events import follow_credential_changes
 from humantask_shared.credentials import credential_hash
@@ -91,8 +92,10 @@ async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:
                 log.info("demo customer ready")
                 break
             except Unavailable as exc:
-                log.warning("waiting for the task-store to create the demo customer",
-                            extra={"error": exc.message})
+                log.warning(
+                    "waiting for the task-store to create the demo customer",
+                    extra={"error": exc.message},
+                )
                 await asyncio.sleep(1)
             except HumantaskError as exc:  # e.g. an operator revoked the demo key
                 log.error("no demo customer", extra={"error": exc.message})
@@ -111,8 +114,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
     add_worker_routes(app)
     app.router.add_get("/v1/task/{task_id}/callbacks", list_callbacks)
     app.cleanup_ctx.extend(
-        [health_port_ctx, broker_resource(settings, "humantask-gateway"), commands_ctx,
-         credential_changes_ctx, demo_customer_ctx]
+        [
+            health_port_ctx,
+            broker_resource(settings, "humantask-gateway"),
+            commands_ctx,
+            credential_changes_ctx,
+            demo_customer_ctx,
+        ]
     )
     return app
 

@@ -75,8 +75,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         HTTP_SECONDS.labels(route_name).observe(time.perf_counter() - started)
         log.info(
             "request",
-            extra={"method": request.method, "path": request.path, "status": status,
-                   "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         )
         request_id_var.reset(token)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
 from humantask_shared.errors import NotFound
 from humantask_shared.models import TASK_ID_PATTERN
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from aiohttp import web
+from yarl import URL
+
 from humantask_shared.messages.commands import (
     CancelTask,
     CreateTask,
@@ -16,7 +18,6 @@ from humantask_shared.models import (
     TaskListQuery,
     TaskPage,
 )
-from yarl import URL
 
 from .appkeys import taskstore_key
 from .bodies import read_fields, validate

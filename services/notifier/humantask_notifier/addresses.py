@@ -33,10 +33,14 @@ _IPV4_PART = re.compile(r"^(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
 def _legacy_ipv4(text: str) -> ipaddress.IPv4Address | None:
     """`inet_aton`'s IPv4 forms: 1 to 4 parts, the last one filling the remaining bytes."""
     parts = text.split(".")
-    if not 1 <= len(parts) <= 4 or not all(part.isascii() and _IPV4_PART.match(part) for part in parts):
+    if not 1 <= len(parts) <= 4 or not all(
+        part.isascii() and _IPV4_PART.match(part) for part in parts
+    ):
         return None
-    numbers = [int(part, 16) if part[:2].lower() == "0x" else int(part, 8 if part[0] == "0" else 10)
-               for part in parts]
+    numbers = [
+        int(part, 16) if part[:2].lower() == "0x" else int(part, 8 if part[0] == "0" else 10)
+        for part in parts
+    ]
     *leading, last = numbers
     if any(number > 0xFF for number in leading) or last >= 1 << (8 * (4 - len(leading))):
         return None
@@ -116,7 +120,11 @@ def why_not_public(address: IPAddress) -> str:
     target = next((ip for ip in inner if not _is_public_unicast(ip)), None)
     if target is not None:
         return f"an IPv6 address that embeds {_a(_label(target))} IPv4 address"
-    if isinstance(address, ipaddress.IPv6Address) and address.scope_id and _is_public_unicast(address):
+    if (
+        isinstance(address, ipaddress.IPv6Address)
+        and address.scope_id
+        and _is_public_unicast(address)
+    ):
         return "an IPv6 address with a zone"
     return f"{_a(_label(address))} address"
 

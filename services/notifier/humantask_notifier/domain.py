@@ -31,6 +31,7 @@ from humantask_shared.models import CallbackAttempt, CallbackFormat
 
 SUCCESS_STATUS = 200
 MAX_ATTEMPTS = 2
+AttemptNumber = Literal[1, 2]  # up to MAX_ATTEMPTS, as CallbackAttempt.attempt says
 # How long past the send timeout an unrecorded attempt may take before its claim is
 # considered dead: covers recording the outcome, a slow database and clock skew.
 CLAIM_GRACE_SECONDS = 10.0
@@ -50,7 +51,7 @@ class NotDeliverable(ValueError):
 class Attempt:
     """One claimed attempt; `finished` once its outcome is known."""
 
-    number: int
+    number: AttemptNumber
     at: datetime  # when it was claimed, just before it was sent
     finished: bool = False
     status_code: int | None = None
@@ -62,7 +63,7 @@ class Attempt:
 
     def to_public(self) -> CallbackAttempt:
         return CallbackAttempt(
-            attempt=self.number,  # type: ignore[arg-type]
+            attempt=self.number,
             at=self.at,
             status_code=self.status_code,
             error=self.error,
@@ -123,7 +124,8 @@ def next_attempt(delivery: Delivery, now: datetime) -> Attempt:
     """The attempt to claim now: the first, or the retry after a failed first."""
     if delivery.state not in ("new", "awaiting_retry"):
         raise ValueError(f"the callback of {delivery.task_id} is {delivery.state}")
-    return Attempt(number=len(delivery.attempts) + 1, at=now)
+    # "new" has no attempt yet; "awaiting_retry" has its first, failed.
+    return Attempt(number=2 if delivery.attempts else 1, at=now)
 
 
 def finish(attempt: Attempt, status_code: int | None, error: str | None) -> Attempt:

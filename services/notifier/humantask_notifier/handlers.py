@@ -38,7 +38,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # outcome: delivered, failed or interrupted (the process stopped mid-attempt); reason: the
 # receiver's status class (status_2xx ... status_5xx) or what went wrong (SendResult.kind).
 CALLBACK_ATTEMPTS = Counter(
-    "humantask_callback_attempts_total", "Finished callback attempts, by outcome and reason",
+    "humantask_callback_attempts_total",
+    "Finished callback attempts, by outcome and reason",
     ["attempt", "outcome", "reason"],
 )
 CALLBACK_SECONDS = Histogram("humantask_callback_seconds", "Time to send one callback")
@@ -106,8 +107,10 @@ async def advance(
             assert delivery.last is not None
             if await deps.deliveries.finish(task_id, domain.interrupted(delivery.last)):
                 _count(delivery.last, "interrupted", "interrupted")
-                log.warning("callback attempt interrupted",
-                            extra={"task_id": task_id, "attempt": delivery.last.number})
+                log.warning(
+                    "callback attempt interrupted",
+                    extra={"task_id": task_id, "attempt": delivery.last.number},
+                )
     raise RuntimeError(f"the callback of task {task_id} made no progress in {MAX_STEPS} steps")
 
 
@@ -130,7 +133,9 @@ async def _secret(customer_id: str, deps: Dependencies) -> str:
         raise PoisonMessage(f"no callback secret: {exc.message}") from exc
 
 
-async def _send(delivery: Delivery, claimed: domain.Attempt, secret: str, deps: Dependencies) -> None:
+async def _send(
+    delivery: Delivery, claimed: domain.Attempt, secret: str, deps: Dependencies
+) -> None:
     """Send a claimed attempt and record its outcome."""
     body, content_type = payload.encode_body(delivery.task, delivery.callback_format)
     headers = payload.callback_headers(
@@ -144,20 +149,28 @@ async def _send(delivery: Delivery, claimed: domain.Attempt, secret: str, deps: 
     _count(attempt, "delivered" if attempt.delivered else "failed", result.kind)
     log.info(
         "callback attempted",
-        extra={"task_id": delivery.task_id, "attempt": attempt.number,
-               "status_code": attempt.status_code, "error": attempt.error,
-               "delivered": attempt.delivered,
-               "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+        extra={
+            "task_id": delivery.task_id,
+            "attempt": attempt.number,
+            "status_code": attempt.status_code,
+            "error": attempt.error,
+            "delivered": attempt.delivered,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
     )
     if not recorded:
-        log.warning("callback outcome not recorded: the attempt was declared interrupted",
-                    extra={"task_id": delivery.task_id, "attempt": attempt.number})
+        log.warning(
+            "callback outcome not recorded: the attempt was declared interrupted",
+            extra={"task_id": delivery.task_id, "attempt": attempt.number},
+        )
 
 
 def _count(attempt: domain.Attempt, outcome: str, reason: str) -> None:
     CALLBACK_ATTEMPTS.labels(str(attempt.number), outcome, reason).inc()
 
 
-async def list_callbacks(command: ListCallbacks, _command_id: str, deps: Dependencies) -> CallbackLog:
+async def list_callbacks(
+    command: ListCallbacks, _command_id: str, deps: Dependencies
+) -> CallbackLog:
     attempts = await deps.deliveries.log(command.task_id, command.customer_id)
     return CallbackLog(attempts=[attempt.to_public() for attempt in attempts])

@@ -146,13 +146,15 @@ def create_app(settings: NotifierSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
     add_health_routes(app)
-    app.cleanup_ctx.extend([
-        database_resource(settings, "humantask-notifier", ensure_indexes),
-        broker_resource(settings, "humantask-notifier"),
-        dependencies_ctx,
-        credential_changes_ctx,
-        consumers_ctx,
-    ])
+    app.cleanup_ctx.extend(
+        [
+            database_resource(settings, "humantask-notifier", ensure_indexes),
+            broker_resource(settings, "humantask-notifier"),
+            dependencies_ctx,
+            credential_changes_ctx,
+            consumers_ctx,
+        ]
+    )
     return app
 
 

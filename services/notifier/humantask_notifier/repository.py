@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from humantask_shared.mongo import Document
 from humantask_shared.timeutil import as_utc, utcnow
 
 from .domain import Attempt, Delivery
@@ -31,7 +33,7 @@ ATTEMPTS = "callback_attempts"
 DELIVERY_RECORD_TTL_SECONDS = 7 * 24 * 3600
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db[ATTEMPTS].create_index([("task_id", ASCENDING), ("attempt", ASCENDING)])
     await db[DELIVERIES].create_index(
         [("created_at", ASCENDING)], expireAfterSeconds=DELIVERY_RECORD_TTL_SECONDS
@@ -75,7 +77,7 @@ def _document_to_delivery(doc: dict[str, Any], attempts: list[Attempt]) -> Deliv
 
 
 class DeliveryRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._deliveries = db[DELIVERIES]
         self._attempts = db[ATTEMPTS]
 
@@ -91,31 +93,33 @@ class DeliveryRepository:
 
     async def create(self, delivery: Delivery) -> None:
         """Store a new delivery (its attempts are claimed separately); a second is a no-op."""
-        try:
-            await self._deliveries.insert_one({
-                "_id": delivery.task_id,
-                "customer_id": delivery.customer_id,
-                "callback_url": delivery.callback_url,
-                "callback_format": delivery.callback_format,
-                "task_json": orjson.dumps(delivery.task).decode(),
-                "retry_scheduled": delivery.retry_scheduled,
-                "request_id": delivery.request_id,
-                "created_at": delivery.created_at or utcnow(),
-            })
-        except DuplicateKeyError:
-            pass
+        with contextlib.suppress(DuplicateKeyError):
+            await self._deliveries.insert_one(
+                {
+                    "_id": delivery.task_id,
+                    "customer_id": delivery.customer_id,
+                    "callback_url": delivery.callback_url,
+                    "callback_format": delivery.callback_format,
+                    "task_json": orjson.dumps(delivery.task).decode(),
+                    "retry_scheduled": delivery.retry_scheduled,
+                    "request_id": delivery.request_id,
+                    "created_at": delivery.created_at or utcnow(),
+                }
+            )
 
     async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
         """Claim `attempt` of the delivery; False if another process already did."""
         try:
-            await self._attempts.insert_one({
-                "_id": _attempt_id(delivery.task_id, attempt.number),
-                "task_id": delivery.task_id,
-                "customer_id": delivery.customer_id,
-                "attempt": attempt.number,
-                "at": attempt.at,
-                **_outcome_fields(attempt),
-            })
+            await self._attempts.insert_one(
+                {
+                    "_id": _attempt_id(delivery.task_id, attempt.number),
+                    "task_id": delivery.task_id,
+                    "customer_id": delivery.customer_id,
+                    "attempt": attempt.number,
+                    "at": attempt.at,
+                    **_outcome_fields(attempt),
+                }
+            )
         except DuplicateKeyError:
             return False
         return True

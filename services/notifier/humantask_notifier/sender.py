@@ -68,8 +68,12 @@ class SendResult:
 def _literal_result(host: str, address: IPAddress, port: int) -> ResolveResult:
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
     return ResolveResult(
-        hostname=host, host=str(address), port=port, family=family,
-        proto=0, flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+        hostname=host,
+        host=str(address),
+        port=port,
+        family=family,
+        proto=0,
+        flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
     )
 
 
@@ -115,8 +119,10 @@ class GuardedResolver(AbstractResolver):
 
 
 if not hasattr(aiohttp.TCPConnector, "_resolve_host"):  # pragma: no cover
-    raise ImportError("aiohttp changed: TCPConnector._resolve_host is gone; the callback "
-                      "address check would not see IP literals (see GuardedConnector)")
+    raise ImportError(
+        "aiohttp changed: TCPConnector._resolve_host is gone; the callback "
+        "address check would not see IP literals (see GuardedConnector)"
+    )
 
 
 class GuardedConnector(aiohttp.TCPConnector):
@@ -127,9 +133,7 @@ class GuardedConnector(aiohttp.TCPConnector):
         super().__init__(resolver=resolver, **kwargs)
         self._guard = resolver
 
-    async def _resolve_host(
-        self, host: str, port: int, traces: Any = None
-    ) -> list[ResolveResult]:
+    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:
         return await self._guard.resolve(host, port, family=self._family)
 
 
@@ -168,7 +172,7 @@ def callback_url(url: str) -> URL | None:
         parsed = URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             return None
-        parsed.port  # noqa: B018 - a malformed port raises here rather than later
+        _ = parsed.port  # a malformed port raises here rather than later
     except (ValueError, TypeError, UnicodeError):
         return None
     return parsed
@@ -184,10 +188,12 @@ class CallbackSender:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         target = callback_url(url)
-        if target is None:
-            return SendResult(error="refused: the callback URL is not an absolute http or https URL",
-                              reason="invalid_url")
-        host = target.raw_host
+        host = None if target is None else target.raw_host
+        if target is None or host is None:
+            return SendResult(
+                error="refused: the callback URL is not an absolute http or https URL",
+                reason="invalid_url",
+            )
         if ":" in host:
             host = f"[{host}]"
         try:
@@ -197,17 +203,24 @@ class CallbackSender:
                 await response.content.read(MAX_RESPONSE_BYTES)
                 return SendResult(status_code=response.status)
         except ForbiddenAddress as exc:
-            return SendResult(error=_short(f"refused: {exc} ({PRIVATE_OFF})"), reason="refused_address")
+            return SendResult(
+                error=_short(f"refused: {exc} ({PRIVATE_OFF})"), reason="refused_address"
+            )
         except TimeoutError:
             return SendResult(error=f"timed out after {self._timeout:g} s", reason="timeout")
         except aiohttp.ClientConnectorDNSError as exc:
-            return SendResult(error=_short(f"could not resolve {host}: {_os_error(exc.os_error)}"),
-                              reason="dns")
+            return SendResult(
+                error=_short(f"could not resolve {host}: {_os_error(exc.os_error)}"), reason="dns"
+            )
         except aiohttp.ClientConnectorError as exc:
-            return SendResult(error=_short(f"could not connect to {host}:{exc.port}: {_os_error(exc.os_error)}"),
-                              reason="connect")
+            return SendResult(
+                error=_short(f"could not connect to {host}:{exc.port}: {_os_error(exc.os_error)}"),
+                reason="connect",
+            )
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             # Reset or closed connections, malformed answers, URLs aiohttp will not send to.
             detail = _os_error(exc) if isinstance(exc, OSError) else str(exc)
-            return SendResult(error=_short(f"connection failed: {type(exc).__name__}: {detail}"),
-                              reason="connection")
+            return SendResult(
+                error=_short(f"connection failed: {type(exc).__name__}: {detail}"),
+                reason="connection",
+            )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from humantask_shared.command_server import UnboundHandler
 from humantask_shared.credentials import new_callback_secret
 from humantask_shared.errors import Conflict, NotFound
 from humantask_shared.logging import request_id_var
@@ -19,6 +20,7 @@ from humantask_shared.messages.commands import (
     Account,
     AccountList,
     CallbackSecret,
+    Command,
     CreateCustomer,
     CreatedCustomer,
     CreatedWorker,
@@ -122,15 +124,18 @@ async def _announce(
         role=role, principal_id=principal_id, change=change, request_id=request_id_var.get()
     )
     if deps.events is None:
-        log.warning("no events exchange: caches learn of the change when they expire",
-                    extra={"change": change})
+        log.warning(
+            "no events exchange: caches learn of the change when they expire",
+            extra={"change": change},
+        )
         return
     await publish_event(deps.events, event)
-    log.info("credential changed", extra={"role": role, "principal_id": principal_id,
-                                          "change": change})
+    log.info(
+        "credential changed", extra={"role": role, "principal_id": principal_id, "change": change}
+    )
 
 
-ACCOUNT_HANDLERS = {
+ACCOUNT_HANDLERS: dict[type[Command], UnboundHandler] = {
     CreateCustomer: create_customer,
     CreateWorker: create_worker,
     ListAccounts: list_accounts,

@@ -83,8 +83,13 @@ class Admin:
             CreateCustomer(customer_name=name, credential_hash=credential_hash(api_key)),
             CreatedCustomer,
         )
-        return [{"customer_id": created.customer_id, "api_key": api_key,
-                 "callback_secret": created.callback_secret}]
+        return [
+            {
+                "customer_id": created.customer_id,
+                "api_key": api_key,
+                "callback_secret": created.callback_secret,
+            }
+        ]
 
     async def create_worker(self, name: str) -> Output:
         token = new_worker_token()
@@ -104,8 +109,9 @@ class Admin:
     async def rotate_credential(self, role: Role, principal_id: str) -> Output:
         credential = new_api_key() if role == "customer" else new_worker_token()
         await self._send(
-            RotateCredential(role=role, principal_id=principal_id,
-                             credential_hash=credential_hash(credential)),
+            RotateCredential(
+                role=role, principal_id=principal_id, credential_hash=credential_hash(credential)
+            ),
             Account,
         )
         name = "api_key" if role == "customer" else "token"
@@ -124,7 +130,8 @@ def _non_empty(value: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="humantask-admin", description=__doc__,
+        prog="humantask-admin",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     groups = parser.add_subparsers(dest="group", required=True)
@@ -158,8 +165,11 @@ def _parser() -> argparse.ArgumentParser:
 def _command(admin: Admin, args: argparse.Namespace) -> Awaitable[Output]:
     role: Role = "customer" if args.group == "customers" else "worker"
     actions: dict[str, Callable[[], Awaitable[Output]]] = {
-        "create": lambda: admin.create_customer(args.name) if role == "customer"
-        else admin.create_worker(args.name),
+        "create": lambda: (
+            admin.create_customer(args.name)
+            if role == "customer"
+            else admin.create_worker(args.name)
+        ),
         "list": lambda: admin.list(role),
         "revoke": lambda: admin.revoke(role, args.id),
         "rotate-key": lambda: admin.rotate_credential(role, args.id),
@@ -172,8 +182,9 @@ def _command(admin: Admin, args: argparse.Namespace) -> Awaitable[Output]:
 async def run(settings: AdminSettings, args: argparse.Namespace) -> Output:
     try:
         connection = await asyncio.wait_for(
-            aio_pika.connect(settings.amqp_url,
-                             client_properties={"connection_name": "humantask-admin"}),
+            aio_pika.connect(
+                settings.amqp_url, client_properties={"connection_name": "humantask-admin"}
+            ),
             timeout=settings.rpc_timeout_seconds,
         )
     except (*BROKER_ERRORS, OSError) as exc:
@@ -183,7 +194,7 @@ async def run(settings: AdminSettings, args: argparse.Namespace) -> Output:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         # Not declared: the task-store declares it, and this user may not (least privilege).
         exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
-        rpc = RpcClient(channel, exchange, user_id=settings.broker_user)  # type: ignore[arg-type]
+        rpc = RpcClient(channel, exchange, user_id=settings.broker_user)
         await rpc.start("admin")
         admin = Admin(CommandClient(rpc, settings.rpc_timeout_seconds))
         try:

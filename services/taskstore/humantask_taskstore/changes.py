@@ -8,7 +8,7 @@ pause.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from humantask_shared.errors import NotFound, Unavailable
@@ -20,12 +20,12 @@ from .repository import TaskRepository
 
 MAX_WRITE_ATTEMPTS = 5
 
-Change = Callable[[TaskRecord, datetime], tuple[TaskRecord, list[Event]]]
+Change = Callable[[TaskRecord, datetime], tuple[TaskRecord, Sequence[Event]]]
 
 
 async def change_task(
     tasks: TaskRepository, task_id: str, change: Change, customer_id: str | None = None
-) -> tuple[TaskRecord, list[Event]]:
+) -> tuple[TaskRecord, Sequence[Event]]:
     """The task as saved after `change(task, now)`, and the events that change raised
     (written to the task's outbox; the caller publishes them). `customer_id` limits the
     lookup to that customer's tasks. A change that leaves the task as it was writes

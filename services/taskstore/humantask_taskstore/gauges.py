@@ -33,6 +33,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from humantask_shared.mongo import Document
 from humantask_shared.timeutil import as_utc, parse_timestamp, utcnow
 
 from .repository import TASKS
@@ -68,8 +69,11 @@ PENDING: dict[str, Any] = {"status": "pending"}
 
 def expired_lease(now: datetime) -> dict[str, Any]:
     # `$type` so that the planner sees it is within the partial lease index.
-    return {"lease_worker_id": {"$type": "string"}, "lease_expires_at": {"$lte": now},
-            "status": "pending"}
+    return {
+        "lease_worker_id": {"$type": "string"},
+        "lease_expires_at": {"$lte": now},
+        "status": "pending",
+    }
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def _first_event_time(doc: dict[str, Any]) -> datetime | None:
         return None
 
 
-async def read_task_gauges(db: AsyncDatabase, now: datetime | None = None) -> TaskGauges:
+async def read_task_gauges(db: AsyncDatabase[Document], now: datetime | None = None) -> TaskGauges:
     tasks = db[TASKS]
     now = now or utcnow()
     backlog = await tasks.count_documents(IN_OUTBOX)
@@ -110,8 +114,8 @@ async def read_task_gauges(db: AsyncDatabase, now: datetime | None = None) -> Ta
     pending = await tasks.count_documents(PENDING)
     oldest_pending = None
     if pending:
-        doc = await tasks.find_one(PENDING, {"created_at": 1}, sort=[("created_at", ASCENDING)])
-        oldest_pending = None if doc is None else doc["created_at"]
+        oldest = await tasks.find_one(PENDING, {"created_at": 1}, sort=[("created_at", ASCENDING)])
+        oldest_pending = None if oldest is None else oldest["created_at"]
     return TaskGauges(
         outbox_backlog_tasks=backlog,
         outbox_oldest_event_age_seconds=_age(oldest_event, now),
@@ -121,7 +125,9 @@ async def read_task_gauges(db: AsyncDatabase, now: datetime | None = None) -> Ta
     )
 
 
-async def refresh_task_gauges(db: AsyncDatabase, now: datetime | None = None) -> TaskGauges:
+async def refresh_task_gauges(
+    db: AsyncDatabase[Document], now: datetime | None = None
+) -> TaskGauges:
     """Read the gauges and set them; returns what it read."""
     gauges = await read_task_gauges(db, now)
     OUTBOX_BACKLOG.set(gauges.outbox_backlog_tasks)
@@ -132,7 +138,9 @@ async def refresh_task_gauges(db: AsyncDatabase, now: datetime | None = None) ->
     return gauges
 
 
-async def watch_task_gauges(db: AsyncDatabase, interval_seconds: float = TASK_GAUGES_SECONDS) -> None:
+async def watch_task_gauges(
+    db: AsyncDatabase[Document], interval_seconds: float = TASK_GAUGES_SECONDS
+) -> None:
     """Refresh the gauges every `interval_seconds`, until cancelled."""
     while True:
         try:
@@ -145,7 +153,7 @@ async def watch_task_gauges(db: AsyncDatabase, interval_seconds: float = TASK_GA
 
 
 @contextlib.asynccontextmanager
-async def task_gauges_watch(db: AsyncDatabase) -> AsyncIterator[None]:
+async def task_gauges_watch(db: AsyncDatabase[Document]) -> AsyncIterator[None]:
     task = asyncio.create_task(watch_task_gauges(db), name="task-gauges")
     try:
         yield

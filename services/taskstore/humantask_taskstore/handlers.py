@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from functools import partial
 
 from aio_pika.abc import AbstractExchange
-from humantask_shared.command_server import CommandHandler
+
+from humantask_shared.command_server import CommandHandler, UnboundHandler
 from humantask_shared.credentials import new_callback_secret
 from humantask_shared.errors import Conflict, NotFound, Unauthorized, Unavailable
 from humantask_shared.logging import request_id_var
@@ -56,7 +57,9 @@ async def authenticate(command: Authenticate, _command_id: str, deps: Dependenci
     return principal
 
 
-async def ensure_customer(command: EnsureCustomer, _command_id: str, deps: Dependencies) -> Principal:
+async def ensure_customer(
+    command: EnsureCustomer, _command_id: str, deps: Dependencies
+) -> Principal:
     principal = await deps.accounts.ensure_customer(
         command.customer_name, command.credential_hash, new_callback_secret(), utcnow()
     )
@@ -123,7 +126,7 @@ async def cancel_task(command: CancelTask, _command_id: str, deps: Dependencies)
     return saved.to_public()
 
 
-HANDLERS = {
+HANDLERS: dict[type[Command], UnboundHandler] = {
     Authenticate: authenticate,
     EnsureCustomer: ensure_customer,
     GetCallbackSecret: get_callback_secret,

@@ -25,6 +25,7 @@ from humantask_shared.messaging import (
     declare_work_queue,
     open_channel,
 )
+from humantask_shared.mongo import Document
 from humantask_shared.resources import (
     broker_resource,
     connection_key,
@@ -91,7 +92,7 @@ async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def prepare_database(database: AsyncDatabase) -> None:
+async def prepare_database(database: AsyncDatabase[Document]) -> None:
     await ensure_indexes(database)
     await AccountRepository(database).ensure_indexes()
 
@@ -100,13 +101,15 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
     add_health_routes(app)
-    app.cleanup_ctx.extend([
-        database_resource(settings, "humantask-taskstore", prepare_database),
-        broker_resource(settings, "humantask-taskstore"),
-        commands_ctx,
-        outbox_relay_ctx,
-        task_gauges_ctx,
-    ])
+    app.cleanup_ctx.extend(
+        [
+            database_resource(settings, "humantask-taskstore", prepare_database),
+            broker_resource(settings, "humantask-taskstore"),
+            commands_ctx,
+            outbox_relay_ctx,
+            task_gauges_ctx,
+        ]
+    )
     return app
 
 

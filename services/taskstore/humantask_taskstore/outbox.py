@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 import aio_pika
@@ -53,7 +54,9 @@ class OutboxClears:
             batch = self._waiting[:MAX_CLEARS_PER_WRITE]
             del self._waiting[:MAX_CLEARS_PER_WRITE]
             try:
-                await self._tasks.remove_from_outboxes([(task_id, events) for task_id, events, _ in batch])
+                await self._tasks.remove_from_outboxes(
+                    [(task_id, events) for task_id, events, _ in batch]
+                )
             except PyMongoError as exc:
                 for *_, done in batch:
                     if not done.done():
@@ -73,7 +76,7 @@ class OutboxPublisher:
         # one process publishes a task's events in the order they were written.
         self._latest: dict[str, asyncio.Task[None]] = {}
 
-    def publish_after_reply(self, task_id: str, events: list[Event]) -> None:
+    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
         """Publish in the background; the events wait in the outbox until then."""
         before = self._latest.get(task_id)
 
@@ -88,7 +91,9 @@ class OutboxPublisher:
         publication = asyncio.create_task(publish_in_order())
         self._latest[task_id] = publication
         publication.add_done_callback(
-            lambda done: self._latest.pop(task_id, None) if self._latest.get(task_id) is done else None
+            lambda done: (
+                self._latest.pop(task_id, None) if self._latest.get(task_id) is done else None
+            )
         )
 
     async def drain(self, timeout_seconds: float) -> None:
@@ -96,7 +101,7 @@ class OutboxPublisher:
         if self._latest:
             await asyncio.wait(list(self._latest.values()), timeout=timeout_seconds)
 
-    async def publish(self, task_id: str, events: list[Event]) -> None:
+    async def publish(self, task_id: str, events: Sequence[Event]) -> None:
         """Publish events just written with their task; on failure leave them to the relay."""
         await self._publish_raw(task_id, [serialize_event(event) for event in events])
 

@@ -10,7 +10,10 @@ outbox). Every query of a hot path has an index (`ensure_indexes`).
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +35,7 @@ from humantask_shared.models import (
     TaskParams,
     TaskResponse,
 )
-from humantask_shared.mongo import is_unique_conflict
+from humantask_shared.mongo import Document, is_unique_conflict
 from humantask_shared.timeutil import as_utc
 
 from .domain import TaskRecord
@@ -56,11 +59,12 @@ _HAS_UNIQUE_ID = {"unique_id": {"$type": "string"}}
 _HAS_LEASE = {"lease_worker_id": {"$type": "string"}}
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     tasks = db[TASKS]
     # GET /v1/tasks: a customer's tasks, newest first, optionally by status.
     await tasks.create_index(
-        [("customer_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name=LIST_INDEX
+        [("customer_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+        name=LIST_INDEX,
     )
     await tasks.create_index(
         [("customer_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)],
@@ -69,7 +73,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     # unique_id makes creation idempotent per customer: the insert itself hits this index.
     await tasks.create_index(
         [("customer_id", ASCENDING), ("unique_id", ASCENDING)],
-        name=UNIQUE_ID_INDEX, unique=True, partialFilterExpression=_HAS_UNIQUE_ID,
+        name=UNIQUE_ID_INDEX,
+        unique=True,
+        partialFilterExpression=_HAS_UNIQUE_ID,
     )
     # The worker pool, oldest first.
     await tasks.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name=POOL_INDEX)
@@ -77,7 +83,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     # write its id into another task. An expired lease is cleared before its worker claims.
     await tasks.create_index(
         [("lease_worker_id", ASCENDING)],
-        name=LEASE_INDEX, unique=True, partialFilterExpression=_HAS_LEASE,
+        name=LEASE_INDEX,
+        unique=True,
+        partialFilterExpression=_HAS_LEASE,
     )
     # The outbox relay: only tasks holding unpublished events carry `outbox_at`.
     await tasks.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
@@ -94,7 +102,9 @@ def _record_to_document(record: TaskRecord) -> dict[str, Any]:
         "params": record.params.model_dump(),
         "status": record.status,
         # Kept opaque: customer keys may hold '.' or '$', which MongoDB-likes reject.
-        "metadata_json": None if record.metadata is None else orjson.dumps(record.metadata).decode(),
+        "metadata_json": None
+        if record.metadata is None
+        else orjson.dumps(record.metadata).decode(),
         "completed_at": record.completed_at,
         "canceled_at": record.canceled_at,
         "response": None if record.response is None else record.response.model_dump(),
@@ -140,7 +150,7 @@ def serialize_event(event: Event) -> str:
     return event.model_dump_json(exclude_none=True)
 
 
-def _serialize_events(events: list[Event]) -> list[str]:
+def _serialize_events(events: Sequence[Event]) -> list[str]:
     return [serialize_event(event) for event in events]
 
 
@@ -189,10 +199,18 @@ RACE_ATTEMPTS = 3
 def _without_events(published: list[str]) -> list[dict[str, Any]]:
     """An update (pipeline) that removes `published` from the outbox, in order otherwise,
     and `outbox_at` with the last event: one write whatever else the outbox holds."""
-    remaining = {"$filter": {"input": "$outbox", "cond": {"$not": [{"$in": ["$$this", published]}]}}}
+    remaining = {
+        "$filter": {"input": "$outbox", "cond": {"$not": [{"$in": ["$$this", published]}]}}
+    }
     return [
         {"$set": {"outbox": remaining}},
-        {"$set": {"outbox_at": {"$cond": [{"$eq": [{"$size": "$outbox"}, 0]}, "$$REMOVE", "$outbox_at"]}}},
+        {
+            "$set": {
+                "outbox_at": {
+                    "$cond": [{"$eq": [{"$size": "$outbox"}, 0]}, "$$REMOVE", "$outbox_at"]
+                }
+            }
+        },
     ]
 
 
@@ -223,19 +241,21 @@ class PoolFloor:
         self._floor: datetime | None = None
         self._found_at: datetime | None = None
 
-    async def get(self, tasks: AsyncCollection, now: datetime) -> datetime:
+    async def get(self, tasks: AsyncCollection[Document], now: datetime) -> datetime:
         if self._floor is None or self._found_at is None or now - self._found_at > self._refresh:
             oldest = await tasks.find_one(
                 {"status": "pending"}, {"created_at": 1}, sort=[("created_at", ASCENDING)]
             )
             newest_possible = now - CLOCK_SKEW
-            self._floor = min(as_utc(oldest["created_at"]), newest_possible) if oldest else newest_possible
+            self._floor = (
+                min(as_utc(oldest["created_at"]), newest_possible) if oldest else newest_possible
+            )
             self._found_at = now
         return self._floor
 
 
 class TaskRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._tasks = db[TASKS]
         self._pool_floor = PoolFloor()
         self._claim_span = FIRST_CLAIM_SPAN_SECONDS
@@ -250,7 +270,7 @@ class TaskRepository:
         doc = await self._tasks.find_one(criteria)
         return None if doc is None else _document_to_record(doc)
 
-    async def add(self, record: TaskRecord, events: list[Event], now: datetime) -> None:
+    async def add(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
         """Insert a new task with its events in its outbox. Raises `TaskExists` when the
         task id or the customer's `unique_id` is taken; no read before: the unique
         indexes decide, and only a duplicate costs a second round trip."""
@@ -276,7 +296,9 @@ class TaskRepository:
         doc = await self._tasks.find_one(_unique_id_of(customer_id, unique_id))
         return None if doc is None else _document_to_record(doc)
 
-    async def save(self, record: TaskRecord, events: list[Event], now: datetime) -> TaskRecord | None:
+    async def save(
+        self, record: TaskRecord, events: Sequence[Event], now: datetime
+    ) -> TaskRecord | None:
         """Write a changed task if nobody changed it since it was read (its version), in
         one conditional write; None when another writer got there first."""
         changed = _record_to_document(record)
@@ -301,7 +323,9 @@ class TaskRepository:
         doc = await self._tasks.find_one(_live_lease(worker_id, now))
         return None if doc is None else _document_to_record(doc)
 
-    async def claim(self, worker_id: str, now: datetime, lease_expires_at: datetime) -> TaskRecord | None:
+    async def claim(
+        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    ) -> TaskRecord | None:
         """Lease the oldest claimable task to `worker_id`, or give back the one it holds;
         None when the pool is empty. One atomic write picks and leases the task; the
         unique lease index turns concurrent claims of one worker into one lease."""
@@ -312,7 +336,10 @@ class TaskRepository:
             # The worker's expired lease, if any, would block the unique index.
             await self._tasks.update_many(
                 {**_lease_of(worker_id), "lease_expires_at": {"$lte": now}},
-                {"$set": {"lease_worker_id": None, "lease_expires_at": None}, "$inc": {"version": 1}},
+                {
+                    "$set": {"lease_worker_id": None, "lease_expires_at": None},
+                    "$inc": {"version": 1},
+                },
             )
             try:
                 doc = await self._claim_oldest(worker_id, now, lease_expires_at)
@@ -336,8 +363,10 @@ class TaskRepository:
             top = bottom + timedelta(seconds=span)
             doc = await self._tasks.find_one_and_update(
                 _claimable(now, bottom, top),
-                {"$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
-                 "$inc": {"version": 1}},
+                {
+                    "$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
+                    "$inc": {"version": 1},
+                },
                 sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
             )
@@ -349,9 +378,10 @@ class TaskRepository:
             bottom, span = top, span * SPAN_GROWTH
         return None
 
+    # `list` names this method in the class body: annotations below say `builtins.list`.
     async def list(
         self, customer_id: str, query: TaskListQuery, now: datetime
-    ) -> tuple[list[TaskRecord], ListCursor | None]:
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
         """A page of the customer's tasks, newest first, and where the next page starts
         (None when no task follows).
 
@@ -366,8 +396,8 @@ class TaskRepository:
             criteria["status"] = query.status
         if query.unique_id is not None:  # at most one task: no spans needed
             criteria.update(_unique_id_of(customer_id, query.unique_id))
-            records = await self._find_page(criteria, query.offset, query.limit + 1)
-            return records[query.offset :][: query.limit], None
+            found = await self._find_page(criteria, query.offset, query.limit + 1)
+            return found[query.offset :][: query.limit], None
 
         floor = query.start_time or LIST_FLOOR
         cursor = query.next_token
@@ -383,21 +413,28 @@ class TaskRepository:
                 created["$lt"] = top
             window: dict[str, Any] = {"created_at": created}
             if cursor is not None and top == cursor.created_at:  # after the cursor's task
-                window = {"$or": [
-                    window,
-                    {"created_at": cursor.created_at, "_id": {"$lt": ObjectId(cursor.task_id)}},
-                ]}
-            records += await self._find_page(criteria | window, 0, wanted - len(records))
+                window = {
+                    "$or": [
+                        window,
+                        {"created_at": cursor.created_at, "_id": {"$lt": ObjectId(cursor.task_id)}},
+                    ]
+                }
+            found = await self._find_page(criteria | window, 0, wanted - len(records))
+            records += found
             if len(records) >= wanted or bottom <= floor:
                 break
-            top, span = bottom, min(span * SPAN_GROWTH, MAX_LIST_SPAN_SECONDS)
+            # Wide enough for what is missing at the density just seen, within 2 to 16 times.
+            guess = span * 1.5 * (wanted - len(records)) / max(len(found), 1)
+            top, span = bottom, min(max(guess, span * 2), span * SPAN_GROWTH, MAX_LIST_SPAN_SECONDS)
         page = records[query.offset :][: query.limit]
         if len(records) < wanted or not page:
             return page, None
         last = page[-1]
         return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=span)
 
-    async def _find_page(self, criteria: dict[str, Any], skip: int, limit: int) -> list[TaskRecord]:
+    async def _find_page(
+        self, criteria: dict[str, Any], skip: int, limit: int
+    ) -> builtins.list[TaskRecord]:
         cursor = (
             self._tasks.find(criteria)
             .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
@@ -408,18 +445,23 @@ class TaskRepository:
 
     # --- outbox ------------------------------------------------------------------------
 
-    async def outbox(self, task_id: str) -> list[str]:
+    async def outbox(self, task_id: str) -> builtins.list[str]:
         doc = await self._tasks.find_one({"_id": ObjectId(task_id)}, {"outbox": 1})
         return [] if doc is None else list(doc.get("outbox") or [])
 
-    async def remove_from_outbox(self, task_id: str, published: list[str]) -> None:
+    async def remove_from_outbox(self, task_id: str, published: builtins.list[str]) -> None:
         await self.remove_from_outboxes([(task_id, published)])
 
-    async def remove_from_outboxes(self, published: list[tuple[str, list[str]]]) -> None:
+    async def remove_from_outboxes(
+        self, published: builtins.list[tuple[str, builtins.list[str]]]
+    ) -> None:
         """Drop each task's published events, keeping any that a later change added; a
         task left with none leaves the relay's index. One round trip for all of them."""
         await self._tasks.bulk_write(
-            [UpdateOne({"_id": ObjectId(task_id)}, _without_events(events)) for task_id, events in published],
+            [
+                UpdateOne({"_id": ObjectId(task_id)}, _without_events(events))
+                for task_id, events in published
+            ],
             ordered=False,
         )
 
@@ -444,7 +486,7 @@ class AccountRepository:
     even as the demo key at the next start). A revoked principal has `revoked_at` too.
     """
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._customers = db[CUSTOMERS]
         self._workers = db[WORKERS]
         self._credentials = db[CREDENTIALS]
@@ -473,7 +515,12 @@ class AccountRepository:
     ) -> Principal:
         customer_id = str(ObjectId())
         await self._customers.insert_one(
-            {"_id": customer_id, "name": name, "callback_secret": callback_secret, "created_at": now}
+            {
+                "_id": customer_id,
+                "name": name,
+                "callback_secret": callback_secret,
+                "created_at": now,
+            }
         )
         await self._add_credential(credential_hash, "customer", customer_id, now)
         return Principal(principal_id=customer_id, role="customer")
@@ -489,10 +536,9 @@ class AccountRepository:
     ) -> Principal | None:
         """The customer of this key, created if there is none; None if it was revoked."""
         if await self.owner_of(credential_hash, "customer") is None:
-            try:
+            # DuplicateKeyError: another gateway created it at the same moment.
+            with contextlib.suppress(DuplicateKeyError):
                 await self.add_customer(name, credential_hash, callback_secret, now)
-            except DuplicateKeyError:  # another gateway created it at the same moment
-                pass
         return await self.authenticate(credential_hash, "customer")
 
     async def callback_secret(self, customer_id: str) -> str | None:
@@ -501,9 +547,11 @@ class AccountRepository:
 
     async def accounts(self, role: Role) -> list[Account]:
         """Every customer or worker, oldest first; no secret is read."""
-        cursor = self._principals(role).find(
-            {}, {"name": 1, "created_at": 1, "revoked_at": 1}
-        ).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        cursor = (
+            self._principals(role)
+            .find({}, {"name": 1, "created_at": 1, "revoked_at": 1})
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        )
         return [self._account(role, doc) async for doc in cursor]
 
     async def account(self, role: Role, principal_id: str) -> Account | None:
@@ -545,14 +593,16 @@ class AccountRepository:
         )
         return result.matched_count == 1
 
-    def _principals(self, role: Role) -> AsyncCollection:
+    def _principals(self, role: Role) -> AsyncCollection[Document]:
         return self._customers if role == "customer" else self._workers
 
     @staticmethod
     def _account(role: Role, doc: dict[str, Any]) -> Account:
         revoked_at = doc.get("revoked_at")
         return Account(
-            role=role, principal_id=doc["_id"], name=doc["name"],
+            role=role,
+            principal_id=doc["_id"],
+            name=doc["name"],
             created_at=as_utc(doc["created_at"]),
             revoked_at=None if revoked_at is None else as_utc(revoked_at),
         )
@@ -561,13 +611,17 @@ class AccountRepository:
         self, role: Role, principal_id: str, now: datetime, keep: str | None = None
     ) -> None:
         query: dict[str, Any] = {
-            "principal_id": principal_id, "role": role, "revoked_at": {"$exists": False}
+            "principal_id": principal_id,
+            "role": role,
+            "revoked_at": {"$exists": False},
         }
         if keep is not None:
             query["_id"] = {"$ne": keep}
         await self._credentials.update_many(query, {"$set": {"revoked_at": now}})
 
-    async def _add_credential(self, credential_hash: str, role: Role, principal_id: str, now: datetime) -> None:
+    async def _add_credential(
+        self, credential_hash: str, role: Role, principal_id: str, now: datetime
+    ) -> None:
         await self._credentials.insert_one(
             {"_id": credential_hash, "role": role, "principal_id": principal_id, "created_at": now}
         )

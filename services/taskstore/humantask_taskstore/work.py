@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from humantask_shared.command_server import UnboundHandler
 from humantask_shared.errors import NotFound
 from humantask_shared.logging import request_id_var
+from humantask_shared.messages.commands import ClaimWork, Command, ReleaseWork, SubmitWork
 from humantask_shared.messages.events import Event
-from humantask_shared.messages.commands import ClaimWork, ReleaseWork, SubmitWork
 from humantask_shared.timeutil import utcnow
 from humantask_shared.work import ClaimResult, CompletedWork, WorkReleased, no_live_lease
 
@@ -42,7 +44,9 @@ async def claim_work(command: ClaimWork, _command_id: str, deps: Dependencies) -
     return ClaimResult(item=leased.to_work_item())
 
 
-async def _change_held_task(deps: Dependencies, task_id: str, change: Change) -> tuple[TaskRecord, list[Event]]:
+async def _change_held_task(
+    deps: Dependencies, task_id: str, change: Change
+) -> tuple[TaskRecord, Sequence[Event]]:
     try:
         return await change_task(deps.tasks, task_id, change)
     except NotFound:
@@ -76,7 +80,7 @@ async def release_work(command: ReleaseWork, _command_id: str, deps: Dependencie
     return WorkReleased(task_id=saved.task_id)
 
 
-WORK_HANDLERS = {
+WORK_HANDLERS: dict[type[Command], UnboundHandler] = {
     ClaimWork: claim_work,
     SubmitWork: submit_work,
     ReleaseWork: release_work,

@@ -284,10 +284,22 @@ class RotateCallbackSecret(Command):
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
-        Authenticate, EnsureCustomer, CreateTask, GetTask, ListTasks, CancelTask,
-        GetCallbackSecret, ListCallbacks,
-        ClaimWork, SubmitWork, ReleaseWork,
-        CreateCustomer, CreateWorker, ListAccounts, RevokeAccount, RotateCredential,
+        Authenticate,
+        EnsureCustomer,
+        CreateTask,
+        GetTask,
+        ListTasks,
+        CancelTask,
+        GetCallbackSecret,
+        ListCallbacks,
+        ClaimWork,
+        SubmitWork,
+        ReleaseWork,
+        CreateCustomer,
+        CreateWorker,
+        ListAccounts,
+        RevokeAccount,
+        RotateCredential,
         RotateCallbackSecret,
     )
 }

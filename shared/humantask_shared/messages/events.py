@@ -13,9 +13,9 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..models import CallbackFormat, Task, Timestamp
-from .commands import Role
 from ..timeutil import utcnow
 from ..tracing import current_trace_context
+from .commands import Role
 
 
 class Event(BaseModel):

@@ -46,6 +46,7 @@ def local_callbacks(code: str) -> str:
     no callback of a test ever leaves this machine."""
     return code.replace(SEED_CALLBACK_HOST, CLOSED_PORT)
 
+
 # The runners' own closing lines, echoed at the end of the pytest run.
 _SUITE_SUMMARIES: list[tuple[str, list[str]]] = []
 _SUMMARY_LINE = re.compile(
@@ -144,10 +145,13 @@ async def complete_as_worker(
         try:
             for token in tokens:
                 claim = await http.post("/v1/work/claim", auth=basic(token))
-                assert claim.status_code == 200, f"{task_id} not claimed: {claim.status_code} {claim.text}"
+                assert claim.status_code == 200, (
+                    f"{task_id} not claimed: {claim.status_code} {claim.text}"
+                )
                 if claim.json()["task_id"] == task_id:
-                    submit = await http.post(f"/v1/work/{task_id}/submit", auth=basic(token),
-                                             json={"category": category})
+                    submit = await http.post(
+                        f"/v1/work/{task_id}/submit", auth=basic(token), json={"category": category}
+                    )
                     assert submit.status_code == 200, submit.text
                     return submit.json()
                 held.append((token, claim.json()["task_id"]))
@@ -173,11 +177,17 @@ def suite_env(stack: Stack, customer: dict[str, Any], **extra: str) -> dict[str,
 
 def run_suite(name: str, args: list[str], cwd: Path, env: dict[str, str]) -> str:
     """Run a client's own test runner; its output, and a failure that quotes it."""
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=240, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
     output = result.stdout + result.stderr
-    summary = [line.strip() for line in output.splitlines()
-               if _SUMMARY_LINE.match(line.strip())]
+    summary = [line.strip() for line in output.splitlines() if _SUMMARY_LINE.match(line.strip())]
     _SUITE_SUMMARIES.append((name, summary))
     print(output)  # shown by pytest when the test fails
     assert result.returncode == 0, f"{name} failed (exit {result.returncode}):\n{output}"

@@ -19,8 +19,10 @@ from .conftest import CLIENTS, run_suite, suite_env
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("node") is None and os.environ.get("CI") != "true",
-                       reason="needs Node.js 20 or newer"),
+    pytest.mark.skipif(
+        shutil.which("node") is None and os.environ.get("CI") != "true",
+        reason="needs Node.js 20 or newer",
+    ),
 ]
 
 JS = CLIENTS / "js"
@@ -31,21 +33,33 @@ NODE_TEST = ["node", "--test", "--test-reporter=spec"]
 def js_dev_dependencies() -> None:
     if (JS / "node_modules" / "standardwebhooks").is_dir():
         return
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True,
-                   capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund"],
+        cwd=JS,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_js_callback_helpers() -> None:
     """verifyCallback, sign and parseCallback against the official library (no stack)."""
-    output = run_suite("node --test clients/js/test/callbacks.test.js",
-                       [*NODE_TEST, "test/callbacks.test.js"], JS, dict(os.environ))
+    output = run_suite(
+        "node --test clients/js/test/callbacks.test.js",
+        [*NODE_TEST, "test/callbacks.test.js"],
+        JS,
+        dict(os.environ),
+    )
     assert "ℹ skipped 0" in output, output
 
 
 def test_js_client(stack: Stack, client_customer: dict[str, Any], unavailable_gateway: str) -> None:
     env = suite_env(stack, client_customer, HUMANTASK_UNAVAILABLE_URL=unavailable_gateway)
-    output = run_suite("node --test clients/js/test/client.test.js",
-                       [*NODE_TEST, "test/client.test.js"], JS, env)
+    output = run_suite(
+        "node --test clients/js/test/client.test.js", [*NODE_TEST, "test/client.test.js"], JS, env
+    )
     assert "ℹ skipped 0" in output, output
 
 
@@ -53,6 +67,10 @@ def test_js_client_round_trip(
     stack: Stack, client_customer: dict[str, Any], worker_tokens: list[str]
 ) -> None:
     env = suite_env(stack, client_customer, HUMANTASK_WORKER_TOKENS=",".join(worker_tokens))
-    output = run_suite("node --test clients/js/test/round_trip.test.js",
-                       [*NODE_TEST, "test/round_trip.test.js"], JS, env)
+    output = run_suite(
+        "node --test clients/js/test/round_trip.test.js",
+        [*NODE_TEST, "test/round_trip.test.js"],
+        JS,
+        env,
+    )
     assert "ℹ skipped 0" in output, output

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import scale
 
+import scale
 from tests.e2e.conftest import Stack
 from tests.support.callbacks import ScriptedReceiver
 from tests.support.services import free_port, wait_for
@@ -44,7 +44,8 @@ def gateway_503_count(health_url: str) -> float:
     """How many 503s the gateway has answered, from its own /metrics (on its HEALTH_PORT)."""
     metrics = httpx.get(f"{health_url}/metrics", timeout=30).text
     return sum(
-        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
         if line.startswith("humantask_gateway_http_requests_total{") and 'status="503"' in line
     )
 
@@ -56,9 +57,11 @@ def test_seed_example_create_then_get(api: scale.Client) -> None:
     task = api.tasks.createCategorization(**SEED_CREATE)
     assert isinstance(task, scale.Task)
     assert task.status == "pending" and task.type == "categorization"
-    assert task.params == scale.TaskParams(attachment_type="website",
-                                           attachment="http://www.google.com/",
-                                           categories=["public", "private"])
+    assert task.params == scale.TaskParams(
+        attachment_type="website",
+        attachment="http://www.google.com/",
+        categories=["public", "private"],
+    )
     assert task.instruction == SEED_CREATE["instruction"]
     assert task.created_at.tzinfo is not None and task.completed_at is None
     assert task.response is None
@@ -78,16 +81,23 @@ def test_base_url_comes_from_scale_api_url(
 
 
 def test_metadata_unique_id_and_json_callbacks_round_trip_the_api(api: scale.Client) -> None:
-    task = api.tasks.createCategorization(**BIG_OR_SMALL, metadata={"sku": "car-1"},
-                                          unique_id="car-1", callback_format="json")
+    task = api.tasks.createCategorization(
+        **BIG_OR_SMALL, metadata={"sku": "car-1"}, unique_id="car-1", callback_format="json"
+    )
     assert task.metadata == {"sku": "car-1"} and task.unique_id == "car-1"
-    assert api.tasks.createCategorization(**BIG_OR_SMALL, metadata={"sku": "car-1"},
-                                          unique_id="car-1", callback_format="json") == task
+    assert (
+        api.tasks.createCategorization(
+            **BIG_OR_SMALL, metadata={"sku": "car-1"}, unique_id="car-1", callback_format="json"
+        )
+        == task
+    )
 
 
 def test_list_follows_the_link_header_across_pages(api: scale.Client) -> None:
-    created = [api.tasks.createCategorization(**{**BIG_OR_SMALL, "attachment": f"item {n}"})
-               for n in range(5)]
+    created = [
+        api.tasks.createCategorization(**{**BIG_OR_SMALL, "attachment": f"item {n}"})
+        for n in range(5)
+    ]
     newest_first = [task.task_id for task in reversed(created)]
 
     pages_of_two = list(api.tasks.list(limit=2))
@@ -108,7 +118,7 @@ def test_list_filters(api: scale.Client) -> None:
     assert ids(status="pending", type="categorization", limit=1) == [third.task_id, first.task_id]
     assert ids(status="completed") == []
     assert ids(start_time=second.created_at, end_time=third.created_at) == [second.task_id]
-    assert ids(start_time=datetime.now(timezone.utc) + timedelta(hours=1)) == []
+    assert ids(start_time=datetime.now(UTC) + timedelta(hours=1)) == []
     unique = api.tasks.createCategorization(**BIG_OR_SMALL, unique_id="only-me")
     assert ids(unique_id="only-me") == [unique.task_id]
 
@@ -132,8 +142,10 @@ def raised(call: Any, error: type[scale.ScaleError]) -> scale.ScaleError:
 
 
 def test_bad_parameters_are_bad_request(api: scale.Client) -> None:
-    error = raised(lambda: api.tasks.createCategorization(**{**SEED_CREATE, "categories": ["public"]}),
-                   scale.BadRequest)
+    error = raised(
+        lambda: api.tasks.createCategorization(**{**SEED_CREATE, "categories": ["public"]}),
+        scale.BadRequest,
+    )
     assert error.status_code == 400
     assert "categories" in error.message
     assert error.body == {"status_code": 400, "error": error.message}
@@ -163,8 +175,12 @@ def test_wrong_method_is_method_not_allowed(api: scale.Client) -> None:
 
 def test_unique_id_clash_is_conflict(api: scale.Client) -> None:
     first = api.tasks.createCategorization(**BIG_OR_SMALL, unique_id="clash")
-    error = raised(lambda: api.tasks.createCategorization(**{**BIG_OR_SMALL, "attachment": "bus"},
-                                                          unique_id="clash"), scale.Conflict)
+    error = raised(
+        lambda: api.tasks.createCategorization(
+            **{**BIG_OR_SMALL, "attachment": "bus"}, unique_id="clash"
+        ),
+        scale.Conflict,
+    )
     assert error.status_code == 409 and first.task_id in error.message
 
 
@@ -175,9 +191,12 @@ def test_huge_body_is_payload_too_large(api: scale.Client) -> None:
 
 
 def test_other_content_type_is_unsupported_media_type(api: scale.Client) -> None:
-    error = raised(lambda: api.request("POST", "task/categorize", content="car",
-                                       headers={"Content-Type": "text/plain"}),
-                   scale.UnsupportedMediaType)
+    error = raised(
+        lambda: api.request(
+            "POST", "task/categorize", content="car", headers={"Content-Type": "text/plain"}
+        ),
+        scale.UnsupportedMediaType,
+    )
     assert error.status_code == 415 and "Content-Type" in error.message
 
 
@@ -185,8 +204,13 @@ def test_503_is_retried_with_backoff_then_raised(
     unavailable_gateway: str, unavailable_gateway_health: str, client_customer: dict[str, Any]
 ) -> None:
     before = gateway_503_count(unavailable_gateway_health)
-    with scale.authorize(client_customer["api_key"], base_url=unavailable_gateway,
-                         max_retries=2, backoff=0.01, max_backoff=0.05) as api:
+    with scale.authorize(
+        client_customer["api_key"],
+        base_url=unavailable_gateway,
+        max_retries=2,
+        backoff=0.01,
+        max_backoff=0.05,
+    ) as api:
         started = time.monotonic()
         error = raised(lambda: api.tasks.get("0123456789abcdef01234567"), scale.ServiceUnavailable)
     assert error.status_code == 503 and "did not answer in time" in error.message
@@ -196,8 +220,9 @@ def test_503_is_retried_with_backoff_then_raised(
 
 
 def test_unreachable_server_is_a_connection_error() -> None:
-    with scale.authorize("live_key", base_url=f"http://127.0.0.1:{free_port()}",
-                         max_retries=1, backoff=0.01) as api:
+    with scale.authorize(
+        "live_key", base_url=f"http://127.0.0.1:{free_port()}", max_retries=1, backoff=0.01
+    ) as api:
         error = raised(lambda: api.tasks.get("0123456789abcdef01234567"), scale.APIConnectionError)
     assert error.status_code is None
 
@@ -223,8 +248,9 @@ async def test_async_client_creates_gets_lists_and_cancels(
 
 
 async def test_async_client_retries_503(unavailable_gateway: str) -> None:
-    async with scale.authorize_async("live_key", base_url=unavailable_gateway, max_retries=1,
-                                     backoff=0.01, max_backoff=0.05) as api:
+    async with scale.authorize_async(
+        "live_key", base_url=unavailable_gateway, max_retries=1, backoff=0.01, max_backoff=0.05
+    ) as api:
         with pytest.raises(scale.ServiceUnavailable):
             await api.tasks.get("0123456789abcdef01234567")
 
@@ -234,16 +260,21 @@ async def test_async_client_retries_503(unavailable_gateway: str) -> None:
 
 @pytest.mark.parametrize("callback_format", ["form", "json"])
 async def test_worker_completes_and_the_signed_callback_arrives(
-    stack: Stack, client_customer: dict[str, Any], worker_tokens: list[str], callback_format: str,
+    stack: Stack,
+    client_customer: dict[str, Any],
+    worker_tokens: list[str],
+    callback_format: str,
 ) -> None:
     receiver = await ScriptedReceiver().start()
     path = f"/python-client/{callback_format}"
     try:
-        async with scale.authorize_async(client_customer["api_key"],
-                                         base_url=stack.gateway_url) as api:
+        async with scale.authorize_async(
+            client_customer["api_key"], base_url=stack.gateway_url
+        ) as api:
             task = await api.tasks.createCategorization(
                 **{**BIG_OR_SMALL, "callback_url": receiver.url(path)},
-                callback_format=callback_format)
+                callback_format=callback_format,
+            )
             assert await api.tasks.callbacks(task.task_id) == []
             await complete_as_worker(stack.gateway_url, worker_tokens, task.task_id, "big")
             [callback] = await receiver.wait_for_requests(path, 1, timeout=60)
@@ -262,10 +293,16 @@ async def test_worker_completes_and_the_signed_callback_arrives(
             assert done.response == scale.TaskResponse(category="big", status_code=200)
 
             async def delivered() -> scale.CallbackAttempt | None:
-                return next((a for a in await api.tasks.callbacks(task.task_id) if a.delivered), None)
+                return next(
+                    (a for a in await api.tasks.callbacks(task.task_id) if a.delivered), None
+                )
 
-            attempt = await wait_for(delivered, timeout=30, interval=0.1,
-                                     message="the delivered callback in the task's callback log")
+            attempt = await wait_for(
+                delivered,
+                timeout=30,
+                interval=0.1,
+                message="the delivered callback in the task's callback log",
+            )
             assert (attempt.attempt, attempt.status_code, attempt.error) == (1, 200, None)
 
             with pytest.raises(scale.Conflict) as caught:

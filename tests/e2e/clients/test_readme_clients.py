@@ -47,8 +47,15 @@ def run_example(stack: Stack, language: str, command: list[str], tmp_path: Path)
     env = {key: value for key, value in os.environ.items() if key != "SCALE_API_URL"}
     env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     try:
-        result = subprocess.run([*command, code], cwd=tmp_path, env=env, capture_output=True,
-                                text=True, timeout=120, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [*command, code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
     finally:
         cancel_pending_tasks(stack.gateway_url, DEMO_API_KEY)
     output = result.stdout + result.stderr
@@ -62,14 +69,18 @@ def test_python_example(stack: Stack, tmp_path: Path) -> None:
     run_example(stack, "python", [sys.executable, "-c"], tmp_path)
 
 
-@pytest.mark.skipif(shutil.which("ruby") is None and os.environ.get("CI") != "true",
-                    reason="needs Ruby (Debian: apt-get install ruby; .ci/run does)")
+@pytest.mark.skipif(
+    shutil.which("ruby") is None and os.environ.get("CI") != "true",
+    reason="needs Ruby (Debian: apt-get install ruby; .ci/run does)",
+)
 def test_ruby_example(stack: Stack, tmp_path: Path) -> None:
     run_example(stack, "ruby", ["ruby", "-I", str(CLIENTS / "ruby" / "lib"), "-e"], tmp_path)
 
 
-@pytest.mark.skipif(shutil.which("node") is None and os.environ.get("CI") != "true",
-                    reason="needs Node.js 20 or newer")
+@pytest.mark.skipif(
+    shutil.which("node") is None and os.environ.get("CI") != "true",
+    reason="needs Node.js 20 or newer",
+)
 def test_javascript_example(stack: Stack, tmp_path: Path) -> None:
     # As after `npm install ./clients/js`: node_modules/scale is the package.
     (tmp_path / "node_modules").mkdir()

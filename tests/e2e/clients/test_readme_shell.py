@@ -44,7 +44,10 @@ PROVIDED = {"HUMANTASK_URL", "API_KEY"}
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 ASSIGNMENT = re.compile(r"^(export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 # curl reports each status on stderr, on a line of its own, after the transfer.
-CURL_WRAPPER = r"""curl() { command curl --no-progress-meter -w '%{stderr}\n@@http_status %{http_code}\n' "$@"; }"""
+CURL_WRAPPER = (
+    r"""curl() { command curl --no-progress-meter """
+    r"""-w '%{stderr}\n@@http_status %{http_code}\n' "$@"; }"""
+)
 
 
 @dataclass
@@ -66,8 +69,11 @@ class Block:
 
 
 def _logical_lines(script: str) -> list[str]:
-    lines = [line for line in script.replace("\\\n", " ").splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        line
+        for line in script.replace("\\\n", " ").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     return lines
 
 
@@ -75,7 +81,7 @@ def runnable_blocks(markdown: str) -> list[Block]:
     """The README's ```sh blocks that run against the stack (see the module docstring)."""
     fences = list(FENCE.finditer(markdown))
     blocks = []
-    for fence, following in zip(fences, [*fences[1:], None]):
+    for fence, following in zip(fences, [*fences[1:], None], strict=True):
         if fence["lang"] not in ("sh", "shell", "bash"):
             continue
         script = fence["body"]
@@ -84,8 +90,11 @@ def runnable_blocks(markdown: str) -> list[Block]:
         if "docker" in script or not ("curl" in script or only_assignments):
             continue
         if only_assignments:
-            script = "\n".join(line for line in lines
-                               if ASSIGNMENT.match(line)["name"] not in PROVIDED)  # type: ignore[index]
+            script = "\n".join(
+                line
+                for line in lines
+                if (match := ASSIGNMENT.match(line)) and match["name"] not in PROVIDED
+            )
         example = following["body"] if following and following["lang"] == "json" else None
         blocks.append(Block(markdown.count("\n", 0, fence.start()) + 1, script, example))
     return blocks
@@ -103,7 +112,7 @@ def bash_script(blocks: list[Block]) -> str:
 def split_by_block(text: str, count: int) -> list[str]:
     pieces = re.split(r"^@@block (\d+)\n", text, flags=re.MULTILINE)
     outputs = [""] * count
-    for number, piece in zip(pieces[1::2], pieces[2::2]):
+    for number, piece in zip(pieces[1::2], pieces[2::2], strict=True):
         outputs[int(number)] = piece
     return outputs
 
@@ -125,23 +134,36 @@ def test_the_readme_has_curl_blocks_to_run() -> None:
 
 def test_every_curl_command_in_the_readme(stack: Stack) -> None:
     blocks = runnable_blocks(README.read_text(encoding="utf-8"))
-    env = {**stack.env, "HUMANTASK_URL": stack.gateway_url, "API_KEY": DEMO_API_KEY,
-           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    env = {
+        **stack.env,
+        "HUMANTASK_URL": stack.gateway_url,
+        "API_KEY": DEMO_API_KEY,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
     if round_trip_missing(stack) is None:
         env["WORKER_TOKEN"] = stack.admin("workers", "create", "--name", "readme")["token"]
     try:
-        result = subprocess.run(["bash", "-c", bash_script(blocks)], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=120,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            ["bash", "-c", bash_script(blocks)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
     finally:
         cancel_pending_tasks(stack.gateway_url, DEMO_API_KEY)
     transcript = f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
     assert result.returncode == 0, f"a README block failed (exit {result.returncode})\n{transcript}"
 
     outputs = split_by_block(result.stdout, len(blocks))
-    statuses = [re.findall(r"^@@http_status (\d+)$", text, re.MULTILINE)
-                for text in split_by_block(result.stderr, len(blocks))]
-    for block, output, codes in zip(blocks, outputs, statuses):
+    statuses = [
+        re.findall(r"^@@http_status (\d+)$", text, re.MULTILINE)
+        for text in split_by_block(result.stderr, len(blocks))
+    ]
+    for block, output, codes in zip(blocks, outputs, statuses, strict=True):
         where = f"README.md line {block.line}:\n{block.script}\n--- printed ---\n{output}"
         assert len(codes) == block.script.count("curl "), where
         error = block.expected_error

@@ -14,18 +14,26 @@ from .conftest import CLIENTS, run_suite, suite_env
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("ruby") is None and os.environ.get("CI") != "true",
-                       reason="needs Ruby (Debian: apt-get install ruby; .ci/run does)"),
+    pytest.mark.skipif(
+        shutil.which("ruby") is None and os.environ.get("CI") != "true",
+        reason="needs Ruby (Debian: apt-get install ruby; .ci/run does)",
+    ),
 ]
 
 RUBY = CLIENTS / "ruby"
 MINITEST = ["ruby", "-Ilib", "-Itest"]
 
 
-def test_ruby_client(stack: Stack, client_customer: dict[str, Any], unavailable_gateway: str) -> None:
+def test_ruby_client(
+    stack: Stack, client_customer: dict[str, Any], unavailable_gateway: str
+) -> None:
     env = suite_env(stack, client_customer, HUMANTASK_UNAVAILABLE_URL=unavailable_gateway)
-    output = run_suite("ruby clients/ruby/test/test_client.rb",
-                       [*MINITEST, "test/test_client.rb", "--verbose"], RUBY, env)
+    output = run_suite(
+        "ruby clients/ruby/test/test_client.rb",
+        [*MINITEST, "test/test_client.rb", "--verbose"],
+        RUBY,
+        env,
+    )
     assert ", 0 skips" in output, output
 
 
@@ -33,6 +41,10 @@ def test_ruby_client_round_trip(
     stack: Stack, client_customer: dict[str, Any], worker_tokens: list[str]
 ) -> None:
     env = suite_env(stack, client_customer, HUMANTASK_WORKER_TOKENS=",".join(worker_tokens))
-    output = run_suite("ruby clients/ruby/test/test_round_trip.rb",
-                       [*MINITEST, "test/test_round_trip.rb", "--verbose"], RUBY, env)
+    output = run_suite(
+        "ruby clients/ruby/test/test_round_trip.rb",
+        [*MINITEST, "test/test_round_trip.rb", "--verbose"],
+        RUBY,
+        env,
+    )
     assert ", 0 skips" in output, output
