@@ -125,6 +125,11 @@ def span_exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
     return exporters
 
 
+def exports_spans(environ: Mapping[str, str]) -> bool:
+    """Whether `OTEL_TRACES_EXPORTER` names an exporter (not unset, empty or `none`)."""
+    return any(name != "none" for name in _names(environ.get("OTEL_TRACES_EXPORTER")))
+
+
 def tracer_provider(
     service: str, environ: Mapping[str, str] | None = None
 ) -> TracerProvider | None:
@@ -145,8 +150,10 @@ def tracer_provider(
     return provider
 
 
-def instrument(provider: TracerProvider) -> None:
-    """Turn on the aiohttp (server, client), aio-pika and PyMongo instrumentations."""
+def instrument(provider: TracerProvider, *, database_spans: bool = True) -> None:
+    """Turn on the aiohttp (server, client), aio-pika and PyMongo instrumentations. The
+    first three carry the trace context (API.md section 9) and always run; a span per
+    database command only matters where spans are exported."""
     from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
@@ -157,12 +164,14 @@ def instrument(provider: TracerProvider) -> None:
         or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS")
     ):
         os.environ["OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"] = DEFAULT_EXCLUDED_URLS
-    for instrumentor in (
+    instrumentors: list[Any] = [
         AioHttpServerInstrumentor(),
         AioHttpClientInstrumentor(),
         AioPikaInstrumentor(),
-        PymongoInstrumentor(),
-    ):
+    ]
+    if database_spans:
+        instrumentors.append(PymongoInstrumentor())
+    for instrumentor in instrumentors:
         if not instrumentor.is_instrumented_by_opentelemetry:
             with warnings.catch_warnings():
                 # The server instrumentation subclasses web.Application, which aiohttp
@@ -198,7 +207,7 @@ def configure_tracing(service: str) -> TracerProvider | None:
     if not os.environ.get("OTEL_PROPAGATORS"):
         propagate.set_global_textmap(_W3C)
     trace.set_tracer_provider(provider)
-    instrument(provider)
+    instrument(provider, database_spans=exports_spans(os.environ))
     return provider
 
 

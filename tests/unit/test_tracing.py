@@ -172,3 +172,32 @@ def test_log_lines_name_their_trace_and_span() -> None:
 def test_configure_tracing_is_off_when_the_sdk_is_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert tracing.configure_tracing("gateway") is None
+
+
+@pytest.mark.parametrize(
+    ("exporter", "database_spans"), [(None, False), ("none", False), ("console", True)]
+)
+def test_database_commands_get_spans_only_where_spans_are_exported(
+    exporter: str | None, database_spans: bool
+) -> None:
+    """Propagation needs the HTTP and broker instrumentations; a span per database
+    command is work for nothing when no exporter takes it."""
+    from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+    environ = {} if exporter is None else {"OTEL_TRACES_EXPORTER": exporter}
+    provider = tracing.tracer_provider("taskstore", environ)
+    assert provider is not None
+    was = (
+        PymongoInstrumentor().is_instrumented_by_opentelemetry,
+        AioPikaInstrumentor().is_instrumented_by_opentelemetry,
+    )
+    tracing.uninstrument()
+    try:
+        tracing.instrument(provider, database_spans=tracing.exports_spans(environ))
+        assert PymongoInstrumentor().is_instrumented_by_opentelemetry is database_spans
+        assert AioPikaInstrumentor().is_instrumented_by_opentelemetry
+    finally:
+        tracing.uninstrument()
+        if any(was):
+            tracing.instrument(provider, database_spans=was[0])
