@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
@@ -33,6 +34,7 @@ from humantask_shared.models import (
     TaskResponse,
     new_task_id,
 )
+from humantask_shared.mongo import Document
 from humantask_shared.timeutil import utcnow
 from humantask_taskstore import domain, handlers, work
 from humantask_taskstore.handlers import Dependencies
@@ -203,6 +205,45 @@ async def test_concurrent_adds_of_one_unique_id_have_one_winner(tasks: TaskRepos
     assert all(
         isinstance(r, TaskExists) and r.existing == winners[0] for r in results if r is not None
     )
+
+
+class InsertCounter(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.inserts: list[int] = []  # documents per insert command
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "insert":
+            self.inserts.append(len(event.command.get("documents", [])))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_concurrent_adds_share_one_insert_and_a_duplicate_spoils_only_itself(
+    db: AsyncDatabase, mongodb_url: str
+) -> None:
+    counter = InsertCounter()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_url, event_listeners=[counter], tz_aware=True
+    )
+    try:
+        tasks = TaskRepository(client[db.name])
+        new = [domain.create_task(new_task_id(), "cust-a", request(), T0) for _ in range(10)]
+        again, again_events = domain.create_task(new[0][0].task_id, "cust-a", request(), T0)
+        results = await asyncio.gather(
+            *(tasks.add(record, events, T0) for record, events in [*new, (again, again_events)]),
+            return_exceptions=True,
+        )
+        assert results[:10] == [None] * 10
+        assert isinstance(results[10], TaskExists) and results[10].existing == new[0][0]
+        assert counter.inserts[0] == 11, counter.inserts  # one write for all of them
+        for record, _ in new:
+            assert await tasks.get(record.task_id) == record
+    finally:
+        await client.close()
 
 
 # -- list ------------------------------------------------------------------------------

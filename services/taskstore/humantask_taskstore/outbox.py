@@ -23,6 +23,7 @@ from humantask_shared.messaging import BROKER_ERRORS, REQUEST_ID_HEADER
 from humantask_shared.timeutil import utcnow
 from humantask_shared.tracing import restored_trace_context
 
+from .batching import GroupWriter
 from .repository import TaskRepository, serialize_event
 
 log = logging.getLogger(__name__)
@@ -33,38 +34,21 @@ MAX_CLEARS_PER_WRITE = 256
 
 
 class OutboxClears:
-    """Drops published events from their tasks' outboxes, many tasks in one write: while
-    a write is on its way, the clears that arrive wait for it and go together in the next
-    one. Under load that is one database round trip for many events; alone, no delay."""
+    """Drops published events from their tasks' outboxes, many tasks in one write
+    (`GroupWriter`)."""
 
     def __init__(self, tasks: TaskRepository) -> None:
         self._tasks = tasks
-        self._waiting: list[tuple[str, list[str], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: GroupWriter[tuple[str, list[str]]] = GroupWriter(
+            self._write, MAX_CLEARS_PER_WRITE
+        )
 
     async def clear(self, task_id: str, published: list[str]) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((task_id, published, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all())
-        await done
+        await self._writer.submit((task_id, published))
 
-    async def _write_all(self) -> None:
-        while self._waiting:
-            batch = self._waiting[:MAX_CLEARS_PER_WRITE]
-            del self._waiting[:MAX_CLEARS_PER_WRITE]
-            try:
-                await self._tasks.remove_from_outboxes(
-                    [(task_id, events) for task_id, events, _ in batch]
-                )
-            except PyMongoError as exc:
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+    async def _write(self, clears: list[tuple[str, list[str]]]) -> list[BaseException | None]:
+        await self._tasks.remove_from_outboxes(clears)
+        return [None] * len(clears)
 
 
 class OutboxPublisher:

@@ -23,7 +23,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from humantask_shared.errors import Unavailable
 from humantask_shared.messages.commands import Account, Principal, Role
@@ -38,6 +38,7 @@ from humantask_shared.models import (
 from humantask_shared.mongo import Document, is_unique_conflict
 from humantask_shared.timeutil import as_utc
 
+from .batching import GroupWriter
 from .domain import TaskRecord
 
 TASKS = "tasks"
@@ -150,6 +151,14 @@ def serialize_event(event: Event) -> str:
     return event.model_dump_json(exclude_none=True)
 
 
+def _new_document(record: TaskRecord, events: Sequence[Event], now: datetime) -> dict[str, Any]:
+    """A new task's document, its events in its outbox."""
+    document = _record_to_document(record) | {"outbox": _serialize_events(events)}
+    if events:
+        document["outbox_at"] = now
+    return document
+
+
 def _serialize_events(events: Sequence[Event]) -> list[str]:
     return [serialize_event(event) for event in events]
 
@@ -190,6 +199,10 @@ LIST_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
 # How far ahead of this task-store's clock another one's may be: a task it stamps is
 # never older than the floor this one computed.
 CLOCK_SKEW = timedelta(minutes=5)
+
+# A new task, its events and when: what `TaskRepository.add` writes.
+NewTask = tuple[TaskRecord, Sequence[Event], datetime]
+MAX_INSERTS_PER_WRITE = 128
 
 # Writes that race on a unique index: one wins, the others find the winner's document
 # on their next look (or, rarely, try once more while the winner is still landing).
@@ -257,6 +270,7 @@ class PoolFloor:
 class TaskRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._tasks = db[TASKS]
+        self._inserts: GroupWriter[NewTask] = GroupWriter(self._insert_group, MAX_INSERTS_PER_WRITE)
         self._pool_floor = PoolFloor()
         self._claim_span = FIRST_CLAIM_SPAN_SECONDS
 
@@ -271,12 +285,35 @@ class TaskRepository:
         return None if doc is None else _document_to_record(doc)
 
     async def add(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
-        """Insert a new task with its events in its outbox. Raises `TaskExists` when the
-        task id or the customer's `unique_id` is taken; no read before: the unique
-        indexes decide, and only a duplicate costs a second round trip."""
-        document = _record_to_document(record) | {"outbox": _serialize_events(events)}
-        if events:
-            document["outbox_at"] = now
+        """Insert a new task with its events in its outbox; concurrent adds share one
+        `insert_many` (`GroupWriter`). Raises `TaskExists` when the task id or the
+        customer's `unique_id` is taken; no read before: the unique indexes decide, and
+        only a duplicate costs more round trips."""
+        await self._inserts.submit((record, events, now))
+
+    async def _insert_group(
+        self, group: builtins.list[NewTask]
+    ) -> builtins.list[BaseException | None]:
+        documents = [_new_document(record, events, now) for record, events, now in group]
+        try:
+            await self._tasks.insert_many(documents, ordered=False)
+            return [None] * len(group)
+        except BulkWriteError as exc:
+            refused = {error["index"] for error in exc.details.get("writeErrors", [])}
+            if not refused:
+                raise
+        outcomes: builtins.list[BaseException | None] = []
+        for index, new_task in enumerate(group):
+            try:
+                if index in refused:  # one at a time decides why: a duplicate, or a race
+                    await self._add_one(*new_task)
+                outcomes.append(None)
+            except (TaskExists, Unavailable, PyMongoError) as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _add_one(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
+        document = _new_document(record, events, now)
         for _ in range(RACE_ATTEMPTS):
             try:
                 await self._tasks.insert_one(document)
