@@ -10,15 +10,17 @@ keeps its last value until the next round.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import Gauge
 
 from .messaging import BROKER_ERRORS, declared_dead_letter_queues
+from .periodic import refreshing
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +63,11 @@ async def refresh_dead_letter_depths(
     return depths
 
 
-async def watch_dead_letters(
-    connection: AbstractRobustConnection, interval_seconds: float = DEAD_LETTER_CHECK_SECONDS
-) -> None:
-    """Refresh the gauge every `interval_seconds`, until cancelled."""
-    while True:
-        try:
-            await refresh_dead_letter_depths(connection)
-        except BROKER_ERRORS as exc:
-            log.warning("could not read the dead-letter queues", extra={"error": repr(exc)})
-        except Exception:  # a metric must never take the service down
-            log.exception("reading the dead-letter queues failed")
-        await asyncio.sleep(interval_seconds)
-
-
-@contextlib.asynccontextmanager
-async def dead_letter_watch(connection: AbstractRobustConnection) -> AsyncIterator[None]:
-    task = asyncio.create_task(watch_dead_letters(connection), name="dead-letter-watch")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def dead_letter_watch(connection: AbstractRobustConnection) -> AbstractAsyncContextManager[None]:
+    """The dead-letter gauge, refreshed while the block runs."""
+    return refreshing(
+        functools.partial(refresh_dead_letter_depths, connection),
+        DEAD_LETTER_CHECK_SECONDS,
+        "the dead-letter queues",
+        BROKER_ERRORS,
+    )

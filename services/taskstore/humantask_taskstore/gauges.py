@@ -19,10 +19,9 @@ A round that fails (the database is away) keeps the last values.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from humantask_shared.mongo import Document
+from humantask_shared.periodic import refreshing
 from humantask_shared.timeutil import as_utc, parse_timestamp, utcnow
 
 from .repository import TASKS
@@ -138,26 +138,11 @@ async def refresh_task_gauges(
     return gauges
 
 
-async def watch_task_gauges(
-    db: AsyncDatabase[Document], interval_seconds: float = TASK_GAUGES_SECONDS
-) -> None:
-    """Refresh the gauges every `interval_seconds`, until cancelled."""
-    while True:
-        try:
-            await refresh_task_gauges(db)
-        except PyMongoError as exc:
-            log.warning("could not read the task gauges", extra={"error": repr(exc)})
-        except Exception:  # a metric must never take the service down
-            log.exception("reading the task gauges failed")
-        await asyncio.sleep(interval_seconds)
-
-
-@contextlib.asynccontextmanager
-async def task_gauges_watch(db: AsyncDatabase[Document]) -> AsyncIterator[None]:
-    task = asyncio.create_task(watch_task_gauges(db), name="task-gauges")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def task_gauges_watch(db: AsyncDatabase[Document]) -> AbstractAsyncContextManager[None]:
+    """The task gauges, refreshed while the block runs."""
+    return refreshing(
+        functools.partial(refresh_task_gauges, db),
+        TASK_GAUGES_SECONDS,
+        "the task gauges",
+        (PyMongoError,),
+    )
