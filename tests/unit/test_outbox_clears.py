@@ -16,10 +16,12 @@ class SlowRepository:
     def __init__(self, fail: bool = False) -> None:
         self.writes: list[list[tuple[str, list[str]]]] = []
         self.fail = fail
+        self.writing = asyncio.Event()
 
     async def remove_from_outboxes(self, published: list[tuple[str, list[str]]]) -> None:
         self.writes.append(list(published))
-        await asyncio.sleep(0.01)
+        self.writing.set()
+        await asyncio.sleep(0.01)  # the round trip
         if self.fail:
             raise AutoReconnect("the database went away")
 
@@ -34,7 +36,8 @@ async def test_clears_that_arrive_during_a_write_go_together_in_the_next() -> No
 
     # Clears that arrive while a write is on its way wait for it, then go together.
     first = asyncio.create_task(clears.clear("early", ["e"]))
-    await asyncio.sleep(0.001)  # the write of "early" is under way
+    repository.writing.clear()
+    await repository.writing.wait()  # the write of "early" is under way
     await asyncio.gather(first, *(clears.clear(f"late-{i}", ["e"]) for i in range(10)))
     assert [len(write) for write in repository.writes[1:]] == [1, 10]
 
