@@ -132,7 +132,7 @@ max_worker_processes = 16
 jit = off
 
 # DocumentDB (README in shared/vendor/documentdb). Not set: enableSortbyIdPushDownToPrimaryKey,
-# which this build (0.107-0) does not know (a sort on _id is pushed down without it).
+# which this build (0.107-0) does not know (nor does it push a sort on _id down without it).
 shared_preload_libraries = 'pg_cron,pg_documentdb_core,pg_documentdb'
 cron.database_name = 'postgres'
 cron.host = '127.0.0.1'
@@ -147,6 +147,11 @@ documentdb.enableSchemaValidation = true
 documentdb.enableBypassDocumentValidation = true
 documentdb.enableUserCrud = true
 documentdb.maxUserLimit = 100
+# New indexes use DocumentDB's composite operator class, which scans a range of a compound
+# index's second key within its first (a customer's tasks created in a span: 2 ms instead
+# of 18 ms at 100,000 tasks). The default (RUM) class matches each key on its own and
+# intersects, so that cost grew with the customer. Existing indexes keep their class.
+documentdb.defaultUseCompositeOpClass = on
 CONF
 )"
 pg_conf="$DOCUMENTDB_PG_DATA/humantask.conf"
