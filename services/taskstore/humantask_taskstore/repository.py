@@ -422,12 +422,13 @@ class TaskRepository:
         """A page of the customer's tasks, newest first, and where the next page starts
         (None when no task follows).
 
-        The page is read span by span of creation times, newest span first, each span
-        sixteen times wider than the one before, until the page is full: DocumentDB sorts
-        what a filter matched in memory, so a query over all of a large customer's tasks
-        would cost what the customer has, not what the page needs. Spans keep a page's
-        cost near the page's size at any depth; the cursor carries the span that filled
-        the page, so the next one usually needs one query."""
+        The page is read span by span of creation times, newest span first, each as wide
+        as the density just seen says the rest of the page needs (2 to 16 times the last),
+        until the page is full: DocumentDB sorts what a filter matched in memory, so a
+        query over all of a large customer's tasks would cost what the customer has, not
+        what the page needs. Spans keep a page's cost near the page's size at any depth;
+        the cursor carries the span that filled the page, so the next one usually needs
+        one query."""
         criteria: dict[str, Any] = {"customer_id": customer_id}
         index = LIST_INDEX
         if query.status is not None:
