@@ -42,6 +42,11 @@ def test_the_images_are_ferretdbs_published_ones_at_the_tested_version() -> None
     )
 
 
+def test_ferretdb_makes_composite_indexes() -> None:
+    url = _override()["services"]["ferretdb"]["environment"]["FERRETDB_POSTGRESQL_URL"]
+    assert url.endswith("?documentdb.defaultUseCompositeOpClass=on"), url
+
+
 def test_the_services_use_ferretdb_and_mongodb_stays_off() -> None:
     services = _override()["services"]
     assert services["mongodb"]["profiles"], "MongoDB must not start with this file"
