@@ -88,7 +88,7 @@ async def test_the_outbox_backlog_and_its_oldest_event(db: AsyncDatabase) -> Non
 
     # Published: both leave the outbox, the gauges go back to zero.
     async for doc in db[TASKS].find({}, {"_id": 1}):
-        await tasks.remove_from_outbox(str(doc["_id"]), await tasks.outbox(str(doc["_id"])))
+        await tasks.remove_from_outboxes([(str(doc["_id"]), await tasks.outbox(str(doc["_id"])))])
     read = await gauges.refresh_task_gauges(db)
     assert (read.outbox_backlog_tasks, read.outbox_oldest_event_age_seconds) == (0, 0.0)
     assert metric("humantask_outbox_backlog_tasks") == 0
@@ -136,7 +136,7 @@ async def test_the_gauges_queries_use_indexes(db: AsyncDatabase) -> None:
     for minutes in range(300):  # enough for a planner to prefer an index to a scan
         record = await add_task(tasks, timedelta(minutes=minutes))
         if minutes % 3:
-            await tasks.remove_from_outbox(record.task_id, await tasks.outbox(record.task_id))
+            await tasks.remove_from_outboxes([(record.task_id, await tasks.outbox(record.task_id))])
     now = utcnow()
     queries = {
         OUTBOX_INDEX: ({"filter": gauges.IN_OUTBOX}),

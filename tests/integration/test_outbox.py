@@ -269,9 +269,9 @@ async def test_removing_published_events_keeps_those_a_later_change_added(
     canceled, events = domain.cancel_task(record, utcnow())
     assert await tasks.save(canceled, events, utcnow()) is not None
     # The create's publisher finishes after the cancel was written.
-    await tasks.remove_from_outbox(record.task_id, [serialize_event(created)])
+    await tasks.remove_from_outboxes([(record.task_id, [serialize_event(created)])])
     assert await outbox_state(db, record.task_id) == ([serialize_event(events[0])], True)
-    await tasks.remove_from_outbox(record.task_id, [serialize_event(events[0])])
+    await tasks.remove_from_outboxes([(record.task_id, [serialize_event(events[0])])])
     assert await outbox_state(db, record.task_id) == ([], False)
 
 

@@ -23,12 +23,11 @@ import functools
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from prometheus_client import Gauge
-from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -36,13 +35,13 @@ from humantask_shared.mongo import Document
 from humantask_shared.periodic import refreshing
 from humantask_shared.timeutil import as_utc, parse_timestamp, utcnow
 
-from .repository import TASKS
+from . import repository
+from .repository import LIST_FLOOR, TASKS
 
 log = logging.getLogger(__name__)
 
 TASK_GAUGES_SECONDS = 15.0
 OUTBOX_SCAN_LIMIT = 100
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 OUTBOX_BACKLOG = Gauge(
     "humantask_outbox_backlog_tasks", "Tasks holding events not yet published (their outbox)"
@@ -63,17 +62,9 @@ EXPIRED_LEASES = Gauge(
 
 # Only tasks with unpublished events carry `outbox_at` (the sparse index); a range
 # spelled like the relay's query, so both engines answer it from the index.
-IN_OUTBOX: dict[str, Any] = {"outbox_at": {"$gte": _EPOCH}}
-PENDING: dict[str, Any] = {"status": "pending"}
-
-
-def expired_lease(now: datetime) -> dict[str, Any]:
-    # `$type` so that the planner sees it is within the partial lease index.
-    return {
-        "lease_worker_id": {"$type": "string"},
-        "lease_expires_at": {"$lte": now},
-        "status": "pending",
-    }
+IN_OUTBOX: dict[str, Any] = {"outbox_at": {"$gte": LIST_FLOOR}}
+PENDING = repository.PENDING
+expired_lease = repository.expired_leases
 
 
 @dataclass(frozen=True)
@@ -112,10 +103,7 @@ async def read_task_gauges(db: AsyncDatabase[Document], now: datetime | None = N
                 if moment is not None and (oldest_event is None or as_utc(moment) < oldest_event):
                     oldest_event = as_utc(moment)
     pending = await tasks.count_documents(PENDING)
-    oldest_pending = None
-    if pending:
-        oldest = await tasks.find_one(PENDING, {"created_at": 1}, sort=[("created_at", ASCENDING)])
-        oldest_pending = None if oldest is None else oldest["created_at"]
+    oldest_pending = await repository.oldest_pending_created_at(tasks) if pending else None
     return TaskGauges(
         outbox_backlog_tasks=backlog,
         outbox_oldest_event_age_seconds=_age(oldest_event, now),

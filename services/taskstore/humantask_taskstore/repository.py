@@ -54,10 +54,11 @@ POOL_INDEX = "pool"
 LEASE_INDEX = "one_lease_per_worker"
 OUTBOX_INDEX = "outbox_at"
 
-# Only tasks holding a string in the field are in these partial indexes: a task without a
+# Only tasks holding a string in the field are in these partial indexes (and a filter
+# spelled with `$type` lets the planner see it is within one): a task without a
 # unique_id, or nobody's lease, is not.
 _HAS_UNIQUE_ID = {"unique_id": {"$type": "string"}}
-_HAS_LEASE = {"lease_worker_id": {"$type": "string"}}
+HAS_LEASE = {"lease_worker_id": {"$type": "string"}}
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
@@ -86,7 +87,7 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
         [("lease_worker_id", ASCENDING)],
         name=LEASE_INDEX,
         unique=True,
-        partialFilterExpression=_HAS_LEASE,
+        partialFilterExpression=HAS_LEASE,
     )
     # The outbox relay: only tasks holding unpublished events carry `outbox_at`.
     await tasks.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
@@ -242,6 +243,20 @@ class TaskExists(Exception):
         self.existing = existing
 
 
+PENDING: dict[str, Any] = {"status": "pending"}
+
+
+async def oldest_pending_created_at(tasks: AsyncCollection[Document]) -> datetime | None:
+    """When the oldest pending task was created (DocumentDB sorts the pool for it)."""
+    oldest = await tasks.find_one(PENDING, {"created_at": 1}, sort=[("created_at", ASCENDING)])
+    return None if oldest is None else as_utc(oldest["created_at"])
+
+
+def expired_leases(now: datetime) -> dict[str, Any]:
+    """Pending tasks whose worker's lease ran out and that nobody has claimed since."""
+    return {**HAS_LEASE, "lease_expires_at": {"$lte": now}, "status": "pending"}
+
+
 class PoolFloor:
     """A time no pending task is older than, kept a while by each task-store process:
     the oldest pending task's `created_at`, or `now - CLOCK_SKEW` if that is earlier (a
@@ -256,13 +271,9 @@ class PoolFloor:
 
     async def get(self, tasks: AsyncCollection[Document], now: datetime) -> datetime:
         if self._floor is None or self._found_at is None or now - self._found_at > self._refresh:
-            oldest = await tasks.find_one(
-                {"status": "pending"}, {"created_at": 1}, sort=[("created_at", ASCENDING)]
-            )
+            oldest = await oldest_pending_created_at(tasks)
             newest_possible = now - CLOCK_SKEW
-            self._floor = (
-                min(as_utc(oldest["created_at"]), newest_possible) if oldest else newest_possible
-            )
+            self._floor = newest_possible if oldest is None else min(oldest, newest_possible)
             self._found_at = now
         return self._floor
 
@@ -491,9 +502,6 @@ class TaskRepository:
     async def outbox(self, task_id: str) -> builtins.list[str]:
         doc = await self._tasks.find_one({"_id": ObjectId(task_id)}, {"outbox": 1})
         return [] if doc is None else list(doc.get("outbox") or [])
-
-    async def remove_from_outbox(self, task_id: str, published: builtins.list[str]) -> None:
-        await self.remove_from_outboxes([(task_id, published)])
 
     async def remove_from_outboxes(
         self, published: builtins.list[tuple[str, builtins.list[str]]]
