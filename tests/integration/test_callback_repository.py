@@ -13,7 +13,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_notifier import domain
 from humantask_notifier.domain import Attempt, Delivery
-from humantask_notifier.repository import DeliveryRepository, ensure_indexes
+from humantask_notifier.repository import (
+    ATTEMPTS,
+    DELIVERIES,
+    DELIVERY_RECORD_TTL_SECONDS,
+    DeliveryRepository,
+    ensure_indexes,
+)
 from humantask_shared.messages.events import TaskCompleted
 from humantask_shared.models import Task
 from tests.support.callbacks import SEED_TASK
@@ -98,3 +104,17 @@ async def test_the_retry_flag_sticks(repo: DeliveryRepository) -> None:
     await repo.mark_retry_scheduled(delivery.task_id)
     stored = await repo.get(delivery.task_id)
     assert stored is not None and stored.retry_scheduled
+
+
+async def test_delivery_records_expire_and_the_attempt_log_stays(db: AsyncDatabase) -> None:
+    """A delivery (a copy of the task to send) lives a week through a TTL index; the
+    attempts, the customer's callback log, have none."""
+    deliveries = await db[DELIVERIES].index_information()
+    ttls = {
+        tuple(spec["key"]): spec["expireAfterSeconds"]
+        for spec in deliveries.values()
+        if "expireAfterSeconds" in spec
+    }
+    assert ttls == {(("created_at", 1),): DELIVERY_RECORD_TTL_SECONDS}
+    attempts = await db[ATTEMPTS].index_information()
+    assert not any("expireAfterSeconds" in spec for spec in attempts.values())
