@@ -27,7 +27,7 @@ test: install
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
 
 # The project's own checks, configured in pyproject.toml ([tool.ruff], [tool.mypy]).
-LINT_PATHS := services shared clients/python tests bench examples scripts
+LINT_PATHS := services shared clients/python tools tests bench examples scripts
 
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)

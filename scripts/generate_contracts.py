@@ -4,7 +4,7 @@
     python scripts/generate_contracts.py          # (re)write the files
     python scripts/generate_contracts.py --check  # exit 1 and show a diff if they are stale
 
-The documents are built by `humantask_shared.contracts`; this script only writes or
+The documents are built by `tools/humantask_contracts`; this script only writes or
 compares files, so that CI and the unit tests can catch a model change that was not
 followed by `make contracts`.
 """
@@ -20,9 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 
 # Runs from a source tree without installing the package too.
-sys.path.insert(0, str(REPO_ROOT / "shared"))
+for folder in ("tools", "shared", "services/gateway"):
+    sys.path.insert(0, str(REPO_ROOT / folder))
 
-from humantask_shared.contracts import rendered_contracts  # noqa: E402
+from humantask_contracts import rendered_contracts  # noqa: E402
 
 
 def stale_files(expected: dict[str, str], directory: Path) -> dict[str, str]:

@@ -14,15 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from humantask_shared.contracts import (
-    CONTRACT_FILES,
-    EVENT_SUBSCRIBERS,
-    build_asyncapi,
-    build_openapi,
-    command_route,
-    render_yaml,
-    rendered_contracts,
-)
+from humantask_contracts import CONTRACT_FILES, build_asyncapi, build_openapi, rendered_contracts
+from humantask_contracts.asyncapi import EVENT_SUBSCRIBERS, command_route
+from humantask_contracts.schemas import render_yaml
 from humantask_shared.messages.commands import COMMANDS
 from humantask_shared.messages.events import EVENTS
 from humantask_shared.messaging import (
