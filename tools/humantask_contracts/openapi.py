@@ -17,7 +17,7 @@ from humantask_shared.models import (
     Task,
     TaskListQuery,
 )
-from humantask_shared.work import CompletedWork, SubmitWorkRequest, WorkItem
+from humantask_shared.worker_models import CompletedWork, SubmitWorkRequest, WorkItem
 
 from .schemas import (
     API_VERSION,

@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from humantask_shared.messages.commands import ClaimWork, ReleaseWork, SubmitWork
 from humantask_shared.models import TASK_ID_PATTERN
-from humantask_shared.work import (
+from humantask_shared.worker_models import (
     ClaimResult,
     CompletedWork,
     SubmitWorkRequest,

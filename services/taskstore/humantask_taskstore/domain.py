@@ -28,7 +28,7 @@ from humantask_shared.models import (
     TaskResponse,
     TaskStatus,
 )
-from humantask_shared.work import CompletedWork, WorkItem, no_live_lease
+from humantask_shared.worker_models import CompletedWork, WorkItem, no_live_lease
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from humantask_shared.logging import request_id_var
 from humantask_shared.messages.commands import ClaimWork, Command, ReleaseWork, SubmitWork
 from humantask_shared.messages.events import Event
 from humantask_shared.timeutil import utcnow
-from humantask_shared.work import ClaimResult, CompletedWork, WorkReleased, no_live_lease
+from humantask_shared.worker_models import ClaimResult, CompletedWork, WorkReleased, no_live_lease
 
 from . import domain
 from .changes import Change, change_task
