@@ -24,7 +24,7 @@ from ..models import (
     TaskPage,
     new_task_id,
 )
-from ..work import ClaimResult, CompletedWork, WorkReleased
+from ..worker_models import ClaimResult, CompletedWork, WorkReleased
 
 Role = Literal["customer", "worker"]
 # Who sends commands; each maps to a broker user (`broker_access.BrokerIdentities`).
