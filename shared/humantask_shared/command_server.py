@@ -29,9 +29,8 @@ log = logging.getLogger(__name__)
 COMMANDS_HANDLED = Counter("humantask_commands_total", "Commands handled", ["command", "outcome"])
 COMMAND_SECONDS = Histogram("humantask_command_seconds", "Time to handle a command", ["command"])
 
-# A handler gets the command and the id of the message that carried it (redeliveries
-# of one message share it, so handlers can be idempotent on it).
-CommandHandler = Callable[[Any, str], Awaitable[BaseModel]]
+# A handler gets the command and returns its result (its service's dependencies bound).
+CommandHandler = Callable[[Any], Awaitable[BaseModel]]
 # The same before its service's dependencies are bound (`partial(handler, deps=deps)`).
 UnboundHandler = Callable[..., Awaitable[BaseModel]]
 
@@ -95,7 +94,7 @@ class CommandServer:
 
         started = time.perf_counter()
         try:
-            body = await self._run(command, message.message_id or message.correlation_id or "")
+            body = await self._run(command)
         except BROKER_ERRORS:
             raise  # transient: the consumer requeues the command, and it is answered then
         except Exception as exc:
@@ -110,9 +109,9 @@ class CommandServer:
             COMMAND_SECONDS.labels(command.name).observe(time.perf_counter() - started)
         await reply(self._channel, message, body)
 
-    async def _run(self, command: Command, command_id: str) -> bytes:
+    async def _run(self, command: Command) -> bytes:
         try:
-            result = await self._handlers[type(command)](command, command_id)
+            result = await self._handlers[type(command)](command)
         except HumantaskError as exc:
             COMMANDS_HANDLED.labels(command.name, exc.code).inc()
             return error_reply(exc)

@@ -40,10 +40,10 @@ from opentelemetry.trace import SpanKind
 from humantask_gateway.main import create_app as create_gateway
 from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import repository as notifier_repository
-from humantask_notifier.main import create_app as create_notifier
+from humantask_notifier.bootstrap import create_app as create_notifier
 from humantask_notifier.settings import NotifierSettings
 from humantask_shared.messages.commands import COMMANDS
-from humantask_taskstore.main import create_app as create_taskstore
+from humantask_taskstore.bootstrap import create_app as create_taskstore
 from humantask_taskstore.settings import TaskStoreSettings
 from tests.support.callbacks import ScriptedReceiver
 from tests.support.services import free_port, wait_for

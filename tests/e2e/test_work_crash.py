@@ -17,15 +17,13 @@ import pytest
 from bson import ObjectId
 
 from humantask_shared.messaging import EVENTS_EXCHANGE
+from humantask_taskstore.crash_hook import EXIT_CODE
 from tests.support.services import wait_for
 
 from .conftest import SEED_TASK_JSON, start_service
 from .isolated import api_for, isolated_stack
 
 pytestmark = pytest.mark.e2e
-
-EXIT_CODE_TEST_HOOK = 70  # humantask_taskstore.work.EXIT_CODE_TEST_HOOK
-
 
 async def test_a_completion_survives_a_crash_between_its_write_and_its_publish(
     mongodb_url: str,
@@ -63,7 +61,7 @@ async def test_a_completion_survives_a_crash_between_its_write_and_its_publish(
                 f"/v1/work/{task['task_id']}/submit", token, json={"category": "small"}
             )
             assert submitted.status == 503, submitted  # nobody left to answer
-            assert crashing.wait(timeout=30) == EXIT_CODE_TEST_HOOK, crashing.log_tail()
+            assert crashing.wait(timeout=30) == EXIT_CODE, crashing.log_tail()
             assert "exiting after the completion write" in crashing.log_text()
 
             # The completion is written, its event is in the outbox and nowhere else yet.

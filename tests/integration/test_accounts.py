@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
 from humantask_shared.timeutil import utcnow
-from humantask_taskstore.main import prepare_database
+from humantask_taskstore.bootstrap import prepare_database
 from humantask_taskstore.repository import AccountRepository
 
 

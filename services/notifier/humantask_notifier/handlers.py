@@ -1,17 +1,15 @@
 """Message handlers: a completion event, a retry coming due, a request for the log.
 
 Each message moves its task's delivery along `domain.next_step` until there is nothing
-left for it to do; the rules live in `domain`, the adapters in `repository` (MongoDB),
-`retries` (RabbitMQ), `sender` (HTTP) and `signing_keys` (the task-store). A handler
-returns only once what it did is durable; then the consumer acks its message.
+left for it to do; the rules live in `domain`, the adapters behind `ports` (MongoDB,
+RabbitMQ, HTTP, the task-store). A handler returns only once what it did is durable;
+then the consumer acks its message.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -26,10 +24,8 @@ from humantask_shared.timeutil import utcnow
 
 from . import domain, payload
 from .domain import Delivery, Step, Trigger
-from .repository import DeliveryRepository
-from .retries import RetryDue, RetryScheduler
-from .sender import CallbackSender
-from .signing_keys import CallbackSecrets
+from .ports import Dependencies
+from .retries import RetryDue
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +46,6 @@ MAX_STEPS = 6
 
 class AttemptInProgress(Exception):
     """Another process is sending this attempt; the message is looked at again later."""
-
-
-@dataclass(frozen=True)
-class Dependencies:
-    deliveries: DeliveryRepository
-    secrets: CallbackSecrets
-    retries: RetryScheduler
-    sender: CallbackSender
-    claim_ttl: timedelta
 
 
 def _parse(model: type[ModelT], message: AbstractIncomingMessage) -> ModelT:
@@ -169,8 +156,6 @@ def _count(attempt: domain.Attempt, outcome: str, reason: str) -> None:
     CALLBACK_ATTEMPTS.labels(str(attempt.number), outcome, reason).inc()
 
 
-async def list_callbacks(
-    command: ListCallbacks, _command_id: str, deps: Dependencies
-) -> CallbackLog:
+async def list_callbacks(command: ListCallbacks, deps: Dependencies) -> CallbackLog:
     attempts = await deps.deliveries.log(command.task_id, command.customer_id)
     return CallbackLog(attempts=[attempt.to_public() for attempt in attempts])

@@ -1,161 +1,16 @@
-"""The notifier: delivers the customer's callback when a task is completed (API.md §7).
+"""`humantask-notifier`: delivers the customer's callback when a task is completed
+(API.md §7).
 
-Wiring only; each resource is an aiohttp cleanup context, so SIGTERM stops taking
-messages, finishes those in hand (a callback being sent is sent and recorded), then
-closes the connections. Three consumers share one set of dependencies:
-
-- `notifier.task-completed`: completion events → attempt 1 (and the retry, if needed);
-- `notifier.callback-retry`: retries coming due → attempt 2;
-- `notifier.commands`: `callback.list`, the log behind `GET /v1/task/{id}/callbacks`
-  (from the gateway only: `broker_access.SenderCheck`);
-
-and each notifier follows `credential.changed` on a queue of its own, so that a rotated
-callback secret is used from then on.
+The process: settings from the environment, tracing, then the app `bootstrap` wires.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-from functools import partial
-
-from aiohttp import web
-from pymongo.errors import PyMongoError
-
-from humantask_shared.broker_access import SenderCheck
-from humantask_shared.command_client import CommandClient
-from humantask_shared.command_server import CommandServer
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.errors import Unavailable
-from humantask_shared.health import add_health_routes
-from humantask_shared.messages.commands import ListCallbacks
-from humantask_shared.messages.events import CredentialChanged, TaskCompleted
-from humantask_shared.messaging import (
-    COMMANDS_EXCHANGE,
-    EVENTS_EXCHANGE,
-    NOTIFIER_COMMANDS_EXCHANGE,
-    NOTIFIER_COMMANDS_QUEUE,
-    NOTIFIER_COMPLETIONS_QUEUE,
-    Consumer,
-    RpcClient,
-    declare_exchanges,
-    declare_work_queue,
-    open_channel,
-)
-from humantask_shared.resources import (
-    broker_resource,
-    connection_key,
-    database_key,
-    database_resource,
-)
 from humantask_shared.runner import run_service
 from humantask_shared.tracing import configure_tracing
 
-from . import domain
-from .handlers import (
-    AttemptInProgress,
-    Dependencies,
-    handle_retry_due,
-    handle_task_completed,
-    list_callbacks,
-)
-from .repository import DeliveryRepository, ensure_indexes
-from .retries import RetryScheduler, declare_retry_queue
-from .sender import CallbackSender, create_session
+from .bootstrap import create_app
 from .settings import NotifierSettings
-from .signing_keys import CallbackSecrets
-
-log = logging.getLogger(__name__)
-
-settings_key = web.AppKey("settings", NotifierSettings)
-dependencies_key = web.AppKey("dependencies", Dependencies)
-
-# Worth trying again after a pause: the database or the task-store did not answer, or
-# another notifier is in the middle of the same attempt.
-TRANSIENT_ERRORS = (PyMongoError, Unavailable, AttemptInProgress)
-
-
-async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The adapters the handlers use: MongoDB, the retry queues, the task-store, HTTP."""
-    settings = app[settings_key]
-    channel = await open_channel(app[connection_key])
-    exchanges = await declare_exchanges(channel)
-    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE], user_id=settings.broker_user)
-    await rpc.start("notifier")
-    retries = RetryScheduler(channel, settings.callback_retry_delay_seconds)
-    await retries.declare()
-    session = create_session(
-        settings.callback_timeout_seconds, settings.callback_allow_private_networks
-    )
-    app[dependencies_key] = Dependencies(
-        deliveries=DeliveryRepository(app[database_key]),
-        secrets=CallbackSecrets(CommandClient(rpc, settings.rpc_timeout_seconds)),
-        retries=retries,
-        sender=CallbackSender(
-            session, settings.callback_timeout_seconds, settings.callback_allow_private_networks
-        ),
-        claim_ttl=domain.claim_ttl(settings.callback_timeout_seconds),
-    )
-    if settings.callback_allow_private_networks:
-        log.warning("CALLBACK_ALLOW_PRIVATE_NETWORKS is on: callbacks may reach private hosts")
-    yield
-    await session.close()
-    await channel.close()
-
-
-async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings, deps = app[settings_key], app[dependencies_key]
-    channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    completions = await declare_work_queue(
-        channel, NOTIFIER_COMPLETIONS_QUEUE, EVENTS_EXCHANGE, [TaskCompleted.routing_key]
-    )
-    due_retries = await declare_retry_queue(channel)
-    server = CommandServer({ListCallbacks: partial(list_callbacks, deps=deps)}, channel)
-    commands = await declare_work_queue(
-        channel, NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMANDS_EXCHANGE, server.command_names
-    )
-    consumers = [
-        Consumer(completions, partial(handle_task_completed, deps=deps), TRANSIENT_ERRORS),
-        Consumer(due_retries, partial(handle_retry_due, deps=deps), TRANSIENT_ERRORS),
-        Consumer(commands, SenderCheck(server, settings.broker_identities(), channel)),
-    ]
-    for consumer in consumers:
-        await consumer.start()
-    yield
-    for consumer in consumers:
-        await consumer.stop(settings.shutdown_grace_seconds)
-    await channel.close()
-
-
-async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Sign with a rotated callback secret from the moment the task-store says so."""
-    secrets = app[dependencies_key].secrets
-
-    def on_change(event: CredentialChanged) -> None:
-        if event.role == "customer":
-            secrets.forget(event.principal_id)
-
-    channel = await follow_credential_changes(
-        app[connection_key], "notifier", on_change, secrets.forget_all
-    )
-    yield
-    await channel.close()
-
-
-def create_app(settings: NotifierSettings) -> web.Application:
-    app = web.Application()
-    app[settings_key] = settings
-    add_health_routes(app)
-    app.cleanup_ctx.extend(
-        [
-            database_resource(settings, "humantask-notifier", ensure_indexes),
-            broker_resource(settings, "humantask-notifier"),
-            dependencies_ctx,
-            credential_changes_ctx,
-            consumers_ctx,
-        ]
-    )
-    return app
 
 
 def main() -> None:

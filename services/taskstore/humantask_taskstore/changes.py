@@ -16,7 +16,7 @@ from humantask_shared.messages.events import Event
 from humantask_shared.timeutil import utcnow
 
 from .domain import TaskRecord
-from .repository import TaskRepository
+from .ports import Tasks
 
 MAX_WRITE_ATTEMPTS = 5
 
@@ -24,7 +24,7 @@ Change = Callable[[TaskRecord, datetime], tuple[TaskRecord, Sequence[Event]]]
 
 
 async def change_task(
-    tasks: TaskRepository, task_id: str, change: Change, customer_id: str | None = None
+    tasks: Tasks, task_id: str, change: Change, customer_id: str | None = None
 ) -> tuple[TaskRecord, Sequence[Event]]:
     """The task as saved after `change(task, now)`, and the events that change raised
     (written to the task's outbox; the caller publishes them). `customer_id` limits the

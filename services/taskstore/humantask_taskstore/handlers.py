@@ -1,15 +1,15 @@
-"""Command handlers: each takes a command and the repositories, returns the result model.
+"""Command handlers: each takes a command and the dependencies (`ports.Dependencies`),
+returns the result model. `HANDLERS` is the service's one table of them (the customer's
+commands here, the worker's in `work_handlers`, the operator's in `account_handlers`);
+`bootstrap` binds it.
 
 They translate between messages and the domain; the rules live in `domain`, the storage
-in `repository`, publishing in `outbox`.
+behind `ports.Tasks` and `ports.Accounts`, publishing behind `ports.Outbox`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
-
-from aio_pika.abc import AbstractExchange
 
 from humantask_shared.command_server import CommandHandler, UnboundHandler
 from humantask_shared.credentials import new_callback_secret
@@ -31,35 +31,20 @@ from humantask_shared.models import Task, TaskPage
 from humantask_shared.timeutil import utcnow
 
 from . import domain
-from .accounts import ACCOUNT_HANDLERS
+from .account_handlers import ACCOUNT_HANDLERS
 from .changes import change_task
-from .outbox import OutboxPublisher
-from .repository import AccountRepository, TaskExists, TaskRepository
-from .work import WORK_HANDLERS
+from .ports import Dependencies, TaskExists
+from .work_handlers import WORK_HANDLERS
 
 
-@dataclass(frozen=True)
-class Dependencies:
-    tasks: TaskRepository
-    accounts: AccountRepository
-    outbox: OutboxPublisher
-    work_lease_seconds: float = 600.0
-    # Test hook (TaskStoreSettings): exit between a completion's write and its publish.
-    exit_after_completion_write: bool = False
-    # Where `credential.changed` is published (accounts.py); the events exchange.
-    events: AbstractExchange | None = None
-
-
-async def authenticate(command: Authenticate, _command_id: str, deps: Dependencies) -> Principal:
+async def authenticate(command: Authenticate, deps: Dependencies) -> Principal:
     principal = await deps.accounts.authenticate(command.credential_hash, command.role)
     if principal is None:
         raise Unauthorized("invalid credentials")
     return principal
 
 
-async def ensure_customer(
-    command: EnsureCustomer, _command_id: str, deps: Dependencies
-) -> Principal:
+async def ensure_customer(command: EnsureCustomer, deps: Dependencies) -> Principal:
     principal = await deps.accounts.ensure_customer(
         command.customer_name, command.credential_hash, new_callback_secret(), utcnow()
     )
@@ -68,9 +53,7 @@ async def ensure_customer(
     return principal
 
 
-async def get_callback_secret(
-    command: GetCallbackSecret, _command_id: str, deps: Dependencies
-) -> CallbackSecret:
+async def get_callback_secret(command: GetCallbackSecret, deps: Dependencies) -> CallbackSecret:
     """For the notifier, which signs callbacks with it; no HTTP endpoint exposes it."""
     secret = await deps.accounts.callback_secret(command.customer_id)
     if secret is None:
@@ -78,7 +61,7 @@ async def get_callback_secret(
     return CallbackSecret(callback_secret=secret)
 
 
-async def create_task(command: CreateTask, _command_id: str, deps: Dependencies) -> Task:
+async def create_task(command: CreateTask, deps: Dependencies) -> Task:
     request, now = command.request, utcnow()
     record, events = domain.create_task(
         command.task_id, command.customer_id, request, now, request_id_var.get()
@@ -101,19 +84,19 @@ async def create_task(command: CreateTask, _command_id: str, deps: Dependencies)
     return record.to_public()
 
 
-async def get_task(command: GetTask, _command_id: str, deps: Dependencies) -> Task:
+async def get_task(command: GetTask, deps: Dependencies) -> Task:
     record = await deps.tasks.get(command.task_id, command.customer_id)
     if record is None:
         raise NotFound(f"no task with task_id {command.task_id}")
     return record.to_public()
 
 
-async def list_tasks(command: ListTasks, _command_id: str, deps: Dependencies) -> TaskPage:
+async def list_tasks(command: ListTasks, deps: Dependencies) -> TaskPage:
     records, next_page = await deps.tasks.list(command.customer_id, command.query, utcnow())
     return TaskPage(tasks=[record.to_public() for record in records], next_token=next_page)
 
 
-async def cancel_task(command: CancelTask, _command_id: str, deps: Dependencies) -> Task:
+async def cancel_task(command: CancelTask, deps: Dependencies) -> Task:
     request_id = request_id_var.get()
     saved, events = await change_task(
         deps.tasks,

@@ -1,116 +1,15 @@
-"""The task-store service: owns task state in MongoDB, answers commands, publishes events.
+"""`humantask-taskstore`: owns task state in MongoDB, answers commands, publishes events.
 
-Wiring only: each resource is an aiohttp cleanup context (create, yield, close), so
-SIGTERM stops taking commands, finishes those in hand, then closes the connections.
+The process: settings from the environment, tracing, then the app `bootstrap` wires.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
-from aiohttp import web
-from pymongo.asynchronous.database import AsyncDatabase
-
-from humantask_shared.broker_access import SenderCheck
-from humantask_shared.command_server import CommandServer
-from humantask_shared.health import add_health_routes
-from humantask_shared.messaging import (
-    COMMANDS_EXCHANGE,
-    EVENTS_EXCHANGE,
-    TASKSTORE_COMMANDS_QUEUE,
-    Consumer,
-    declare_exchanges,
-    declare_work_queue,
-    open_channel,
-)
-from humantask_shared.mongo import Document
-from humantask_shared.resources import (
-    broker_resource,
-    connection_key,
-    database_key,
-    database_resource,
-)
 from humantask_shared.runner import run_service
 from humantask_shared.tracing import configure_tracing
 
-from .gauges import task_gauges_watch
-from .handlers import Dependencies, bind_handlers
-from .outbox import OutboxPublisher
-from .repository import AccountRepository, TaskRepository, ensure_indexes
+from .bootstrap import create_app
 from .settings import TaskStoreSettings
-
-settings_key = web.AppKey("settings", TaskStoreSettings)
-outbox_key = web.AppKey("outbox", OutboxPublisher)
-dependencies_key = web.AppKey("dependencies", Dependencies)
-
-
-async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[settings_key]
-    channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    exchanges = await declare_exchanges(channel)
-    database = app[database_key]
-    tasks = TaskRepository(database)
-    outbox = OutboxPublisher(tasks, exchanges[EVENTS_EXCHANGE])
-    deps = Dependencies(
-        tasks=tasks,
-        accounts=AccountRepository(database),
-        outbox=outbox,
-        work_lease_seconds=settings.work_lease_seconds,
-        exit_after_completion_write=settings.humantask_test_exit_after_completion_write,
-        events=exchanges[EVENTS_EXCHANGE],
-    )
-    app[outbox_key], app[dependencies_key] = outbox, deps
-
-    server = CommandServer(bind_handlers(deps), channel)
-    queue = await declare_work_queue(
-        channel, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE, server.command_names
-    )
-    # Only the services a command is meant for may send it (the broker vouches for user_id).
-    consumer = Consumer(queue, SenderCheck(server, settings.broker_identities(), channel))
-    await consumer.start()
-    yield
-    await consumer.stop(settings.shutdown_grace_seconds)
-    await outbox.drain(settings.shutdown_grace_seconds)
-    await channel.close()
-
-
-async def outbox_relay_ctx(app: web.Application) -> AsyncIterator[None]:
-    relay = asyncio.create_task(
-        app[outbox_key].run_relay(app[settings_key].outbox_relay_interval_seconds)
-    )
-    yield
-    relay.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await relay
-
-
-async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The outbox backlog, the worker pool and expired leases, in /metrics (gauges.py)."""
-    async with task_gauges_watch(app[database_key]):
-        yield
-
-
-async def prepare_database(database: AsyncDatabase[Document]) -> None:
-    await ensure_indexes(database)
-    await AccountRepository(database).ensure_indexes()
-
-
-def create_app(settings: TaskStoreSettings) -> web.Application:
-    app = web.Application()
-    app[settings_key] = settings
-    add_health_routes(app)
-    app.cleanup_ctx.extend(
-        [
-            database_resource(settings, "humantask-taskstore", prepare_database),
-            broker_resource(settings, "humantask-taskstore"),
-            commands_ctx,
-            outbox_relay_ctx,
-            task_gauges_ctx,
-        ]
-    )
-    return app
 
 
 def main() -> None:

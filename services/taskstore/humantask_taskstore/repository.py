@@ -40,6 +40,7 @@ from humantask_shared.timeutil import as_utc
 
 from .batching import GroupWriter
 from .domain import TaskRecord
+from .ports import TaskExists
 
 TASKS = "tasks"
 CUSTOMERS = "customers"
@@ -232,15 +233,6 @@ def _without_events(published: list[str]) -> list[dict[str, Any]]:
 class PendingOutbox:
     task_id: str
     events: list[str]
-
-
-class TaskExists(Exception):
-    """An insert met a task that is already there: the same task id (a redelivered
-    command), or the same customer's `unique_id`. `existing` is that task."""
-
-    def __init__(self, existing: TaskRecord) -> None:
-        super().__init__(existing.task_id)
-        self.existing = existing
 
 
 PENDING: dict[str, Any] = {"status": "pending"}

@@ -10,7 +10,6 @@ fails in between, the command is retried; each of them may run twice.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from humantask_shared.command_server import UnboundHandler
 from humantask_shared.credentials import new_callback_secret
@@ -32,18 +31,14 @@ from humantask_shared.messages.commands import (
     RotateCredential,
 )
 from humantask_shared.messages.events import CredentialChange, CredentialChanged
-from humantask_shared.messaging import publish_event
 from humantask_shared.timeutil import utcnow
 
-if TYPE_CHECKING:
-    from .handlers import Dependencies
+from .ports import Dependencies
 
 log = logging.getLogger(__name__)
 
 
-async def create_customer(
-    command: CreateCustomer, _command_id: str, deps: Dependencies
-) -> CreatedCustomer:
+async def create_customer(command: CreateCustomer, deps: Dependencies) -> CreatedCustomer:
     # A redelivered command finds the customer it made: keys are random, never shared.
     owner = await deps.accounts.owner_of(command.credential_hash, "customer")
     if owner is None:
@@ -56,9 +51,7 @@ async def create_customer(
     return CreatedCustomer(customer_id=owner.principal_id, callback_secret=secret)
 
 
-async def create_worker(
-    command: CreateWorker, _command_id: str, deps: Dependencies
-) -> CreatedWorker:
+async def create_worker(command: CreateWorker, deps: Dependencies) -> CreatedWorker:
     owner = await deps.accounts.owner_of(command.credential_hash, "worker")
     if owner is None:
         owner = await deps.accounts.add_worker(
@@ -68,11 +61,11 @@ async def create_worker(
     return CreatedWorker(worker_id=owner.principal_id)
 
 
-async def list_accounts(command: ListAccounts, _command_id: str, deps: Dependencies) -> AccountList:
+async def list_accounts(command: ListAccounts, deps: Dependencies) -> AccountList:
     return AccountList(accounts=await deps.accounts.accounts(command.role))
 
 
-async def revoke_account(command: RevokeAccount, _command_id: str, deps: Dependencies) -> Account:
+async def revoke_account(command: RevokeAccount, deps: Dependencies) -> Account:
     account = await deps.accounts.revoke(command.role, command.principal_id, utcnow())
     if account is None:
         raise _not_found(command.role, command.principal_id)
@@ -80,9 +73,7 @@ async def revoke_account(command: RevokeAccount, _command_id: str, deps: Depende
     return account
 
 
-async def rotate_credential(
-    command: RotateCredential, _command_id: str, deps: Dependencies
-) -> Account:
+async def rotate_credential(command: RotateCredential, deps: Dependencies) -> Account:
     account = await _existing(deps, command.role, command.principal_id)
     if account.revoked_at is not None:
         raise Conflict(f"{command.role} {command.principal_id} is revoked; create a new one")
@@ -95,7 +86,7 @@ async def rotate_credential(
 
 
 async def rotate_callback_secret(
-    command: RotateCallbackSecret, _command_id: str, deps: Dependencies
+    command: RotateCallbackSecret, deps: Dependencies
 ) -> CallbackSecret:
     await _existing(deps, "customer", command.customer_id)
     secret = new_callback_secret()
@@ -123,13 +114,7 @@ async def _announce(
     event = CredentialChanged(
         role=role, principal_id=principal_id, change=change, request_id=request_id_var.get()
     )
-    if deps.events is None:
-        log.warning(
-            "no events exchange: caches learn of the change when they expire",
-            extra={"change": change},
-        )
-        return
-    await publish_event(deps.events, event)
+    await deps.announce(event)
     log.info(
         "credential changed", extra={"role": role, "principal_id": principal_id, "change": change}
     )

@@ -9,9 +9,7 @@ state and whether it exists (`no_live_lease`).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from humantask_shared.command_server import UnboundHandler
 from humantask_shared.errors import NotFound
@@ -24,16 +22,12 @@ from humantask_shared.worker_models import ClaimResult, CompletedWork, WorkRelea
 from . import domain
 from .changes import Change, change_task
 from .domain import TaskRecord
-
-if TYPE_CHECKING:
-    from .handlers import Dependencies
+from .ports import Dependencies
 
 log = logging.getLogger(__name__)
 
-EXIT_CODE_TEST_HOOK = 70
 
-
-async def claim_work(command: ClaimWork, _command_id: str, deps: Dependencies) -> ClaimResult:
+async def claim_work(command: ClaimWork, deps: Dependencies) -> ClaimResult:
     now = utcnow()
     leased = await deps.tasks.claim(
         command.worker_id, now, domain.lease_expiry(now, deps.work_lease_seconds)
@@ -53,7 +47,7 @@ async def _change_held_task(
         raise no_live_lease(task_id) from None
 
 
-async def submit_work(command: SubmitWork, _command_id: str, deps: Dependencies) -> CompletedWork:
+async def submit_work(command: SubmitWork, deps: Dependencies) -> CompletedWork:
     request_id = request_id_var.get()
     saved, events = await _change_held_task(
         deps,
@@ -62,15 +56,12 @@ async def submit_work(command: SubmitWork, _command_id: str, deps: Dependencies)
             record, command.worker_id, command.category, now, request_id
         ),
     )
-    if deps.exit_after_completion_write:
-        log.warning("test hook: exiting after the completion write, before publishing")
-        os._exit(EXIT_CODE_TEST_HOOK)
     deps.outbox.publish_after_reply(saved.task_id, events)
     log.info("task completed", extra={"task_id": saved.task_id, "worker_id": command.worker_id})
     return saved.to_completed_work()
 
 
-async def release_work(command: ReleaseWork, _command_id: str, deps: Dependencies) -> WorkReleased:
+async def release_work(command: ReleaseWork, deps: Dependencies) -> WorkReleased:
     saved, _ = await _change_held_task(
         deps,
         command.task_id,

@@ -1,0 +1,62 @@
+"""What the notifier's handlers need from the outside world, as protocols.
+
+`repository` (MongoDB), `signing_keys` (the task-store), `retries` (RabbitMQ) and
+`sender` (HTTP) fulfil them in the service (`bootstrap` wires them); the unit tests pass
+in-memory fakes with the same promises (`tests/support/fakes.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from .domain import Attempt, Delivery
+from .sender import SendResult
+
+
+class Deliveries(Protocol):
+    """One delivery per task id; one claim per attempt number."""
+
+    async def get(self, task_id: str) -> Delivery | None:
+        """The delivery with every claimed attempt, by number."""
+
+    async def create(self, delivery: Delivery) -> None:
+        """Store a new delivery; a second of the same task id changes nothing."""
+
+    async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
+        """Claim `attempt`; False if any process (this one too) already claimed it."""
+
+    async def finish(self, task_id: str, attempt: Attempt) -> bool:
+        """Record a claimed attempt's outcome; False if it was recorded already."""
+
+    async def mark_retry_scheduled(self, task_id: str) -> None: ...
+
+    async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
+        """The customer's log of a task (nothing for another customer): its finished
+        attempts, oldest first."""
+
+
+class SigningKeys(Protocol):
+    async def get(self, customer_id: str) -> str:
+        """The customer's callback secret; `NotFound` for an unknown customer,
+        `Unavailable` when the task-store does not answer."""
+
+
+class Retries(Protocol):
+    async def schedule(self, task_id: str, request_id: str | None) -> None:
+        """Returns once the broker holds the retry, due after the retry delay."""
+
+
+class Sender(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        """POST one callback; never raises: the result says what came of it."""
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    deliveries: Deliveries
+    secrets: SigningKeys
+    retries: Retries
+    sender: Sender
+    claim_ttl: timedelta

@@ -1,0 +1,35 @@
+"""A test seam, wired in only when `HUMANTASK_TEST_EXIT_AFTER_COMPLETION_WRITE` is set
+(never in production): the task-store dies between writing a completed task and
+publishing its `task.completed` event (or answering), to prove the outbox relay
+recovers the event after a restart (`tests/e2e/test_work_crash.py`).
+
+It wraps the handlers' outbox (`bootstrap`), so no handler knows of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from humantask_shared.messages.events import Event, TaskCompleted
+
+from .ports import Outbox
+
+log = logging.getLogger(__name__)
+
+EXIT_CODE = 70
+
+
+class ExitBeforePublishingCompletion:
+    """An outbox that ends the process when handed a completion: by then the handler has
+    written it (with its event in the task's outbox) and not yet replied."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
+        if any(isinstance(event, TaskCompleted) for event in events):
+            log.warning("test hook: exiting after the completion write, before publishing")
+            os._exit(EXIT_CODE)
+        self._outbox.publish_after_reply(task_id, events)

@@ -1,0 +1,116 @@
+"""What the handlers need from the outside world, as protocols.
+
+The MongoDB adapters (`repository`), the outbox (`outbox`) and the broker fulfil them in
+the service (`bootstrap` wires them); the unit tests pass in-memory fakes with the same
+promises (`tests/support/fakes.py`). Each promise the handlers rely on is said here.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from humantask_shared.messages.commands import Account, Principal, Role
+from humantask_shared.messages.events import CredentialChanged, Event
+from humantask_shared.models import ListCursor, TaskListQuery
+
+from .domain import TaskRecord
+
+
+class TaskExists(Exception):
+    """An insert met a task that is already there: the same task id (a redelivered
+    command), or the same customer's `unique_id`. `existing` is that task."""
+
+    def __init__(self, existing: TaskRecord) -> None:
+        super().__init__(existing.task_id)
+        self.existing = existing
+
+
+class Tasks(Protocol):
+    """Tasks with their outbox of unpublished events, written in one document each."""
+
+    async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
+        """The task, if it exists (and belongs to `customer_id`, when given); an id that
+        is not a task id is simply not found."""
+
+    async def add(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
+        """Insert a new task and its events; `TaskExists` when its id or its customer's
+        `unique_id` is taken (whatever the race, one insert wins)."""
+
+    async def save(
+        self, record: TaskRecord, events: Sequence[Event], now: datetime
+    ) -> TaskRecord | None:
+        """Write a changed task only if it is still at the version it was read at (and
+        bump the version); None when another writer got there first."""
+
+    async def claim(
+        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    ) -> TaskRecord | None:
+        """The task the worker holds a live lease on, or else the oldest claimable task,
+        leased to it now; None when the pool is empty. One live lease per worker."""
+
+    async def list(
+        self, customer_id: str, query: TaskListQuery, now: datetime
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
+        """A page of the customer's tasks, newest first, and where the next one starts."""
+
+
+class Accounts(Protocol):
+    """Customers, workers and their credentials (by the SHA-256 of the key or token)."""
+
+    async def authenticate(self, credential_hash: str, role: Role) -> Principal | None: ...
+
+    async def owner_of(self, credential_hash: str, role: Role) -> Principal | None:
+        """Whose credential this is, revoked or not."""
+
+    async def add_customer(
+        self, name: str, credential_hash: str, callback_secret: str, now: datetime
+    ) -> Principal: ...
+
+    async def add_worker(self, name: str, credential_hash: str, now: datetime) -> Principal: ...
+
+    async def ensure_customer(
+        self, name: str, credential_hash: str, callback_secret: str, now: datetime
+    ) -> Principal | None:
+        """The customer of this key, created if there is none; None if it was revoked."""
+
+    async def callback_secret(self, customer_id: str) -> str | None: ...
+
+    async def accounts(self, role: Role) -> list[Account]:
+        """Every customer or worker, oldest first."""
+
+    async def account(self, role: Role, principal_id: str) -> Account | None: ...
+
+    async def revoke(self, role: Role, principal_id: str, now: datetime) -> Account | None:
+        """Revoke the principal and its credentials, for good; None if there is none."""
+
+    async def rotate_credential(
+        self, role: Role, principal_id: str, credential_hash: str, now: datetime
+    ) -> Account | None:
+        """This credential replaces every other of the principal (a repeat is a no-op)."""
+
+    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
+        """False if there is no such customer."""
+
+
+class Outbox(Protocol):
+    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
+        """Publish events already written to the task's outbox, in the background."""
+
+
+# Publishes `credential.changed` and returns once the broker has it (confirmed).
+AnnounceCredentialChange = Callable[[CredentialChanged], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What every task-store handler gets (`handlers.bind_handlers`)."""
+
+    tasks: Tasks
+    accounts: Accounts
+    outbox: Outbox
+    announce: AnnounceCredentialChange
+    work_lease_seconds: float
