@@ -25,6 +25,7 @@ from .isolated import api_for, isolated_stack
 
 pytestmark = pytest.mark.e2e
 
+
 async def test_a_completion_survives_a_crash_between_its_write_and_its_publish(
     mongodb_url: str,
     test_session_id: str,

@@ -1,5 +1,7 @@
-"""The task-store's MongoDB adapter and its create/cancel handlers, against a real server
-(FerretDB 2 on DocumentDB, or MongoDB). Every test gets a database of its own, dropped
+"""The task-store's MongoDB adapter against a real server (FerretDB 2 on DocumentDB, or
+MongoDB), and its handlers where the database decides: concurrent creates, cancels and
+claims. What the handlers do otherwise is tested against fakes
+(tests/unit/test_taskstore_handlers.py). Every test gets a database of its own, dropped
 afterwards."""
 
 from __future__ import annotations
@@ -16,17 +18,12 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.errors import Conflict, NotFound
 from humantask_shared.messages.commands import (
     CancelTask,
     ClaimWork,
     CreateTask,
-    GetTask,
-    ListTasks,
-    ReleaseWork,
-    SubmitWork,
 )
-from humantask_shared.messages.events import Event, TaskCanceled, TaskCompleted, TaskCreated
+from humantask_shared.messages.events import TaskCanceled
 from humantask_shared.models import (
     CreateTaskRequest,
     ListCursor,
@@ -36,18 +33,18 @@ from humantask_shared.models import (
 )
 from humantask_shared.mongo import Document
 from humantask_shared.timeutil import utcnow
-from humantask_taskstore import domain, handlers, work
-from humantask_taskstore.handlers import Dependencies
+from humantask_taskstore import domain, handlers, work_handlers
+from humantask_taskstore.ports import Dependencies, TaskExists
 from humantask_taskstore.repository import (
     CREDENTIALS,
     CUSTOMERS,
     TASKS,
     AccountRepository,
-    TaskExists,
     TaskRepository,
     ensure_indexes,
     serialize_event,
 )
+from tests.support.fakes import RecordingAnnouncer, RecordingOutbox
 
 SEED: dict[str, Any] = {
     "callback_url": "http://www.example.com/test_callback",
@@ -75,16 +72,6 @@ def accounts(db: AsyncDatabase) -> AccountRepository:
     return AccountRepository(db)
 
 
-class RecordingOutbox:
-    """Stands in for OutboxPublisher (the broker is not what these tests are about)."""
-
-    def __init__(self) -> None:
-        self.published: list[tuple[str, list[Event]]] = []
-
-    def publish_after_reply(self, task_id: str, events: list[Event]) -> None:
-        self.published.append((task_id, list(events)))
-
-
 @pytest.fixture
 def outbox() -> RecordingOutbox:
     return RecordingOutbox()
@@ -94,7 +81,13 @@ def outbox() -> RecordingOutbox:
 def deps(
     tasks: TaskRepository, accounts: AccountRepository, outbox: RecordingOutbox
 ) -> Dependencies:
-    return Dependencies(tasks=tasks, accounts=accounts, outbox=outbox)  # type: ignore[arg-type]
+    return Dependencies(
+        tasks=tasks,
+        accounts=accounts,
+        outbox=outbox,
+        announce=RecordingAnnouncer(),
+        work_lease_seconds=600,
+    )
 
 
 def request(**overrides: Any) -> CreateTaskRequest:
@@ -445,67 +438,16 @@ async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRe
     assert len(await tasks.outbox(record.task_id)) == 2
 
 
-# -- the create handler ----------------------------------------------------------------
-
-
-async def test_create_stores_the_task_and_publishes_task_created(
-    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
-) -> None:
-    task = await handlers.create_task(
-        CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps
-    )
-    assert task.status == "pending"
-    stored = await tasks.get(task.task_id, "cust-a")
-    assert stored is not None and stored.to_public() == task
-    assert [(tid, [type(e) for e in events]) for tid, events in outbox.published] == [
-        (task.task_id, [TaskCreated])
-    ]
-    assert outbox.published[0][1][0].task == task
-
-
-async def test_a_redelivered_create_returns_the_task_it_made(
-    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
-) -> None:
-    command = CreateTask(customer_id="cust-a", request=request())
-    first = await handlers.create_task(command, "cmd-redelivered", deps)
-    again = await handlers.create_task(command, "cmd-redelivered", deps)
-
-    assert again == first
-    assert await listed(tasks) == ([first.task_id], False)
-    assert len(outbox.published) == 1
+# -- handlers racing on the database ----------------------------------------------------
 
 
 async def test_concurrent_redeliveries_of_one_create_make_one_task(
     deps: Dependencies, tasks: TaskRepository
 ) -> None:
     command = CreateTask(customer_id="cust-a", request=request())
-    results = await asyncio.gather(
-        *(handlers.create_task(command, "cmd-twice", deps) for _ in range(4))
-    )
+    results = await asyncio.gather(*(handlers.create_task(command, deps) for _ in range(4)))
     assert len({task.task_id for task in results}) == 1
     assert await listed(tasks) == ([results[0].task_id], False)
-
-
-async def test_create_with_a_known_unique_id_returns_the_original(
-    deps: Dependencies, tasks: TaskRepository
-) -> None:
-    first = await handlers.create_task(
-        CreateTask(customer_id="cust-a", request=request(unique_id="u")), "cmd-1", deps
-    )
-    again = await handlers.create_task(
-        CreateTask(customer_id="cust-a", request=request(unique_id="u")), "cmd-2", deps
-    )
-    assert again == first
-    assert await listed(tasks) == ([first.task_id], False)
-
-    with pytest.raises(Conflict) as info:
-        await handlers.create_task(
-            CreateTask(customer_id="cust-a", request=request(unique_id="u", attachment="truck")),
-            "cmd-3",
-            deps,
-        )
-    assert first.task_id in info.value.message
-    assert await listed(tasks) == ([first.task_id], False)
 
 
 async def test_concurrent_creates_with_one_unique_id_make_one_task(
@@ -514,89 +456,24 @@ async def test_concurrent_creates_with_one_unique_id_make_one_task(
     results = await asyncio.gather(
         *(
             handlers.create_task(
-                CreateTask(customer_id="cust-a", request=request(unique_id="u")), f"cmd-{i}", deps
+                CreateTask(customer_id="cust-a", request=request(unique_id="u")), deps
             )
-            for i in range(4)
+            for _ in range(4)
         )
     )
     assert len({task.task_id for task in results}) == 1
     assert await listed(tasks) == ([results[0].task_id], False)
 
 
-# -- get / list / cancel handlers ------------------------------------------------------
-
-
-async def test_get_and_cancel_handlers_hide_other_customers_tasks(
-    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
-) -> None:
-    task = await handlers.create_task(
-        CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps
-    )
-    with pytest.raises(NotFound):
-        await handlers.get_task(GetTask(customer_id="cust-b", task_id=task.task_id), "c", deps)
-    with pytest.raises(NotFound):
-        await handlers.cancel_task(
-            CancelTask(customer_id="cust-b", task_id=task.task_id), "c", deps
-        )
-    stored = await tasks.get(task.task_id)
-    assert stored is not None and stored.status == "pending"
-    page = await handlers.list_tasks(
-        ListTasks(customer_id="cust-b", query=TaskListQuery()), "c", deps
-    )
-    assert page.tasks == [] and page.next_token is None
-
-
-async def test_cancel_handler_cancels_once_and_publishes_once(
-    deps: Dependencies, outbox: RecordingOutbox
-) -> None:
-    task = await handlers.create_task(
-        CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps
-    )
-    cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
-    canceled = await handlers.cancel_task(cancel, "cmd-2", deps)
-    again = await handlers.cancel_task(cancel, "cmd-3", deps)
-
-    assert canceled.status == "canceled" and canceled.canceled_at is not None
-    assert again == canceled
-    assert [[type(e) for e in events] for _, events in outbox.published] == [
-        [TaskCreated],
-        [TaskCanceled],
-    ]
-    fetched = await handlers.get_task(
-        GetTask(customer_id="cust-a", task_id=task.task_id), "cmd-4", deps
-    )
-    assert fetched == canceled
-
-
 async def test_concurrent_cancels_raise_one_event(
     deps: Dependencies, outbox: RecordingOutbox
 ) -> None:
-    task = await handlers.create_task(
-        CreateTask(customer_id="cust-a", request=request()), "cmd-1", deps
-    )
+    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), deps)
     cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
-    results = await asyncio.gather(
-        *(handlers.cancel_task(cancel, f"c-{i}", deps) for i in range(4))
-    )
+    results = await asyncio.gather(*(handlers.cancel_task(cancel, deps) for _ in range(4)))
     assert {r.status for r in results} == {"canceled"}
     assert len({r.canceled_at for r in results}) == 1
     assert sum(isinstance(e, TaskCanceled) for _, events in outbox.published for e in events) == 1
-
-
-async def test_cancel_handler_refuses_a_completed_task(
-    deps: Dependencies, tasks: TaskRepository
-) -> None:
-    record = await add_task(tasks)
-    completed = replace(
-        record, status="completed", completed_at=T0, response=TaskResponse(category="big")
-    )
-    assert await tasks.save(completed, [], T0) is not None
-    with pytest.raises(Conflict):
-        await handlers.cancel_task(
-            CancelTask(customer_id="cust-a", task_id=record.task_id), "c", deps
-        )
-    stored = await tasks.get(record.task_id)
-    assert stored is not None and stored.status == "completed"
 
 
 # -- indexes -----------------------------------------------------------------------------
@@ -672,10 +549,7 @@ async def test_concurrent_claims_lease_each_task_to_exactly_one_worker(
     # Ten workers, each claiming twice at once (a double click), for eight tasks.
     calls = [(f"worker-{w}", n) for w in range(10) for n in range(2)]
     results = await asyncio.gather(
-        *(
-            work.claim_work(ClaimWork(worker_id=worker), f"claim-{worker}-{n}", deps)
-            for worker, n in calls
-        )
+        *(work_handlers.claim_work(ClaimWork(worker_id=worker), deps) for worker, _ in calls)
     )
     handed_to: dict[str, set[str]] = {}
     for (worker, _), result in zip(calls, results, strict=True):
@@ -688,38 +562,6 @@ async def test_concurrent_claims_lease_each_task_to_exactly_one_worker(
         assert stored is not None and {stored.lease_worker_id} == workers
 
 
-async def test_claim_submit_release_through_the_handlers(
-    deps: Dependencies, tasks: TaskRepository, outbox: RecordingOutbox
-) -> None:
-    first = await add_task(tasks, created_at=T0)
-    second = await add_task(tasks, created_at=T0 + timedelta(seconds=1))
-
-    claimed = await work.claim_work(ClaimWork(worker_id="alice"), "c-1", deps)
-    assert claimed.item is not None and claimed.item.task_id == first.task_id
-    again = await work.claim_work(ClaimWork(worker_id="alice"), "c-2", deps)
-    assert again.item == claimed.item
-    bob = await work.claim_work(ClaimWork(worker_id="bob"), "c-3", deps)
-    assert bob.item is not None and bob.item.task_id == second.task_id
-
-    await work.release_work(ReleaseWork(worker_id="bob", task_id=second.task_id), "r-1", deps)
-    with pytest.raises(Conflict):
-        await work.release_work(ReleaseWork(worker_id="bob", task_id=second.task_id), "r-2", deps)
-    unknown = new_task_id()
-    with pytest.raises(Conflict, match=f"you do not hold a live lease on task {unknown}"):
-        await work.submit_work(
-            SubmitWork(worker_id="alice", task_id=unknown, category="big"), "s-0", deps
-        )
-
-    done = await work.submit_work(
-        SubmitWork(worker_id="alice", task_id=first.task_id, category="small"), "s-1", deps
-    )
-    assert done.status == "completed" and done.response.category == "small"
-    assert [type(e) for _, events in outbox.published for e in events] == [TaskCompleted]
-    # Alice's lease ended with the task; the released one is hers now.
-    after = await work.claim_work(ClaimWork(worker_id="alice"), "c-4", deps)
-    assert after.item is not None and after.item.task_id == second.task_id
-
-
 async def test_concurrent_claims_of_one_worker_all_return_the_same_single_task(
     deps: Dependencies, tasks: TaskRepository
 ) -> None:
@@ -727,12 +569,12 @@ async def test_concurrent_claims_of_one_worker_all_return_the_same_single_task(
         (await add_task(tasks, created_at=T0 + timedelta(seconds=i))).task_id for i in range(3)
     ]
     results = await asyncio.gather(
-        *(work.claim_work(ClaimWork(worker_id="alice"), f"claim-{n}", deps) for n in range(12))
+        *(work_handlers.claim_work(ClaimWork(worker_id="alice"), deps) for _ in range(12))
     )
     handed_out = {result.item.task_id for result in results if result.item is not None}
     assert handed_out == {created[0]}
     # The other tasks are still in the pool for someone else.
-    bob = await work.claim_work(ClaimWork(worker_id="bob"), "claim-bob", deps)
+    bob = await work_handlers.claim_work(ClaimWork(worker_id="bob"), deps)
     assert bob.item is not None and bob.item.task_id == created[1]
 
 
@@ -746,7 +588,7 @@ async def test_one_lease_per_worker_holds_across_two_task_stores(
     other = replace(deps, tasks=TaskRepository(db))
     results = await asyncio.gather(
         *(
-            work.claim_work(ClaimWork(worker_id="alice"), f"claim-{n}", deps if n % 2 else other)
+            work_handlers.claim_work(ClaimWork(worker_id="alice"), deps if n % 2 else other)
             for n in range(10)
         )
     )

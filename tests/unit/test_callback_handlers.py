@@ -1,14 +1,14 @@
 """The notifier's handlers with in-memory fakes: at most two attempts, whatever arrives.
 
 The fake repository claims attempts the way MongoDB does (a second insert of one id
-fails); everything else is plain dictionaries.
+fails; tests/support/fakes.py); everything else is plain dictionaries.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from humantask_notifier import domain
-from humantask_notifier.domain import Attempt, Delivery
+from humantask_notifier.domain import Attempt
 from humantask_notifier.handlers import (
     AttemptInProgress,
-    Dependencies,
     handle_retry_due,
     handle_task_completed,
     list_callbacks,
 )
+from humantask_notifier.ports import Dependencies
 from humantask_notifier.retries import RetryDue
 from humantask_notifier.sender import SendResult
 from humantask_shared.errors import NotFound, Unavailable
@@ -32,6 +32,7 @@ from humantask_shared.messages.events import TaskCompleted
 from humantask_shared.messaging import PoisonMessage
 from humantask_shared.models import Task
 from humantask_shared.timeutil import utcnow
+from tests.support.fakes import FakeDeliveries, FakeRetries, FakeSender, FakeSigningKeys
 
 from .test_callback_domain import TASK
 
@@ -39,87 +40,19 @@ TASK_ID = TASK["task_id"]
 
 
 @dataclass
-class FakeDeliveries:
-    deliveries: dict[str, Delivery] = field(default_factory=dict)
-    attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
-
-    async def get(self, task_id: str) -> Delivery | None:
-        found = self.deliveries.get(task_id)
-        if found is None:
-            return None
-        claimed = sorted(
-            (a for (t, _), a in self.attempts.items() if t == task_id), key=lambda a: a.number
-        )
-        return replace(found, attempts=tuple(claimed))
-
-    async def create(self, delivery: Delivery) -> None:
-        self.deliveries.setdefault(delivery.task_id, delivery)
-
-    async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
-        key = (delivery.task_id, attempt.number)
-        if key in self.attempts:
-            return False
-        self.attempts[key] = attempt
-        return True
-
-    async def finish(self, task_id: str, attempt: Attempt) -> bool:
-        if self.attempts[(task_id, attempt.number)].finished:
-            return False
-        self.attempts[(task_id, attempt.number)] = attempt
-        return True
-
-    async def mark_retry_scheduled(self, task_id: str) -> None:
-        self.deliveries[task_id] = replace(self.deliveries[task_id], retry_scheduled=True)
-
-    async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
-        delivery = await self.get(task_id)
-        if delivery is None or delivery.customer_id != customer_id:
-            return []
-        return [a for a in delivery.attempts if a.finished]
-
-
-@dataclass
-class FakeSender:
-    answers: list[SendResult] = field(default_factory=list)
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
-        self.sent.append({"url": url, "body": body, "headers": headers})
-        return self.answers.pop(0) if self.answers else SendResult(status_code=200)
-
-
-@dataclass
-class FakeRetries:
-    scheduled: list[str] = field(default_factory=list)
-
-    async def schedule(self, task_id: str, request_id: str | None) -> None:
-        self.scheduled.append(task_id)
-
-
-@dataclass
-class FakeSecrets:
-    error: Exception | None = None
-
-    async def get(self, customer_id: str) -> str:
-        if self.error is not None:
-            raise self.error
-        return f"whsec_{customer_id}"
-
-
-@dataclass
 class World:
     deliveries: FakeDeliveries = field(default_factory=FakeDeliveries)
     sender: FakeSender = field(default_factory=FakeSender)
     retries: FakeRetries = field(default_factory=FakeRetries)
-    secrets: FakeSecrets = field(default_factory=FakeSecrets)
+    secrets: FakeSigningKeys = field(default_factory=FakeSigningKeys)
 
     @property
     def deps(self) -> Dependencies:
         return Dependencies(
             deliveries=self.deliveries,
-            secrets=self.secrets,  # type: ignore[arg-type]
+            secrets=self.secrets,
             retries=self.retries,
-            sender=self.sender,  # type: ignore[arg-type]
+            sender=self.sender,
             claim_ttl=timedelta(seconds=11),
         )
 
@@ -136,9 +69,7 @@ class World:
         return [sent["headers"]["X-Callback-Attempt"] for sent in self.sender.sent]
 
     async def log(self) -> list[tuple[int, int | None, bool]]:
-        result = await list_callbacks(
-            ListCallbacks(customer_id="c1", task_id=TASK_ID), "", self.deps
-        )
+        result = await list_callbacks(ListCallbacks(customer_id="c1", task_id=TASK_ID), self.deps)
         return [(a.attempt, a.status_code, a.delivered) for a in result.attempts]
 
 
@@ -205,7 +136,7 @@ async def test_a_claimer_that_died_mid_attempt_is_logged_and_the_retry_still_hap
     assert world.retries.scheduled == [TASK_ID]
     await world.retry_due()
     assert world.attempts_sent() == ["2"]
-    log = await list_callbacks(ListCallbacks(customer_id="c1", task_id=TASK_ID), "", world.deps)
+    log = await list_callbacks(ListCallbacks(customer_id="c1", task_id=TASK_ID), world.deps)
     first, second = log.attempts
     assert first.error == domain.INTERRUPTED and first.at == long_ago
     assert second.delivered
@@ -228,7 +159,7 @@ async def test_a_crash_before_the_retry_was_queued_queues_it_on_redelivery() -> 
 
 
 async def test_no_attempt_is_spent_while_the_secret_is_unavailable() -> None:
-    world = World(secrets=FakeSecrets(Unavailable("task-store down")))
+    world = World(secrets=FakeSigningKeys(Unavailable("task-store down")))
     with pytest.raises(Unavailable):
         await world.completed()
     assert world.sender.sent == [] and world.deliveries.attempts == {}
@@ -255,7 +186,7 @@ async def test_undeliverable_events_are_poison(problem: str) -> None:
 async def test_the_log_is_the_customers_only() -> None:
     world = World()
     await world.completed()
-    other = await list_callbacks(ListCallbacks(customer_id="c2", task_id=TASK_ID), "", world.deps)
+    other = await list_callbacks(ListCallbacks(customer_id="c2", task_id=TASK_ID), world.deps)
     assert other.attempts == []
 
 

@@ -17,8 +17,9 @@ from humantask_shared.errors import NotFound, Unavailable
 from humantask_shared.messages.commands import GetTask, Reply, ReplyError
 from humantask_shared.models import Task
 from humantask_shared.timeutil import utcnow
+from tests.support.fakes import FakeSender
 
-from .test_callback_handlers import TASK_ID, FakeSender, World, completion
+from .test_callback_handlers import TASK_ID, World, completion
 
 
 def sample(name: str, **labels: str) -> float:

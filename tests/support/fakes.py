@@ -1,0 +1,335 @@
+"""In-memory fakes of the services' ports (`humantask_taskstore.ports`,
+`humantask_notifier.ports`), for the handlers' unit tests.
+
+Each keeps the promises its real adapter makes and the handlers rely on: conditional
+writes on a task's version, one task per id and per customer's `unique_id`, one live
+lease per worker and the oldest pending task claimed first, one claim per callback
+attempt. What the real adapters do with the database (indexes, atomicity under races,
+spans) is tested against a real server in tests/integration.
+"""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from humantask_notifier.domain import Attempt, Delivery
+from humantask_notifier.sender import SendResult
+from humantask_shared.messages.commands import Account, Principal, Role
+from humantask_shared.messages.events import CredentialChanged, Event
+from humantask_shared.models import ListCursor, TaskListQuery
+from humantask_taskstore.domain import TaskRecord, holds_live_lease
+from humantask_taskstore.ports import TaskExists
+
+# -- the task-store ----------------------------------------------------------------------
+
+
+@dataclass
+class FakeTasks:
+    """`ports.Tasks` in a dictionary; `outboxes` holds what each write left to publish."""
+
+    records: dict[str, TaskRecord] = field(default_factory=dict)
+    outboxes: dict[str, list[Event]] = field(default_factory=dict)
+
+    async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
+        record = self.records.get(task_id)
+        if record is None or customer_id not in (None, record.customer_id):
+            return None
+        return record
+
+    async def add(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
+        existing = self.records.get(record.task_id)
+        if existing is None and record.unique_id is not None:
+            existing = next(
+                (
+                    other
+                    for other in self.records.values()
+                    if (other.customer_id, other.unique_id)
+                    == (record.customer_id, record.unique_id)
+                ),
+                None,
+            )
+        if existing is not None:
+            raise TaskExists(existing)
+        self.records[record.task_id] = record
+        self.outboxes[record.task_id] = list(events)
+
+    async def save(
+        self, record: TaskRecord, events: Sequence[Event], now: datetime
+    ) -> TaskRecord | None:
+        current = self.records.get(record.task_id)
+        if current is None or current.version != record.version:
+            return None
+        return self._write(replace(record, version=record.version + 1), events)
+
+    async def claim(
+        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    ) -> TaskRecord | None:
+        for record in self.records.values():
+            if holds_live_lease(record, worker_id, now):
+                return record
+        claimable = [
+            record
+            for record in self.records.values()
+            if record.status == "pending"
+            and (record.lease_expires_at is None or record.lease_expires_at <= now)
+        ]
+        if not claimable:
+            return None
+        oldest = min(claimable, key=lambda record: (record.created_at, record.task_id))
+        leased = replace(
+            oldest,
+            lease_worker_id=worker_id,
+            lease_expires_at=lease_expires_at,
+            version=oldest.version + 1,
+        )
+        return self._write(leased, [])
+
+    async def list(
+        self, customer_id: str, query: TaskListQuery, now: datetime
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
+        def wanted(record: TaskRecord) -> bool:
+            return (
+                record.customer_id == customer_id
+                and query.status in (None, record.status)
+                and query.unique_id in (None, record.unique_id)
+                and (query.start_time is None or record.created_at >= query.start_time)
+                and (query.end_time is None or record.created_at < query.end_time)
+            )
+
+        def newest_first(record: TaskRecord) -> tuple[datetime, str]:
+            return record.created_at, record.task_id
+
+        found = sorted(filter(wanted, self.records.values()), key=newest_first, reverse=True)
+        cursor = query.next_token
+        if cursor is not None:
+            after = (cursor.created_at, cursor.task_id)
+            found = [record for record in found if newest_first(record) < after]
+        page = found[query.offset :][: query.limit]
+        if query.unique_id is not None or len(found) <= query.offset + query.limit or not page:
+            return page, None
+        last = page[-1]
+        return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
+
+    def _write(self, record: TaskRecord, events: Sequence[Event]) -> TaskRecord:
+        self.records[record.task_id] = record
+        self.outboxes.setdefault(record.task_id, []).extend(events)
+        return record
+
+
+@dataclass
+class RecordingOutbox:
+    """`ports.Outbox`: what the handlers handed over to publish, in order."""
+
+    published: list[tuple[str, list[Event]]] = field(default_factory=list)
+
+    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
+        self.published.append((task_id, list(events)))
+
+    def event_types(self) -> list[str]:
+        return [event.event_type for _, events in self.published for event in events]
+
+
+@dataclass
+class RecordingAnnouncer:
+    """`ports.AnnounceCredentialChange`: the `credential.changed` events published."""
+
+    announced: list[CredentialChanged] = field(default_factory=list)
+
+    async def __call__(self, event: CredentialChanged) -> None:
+        self.announced.append(event)
+
+    def changes(self) -> list[tuple[Role, str, str]]:
+        return [(event.role, event.principal_id, event.change) for event in self.announced]
+
+
+@dataclass
+class _Credential:
+    role: Role
+    principal_id: str
+    revoked_at: datetime | None = None
+
+
+@dataclass
+class FakeAccounts:
+    """`ports.Accounts`: principals and credentials (by hash); a revoked credential
+    stays revoked, and one hash belongs to one principal for good."""
+
+    customers: dict[str, Account] = field(default_factory=dict)
+    workers: dict[str, Account] = field(default_factory=dict)
+    callback_secrets: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, _Credential] = field(default_factory=dict)
+
+    async def authenticate(self, credential_hash: str, role: Role) -> Principal | None:
+        credential = self.credentials.get(credential_hash)
+        if credential is None or credential.role != role or credential.revoked_at is not None:
+            return None
+        return Principal(principal_id=credential.principal_id, role=role)
+
+    async def owner_of(self, credential_hash: str, role: Role) -> Principal | None:
+        credential = self.credentials.get(credential_hash)
+        if credential is None or credential.role != role:
+            return None
+        return Principal(principal_id=credential.principal_id, role=role)
+
+    async def add_customer(
+        self, name: str, credential_hash: str, callback_secret: str, now: datetime
+    ) -> Principal:
+        principal = self._add("customer", name, credential_hash, now)
+        self.callback_secrets[principal.principal_id] = callback_secret
+        return principal
+
+    async def add_worker(self, name: str, credential_hash: str, now: datetime) -> Principal:
+        return self._add("worker", name, credential_hash, now)
+
+    async def ensure_customer(
+        self, name: str, credential_hash: str, callback_secret: str, now: datetime
+    ) -> Principal | None:
+        if await self.owner_of(credential_hash, "customer") is None:
+            await self.add_customer(name, credential_hash, callback_secret, now)
+        return await self.authenticate(credential_hash, "customer")
+
+    async def callback_secret(self, customer_id: str) -> str | None:
+        return self.callback_secrets.get(customer_id)
+
+    async def accounts(self, role: Role) -> list[Account]:
+        return sorted(
+            self._principals(role).values(),
+            key=lambda account: (account.created_at, account.principal_id),
+        )
+
+    async def account(self, role: Role, principal_id: str) -> Account | None:
+        return self._principals(role).get(principal_id)
+
+    async def revoke(self, role: Role, principal_id: str, now: datetime) -> Account | None:
+        account = await self.account(role, principal_id)
+        if account is None:
+            return None
+        self._revoke_credentials(role, principal_id, now)
+        if account.revoked_at is None:
+            account = account.model_copy(update={"revoked_at": now})
+            self._principals(role)[principal_id] = account
+        return account
+
+    async def rotate_credential(
+        self, role: Role, principal_id: str, credential_hash: str, now: datetime
+    ) -> Account | None:
+        owner = self.credentials.get(credential_hash)
+        if owner is None:
+            self.credentials[credential_hash] = _Credential(role, principal_id)
+        elif (owner.role, owner.principal_id) != (role, principal_id):
+            raise ValueError("a duplicate key: the hash is another principal's")
+        self._revoke_credentials(role, principal_id, now, keep=credential_hash)
+        return await self.account(role, principal_id)
+
+    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
+        if customer_id not in self.customers:
+            return False
+        self.callback_secrets[customer_id] = callback_secret
+        return True
+
+    def _add(self, role: Role, name: str, credential_hash: str, now: datetime) -> Principal:
+        if credential_hash in self.credentials:
+            raise ValueError("a duplicate key: the hash is taken")
+        principal_id = secrets.token_hex(12)
+        self._principals(role)[principal_id] = Account(
+            role=role, principal_id=principal_id, name=name, created_at=now
+        )
+        self.credentials[credential_hash] = _Credential(role, principal_id)
+        return Principal(principal_id=principal_id, role=role)
+
+    def _principals(self, role: Role) -> dict[str, Account]:
+        return self.customers if role == "customer" else self.workers
+
+    def _revoke_credentials(
+        self, role: Role, principal_id: str, now: datetime, keep: str | None = None
+    ) -> None:
+        for credential_hash, credential in self.credentials.items():
+            if (
+                (credential.role, credential.principal_id) == (role, principal_id)
+                and credential.revoked_at is None
+                and credential_hash != keep
+            ):
+                credential.revoked_at = now
+
+
+# -- the notifier ------------------------------------------------------------------------
+
+
+@dataclass
+class FakeDeliveries:
+    """`ports.Deliveries`: a second claim of one attempt number fails, as the unique
+    `_id` of its MongoDB record makes it."""
+
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
+
+    async def get(self, task_id: str) -> Delivery | None:
+        found = self.deliveries.get(task_id)
+        if found is None:
+            return None
+        claimed = sorted(
+            (a for (t, _), a in self.attempts.items() if t == task_id), key=lambda a: a.number
+        )
+        return replace(found, attempts=tuple(claimed))
+
+    async def create(self, delivery: Delivery) -> None:
+        self.deliveries.setdefault(delivery.task_id, delivery)
+
+    async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
+        key = (delivery.task_id, attempt.number)
+        if key in self.attempts:
+            return False
+        self.attempts[key] = attempt
+        return True
+
+    async def finish(self, task_id: str, attempt: Attempt) -> bool:
+        if self.attempts[(task_id, attempt.number)].finished:
+            return False
+        self.attempts[(task_id, attempt.number)] = attempt
+        return True
+
+    async def mark_retry_scheduled(self, task_id: str) -> None:
+        self.deliveries[task_id] = replace(self.deliveries[task_id], retry_scheduled=True)
+
+    async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
+        delivery = await self.get(task_id)
+        if delivery is None or delivery.customer_id != customer_id:
+            return []
+        return [a for a in delivery.attempts if a.finished]
+
+
+@dataclass
+class FakeSender:
+    """`ports.Sender`: answers from `answers` in turn, then 200."""
+
+    answers: list[SendResult] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        self.sent.append({"url": url, "body": body, "headers": headers})
+        return self.answers.pop(0) if self.answers else SendResult(status_code=200)
+
+
+@dataclass
+class FakeRetries:
+    scheduled: list[str] = field(default_factory=list)
+
+    async def schedule(self, task_id: str, request_id: str | None) -> None:
+        self.scheduled.append(task_id)
+
+
+@dataclass
+class FakeSigningKeys:
+    """`ports.SigningKeys`: `whsec_<customer id>`, or `error` while it is set."""
+
+    error: Exception | None = None
+
+    async def get(self, customer_id: str) -> str:
+        if self.error is not None:
+            raise self.error
+        return f"whsec_{customer_id}"
