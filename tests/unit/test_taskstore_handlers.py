@@ -47,6 +47,7 @@ def request(**overrides: Any) -> CreateTaskRequest:
 class World:
     tasks: FakeTasks = field(default_factory=FakeTasks)
     outbox: RecordingOutbox = field(default_factory=RecordingOutbox)
+    lease_seconds: float = LEASE_SECONDS
 
     @property
     def deps(self) -> Dependencies:
@@ -55,7 +56,7 @@ class World:
             accounts=FakeAccounts(),
             outbox=self.outbox,
             announce=RecordingAnnouncer(),
-            work_lease_seconds=LEASE_SECONDS,
+            work_lease_seconds=self.lease_seconds,
         )
 
     async def create(self, customer_id: str = "cust-a", **overrides: Any) -> Task:
@@ -300,6 +301,17 @@ async def test_acting_on_a_task_not_held_is_one_answer_whatever_the_task(world: 
         with pytest.raises(Conflict, match=message):
             await world.release("alice", task_id)
     assert [r.status for r in world.tasks.records.values()] == ["pending", "canceled", "pending"]
+    await world.submit("bob", theirs.task_id)  # the holder's lease is untouched
+
+
+async def test_an_expired_lease_is_refused_even_if_nobody_claimed_the_task() -> None:
+    world = World(lease_seconds=-1)  # every lease is over as soon as it is taken
+    task = await world.create()
+    assert await world.claim("alice") == task.task_id
+    with pytest.raises(Conflict, match=f"you do not hold a live lease on task {task.task_id}"):
+        await world.submit("alice", task.task_id)
+    assert (await world.get(task.task_id)).status == "pending"
+    assert world.outbox.event_types() == ["task.created"]
 
 
 async def test_release_returns_the_task_to_the_pool_at_once(world: World) -> None:
