@@ -16,15 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from humantask_shared.broker_access import SenderCheck
 from humantask_shared.command_server import CommandServer
 from humantask_shared.health import add_health_routes
-from humantask_shared.messaging import (
-    COMMANDS_EXCHANGE,
-    EVENTS_EXCHANGE,
-    TASKSTORE_COMMANDS_QUEUE,
-    Consumer,
-    declare_exchanges,
-    declare_work_queue,
-    open_channel,
-)
+from humantask_shared.messaging import Consumer, open_channel
 from humantask_shared.mongo import Document
 from humantask_shared.resources import (
     broker_resource,
@@ -33,6 +25,13 @@ from humantask_shared.resources import (
     database_resource,
 )
 from humantask_shared.runner import run_service
+from humantask_shared.topology import (
+    EVENTS_EXCHANGE,
+    TASKSTORE_COMMANDS_QUEUE,
+    check_handlers,
+    declare,
+    declare_exchange,
+)
 from humantask_shared.tracing import configure_tracing
 
 from .gauges import task_gauges_watch
@@ -49,24 +48,23 @@ dependencies_key = web.AppKey("dependencies", Dependencies)
 async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    exchanges = await declare_exchanges(channel)
+    events = await declare_exchange(channel, EVENTS_EXCHANGE)
     database = app[database_key]
     tasks = TaskRepository(database)
-    outbox = OutboxPublisher(tasks, exchanges[EVENTS_EXCHANGE])
+    outbox = OutboxPublisher(tasks, events)
     deps = Dependencies(
         tasks=tasks,
         accounts=AccountRepository(database),
         outbox=outbox,
         work_lease_seconds=settings.work_lease_seconds,
         exit_after_completion_write=settings.humantask_test_exit_after_completion_write,
-        events=exchanges[EVENTS_EXCHANGE],
+        events=events,
     )
     app[outbox_key], app[dependencies_key] = outbox, deps
 
     server = CommandServer(bind_handlers(deps), channel)
-    queue = await declare_work_queue(
-        channel, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE, server.command_names
-    )
+    check_handlers(TASKSTORE_COMMANDS_QUEUE, server.command_names)
+    queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, settings.amqp_queue_type)
     # Only the services a command is meant for may send it (the broker vouches for user_id).
     consumer = Consumer(queue, SenderCheck(server, settings.broker_identities(), channel))
     await consumer.start()
