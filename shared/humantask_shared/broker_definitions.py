@@ -34,16 +34,21 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .topology import EXCHANGES
+
 VHOST = "humantask"
 HASHING_ALGORITHM = "rabbit_password_hashing_sha256"
 
-_EXCHANGES = r"humantask\.(commands|notifier-commands|events|dead-letter)"
+# Every service declares the exchanges it uses; the queues and exchanges each may
+# read and write are tested against `topology` (tests/unit/test_topology.py).
+_EXCHANGES = "|".join(re.escape(exchange.name) for exchange in EXCHANGES)
 
 
 @dataclass(frozen=True)

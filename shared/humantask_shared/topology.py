@@ -232,11 +232,11 @@ NOTIFIER_COMPLETIONS_QUEUE = Queue(
 )
 CALLBACK_RETRY_QUEUE = Queue(
     "notifier.callback-retry",
-    "Callback retries that came due (dead-lettered by the delay queue through the default "
-    "exchange); notifiers compete for them.",
+    "Callback retries that came due, dead-lettered in by their delay queue (nobody "
+    "publishes here); notifiers compete for them.",
     carries=(RetryDue,),
     consumers=("notifier",),
-    publishers=("notifier",),
+    publishers=(),
     dead_letters=True,
 )
 CALLBACK_RETRY_DELAY_QUEUE = Queue(
