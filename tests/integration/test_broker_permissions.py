@@ -223,7 +223,7 @@ async def test_a_service_user_is_refused_what_it_must_not_do(
 async def test_the_broker_refuses_a_forged_user_id(users: BrokerUsers, forger: str) -> None:
     """A command is only as trustworthy as its `user_id`: the broker vouches for it."""
     forged = publish(
-        COMMANDS_EXCHANGE,
+        COMMANDS_EXCHANGE.name,
         GetCallbackSecret.name,
         user_id=users.name("admin"),
         type=GetCallbackSecret.name,
@@ -234,7 +234,7 @@ async def test_the_broker_refuses_a_forged_user_id(users: BrokerUsers, forger: s
             await forged(channel)
     # Its own name goes through.
     honest = publish(
-        COMMANDS_EXCHANGE,
+        COMMANDS_EXCHANGE.name,
         GetCallbackSecret.name,
         user_id=users.name(forger),
         type=GetCallbackSecret.name,
