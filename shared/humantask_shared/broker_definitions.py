@@ -14,8 +14,8 @@ as salted SHA-256 hashes) and the tests that prove it against a real broker.
 
 What each service does on the broker, and so needs:
 
-- every service declares the four exchanges it may use (configure on them; which also
-  lets it delete them: a denial of service, not a disclosure);
+- every service declares the exchanges it uses (configure on all four of `topology`;
+  which also lets it delete them: a denial of service, not a disclosure);
 - the gateway publishes commands to both command exchanges, and binds a queue of its own
   to `credential.changed`; it reads nothing but its own queues;
 - the task-store consumes `taskstore.commands`, replies through the default exchange
@@ -34,16 +34,21 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .topology import EXCHANGES
+
 VHOST = "humantask"
 HASHING_ALGORITHM = "rabbit_password_hashing_sha256"
 
-_EXCHANGES = r"humantask\.(commands|notifier-commands|events|dead-letter)"
+# Every service declares the exchanges it uses; the queues and exchanges each may
+# read and write are tested against `topology` (tests/unit/test_topology.py).
+_EXCHANGES = "|".join(re.escape(exchange.name) for exchange in EXCHANGES)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ Gateways cache who a key belongs to, notifiers a customer's callback secret. Whe
 operator revokes or rotates, the task-store publishes `credential.changed`, and *every*
 such process must hear it: so each declares a queue of its own, exclusive and
 auto-delete, bound to the events exchange (a fanout per process, not competing
-consumers). While a process's connection is down its queue is gone and it misses
-events, so it forgets everything it cached whenever the connection comes back; the
-caches' short lifetime is the backstop for anything else.
+consumers: `topology.CREDENTIALS_QUEUE`). While a process's connection is down its
+queue is gone and it misses events, so it forgets everything it cached whenever the
+connection comes back; the caches' short lifetime is the backstop for anything else.
 
 An event only ever makes a cache forget, so a stray or repeated one costs a lookup.
 """
@@ -14,7 +14,6 @@ An event only ever makes a cache forget, so a stray or repeated one costs a look
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,31 +21,22 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from pydantic import ValidationError
 
 from .messages.events import CredentialChanged
-from .messaging import EVENTS_EXCHANGE, declare_exchanges, open_channel
+from .messaging import open_channel
+from .topology import CREDENTIALS_QUEUE, Service, declare
 
 log = logging.getLogger(__name__)
-
-CREDENTIALS_QUEUE_ADDRESS = "{owner}.credentials.{id}"
-
-
-def credentials_queue_name(owner: str) -> str:
-    return CREDENTIALS_QUEUE_ADDRESS.format(owner=owner, id=uuid.uuid4().hex)
 
 
 async def follow_credential_changes(
     connection: AbstractRobustConnection,
-    owner: str,
+    owner: Service,
     on_change: Callable[[CredentialChanged], None],
     on_reset: Callable[[], None],
 ) -> AbstractRobustChannel:
     """Call `on_change` for each credential event, `on_reset` when some may have been
     missed (the connection came back). The returned channel is the caller's to close."""
     channel = await open_channel(connection)
-    await declare_exchanges(channel)
-    queue = await channel.declare_queue(
-        credentials_queue_name(owner), exclusive=True, auto_delete=True
-    )
-    await queue.bind(EVENTS_EXCHANGE, routing_key=CredentialChanged.routing_key)
+    queue = await declare(channel, CREDENTIALS_QUEUE.for_process(owner))
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         try:

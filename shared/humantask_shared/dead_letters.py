@@ -1,6 +1,6 @@
 """How many messages wait in the dead-letter queues: a gauge for `/metrics`.
 
-Dead-letter queues are never consumed (`messaging.DEAD_LETTER_ARGUMENTS` bounds them),
+Dead-letter queues are never consumed (`topology.DEAD_LETTER_ARGUMENTS` bounds them),
 so their depth is what tells an operator that messages are being turned away. Every
 `DEAD_LETTER_CHECK_SECONDS` each service asks the broker (a passive queue declare) how
 deep the dead-letter queues it declared are, and sets `humantask_dead_letter_messages`
@@ -19,8 +19,9 @@ from contextlib import AbstractAsyncContextManager
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import Gauge
 
-from .messaging import BROKER_ERRORS, declared_dead_letter_queues
+from .messaging import BROKER_ERRORS
 from .periodic import refreshing
+from .topology import declared_dead_letter_queues
 
 log = logging.getLogger(__name__)
 

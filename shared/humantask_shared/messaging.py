@@ -1,19 +1,6 @@
-"""RabbitMQ adapter: topology, robust connections, confirmed publishing, consumers, RPC.
+"""RabbitMQ adapter: robust connections, confirmed publishing, consumers, RPC.
 
-Topology (every service declares what it uses; declarations are idempotent):
-
-- `humantask.commands` (direct): commands to the task-store, routed by command name to
-  `taskstore.commands`.
-- `humantask.notifier-commands` (direct): the commands the notifier answers, routed to
-  `notifier.commands`. An exchange of their own, so that the notifier's broker user needs
-  no read access to `humantask.commands` (it could bind a queue there and see, and answer,
-  the gateway's commands to the task-store).
-- `humantask.events` (topic): domain events, routed by `task.created` and friends.
-- `humantask.dead-letter` (direct): each work queue dead-letters into `<queue>.dead-letter`,
-  a queue kept for inspection and never consumed, so bounded (`DEAD_LETTER_ARGUMENTS`:
-  at most 10,000 messages or 100 MiB, the oldest dropped first, each kept 7 days); its
-  depth is the gauge `humantask_dead_letter_messages` (`dead_letters.py`).
-
+What is declared on the broker (exchanges, queues, bindings) is in `topology.py`.
 Commands are request/reply: the caller names its own reply queue and a correlation id,
 and the command expires when the caller stops waiting for it.
 """
@@ -24,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -37,7 +24,7 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPException, ChannelPreconditionFailed
+from aio_pika.exceptions import AMQPException
 from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
 from pamqp.exceptions import PAMQPException
 from prometheus_client import Counter
@@ -46,32 +33,10 @@ from .errors import Unavailable
 from .logging import request_id_var
 from .messages.commands import Command
 from .messages.events import Event
+from .topology import REPLY_QUEUE, Service, declare
 
 log = logging.getLogger(__name__)
 
-COMMANDS_EXCHANGE = "humantask.commands"
-NOTIFIER_COMMANDS_EXCHANGE = "humantask.notifier-commands"
-EVENTS_EXCHANGE = "humantask.events"
-DEAD_LETTER_EXCHANGE = "humantask.dead-letter"
-TASKSTORE_COMMANDS_QUEUE = "taskstore.commands"
-NOTIFIER_COMPLETIONS_QUEUE = "notifier.task-completed"
-NOTIFIER_COMMANDS_QUEUE = "notifier.commands"
-
-# Dead-letter queues are bounded, so that a flood of messages no service can handle
-# cannot fill the broker. RabbitMQ refuses to redeclare an existing queue with other
-# arguments (PRECONDITION_FAILED): changing these means deleting the old queues first
-# (README, "Upgrading").
-DEAD_LETTER_MAX_MESSAGES = 10_000
-DEAD_LETTER_MAX_BYTES = 100 * 1024 * 1024
-DEAD_LETTER_TTL_MS = 7 * 24 * 60 * 60 * 1000
-DEAD_LETTER_ARGUMENTS: dict[str, Any] = {
-    "x-max-length": DEAD_LETTER_MAX_MESSAGES,
-    "x-max-length-bytes": DEAD_LETTER_MAX_BYTES,
-    "x-overflow": "drop-head",
-    "x-message-ttl": DEAD_LETTER_TTL_MS,
-}
-# The dead-letter queues this process declared; `dead_letters.py` reports their depth.
-declared_dead_letter_queues: set[str] = set()
 DEAD_LETTERED = Counter(
     "humantask_dead_lettered_messages_total",
     "Messages this process rejected into a dead-letter queue",
@@ -138,70 +103,14 @@ async def open_channel(
     return channel
 
 
-async def declare_exchanges(channel: AbstractRobustChannel) -> dict[str, AbstractExchange]:
-    return {
-        COMMANDS_EXCHANGE: await channel.declare_exchange(
-            COMMANDS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-        ),
-        NOTIFIER_COMMANDS_EXCHANGE: await channel.declare_exchange(
-            NOTIFIER_COMMANDS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-        ),
-        EVENTS_EXCHANGE: await channel.declare_exchange(
-            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-        ),
-        DEAD_LETTER_EXCHANGE: await channel.declare_exchange(
-            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-        ),
-    }
-
-
-async def declare_work_queue(
-    channel: AbstractRobustChannel,
-    name: str,
-    exchange: str,
-    routing_keys: Iterable[str],
-    arguments: dict[str, Any] | None = None,
-) -> AbstractQueue:
-    """A durable queue bound to `exchange`, dead-lettering into `<name>.dead-letter`
-    (a bounded queue: `DEAD_LETTER_ARGUMENTS`)."""
-    await declare_exchanges(channel)
-    dead_letter_name = dead_letter_queue(name)
-    try:
-        dead_letter = await channel.declare_queue(
-            dead_letter_name, durable=True, arguments=DEAD_LETTER_ARGUMENTS
-        )
-    except ChannelPreconditionFailed as exc:
-        raise RuntimeError(
-            f"the queue {dead_letter_name} exists with other arguments (an older version "
-            f"declared it unbounded): delete it (rabbitmqctl delete_queue {dead_letter_name}) "
-            "and start again; see the README, Upgrading"
-        ) from exc
-    declared_dead_letter_queues.add(dead_letter_name)
-    await dead_letter.bind(DEAD_LETTER_EXCHANGE, routing_key=name)
-    queue = await channel.declare_queue(
-        name,
-        durable=True,
-        arguments={
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-            "x-dead-letter-routing-key": name,
-            **(arguments or {}),
-        },
-    )
-    for routing_key in routing_keys:
-        await queue.bind(exchange, routing_key=routing_key)
-    return queue
-
-
-def dead_letter_queue(name: str) -> str:
-    return f"{name}.dead-letter"
-
-
 def encode(payload: Any) -> bytes:
     return orjson.dumps(payload)
 
 
-def event_message(event: Event) -> aio_pika.Message:
-    return aio_pika.Message(
+async def publish_event(exchange: AbstractExchange, event: Event, timeout: float = 10) -> None:
+    """Persistent and confirmed: returns only once the broker has it. Not mandatory: an
+    event nobody subscribes to yet is not an error."""
+    message = aio_pika.Message(
         body=encode(event.model_dump(mode="json")),
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -209,13 +118,7 @@ def event_message(event: Event) -> aio_pika.Message:
         type=event.routing_key,
         headers={REQUEST_ID_HEADER: event.request_id or ""},
     )
-
-
-async def publish_event(exchange: AbstractExchange, event: Event, timeout: float = 10) -> None:
-    """Persistent, confirmed, mandatory: returns only once the broker has queued it."""
-    await exchange.publish(
-        event_message(event), routing_key=event.routing_key, mandatory=False, timeout=timeout
-    )
+    await exchange.publish(message, routing_key=event.routing_key, mandatory=False, timeout=timeout)
 
 
 def message_request_id(message: AbstractIncomingMessage) -> str | None:
@@ -335,10 +238,8 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._reply_queue: AbstractQueue | None = None
 
-    async def start(self, owner: str) -> None:
-        self._reply_queue = await self._channel.declare_queue(
-            f"{owner}.replies.{uuid.uuid4().hex}", exclusive=True, auto_delete=True
-        )
+    async def start(self, owner: Service) -> None:
+        self._reply_queue = await declare(self._channel, REPLY_QUEUE.for_process(owner))
         await self._reply_queue.consume(self._on_reply, no_ack=True)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .broker_access import BrokerIdentities, broker_user
+from .topology import QueueType
 
 
 class CommonSettings(BaseSettings):
@@ -16,6 +17,9 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    # The type of the durable queues (work queues, dead letters, the retry delay):
+    # `quorum` replicates them across a cluster's nodes. See the README, Upgrading.
+    amqp_queue_type: QueueType = "classic"
     mongodb_url: str = "mongodb://localhost:27017/humantask"
     log_level: str = "INFO"
     # Seconds to let in-flight work finish after SIGTERM before giving up on it.

@@ -36,7 +36,8 @@ from humantask_shared.messages.commands import (
     GetCallbackSecret,
     RotateCallbackSecret,
 )
-from humantask_shared.messaging import COMMANDS_EXCHANGE, RpcClient, declare_exchanges, open_channel
+from humantask_shared.messaging import RpcClient, open_channel
+from humantask_shared.topology import COMMANDS_EXCHANGE, declare_exchange
 from tests.support.broker_users import BrokerUsers, broker_users
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.services import free_port, wait_for
@@ -331,7 +332,7 @@ async def test_the_task_store_takes_each_command_only_from_its_sender(
         connection = await aio_pika.connect_robust(secured.users.url(service))
         async with connection:
             channel = await open_channel(connection)
-            exchange = (await declare_exchanges(channel))[COMMANDS_EXCHANGE]
+            exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
             rpc = RpcClient(channel, exchange, user_id=secured.users.name(service))
             await rpc.start(service)
             return await CommandClient(rpc, 10).send(command, result)

@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 from humantask_shared.broker_access import broker_user
-from humantask_shared.messaging import (
+from humantask_shared.messaging import DEADLINE_HEADER
+from humantask_shared.topology import (
     COMMANDS_EXCHANGE,
-    DEADLINE_HEADER,
     EVENTS_EXCHANGE,
     NOTIFIER_COMPLETIONS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
@@ -65,7 +65,7 @@ async def test_created_and_canceled_events_carry_the_full_task(
     api: Api, customer: dict, channel: aio_pika.abc.AbstractChannel
 ) -> None:
     queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(EVENTS_EXCHANGE, routing_key="task.*")
+    await queue.bind(EVENTS_EXCHANGE.name, routing_key="task.*")
     received: list[dict[str, Any]] = []
     await collect(queue, received)
 
@@ -109,7 +109,7 @@ async def test_unparseable_command_is_answered_and_dead_lettered(
     received: list[dict[str, Any]] = []
     await collect(replies, received)
     marker = uuid.uuid4().hex
-    exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+    exchange = await channel.get_exchange(COMMANDS_EXCHANGE.name)
     await exchange.publish(
         aio_pika.Message(
             b'{"not": "a command", "marker": "' + marker.encode() + b'"}',
@@ -126,7 +126,7 @@ async def test_unparseable_command_is_answered_and_dead_lettered(
     assert received[0]["body"]["error"]["code"] == "invalid"
 
     assert await wait_for(
-        lambda: is_dead_lettered(channel, TASKSTORE_COMMANDS_QUEUE, marker),
+        lambda: is_dead_lettered(channel, TASKSTORE_COMMANDS_QUEUE.name, marker),
         timeout=15,
         message="the poison command in the DLQ",
     )
@@ -151,7 +151,7 @@ async def test_command_past_its_deadline_is_not_executed(
         "customer_id": customer["customer_id"],
         "request": {**SEED_TASK_JSON, "unique_id": "late"},
     }
-    exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+    exchange = await channel.get_exchange(COMMANDS_EXCHANGE.name)
     await exchange.publish(
         aio_pika.Message(
             orjson.dumps(command),
@@ -218,7 +218,7 @@ async def test_sigterm_stops_a_taskstore_cleanly(stack: Stack) -> None:
 async def test_notifier_consumes_completion_events_and_dead_letters_poison(
     channel: aio_pika.abc.AbstractChannel,
 ) -> None:
-    exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+    exchange = await channel.get_exchange(EVENTS_EXCHANGE.name)
     marker = uuid.uuid4().hex
     await exchange.publish(
         aio_pika.Message(
@@ -227,7 +227,7 @@ async def test_notifier_consumes_completion_events_and_dead_letters_poison(
         routing_key="task.completed",
     )
     assert await wait_for(
-        lambda: is_dead_lettered(channel, NOTIFIER_COMPLETIONS_QUEUE, marker),
+        lambda: is_dead_lettered(channel, NOTIFIER_COMPLETIONS_QUEUE.name, marker),
         timeout=15,
         message="the poison event in the DLQ",
     )

@@ -21,7 +21,7 @@ import orjson
 import pymongo
 import pytest
 
-from humantask_shared.messaging import EVENTS_EXCHANGE
+from humantask_shared.topology import EVENTS_EXCHANGE
 from tests.support.services import wait_for
 
 from .conftest import SEED_TASK_JSON, Api, Stack
@@ -257,7 +257,7 @@ async def test_submit_completes_the_task_and_publishes_task_completed(
     async with connection:
         channel = await connection.channel()
         events = await channel.declare_queue(exclusive=True)
-        await events.bind(EVENTS_EXCHANGE, routing_key="task.completed")
+        await events.bind(EVENTS_EXCHANGE.name, routing_key="task.completed")
 
         task = await create_task(api, owner, metadata={"batch": 1}, unique_id="submit-1")
         assert await claimed_id(api, worker) == task["task_id"]

@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 import pytest
 
-from humantask_shared.messaging import EVENTS_EXCHANGE
+from humantask_shared.topology import EVENTS_EXCHANGE
 from tests.support.services import wait_for
 
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service
@@ -136,7 +136,7 @@ async def run_workers(stack: Stack, api: Api) -> None:
     async with connection:
         channel = await connection.channel()
         events_queue = await channel.declare_queue(exclusive=True)
-        await events_queue.bind(EVENTS_EXCHANGE, routing_key="task.completed")
+        await events_queue.bind(EVENTS_EXCHANGE.name, routing_key="task.completed")
         events: list[dict[str, Any]] = []
 
         async def on_event(message: aio_pika.abc.AbstractIncomingMessage) -> None:

@@ -16,7 +16,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from humantask_shared.messaging import EVENTS_EXCHANGE
+from humantask_shared.topology import EVENTS_EXCHANGE
 from humantask_taskstore.crash_hook import EXIT_CODE
 from tests.support.services import wait_for
 
@@ -50,7 +50,7 @@ async def test_a_completion_survives_a_crash_between_its_write_and_its_publish(
         async with connection, api_for(stack) as api:
             channel = await connection.channel()
             events = await channel.declare_queue(exclusive=True)
-            await events.bind(EVENTS_EXCHANGE, routing_key="task.completed")
+            await events.bind(EVENTS_EXCHANGE.name, routing_key="task.completed")
 
             task = (
                 await api.post("/v1/task/categorize", owner["api_key"], json=SEED_TASK_JSON)

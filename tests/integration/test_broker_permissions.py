@@ -20,22 +20,21 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 
-from humantask_notifier.retries import RetryScheduler, declare_retry_queue
+from humantask_notifier.retries import RetryScheduler
 from humantask_shared.credential_events import follow_credential_changes
 from humantask_shared.messages.commands import GetCallbackSecret, ListCallbacks
-from humantask_shared.messages.events import CredentialChanged, TaskCompleted
-from humantask_shared.messaging import (
+from humantask_shared.messages.events import CredentialChanged
+from humantask_shared.messaging import RpcClient, open_channel, publish_event
+from humantask_shared.topology import (
+    CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     NOTIFIER_COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
-    RpcClient,
-    declare_exchanges,
-    declare_work_queue,
-    open_channel,
-    publish_event,
+    declare,
+    declare_exchange,
 )
 from tests.support.broker_users import BrokerUsers, broker_users
 
@@ -76,35 +75,25 @@ async def topology(users: BrokerUsers) -> None:
     that their permissions are enough for it."""
     async with connected(users, "taskstore") as connection:
         channel = await open_channel(connection)
-        await declare_work_queue(
-            channel,
-            TASKSTORE_COMMANDS_QUEUE,
-            COMMANDS_EXCHANGE,
-            ["auth.authenticate", GetCallbackSecret.name],
-        )
+        await declare(channel, TASKSTORE_COMMANDS_QUEUE)
         # Replies go through the default exchange to the caller's reply queue (any queue).
         await channel.default_exchange.publish(
-            aio_pika.Message(b"{}"), routing_key=f"{TASKSTORE_COMMANDS_QUEUE}.dead-letter"
+            aio_pika.Message(b"{}"), routing_key=f"{TASKSTORE_COMMANDS_QUEUE.name}.dead-letter"
         )
         await publish_event(
-            (await declare_exchanges(channel))[EVENTS_EXCHANGE],
+            await declare_exchange(channel, EVENTS_EXCHANGE),
             CredentialChanged(role="customer", principal_id="c", change="revoked"),
         )
     async with connected(users, "notifier") as connection:
         channel = await open_channel(connection)
-        await declare_work_queue(
-            channel, NOTIFIER_COMPLETIONS_QUEUE, EVENTS_EXCHANGE, [TaskCompleted.routing_key]
-        )
-        await declare_work_queue(
-            channel, NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMANDS_EXCHANGE, [ListCallbacks.name]
-        )
-        await declare_retry_queue(channel)
-        retries = RetryScheduler(channel, 1)
+        for queue in (NOTIFIER_COMPLETIONS_QUEUE, NOTIFIER_COMMANDS_QUEUE, CALLBACK_RETRY_QUEUE):
+            await declare(channel, queue)
+        retries = RetryScheduler(channel, 1, "classic")
         await retries.declare()
         await retries.schedule("0" * 24, None)
         rpc = RpcClient(
             channel,
-            (await declare_exchanges(channel))[COMMANDS_EXCHANGE],
+            await declare_exchange(channel, COMMANDS_EXCHANGE),
             user_id=users.name("notifier"),
         )
         await rpc.start("notifier")
@@ -115,15 +104,15 @@ async def topology(users: BrokerUsers) -> None:
 async def test_each_service_sets_up_what_it_needs(users: BrokerUsers) -> None:
     async with connected(users, "gateway") as connection:
         channel = await open_channel(connection)
-        exchanges = await declare_exchanges(channel)
         for exchange in (COMMANDS_EXCHANGE, NOTIFIER_COMMANDS_EXCHANGE):
-            rpc = RpcClient(channel, exchanges[exchange], user_id=users.name("gateway"))
+            declared = await declare_exchange(channel, exchange)
+            rpc = RpcClient(channel, declared, user_id=users.name("gateway"))
             await rpc.start("gateway")
         heard: list[CredentialChanged] = []
         await follow_credential_changes(connection, "gateway", heard.append, heard.clear)
         # It hears the task-store's credential events on a queue of its own.
         async with connected(users, "taskstore") as taskstore:
-            events = await (await open_channel(taskstore)).get_exchange(EVENTS_EXCHANGE)
+            events = await (await open_channel(taskstore)).get_exchange(EVENTS_EXCHANGE.name)
             await publish_event(
                 events, CredentialChanged(role="worker", principal_id="w", change="key_rotated")
             )
@@ -134,7 +123,7 @@ async def test_each_service_sets_up_what_it_needs(users: BrokerUsers) -> None:
         assert [event.principal_id for event in heard] == ["w"]
     async with connected(users, "admin") as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
+        exchange = await channel.get_exchange(COMMANDS_EXCHANGE.name, ensure=False)
         rpc = RpcClient(channel, exchange, user_id=users.name("admin"))
         await rpc.start("admin")
 
@@ -184,35 +173,35 @@ def declare_queue(name: str) -> Callable[[AbstractChannel], Awaitable[Any]]:
 
 # (service, what it tries, why it must not)
 FORBIDDEN = [
-    ("gateway", consume(TASKSTORE_COMMANDS_QUEUE), "read the task-store's commands"),
-    ("gateway", consume(NOTIFIER_COMPLETIONS_QUEUE), "read completion events"),
+    ("gateway", consume(TASKSTORE_COMMANDS_QUEUE.name), "read the task-store's commands"),
+    ("gateway", consume(NOTIFIER_COMPLETIONS_QUEUE.name), "read completion events"),
     (
         "gateway",
         declare_queue(f"notifier.replies.{uuid.uuid4().hex}"),
         "pose as the notifier to receive callback secrets",
     ),
-    ("gateway", publish(EVENTS_EXCHANGE, "task.completed"), "publish events"),
-    ("gateway", publish("", TASKSTORE_COMMANDS_QUEUE), "bypass the command exchange"),
+    ("gateway", publish(EVENTS_EXCHANGE.name, "task.completed"), "publish events"),
+    ("gateway", publish("", TASKSTORE_COMMANDS_QUEUE.name), "bypass the command exchange"),
     (
         "gateway",
-        bind_own_queue("gateway", COMMANDS_EXCHANGE, "auth.authenticate"),
+        bind_own_queue("gateway", COMMANDS_EXCHANGE.name, "auth.authenticate"),
         "copy the commands of others",
     ),
-    ("gateway", bind_own_queue("gateway", EVENTS_EXCHANGE, "task.#"), "read task events"),
+    ("gateway", bind_own_queue("gateway", EVENTS_EXCHANGE.name, "task.#"), "read task events"),
     (
         "notifier",
-        bind_own_queue("notifier", COMMANDS_EXCHANGE, "auth.authenticate"),
+        bind_own_queue("notifier", COMMANDS_EXCHANGE.name, "auth.authenticate"),
         "see (and answer) the gateway's commands to the task-store",
     ),
-    ("notifier", consume(TASKSTORE_COMMANDS_QUEUE), "read the task-store's commands"),
-    ("notifier", publish(EVENTS_EXCHANGE, "task.completed"), "publish events"),
+    ("notifier", consume(TASKSTORE_COMMANDS_QUEUE.name), "read the task-store's commands"),
+    ("notifier", publish(EVENTS_EXCHANGE.name, "task.completed"), "publish events"),
     ("notifier", declare_queue(f"gateway.replies.{uuid.uuid4().hex}"), "pose as the gateway"),
-    ("taskstore", consume(NOTIFIER_COMPLETIONS_QUEUE), "read the notifier's queues"),
-    ("taskstore", publish(EVENTS_EXCHANGE, "anything.else"), "publish a non-event"),
-    ("admin", publish(EVENTS_EXCHANGE, "credential.changed"), "publish events"),
-    ("admin", publish("", TASKSTORE_COMMANDS_QUEUE), "bypass the command exchange"),
-    ("admin", publish(NOTIFIER_COMMANDS_EXCHANGE, ListCallbacks.name), "ask the notifier"),
-    ("admin", consume(TASKSTORE_COMMANDS_QUEUE), "read the task-store's commands"),
+    ("taskstore", consume(NOTIFIER_COMPLETIONS_QUEUE.name), "read the notifier's queues"),
+    ("taskstore", publish(EVENTS_EXCHANGE.name, "anything.else"), "publish a non-event"),
+    ("admin", publish(EVENTS_EXCHANGE.name, "credential.changed"), "publish events"),
+    ("admin", publish("", TASKSTORE_COMMANDS_QUEUE.name), "bypass the command exchange"),
+    ("admin", publish(NOTIFIER_COMMANDS_EXCHANGE.name, ListCallbacks.name), "ask the notifier"),
+    ("admin", consume(TASKSTORE_COMMANDS_QUEUE.name), "read the task-store's commands"),
     ("admin", declare_queue("gateway.replies.x"), "declare queues of others"),
 ]
 
@@ -234,7 +223,7 @@ async def test_a_service_user_is_refused_what_it_must_not_do(
 async def test_the_broker_refuses_a_forged_user_id(users: BrokerUsers, forger: str) -> None:
     """A command is only as trustworthy as its `user_id`: the broker vouches for it."""
     forged = publish(
-        COMMANDS_EXCHANGE,
+        COMMANDS_EXCHANGE.name,
         GetCallbackSecret.name,
         user_id=users.name("admin"),
         type=GetCallbackSecret.name,
@@ -245,7 +234,7 @@ async def test_the_broker_refuses_a_forged_user_id(users: BrokerUsers, forger: s
             await forged(channel)
     # Its own name goes through.
     honest = publish(
-        COMMANDS_EXCHANGE,
+        COMMANDS_EXCHANGE.name,
         GetCallbackSecret.name,
         user_id=users.name(forger),
         type=GetCallbackSecret.name,

@@ -9,13 +9,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 
-from humantask_notifier.retries import RetryDue, RetryScheduler, delay_queue_name
+from humantask_notifier.retries import RetryScheduler
+from humantask_shared.messages.retries import RetryDue
 from humantask_shared.messaging import REQUEST_ID_HEADER, open_channel
+from humantask_shared.topology import CALLBACK_RETRY_QUEUE, Queue
 from tests.support.services import wait_for
 
 DELAY = 0.5
@@ -29,17 +32,17 @@ async def channel(amqp_url: str) -> AsyncIterator[AbstractRobustChannel]:
 
 
 @pytest.fixture
-def queue_name() -> str:
-    return f"test.callback-retry.{uuid.uuid4().hex}"
+def retries() -> Queue:
+    return replace(CALLBACK_RETRY_QUEUE, name=f"test.callback-retry.{uuid.uuid4().hex}")
 
 
 async def test_a_retry_comes_due_after_the_delay_and_not_before(
-    channel: AbstractRobustChannel, queue_name: str
+    channel: AbstractRobustChannel, retries: Queue
 ) -> None:
-    scheduler = RetryScheduler(channel, DELAY, queue=queue_name)
+    scheduler = RetryScheduler(channel, DELAY, "classic", retries)
     await scheduler.declare()
-    assert scheduler.delay_queue == f"{queue_name}.delay-500ms"
-    due = await channel.declare_queue(queue_name, passive=True)
+    assert scheduler.delay_queue.name == f"{retries.name}.delay-500ms"
+    due = await channel.declare_queue(retries.name, passive=True)
     received: list[tuple[float, AbstractIncomingMessage]] = []
 
     async def on_message(message: AbstractIncomingMessage) -> None:
@@ -56,22 +59,27 @@ async def test_a_retry_comes_due_after_the_delay_and_not_before(
     assert RetryDue.model_validate_json(message.body).task_id == "6b0afb07d41f6913ccb264bd"
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert (message.headers or {})[REQUEST_ID_HEADER] == "req-7"
-    for name in (scheduler.delay_queue, queue_name, f"{queue_name}.dead-letter"):
+    for name in (scheduler.delay_queue.name, retries.name, f"{retries.name}.dead-letter"):
         await channel.queue_delete(name)
 
 
 async def test_another_delay_gets_a_queue_of_its_own(
-    channel: AbstractRobustChannel, queue_name: str
+    channel: AbstractRobustChannel, retries: Queue
 ) -> None:
     # A redeclaration with another TTL would fail with PRECONDITION_FAILED and close the
     # channel; a notifier restarted with another delay must start anyway.
-    first = RetryScheduler(channel, 60, queue=queue_name)
-    second = RetryScheduler(channel, 0.25, queue=queue_name)
+    first = RetryScheduler(channel, 60, "classic", retries)
+    second = RetryScheduler(channel, 0.25, "classic", retries)
     await first.declare()
     await second.declare()
-    assert {first.delay_queue, second.delay_queue} == {
-        delay_queue_name(60000, queue_name),
-        delay_queue_name(250, queue_name),
+    assert {first.delay_queue.name, second.delay_queue.name} == {
+        f"{retries.name}.delay-60000ms",
+        f"{retries.name}.delay-250ms",
     }
-    for name in (first.delay_queue, second.delay_queue, queue_name, f"{queue_name}.dead-letter"):
+    for name in (
+        first.delay_queue.name,
+        second.delay_queue.name,
+        retries.name,
+        f"{retries.name}.dead-letter",
+    ):
         await channel.queue_delete(name)

@@ -31,17 +31,21 @@ from humantask_shared.errors import NotFound, Unavailable
 from humantask_shared.logging import request_id_var
 from humantask_shared.messages.commands import COMMANDS, Command, Reply
 from humantask_shared.messaging import (
-    COMMANDS_EXCHANGE,
-    DEAD_LETTER_ARGUMENTS,
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
     Consumer,
     PoisonMessage,
     RpcClient,
-    declare_exchanges,
-    declare_work_queue,
-    declared_dead_letter_queues,
     open_channel,
+)
+from humantask_shared.topology import (
+    COMMANDS_EXCHANGE,
+    DEAD_LETTER_ARGUMENTS,
+    Queue,
+    QueueType,
+    declare,
+    declare_exchange,
+    declared_dead_letter_queues,
 )
 from tests.support.services import wait_for
 
@@ -84,13 +88,13 @@ def unique(prefix: str) -> str:
 async def channel(connection: AbstractRobustConnection) -> AbstractRobustChannel:
     """Confirms and returned mandatory messages, as the services use; exchanges declared."""
     channel = await open_channel(connection)
-    await declare_exchanges(channel)
+    await declare_exchange(channel, COMMANDS_EXCHANGE)
     return channel
 
 
 @pytest.fixture
 async def commands_exchange(channel: AbstractRobustChannel) -> AbstractExchange:
-    return await channel.get_exchange(COMMANDS_EXCHANGE)
+    return await channel.get_exchange(COMMANDS_EXCHANGE.name)
 
 
 @pytest.fixture
@@ -124,13 +128,29 @@ async def queue_counts(connection: AbstractRobustConnection, name: str) -> tuple
         await inspect.close()
 
 
+def probe_queue(name: str, command: type[Command] | None = None) -> Queue:
+    """A work queue's declaration (dead-lettering into `<name>.dead-letter`), bound on
+    humantask.commands for `command` if given (else reached through the default exchange)."""
+    return Queue(
+        name,
+        "a test's",
+        carries=() if command is None else (command,),
+        consumers=(),
+        publishers=(),
+        exchange=None if command is None else COMMANDS_EXCHANGE,
+        dead_letters=True,
+    )
+
+
 async def work_queue(
-    channel: AbstractRobustChannel, names: list[str], routing_key: str | None = None
+    channel: AbstractRobustChannel,
+    names: list[str],
+    command: type[Command] | None = None,
+    queue_type: QueueType = "classic",
 ) -> AbstractQueue:
-    """A work queue (dead-lettering into `<name>.dead-letter`) bound on humantask.commands."""
     name = unique("queue")
     names += [name, f"{name}.dead-letter"]
-    return await declare_work_queue(channel, name, COMMANDS_EXCHANGE, [routing_key or name])
+    return await declare(channel, probe_queue(name, command), queue_type)
 
 
 async def take_dead_letters(
@@ -175,7 +195,7 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
     probe = probe_command(unique("unconsumed"))
     queue = await channel.declare_queue(unique("unconsumed"), durable=True)
     queue_names.append(queue.name)
-    await queue.bind(COMMANDS_EXCHANGE, routing_key=probe.name)
+    await queue.bind(COMMANDS_EXCHANGE.name, routing_key=probe.name)
 
     timeout = 1.0
     started = time.monotonic()
@@ -217,7 +237,7 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
     queue = await channel.declare_queue(unique("modes"), durable=True)
     queue_names.append(queue.name)
     for command in (write, query):
-        await queue.bind(COMMANDS_EXCHANGE, routing_key=command.name)
+        await queue.bind(COMMANDS_EXCHANGE.name, routing_key=command.name)
     calls = [
         asyncio.create_task(rpc.call(command(marker="m"), timeout=1.0))
         for command in (write, query)
@@ -258,7 +278,7 @@ async def test_a_call_is_answered_through_the_reply_queue(
 ) -> None:
     probe = probe_command(unique("answered"))
     monkeypatch.setitem(COMMANDS, probe.name, probe)
-    queue = await work_queue(channel, queue_names, probe.name)
+    queue = await work_queue(channel, queue_names, probe)
     seen: list[Any] = []
 
     async def handle(command: Any) -> ProbeResult:
@@ -520,7 +540,7 @@ async def server_rig(
     channel = await open_channel(connection, prefetch_count=1)  # strictly one at a time
     probe = probe_command(unique("served"))
     monkeypatch.setitem(COMMANDS, probe.name, probe)
-    queue = await work_queue(channel, queue_names, probe.name)
+    queue = await work_queue(channel, queue_names, probe)
     handled: list[Any] = []
 
     async def handle(command: Any) -> ProbeResult:
@@ -655,17 +675,17 @@ async def test_the_caller_of_a_failing_handler_does_not_wait_for_its_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     channel = await open_channel(connection)
-    exchanges = await declare_exchanges(channel)
+    exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
     probe = probe_command(unique("failing"))
     monkeypatch.setitem(COMMANDS, probe.name, probe)
-    queue = await work_queue(channel, queue_names, probe.name)
+    queue = await work_queue(channel, queue_names, probe)
 
     async def handle(command: Any) -> ProbeResult:
         raise KeyError("surprise")
 
     consumer = Consumer(queue, CommandServer({probe: handle}, channel))
     await consumer.start()
-    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE])
+    rpc = RpcClient(channel, exchange)
     await rpc.start("test")
     try:
         started = time.monotonic()
@@ -713,7 +733,7 @@ async def test_an_old_unbounded_dead_letter_queue_is_named_in_the_error(
     await old.close()
     channel = await open_channel(connection)
     with pytest.raises(RuntimeError, match=rf"delete_queue {name}\.dead-letter"):
-        await declare_work_queue(channel, name, COMMANDS_EXCHANGE, [name])
+        await declare(channel, probe_queue(name))
 
 
 async def test_a_full_dead_letter_queue_drops_its_oldest_message(

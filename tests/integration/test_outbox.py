@@ -17,9 +17,10 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.messages.events import TaskCreated
-from humantask_shared.messaging import EVENTS_EXCHANGE, declare_exchanges, open_channel
+from humantask_shared.messaging import open_channel
 from humantask_shared.models import CreateTaskRequest, new_task_id
 from humantask_shared.timeutil import utcnow
+from humantask_shared.topology import EVENTS_EXCHANGE, declare_exchange
 from humantask_taskstore import domain
 from humantask_taskstore.outbox import OutboxPublisher
 from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes, serialize_event
@@ -45,7 +46,7 @@ async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:
 @pytest.fixture
 async def events_exchange(connection: AbstractRobustConnection) -> AbstractExchange:
     channel = await open_channel(connection)
-    return (await declare_exchanges(channel))[EVENTS_EXCHANGE]
+    return await declare_exchange(channel, EVENTS_EXCHANGE)
 
 
 class Received:
@@ -72,8 +73,8 @@ class Received:
 async def received(connection: AbstractRobustConnection) -> AsyncIterator[Received]:
     channel = await connection.channel()
     queue = await channel.declare_queue(f"test.outbox.{uuid.uuid4().hex}", auto_delete=False)
-    await queue.bind(EVENTS_EXCHANGE, routing_key="task.*")
-    await queue.bind(EVENTS_EXCHANGE, routing_key="test.sentinel")
+    await queue.bind(EVENTS_EXCHANGE.name, routing_key="task.*")
+    await queue.bind(EVENTS_EXCHANGE.name, routing_key="test.sentinel")
     into = Received()
     await queue.consume(into.on_message, no_ack=True)
     try:
@@ -298,7 +299,7 @@ async def test_racing_relays_publish_each_event_once(
     written = [await write_task(tasks, stale=True) for _ in range(10)]
     other_channel = await open_channel(connection)
     try:
-        other_exchange = (await declare_exchanges(other_channel))[EVENTS_EXCHANGE]
+        other_exchange = await declare_exchange(other_channel, EVENTS_EXCHANGE)
         counts = await asyncio.gather(
             OutboxPublisher(TaskRepository(db), events_exchange).relay_once(STALE_AFTER),
             OutboxPublisher(TaskRepository(db), other_exchange).relay_once(STALE_AFTER),

@@ -30,9 +30,10 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.messaging import EVENTS_EXCHANGE, REQUEST_ID_HEADER
+from humantask_shared.messaging import REQUEST_ID_HEADER
 from humantask_shared.models import CallbackFormat, Task
 from humantask_shared.timeutil import format_timestamp, utcnow
+from humantask_shared.topology import EVENTS_EXCHANGE
 
 from .services import ROOT, free_port, wait_for
 
@@ -170,7 +171,7 @@ async def publish_completion(
     """Publish a `task.completed` event (or `event` again: a duplicate); returns it."""
     if event is None:
         event = TaskCompleted(customer_id=customer_id, callback_format=callback_format, task=task)
-    exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+    exchange = await channel.get_exchange(EVENTS_EXCHANGE.name)
     await exchange.publish(
         aio_pika.Message(
             body=event.model_dump_json(exclude_none=True).encode(),

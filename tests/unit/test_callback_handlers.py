@@ -24,11 +24,11 @@ from humantask_notifier.handlers import (
     list_callbacks,
 )
 from humantask_notifier.ports import Dependencies
-from humantask_notifier.retries import RetryDue
 from humantask_notifier.sender import SendResult
 from humantask_shared.errors import NotFound, Unavailable
 from humantask_shared.messages.commands import ListCallbacks
 from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.messages.retries import RetryDue
 from humantask_shared.messaging import PoisonMessage
 from humantask_shared.models import Task
 from humantask_shared.timeutil import utcnow

@@ -15,19 +15,20 @@ import pytest
 import yaml
 
 from humantask_contracts import CONTRACT_FILES, build_asyncapi, build_openapi, rendered_contracts
-from humantask_contracts.asyncapi import EVENT_SUBSCRIBERS, command_route
 from humantask_contracts.schemas import render_yaml
 from humantask_shared.messages.commands import COMMANDS
 from humantask_shared.messages.events import EVENTS
-from humantask_shared.messaging import (
+from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
+from humantask_shared.models import TaskListQuery
+from humantask_shared.topology import (
     COMMANDS_EXCHANGE,
-    DEADLINE_HEADER,
     EVENTS_EXCHANGE,
     NOTIFIER_COMMANDS_EXCHANGE,
-    REQUEST_ID_HEADER,
+    QUEUES,
     TASKSTORE_COMMANDS_QUEUE,
+    command_queue,
+    queue_arguments,
 )
-from humantask_shared.models import TaskListQuery
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = REPO_ROOT / "contracts"
@@ -304,7 +305,7 @@ def test_asyncapi_is_3_0(asyncapi: dict[str, Any]) -> None:
 
 def test_only_the_notifiers_commands_go_to_the_notifier_exchange() -> None:
     """The notifier's broker user reads its own command exchange, never the task-store's."""
-    routed = {name: command_route(command).exchange for name, command in COMMANDS.items()}
+    routed = {name: command_queue(command).exchange for name, command in COMMANDS.items()}
     assert {name for name, exchange in routed.items() if exchange != COMMANDS_EXCHANGE} == {
         "callback.list"
     }
@@ -314,7 +315,9 @@ def test_only_the_notifiers_commands_go_to_the_notifier_exchange() -> None:
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> None:
     command = COMMANDS[name]
-    channel = channel_at(asyncapi, name, command_route(command).exchange)
+    queue = command_queue(command)
+    assert queue.exchange is not None
+    channel = channel_at(asyncapi, name, queue.exchange.name)
     assert channel["bindings"]["amqp"]["exchange"]["type"] == "direct"
     (message,) = [deref(asyncapi, m) for m in channel["messages"].values()]
     assert message["name"] == name
@@ -324,18 +327,15 @@ def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> No
     assert {REQUEST_ID_HEADER, DEADLINE_HEADER} <= set(headers["properties"])
 
     sends = operations_on(asyncapi, channel)
-    assert [op["action"] for op in sends.values()] == ["send"]
-    assert "reply" in next(iter(sends.values()))
-    # The sender is the one the receiver lets send it (broker_access.SenderCheck).
-    (operation_id,) = sends
-    assert operation_id.split(".send.")[0] in command.senders
+    assert [op["action"] for op in sends.values()] == ["send"] * len(command.senders)
+    assert all("reply" in op for op in sends.values())
+    # The senders are those the receiver lets send it (broker_access.SenderCheck).
+    assert {operation_id.split(".send.")[0] for operation_id in sends} == command.senders
 
-    queue = next(
-        c for c in asyncapi["channels"].values() if c["address"] == command_route(command).queue
-    )
+    queue_channel = asyncapi["channels"][f"queue.{queue.name}"]
     receives = [
         op
-        for op in operations_on(asyncapi, queue).values()
+        for op in operations_on(asyncapi, queue_channel).values()
         if op["action"] == "receive" and deref(asyncapi, op["messages"][0])["name"] == name
     ]
     assert len(receives) == 1, f"nobody receives {name}"
@@ -345,17 +345,47 @@ def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> No
 
 def test_the_command_queue_is_durable_and_dead_letters(asyncapi: dict[str, Any]) -> None:
     addresses = {c["address"]: c for c in asyncapi["channels"].values()}
-    queue = addresses[TASKSTORE_COMMANDS_QUEUE]["bindings"]["amqp"]
+    queue = addresses[TASKSTORE_COMMANDS_QUEUE.name]["bindings"]["amqp"]
     assert queue["is"] == "queue" and queue["queue"]["durable"] is True
-    dead_letter = f"{TASKSTORE_COMMANDS_QUEUE}.dead-letter"
-    assert queue["x-dead-letter-routing-key"] == TASKSTORE_COMMANDS_QUEUE
+    dead_letter = f"{TASKSTORE_COMMANDS_QUEUE.name}.dead-letter"
+    assert queue["x-dead-letter-routing-key"] == TASKSTORE_COMMANDS_QUEUE.name
     assert addresses[dead_letter]["bindings"]["amqp"]["queue"]["durable"] is True
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=[queue.name for queue in QUEUES])
+def test_every_declared_queue_is_a_channel_with_its_arguments(
+    asyncapi: dict[str, Any], queue: Any
+) -> None:
+    (channel,) = [c for c in asyncapi["channels"].values() if c["address"] == queue.name]
+    binding = channel["bindings"]["amqp"]
+    assert binding["queue"]["exclusive"] is queue.per_process
+    assert {k: v for k, v in binding.items() if k.startswith("x-")} == queue_arguments(
+        queue, "classic"
+    )
+    carried = {deref(asyncapi, m)["title"] for m in channel["messages"].values()}
+    assert {model.__name__ for model in queue.carries} <= carried
+    assert set(channel.get("parameters", {})) == set(queue.parameters)
+    assert all("{" + name + "}" in queue.name for name in queue.parameters)
+
+
+def test_the_notifiers_own_queues_are_there(asyncapi: dict[str, Any]) -> None:
+    """Issue 13: the completion, retry and delay queues were missing once."""
+    addresses = {c["address"] for c in asyncapi["channels"].values()}
+    assert {
+        "notifier.task-completed",
+        "notifier.task-completed.dead-letter",
+        "notifier.callback-retry",
+        "notifier.callback-retry.dead-letter",
+        "notifier.callback-retry.delay-{delay_ms}ms",
+        "{owner}.replies.{id}",
+        "{owner}.credentials.{id}",
+    } <= addresses
 
 
 @pytest.mark.parametrize("routing_key", sorted(EVENTS))
 def test_every_event_is_in_asyncapi(asyncapi: dict[str, Any], routing_key: str) -> None:
     event = EVENTS[routing_key]
-    channel = channel_at(asyncapi, routing_key, EVENTS_EXCHANGE)
+    channel = channel_at(asyncapi, routing_key, EVENTS_EXCHANGE.name)
     assert channel["bindings"]["amqp"]["exchange"]["type"] == "topic"
     (message,) = [deref(asyncapi, m) for m in channel["messages"].values()]
     payload = deref(asyncapi, message["payload"])
@@ -366,13 +396,16 @@ def test_every_event_is_in_asyncapi(asyncapi: dict[str, Any], routing_key: str) 
     assert publishes[0]["bindings"]["amqp"]["deliveryMode"] == 2  # persistent
 
 
-def test_subscribers_receive_their_events(asyncapi: dict[str, Any]) -> None:
-    assert "task.completed" in EVENT_SUBSCRIBERS["notifier"]
-    for service, routing_keys in EVENT_SUBSCRIBERS.items():
-        for routing_key in routing_keys:
-            operation = asyncapi["operations"][f"{service}.receive.{routing_key}"]
-            assert operation["action"] == "receive"
-            assert deref(asyncapi, operation["channel"])["address"] == routing_key
+def test_subscribers_receive_their_events_from_their_queues(asyncapi: dict[str, Any]) -> None:
+    expected = {
+        ("notifier", "task.completed", "notifier.task-completed"),
+        ("notifier", "credential.changed", "{owner}.credentials.{id}"),
+        ("gateway", "credential.changed", "{owner}.credentials.{id}"),
+    }
+    for service, routing_key, address in expected:
+        operation = asyncapi["operations"][f"{service}.receive.{routing_key}"]
+        assert operation["action"] == "receive"
+        assert deref(asyncapi, operation["channel"])["address"] == address
 
 
 def test_callback_log_entries_are_the_spec_fields(openapi: dict[str, Any]) -> None:
@@ -391,3 +424,5 @@ def test_commands_name_who_answers_them(asyncapi: dict[str, Any]) -> None:
     assert "taskstore.receive.customer.callback_secret" in operations
     channel = deref(asyncapi, operations["notifier.receive.callback.list"]["channel"])
     assert channel["address"] == "notifier.commands"
+    retry = asyncapi["operations"]["notifier.send.callback.retry_due"]
+    assert deref(asyncapi, retry["channel"])["address"].startswith("notifier.callback-retry.delay-")

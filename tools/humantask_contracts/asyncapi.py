@@ -1,23 +1,27 @@
-"""AsyncAPI 3.0: what the services say to each other over RabbitMQ."""
+"""AsyncAPI 3.0: what the services say to each other over RabbitMQ.
+
+Derived from the declared topology (`humantask_shared.topology`): every exchange and
+queue it declares, what each queue carries and who consumes and publishes it, and the
+commands and events of `humantask_shared.messages`. Nothing here names a queue.
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from humantask_shared.messages.commands import COMMANDS, Command, Reply
 from humantask_shared.messages.events import EVENTS, Event
-from humantask_shared.messaging import (
-    COMMANDS_EXCHANGE,
-    DEAD_LETTER_ARGUMENTS,
+from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
+from humantask_shared.topology import (
     DEAD_LETTER_EXCHANGE,
-    DEADLINE_HEADER,
     EVENTS_EXCHANGE,
-    NOTIFIER_COMMANDS_EXCHANGE,
-    NOTIFIER_COMMANDS_QUEUE,
-    REQUEST_ID_HEADER,
-    TASKSTORE_COMMANDS_QUEUE,
+    QUEUES,
+    REPLY_QUEUE,
+    Exchange,
+    Queue,
+    command_queue,
+    queue_arguments,
+    routing_key,
 )
 
 from .schemas import (
@@ -32,80 +36,61 @@ from .schemas import (
 
 AMQP_BINDING_VERSION = "0.3.0"
 
-
-@dataclass(frozen=True)
-class CommandRoute:
-    """Who sends a command, who answers it, the exchange it is published on and the
-    queue it waits in meanwhile."""
-
-    sender: str
-    handler: str
-    queue: str
-    exchange: str = COMMANDS_EXCHANGE
-
-
-COMMAND_SENDER = "gateway"
-COMMAND_HANDLER = "taskstore"
-# Where a command goes unless COMMAND_HANDLERS says otherwise; its sender is the one of
-# `Command.senders` (which the receiver enforces).
-DEFAULT_COMMAND_ROUTE = (COMMAND_HANDLER, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE)
-COMMAND_HANDLERS: dict[str, tuple[str, str, str]] = {
-    "callback.list": ("notifier", NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMANDS_EXCHANGE),
-}
-EVENT_PUBLISHER = "taskstore"
-# Who consumes which events (routing keys). Add a service here when it starts consuming.
-EVENT_SUBSCRIBERS: dict[str, tuple[str, ...]] = {
-    "gateway": ("credential.changed",),
-    "notifier": ("credential.changed", "task.completed"),
-}
-REPLY_QUEUE_ADDRESS = "{owner}.replies.{id}"  # see RpcClient.start in messaging.py
-
 COMMAND_HEADERS_SCHEMA = "CommandHeaders"
 TRACED_HEADERS_SCHEMA = "TracedHeaders"
-REPLIES_CHANNEL = "replies"
 
 _ASYNCAPI_INFO_DESCRIPTION = f"""\
 Messages between the humantask services on RabbitMQ.
 
-Commands go from the {COMMAND_SENDER} to the {COMMAND_HANDLER} (unless their operations
-say otherwise) on the direct exchange `{COMMANDS_EXCHANGE}` (the notifier's on
-`{NOTIFIER_COMMANDS_EXCHANGE}`), routed by command name into the durable queue of the
-service that answers them (`{TASKSTORE_COMMANDS_QUEUE}`, `{NOTIFIER_COMMANDS_QUEUE}`).
-Each is answered with a `Reply` on the caller's own reply queue (the command's
-`reply_to`, matched by `correlation_id`). A command expires when its caller stops
-waiting (`{DEADLINE_HEADER}`, and the AMQP expiration). Every command carries the AMQP
-`user_id` of its sender's broker user (the broker refuses any other), and its receiver
-refuses it, answering `unauthorized`, unless that user is one allowed to send it.
+Commands are published on a direct exchange, routed by command name into the durable
+queue of the service that answers them (each command's channel names both). Each is
+answered with a `Reply` on the caller's own reply queue (the command's `reply_to`,
+matched by `correlation_id`). A command expires when its caller stops waiting
+(`{DEADLINE_HEADER}`, and the AMQP expiration). Every command carries the AMQP `user_id`
+of its sender's broker user (the broker refuses any other), and its receiver refuses
+it, answering `unauthorized`, unless that user is one allowed to send it.
 
-Events go from the {EVENT_PUBLISHER} to the topic exchange `{EVENTS_EXCHANGE}`,
-persistent, routed by event name. Consumers deduplicate on `event_id`. Every gateway and
-notifier hears `credential.changed` on an exclusive, auto-delete queue of its own
-(`<service>.credentials.<id>`): a fanout per process, not competing consumers.
+Events go to the topic exchange `{EVENTS_EXCHANGE.name}`, persistent, routed by event
+name. Consumers deduplicate on `event_id`.
 
-A message a service cannot handle is dead-lettered through `{DEAD_LETTER_EXCHANGE}`
-into `<queue>.dead-letter`, a bounded queue (the oldest messages are dropped past its
-length, and each expires after a week); a command whose handler failed is answered with
-an `unavailable` error first, so its caller never waits for its timeout.
+A message a service cannot handle is dead-lettered through `{DEAD_LETTER_EXCHANGE.name}`
+into `<queue>.dead-letter`, a bounded queue; a command whose handler failed is answered
+with an `unavailable` error first, so its caller never waits for its timeout.
+
+Every queue the services declare is a `queue.` channel; a queue of one process (or one
+setting) is a parameterised address. The `x-` arguments shown are those of
+`AMQP_QUEUE_TYPE=classic`; with `quorum`, every durable queue also has
+`x-queue-type: quorum` (the exclusive ones stay classic).
 """
 
 
-def command_id(command: type[Command]) -> str:
-    return command.__name__
+def message_id(model: type[BaseModel]) -> str:
+    return model.__name__
 
 
 def reply_id(command: type[Command]) -> str:
     return f"{command.__name__}Reply"
 
 
-def event_id(event: type[Event]) -> str:
-    return event.__name__
+def queue_channel_id(queue: Queue) -> str:
+    return f"queue.{queue.name}"
+
+
+def command_channel_id(command: type[Command]) -> str:
+    return f"command.{command.name}"
+
+
+def event_channel_id(event: type[Event]) -> str:
+    return f"event.{event.routing_key}"
 
 
 def build_asyncapi() -> Json:
     """The AsyncAPI 3.0 document of the commands, replies and events on RabbitMQ."""
     commands = [COMMANDS[name] for name in sorted(COMMANDS)]
     events = [EVENTS[key] for key in sorted(EVENTS)]
-    schemas = collect_schemas(_asyncapi_model_uses(commands, events))
+    carried = {message for queue in QUEUES for message in queue.carries}
+    others = sorted(carried - {*commands, *events, Reply}, key=message_id)
+    schemas = collect_schemas(_asyncapi_model_uses(commands, events, others))
     _add_header_schemas(schemas)
     return {
         "asyncapi": "3.0.0",
@@ -124,33 +109,24 @@ def build_asyncapi() -> Json:
             },
         },
         "channels": {
-            **{f"command.{c.name}": _command_channel(c) for c in commands},
-            **_command_queue_channels(commands),
-            REPLIES_CHANNEL: _replies_channel(commands),
-            **{f"event.{e.routing_key}": _event_channel(e) for e in events},
+            **{command_channel_id(c): _command_channel(c) for c in commands},
+            **{event_channel_id(e): _event_channel(e) for e in events},
+            **{queue_channel_id(q): _queue_channel(q, commands) for q in QUEUES},
         },
         "operations": {
-            **{
-                f"{command_route(c).sender}.send.{c.name}": _send_command_operation(c)
-                for c in commands
-            },
-            **{
-                f"{command_route(c).handler}.receive.{c.name}": _receive_command_operation(c)
-                for c in commands
-            },
-            **{
-                f"{EVENT_PUBLISHER}.send.{e.routing_key}": _publish_event_operation(e)
-                for e in events
-            },
-            **_subscriber_operations(),
+            **_send_command_operations(commands),
+            **_publish_event_operations(events),
+            **_direct_send_operations(),
+            **_receive_operations(),
         },
         "components": {
             "schemas": dict(sorted(schemas.components.items())),
             "messages": {
-                **{command_id(c): _command_message(c, schemas) for c in commands},
+                **{message_id(c): _command_message(c, schemas) for c in commands},
                 "Reply": _reply_message("Reply", "The answer to any command.", schemas.ref(Reply)),
                 **{reply_id(c): _typed_reply_message(c, schemas) for c in commands},
-                **{event_id(e): _event_message(e, schemas) for e in events},
+                **{message_id(e): _event_message(e, schemas) for e in events},
+                **{message_id(m): _other_message(m, schemas) for m in others},
             },
             "correlationIds": {
                 "command": {
@@ -164,12 +140,13 @@ def build_asyncapi() -> Json:
 
 
 def _asyncapi_model_uses(
-    commands: list[type[Command]], events: list[type[Event]]
+    commands: list[type[Command]], events: list[type[Event]], others: list[type[BaseModel]]
 ) -> list[ModelUse]:
     uses: list[ModelUse] = [(command, "validation") for command in commands]
     uses.append((Reply, "serialization"))
     uses.extend((c.result_model, "serialization") for c in commands if c.result_model is not None)
     uses.extend((event, "serialization") for event in events)
+    uses.extend((other, "serialization") for other in others)
     return uses
 
 
@@ -208,202 +185,190 @@ def _ref(*parts: str) -> Json:
     return {"$ref": "#/" + "/".join(escaped)}
 
 
-def _amqp_exchange(name: str, kind: str) -> Json:
-    return {"name": name, "type": kind, "durable": True, "autoDelete": False, "vhost": "/"}
-
-
-def _amqp_queue(
-    name: str, durable: bool = True, exclusive: bool = False, auto_delete: bool = False
-) -> Json:
-    return {
-        "name": name,
-        "durable": durable,
-        "exclusive": exclusive,
-        "autoDelete": auto_delete,
-        "vhost": "/",
-    }
+def _message_ref(model: type[BaseModel]) -> Json:
+    return _ref("components", "messages", message_id(model))
 
 
 def _amqp_bindings(binding: Json) -> Json:
     return {"amqp": {**binding, "bindingVersion": AMQP_BINDING_VERSION}}
 
 
-def _routing_key_bindings(exchange: str, kind: str) -> Json:
+def _routing_key_bindings(exchange: Exchange) -> Json:
     """A channel that is a routing key on an exchange (AMQP binding `is: routingKey`)."""
-    return _amqp_bindings({"is": "routingKey", "exchange": _amqp_exchange(exchange, kind)})
-
-
-def _queue_bindings(queue: Json, arguments: Json | None = None) -> Json:
-    """A channel that is a queue; `arguments` are its `x-` queue arguments."""
-    return _amqp_bindings({"is": "queue", "queue": queue, **(arguments or {})})
-
-
-def command_route(command: type[Command]) -> CommandRoute:
-    handler, queue, exchange = COMMAND_HANDLERS.get(command.name, DEFAULT_COMMAND_ROUTE)
-    (sender,) = command.senders  # one sender each
-    return CommandRoute(sender, handler, queue, exchange)
-
-
-def _queue_channel_id(queue: str) -> str:
-    return f"queue.{queue}"
+    return _amqp_bindings(
+        {
+            "is": "routingKey",
+            "exchange": {
+                "name": exchange.name,
+                "type": exchange.type.value,
+                "durable": True,
+                "autoDelete": False,
+                "vhost": "/",
+            },
+        }
+    )
 
 
 def _command_channel(command: type[Command]) -> Json:
+    queue = command_queue(command)
+    assert queue.exchange is not None
     return {
         "address": command.name,
         "title": f"Command {command.name}",
-        "description": f"Routed by `{command_route(command).exchange}` into "
-        f"`{command_route(command).queue}`.",
-        "messages": {command_id(command): _ref("components", "messages", command_id(command))},
-        "bindings": _routing_key_bindings(command_route(command).exchange, "direct"),
-    }
-
-
-def _command_queue_channels(commands: list[type[Command]]) -> Json:
-    """Each command queue and its dead-letter queue, with the commands routed there."""
-    channels: Json = {}
-    queues: dict[str, list[type[Command]]] = {}
-    for command in commands:
-        queues.setdefault(command_route(command).queue, []).append(command)
-    for queue, routed in queues.items():
-        handler = command_route(routed[0]).handler
-        channels[_queue_channel_id(queue)] = _commands_queue_channel(
-            queue, handler, routed, command_route(routed[0]).exchange
-        )
-        channels[_queue_channel_id(f"{queue}.dead-letter")] = _dead_letter_channel(
-            queue, handler, routed
-        )
-    return channels
-
-
-def _commands_queue_channel(
-    queue: str, handler: str, commands: list[type[Command]], exchange: str
-) -> Json:
-    return {
-        "address": queue,
-        "title": f"The {handler}'s command queue",
-        "description": f"Bound to `{exchange}` with the name of each command the "
-        f"{handler} answers; competing consumers. Dead-letters into "
-        f"`{queue}.dead-letter`.",
-        "messages": {
-            command_id(c): _ref("components", "messages", command_id(c)) for c in commands
-        },
-        "bindings": _queue_bindings(
-            _amqp_queue(queue),
-            arguments={
-                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                "x-dead-letter-routing-key": queue,
-            },
-        ),
-    }
-
-
-def _dead_letter_channel(queue: str, handler: str, commands: list[type[Command]]) -> Json:
-    dead_letter = f"{queue}.dead-letter"
-    return {
-        "address": dead_letter,
-        "title": f"Commands the {handler} could not handle",
-        "description": f"Bound to `{DEAD_LETTER_EXCHANGE}` with routing key "
-        f"`{queue}`; kept for inspection, never consumed, bounded (the "
-        "oldest dropped first, each kept a week at most).",
-        "messages": {
-            command_id(c): _ref("components", "messages", command_id(c)) for c in commands
-        },
-        "bindings": _queue_bindings(
-            _amqp_queue(dead_letter), arguments=dict(DEAD_LETTER_ARGUMENTS)
-        ),
-    }
-
-
-def _replies_channel(commands: list[type[Command]]) -> Json:
-    return {
-        "address": REPLY_QUEUE_ADDRESS,
-        "title": "A caller's reply queue",
-        "description": "Exclusive to one caller; replies reach it through the default exchange.",
-        "parameters": {
-            "owner": {"description": "The service waiting for replies.", "examples": ["gateway"]},
-            "id": {"description": "A random hex id, unique per connection."},
-        },
-        "messages": {
-            "Reply": _ref("components", "messages", "Reply"),
-            **{reply_id(c): _ref("components", "messages", reply_id(c)) for c in commands},
-        },
-        "bindings": _queue_bindings(
-            _amqp_queue(REPLY_QUEUE_ADDRESS, durable=False, exclusive=True, auto_delete=True)
-        ),
+        "description": f"Routed by `{queue.exchange.name}` into `{queue.name}`.",
+        "messages": {message_id(command): _message_ref(command)},
+        "bindings": _routing_key_bindings(queue.exchange),
     }
 
 
 def _event_channel(event: type[Event]) -> Json:
+    queues = [q.name for q in QUEUES if event in q.carries and q.exchange == EVENTS_EXCHANGE]
+    where = ", ".join(f"`{name}`" for name in queues) or "no queue: nobody consumes it yet"
     return {
         "address": event.routing_key,
         "title": f"Event {event.routing_key}",
-        "messages": {event_id(event): _ref("components", "messages", event_id(event))},
-        "bindings": _routing_key_bindings(EVENTS_EXCHANGE, "topic"),
+        "description": f"Published on `{EVENTS_EXCHANGE.name}`, routed into {where}.",
+        "messages": {message_id(event): _message_ref(event)},
+        "bindings": _routing_key_bindings(EVENTS_EXCHANGE),
     }
 
 
+def _bound(queue: Queue) -> str:
+    if queue.exchange is None:
+        return "Bound to no exchange: messages reach it through the default exchange."
+    keys = ", ".join(f"`{key}`" for key in queue.routing_keys)
+    return f"Bound to `{queue.exchange.name}` with {keys}."
+
+
+def _services(services: tuple[str, ...]) -> str:
+    return ", ".join(services) or "nobody"
+
+
+def _queue_channel(queue: Queue, commands: list[type[Command]]) -> Json:
+    dead_letter = queue.dead_letter_queue
+    description = [
+        queue.description,
+        _bound(queue),
+        f"Consumed by: {_services(queue.consumers)}. Published to by: "
+        f"{_services(queue.publishers)}.",
+    ]
+    if dead_letter is not None:
+        description.append(f"Dead-letters into `{dead_letter.name}`.")
+    messages = {message_id(m): _message_ref(m) for m in queue.carries}
+    if queue == REPLY_QUEUE:
+        messages.update(
+            {reply_id(c): _ref("components", "messages", reply_id(c)) for c in commands}
+        )
+    channel: Json = {
+        "address": queue.name,
+        "title": f"Queue {queue.name}",
+        "description": " ".join(description),
+        "messages": messages,
+    }
+    if queue.parameters:
+        channel["parameters"] = {
+            name: {"description": text} for name, text in queue.parameters.items()
+        }
+    channel["bindings"] = _amqp_bindings(
+        {
+            "is": "queue",
+            "queue": {
+                "name": queue.name,
+                "durable": not queue.per_process,
+                "exclusive": queue.per_process,
+                "autoDelete": queue.per_process,
+                "vhost": "/",
+            },
+            **queue_arguments(queue, "classic"),
+        }
+    )
+    return channel
+
+
 def _command_reply(command: type[Command]) -> Json:
+    channel = queue_channel_id(REPLY_QUEUE)
     return {
         "address": {
             "description": "The command's AMQP `reply_to` property.",
             "location": "$message.header#/reply_to",
         },
-        "channel": _ref("channels", REPLIES_CHANNEL),
-        "messages": [_ref("channels", REPLIES_CHANNEL, "messages", reply_id(command))],
-    }
-
-
-def _send_command_operation(command: type[Command]) -> Json:
-    channel = f"command.{command.name}"
-    return {
-        "action": "send",
         "channel": _ref("channels", channel),
-        "title": f"{command_route(command).sender} sends {command.name}",
-        "messages": [_ref("channels", channel, "messages", command_id(command))],
-        "reply": _command_reply(command),
-        "bindings": _amqp_bindings({"deliveryMode": 2, "mandatory": True}),
+        "messages": [_ref("channels", channel, "messages", reply_id(command))],
     }
 
 
-def _receive_command_operation(command: type[Command]) -> Json:
-    route = command_route(command)
-    queue_channel = _queue_channel_id(route.queue)
-    return {
-        "action": "receive",
-        "channel": _ref("channels", queue_channel),
-        "title": f"{route.handler} handles {command.name}",
-        "messages": [_ref("channels", queue_channel, "messages", command_id(command))],
-        "reply": _command_reply(command),
-        "bindings": _amqp_bindings({"ack": True}),
-    }
-
-
-def _publish_event_operation(event: type[Event]) -> Json:
-    channel = f"event.{event.routing_key}"
-    return {
-        "action": "send",
-        "channel": _ref("channels", channel),
-        "title": f"{EVENT_PUBLISHER} publishes {event.routing_key}",
-        "messages": [_ref("channels", channel, "messages", event_id(event))],
-        "bindings": _amqp_bindings({"deliveryMode": 2, "mandatory": False}),
-    }
-
-
-def _subscriber_operations() -> Json:
+def _send_command_operations(commands: list[type[Command]]) -> Json:
     operations: Json = {}
-    for service, routing_keys in sorted(EVENT_SUBSCRIBERS.items()):
-        for routing_key in routing_keys:
-            if routing_key not in EVENTS:
-                raise ValueError(f"{service} subscribes to {routing_key!r}, not in EVENTS")
-            channel = f"event.{routing_key}"
-            operations[f"{service}.receive.{routing_key}"] = {
-                "action": "receive",
+    for command in commands:
+        channel = command_channel_id(command)
+        for sender in sorted(command.senders):
+            operations[f"{sender}.send.{command.name}"] = {
+                "action": "send",
                 "channel": _ref("channels", channel),
-                "title": f"{service} consumes {routing_key}",
-                "messages": [_ref("channels", channel, "messages", event_id(EVENTS[routing_key]))],
-                "bindings": _amqp_bindings({"ack": True}),
+                "title": f"{sender} sends {command.name}",
+                "messages": [_ref("channels", channel, "messages", message_id(command))],
+                "reply": _command_reply(command),
+                "bindings": _amqp_bindings({"deliveryMode": 2, "mandatory": True}),
             }
+    return operations
+
+
+def _publish_event_operations(events: list[type[Event]]) -> Json:
+    """Whoever publishes to the queues bound to the events exchange publishes events."""
+    publishers = sorted({p for q in QUEUES if q.exchange == EVENTS_EXCHANGE for p in q.publishers})
+    operations: Json = {}
+    for event in events:
+        channel = event_channel_id(event)
+        for publisher in publishers:
+            operations[f"{publisher}.send.{event.routing_key}"] = {
+                "action": "send",
+                "channel": _ref("channels", channel),
+                "title": f"{publisher} publishes {event.routing_key}",
+                "messages": [_ref("channels", channel, "messages", message_id(event))],
+                "bindings": _amqp_bindings({"deliveryMode": 2, "mandatory": False}),
+            }
+    return operations
+
+
+def _direct_send_operations() -> Json:
+    """Messages published straight into a queue (through the default exchange) other than
+    replies, which are the commands' `reply`."""
+    operations: Json = {}
+    for queue in QUEUES:
+        if queue.exchange is not None or queue == REPLY_QUEUE:
+            continue
+        channel = queue_channel_id(queue)
+        for publisher in queue.publishers:
+            for message in queue.carries:
+                operations[f"{publisher}.send.{routing_key(message)}"] = {
+                    "action": "send",
+                    "channel": _ref("channels", channel),
+                    "title": f"{publisher} sends {routing_key(message)} to {queue.name}",
+                    "messages": [_ref("channels", channel, "messages", message_id(message))],
+                    "bindings": _amqp_bindings({"deliveryMode": 2, "mandatory": True}),
+                }
+    return operations
+
+
+def _receive_operations() -> Json:
+    """Each consumer of a queue receives what it carries (replies: see `_command_reply`)."""
+    operations: Json = {}
+    for queue in QUEUES:
+        if queue == REPLY_QUEUE:
+            continue
+        channel = queue_channel_id(queue)
+        for consumer in queue.consumers:
+            for message in queue.carries:
+                operation: Json = {
+                    "action": "receive",
+                    "channel": _ref("channels", channel),
+                    "title": f"{consumer} handles {routing_key(message)} from {queue.name}",
+                    "messages": [_ref("channels", channel, "messages", message_id(message))],
+                }
+                if issubclass(message, Command):
+                    operation["reply"] = _command_reply(message)
+                operation["bindings"] = _amqp_bindings({"ack": not queue.per_process})
+                operations[f"{consumer}.receive.{routing_key(message)}"] = operation
     return operations
 
 
@@ -464,6 +429,20 @@ def _event_message(event: type[Event], schemas: Schemas) -> Json:
             "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=TRACED_HEADERS_SCHEMA)},
             "payload": schemas.ref(event),
             "bindings": _amqp_bindings({"messageType": event.routing_key}),
+        }
+    )
+    return message
+
+
+def _other_message(model: type[BaseModel], schemas: Schemas) -> Json:
+    message: Json = {"name": routing_key(model), "title": model.__name__}
+    _with_summary(message, model)
+    message.update(
+        {
+            "contentType": JSON_MEDIA_TYPE,
+            "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=TRACED_HEADERS_SCHEMA)},
+            "payload": schemas.ref(model),
+            "bindings": _amqp_bindings({"messageType": routing_key(model)}),
         }
     )
     return message

@@ -16,15 +16,14 @@ from humantask_shared.errors import HumantaskError, Unavailable
 from humantask_shared.health import add_health_routes, health_app
 from humantask_shared.messages.commands import EnsureCustomer, Principal
 from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import (
-    COMMANDS_EXCHANGE,
-    NOTIFIER_COMMANDS_EXCHANGE,
-    RpcClient,
-    declare_exchanges,
-    open_channel,
-)
+from humantask_shared.messaging import RpcClient, open_channel
 from humantask_shared.resources import broker_resource, connection_key
 from humantask_shared.runner import run_service
+from humantask_shared.topology import (
+    COMMANDS_EXCHANGE,
+    NOTIFIER_COMMANDS_EXCHANGE,
+    declare_exchange,
+)
 from humantask_shared.tracing import configure_tracing
 
 from .appkeys import authenticator_key, notifier_key, settings_key, taskstore_key
@@ -45,10 +44,10 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     """The request/reply client every view sends its command through."""
     settings = app[settings_key]
     channel = await open_channel(app[connection_key])
-    exchanges = await declare_exchanges(channel)
     clients = {}
     for exchange in (COMMANDS_EXCHANGE, NOTIFIER_COMMANDS_EXCHANGE):
-        rpc = RpcClient(channel, exchanges[exchange], user_id=settings.broker_user)
+        declared = await declare_exchange(channel, exchange)
+        rpc = RpcClient(channel, declared, user_id=settings.broker_user)
         await rpc.start("gateway")
         clients[exchange] = CommandClient(rpc, settings.rpc_timeout_seconds)
     taskstore = clients[COMMANDS_EXCHANGE]

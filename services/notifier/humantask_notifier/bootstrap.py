@@ -29,31 +29,29 @@ from humantask_shared.credential_events import follow_credential_changes
 from humantask_shared.errors import Unavailable
 from humantask_shared.health import add_health_routes
 from humantask_shared.messages.commands import ListCallbacks
-from humantask_shared.messages.events import CredentialChanged, TaskCompleted
-from humantask_shared.messaging import (
-    COMMANDS_EXCHANGE,
-    EVENTS_EXCHANGE,
-    NOTIFIER_COMMANDS_EXCHANGE,
-    NOTIFIER_COMMANDS_QUEUE,
-    NOTIFIER_COMPLETIONS_QUEUE,
-    Consumer,
-    RpcClient,
-    declare_exchanges,
-    declare_work_queue,
-    open_channel,
-)
+from humantask_shared.messages.events import CredentialChanged
+from humantask_shared.messaging import Consumer, RpcClient, open_channel
 from humantask_shared.resources import (
     broker_resource,
     connection_key,
     database_key,
     database_resource,
 )
+from humantask_shared.topology import (
+    CALLBACK_RETRY_QUEUE,
+    COMMANDS_EXCHANGE,
+    NOTIFIER_COMMANDS_QUEUE,
+    NOTIFIER_COMPLETIONS_QUEUE,
+    check_handlers,
+    declare,
+    declare_exchange,
+)
 
 from . import domain
 from .handlers import AttemptInProgress, handle_retry_due, handle_task_completed, list_callbacks
 from .ports import Dependencies
 from .repository import DeliveryRepository, ensure_indexes
-from .retries import RetryScheduler, declare_retry_queue
+from .retries import RetryScheduler
 from .sender import CallbackSender, create_session
 from .settings import NotifierSettings
 from .signing_keys import CallbackSecrets
@@ -73,10 +71,12 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
     """The adapters the handlers use: MongoDB, the retry queues, the task-store, HTTP."""
     settings = app[settings_key]
     channel = await open_channel(app[connection_key])
-    exchanges = await declare_exchanges(channel)
-    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE], user_id=settings.broker_user)
+    commands_exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
+    rpc = RpcClient(channel, commands_exchange, user_id=settings.broker_user)
     await rpc.start("notifier")
-    retries = RetryScheduler(channel, settings.callback_retry_delay_seconds)
+    retries = RetryScheduler(
+        channel, settings.callback_retry_delay_seconds, settings.amqp_queue_type
+    )
     await retries.declare()
     session = create_session(
         settings.callback_timeout_seconds, settings.callback_allow_private_networks
@@ -102,14 +102,11 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
 async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, deps = app[settings_key], app[dependencies_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    completions = await declare_work_queue(
-        channel, NOTIFIER_COMPLETIONS_QUEUE, EVENTS_EXCHANGE, [TaskCompleted.routing_key]
-    )
-    due_retries = await declare_retry_queue(channel)
+    completions = await declare(channel, NOTIFIER_COMPLETIONS_QUEUE, settings.amqp_queue_type)
+    due_retries = await declare(channel, CALLBACK_RETRY_QUEUE, settings.amqp_queue_type)
     server = CommandServer({ListCallbacks: partial(list_callbacks, deps=deps)}, channel)
-    commands = await declare_work_queue(
-        channel, NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMANDS_EXCHANGE, server.command_names
-    )
+    check_handlers(NOTIFIER_COMMANDS_QUEUE, server.command_names)
+    commands = await declare(channel, NOTIFIER_COMMANDS_QUEUE, settings.amqp_queue_type)
     consumers = [
         Consumer(completions, partial(handle_task_completed, deps=deps), TRANSIENT_ERRORS),
         Consumer(due_retries, partial(handle_retry_due, deps=deps), TRANSIENT_ERRORS),

@@ -19,13 +19,13 @@ from pydantic import BaseModel, ValidationError
 from humantask_shared.errors import NotFound
 from humantask_shared.messages.commands import CallbackLog, ListCallbacks
 from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.messages.retries import RetryDue
 from humantask_shared.messaging import PoisonMessage
 from humantask_shared.timeutil import utcnow
 
 from . import domain, payload
 from .domain import Delivery, Step, Trigger
 from .ports import Dependencies
-from .retries import RetryDue
 
 log = logging.getLogger(__name__)
 

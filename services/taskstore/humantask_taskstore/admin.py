@@ -44,9 +44,10 @@ from humantask_shared.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
-from humantask_shared.messaging import BROKER_ERRORS, COMMANDS_EXCHANGE, RpcClient
+from humantask_shared.messaging import BROKER_ERRORS, RpcClient
 from humantask_shared.settings import CommonSettings
 from humantask_shared.timeutil import format_timestamp
+from humantask_shared.topology import COMMANDS_EXCHANGE
 
 Output = list[dict[str, Any]]
 
@@ -193,7 +194,7 @@ async def run(settings: AdminSettings, args: argparse.Namespace) -> Output:
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         # Not declared: the task-store declares it, and this user may not (least privilege).
-        exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
+        exchange = await channel.get_exchange(COMMANDS_EXCHANGE.name, ensure=False)
         rpc = RpcClient(channel, exchange, user_id=settings.broker_user)
         await rpc.start("admin")
         admin = Admin(CommandClient(rpc, settings.rpc_timeout_seconds))

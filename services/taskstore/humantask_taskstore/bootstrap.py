@@ -23,22 +23,20 @@ from pymongo.asynchronous.database import AsyncDatabase
 from humantask_shared.broker_access import SenderCheck
 from humantask_shared.command_server import CommandServer
 from humantask_shared.health import add_health_routes
-from humantask_shared.messaging import (
-    COMMANDS_EXCHANGE,
-    EVENTS_EXCHANGE,
-    TASKSTORE_COMMANDS_QUEUE,
-    Consumer,
-    declare_exchanges,
-    declare_work_queue,
-    open_channel,
-    publish_event,
-)
+from humantask_shared.messaging import Consumer, open_channel, publish_event
 from humantask_shared.mongo import Document
 from humantask_shared.resources import (
     broker_resource,
     connection_key,
     database_key,
     database_resource,
+)
+from humantask_shared.topology import (
+    EVENTS_EXCHANGE,
+    TASKSTORE_COMMANDS_QUEUE,
+    check_handlers,
+    declare,
+    declare_exchange,
 )
 
 from .crash_hook import ExitBeforePublishingCompletion
@@ -56,10 +54,10 @@ outbox_key = web.AppKey("outbox", OutboxPublisher)
 async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    exchanges = await declare_exchanges(channel)
+    events = await declare_exchange(channel, EVENTS_EXCHANGE)
     database = app[database_key]
     tasks = TaskRepository(database)
-    outbox = OutboxPublisher(tasks, exchanges[EVENTS_EXCHANGE])
+    outbox = OutboxPublisher(tasks, events)
     handlers_outbox: Outbox = outbox
     if settings.humantask_test_exit_after_completion_write:
         handlers_outbox = ExitBeforePublishingCompletion(outbox)
@@ -67,15 +65,14 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks=tasks,
         accounts=AccountRepository(database),
         outbox=handlers_outbox,
-        announce=partial(publish_event, exchanges[EVENTS_EXCHANGE]),
+        announce=partial(publish_event, events),
         work_lease_seconds=settings.work_lease_seconds,
     )
     app[outbox_key] = outbox
 
     server = CommandServer(bind_handlers(deps), channel)
-    queue = await declare_work_queue(
-        channel, TASKSTORE_COMMANDS_QUEUE, COMMANDS_EXCHANGE, server.command_names
-    )
+    check_handlers(TASKSTORE_COMMANDS_QUEUE, server.command_names)
+    queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, settings.amqp_queue_type)
     # Only the services a command is meant for may send it (the broker vouches for user_id).
     consumer = Consumer(queue, SenderCheck(server, settings.broker_identities(), channel))
     await consumer.start()

@@ -1,0 +1,158 @@
+"""The declared topology holds together: every command has one queue, the task-store
+answers exactly what its queue is bound for, the broker users may do what the topology
+says they do (and no more), and quorum queues are only the durable ones."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from humantask_shared.broker_definitions import SERVICE_PERMISSIONS
+from humantask_shared.messages.commands import COMMANDS
+from humantask_shared.messages.events import EVENTS, Event
+from humantask_shared.topology import (
+    CALLBACK_RETRY_DELAY_QUEUE,
+    COMMAND_QUEUES,
+    EVENTS_EXCHANGE,
+    EXCHANGES,
+    QUEUES,
+    TASKSTORE_COMMANDS_QUEUE,
+    Queue,
+    callback_retry_delay_queue,
+    check_handlers,
+    command_queue,
+    queue_arguments,
+)
+from humantask_taskstore.handlers import HANDLERS
+
+SERVICES = ("gateway", "taskstore", "notifier", "admin")
+
+
+def matches(pattern: str, name: str) -> bool:
+    return re.fullmatch(pattern, name) is not None
+
+
+def instances(queue: Queue, owner: str) -> list[str]:
+    """The names `owner` gives the queue (a template: with a made-up id and delay)."""
+    if not queue.parameters:
+        return [queue.name]
+    values = {"owner": owner, "id": "0123abcd", "delay_ms": "2000"}
+    return [queue.named(**{name: values[name] for name in queue.parameters}).name]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_waits_in_exactly_one_queue(name: str) -> None:
+    queues = [queue for queue in COMMAND_QUEUES if COMMANDS[name] in queue.carries]
+    assert len(queues) == 1
+    assert command_queue(COMMANDS[name]) is queues[0]
+
+
+def test_the_taskstore_handles_exactly_what_its_queue_is_bound_for() -> None:
+    assert set(HANDLERS) == set(TASKSTORE_COMMANDS_QUEUE.commands)
+    assert set(TASKSTORE_COMMANDS_QUEUE.routing_keys) == {c.name for c in HANDLERS}
+    check_handlers(TASKSTORE_COMMANDS_QUEUE, [c.name for c in HANDLERS])
+    with pytest.raises(RuntimeError, match=r"taskstore\.commands carries"):
+        check_handlers(TASKSTORE_COMMANDS_QUEUE, [c.name for c in HANDLERS][1:])
+
+
+def test_a_command_queue_is_published_to_by_the_senders_of_its_commands() -> None:
+    for queue in COMMAND_QUEUES:
+        senders = {sender for command in queue.commands for sender in command.senders}
+        assert set(queue.publishers) == senders, queue.name
+
+
+def test_queue_names_are_unique() -> None:
+    names = [queue.name for queue in QUEUES]
+    assert len(names) == len(set(names))
+
+
+def test_the_delay_queue_is_its_template_named_with_its_ttl() -> None:
+    queue = callback_retry_delay_queue(2000)
+    assert queue.name == CALLBACK_RETRY_DELAY_QUEUE.named(delay_ms="2000").name
+    assert queue.name == "notifier.callback-retry.delay-2000ms"
+    assert queue_arguments(queue, "classic") == {
+        "x-message-ttl": 2000,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "notifier.callback-retry",
+    }
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=[queue.name for queue in QUEUES])
+def test_quorum_is_for_durable_queues_and_classic_declares_what_it_always_did(
+    queue: Queue,
+) -> None:
+    classic = queue_arguments(queue, "classic")
+    quorum = queue_arguments(queue, "quorum")
+    assert "x-queue-type" not in classic
+    if queue.per_process:
+        assert quorum == classic == {}
+    else:
+        assert quorum == {**classic, "x-queue-type": "quorum"}
+
+
+# -- the broker users' permissions (broker_definitions) against the topology -----------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_may_declare_every_exchange(service: str) -> None:
+    if service == "admin":  # it declares nothing; it publishes to an existing exchange
+        return
+    for exchange in EXCHANGES:
+        assert matches(SERVICE_PERMISSIONS[service].configure, exchange.name)
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=[queue.name for queue in QUEUES])
+def test_whoever_declares_a_queue_may_and_only_its_consumers_may_read_it(queue: Queue) -> None:
+    # Consumers declare their queues; nobody consumes a dead-letter or a delay queue,
+    # and whoever puts messages there declares it.
+    declarers = queue.consumers or queue.publishers
+    for service in SERVICES:
+        permissions = SERVICE_PERMISSIONS[service]
+        for owner in SERVICES:
+            for name in instances(queue, owner):
+                own = owner == service or not queue.parameters
+                if service in declarers and own:
+                    assert matches(permissions.configure, name), (service, name)
+                    if queue.exchange is not None:  # binding: write the queue, read the exchange
+                        assert matches(permissions.write, name), (service, name)
+                        assert matches(permissions.read, queue.exchange.name), (service, name)
+                if service in queue.consumers and own:
+                    assert matches(permissions.read, name), (service, name)
+                elif not name.startswith(f"{service}."):  # not its own either
+                    assert not matches(permissions.read, name), (service, name)
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=[queue.name for queue in QUEUES])
+def test_publishers_may_publish_where_their_messages_go(queue: Queue) -> None:
+    for service in queue.publishers:
+        permissions = SERVICE_PERMISSIONS[service]
+        exchange = "amq.default" if queue.exchange is None else queue.exchange.name
+        if queue.name.endswith(".dead-letter"):
+            continue  # the broker dead-letters, not the service
+        assert matches(permissions.write, exchange), (service, queue.name)
+        if queue.exchange == EVENTS_EXCHANGE:
+            for key in queue.routing_keys:
+                assert matches(permissions.events_write, key), (service, key)
+
+
+def test_only_the_senders_of_commands_may_publish_to_their_exchange() -> None:
+    for queue in COMMAND_QUEUES:
+        assert queue.exchange is not None
+        for service in SERVICES:
+            allowed = matches(SERVICE_PERMISSIONS[service].write, queue.exchange.name)
+            assert allowed == (service in queue.publishers), (service, queue.exchange.name)
+
+
+@pytest.mark.parametrize("routing_key", sorted(EVENTS))
+def test_only_the_consumers_of_an_event_may_bind_to_it(routing_key: str) -> None:
+    event: type[Event] = EVENTS[routing_key]
+    consumers = {
+        service
+        for queue in QUEUES
+        if queue.exchange == EVENTS_EXCHANGE and event in queue.carries
+        for service in queue.consumers
+    }
+    for service in SERVICES:
+        may = matches(SERVICE_PERMISSIONS[service].events_read, routing_key)
+        assert may == (service in consumers), (service, routing_key)
