@@ -46,6 +46,9 @@ class Authenticator:
     event arrives (`forget`), and everything when events may have been missed
     (`forget_all`). An answer that was on its way while a credential changed is not
     cached: it may predate the change.
+
+    It holds the boundary, not the task-store's client: in production that client is
+    made when the app starts (`bootstrap.BrokerBoundary.connect`), after this.
     """
 
     def __init__(self, boundary: Boundary, cache_seconds: float) -> None:
