@@ -546,6 +546,13 @@ async def test_the_workbench_page_and_its_assets_are_served(gateway: GatewayFact
     assert b"innerHTML" not in script and b"insertAdjacentHTML" not in script
 
 
+@pytest.mark.parametrize("path", ["/work", "/healthz", "/v1/tasks"])
+async def test_a_get_route_answers_head_too(gateway: GatewayFactory, path: str) -> None:
+    gw = await gateway()
+    status, _, body = await gw.call("HEAD", path, CUSTOMER_KEY)
+    assert status == 200 and not body
+
+
 async def test_health_answers_on_the_public_port_and_request_ids_are_echoed(
     gateway: GatewayFactory,
 ) -> None:
