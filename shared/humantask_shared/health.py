@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .http_routes import Endpoint, Json, Operation, ResponseDoc, add_endpoints
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 readiness_checks_key = web.AppKey("readiness_checks", list[tuple[str, ReadinessCheck]])
 
@@ -39,13 +41,71 @@ async def metrics(_request: web.Request) -> web.Response:
     return response
 
 
+_STATUS_SCHEMA: Json = {
+    "type": "object",
+    "properties": {"status": {"type": "string"}},
+    "required": ["status"],
+}
+_READINESS_SCHEMA: Json = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not ready"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+    },
+    "required": ["status", "checks"],
+}
+
+HEALTHZ = Endpoint(
+    "GET",
+    "/healthz",
+    healthz,
+    Operation(
+        "healthz",
+        "Liveness",
+        "operations",
+        (ResponseDoc(200, "The process is alive.", schema=_STATUS_SCHEMA),),
+    ),
+)
+READYZ = Endpoint(
+    "GET",
+    "/readyz",
+    readyz,
+    Operation(
+        "readyz",
+        "Readiness: broker and database reachable",
+        "operations",
+        (
+            ResponseDoc(200, "Ready.", schema=_READINESS_SCHEMA),
+            ResponseDoc(
+                503, "Not ready; `checks` says which dependency failed.", schema=_READINESS_SCHEMA
+            ),
+        ),
+    ),
+)
+METRICS = Endpoint(
+    "GET",
+    "/metrics",
+    metrics,
+    Operation(
+        "metrics",
+        "Prometheus metrics, on HEALTH_PORT only",
+        "operations",
+        (
+            ResponseDoc(
+                200,
+                "Prometheus text exposition format.",
+                schema={"type": "string"},
+                media_type="text/plain",
+            ),
+        ),
+    ),
+)
+
+
 def add_health_routes(app: web.Application, *, with_metrics: bool = True) -> None:
     """`/healthz`, `/readyz` and (unless on a public port) `/metrics`."""
     app.setdefault(readiness_checks_key, [])
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    if with_metrics:
-        app.router.add_get("/metrics", metrics)
+    add_endpoints(app, (HEALTHZ, READYZ, METRICS) if with_metrics else (HEALTHZ, READYZ))
 
 
 def health_app(checks_of: web.Application) -> web.Application:

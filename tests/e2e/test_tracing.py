@@ -37,7 +37,7 @@ from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrument
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from humantask_gateway.main import create_app as create_gateway
+from humantask_gateway.bootstrap import production_app as create_gateway
 from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import repository as notifier_repository
 from humantask_notifier.bootstrap import create_app as create_notifier

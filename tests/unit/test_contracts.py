@@ -15,7 +15,12 @@ import pytest
 import yaml
 
 from humantask_contracts import CONTRACT_FILES, build_asyncapi, build_openapi, rendered_contracts
+from humantask_contracts.openapi import documented_routes
 from humantask_contracts.schemas import render_yaml
+from humantask_gateway.app import create_app
+from humantask_gateway.settings import GatewaySettings
+from humantask_shared.health import health_app
+from humantask_shared.http_routes import UndeclaredRoute
 from humantask_shared.messages.commands import COMMANDS
 from humantask_shared.messages.events import EVENTS
 from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
@@ -29,6 +34,7 @@ from humantask_shared.topology import (
     command_queue,
     queue_arguments,
 )
+from tests.support.fake_boundary import FakeBoundary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = REPO_ROOT / "contracts"
@@ -180,6 +186,45 @@ def test_the_customer_api_is_all_there(openapi: dict[str, Any]) -> None:
     } <= published
     ids = [operation["operationId"] for _, _, operation in operations(openapi)]
     assert len(ids) == len(set(ids)), "operationIds must be unique"
+
+
+def served_routes(app: Any) -> set[tuple[str, str]]:
+    """(method, path) of every route `app` serves, but the HEAD aiohttp adds to a GET."""
+    return {
+        (route.method.lower(), route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD"
+    }
+
+
+def test_the_document_has_every_route_the_gateway_serves_and_no_other(
+    openapi: dict[str, Any],
+) -> None:
+    """Read independently of the generator: what the routers serve against the document."""
+    public = create_app(GatewaySettings(), FakeBoundary())  # type: ignore[arg-type]
+    health_port = health_app(public)
+    workbench = {("get", "/work"), ("get", "/work/workbench.js"), ("get", "/work/workbench.css")}
+    documented = {(method, path) for path, method, _ in operations(openapi)}
+    assert documented == (served_routes(public) | served_routes(health_port)) - workbench
+    assert served_routes(health_port) == {
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    }
+    public_paths = {path for _, path in served_routes(public)}
+    for path, item in openapi["paths"].items():
+        assert ("servers" in item) == (path not in public_paths), path
+
+
+def test_a_route_served_without_a_declaration_fails_the_build() -> None:
+    public = create_app(GatewaySettings(), FakeBoundary())  # type: ignore[arg-type]
+
+    async def sneaky(request: Any) -> Any:
+        raise AssertionError("never called")
+
+    public.router.add_post("/v1/sneaky", sneaky)
+    with pytest.raises(UndeclaredRoute, match="POST /v1/sneaky"):
+        documented_routes(public, health_app(public))
 
 
 def test_every_operation_has_responses_and_errors_are_error_bodies(

@@ -12,6 +12,7 @@ from aiohttp.test_utils import make_mocked_request
 from humantask_gateway.auth import Authenticator
 from humantask_notifier.signing_keys import CallbackSecrets
 from humantask_shared.messages.commands import CallbackSecret, Principal
+from tests.support.fake_boundary import OnlyTaskStore
 
 
 class FakeTaskStore:
@@ -39,7 +40,7 @@ CUSTOMER = Principal(principal_id="c1", role="customer")
 
 async def test_a_cached_credential_is_forgotten_when_its_principal_changes() -> None:
     taskstore = FakeTaskStore(CUSTOMER)
-    auth = Authenticator(taskstore, cache_seconds=600)  # type: ignore[arg-type]
+    auth = Authenticator(OnlyTaskStore(taskstore), cache_seconds=600)  # type: ignore[arg-type]
     for _ in range(3):
         assert await auth.authenticate(request_with("live_a"), "customer") == CUSTOMER
     assert taskstore.calls == 1
@@ -57,7 +58,7 @@ async def test_a_cached_credential_is_forgotten_when_its_principal_changes() -> 
 async def test_an_answer_in_flight_during_a_change_is_not_cached() -> None:
     taskstore = FakeTaskStore(CUSTOMER)
     taskstore.gate = asyncio.Event()
-    auth = Authenticator(taskstore, cache_seconds=600)  # type: ignore[arg-type]
+    auth = Authenticator(OnlyTaskStore(taskstore), cache_seconds=600)  # type: ignore[arg-type]
     pending = asyncio.create_task(auth.authenticate(request_with("live_a"), "customer"))
     await asyncio.sleep(0)
     auth.forget("customer", "c1")  # the revocation overtakes the answer

@@ -21,6 +21,7 @@ from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import InvalidRequest, Unauthorized
 from humantask_shared.messages.commands import Authenticate, Command, Principal
 from humantask_shared.models import CreateTaskRequest, TaskListQuery
+from tests.support.fake_boundary import OnlyTaskStore
 
 SEED_FORM = (
     b"callback_url=http%3A%2F%2Fwww.example.com%2Fcallback"
@@ -303,7 +304,7 @@ def request_with(userinfo: str) -> Any:
 
 async def test_the_authenticator_sends_only_the_hash_and_caches_the_answer() -> None:
     store = FakeTaskStore({(credential_hash("live_key"), "customer"): "c1"})
-    auth = Authenticator(store, cache_seconds=300)  # type: ignore[arg-type]
+    auth = Authenticator(OnlyTaskStore(store), cache_seconds=300)  # type: ignore[arg-type]
 
     first = await auth.authenticate(request_with("live_key:"), "customer")
     second = await auth.authenticate(request_with("live_key:ignored"), "customer")
@@ -316,7 +317,7 @@ async def test_the_authenticator_sends_only_the_hash_and_caches_the_answer() -> 
 
 async def test_a_cached_customer_key_is_not_a_worker_token() -> None:
     store = FakeTaskStore({(credential_hash("live_key"), "customer"): "c1"})
-    auth = Authenticator(store, cache_seconds=300)  # type: ignore[arg-type]
+    auth = Authenticator(OnlyTaskStore(store), cache_seconds=300)  # type: ignore[arg-type]
     await auth.authenticate(request_with("live_key:"), "customer")
 
     with pytest.raises(Unauthorized):
@@ -326,7 +327,7 @@ async def test_a_cached_customer_key_is_not_a_worker_token() -> None:
 
 async def test_a_rejected_key_is_not_cached_and_an_expired_entry_is_looked_up_again() -> None:
     store = FakeTaskStore({})
-    auth = Authenticator(store, cache_seconds=0)  # type: ignore[arg-type]
+    auth = Authenticator(OnlyTaskStore(store), cache_seconds=0)  # type: ignore[arg-type]
     for _ in range(2):
         with pytest.raises(Unauthorized):
             await auth.authenticate(request_with("live_unknown:"), "customer")
@@ -340,7 +341,7 @@ async def test_a_rejected_key_is_not_cached_and_an_expired_entry_is_looked_up_ag
 
 async def test_the_header_is_checked_before_the_task_store_is_asked() -> None:
     store = FakeTaskStore({})
-    auth = Authenticator(store, cache_seconds=300)  # type: ignore[arg-type]
+    auth = Authenticator(OnlyTaskStore(store), cache_seconds=300)  # type: ignore[arg-type]
     request = make_mocked_request("GET", "/v1/tasks", headers={"Authorization": "Bearer x"})
     with pytest.raises(Unauthorized):
         await auth.authenticate(request, "customer")

@@ -1,6 +1,6 @@
 """The gateway's abuse limits and input limits, in-process: the real aiohttp app
 (`create_app`, its middlewares and views) served by aiohttp's TestServer, with a fake
-task-store instead of RabbitMQ. No broker, no database.
+boundary instead of RabbitMQ (`tests/support/fake_boundary.py`). No broker, no database.
 
 - per-credential rate limit (`RATE_LIMIT_PER_SECOND`): 429 with Retry-After;
 - failed authentications: no task-store round trip each time;
@@ -14,37 +14,22 @@ task-store instead of RabbitMQ. No broker, no database.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
-from multidict import CIMultiDict
 
-from humantask_gateway.appkeys import authenticator_key, taskstore_key
-from humantask_gateway.auth import Authenticator
 from humantask_gateway.limits import ExpiringMap, TokenBuckets
-from humantask_gateway.main import create_app
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import Unauthorized, Unavailable
-from humantask_shared.messages.commands import (
-    Authenticate,
-    Command,
-    CreateTask,
-    GetTask,
-    ListTasks,
-    Principal,
-)
-from humantask_shared.models import Task, TaskPage
-from humantask_shared.timeutil import utcnow
+from humantask_shared.errors import Unavailable
+from humantask_shared.messages.commands import Authenticate, CreateTask, ListTasks
+from tests.support.fake_boundary import CUSTOMER_KEY as GOOD_KEY
+from tests.support.fake_boundary import OTHER_CUSTOMER_KEY as OTHER_KEY
+from tests.support.fake_boundary import WORKER_TOKEN
+from tests.support.gateway import basic
 
-GOOD_KEY = "live_good_key"
-OTHER_KEY = "live_other_key"
-WORKER_TOKEN = "worker_good_token"
+from .conftest import GatewayFactory
+
 TASK_ID = "0123456789abcdef01234567"
 
 VALID_TASK = {
@@ -54,102 +39,6 @@ VALID_TASK = {
     "attachment": "car",
     "categories": ["big", "small"],
 }
-
-
-class FakeTaskStore:
-    """Plays the task-store behind CommandClient.send; counts what it is asked."""
-
-    def __init__(self) -> None:
-        self.known = {
-            (credential_hash(GOOD_KEY), "customer"): "c1",
-            (credential_hash(OTHER_KEY), "customer"): "c2",
-            (credential_hash(WORKER_TOKEN), "worker"): "w1",
-        }
-        self.asked: list[Command] = []
-        self.fail_with: Exception | None = None
-
-    def count(self, kind: type[Command]) -> int:
-        return sum(isinstance(command, kind) for command in self.asked)
-
-    async def send(self, command: Command, result_model: type) -> Any:
-        self.asked.append(command)
-        if isinstance(command, Authenticate):
-            principal_id = self.known.get((command.credential_hash, command.role))
-            if principal_id is None:
-                raise Unauthorized("invalid credentials")
-            return Principal(principal_id=principal_id, role=command.role)
-        if self.fail_with is not None:
-            raise self.fail_with
-        if isinstance(command, ListTasks):
-            return TaskPage(tasks=[])
-        if isinstance(command, CreateTask):
-            return Task(
-                task_id=command.task_id,
-                created_at=utcnow(),
-                status="pending",
-                callback_url=command.request.callback_url,
-                instruction=command.request.instruction,
-                params={
-                    "attachment_type": command.request.attachment_type,
-                    "attachment": command.request.attachment,
-                    "categories": command.request.categories,
-                },
-            )
-        if isinstance(command, GetTask):
-            raise Unavailable("the service did not answer in time")
-        raise AssertionError(f"unexpected {command!r}")
-
-
-def basic(key: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
-
-
-class Gateway:
-    def __init__(self, server: TestServer, session: ClientSession, store: FakeTaskStore) -> None:
-        self.server, self.session, self.store = server, session, store
-
-    def url(self, path: str) -> str:
-        return str(self.server.make_url(path))
-
-    async def call(
-        self, method: str, path: str, key: str | None = None, **kwargs: Any
-    ) -> tuple[int, CIMultiDict[str], Any]:
-        headers = {**(basic(key) if key else {}), **kwargs.pop("headers", {})}
-        async with self.session.request(
-            method, self.url(path), headers=headers, **kwargs
-        ) as response:
-            body = (
-                await response.json()
-                if response.content_type == "application/json"
-                else await response.read()
-            )
-            return response.status, response.headers.copy(), body
-
-
-GatewayFactory = Callable[..., Any]
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[GatewayFactory]:
-    """`await gateway(**settings)`: the real app on a local port, a fake task-store behind."""
-    started: list[tuple[TestServer, ClientSession]] = []
-
-    async def start(**settings: Any) -> Gateway:
-        app = create_app(GatewaySettings(**settings))
-        app.cleanup_ctx.clear()  # no broker: the fake plays the task-store
-        store = FakeTaskStore()
-        app[taskstore_key] = store  # type: ignore[misc]  # a fake
-        app[authenticator_key] = Authenticator(store, cache_seconds=30)  # type: ignore[arg-type]  # a fake
-        server = TestServer(app)
-        await server.start_server()
-        session = ClientSession()
-        started.append((server, session))
-        return Gateway(server, session, store)
-
-    yield start
-    for server, session in started:
-        await session.close()
-        await server.close()
 
 
 # -- rate limit per credential -----------------------------------------------------------

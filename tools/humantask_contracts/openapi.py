@@ -1,4 +1,10 @@
-"""OpenAPI 3.1: the HTTP API of the gateway."""
+"""OpenAPI 3.1: the HTTP API of the gateway, read from its live router.
+
+The gateway's app is built by its production factory (nothing starts: no broker is
+needed), and so is the app of its HEALTH_PORT; every route they serve carries its
+declaration (`humantask_shared.http_routes.Endpoint`), and a route without one fails
+the build. A route served only on HEALTH_PORT is documented with that server.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,20 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aiohttp import web
 from pydantic import BaseModel
 
-from humantask_shared.models import (
-    TASK_ID_PATTERN,
-    CallbackAttempt,
-    CreateTaskRequest,
-    ErrorBody,
-    Task,
-    TaskListQuery,
+from humantask_gateway.bootstrap import production_app
+from humantask_gateway.settings import GatewaySettings
+from humantask_shared.health import health_app
+from humantask_shared.http_routes import (
+    CUSTOMER_AUTH,
+    WORKER_AUTH,
+    Operation,
+    ResponseDoc,
+    served_endpoints,
 )
-from humantask_shared.worker_models import CompletedWork, SubmitWorkRequest, WorkItem
+from humantask_shared.models import TASK_ID_PATTERN, ErrorBody
 
 from .schemas import (
     API_VERSION,
@@ -31,8 +40,6 @@ from .schemas import (
     without_null,
 )
 
-CUSTOMER_AUTH = "customerApiKey"
-WORKER_AUTH = "workerToken"
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 SECURITY_SCHEMES: dict[str, Json] = {
@@ -99,7 +106,7 @@ TAGS: dict[str, str] = {
     "operations": "Health and metrics, without authentication.",
 }
 
-# Path parameters, by the name used between braces in `Route.path`.
+# Path parameters, by the name used between braces in `Endpoint.path`.
 PATH_PARAMETERS: dict[str, Json] = {
     "task_id": {
         "name": "task_id",
@@ -110,170 +117,6 @@ PATH_PARAMETERS: dict[str, Json] = {
     },
 }
 
-
-@dataclass(frozen=True)
-class Success:
-    """One success response of a route: a model, an array of it, or no content."""
-
-    status: int
-    description: str
-    model: type[BaseModel] | None = None
-    many: bool = False
-    headers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Route:
-    """One HTTP operation of the gateway. Append to `ROUTES` to publish a new endpoint.
-
-    `errors` lists the statuses of `ERROR_RESPONSES` the operation can answer; `405` and
-    an unknown path's `404` apply to every path and are described once, in `info`.
-    """
-
-    method: str
-    path: str
-    operation_id: str
-    summary: str
-    tag: str
-    successes: tuple[Success, ...]
-    errors: tuple[int, ...]
-    security: str = CUSTOMER_AUTH
-    body_model: type[BaseModel] | None = None
-    form_body: bool = False  # the body may also be a form (`categories[]=a` or `categories=a`)
-    query_model: type[BaseModel] | None = None
-    description: str = ""
-
-
-_CREATE_DESCRIPTION = (
-    "Creates a categorization task. The task is durable once this returns. "
-    "The same `unique_id` with the same parameters returns the original task; "
-    "with different parameters it is a `409` whose message names the existing `task_id`. "
-    "`metadata` can only be sent in a JSON body."
-)
-
-
-def _create_route(path: str, operation_id: str, summary: str) -> Route:
-    return Route(
-        method="post",
-        path=path,
-        operation_id=operation_id,
-        summary=summary,
-        tag="tasks",
-        body_model=CreateTaskRequest,
-        form_body=True,
-        successes=(Success(200, "The new task, `pending`.", model=Task),),
-        errors=(400, 401, 409, 413, 415, 503),
-        description=_CREATE_DESCRIPTION,
-    )
-
-
-ROUTES: list[Route] = [
-    _create_route(
-        "/v1/task/categorize", "createCategorizationTask", "Create a categorization task"
-    ),
-    _create_route(
-        "/v1/task/categorization",
-        "createCategorizationTaskAlias",
-        "Create a categorization task (alias of /v1/task/categorize)",
-    ),
-    Route(
-        method="get",
-        path="/v1/task/{task_id}",
-        operation_id="getTask",
-        summary="Retrieve a task",
-        tag="tasks",
-        successes=(Success(200, "The task.", model=Task),),
-        errors=(401, 404, 503),
-        description="A task of another customer is a `404`, never a `403`.",
-    ),
-    Route(
-        method="get",
-        path="/v1/tasks",
-        operation_id="listTasks",
-        summary="List the caller's tasks, newest first",
-        tag="tasks",
-        query_model=TaskListQuery,
-        successes=(Success(200, "One page of tasks.", model=Task, many=True, headers=("Link",)),),
-        errors=(400, 401, 503),
-        description="`start_time` <= `created_at` < `end_time`.",
-    ),
-    Route(
-        method="post",
-        path="/v1/task/{task_id}/cancel",
-        operation_id="cancelTask",
-        summary="Cancel a pending task",
-        tag="tasks",
-        successes=(Success(200, "The task, `canceled` (canceling twice is a no-op).", model=Task),),
-        errors=(401, 404, 409, 503),
-        description="Canceling a completed task is a `409`. Cancel revokes a worker's claim.",
-    ),
-    Route(
-        method="get",
-        path="/v1/task/{task_id}/callbacks",
-        operation_id="listTaskCallbacks",
-        summary="The task's callback delivery log, oldest first",
-        tag="tasks",
-        successes=(
-            Success(
-                200,
-                "The attempts so far; empty until the task completes.",
-                model=CallbackAttempt,
-                many=True,
-            ),
-        ),
-        errors=(401, 404, 503),
-        description="At most two attempts: the first when the task completes and, unless "
-        "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
-        "A task of another customer is a `404`.",
-    ),
-    Route(
-        method="post",
-        path="/v1/work/claim",
-        operation_id="claimWork",
-        summary="Lease the oldest pending task",
-        tag="work",
-        security=WORKER_AUTH,
-        successes=(
-            Success(
-                200, "The task, leased to the caller until `lease_expires_at`.", model=WorkItem
-            ),
-            Success(204, "Nothing to do: no pending task is free."),
-        ),
-        errors=(401, 503),
-        description="Leases the oldest pending task nobody holds for `WORK_LEASE_SECONDS`. A "
-        "worker that holds a live lease gets that task again (a reload leaks no "
-        "lease); two workers never hold the same task; an expired lease returns "
-        "the task to the pool. The body, if any, is ignored.",
-    ),
-    Route(
-        method="post",
-        path="/v1/work/{task_id}/submit",
-        operation_id="submitWork",
-        summary="Complete a leased task with a category",
-        tag="work",
-        security=WORKER_AUTH,
-        body_model=SubmitWorkRequest,
-        form_body=True,
-        successes=(
-            Success(200, "The task, `completed`, in the worker's view.", model=CompletedWork),
-        ),
-        errors=(400, 401, 404, 409, 413, 415, 503),
-        description="The caller must hold the live lease on the task: otherwise `409` (never "
-        "claimed, expired, released, canceled or already completed). A category "
-        "the task does not offer is a `400`.",
-    ),
-    Route(
-        method="post",
-        path="/v1/work/{task_id}/release",
-        operation_id="releaseWork",
-        summary="Give a lease back",
-        tag="work",
-        security=WORKER_AUTH,
-        successes=(Success(204, "Released: the task is back in the pool at once."),),
-        errors=(401, 404, 409, 503),
-        description="The caller must hold the live lease on the task, otherwise `409`.",
-    ),
-]
 
 _OPENAPI_INFO_DESCRIPTION = """\
 The customer API of humantask, compatible with the Scale v1 API.
@@ -287,11 +130,44 @@ answers `404` when it does not exist and `405` when it does not take the method
 """
 
 
+HEALTH_PORT_SERVER: Json = {
+    "url": "http://localhost:8081",
+    "description": "A service's HEALTH_PORT (not published)",
+}
+
+
+@dataclass(frozen=True)
+class Documented:
+    """A route of the document: its method, path and operation, and whether it is served
+    on HEALTH_PORT only."""
+
+    method: str  # lowercase, as in the document
+    path: str
+    operation: Operation
+    health_port_only: bool
+
+
+def documented_routes(public: web.Application, health: web.Application) -> list[Documented]:
+    """The documented routes `public` serves, then those only `health` serves."""
+    public_endpoints = served_endpoints(public)
+    health_only = [e for e in served_endpoints(health) if e not in public_endpoints]
+    return [
+        Documented(endpoint.method.lower(), endpoint.path, endpoint.openapi, health_port_only)
+        for endpoints, health_port_only in ((public_endpoints, False), (health_only, True))
+        for endpoint in endpoints
+        if endpoint.openapi is not None
+    ]
+
+
 def build_openapi() -> Json:
     """The OpenAPI 3.1 document of the gateway's HTTP API."""
-    schemas = collect_schemas(_openapi_model_uses(ROUTES))
-    paths = _route_paths(ROUTES, schemas)
-    paths.update(_operational_paths())
+    gateway = production_app(GatewaySettings())
+    return openapi_document(documented_routes(gateway, health_app(gateway)))
+
+
+def openapi_document(routes: list[Documented]) -> Json:
+    operations = [route.operation for route in routes]
+    schemas = collect_schemas(_openapi_model_uses(operations))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -300,8 +176,8 @@ def build_openapi() -> Json:
             "description": _OPENAPI_INFO_DESCRIPTION,
         },
         "servers": [{"url": "http://localhost:8080", "description": "A local gateway."}],
-        "tags": _used_tags([*(route.tag for route in ROUTES), "operations"]),
-        "paths": paths,
+        "tags": _used_tags(operation.tag for operation in operations),
+        "paths": _route_paths(routes, schemas),
         "components": {
             "schemas": dict(sorted(schemas.components.items())),
             "parameters": {
@@ -319,46 +195,48 @@ def _used_tags(tags: Iterable[str]) -> list[Json]:
     return [{"name": tag, "description": TAGS[tag]} for tag in dict.fromkeys(tags)]
 
 
-def _openapi_model_uses(routes: Iterable[Route]) -> list[ModelUse]:
+def _openapi_model_uses(operations: Iterable[Operation]) -> list[ModelUse]:
     uses: list[ModelUse] = [(ErrorBody, "serialization")]
-    for route in routes:
-        if route.body_model is not None:
-            uses.append((route.body_model, "validation"))
-        if route.query_model is not None:
-            uses.append((route.query_model, "validation"))
-        uses.extend((s.model, "serialization") for s in route.successes if s.model is not None)
+    for operation in operations:
+        if operation.body_model is not None:
+            uses.append((operation.body_model, "validation"))
+        if operation.query_model is not None:
+            uses.append((operation.query_model, "validation"))
+        uses.extend((r.model, "serialization") for r in operation.responses if r.model is not None)
     return uses
 
 
-def _route_paths(routes: Iterable[Route], schemas: Schemas) -> Json:
+def _route_paths(routes: Iterable[Documented], schemas: Schemas) -> Json:
     paths: Json = {}
     for route in routes:
-        operations = paths.setdefault(route.path, {})
-        if route.method in operations:
+        item = paths.setdefault(route.path, {})
+        if route.method in item:
             raise ValueError(f"two routes for {route.method.upper()} {route.path}")
-        operations[route.method] = _operation(route, schemas)
+        item[route.method] = _operation(route.path, route.operation, schemas)
+        if route.health_port_only:  # never on the public port
+            item["servers"] = [copy.deepcopy(HEALTH_PORT_SERVER)]
     return paths
 
 
-def _operation(route: Route, schemas: Schemas) -> Json:
-    operation: Json = {
-        "operationId": route.operation_id,
-        "summary": route.summary,
-        "tags": [route.tag],
+def _operation(path: str, operation: Operation, schemas: Schemas) -> Json:
+    document: Json = {
+        "operationId": operation.operation_id,
+        "summary": operation.summary,
+        "tags": [operation.tag],
     }
-    if route.description:
-        operation["description"] = route.description
-    operation["security"] = [{route.security: []}]
-    parameters = _path_parameters(route.path) + _query_parameters(route.query_model, schemas)
+    if operation.description:
+        document["description"] = operation.description
+    document["security"] = [{operation.security: []}] if operation.security else []
+    parameters = _path_parameters(path) + _query_parameters(operation.query_model, schemas)
     if parameters:
-        operation["parameters"] = parameters
-    if route.body_model is not None:
-        operation["requestBody"] = _request_body(route, schemas)
-    operation["responses"] = {
-        **{str(s.status): _success_response(s, schemas) for s in route.successes},
-        **{str(status): _error_response_ref(status) for status in sorted(route.errors)},
+        document["parameters"] = parameters
+    if operation.body_model is not None:
+        document["requestBody"] = _request_body(operation.body_model, operation.form_body, schemas)
+    document["responses"] = {
+        **{str(r.status): _response(r, schemas) for r in operation.responses},
+        **{str(status): _error_response_ref(status) for status in sorted(operation.errors)},
     }
-    return operation
+    return document
 
 
 def _parameter_component_name(name: str) -> str:
@@ -391,11 +269,10 @@ def _query_parameters(model: type[BaseModel] | None, schemas: Schemas) -> list[J
     return parameters
 
 
-def _request_body(route: Route, schemas: Schemas) -> Json:
-    assert route.body_model is not None
-    content: Json = {JSON_MEDIA_TYPE: {"schema": schemas.ref(route.body_model, "validation")}}
-    if route.form_body:
-        content[FORM_MEDIA_TYPE] = _form_media_type(route.body_model, schemas)
+def _request_body(model: type[BaseModel], form_body: bool, schemas: Schemas) -> Json:
+    content: Json = {JSON_MEDIA_TYPE: {"schema": schemas.ref(model, "validation")}}
+    if form_body:
+        content[FORM_MEDIA_TYPE] = _form_media_type(model, schemas)
     return {"required": True, "content": content}
 
 
@@ -453,18 +330,20 @@ def form_schema(json_body: Json) -> Json:
     return form
 
 
-def _success_response(success: Success, schemas: Schemas) -> Json:
-    response: Json = {"description": success.description}
-    if success.headers:
-        response["headers"] = {
-            name: {"$ref": f"#/components/headers/{name}"} for name in success.headers
+def _response(response: ResponseDoc, schemas: Schemas) -> Json:
+    document: Json = {"description": response.description}
+    if response.headers:
+        document["headers"] = {
+            name: {"$ref": f"#/components/headers/{name}"} for name in response.headers
         }
-    if success.model is not None:
-        schema = schemas.ref(success.model)
-        if success.many:
+    if response.model is not None:
+        schema = schemas.ref(response.model)
+        if response.many:
             schema = {"type": "array", "items": schema}
-        response["content"] = {JSON_MEDIA_TYPE: {"schema": schema}}
-    return response
+        document["content"] = {response.media_type: {"schema": schema}}
+    elif response.schema is not None:
+        document["content"] = {response.media_type: {"schema": copy.deepcopy(response.schema)}}
+    return document
 
 
 def _error_response_ref(status: int) -> Json:
@@ -483,77 +362,3 @@ def _error_response_components(schemas: Schemas) -> Json:
         response["content"] = {JSON_MEDIA_TYPE: {"schema": dict(error_body)}}
         components[error.name] = response
     return components
-
-
-def _operational_paths() -> Json:
-    """`/healthz`, `/readyz`, `/metrics` (API.md section 9): no auth; `/metrics` only on
-    HEALTH_PORT, the other two on the gateway's public port as well."""
-    status_schema = {
-        "type": "object",
-        "properties": {"status": {"type": "string"}},
-        "required": ["status"],
-    }
-    readiness_schema = {
-        "type": "object",
-        "properties": {
-            "status": {"type": "string", "enum": ["ready", "not ready"]},
-            "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
-        },
-        "required": ["status", "checks"],
-    }
-
-    def operation(operation_id: str, summary: str, responses: Json) -> Json:
-        return {
-            "get": {
-                "operationId": operation_id,
-                "summary": summary,
-                "tags": ["operations"],
-                "security": [],
-                "responses": responses,
-            }
-        }
-
-    def json_response(description: str, schema: Json) -> Json:
-        return {
-            "description": description,
-            "content": {JSON_MEDIA_TYPE: {"schema": copy.deepcopy(schema)}},
-        }
-
-    return {
-        "/healthz": operation(
-            "healthz",
-            "Liveness",
-            {
-                "200": json_response("The process is alive.", status_schema),
-            },
-        ),
-        "/readyz": operation(
-            "readyz",
-            "Readiness: broker and database reachable",
-            {
-                "200": json_response("Ready.", readiness_schema),
-                "503": json_response(
-                    "Not ready; `checks` says which dependency failed.", readiness_schema
-                ),
-            },
-        ),
-        "/metrics": {
-            **operation(
-                "metrics",
-                "Prometheus metrics, on HEALTH_PORT only",
-                {
-                    "200": {
-                        "description": "Prometheus text exposition format.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                },
-            ),
-            # Never on the public port: every service serves it on its HEALTH_PORT.
-            "servers": [
-                {
-                    "url": "http://localhost:8081",
-                    "description": "A service's HEALTH_PORT (not published)",
-                }
-            ],
-        },
-    }

@@ -2,12 +2,10 @@
 
 from aiohttp import web
 
-from humantask_shared.command_client import CommandClient
-
 from .auth import Authenticator
+from .boundary import Boundary
 from .settings import GatewaySettings
 
 settings_key = web.AppKey("settings", GatewaySettings)
-taskstore_key = web.AppKey("taskstore", CommandClient)
-notifier_key = web.AppKey("notifier", CommandClient)
+boundary_key = web.AppKey("boundary", Boundary)
 authenticator_key = web.AppKey("authenticator", Authenticator)

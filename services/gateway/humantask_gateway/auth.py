@@ -12,10 +12,11 @@ import time
 
 from aiohttp import web
 
-from humantask_shared.command_client import CommandClient
 from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import Unauthorized
 from humantask_shared.messages.commands import Authenticate, Principal, Role
+
+from .boundary import Boundary
 
 MAX_CREDENTIAL_LENGTH = 512
 AUTH_CACHE_MAX_ENTRIES = 10_000
@@ -45,10 +46,13 @@ class Authenticator:
     event arrives (`forget`), and everything when events may have been missed
     (`forget_all`). An answer that was on its way while a credential changed is not
     cached: it may predate the change.
+
+    It holds the boundary, not the task-store's client: in production that client is
+    made when the app starts (`bootstrap.BrokerBoundary.connect`), after this.
     """
 
-    def __init__(self, taskstore: CommandClient, cache_seconds: float) -> None:
-        self._taskstore = taskstore
+    def __init__(self, boundary: Boundary, cache_seconds: float) -> None:
+        self._boundary = boundary
         self._cache_seconds = cache_seconds
         self._cache: dict[tuple[str, Role], tuple[float, Principal]] = {}
         self._changes = 0  # credential changes heard of so far
@@ -60,7 +64,7 @@ class Authenticator:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         changes_before = self._changes
-        principal = await self._taskstore.send(
+        principal = await self._boundary.taskstore.send(
             Authenticate(credential_hash=digest, role=role), Principal
         )
         if self._changes == changes_before:

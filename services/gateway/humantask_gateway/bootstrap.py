@@ -1,5 +1,11 @@
-"""The gateway: the only public HTTP surface. Authenticates, validates, and talks to the
-other services only through RabbitMQ."""
+"""The gateway in production: the only public HTTP surface. Authenticates, validates, and
+talks to the other services only through RabbitMQ.
+
+Wires the app `app.create_app` makes to its resources, each an aiohttp cleanup context
+(opened in order at start, closed in reverse on SIGTERM): the health port, the broker
+connection, the command clients of the task-store and the notifier, the follower of
+credential changes, and the demo customer.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+from aio_pika.abc import AbstractChannel, AbstractExchange
 from aiohttp import web
 
 from humantask_shared.command_client import CommandClient
 from humantask_shared.credential_events import follow_credential_changes
 from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import HumantaskError, Unavailable
-from humantask_shared.health import add_health_routes, health_app
+from humantask_shared.health import health_app
 from humantask_shared.messages.commands import EnsureCustomer, Principal
 from humantask_shared.messages.events import CredentialChanged
 from humantask_shared.messaging import RpcClient, open_channel
@@ -26,35 +33,39 @@ from humantask_shared.topology import (
 )
 from humantask_shared.tracing import configure_tracing
 
-from .appkeys import authenticator_key, notifier_key, settings_key, taskstore_key
-from .auth import Authenticator
-from .callbacks import list_callbacks
-from .limits import abuse_limits
-from .middleware import json_errors, request_context
+from .app import create_app
+from .appkeys import authenticator_key, boundary_key, settings_key
 from .settings import GatewaySettings
-from .views import add_customer_routes
-from .work import add_worker_routes
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 
+class BrokerBoundary:
+    """The task-store and the notifier over RabbitMQ: request/reply clients on one
+    channel, made by `connect` (a cleanup context, after the broker connection's). No
+    request is served before: the app starts serving once its cleanup contexts have."""
 
-async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The request/reply client every view sends its command through."""
-    settings = app[settings_key]
-    channel = await open_channel(app[connection_key])
-    clients = {}
-    for exchange in (COMMANDS_EXCHANGE, NOTIFIER_COMMANDS_EXCHANGE):
-        declared = await declare_exchange(channel, exchange)
-        rpc = RpcClient(channel, declared, user_id=settings.broker_user)
+    taskstore: CommandClient
+    notifier: CommandClient
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._settings = settings
+
+    async def connect(self, app: web.Application) -> AsyncIterator[None]:
+        channel = await open_channel(app[connection_key])
+        self.taskstore = await self._client(
+            channel, await declare_exchange(channel, COMMANDS_EXCHANGE)
+        )
+        self.notifier = await self._client(
+            channel, await declare_exchange(channel, NOTIFIER_COMMANDS_EXCHANGE)
+        )
+        yield
+        await channel.close()
+
+    async def _client(self, channel: AbstractChannel, exchange: AbstractExchange) -> CommandClient:
+        rpc = RpcClient(channel, exchange, user_id=self._settings.broker_user)
         await rpc.start("gateway")
-        clients[exchange] = CommandClient(rpc, settings.rpc_timeout_seconds)
-    taskstore = clients[COMMANDS_EXCHANGE]
-    app[taskstore_key], app[notifier_key] = taskstore, clients[NOTIFIER_COMMANDS_EXCHANGE]
-    app[authenticator_key] = Authenticator(taskstore, settings.auth_cache_seconds)
-    yield
-    await channel.close()
+        return CommandClient(rpc, self._settings.rpc_timeout_seconds)
 
 
 async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -87,7 +98,7 @@ async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:
         command = EnsureCustomer(customer_name="demo", credential_hash=credential_hash(demo_key))
         while True:  # the task-store may still be starting; keep asking, say so in the log
             try:
-                await app[taskstore_key].send(command, Principal)
+                await app[boundary_key].taskstore.send(command, Principal)
                 log.info("demo customer ready")
                 break
             except Unavailable as exc:
@@ -102,21 +113,14 @@ async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def create_app(settings: GatewaySettings) -> web.Application:
-    app = web.Application(
-        client_max_size=MAX_BODY_BYTES,
-        middlewares=[request_context, json_errors, abuse_limits(settings)],
-    )
-    app[settings_key] = settings
-    add_health_routes(app, with_metrics=False)  # /metrics: HEALTH_PORT only
-    add_customer_routes(app)
-    add_worker_routes(app)
-    app.router.add_get("/v1/task/{task_id}/callbacks", list_callbacks)
+def production_app(settings: GatewaySettings) -> web.Application:
+    boundary = BrokerBoundary(settings)
+    app = create_app(settings, boundary)
     app.cleanup_ctx.extend(
         [
             health_port_ctx,
             broker_resource(settings, "humantask-gateway"),
-            commands_ctx,
+            boundary.connect,
             credential_changes_ctx,
             demo_customer_ctx,
         ]
@@ -126,5 +130,5 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_tracing("gateway")  # before create_app: it instruments the apps made after it
-    run_service("gateway", create_app(settings), settings.gateway_port, settings)
+    configure_tracing("gateway")  # before the app: it instruments the apps made after it
+    run_service("gateway", production_app(settings), settings.gateway_port, settings)

@@ -1,0 +1,33 @@
+"""The gateway's aiohttp application: middlewares, routes, and the services it talks
+through. Production wires it in `bootstrap.py`; tests build it with a fake boundary."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from humantask_shared.health import add_health_routes
+from humantask_shared.http_routes import add_endpoints
+
+from .appkeys import authenticator_key, boundary_key, settings_key
+from .auth import Authenticator
+from .boundary import Boundary
+from .customer_views import CUSTOMER_ENDPOINTS
+from .limits import abuse_limits
+from .middleware import json_errors, request_context
+from .settings import GatewaySettings
+from .worker_views import WORKER_ENDPOINTS
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[request_context, json_errors, abuse_limits(settings)],
+    )
+    app[settings_key] = settings
+    app[boundary_key] = boundary
+    app[authenticator_key] = Authenticator(boundary, settings.auth_cache_seconds)
+    add_endpoints(app, CUSTOMER_ENDPOINTS + WORKER_ENDPOINTS)
+    add_health_routes(app, with_metrics=False)  # /metrics: HEALTH_PORT only
+    return app

@@ -1,0 +1,191 @@
+"""The customer endpoints (API.md §5): HTTP in, a command to the task-store, HTTP out.
+
+Each route is declared once, at the bottom (`CUSTOMER_ENDPOINTS`): the router and the
+OpenAPI document are both made from it.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from yarl import URL
+
+from humantask_shared.http_routes import CUSTOMER_AUTH, Endpoint, Operation, ResponseDoc
+from humantask_shared.messages.commands import (
+    CallbackLog,
+    CancelTask,
+    CreateTask,
+    GetTask,
+    ListCallbacks,
+    ListTasks,
+)
+from humantask_shared.models import (
+    CallbackAttempt,
+    CreateTaskRequest,
+    ListCursor,
+    Task,
+    TaskListQuery,
+    TaskPage,
+)
+
+from .appkeys import boundary_key
+from .bodies import read_fields, validate
+from .requests import customer_id, json_response, task_id_from_path
+
+
+def _task_response(task: Task) -> web.Response:
+    return json_response(task.to_json_dict())
+
+
+async def create_task(request: web.Request) -> web.Response:
+    owner = await customer_id(request)
+    task_request = validate(CreateTaskRequest, await read_fields(request))
+    task = await request.app[boundary_key].taskstore.send(
+        CreateTask(customer_id=owner, request=task_request), Task
+    )
+    return _task_response(task)
+
+
+async def get_task(request: web.Request) -> web.Response:
+    owner = await customer_id(request)
+    command = GetTask(customer_id=owner, task_id=task_id_from_path(request))
+    return _task_response(await request.app[boundary_key].taskstore.send(command, Task))
+
+
+async def cancel_task(request: web.Request) -> web.Response:
+    owner = await customer_id(request)
+    command = CancelTask(customer_id=owner, task_id=task_id_from_path(request))
+    return _task_response(await request.app[boundary_key].taskstore.send(command, Task))
+
+
+def _next_page_url(request: web.Request, next_token: ListCursor) -> URL:
+    """The same query, from where this page ended (an offset applied to this page only)."""
+    params = {name: value for name, value in request.query.items() if name != "offset"}
+    params["next_token"] = next_token.encode()
+    return request.url.with_query(params)
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    owner = await customer_id(request)
+    query = validate(TaskListQuery, dict(request.query))
+    page = await request.app[boundary_key].taskstore.send(
+        ListTasks(customer_id=owner, query=query), TaskPage
+    )
+    response = json_response([task.to_json_dict() for task in page.tasks])
+    if page.next_token is not None:
+        response.headers["Link"] = f'<{_next_page_url(request, page.next_token)}>; rel="next"'
+    return response
+
+
+async def list_callbacks(request: web.Request) -> web.Response:
+    """The task-store says whether the task is the caller's (else `404`, as for any task of
+    another customer); the notifier, which owns the delivery records, gives the attempts."""
+    owner = await customer_id(request)
+    task_id = task_id_from_path(request)
+    boundary = request.app[boundary_key]
+    await boundary.taskstore.send(GetTask(customer_id=owner, task_id=task_id), Task)  # or 404
+    callback_log = await boundary.notifier.send(
+        ListCallbacks(customer_id=owner, task_id=task_id), CallbackLog
+    )
+    return json_response([attempt.model_dump(mode="json") for attempt in callback_log.attempts])
+
+
+def _create_operation(operation_id: str, summary: str) -> Operation:
+    return Operation(
+        operation_id,
+        summary,
+        "tasks",
+        (ResponseDoc(200, "The new task, `pending`.", model=Task),),
+        errors=(400, 401, 409, 413, 415, 503),
+        security=CUSTOMER_AUTH,
+        body_model=CreateTaskRequest,
+        form_body=True,
+        description="Creates a categorization task. The task is durable once this returns. "
+        "The same `unique_id` with the same parameters returns the original task; "
+        "with different parameters it is a `409` whose message names the existing `task_id`. "
+        "`metadata` can only be sent in a JSON body.",
+    )
+
+
+CUSTOMER_ENDPOINTS = (
+    Endpoint(
+        "POST",
+        "/v1/task/categorize",
+        create_task,
+        _create_operation("createCategorizationTask", "Create a categorization task"),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/task/categorization",
+        create_task,
+        _create_operation(
+            "createCategorizationTaskAlias",
+            "Create a categorization task (alias of /v1/task/categorize)",
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/task/{task_id}",
+        get_task,
+        Operation(
+            "getTask",
+            "Retrieve a task",
+            "tasks",
+            (ResponseDoc(200, "The task.", model=Task),),
+            errors=(401, 404, 503),
+            security=CUSTOMER_AUTH,
+            description="A task of another customer is a `404`, never a `403`.",
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/tasks",
+        list_tasks,
+        Operation(
+            "listTasks",
+            "List the caller's tasks, newest first",
+            "tasks",
+            (ResponseDoc(200, "One page of tasks.", model=Task, many=True, headers=("Link",)),),
+            errors=(400, 401, 503),
+            security=CUSTOMER_AUTH,
+            query_model=TaskListQuery,
+            description="`start_time` <= `created_at` < `end_time`.",
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/task/{task_id}/cancel",
+        cancel_task,
+        Operation(
+            "cancelTask",
+            "Cancel a pending task",
+            "tasks",
+            (ResponseDoc(200, "The task, `canceled` (canceling twice is a no-op).", model=Task),),
+            errors=(401, 404, 409, 503),
+            security=CUSTOMER_AUTH,
+            description="Canceling a completed task is a `409`. Cancel revokes a worker's claim.",
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/task/{task_id}/callbacks",
+        list_callbacks,
+        Operation(
+            "listTaskCallbacks",
+            "The task's callback delivery log, oldest first",
+            "tasks",
+            (
+                ResponseDoc(
+                    200,
+                    "The attempts so far; empty until the task completes.",
+                    model=CallbackAttempt,
+                    many=True,
+                ),
+            ),
+            errors=(401, 404, 503),
+            security=CUSTOMER_AUTH,
+            description="At most two attempts: the first when the task completes and, unless "
+            "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
+            "A task of another customer is a `404`.",
+        ),
+    ),
+)
