@@ -17,7 +17,7 @@ def main() -> None:
     parser.add_argument("--amqp-url", default=os.environ.get("SPIKE_AMQP_URL", DEFAULT_URL))
     parser.add_argument("--levels", default="1,16,64", help="concurrent callers per phase")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured per phase")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds of every phase")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of every phase")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.what == "check":
