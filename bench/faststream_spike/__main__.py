@@ -18,6 +18,12 @@ def main() -> None:
     parser.add_argument("--levels", default="1,16,64", help="concurrent callers per phase")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured per phase")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of every phase")
+    parser.add_argument(
+        "--no-faststream-metrics",
+        dest="faststream_metrics",
+        action="store_false",
+        help="without FastStream's Prometheus middleware (what it costs)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.what == "check":
@@ -27,10 +33,12 @@ def main() -> None:
     from .run import bench, serve, service_loop
 
     if args.what == "serve":
-        service_loop().run_until_complete(serve(args.amqp_url))
+        service_loop().run_until_complete(serve(args.amqp_url, args.faststream_metrics))
         return
     levels = [int(level) for level in args.levels.split(",")]
-    service_loop().run_until_complete(bench(args.amqp_url, levels, args.seconds, args.repeats))
+    service_loop().run_until_complete(
+        bench(args.amqp_url, levels, args.seconds, args.repeats, args.faststream_metrics)
+    )
 
 
 main()

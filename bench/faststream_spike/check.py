@@ -7,7 +7,12 @@ server's answer (a reply, a dead-letter, or silence), not a client's reading of 
 - a command whose deadline passed is dropped unexecuted: no reply, not dead-lettered;
 - a command without an allowed `user_id` is answered `unauthorized`, then dead-lettered;
 - a malformed command is answered `invalid`, then dead-lettered;
-- a handler that fails (a bug) has its caller answered `unavailable`, then is dead-lettered.
+- a handler that fails (a bug) has its caller answered `unavailable`, then is dead-lettered;
+- a command whose caller went away (its reply queue is gone) is not dead-lettered.
+
+And FastStream's default on that last point, for the README: a handler that returns its
+result plainly has it published mandatory, so on a channel that raises returned messages
+(which "no service handles this" needs) the executed command is dead-lettered.
 
 And each client: a result for a command, `Unavailable` at once for a command that no
 queue is bound for (a returned mandatory message, not a timeout).
@@ -34,6 +39,8 @@ from humantask_shared.errors import Unavailable
 from humantask_shared.messages.commands import Command
 from humantask_shared.messaging import (
     COMMANDS_EXCHANGE,
+    DEAD_LETTER_ARGUMENTS,
+    DEAD_LETTER_EXCHANGE,
     DEADLINE_HEADER,
     connect_broker,
     dead_letter_queue,
@@ -42,8 +49,10 @@ from humantask_shared.messaging import (
 
 from . import fs_side, ours
 from .commands import Boom, Nobody, Ping, PingResult
+from .fs_side import AckPolicy, RabbitQueue
 
 REPLY_WAIT_SECONDS = 5.0
+GONE_CALLER = "spike.replies.gone"  # a reply queue nobody declared: its caller went away
 
 
 class Client(Protocol):
@@ -75,6 +84,7 @@ class Probe:
         *,
         user_id: str | None,
         deadline_ms: int,
+        reply_to: str | None = None,
     ) -> asyncio.Future[dict[str, Any]]:
         correlation_id = uuid.uuid4().hex
         reply = asyncio.get_running_loop().create_future()
@@ -85,7 +95,7 @@ class Probe:
                 orjson.dumps(body),
                 content_type="application/json",
                 correlation_id=correlation_id,
-                reply_to=self._reply_queue.name,
+                reply_to=reply_to or self._reply_queue.name,
                 message_id=uuid.uuid4().hex,
                 type=command_type,
                 user_id=user_id,
@@ -163,9 +173,57 @@ async def check_server(
     dropped = after is not None and not expired.done() and await probe.depth(dead_letters) == before
     report(side, "expired command dropped unexecuted", dropped)
 
+    before = await probe.depth(dead_letters)
+    await probe.send(
+        exchange, Ping.name, ping, user_id=user, deadline_ms=later(), reply_to=GONE_CALLER
+    )
+    after = await answer(
+        await probe.send(exchange, Ping.name, ping, user_id=user, deadline_ms=later())
+    )
+    kept = after is not None and await probe.depth(dead_letters) == before
+    report(side, "a caller that went away costs its reply only", kept)
+
     await dead_lettered(Ping.name, ping, None, "unauthorized")  # no allowed sender
     await dead_lettered(Ping.name, {"n": "x", "text": 1}, user, "invalid")
     await dead_lettered(Boom.name, {}, user, "unavailable")
+
+
+async def faststream_default_reply(amqp_url: str, probe: Probe, report: Report) -> None:
+    """A plain-return handler, as FastStream's docs write them, answering a gone caller."""
+    name = "spike.faststream.plain-return"
+    broker = fs_side.spike_broker(amqp_url)
+    handled = asyncio.Event()
+
+    @broker.subscriber(
+        RabbitQueue(
+            name,
+            durable=True,
+            arguments={
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-routing-key": name,
+            },
+        ),
+        ack_policy=AckPolicy.REJECT_ON_ERROR,
+    )
+    async def plain(command: Ping) -> PingResult:
+        handled.set()
+        return PingResult(n=command.n, text=command.text)
+
+    await broker.start()
+    try:
+        dead_letters = await broker.declare_queue(
+            RabbitQueue(dead_letter_queue(name), durable=True, arguments=DEAD_LETTER_ARGUMENTS)
+        )
+        await dead_letters.bind(DEAD_LETTER_EXCHANGE, routing_key=name)
+        before = await probe.depth(dead_letters.name)
+        await broker.publish(Ping(n=3, text="hi"), name, reply_to=GONE_CALLER, persist=True)
+        await asyncio.wait_for(handled.wait(), REPLY_WAIT_SECONDS)
+        grew = await wait_for(lambda: _grew(probe, dead_letters.name, before), REPLY_WAIT_SECONDS)
+        report(
+            "faststream plain return", "pitfall: executed, then dead-lettered (reproduced)", grew
+        )
+    finally:
+        await broker.stop()
 
 
 async def _grew(probe: Probe, queue: str, before: int) -> bool:
@@ -226,6 +284,7 @@ async def check(amqp_url: str) -> int:
             direct = fs_side.DirectReplyClient(fs_client_broker, user, timeout=5)
             await check_client(report, "faststream broker.request", direct)
             await check_client(report, "faststream reply queue", reply_queue_client)
+            await faststream_default_reply(amqp_url, probe, report)
     finally:
         await fs_client_broker.stop()
         await fs_server.stop()

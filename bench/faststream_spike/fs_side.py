@@ -163,11 +163,15 @@ def command_policy(identities: BrokerIdentities) -> type[CommandPolicy]:
     return type("BoundCommandPolicy", (CommandPolicy,), {"identities": identities})
 
 
-def spike_broker(amqp_url: str, identities: BrokerIdentities | None = None) -> RabbitBroker:
+def spike_broker(
+    amqp_url: str, identities: BrokerIdentities | None = None, *, metrics: bool = True
+) -> RabbitBroker:
     """A broker with publisher confirms and returned mandatory messages raised (so that
     "no service handles this" is an error at once, not a timeout). With `identities` it
-    serves the spike's commands too."""
-    middlewares: list[Any] = [RabbitPrometheusMiddleware(registry=CollectorRegistry())]
+    serves the spike's commands too; `metrics` adds FastStream's Prometheus middleware."""
+    middlewares: list[Any] = []
+    if metrics:
+        middlewares.append(RabbitPrometheusMiddleware(registry=CollectorRegistry()))
     if identities is not None:
         middlewares.append(command_policy(identities))
     return RabbitBroker(

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,10 @@ def identities(amqp_url: str) -> BrokerIdentities:
     )
 
 
-async def serve(amqp_url: str) -> None:
+async def serve(amqp_url: str, faststream_metrics: bool) -> None:
     """Both servers until SIGTERM; prints READY once both consume."""
     connection = await connect_broker(amqp_url, "spike-server")
-    fs_server = fs_side.spike_broker(amqp_url, identities(amqp_url))
+    fs_server = fs_side.spike_broker(amqp_url, identities(amqp_url), metrics=faststream_metrics)
     fs_side.add_handlers(fs_server, PREFETCH)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -69,13 +70,24 @@ async def serve(amqp_url: str) -> None:
     await connection.close()
 
 
-async def phase(client: Client, clients: int, seconds: float) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def phase(client: Client, clients: int, seconds: float, server_pid: int) -> dict[str, Any]:
+    """Besides throughput and latency, the CPU time each command cost the callers' and the
+    servers' processes: less swayed by the neighbours' load than the rates are."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
+    answered = 0
+    cpu_before = time.process_time(), cpu_seconds(server_pid)
     started = time.perf_counter()
     window_start, window_end = started + WARMUP_SECONDS, started + WARMUP_SECONDS + seconds
 
     async def caller(index: int) -> None:
+        nonlocal answered
         n = 0
         while (now := time.perf_counter()) < window_end:
             n += 1
@@ -84,17 +96,26 @@ async def phase(client: Client, clients: int, seconds: float) -> dict[str, Any]:
             except HumantaskError as exc:  # a timeout or a refusal: counted, the phase goes on
                 errors[type(exc).__name__] += 1
                 continue
+            answered += 1
             done = time.perf_counter()
             if window_start <= now and done <= window_end:
                 latencies.append(done - now)
 
     await asyncio.gather(*(caller(index) for index in range(clients)))
-    return phase_summary(latencies, seconds, errors)
+    callers_cpu = time.process_time() - cpu_before[0]
+    server_cpu = cpu_seconds(server_pid) - cpu_before[1]
+    return phase_summary(latencies, seconds, errors) | {
+        "callers_cpu_ms_per_command": round(callers_cpu * 1000 / max(answered, 1), 3),
+        "server_cpu_ms_per_command": round(server_cpu * 1000 / max(answered, 1), 3),
+    }
 
 
-async def bench(amqp_url: str, levels: list[int], seconds: float, repeats: int) -> None:
+async def bench(
+    amqp_url: str, levels: list[int], seconds: float, repeats: int, faststream_metrics: bool
+) -> None:
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.faststream_spike", "serve", "--amqp-url", amqp_url,
+        *([] if faststream_metrics else ["--no-faststream-metrics"]),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert server.stdout is not None
@@ -104,7 +125,7 @@ async def bench(amqp_url: str, levels: list[int], seconds: float, repeats: int) 
                 raise RuntimeError("the spike's server process ended before READY")
     user = broker_user(amqp_url)
     connection = await connect_broker(amqp_url, "spike-callers")
-    fs_callers = fs_side.spike_broker(amqp_url)
+    fs_callers = fs_side.spike_broker(amqp_url, metrics=faststream_metrics)
     reply_queue = fs_side.ReplyQueueClient(fs_callers, user, TIMEOUT_SECONDS)
     rows: list[dict[str, Any]] = []
     try:
@@ -124,7 +145,7 @@ async def bench(amqp_url: str, levels: list[int], seconds: float, repeats: int) 
                     for name in names[shift:] + names[:shift]:
                         client = callers[name]
                         row = {"round": round_number, "caller": name, "clients": clients}
-                        row |= await phase(client, clients, seconds)
+                        row |= await phase(client, clients, seconds, server.pid)
                         rows.append(row)
                         print(_line(row), flush=True)
     finally:
@@ -137,7 +158,8 @@ async def bench(amqp_url: str, levels: list[int], seconds: float, repeats: int) 
     _summarise(rows, levels, list(callers))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}.json"
-    path.write_text(json.dumps({"seconds": seconds, "prefetch": PREFETCH, "rows": rows}, indent=1))
+    settings = {"seconds": seconds, "prefetch": PREFETCH, "faststream_metrics": faststream_metrics}
+    path.write_text(json.dumps(settings | {"rows": rows}, indent=1))
     print(f"wrote {path}")
 
 
@@ -145,28 +167,34 @@ def _line(row: dict[str, Any]) -> str:
     return (
         f"round {row['round']}  {row['caller']:<38} {row['clients']:>3} callers  "
         f"{row['throughput']:>8.1f}/s  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms"
-        f"  errors {row['errors'] or 0}"
+        f"  cpu ms/command: callers {row['callers_cpu_ms_per_command']}"
+        f" server {row['server_cpu_ms_per_command']}  errors {row['errors'] or 0}"
     )
 
 
 def _summarise(rows: list[dict[str, Any]], levels: list[int], callers: list[str]) -> None:
-    """Per level and round: each caller's throughput and p99 as a ratio of ours."""
-    print("\nratios to ours (throughput x, p99 x), per round:")
+    """Per level, each caller's median over the rounds, and as a ratio of ours."""
+    print("\nmedian over the rounds (ratio to ours):")
+    keys = (
+        "throughput",
+        "p50_ms",
+        "p99_ms",
+        "callers_cpu_ms_per_command",
+        "server_cpu_ms_per_command",
+    )
+    print(f"  {'':<43}" + "".join(f"{key:>26}" for key in keys))
     for clients in levels:
-        for name in callers[1:]:
-            cells = []
-            for mine in (r for r in rows if r["caller"] == name and r["clients"] == clients):
-                base = _find(
-                    rows, callers[0], clients, lambda r, mine=mine: r["round"] == mine["round"]
-                )
-                cells.append(
-                    f"{mine['throughput'] / base['throughput']:.2f}x, "
-                    f"{(mine['p99_ms'] or 0) / (base['p99_ms'] or 1):.2f}x"
-                )
-            print(f"  {clients:>3} callers  {name:<38} " + "  |  ".join(cells))
+        ours_row = _median(rows, callers[0], clients, keys)
+        for name in callers:
+            mine = _median(rows, name, clients, keys)
+            cells = "".join(
+                f"{mine[key]:>17.2f} ({mine[key] / (ours_row[key] or 1):.2f}x)" for key in keys
+            )
+            print(f"  {clients:>3} {name:<39}{cells}")
 
 
-def _find(
-    rows: list[dict[str, Any]], caller: str, clients: int, where: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    return next(r for r in rows if r["caller"] == caller and r["clients"] == clients and where(r))
+def _median(
+    rows: list[dict[str, Any]], caller: str, clients: int, keys: tuple[str, ...]
+) -> dict[str, float]:
+    mine = [row for row in rows if row["caller"] == caller and row["clients"] == clients]
+    return {key: statistics.median(row[key] or 0 for row in mine) for key in keys}
