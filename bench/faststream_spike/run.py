@@ -175,14 +175,15 @@ def _line(row: dict[str, Any]) -> str:
 def _summarise(rows: list[dict[str, Any]], levels: list[int], callers: list[str]) -> None:
     """Per level, each caller's median over the rounds, and as a ratio of ours."""
     print("\nmedian over the rounds (ratio to ours):")
-    keys = (
-        "throughput",
-        "p50_ms",
-        "p99_ms",
-        "callers_cpu_ms_per_command",
-        "server_cpu_ms_per_command",
-    )
-    print(f"  {'':<43}" + "".join(f"{key:>26}" for key in keys))
+    columns = {
+        "throughput": "commands/s",
+        "p50_ms": "p50 ms",
+        "p99_ms": "p99 ms",
+        "callers_cpu_ms_per_command": "callers CPU ms/command",
+        "server_cpu_ms_per_command": "server CPU ms/command",
+    }
+    keys = tuple(columns)
+    print(f"  {'':<43}" + "".join(f"{label:>26}" for label in columns.values()))
     for clients in levels:
         ours_row = _median(rows, callers[0], clients, keys)
         for name in callers:
