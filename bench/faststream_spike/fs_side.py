@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aio_pika import IncomingMessage
 from aio_pika.abc import AbstractIncomingMessage
@@ -141,7 +141,7 @@ class CommandPolicy(BaseMiddleware):
             request_id_var.reset(token)
         return reply_response(Reply(ok=True, result=result), message)
 
-    async def _refuse(self, message: AbstractIncomingMessage, error: HumantaskError) -> None:
+    async def _refuse(self, message: AbstractIncomingMessage, error: HumantaskError) -> NoReturn:
         """Answer the caller at once, then dead-letter the command."""
         if message.reply_to:
             broker: RabbitBroker = self.context.get("broker")
