@@ -32,6 +32,7 @@ from .auth import Authenticator
 from .callbacks import list_callbacks
 from .limits import abuse_limits
 from .middleware import json_errors, request_context
+from .overload import shed_load
 from .settings import GatewaySettings
 from .views import add_customer_routes
 from .work import add_worker_routes
@@ -106,7 +107,12 @@ async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[request_context, json_errors, abuse_limits(settings)],
+        middlewares=[
+            request_context,
+            shed_load(settings.gateway_max_in_flight),
+            json_errors,
+            abuse_limits(settings),
+        ],
     )
     app[settings_key] = settings
     add_health_routes(app, with_metrics=False)  # /metrics: HEALTH_PORT only
