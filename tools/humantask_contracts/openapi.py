@@ -86,9 +86,16 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
     409: ErrorResponse("Conflict", "The request conflicts with the task's state."),
     413: ErrorResponse("PayloadTooLarge", "The body is over 1 MiB."),
     415: ErrorResponse("UnsupportedMediaType", "The body is neither JSON nor a form."),
+    429: ErrorResponse(
+        "TooManyRequests",
+        "Over `RATE_LIMIT_PER_SECOND` requests a second with this credential, or too many "
+        "failed authentications from this address.",
+        headers=("Retry-After",),
+    ),
     503: ErrorResponse(
         "ServiceUnavailable",
-        "The broker or a service did not answer in time.",
+        "The broker or a service did not answer in time, or the gateway sheds load "
+        "(`GATEWAY_MAX_IN_FLIGHT` requests in flight).",
         headers=("Retry-After",),
     ),
 }
@@ -162,7 +169,7 @@ def _create_route(path: str, operation_id: str, summary: str) -> Route:
         body_model=CreateTaskRequest,
         form_body=True,
         successes=(Success(200, "The new task, `pending`.", model=Task),),
-        errors=(400, 401, 409, 413, 415, 503),
+        errors=(400, 401, 409, 413, 415, 429, 503),
         description=_CREATE_DESCRIPTION,
     )
 
@@ -183,7 +190,7 @@ ROUTES: list[Route] = [
         summary="Retrieve a task",
         tag="tasks",
         successes=(Success(200, "The task.", model=Task),),
-        errors=(401, 404, 503),
+        errors=(401, 404, 429, 503),
         description="A task of another customer is a `404`, never a `403`.",
     ),
     Route(
@@ -194,7 +201,7 @@ ROUTES: list[Route] = [
         tag="tasks",
         query_model=TaskListQuery,
         successes=(Success(200, "One page of tasks.", model=Task, many=True, headers=("Link",)),),
-        errors=(400, 401, 503),
+        errors=(400, 401, 429, 503),
         description="`start_time` <= `created_at` < `end_time`.",
     ),
     Route(
@@ -204,7 +211,7 @@ ROUTES: list[Route] = [
         summary="Cancel a pending task",
         tag="tasks",
         successes=(Success(200, "The task, `canceled` (canceling twice is a no-op).", model=Task),),
-        errors=(401, 404, 409, 503),
+        errors=(401, 404, 409, 429, 503),
         description="Canceling a completed task is a `409`. Cancel revokes a worker's claim.",
     ),
     Route(
@@ -221,7 +228,7 @@ ROUTES: list[Route] = [
                 many=True,
             ),
         ),
-        errors=(401, 404, 503),
+        errors=(401, 404, 429, 503),
         description="At most two attempts: the first when the task completes and, unless "
         "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
         "A task of another customer is a `404`.",
@@ -239,7 +246,7 @@ ROUTES: list[Route] = [
             ),
             Success(204, "Nothing to do: no pending task is free."),
         ),
-        errors=(401, 503),
+        errors=(401, 429, 503),
         description="Leases the oldest pending task nobody holds for `WORK_LEASE_SECONDS`. A "
         "worker that holds a live lease gets that task again (a reload leaks no "
         "lease); two workers never hold the same task; an expired lease returns "
@@ -257,7 +264,7 @@ ROUTES: list[Route] = [
         successes=(
             Success(200, "The task, `completed`, in the worker's view.", model=CompletedWork),
         ),
-        errors=(400, 401, 404, 409, 413, 415, 503),
+        errors=(400, 401, 404, 409, 413, 415, 429, 503),
         description="The caller must hold the live lease on the task: otherwise `409` (never "
         "claimed, expired, released, canceled or already completed). A category "
         "the task does not offer is a `400`.",
@@ -270,7 +277,7 @@ ROUTES: list[Route] = [
         tag="work",
         security=WORKER_AUTH,
         successes=(Success(204, "Released: the task is back in the pool at once."),),
-        errors=(401, 404, 409, 503),
+        errors=(401, 404, 409, 429, 503),
         description="The caller must hold the live lease on the task, otherwise `409`.",
     ),
 ]
