@@ -116,6 +116,10 @@ def summary(
     }
 
 
+def _n(value: float | None, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "| op | shedding (clients after a 503) | 64 clients ops/s | 512: ok ops/s | "
@@ -128,11 +132,11 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
             then = "wait Retry-After" if row["clients_wait_retry_after"] else "retry at once"
             shedding = f"on, {row['max_in_flight']} ({then})"
         lines.append(
-            f"| {row['op']} | {shedding} | {row['reference_ops']:.0f} | {row['overload_ops']:.0f}"
-            f" | {row['overload_503_share']:.0%} | {row['overload_p50_ms']:.0f} / "
-            f"{row['overload_p99_ms']:.0f} | {row['gateway_rss_peak_mb']} | "
-            f"{row['recovery_ops']:.0f} ({row['recovery_ratio']:.2f}) |"
-            + (" !" if row["disturbed"] else "")
+            f"| {row['op']} | {shedding} | {_n(row['reference_ops'])} | "
+            f"{_n(row['overload_ops'])} | {_n(row['overload_503_share'], '.0%')} | "
+            f"{_n(row['overload_p50_ms'])} / {_n(row['overload_p99_ms'])} | "
+            f"{_n(row['gateway_rss_peak_mb'], 'g')} | {_n(row['recovery_ops'])} "
+            f"({_n(row['recovery_ratio'], '.2f')}) |" + (" !" if row["disturbed"] else "")
         )
     return "\n".join(lines)
 
