@@ -71,7 +71,6 @@ async def list_tasks(request: web.Request) -> web.Response:
 def add_customer_routes(app: web.Application) -> None:
     app.router.add_post("/v1/task/categorize", create_task)
     app.router.add_post("/v1/task/categorization", create_task)
-    # Only task ids match: /v1/task/categorize must not also be a GET path (its `Allow`).
-    app.router.add_get("/v1/task/{task_id:[0-9a-f]{24}}", get_task)
+    app.router.add_get("/v1/task/{task_id}", get_task)
     app.router.add_post("/v1/task/{task_id}/cancel", cancel_task)
     app.router.add_get("/v1/tasks", list_tasks)
