@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test lint lock lock-upgrade run-local contracts services-up bench
+.PHONY: install test lint lock lock-upgrade run-local contracts services-up bench bench-overload
 
 install: $(STAMP)
 
@@ -78,3 +78,7 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 
 bench: $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+# `make bench-overload`: the gateway at 512 clients, load shedding off and on (bench/README.md).
+bench-overload: $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.overload $(BENCH_ARGS)

@@ -92,6 +92,9 @@ class Phase:
         self.submit_latencies: list[float] = []
         self.submits: list[tuple[str, float, float]] = []
         self.created_ids: list[str] = []
+        # A client told `503` with `Retry-After` waits that long before its next request
+        # (bench/overload.py); without it, it asks again at once.
+        self.honour_retry_after: bool = bool(spec.get("honour_retry_after", False))
 
     def in_window(self, finished: float) -> bool:
         """Completed after the window opened and before it closed (STOP)."""
@@ -203,13 +206,18 @@ class Phase:
                         await response.read()
                         return "ok" if response.status == 200 else str(response.status)
 
+                async def refused(response: aiohttp.ClientResponse) -> str:
+                    if response.status == 503 and phase.honour_retry_after:
+                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                    return str(response.status)
+
                 async def create(_index: int) -> str:
                     async with session.post(
                         f"{base}/v1/task/categorize", data=body, headers=customer
                     ) as response:
                         raw = await response.read()
                         if response.status != 200:
-                            return str(response.status)
+                            return await refused(response)
                     phase.created_ids.append(orjson.loads(raw)["task_id"])
                     return "ok"
 
@@ -219,7 +227,7 @@ class Phase:
                         f"{base}/v1/task/{task_id}", headers=customer
                     ) as response:
                         await response.read()
-                        return "ok" if response.status == 200 else str(response.status)
+                        return "ok" if response.status == 200 else await refused(response)
 
                 async def list_page(_index: int) -> str:
                     async with session.get(

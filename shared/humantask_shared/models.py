@@ -144,18 +144,42 @@ def _utc_in_range(moment: datetime) -> datetime:
     return utc
 
 
-HttpUrlString = Annotated[StrictStr, Field(max_length=MAX_URL_LENGTH), AfterValidator(_http_url)]
-NonEmptyString = Annotated[StrictStr, AfterValidator(_not_blank)]
+# What the validators refuse, said in the JSON Schema too (the contract; its fuzz): a
+# non-blank string holds a non-space character, an http(s) URL starts with its scheme.
+_NOT_BLANK_SCHEMA = Field(json_schema_extra={"minLength": 1, "pattern": r"\S"})
+_HTTP_URL_SCHEMA = Field(
+    json_schema_extra={"format": "uri", "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://"}
+)
+HttpUrlString = Annotated[
+    StrictStr, Field(max_length=MAX_URL_LENGTH), _HTTP_URL_SCHEMA, AfterValidator(_http_url)
+]
+NonEmptyString = Annotated[StrictStr, _NOT_BLANK_SCHEMA, AfterValidator(_not_blank)]
 InstructionString = Annotated[
-    StrictStr, Field(max_length=MAX_INSTRUCTION_LENGTH), AfterValidator(_not_blank)
+    StrictStr,
+    Field(max_length=MAX_INSTRUCTION_LENGTH),
+    _NOT_BLANK_SCHEMA,
+    AfterValidator(_not_blank),
 ]
 AttachmentString = Annotated[
-    StrictStr, Field(max_length=MAX_TEXT_ATTACHMENT_LENGTH), AfterValidator(_not_blank)
+    StrictStr,
+    Field(max_length=MAX_TEXT_ATTACHMENT_LENGTH),
+    _NOT_BLANK_SCHEMA,
+    AfterValidator(_not_blank),
 ]
 CategoryString = Annotated[
-    StrictStr, Field(max_length=MAX_CATEGORY_LENGTH), AfterValidator(_not_blank)
+    StrictStr, Field(max_length=MAX_CATEGORY_LENGTH), _NOT_BLANK_SCHEMA, AfterValidator(_not_blank)
 ]
-QueryTime = Annotated[datetime, AfterValidator(_utc_in_range)]
+_ISO_DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601(value: Any) -> Any:
+    """Query times are ISO 8601 (API.md §5); pydantic alone would take unix seconds too."""
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
+        raise ValueError("must be an ISO 8601 date and time")
+    return value
+
+
+QueryTime = Annotated[datetime, BeforeValidator(_iso_8601), AfterValidator(_utc_in_range)]
 
 
 class TaskParams(BaseModel):
@@ -205,7 +229,11 @@ class CreateTaskRequest(BaseModel):
     attachment_type: AttachmentType
     # At most MAX_TEXT_ATTACHMENT_LENGTH for text, a URL of at most MAX_URL_LENGTH otherwise.
     attachment: AttachmentString
-    categories: list[CategoryString] = Field(min_length=MIN_CATEGORIES, max_length=MAX_CATEGORIES)
+    categories: list[CategoryString] = Field(
+        min_length=MIN_CATEGORIES,
+        max_length=MAX_CATEGORIES,
+        json_schema_extra={"uniqueItems": True},
+    )
     metadata: dict[str, Any] | None = None
     unique_id: Annotated[NonEmptyString, Field(max_length=MAX_UNIQUE_ID_LENGTH)] | None = None
     callback_format: CallbackFormat = "form"

@@ -135,3 +135,31 @@ def test_profile_samples_in_the_event_loop_are_counted_apart() -> None:
         and summary["python_samples"] == 50
     )
     assert summary["self"] == [("handle (humantask_gateway/views.py)", 100.0)]
+
+
+def test_the_overload_summary_reads_shedding_and_recovery_from_the_phases() -> None:
+    from bench.overload import summary, table
+
+    phases = {
+        "reference": {"throughput": 100.0, "errors": {}, "issued": 600},
+        "overload": {
+            "throughput": 90.0,
+            "errors": {"503": 300, "timeout": 2},
+            "issued": 1200,
+            "p50_ms": 400.0,
+            "p99_ms": 900.0,
+            "rss_peak_mb": {"gateway": 81.5},
+            "disturbed": True,
+        },
+        "recovery": {"throughput": 95.0, "errors": {}, "issued": 600},
+    }
+    row = summary("create", 256, True, phases)
+    assert row["overload_503_share"] == 0.25
+    assert row["overload_other_errors"] == {"timeout": 2}
+    assert row["recovery_ratio"] == 0.95
+    assert row["gateway_rss_peak_mb"] == 81.5
+    assert row["disturbed"] is True
+    assert (
+        "| create | on, 256 (wait Retry-After) | 100 | 90 | 25% | 400 / 900 | 81.5 | 95 (0.95) |"
+        in (table([row]))
+    )

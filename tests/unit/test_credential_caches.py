@@ -68,6 +68,38 @@ async def test_an_answer_in_flight_during_a_change_is_not_cached() -> None:
     assert taskstore.calls == 2, "the answer from before the change was cached"
 
 
+async def test_concurrent_requests_with_one_credential_share_one_look_up() -> None:
+    """Under load a look-up per request would queue behind the work (issue 14's
+    overload bench): requests that miss the cache together ask once."""
+    taskstore = FakeTaskStore(CUSTOMER)
+    taskstore.gate = asyncio.Event()
+    auth = Authenticator(OnlyTaskStore(taskstore), cache_seconds=600)  # type: ignore[arg-type]
+    waiting = [
+        asyncio.create_task(auth.authenticate(request_with("live_a"), "customer"))
+        for _ in range(50)
+    ]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # one caller leaving does not cancel the others' answer
+    taskstore.gate.set()
+    answers = await asyncio.gather(*waiting[1:])
+    assert answers == [CUSTOMER] * 49
+    assert taskstore.calls == 1
+
+
+async def test_a_request_after_a_change_does_not_join_a_look_up_from_before() -> None:
+    taskstore = FakeTaskStore(CUSTOMER)
+    taskstore.gate = asyncio.Event()
+    auth = Authenticator(OnlyTaskStore(taskstore), cache_seconds=600)  # type: ignore[arg-type]
+    before = asyncio.create_task(auth.authenticate(request_with("live_a"), "customer"))
+    await asyncio.sleep(0)
+    auth.forget("customer", "c1")
+    after = asyncio.create_task(auth.authenticate(request_with("live_a"), "customer"))
+    await asyncio.sleep(0)
+    taskstore.gate.set()
+    assert await before == await after == CUSTOMER
+    assert taskstore.calls == 2
+
+
 async def test_the_notifier_forgets_a_rotated_secret() -> None:
     taskstore = FakeTaskStore(CallbackSecret(callback_secret="whsec_old"))
     secrets = CallbackSecrets(taskstore, cache_seconds=600)  # type: ignore[arg-type]

@@ -93,9 +93,16 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
     409: ErrorResponse("Conflict", "The request conflicts with the task's state."),
     413: ErrorResponse("PayloadTooLarge", "The body is over 1 MiB."),
     415: ErrorResponse("UnsupportedMediaType", "The body is neither JSON nor a form."),
+    429: ErrorResponse(
+        "TooManyRequests",
+        "Over `RATE_LIMIT_PER_SECOND` requests a second with this credential, or too many "
+        "failed authentications from this address.",
+        headers=("Retry-After",),
+    ),
     503: ErrorResponse(
         "ServiceUnavailable",
-        "The broker or a service did not answer in time.",
+        "The broker or a service did not answer in time, or the gateway sheds load "
+        "(`GATEWAY_MAX_IN_FLIGHT` requests in flight).",
         headers=("Retry-After",),
     ),
 }

@@ -14,6 +14,7 @@ from .boundary import Boundary
 from .customer_views import CUSTOMER_ENDPOINTS
 from .limits import abuse_limits
 from .middleware import json_errors, request_context
+from .overload import shed_load
 from .settings import GatewaySettings
 from .worker_views import WORKER_ENDPOINTS
 
@@ -23,7 +24,12 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[request_context, json_errors, abuse_limits(settings)],
+        middlewares=[
+            request_context,
+            shed_load(settings.gateway_max_in_flight),
+            json_errors,
+            abuse_limits(settings),
+        ],
     )
     app[settings_key] = settings
     app[boundary_key] = boundary

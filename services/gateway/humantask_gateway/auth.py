@@ -6,6 +6,7 @@ SHA-256 and remembers the answer for a short while.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import time
@@ -47,6 +48,10 @@ class Authenticator:
     (`forget_all`). An answer that was on its way while a credential changed is not
     cached: it may predate the change.
 
+    Requests with one credential that miss the cache together share one question: under
+    load, a look-up per request would queue behind the work itself (one client with a
+    hundred requests in flight would ask a hundred times whenever its entry expires).
+
     It holds the boundary, not the task-store's client: in production that client is
     made when the app starts (`bootstrap.BrokerBoundary.connect`), after this.
     """
@@ -55,6 +60,7 @@ class Authenticator:
         self._boundary = boundary
         self._cache_seconds = cache_seconds
         self._cache: dict[tuple[str, Role], tuple[float, Principal]] = {}
+        self._asking: dict[tuple[str, Role], asyncio.Future[Principal]] = {}
         self._changes = 0  # credential changes heard of so far
 
     async def authenticate(self, request: web.Request, role: Role) -> Principal:
@@ -63,7 +69,22 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        changes_before = self._changes
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = asyncio.ensure_future(self._ask(key, self._changes))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda done: self._asked(key, done))
+        # Shielded: one caller going away does not cancel the others' answer.
+        return await asyncio.shield(asking)
+
+    def _asked(self, key: tuple[str, Role], done: asyncio.Future[Principal]) -> None:
+        if self._asking.get(key) is done:
+            del self._asking[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: when every caller left, nobody else reads it
+
+    async def _ask(self, key: tuple[str, Role], changes_before: int) -> Principal:
+        digest, role = key
         principal = await self._boundary.taskstore.send(
             Authenticate(credential_hash=digest, role=role), Principal
         )
@@ -76,6 +97,7 @@ class Authenticator:
     def forget(self, role: Role, principal_id: str) -> None:
         """Drop every cached credential of this customer or worker."""
         self._changes += 1
+        self._asking.clear()  # an answer on its way may predate the change: ask anew
         stale = [
             key
             for key, (_, principal) in self._cache.items()
@@ -86,4 +108,5 @@ class Authenticator:
 
     def forget_all(self) -> None:
         self._changes += 1
+        self._asking.clear()
         self._cache.clear()

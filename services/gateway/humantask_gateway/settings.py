@@ -27,3 +27,5 @@ class GatewaySettings(CommonSettings):
     auth_failures_per_second: float = Field(default=10.0, ge=0)
     # How long a request body may take to arrive, from the start of the request: 408.
     request_body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    # Requests in flight before the rest are 503 at once (overload.py); 0 turns it off.
+    gateway_max_in_flight: int = Field(default=256, ge=0)

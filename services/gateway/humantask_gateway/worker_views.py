@@ -109,7 +109,7 @@ WORKER_ENDPOINTS = (
                 ),
                 ResponseDoc(204, "Nothing to do: no pending task is free."),
             ),
-            errors=(401, 503),
+            errors=(401, 429, 503),
             security=WORKER_AUTH,
             description="Leases the oldest pending task nobody holds for `WORK_LEASE_SECONDS`. "
             "A worker that holds a live lease gets that task again (a reload leaks no "
@@ -130,7 +130,7 @@ WORKER_ENDPOINTS = (
                     200, "The task, `completed`, in the worker's view.", model=CompletedWork
                 ),
             ),
-            errors=(400, 401, 404, 409, 413, 415, 503),
+            errors=(400, 401, 404, 409, 413, 415, 429, 503),
             security=WORKER_AUTH,
             body_model=SubmitWorkRequest,
             form_body=True,
@@ -148,7 +148,7 @@ WORKER_ENDPOINTS = (
             "Give a lease back",
             "work",
             (ResponseDoc(204, "Released: the task is back in the pool at once."),),
-            errors=(401, 404, 409, 503),
+            errors=(401, 404, 409, 429, 503),
             security=WORKER_AUTH,
             description="The caller must hold the live lease on the task, otherwise `409`.",
         ),
