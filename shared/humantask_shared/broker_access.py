@@ -35,8 +35,6 @@ class BrokerIdentities:
     senders: Mapping[Sender, str]
     own_user: str
 
-    def allowed_users(self, command: type[Command]) -> frozenset[str]:
-        return frozenset({self.own_user, *(self.senders[sender] for sender in command.senders)})
-
     def allows(self, command: type[Command], user_id: str | None) -> bool:
-        return user_id is not None and user_id in self.allowed_users(command)
+        allowed = {self.own_user, *(self.senders[sender] for sender in command.senders)}
+        return user_id is not None and user_id in allowed
