@@ -1,20 +1,30 @@
 """Sending commands and reading their replies: the caller's side of a `CommandServer`.
 
-The gateway sends commands to the task-store and the notifier; the notifier sends one to
-the task-store. Domain errors in a reply are raised here as the same `HumantaskError`.
+The gateway sends commands to the task-store and the notifier; the notifier and the
+admin tool send some to the task-store. Each `CommandClient` waits for replies on a
+reply queue of its own, matched to their commands by correlation id. A command expires
+when its caller stops waiting for it. Domain errors in a reply are raised here as the
+same `HumantaskError`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from typing import TypeVar
 
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aiormq.exceptions import DeliveryError
 from prometheus_client import Histogram
 from pydantic import BaseModel, ValidationError
 
 from .errors import Unavailable, error_from_code
+from .logging import request_id_var
 from .messages.commands import Command, Reply
-from .messaging import RpcClient
+from .messaging import BROKER_ERRORS, DEADLINE_HEADER, REQUEST_ID_HEADER, encode
+from .topology import REPLY_QUEUE, Service, declare
 from .tracing import command_span
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -28,16 +38,43 @@ COMMAND_DURATION = Histogram(
 
 
 class CommandClient:
-    def __init__(self, rpc: RpcClient, timeout_seconds: float) -> None:
-        self._rpc = rpc
+    """Sends commands through `exchange` and waits up to `timeout_seconds` for each reply.
+
+    `user_id` is the broker user this connection logs in as: every command carries it,
+    the broker refuses it if it is not, and the receiver checks that this user may send
+    the command (`broker_access`)."""
+
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        exchange: AbstractExchange,
+        user_id: str,
+        timeout_seconds: float,
+    ) -> None:
+        self._channel = channel
+        self._exchange = exchange
+        self._user_id = user_id
         self._timeout = timeout_seconds
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._reply_queue_name: str | None = None
+
+    async def start(self, owner: Service) -> None:
+        """Declare and consume this client's reply queue, one of `owner`'s."""
+        reply_queue = await declare(self._channel, REPLY_QUEUE.for_process(owner))
+        await reply_queue.consume(self._on_reply, no_ack=True)
+        self._reply_queue_name = reply_queue.name
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.pop(message.correlation_id or "", None)
+        if future is not None and not future.done():
+            future.set_result(message.body)
 
     async def send(self, command: Command, result_model: type[ResultT]) -> ResultT:
         """Run `command` in the service that answers it; its domain errors are raised here."""
         started = time.perf_counter()
         try:
             with command_span(command.name):
-                raw = await self._rpc.call(command, self._timeout)
+                raw = await self._call(command)
         finally:  # a timeout too: how long the caller waited
             COMMAND_DURATION.labels(command.name).observe(time.perf_counter() - started)
         try:
@@ -48,3 +85,41 @@ class CommandClient:
             return result_model.model_validate(reply.result)
         except (ValidationError, AssertionError) as exc:
             raise Unavailable(f"the answer to {command.name} was unreadable") from exc
+
+    async def _call(self, command: Command) -> bytes:
+        """The raw reply body; `Unavailable` when nobody answered in time."""
+        assert self._reply_queue_name is not None, "start() first"
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        deadline_ms = int((time.time() + self._timeout) * 1000)
+        message = aio_pika.Message(
+            body=encode(command.model_dump(mode="json")),
+            content_type="application/json",
+            delivery_mode=(
+                aio_pika.DeliveryMode.PERSISTENT
+                if command.persistent
+                else aio_pika.DeliveryMode.NOT_PERSISTENT
+            ),
+            correlation_id=correlation_id,
+            reply_to=self._reply_queue_name,
+            message_id=uuid.uuid4().hex,
+            type=command.name,
+            user_id=self._user_id,
+            # The broker drops the command once nobody waits for it, so a command
+            # answered with 503 never runs later behind the caller's back.
+            expiration=self._timeout,
+            headers={REQUEST_ID_HEADER: request_id_var.get() or "", DEADLINE_HEADER: deadline_ms},
+        )
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._exchange.publish(message, routing_key=command.name, mandatory=True)
+                return await future
+        except TimeoutError as exc:
+            raise Unavailable("the service did not answer in time") from exc
+        except DeliveryError as exc:  # returned: no queue is bound for this command
+            raise Unavailable(f"no service is running that handles {command.name}") from exc
+        except BROKER_ERRORS as exc:
+            raise Unavailable("the message broker is not available") from exc
+        finally:
+            self._pending.pop(correlation_id, None)

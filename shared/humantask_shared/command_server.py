@@ -1,11 +1,11 @@
 """Serving commands over RabbitMQ: command messages in, replies out.
 
-Reads the command, runs its handler, answers on the caller's reply queue, and only then
-lets the consumer ack. A command whose caller stopped waiting is dropped unexecuted.
-Whatever a handler raises, its caller is answered at once: domain errors with their
-code, a database failure as `unavailable`, and anything else (a bug) as `unavailable`
-too, after which the command is dead-lettered; only a broker hiccup requeues it.
-Any service that answers commands (the task-store, the notifier) uses this.
+Checks who sent the command, reads it, runs its handler, answers on the caller's reply
+queue, and only then lets the consumer ack. A command whose caller stopped waiting is
+dropped unexecuted. Whatever a handler raises, its caller is answered at once: domain
+errors with their code, a database failure as `unavailable`, and anything else (a bug)
+as `unavailable` too, after which the command is dead-lettered; only a broker hiccup
+requeues it. Any service that answers commands (the task-store, the notifier) uses this.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import PyMongoError
 
-from .errors import HumantaskError, InvalidRequest, Unavailable
+from .broker_access import BrokerIdentities
+from .errors import HumantaskError, InvalidRequest, Unauthorized, Unavailable
 from .messages.commands import COMMANDS, Command, Reply, ReplyError
 from .messaging import BROKER_ERRORS, PoisonMessage, encode, message_deadline_passed, reply
 
@@ -41,8 +42,7 @@ def error_reply(error: HumantaskError) -> bytes:
     )
 
 
-def parse_command(message: AbstractIncomingMessage) -> Command:
-    command_type = COMMANDS.get(message.type or "")
+def parse_command(command_type: type[Command] | None, message: AbstractIncomingMessage) -> Command:
     if command_type is None:
         raise InvalidRequest(f"unknown command type {message.type!r}")
     try:
@@ -57,18 +57,22 @@ def parse_command(message: AbstractIncomingMessage) -> Command:
         ) from exc
 
 
-class HandlerFailed(PoisonMessage):
-    """A handler raised something no rule foresaw. Its caller got an error reply at once;
-    the command itself is dead-lettered for an operator to look at, not retried."""
-
-
 class CommandServer:
-    """The consumer callback for a queue of commands, dispatching by command type."""
+    """The consumer callback for a queue of commands, dispatching by command type.
+
+    Only a sender the command is meant for may send it (`broker_access`): checked on the
+    broker-vouched `user_id` before anything else the sender wrote, its deadline included,
+    so a refused command is always answered `unauthorized` and dead-lettered where an
+    operator sees it, however late it arrives."""
 
     def __init__(
-        self, handlers: Mapping[type[Command], CommandHandler], channel: AbstractRobustChannel
+        self,
+        handlers: Mapping[type[Command], CommandHandler],
+        identities: BrokerIdentities,
+        channel: AbstractChannel,
     ) -> None:
         self._handlers = handlers
+        self._identities = identities
         self._channel = channel
 
     @property
@@ -76,6 +80,17 @@ class CommandServer:
         return [command.name for command in self._handlers]
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
+        command_type = COMMANDS.get(message.type or "")
+        if command_type is not None and not self._identities.allows(command_type, message.user_id):
+            log.warning(
+                "refusing a command from a broker user that may not send it",
+                extra={"type": command_type.name, "user_id": message.user_id},
+            )
+            await self._refuse(
+                message,
+                Unauthorized(f"{command_type.name} may not be sent by this service"),
+                f"{command_type.name} from broker user {message.user_id!r}",
+            )
         if message_deadline_passed(message):
             # Its caller already answered 503; running it now would act behind its back.
             log.info(
@@ -84,30 +99,35 @@ class CommandServer:
             COMMANDS_HANDLED.labels(message.type or "unknown", "expired").inc()
             return
         try:
-            command = parse_command(message)
+            command = parse_command(command_type, message)
             if type(command) not in self._handlers:
                 raise InvalidRequest(f"{command.name} is not handled here")
         except InvalidRequest as exc:
-            await reply(self._channel, message, error_reply(exc))
             COMMANDS_HANDLED.labels("unknown", "poison").inc()
-            raise PoisonMessage(exc.message) from exc
+            await self._refuse(message, exc, exc.message)
 
         started = time.perf_counter()
         try:
             body = await self._run(command)
         except BROKER_ERRORS:
             raise  # transient: the consumer requeues the command, and it is answered then
-        except Exception as exc:
+        except Exception:
             # Never leave the caller waiting for a reply that will not come: answer now
-            # (the gateway says 503), then dead-letter the command.
-            log.exception("a command handler failed", extra={"command": command.name})
+            # (the gateway says 503); the consumer logs the error and dead-letters it.
             COMMANDS_HANDLED.labels(command.name, "failed").inc()
             failure = Unavailable(f"{command.name} failed inside the service; try again later")
             await reply(self._channel, message, error_reply(failure))
-            raise HandlerFailed(f"{command.name}: {type(exc).__name__}") from exc
+            raise
         finally:
             COMMAND_SECONDS.labels(command.name).observe(time.perf_counter() - started)
         await reply(self._channel, message, body)
+
+    async def _refuse(
+        self, message: AbstractIncomingMessage, error: HumantaskError, reason: str
+    ) -> NoReturn:
+        """Answer the caller at once, then have the consumer dead-letter the command."""
+        await reply(self._channel, message, error_reply(error))
+        raise PoisonMessage(reason)
 
     async def _run(self, command: Command) -> bytes:
         try:

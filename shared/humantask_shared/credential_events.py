@@ -14,10 +14,11 @@ An event only ever makes a cache forget, so a stray or repeated one costs a look
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
 from .messages.events import CredentialChanged
@@ -27,14 +28,15 @@ from .topology import CREDENTIALS_QUEUE, Service, declare
 log = logging.getLogger(__name__)
 
 
+@asynccontextmanager
 async def follow_credential_changes(
     connection: AbstractRobustConnection,
     owner: Service,
     on_change: Callable[[CredentialChanged], None],
     on_reset: Callable[[], None],
-) -> AbstractRobustChannel:
-    """Call `on_change` for each credential event, `on_reset` when some may have been
-    missed (the connection came back). The returned channel is the caller's to close."""
+) -> AsyncIterator[None]:
+    """While open, call `on_change` for each credential event, and `on_reset` when some
+    may have been missed (the connection came back)."""
     channel = await open_channel(connection)
     queue = await declare(channel, CREDENTIALS_QUEUE.for_process(owner))
 
@@ -62,4 +64,8 @@ async def follow_credential_changes(
         on_reset()
 
     connection.reconnect_callbacks.add(on_reconnect)
-    return channel
+    try:
+        yield
+    finally:  # a closed follower must not reset caches on every later reconnect
+        connection.reconnect_callbacks.discard(on_reconnect)
+        await channel.close()

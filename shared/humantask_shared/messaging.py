@@ -1,8 +1,7 @@
-"""RabbitMQ adapter: robust connections, confirmed publishing, consumers, RPC.
+"""RabbitMQ adapter: robust connections, confirmed publishing, consumers, replies.
 
 What is declared on the broker (exchanges, queues, bindings) is in `topology.py`.
-Commands are request/reply: the caller names its own reply queue and a correlation id,
-and the command expires when the caller stops waiting for it.
+Commands are request/reply: `command_client` sends them, `command_server` answers them.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,22 +16,19 @@ import aio_pika
 import orjson
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
-    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPException
-from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
+from aiormq.exceptions import ChannelInvalidStateError
 from pamqp.exceptions import PAMQPException
 from prometheus_client import Counter
 
-from .errors import Unavailable
 from .logging import request_id_var
-from .messages.commands import Command
 from .messages.events import Event
-from .topology import REPLY_QUEUE, Service, declare
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +88,8 @@ async def broker_connected(connection: AbstractRobustConnection) -> bool:
 
 
 async def open_channel(
-    connection: AbstractRobustConnection, prefetch_count: int | None = None
-) -> AbstractRobustChannel:
+    connection: AbstractConnection, prefetch_count: int | None = None
+) -> AbstractChannel:
     """A channel with publisher confirms: a publish returns once the broker has it, and
     fails at once when no queue is bound for it (mandatory messages come back)."""
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -195,7 +190,8 @@ class Consumer:
             await self._settle(message.nack(requeue=True))
         except Exception:
             log.exception(
-                "dead-lettering a message whose handler failed", extra={"queue": self._queue.name}
+                "dead-lettering a message whose handler failed",
+                extra={"queue": self._queue.name, "type": message.type},
             )
             DEAD_LETTERED.labels(self._queue.name).inc()
             await self._settle(message.reject(requeue=False))
@@ -222,78 +218,12 @@ class Consumer:
             await asyncio.wait(set(self._in_flight), timeout=grace_seconds)
 
 
-class RpcClient:
-    """Sends commands and waits for their replies on a reply queue of its own.
-
-    `user_id` is the broker user this connection logs in as: every command carries it,
-    the broker refuses it if it is not, and the receiver checks that this user may send
-    the command (`broker_access`)."""
-
-    def __init__(
-        self, channel: AbstractChannel, exchange: AbstractExchange, user_id: str | None = None
-    ) -> None:
-        self._channel = channel
-        self._exchange = exchange
-        self._user_id = user_id
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
-        self._reply_queue: AbstractQueue | None = None
-
-    async def start(self, owner: Service) -> None:
-        self._reply_queue = await declare(self._channel, REPLY_QUEUE.for_process(owner))
-        await self._reply_queue.consume(self._on_reply, no_ack=True)
-
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.pop(message.correlation_id or "", None)
-        if future is not None and not future.done():
-            future.set_result(message.body)
-
-    async def call(self, command: Command, timeout: float) -> bytes:
-        """The raw reply body; `Unavailable` when nobody answered within `timeout`."""
-        assert self._reply_queue is not None, "start() first"
-        correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
-        deadline_ms = int((time.time() + timeout) * 1000)
-        message = aio_pika.Message(
-            body=encode(command.model_dump(mode="json")),
-            content_type="application/json",
-            delivery_mode=(
-                aio_pika.DeliveryMode.PERSISTENT
-                if command.persistent
-                else aio_pika.DeliveryMode.NOT_PERSISTENT
-            ),
-            correlation_id=correlation_id,
-            reply_to=self._reply_queue.name,
-            message_id=uuid.uuid4().hex,
-            type=command.name,
-            user_id=self._user_id,
-            # The broker drops the command once nobody waits for it, so a command
-            # answered with 503 never runs later behind the caller's back.
-            expiration=timeout,
-            headers={REQUEST_ID_HEADER: request_id_var.get() or "", DEADLINE_HEADER: deadline_ms},
-        )
-        try:
-            async with asyncio.timeout(timeout):
-                await self._exchange.publish(message, routing_key=command.name, mandatory=True)
-                return await future
-        except TimeoutError as exc:
-            raise Unavailable("the service did not answer in time") from exc
-        except DeliveryError as exc:  # returned: no queue is bound for this command
-            raise Unavailable(f"no service is running that handles {command.name}") from exc
-        except BROKER_ERRORS as exc:
-            raise Unavailable("the message broker is not available") from exc
-        finally:
-            self._pending.pop(correlation_id, None)
-
-
 def message_deadline_passed(message: AbstractIncomingMessage) -> bool:
     deadline = (message.headers or {}).get(DEADLINE_HEADER)
     return isinstance(deadline, int) and deadline < time.time() * 1000
 
 
-async def reply(
-    channel: AbstractRobustChannel, message: AbstractIncomingMessage, body: bytes
-) -> None:
+async def reply(channel: AbstractChannel, message: AbstractIncomingMessage, body: bytes) -> None:
     """Answer a command on its caller's reply queue (through the default exchange).
 
     Not mandatory: a caller that went away takes its reply queue with it, and that must

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
@@ -342,8 +343,20 @@ def queue_arguments(queue: Queue, queue_type: QueueType) -> dict[str, Any]:
 declared_dead_letter_queues: set[str] = set()
 
 
+# The exchanges declared on each channel: several queues of a service bind to one (the
+# dead-letter exchange), and declaring it once per channel is enough.
+_declared_exchanges: WeakKeyDictionary[AbstractChannel, dict[str, AbstractExchange]] = (
+    WeakKeyDictionary()
+)
+
+
 async def declare_exchange(channel: AbstractChannel, exchange: Exchange) -> AbstractExchange:
-    return await channel.declare_exchange(exchange.name, exchange.type, durable=True)
+    declared = _declared_exchanges.setdefault(channel, {})
+    if exchange.name not in declared:
+        declared[exchange.name] = await channel.declare_exchange(
+            exchange.name, exchange.type, durable=True
+        )
+    return declared[exchange.name]
 
 
 async def declare(

@@ -36,7 +36,7 @@ from humantask_shared.messages.commands import (
     GetCallbackSecret,
     RotateCallbackSecret,
 )
-from humantask_shared.messaging import RpcClient, open_channel
+from humantask_shared.messaging import open_channel
 from humantask_shared.topology import COMMANDS_EXCHANGE, declare_exchange
 from tests.support.broker_users import BrokerUsers, broker_users
 from tests.support.callbacks import Answer, ScriptedReceiver
@@ -333,9 +333,9 @@ async def test_the_task_store_takes_each_command_only_from_its_sender(
         async with connection:
             channel = await open_channel(connection)
             exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
-            rpc = RpcClient(channel, exchange, user_id=secured.users.name(service))
-            await rpc.start(service)
-            return await CommandClient(rpc, 10).send(command, result)
+            client = CommandClient(channel, exchange, secured.users.name(service), 10)
+            await client.start(service)
+            return await client.send(command, result)
 
     customer = secured.admin("customers", "create", "--name", "guarded")
     create = CreateCustomer(

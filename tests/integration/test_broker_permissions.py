@@ -21,10 +21,11 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 
 from humantask_notifier.retries import RetryScheduler
+from humantask_shared.command_client import CommandClient
 from humantask_shared.credential_events import follow_credential_changes
 from humantask_shared.messages.commands import GetCallbackSecret, ListCallbacks
 from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import RpcClient, open_channel, publish_event
+from humantask_shared.messaging import open_channel, publish_event
 from humantask_shared.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
@@ -91,13 +92,10 @@ async def topology(users: BrokerUsers) -> None:
         retries = RetryScheduler(channel, 1, "classic")
         await retries.declare()
         await retries.schedule("0" * 24, None)
-        rpc = RpcClient(
-            channel,
-            await declare_exchange(channel, COMMANDS_EXCHANGE),
-            user_id=users.name("notifier"),
-        )
-        await rpc.start("notifier")
-        await (await follow_credential_changes(connection, "notifier", print, print)).close()
+        exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
+        await CommandClient(channel, exchange, users.name("notifier"), 10).start("notifier")
+        async with follow_credential_changes(connection, "notifier", print, print):
+            pass
 
 
 @pytest.mark.usefixtures("topology")
@@ -106,26 +104,25 @@ async def test_each_service_sets_up_what_it_needs(users: BrokerUsers) -> None:
         channel = await open_channel(connection)
         for exchange in (COMMANDS_EXCHANGE, NOTIFIER_COMMANDS_EXCHANGE):
             declared = await declare_exchange(channel, exchange)
-            rpc = RpcClient(channel, declared, user_id=users.name("gateway"))
-            await rpc.start("gateway")
+            await CommandClient(channel, declared, users.name("gateway"), 10).start("gateway")
         heard: list[CredentialChanged] = []
-        await follow_credential_changes(connection, "gateway", heard.append, heard.clear)
-        # It hears the task-store's credential events on a queue of its own.
-        async with connected(users, "taskstore") as taskstore:
-            events = await (await open_channel(taskstore)).get_exchange(EVENTS_EXCHANGE.name)
-            await publish_event(
-                events, CredentialChanged(role="worker", principal_id="w", change="key_rotated")
-            )
-        for _ in range(100):
-            if heard:
-                break
-            await asyncio.sleep(0.05)
+        async with follow_credential_changes(connection, "gateway", heard.append, heard.clear):
+            # It hears the task-store's credential events on a queue of its own.
+            async with connected(users, "taskstore") as taskstore:
+                events = await (await open_channel(taskstore)).get_exchange(EVENTS_EXCHANGE.name)
+                await publish_event(
+                    events,
+                    CredentialChanged(role="worker", principal_id="w", change="key_rotated"),
+                )
+            for _ in range(100):
+                if heard:
+                    break
+                await asyncio.sleep(0.05)
         assert [event.principal_id for event in heard] == ["w"]
     async with connected(users, "admin") as connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel = await open_channel(connection)
         exchange = await channel.get_exchange(COMMANDS_EXCHANGE.name, ensure=False)
-        rpc = RpcClient(channel, exchange, user_id=users.name("admin"))
-        await rpc.start("admin")
+        await CommandClient(channel, exchange, users.name("admin"), 10).start("admin")
 
 
 def consume(queue: str) -> Callable[[AbstractChannel], Awaitable[Any]]:

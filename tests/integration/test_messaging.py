@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import typing
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -24,18 +25,18 @@ from prometheus_client import REGISTRY, generate_latest
 from pydantic import BaseModel
 from pymongo.errors import ServerSelectionTimeoutError
 
+from humantask_shared.broker_access import BrokerIdentities, broker_user
 from humantask_shared.command_client import CommandClient
 from humantask_shared.command_server import CommandHandler, CommandServer
 from humantask_shared.dead_letters import refresh_dead_letter_depths
 from humantask_shared.errors import NotFound, Unavailable
 from humantask_shared.logging import request_id_var
-from humantask_shared.messages.commands import COMMANDS, Command, Reply
+from humantask_shared.messages.commands import COMMANDS, Command, Sender
 from humantask_shared.messaging import (
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
     Consumer,
     PoisonMessage,
-    RpcClient,
     open_channel,
 )
 from humantask_shared.topology import (
@@ -111,10 +112,32 @@ async def queue_names(connection: AbstractRobustConnection) -> AsyncIterator[lis
 
 
 @pytest.fixture
-async def rpc(channel: AbstractRobustChannel, commands_exchange: AbstractExchange) -> RpcClient:
-    client = RpcClient(channel, commands_exchange)
-    await client.start("test")
-    return client
+def test_user(amqp_url: str) -> str:
+    """The broker user the tests log in as: what a command's `user_id` must say."""
+    return broker_user(amqp_url)
+
+
+@pytest.fixture
+def identities(test_user: str) -> BrokerIdentities:
+    """A command server's, accepting commands from the tests' own broker user."""
+    return BrokerIdentities(dict.fromkeys(typing.get_args(Sender), test_user), test_user)
+
+
+MakeClient = Callable[[float], Awaitable[CommandClient]]
+
+
+@pytest.fixture
+def make_client(
+    channel: AbstractRobustChannel, commands_exchange: AbstractExchange, test_user: str
+) -> MakeClient:
+    """A started command client, waiting up to the given seconds for each reply."""
+
+    async def make(timeout_seconds: float) -> CommandClient:
+        client = CommandClient(channel, commands_exchange, test_user, timeout_seconds)
+        await client.start("gateway")
+        return client
+
+    return make
 
 
 async def queue_counts(connection: AbstractRobustConnection, name: str) -> tuple[int, int]:
@@ -173,21 +196,25 @@ async def publish(
     return message_id
 
 
-# -- RpcClient -------------------------------------------------------------------------
+# -- CommandClient ----------------------------------------------------------------------
 
 
-async def test_a_command_nobody_is_bound_for_is_unavailable_at_once(rpc: RpcClient) -> None:
+async def test_a_command_nobody_is_bound_for_is_unavailable_at_once(
+    make_client: MakeClient,
+) -> None:
     probe = probe_command(unique("unbound"))
     timeout = 10.0
+    client = await make_client(timeout)
     started = time.monotonic()
-    with pytest.raises(Unavailable):
-        await rpc.call(probe(marker="x"), timeout=timeout)
+    with pytest.raises(Unavailable, match=f"no service is running that handles {probe.name}"):
+        await client.send(probe(marker="x"), ProbeResult)
     # The broker returns the mandatory message: no need to wait out the timeout.
     assert time.monotonic() - started < timeout / 2
 
 
 async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
-    rpc: RpcClient,
+    make_client: MakeClient,
+    test_user: str,
     channel: AbstractRobustChannel,
     connection: AbstractRobustConnection,
     queue_names: list[str],
@@ -198,8 +225,9 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
     await queue.bind(COMMANDS_EXCHANGE.name, routing_key=probe.name)
 
     timeout = 1.0
+    client = await make_client(timeout)
     started = time.monotonic()
-    call = asyncio.create_task(rpc.call(probe(marker="nobody home"), timeout=timeout))
+    call = asyncio.create_task(client.send(probe(marker="nobody home"), ProbeResult))
 
     async def arrived() -> bool:
         return (await queue_counts(connection, queue.name))[0] == 1
@@ -210,6 +238,7 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
     # What the broker holds: the caller's deadline and a TTL that ends with it.
     assert message.type == probe.name
     assert message.reply_to and message.correlation_id and message.message_id
+    assert message.user_id == test_user
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     deadline_ms = message.headers[DEADLINE_HEADER]
     assert isinstance(deadline_ms, int)
@@ -218,7 +247,7 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
     assert orjson.loads(message.body) == {"marker": "nobody home"}
     await message.nack(requeue=True)
 
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable, match="did not answer in time"):
         await call
     assert time.monotonic() - started >= timeout * 0.95
 
@@ -229,7 +258,7 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
 
 
 async def test_queries_skip_the_brokers_disk_and_writes_do_not(
-    rpc: RpcClient, channel: AbstractRobustChannel, queue_names: list[str]
+    make_client: MakeClient, channel: AbstractRobustChannel, queue_names: list[str]
 ) -> None:
     from humantask_shared.messages.commands import COMMANDS
 
@@ -238,8 +267,9 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
     queue_names.append(queue.name)
     for command in (write, query):
         await queue.bind(COMMANDS_EXCHANGE.name, routing_key=command.name)
+    client = await make_client(1.0)
     calls = [
-        asyncio.create_task(rpc.call(command(marker="m"), timeout=1.0))
+        asyncio.create_task(client.send(command(marker="m"), ProbeResult))
         for command in (write, query)
     ]
     modes: dict[str, aio_pika.DeliveryMode] = {}
@@ -271,7 +301,8 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
 
 
 async def test_a_call_is_answered_through_the_reply_queue(
-    rpc: RpcClient,
+    make_client: MakeClient,
+    identities: BrokerIdentities,
     channel: AbstractRobustChannel,
     queue_names: list[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -285,15 +316,14 @@ async def test_a_call_is_answered_through_the_reply_queue(
         seen.append(command)
         return ProbeResult(echo=command.marker.upper())
 
-    consumer = Consumer(queue, CommandServer({probe: handle}, channel))
+    consumer = Consumer(queue, CommandServer({probe: handle}, identities, channel))
     await consumer.start()
+    client = await make_client(WAIT)
     try:
-        raw = await rpc.call(probe(marker="hello"), timeout=WAIT)
+        result = await client.send(probe(marker="hello"), ProbeResult)
     finally:
         await consumer.stop(grace_seconds=5)
-    reply = Reply.model_validate_json(raw)
-    assert reply.ok is True and reply.error is None
-    assert reply.result == {"echo": "HELLO"}
+    assert result == ProbeResult(echo="HELLO")
     assert seen == [probe(marker="hello")]
 
 
@@ -488,9 +518,11 @@ class CommandServerRig:
         queue: AbstractQueue,
         probe: type[Command],
         handle: CommandHandler,
+        identities: BrokerIdentities,
     ) -> None:
         self.channel, self.queue, self.probe = channel, queue, probe
-        self.consumer = Consumer(queue, CommandServer({probe: handle}, channel))
+        self.user_id = identities.own_user  # the sender of the commands it is sent
+        self.consumer = Consumer(queue, CommandServer({probe: handle}, identities, channel))
         self.replies: list[AbstractIncomingMessage] = []
         self.reply_queue: AbstractQueue | None = None
 
@@ -517,7 +549,7 @@ class CommandServerRig:
             type=message_type or self.probe.name,
             reply_to=self.reply_queue.name,
             correlation_id=correlation_id,
-            **properties,
+            **{"user_id": self.user_id, **properties},
         )
 
     async def answer(
@@ -535,7 +567,10 @@ class CommandServerRig:
 
 @pytest.fixture
 async def server_rig(
-    connection: AbstractRobustConnection, queue_names: list[str], monkeypatch: pytest.MonkeyPatch
+    connection: AbstractRobustConnection,
+    queue_names: list[str],
+    identities: BrokerIdentities,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[CommandServerRig, list[Any]]]:
     channel = await open_channel(connection, prefetch_count=1)  # strictly one at a time
     probe = probe_command(unique("served"))
@@ -555,7 +590,7 @@ async def server_rig(
             raise TypeError("unsupported operand")
         return ProbeResult(echo=command.marker)
 
-    rig = CommandServerRig(channel, queue, probe, handle)
+    rig = CommandServerRig(channel, queue, probe, handle, identities)
     await rig.start(queue_names)
     try:
         yield rig, handled
@@ -636,7 +671,13 @@ async def test_a_command_without_a_reply_queue_is_still_handled(
     server_rig: tuple[CommandServerRig, list[Any]],
 ) -> None:
     rig, handled = server_rig
-    await publish(rig.channel, rig.queue, b'{"marker": "fire and forget"}', type=rig.probe.name)
+    await publish(
+        rig.channel,
+        rig.queue,
+        b'{"marker": "fire and forget"}',
+        type=rig.probe.name,
+        user_id=rig.user_id,
+    )
     await rig.answer(b'{"marker": "after"}')
     assert handled == ["fire and forget", "after"]
     assert await take_dead_letters(rig.channel, rig.queue) == []
@@ -651,6 +692,8 @@ async def test_a_handler_that_raises_anything_is_answered_at_once_and_dead_lette
     """Not only domain errors: whatever a handler raises, its caller gets an error reply
     at once (the gateway answers 503) instead of waiting for its RPC timeout."""
     rig, handled = server_rig
+    failed = {"command": rig.probe.name, "outcome": "failed"}
+    dead_lettered = {"queue": rig.queue.name}
     message_id = uuid.uuid4().hex
     started = time.monotonic()
     reply = await rig.answer(orjson.dumps({"marker": marker}), message_id=message_id)
@@ -665,6 +708,8 @@ async def test_a_handler_that_raises_anything_is_answered_at_once_and_dead_lette
     )
     assert [m.message_id for m in dead] == [message_id]
     assert handled == [marker]
+    assert REGISTRY.get_sample_value("humantask_commands_total", failed) == 1
+    assert REGISTRY.get_sample_value("humantask_dead_lettered_messages_total", dead_lettered) == 1
     # The next command is served as usual.
     assert (await rig.answer(b'{"marker": "after"}'))["ok"] is True
 
@@ -672,6 +717,7 @@ async def test_a_handler_that_raises_anything_is_answered_at_once_and_dead_lette
 async def test_the_caller_of_a_failing_handler_does_not_wait_for_its_timeout(
     connection: AbstractRobustConnection,
     queue_names: list[str],
+    identities: BrokerIdentities,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     channel = await open_channel(connection)
@@ -683,14 +729,14 @@ async def test_the_caller_of_a_failing_handler_does_not_wait_for_its_timeout(
     async def handle(command: Any) -> ProbeResult:
         raise KeyError("surprise")
 
-    consumer = Consumer(queue, CommandServer({probe: handle}, channel))
+    consumer = Consumer(queue, CommandServer({probe: handle}, identities, channel))
     await consumer.start()
-    rpc = RpcClient(channel, exchange)
-    await rpc.start("test")
+    client = CommandClient(channel, exchange, identities.own_user, timeout_seconds=20)
+    await client.start("gateway")
     try:
         started = time.monotonic()
         with pytest.raises(Unavailable, match="failed inside the service"):
-            await CommandClient(rpc, timeout_seconds=20).send(probe(marker="x"), ProbeResult)
+            await client.send(probe(marker="x"), ProbeResult)
         assert time.monotonic() - started < 5
     finally:
         await consumer.stop(grace_seconds=5)

@@ -9,6 +9,7 @@ not meet the session's classic ones (a queue cannot change type in place)."""
 from __future__ import annotations
 
 import time
+import typing
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,17 +20,17 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from conftest import _session_vhost  # tests/conftest.py
 
 from humantask_notifier.retries import RetryScheduler
+from humantask_shared.broker_access import BrokerIdentities, broker_user
 from humantask_shared.command_client import CommandClient
 from humantask_shared.command_server import CommandServer
 from humantask_shared.credential_events import follow_credential_changes
 from humantask_shared.errors import Unavailable
-from humantask_shared.messages.commands import Authenticate, ListCallbacks, Principal
+from humantask_shared.messages.commands import Authenticate, ListCallbacks, Principal, Sender
 from humantask_shared.messages.events import TaskCompleted
 from humantask_shared.messages.retries import RetryDue
 from humantask_shared.messaging import (
     Consumer,
     PoisonMessage,
-    RpcClient,
     open_channel,
     publish_event,
 )
@@ -90,11 +91,10 @@ async def test_durable_queues_are_quorum_queues_and_per_process_queues_classic(
         await declare(channel, queue, "quorum")
     retries = RetryScheduler(channel, 2, "quorum")
     await retries.declare()
-    rpc = RpcClient(channel, await declare_exchange(channel, COMMANDS_EXCHANGE))
-    await rpc.start("gateway")
-    credentials = await follow_credential_changes(connection, "gateway", print, print)
-
-    types = queue_types(quorum_url)
+    exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
+    await CommandClient(channel, exchange, broker_user(quorum_url), 10).start("gateway")
+    async with follow_credential_changes(connection, "gateway", print, print):
+        types = queue_types(quorum_url)
     durable = (
         [q.name for q in WORK_QUEUES]
         + [f"{q.name}.dead-letter" for q in WORK_QUEUES]
@@ -104,7 +104,6 @@ async def test_durable_queues_are_quorum_queues_and_per_process_queues_classic(
     per_process = {name: kind for name, kind in types.items() if name not in durable}
     assert len(per_process) == 2, per_process  # gateway.replies.<id>, gateway.credentials.<id>
     assert set(per_process.values()) == {"classic"}
-    await credentials.close()
 
     # Declared again as classic, a quorum queue is refused; the error says what to do.
     with pytest.raises(RuntimeError, match=r"delete_queue notifier\.task-completed\.dead-letter"):
@@ -112,34 +111,36 @@ async def test_durable_queues_are_quorum_queues_and_per_process_queues_classic(
 
 
 async def test_a_command_is_answered_through_a_quorum_queue(
-    channel: AbstractRobustChannel,
+    channel: AbstractRobustChannel, quorum_url: str
 ) -> None:
     async def authenticate(command: Authenticate, *_: Any) -> Principal:
         return Principal(principal_id=f"for-{command.credential_hash}", role=command.role)
 
     queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, "quorum")
-    consumer = Consumer(queue, CommandServer({Authenticate: authenticate}, channel))
+    user = broker_user(quorum_url)
+    identities = BrokerIdentities(dict.fromkeys(typing.get_args(Sender), user), user)
+    consumer = Consumer(queue, CommandServer({Authenticate: authenticate}, identities, channel))
     await consumer.start()
     try:
-        rpc = RpcClient(channel, await declare_exchange(channel, COMMANDS_EXCHANGE))
-        await rpc.start("gateway")
-        principal = await CommandClient(rpc, timeout_seconds=10).send(
-            Authenticate(credential_hash="abc", role="worker"), Principal
-        )
+        exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
+        client = CommandClient(channel, exchange, user, timeout_seconds=10)
+        await client.start("gateway")
+        principal = await client.send(Authenticate(credential_hash="abc", role="worker"), Principal)
     finally:
         await consumer.stop(grace_seconds=5)
     assert principal == Principal(principal_id="for-abc", role="worker")
 
 
 async def test_a_command_nobody_answers_expires_from_its_quorum_queue(
-    connection: AbstractRobustConnection, channel: AbstractRobustChannel
+    connection: AbstractRobustConnection, channel: AbstractRobustChannel, quorum_url: str
 ) -> None:
     """The per-message expiration of commands works on quorum queues (RabbitMQ 3.10+)."""
     await declare(channel, NOTIFIER_COMMANDS_QUEUE, "quorum")
-    rpc = RpcClient(channel, await declare_exchange(channel, NOTIFIER_COMMANDS_EXCHANGE))
-    await rpc.start("gateway")
+    exchange = await declare_exchange(channel, NOTIFIER_COMMANDS_EXCHANGE)
+    client = CommandClient(channel, exchange, broker_user(quorum_url), timeout_seconds=0.5)
+    await client.start("gateway")
     with pytest.raises(Unavailable):
-        await CommandClient(rpc, timeout_seconds=0.5).send(
+        await client.send(
             ListCallbacks(task_id="6b0afb07d41f6913ccb264bd", customer_id="c1"), Principal
         )
 

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from typing import Any
 
+import orjson
 import pytest
 
-from humantask_shared.broker_access import BrokerIdentities, SenderCheck, broker_user
+from humantask_shared.broker_access import BrokerIdentities, broker_user
 from humantask_shared.broker_definitions import (
     SERVICE_PERMISSIONS,
     definitions,
     password_hash,
     passwords_from_environment,
 )
+from humantask_shared.command_server import CommandServer
 from humantask_shared.messages.commands import (
     COMMANDS,
     Authenticate,
+    CallbackSecret,
     CreateCustomer,
     GetCallbackSecret,
     ListCallbacks,
     RotateCallbackSecret,
 )
-from humantask_shared.messaging import PoisonMessage
+from humantask_shared.messaging import DEADLINE_HEADER, PoisonMessage
 
 IDENTITIES = BrokerIdentities(
     senders={"gateway": "gw", "notifier": "nt", "admin": "ad"}, own_user="ts"
@@ -69,28 +73,69 @@ def test_only_the_admin_tool_sends_credential_commands() -> None:
 
 
 class FakeMessage:
-    def __init__(self, type_: str, user_id: str | None) -> None:
+    def __init__(self, type_: str, user_id: str | None, deadline_ms: int | None = None) -> None:
         self.type, self.user_id = type_, user_id
-        self.reply_to, self.correlation_id, self.headers = None, "c", {}
+        self.body = orjson.dumps({"customer_id": "c1"})
+        self.reply_to, self.correlation_id = "replies", "c"
+        self.headers = {} if deadline_ms is None else {DEADLINE_HEADER: deadline_ms}
+
+
+class FakeExchange:
+    """The default exchange, recording the replies published through it."""
+
+    def __init__(self) -> None:
+        self.replies: list[dict[str, Any]] = []
+
+    async def publish(self, message: Any, routing_key: str, mandatory: bool) -> None:
+        self.replies.append(orjson.loads(message.body))
+
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.default_exchange = FakeExchange()
+
+
+class SenderCheckRig:
+    """A command server for `customer.callback_secret` (the notifier's to send)."""
+
+    def __init__(self) -> None:
+        self.handled: list[Any] = []
+        self.channel = FakeChannel()
+        self.server = CommandServer({GetCallbackSecret: self._handle}, IDENTITIES, self.channel)  # type: ignore[arg-type]
+
+    async def _handle(self, command: Any) -> CallbackSecret:
+        self.handled.append(command)
+        return CallbackSecret(callback_secret="s")
+
+    async def refused_code(self, message: FakeMessage) -> str:
+        """The error code the server answered before dead-lettering `message`."""
+        with pytest.raises(PoisonMessage):
+            await self.server(message)  # type: ignore[arg-type]
+        return str(self.channel.default_exchange.replies.pop()["error"]["code"])
 
 
 async def test_the_sender_check_refuses_before_the_handler_runs() -> None:
-    handled: list[Any] = []
+    rig = SenderCheckRig()
+    assert await rig.refused_code(FakeMessage(GetCallbackSecret.name, "gw")) == "unauthorized"
+    assert await rig.refused_code(FakeMessage(GetCallbackSecret.name, None)) == "unauthorized"
+    # A command type nobody knows is refused as invalid, whoever sent it.
+    assert await rig.refused_code(FakeMessage("no.such.command", "gw")) == "invalid"
+    assert rig.handled == []
+    await rig.server(FakeMessage(GetCallbackSecret.name, "nt"))  # type: ignore[arg-type]
+    assert rig.channel.default_exchange.replies.pop()["ok"] is True
+    assert [command.customer_id for command in rig.handled] == ["c1"]
 
-    async def server(message: Any) -> None:
-        handled.append(message)
 
-    check = SenderCheck(server, IDENTITIES, channel=None)  # type: ignore[arg-type]
-    with pytest.raises(PoisonMessage):
-        await check(FakeMessage(CreateCustomer.name, "gw"))  # type: ignore[arg-type]
-    with pytest.raises(PoisonMessage):
-        await check(FakeMessage(GetCallbackSecret.name, None))  # type: ignore[arg-type]
-    assert handled == []
-    allowed = FakeMessage(GetCallbackSecret.name, "nt")
-    await check(allowed)  # type: ignore[arg-type]
-    unknown = FakeMessage("no.such.command", "gw")  # the command server's to refuse
-    await check(unknown)  # type: ignore[arg-type]
-    assert handled == [allowed, unknown]
+async def test_a_late_command_from_a_forbidden_sender_is_still_refused() -> None:
+    """The sender check comes before the deadline: a refusal is always dead-lettered,
+    however late (and the deadline is the sender's to write, the user id the broker's)."""
+    rig = SenderCheckRig()
+    past = int((time.time() - 1) * 1000)
+    late = FakeMessage(GetCallbackSecret.name, "gw", deadline_ms=past)
+    assert await rig.refused_code(late) == "unauthorized"
+    # From its sender, the same late command is dropped: no reply, no dead letter.
+    await rig.server(FakeMessage(GetCallbackSecret.name, "nt", deadline_ms=past))  # type: ignore[arg-type]
+    assert rig.channel.default_exchange.replies == [] and rig.handled == []
 
 
 def test_password_hashes_are_rabbitmqs_salted_sha256() -> None:

@@ -374,7 +374,7 @@ def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> No
     sends = operations_on(asyncapi, channel)
     assert [op["action"] for op in sends.values()] == ["send"] * len(command.senders)
     assert all("reply" in op for op in sends.values())
-    # The senders are those the receiver lets send it (broker_access.SenderCheck).
+    # The senders are those the receiver lets send it (`CommandServer`, `broker_access`).
     assert {operation_id.split(".send.")[0] for operation_id in sends} == command.senders
 
     queue_channel = asyncapi["channels"][f"queue.{queue.name}"]

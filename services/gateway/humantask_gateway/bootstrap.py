@@ -23,7 +23,7 @@ from humantask_shared.errors import HumantaskError, Unavailable
 from humantask_shared.health import health_app
 from humantask_shared.messages.commands import EnsureCustomer, Principal
 from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import RpcClient, open_channel
+from humantask_shared.messaging import open_channel
 from humantask_shared.resources import broker_resource, connection_key
 from humantask_shared.runner import run_service
 from humantask_shared.topology import (
@@ -63,9 +63,12 @@ class BrokerBoundary:
         await channel.close()
 
     async def _client(self, channel: AbstractChannel, exchange: AbstractExchange) -> CommandClient:
-        rpc = RpcClient(channel, exchange, user_id=self._settings.broker_user)
-        await rpc.start("gateway")
-        return CommandClient(rpc, self._settings.rpc_timeout_seconds)
+        settings = self._settings
+        client = CommandClient(
+            channel, exchange, settings.broker_user, settings.rpc_timeout_seconds
+        )
+        await client.start("gateway")
+        return client
 
 
 async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -75,11 +78,10 @@ async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
     def on_change(event: CredentialChanged) -> None:
         authenticator.forget(event.role, event.principal_id)
 
-    channel = await follow_credential_changes(
+    async with follow_credential_changes(
         app[connection_key], "gateway", on_change, authenticator.forget_all
-    )
-    yield
-    await channel.close()
+    ):
+        yield
 
 
 async def health_port_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ connections. Three consumers share one set of dependencies:
 - `notifier.task-completed`: completion events → attempt 1 (and the retry, if needed);
 - `notifier.callback-retry`: retries coming due → attempt 2;
 - `notifier.commands`: `callback.list`, the log behind `GET /v1/task/{id}/callbacks`
-  (from the gateway only: `broker_access.SenderCheck`);
+  (from the gateway only: `broker_access`);
 
 and each notifier follows `credential.changed` on a queue of its own, so that a rotated
 callback secret is used from then on.
@@ -22,7 +22,6 @@ from functools import partial
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from humantask_shared.broker_access import SenderCheck
 from humantask_shared.command_client import CommandClient
 from humantask_shared.command_server import CommandServer
 from humantask_shared.credential_events import follow_credential_changes
@@ -30,7 +29,7 @@ from humantask_shared.errors import Unavailable
 from humantask_shared.health import add_health_routes
 from humantask_shared.messages.commands import ListCallbacks
 from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import Consumer, RpcClient, open_channel
+from humantask_shared.messaging import Consumer, open_channel
 from humantask_shared.resources import (
     broker_resource,
     connection_key,
@@ -72,8 +71,10 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     channel = await open_channel(app[connection_key])
     commands_exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
-    rpc = RpcClient(channel, commands_exchange, user_id=settings.broker_user)
-    await rpc.start("notifier")
+    taskstore = CommandClient(
+        channel, commands_exchange, settings.broker_user, settings.rpc_timeout_seconds
+    )
+    await taskstore.start("notifier")
     retries = RetryScheduler(
         channel, settings.callback_retry_delay_seconds, settings.amqp_queue_type
     )
@@ -81,7 +82,7 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
     session = create_session(
         settings.callback_timeout_seconds, settings.callback_allow_private_networks
     )
-    secrets = CallbackSecrets(CommandClient(rpc, settings.rpc_timeout_seconds))
+    secrets = CallbackSecrets(taskstore)
     app[secrets_key] = secrets
     app[dependencies_key] = Dependencies(
         deliveries=DeliveryRepository(app[database_key]),
@@ -104,13 +105,15 @@ async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
     completions = await declare(channel, NOTIFIER_COMPLETIONS_QUEUE, settings.amqp_queue_type)
     due_retries = await declare(channel, CALLBACK_RETRY_QUEUE, settings.amqp_queue_type)
-    server = CommandServer({ListCallbacks: partial(list_callbacks, deps=deps)}, channel)
+    server = CommandServer(
+        {ListCallbacks: partial(list_callbacks, deps=deps)}, settings.broker_identities(), channel
+    )
     check_handlers(NOTIFIER_COMMANDS_QUEUE, server.command_names)
     commands = await declare(channel, NOTIFIER_COMMANDS_QUEUE, settings.amqp_queue_type)
     consumers = [
         Consumer(completions, partial(handle_task_completed, deps=deps), TRANSIENT_ERRORS),
         Consumer(due_retries, partial(handle_retry_due, deps=deps), TRANSIENT_ERRORS),
-        Consumer(commands, SenderCheck(server, settings.broker_identities(), channel)),
+        Consumer(commands, server),
     ]
     for consumer in consumers:
         await consumer.start()
@@ -128,11 +131,10 @@ async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
         if event.role == "customer":
             secrets.forget(event.principal_id)
 
-    channel = await follow_credential_changes(
+    async with follow_credential_changes(
         app[connection_key], "notifier", on_change, secrets.forget_all
-    )
-    yield
-    await channel.close()
+    ):
+        yield
 
 
 def create_app(settings: NotifierSettings) -> web.Application:

@@ -17,7 +17,7 @@ restart.
 from __future__ import annotations
 
 import aio_pika
-from aio_pika.abc import AbstractRobustChannel
+from aio_pika.abc import AbstractChannel
 
 from humantask_shared.messages.retries import RetryDue
 from humantask_shared.messaging import REQUEST_ID_HEADER
@@ -33,7 +33,7 @@ from humantask_shared.topology import (
 class RetryScheduler:
     def __init__(
         self,
-        channel: AbstractRobustChannel,
+        channel: AbstractChannel,
         delay_seconds: float,
         queue_type: QueueType,
         retries: Queue = CALLBACK_RETRY_QUEUE,

@@ -44,7 +44,7 @@ from humantask_shared.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
-from humantask_shared.messaging import BROKER_ERRORS, RpcClient
+from humantask_shared.messaging import BROKER_ERRORS, open_channel
 from humantask_shared.settings import CommonSettings
 from humantask_shared.timeutil import format_timestamp
 from humantask_shared.topology import COMMANDS_EXCHANGE
@@ -192,12 +192,14 @@ async def run(settings: AdminSettings, args: argparse.Namespace) -> Output:
         reason = str(exc) or type(exc).__name__
         raise SystemExit(f"humantask-admin: cannot reach RabbitMQ at AMQP_URL: {reason}") from None
     async with connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel = await open_channel(connection)
         # Not declared: the task-store declares it, and this user may not (least privilege).
         exchange = await channel.get_exchange(COMMANDS_EXCHANGE.name, ensure=False)
-        rpc = RpcClient(channel, exchange, user_id=settings.broker_user)
-        await rpc.start("admin")
-        admin = Admin(CommandClient(rpc, settings.rpc_timeout_seconds))
+        taskstore = CommandClient(
+            channel, exchange, settings.broker_user, settings.rpc_timeout_seconds
+        )
+        await taskstore.start("admin")
+        admin = Admin(taskstore)
         try:
             return await _command(admin, args)
         except HumantaskError as exc:

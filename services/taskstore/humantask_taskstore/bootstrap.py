@@ -6,7 +6,7 @@ taking commands, finishes those in hand, then closes the connections:
 - the database (indexes ensured) and the broker connection (`humantask_shared.resources`);
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
   publisher bound into the handler table (`handlers.bind_handlers`), served from
-  `taskstore.commands` behind the sender check;
+  `taskstore.commands` to the services each command is meant for;
 - the outbox relay (events a crash or a broker outage left behind) and the task gauges.
 """
 
@@ -20,7 +20,6 @@ from functools import partial
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.broker_access import SenderCheck
 from humantask_shared.command_server import CommandServer
 from humantask_shared.health import add_health_routes
 from humantask_shared.messaging import Consumer, open_channel, publish_event
@@ -70,11 +69,11 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[outbox_key] = outbox
 
-    server = CommandServer(bind_handlers(deps), channel)
+    # Only the services a command is meant for may send it (the broker vouches for user_id).
+    server = CommandServer(bind_handlers(deps), settings.broker_identities(), channel)
     check_handlers(TASKSTORE_COMMANDS_QUEUE, server.command_names)
     queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, settings.amqp_queue_type)
-    # Only the services a command is meant for may send it (the broker vouches for user_id).
-    consumer = Consumer(queue, SenderCheck(server, settings.broker_identities(), channel))
+    consumer = Consumer(queue, server)
     await consumer.start()
     yield
     await consumer.stop(settings.shutdown_grace_seconds)
