@@ -77,7 +77,9 @@ class Broker:
             await self.start_haproxy()
 
     async def start_haproxy(self) -> None:
-        executable = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        executable = shutil.which("haproxy", path="/usr/sbin:/usr/bin")
+        if executable is None:
+            raise RuntimeError("--cluster needs HAProxy: apt-get install -y haproxy")
         config = self.state_dir / "haproxy.cfg"
         servers = "\n".join(
             f"  server node{n} 127.0.0.1:{BASE_PORT + n} check" for n in range(1, self.nodes + 1)

@@ -115,7 +115,7 @@ def check(
     for r in received:
         by_task[r.task_id].append(r)
     zero, three, repeated, unjustified, unknown = [], [], [], [], []
-    exceptions: list[str] = []
+    exceptions: dict[str, str] = {}  # task id -> what the receiver said to attempt 1
     retried_after: Counter[str] = Counter()
     for task_id in created:
         attempts = by_task.get(task_id, [])
@@ -133,7 +133,8 @@ def check(
         if first is None or first["delivered"]:
             unjustified.append(task_id)
         elif is_interrupted(first):
-            exceptions.append(task_id)
+            told = next((r.answer for r in attempts if r.attempt == 1), "nothing")
+            exceptions[task_id] = f"receiver got attempt 1: {told}"
             retried_after["interrupted (documented case)"] += 1
         else:
             told = next((r.answer for r in attempts if r.attempt == 1), "nothing")
@@ -204,7 +205,7 @@ def check(
         "callback_attempts": len(received),
         "tasks_with_2_attempts": sum(1 for a in by_task.values() if len(a) == 2),
         "retried_after": dict(retried_after),
-        "interrupted_first_attempts": sorted(exceptions),
+        "interrupted_first_attempts": exceptions,
         "answers": {
             f"{op} {status or 'no answer'}": n for (op, status), n in sorted(statuses.items())
         },
