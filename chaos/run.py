@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sys
 import time
 import uuid
@@ -304,5 +305,13 @@ async def run(args: argparse.Namespace) -> int:
             await drop_database(settings["MONGODB_URL"], database)
 
 
+async def run_until_stopped(args: argparse.Namespace) -> int:
+    """`run`, cancelled by SIGTERM as by Ctrl-C, so that its cleanup stops everything."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(run(parse_args(sys.argv[1:] if argv is None else argv)))
+    return asyncio.run(run_until_stopped(parse_args(sys.argv[1:] if argv is None else argv)))
