@@ -114,7 +114,7 @@ def check(
     by_task: dict[str, list[Received]] = defaultdict(list)
     for r in received:
         by_task[r.task_id].append(r)
-    zero, three, repeated, unjustified, unknown = [], [], [], [], []
+    zero, three, repeated, unjustified, not_retried, unknown = [], [], [], [], [], []
     exceptions: dict[str, str] = {}  # task id -> what the receiver said to attempt 1
     retried_after: Counter[str] = Counter()
     for task_id in created:
@@ -127,9 +127,11 @@ def check(
             three.append(task_id)
         if any(count > 1 for count in numbers.values()):
             repeated.append(task_id)
+        first = log.get(1)
+        if first is not None and not first["delivered"] and 2 not in log:
+            not_retried.append(task_id)
         if 2 not in numbers:
             continue
-        first = log.get(1)
         if first is None or first["delivered"]:
             unjustified.append(task_id)
         elif is_interrupted(first):
@@ -154,10 +156,11 @@ def check(
     )
     checks.append(
         Check(
-            "the retry only after a failed (or interrupted) first attempt",
-            not unjustified,
+            "a retry exactly when the first attempt failed (or was interrupted)",
+            not unjustified and not not_retried,
             f"{sum(retried_after.values())} retried, {len(unjustified)} without a failed first "
-            f"attempt in the log; interrupted first attempts (documented): {len(exceptions)}",
+            f"attempt in the log, {len(not_retried)} failed first attempts never retried; "
+            f"interrupted first attempts (documented): {len(exceptions)}",
         )
     )
 

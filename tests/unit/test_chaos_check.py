@@ -58,7 +58,7 @@ def test_a_retry_after_a_500_passes() -> None:
 
 def test_a_retry_after_a_delivered_first_attempt_fails() -> None:
     checks, _ = run([attempt(1), attempt(2)], [log_entry(1, True), log_entry(2, True)])
-    assert not passed(checks, "the retry only after")
+    assert not passed(checks, "a retry exactly when")
 
 
 def test_a_retry_after_an_interrupted_first_attempt_is_the_documented_exception() -> None:
@@ -66,7 +66,7 @@ def test_a_retry_after_an_interrupted_first_attempt_is_the_documented_exception(
         [attempt(1), attempt(2)],
         [log_entry(1, False, "interrupted: the notifier stopped"), log_entry(2, True)],
     )
-    assert passed(checks, "the retry only after")
+    assert passed(checks, "a retry exactly when")
     assert numbers["interrupted_first_attempts"] == {TASK: "receiver got attempt 1: 200"}
 
 
@@ -87,3 +87,8 @@ def test_503_outside_a_window_fails_inside_passes() -> None:
 def test_a_500_fails() -> None:
     checks, _ = run([attempt(1)], [log_entry(1, True)], [Answer(15.0, "create", 500)])
     assert not passed(checks, "no 500")
+
+
+def test_a_failed_first_attempt_without_its_retry_fails() -> None:
+    checks, _ = run([attempt(1, "500")], [log_entry(1, False, "the receiver answered 500")])
+    assert not passed(checks, "a retry exactly when")
