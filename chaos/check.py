@@ -110,7 +110,7 @@ def check(
         )
     )
 
-    # 3. callbacks: 1 or 2 attempts, never 3, the retry only after a failed first
+    # 3. callbacks: 1 or 2 attempts, never 3; a retry exactly after a failed first
     by_task: dict[str, list[Received]] = defaultdict(list)
     for r in received:
         by_task[r.task_id].append(r)
@@ -120,17 +120,17 @@ def check(
     for task_id in created:
         attempts = by_task.get(task_id, [])
         log = {entry["attempt"]: entry for entry in final.callback_logs.get(task_id, [])}
-        numbers = Counter(r.attempt for r in attempts)
+        seen = Counter(r.attempt for r in attempts)
         if not attempts:
             zero.append(task_id)
-        if len(attempts) > 2 or any(n not in (1, 2) for n in numbers):
+        if len(attempts) > 2 or any(n not in (1, 2) for n in seen):
             three.append(task_id)
-        if any(count > 1 for count in numbers.values()):
+        if any(count > 1 for count in seen.values()):
             repeated.append(task_id)
         first = log.get(1)
         if first is not None and not first["delivered"] and 2 not in log:
             not_retried.append(task_id)
-        if 2 not in numbers:
+        if 2 not in seen:
             continue
         if first is None or first["delivered"]:
             unjustified.append(task_id)
