@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test lint lock lock-upgrade run-local contracts services-up bench bench-overload
+.PHONY: install test lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos
 
 install: $(STAMP)
 
@@ -27,7 +27,7 @@ test: install
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
 
 # The project's own checks, configured in pyproject.toml ([tool.ruff], [tool.mypy]).
-LINT_PATHS := services shared clients/python tools tests bench examples scripts
+LINT_PATHS := services shared clients/python tools tests bench examples scripts chaos
 
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
@@ -82,3 +82,13 @@ bench: $(BENCH_STAMP)
 # `make bench-overload`: the gateway at 512 clients, load shedding off and on (bench/README.md).
 bench-overload: $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.overload $(BENCH_ARGS)
+
+# `make chaos`: 10,000 tasks with callbacks while every service copy (two of each) and
+# RabbitMQ are killed with SIGKILL and restarted; checks the contract's promises and
+# writes chaos/results/ (README, "Resilience"). Needs root and Debian's rabbitmq-server;
+# uses MONGODB_URL's server (a database of its own) and RabbitMQ nodes of its own.
+# CHAOS_ARGS: --tasks=1000 (CI), --cluster (three nodes, quorum queues, HAProxy), --seed=N.
+CHAOS_ARGS ?=
+
+chaos: install
+	$(VENV)/bin/python -m chaos $(CHAOS_ARGS)
