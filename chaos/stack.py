@@ -43,14 +43,14 @@ class Stack:
         return {**os.environ, **self.settings, **extra}
 
     async def start(self, ready_seconds: float) -> None:
-        """The first copy of each service, then the second: copies started at the same
-        moment on an empty database race to create its indexes (README, "Resilience")."""
+        """Every copy at once: copies that race to create the indexes of an empty database
+        must sort it out themselves (README, "Resilience")."""
         for number in range(1, COPIES + 1):
             for service in SERVICES:
                 self.copies[f"{service}-{number}"] = self.start_copy(service, number)
-            await asyncio.gather(
-                *(self.wait_ready(self.copies[f"{s}-{number}"], ready_seconds) for s in SERVICES)
-            )
+        await asyncio.gather(
+            *(self.wait_ready(copy, ready_seconds) for copy in self.copies.values())
+        )
 
     def start_copy(self, service: str, number: int) -> Copy:
         health = str(free_port())

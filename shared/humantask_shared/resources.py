@@ -7,18 +7,23 @@ Each connects (retrying with backoff until it can), registers a readiness check,
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from .dead_letters import dead_letter_watch
 from .health import add_readiness_check
 from .messaging import broker_connected, broker_context
 from .mongo import Document, mongo_context, ping
 from .settings import CommonSettings
+
+log = logging.getLogger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -37,12 +42,34 @@ def database_resource(
         async for database in mongo_context(
             settings.mongodb_url, settings.mongodb_database, app_name
         ):
-            await prepare(database)
+            await prepare_with_retries(prepare, database)
             app[database_key] = database
             add_readiness_check(app, "mongodb", functools.partial(ping, database))
             yield
 
     return database_ctx
+
+
+async def prepare_with_retries(
+    prepare: Callable[[AsyncDatabase[Document]], Awaitable[None]],
+    database: AsyncDatabase[Document],
+) -> None:
+    """Run `prepare` until it succeeds, with backoff. Copies of a service starting together
+    create the same indexes at once, and a database may refuse one of them for a moment
+    (DocumentDB answers "deadlock detected"); the copy that lost tries again rather than
+    exiting. Index creation is idempotent."""
+    delay = 0.5
+    while True:
+        try:
+            await prepare(database)
+            return
+        except PyMongoError as exc:
+            log.warning(
+                "preparing the database failed, retrying",
+                extra={"error": str(exc), "retry_in_seconds": delay},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15)
 
 
 def broker_resource(settings: CommonSettings, connection_name: str) -> CleanupContext:
