@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos
+.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml requirements/test.txt | $
 
 test: install
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
+
+# The base of the pyramid: the domain, the handlers against fakes, the HTTP contract
+# in-process, the contracts. No services needed; seconds.
+test-unit: install
+	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
 # The project's own checks, configured in pyproject.toml ([tool.ruff], [tool.mypy]).
 LINT_PATHS := services shared clients/python tools tests bench examples scripts chaos
