@@ -5,7 +5,8 @@ server's answer (a reply, a dead-letter, or silence), not a client's reading of 
 
 - a command is answered with its handler's typed result;
 - a command whose deadline passed is dropped unexecuted: no reply, not dead-lettered;
-- a command without an allowed `user_id` is answered `unauthorized`, then dead-lettered;
+- a command without an allowed `user_id` is answered `unauthorized`, then dead-lettered,
+  its deadline passed or not (the sender is checked first);
 - a malformed command is answered `invalid`, then dead-lettered;
 - a handler that fails (a bug) has its caller answered `unavailable`, then is dead-lettered;
 - a command whose caller went away (its reply queue is gone) is not dead-lettered.
@@ -19,6 +20,9 @@ queue is bound for (a returned mandatory message, not a timeout).
 
 Servers take one message at a time here (prefetch 1), so a reply to a later command on
 the same queue means an earlier one was settled.
+
+FastStream is imported where it is used, so that the unit suite can import this module
+from the project's venv (which has no FastStream).
 """
 
 from __future__ import annotations
@@ -37,19 +41,16 @@ from pydantic import BaseModel
 from humantask_shared.broker_access import BrokerIdentities, broker_user
 from humantask_shared.errors import Unavailable
 from humantask_shared.messages.commands import Command
-from humantask_shared.messaging import (
+from humantask_shared.messaging import DEADLINE_HEADER, connect_broker, open_channel
+from humantask_shared.topology import (
     COMMANDS_EXCHANGE,
     DEAD_LETTER_ARGUMENTS,
     DEAD_LETTER_EXCHANGE,
-    DEADLINE_HEADER,
-    connect_broker,
-    dead_letter_queue,
-    open_channel,
+    DEAD_LETTER_SUFFIX,
 )
 
-from . import fs_side, ours
+from . import ours
 from .commands import Boom, Nobody, Ping, PingResult
-from .fs_side import AckPolicy, RabbitQueue
 
 REPLY_WAIT_SECONDS = 5.0
 GONE_CALLER = "spike.replies.gone"  # a reply queue nobody declared: its caller went away
@@ -148,14 +149,21 @@ async def check_server(
             return None
 
     async def dead_lettered(
-        command: str, body: dict[str, Any], user_id: str | None, expected: str
+        command: str,
+        body: dict[str, Any],
+        user_id: str | None,
+        expected: str,
+        what: str,
+        deadline_ms: int | None = None,
     ) -> None:
-        dead_letters = dead_letter_queue(queue_of(command))
+        dead_letters = dead_letters_of(queue_of(command))
         before = await probe.depth(dead_letters)
-        sent = await probe.send(exchange, command, body, user_id=user_id, deadline_ms=later())
+        sent = await probe.send(
+            exchange, command, body, user_id=user_id, deadline_ms=deadline_ms or later()
+        )
         code = ((await answer(sent)) or {}).get("error", {}).get("code")
         grew = await wait_for(lambda: _grew(probe, dead_letters, before), REPLY_WAIT_SECONDS)
-        report(side, f"{command}: {expected} reply, then dead-lettered", code == expected and grew)
+        report(side, f"{what}: {expected} reply, then dead-lettered", code == expected and grew)
 
     ping = {"n": 1, "text": "hi"}
     reply = await answer(
@@ -164,7 +172,7 @@ async def check_server(
     answered = reply is not None and reply["ok"] and reply["result"] == ping
     report(side, "ping answered with its result", answered, reply)
 
-    dead_letters = dead_letter_queue(queue_of(Ping.name))
+    dead_letters = dead_letters_of(queue_of(Ping.name))
     before = await probe.depth(dead_letters)
     expired = await probe.send(exchange, Ping.name, ping, user_id=user, deadline_ms=later(-1))
     after = await answer(
@@ -183,13 +191,19 @@ async def check_server(
     kept = after is not None and await probe.depth(dead_letters) == before
     report(side, "a caller that went away costs its reply only", kept)
 
-    await dead_lettered(Ping.name, ping, None, "unauthorized")  # no allowed sender
-    await dead_lettered(Ping.name, {"n": "x", "text": 1}, user, "invalid")
-    await dead_lettered(Boom.name, {}, user, "unavailable")
+    await dead_lettered(Ping.name, ping, None, "unauthorized", "no allowed sender")
+    await dead_lettered(
+        Ping.name, ping, None, "unauthorized", "no allowed sender, expired", later(-1)
+    )
+    await dead_lettered(Ping.name, {"n": "x", "text": 1}, user, "invalid", "malformed")
+    await dead_lettered(Boom.name, {}, user, "unavailable", "failing handler")
 
 
 async def faststream_default_reply(amqp_url: str, probe: Probe, report: Report) -> None:
     """A plain-return handler, as FastStream's docs write them, answering a gone caller."""
+    from . import fs_side
+    from .fs_side import AckPolicy, RabbitQueue
+
     name = "spike.faststream.plain-return"
     broker = fs_side.spike_broker(amqp_url)
     handled = asyncio.Event()
@@ -199,7 +213,7 @@ async def faststream_default_reply(amqp_url: str, probe: Probe, report: Report) 
             name,
             durable=True,
             arguments={
-                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
                 "x-dead-letter-routing-key": name,
             },
         ),
@@ -212,9 +226,9 @@ async def faststream_default_reply(amqp_url: str, probe: Probe, report: Report) 
     await broker.start()
     try:
         dead_letters = await broker.declare_queue(
-            RabbitQueue(dead_letter_queue(name), durable=True, arguments=DEAD_LETTER_ARGUMENTS)
+            RabbitQueue(dead_letters_of(name), durable=True, arguments=DEAD_LETTER_ARGUMENTS)
         )
-        await dead_letters.bind(DEAD_LETTER_EXCHANGE, routing_key=name)
+        await dead_letters.bind(DEAD_LETTER_EXCHANGE.name, routing_key=name)
         before = await probe.depth(dead_letters.name)
         await broker.publish(Ping(n=3, text="hi"), name, reply_to=GONE_CALLER, persist=True)
         await asyncio.wait_for(handled.wait(), REPLY_WAIT_SECONDS)
@@ -224,6 +238,10 @@ async def faststream_default_reply(amqp_url: str, probe: Probe, report: Report) 
         )
     finally:
         await broker.stop()
+
+
+def dead_letters_of(queue: str) -> str:
+    return f"{queue}{DEAD_LETTER_SUFFIX}"
 
 
 async def _grew(probe: Probe, queue: str, before: int) -> bool:
@@ -249,6 +267,8 @@ async def check_client(report: Report, side: str, client: Client) -> None:
 
 async def check(amqp_url: str) -> int:
     """Run every check; the number of failures."""
+    from . import fs_side
+
     user = broker_user(amqp_url)
     # Ping and Boom may come from "gateway" (this URL's user); nothing is this service's own.
     identities = BrokerIdentities(
@@ -269,7 +289,7 @@ async def check(amqp_url: str) -> int:
             probe = Probe(connection)
             await probe.start()
             await check_server(
-                probe, report, "ours", COMMANDS_EXCHANGE, lambda _name: ours.QUEUE, user
+                probe, report, "ours", COMMANDS_EXCHANGE.name, lambda _name: ours.QUEUE.name, user
             )
             await check_server(
                 probe,
@@ -280,7 +300,7 @@ async def check(amqp_url: str) -> int:
                 user,
             )
             async with ours.client(connection, user, timeout=5) as our_client:
-                await check_client(report, "ours RpcClient", our_client)
+                await check_client(report, "ours CommandClient", our_client)
             direct = fs_side.DirectReplyClient(fs_client_broker, user, timeout=5)
             await check_client(report, "faststream broker.request", direct)
             await check_client(report, "faststream reply queue", reply_queue_client)

@@ -12,7 +12,7 @@ Two callers, because FastStream's own `broker.request` (direct reply-to) sends o
 request at a time per broker: it holds a lock from publish to reply (faststream issue
 1318, open). `ReplyQueueClient` is the maintainers' suggested way around it: a
 subscriber on a reply queue of our own and a future per correlation id, which is what
-our `RpcClient` does.
+our `CommandClient` does.
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ from humantask_shared.logging import request_id_var
 from humantask_shared.messages.commands import COMMANDS, Command, Reply, ReplyError
 from humantask_shared.messaging import (
     BROKER_ERRORS,
-    DEAD_LETTER_ARGUMENTS,
-    DEAD_LETTER_EXCHANGE,
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
-    dead_letter_queue,
     message_deadline_passed,
     message_request_id,
+)
+from humantask_shared.topology import (
+    DEAD_LETTER_ARGUMENTS,
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_SUFFIX,
 )
 
 from .commands import Boom, Ping, PingResult
@@ -77,7 +79,7 @@ log = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
 EXCHANGE = RabbitExchange("spike.faststream.commands", type=ExchangeType.DIRECT, durable=True)
-DEAD_LETTERS = RabbitExchange(DEAD_LETTER_EXCHANGE, type=ExchangeType.DIRECT, durable=True)
+DEAD_LETTERS = RabbitExchange(DEAD_LETTER_EXCHANGE.name, type=ExchangeType.DIRECT, durable=True)
 RETRY_PAUSE_SECONDS = 1.0
 
 
@@ -89,7 +91,7 @@ def command_queue(command: type[Command]) -> RabbitQueue:
         durable=True,
         routing_key=command.name,
         arguments={
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
             "x-dead-letter-routing-key": name,
         },
     )
@@ -105,22 +107,24 @@ def reply_response(reply: Reply, message: AbstractIncomingMessage) -> RabbitResp
 
 
 class CommandPolicy(BaseMiddleware):
-    """What `CommandServer`, `SenderCheck` and `Consumer` do around a handler, as one
-    FastStream middleware. `identities` is set by `command_policy`."""
+    """What `CommandServer` and `Consumer` do around a handler, as one FastStream
+    middleware, in the same order. `identities` is set by `command_policy`."""
 
     identities: BrokerIdentities
 
     async def consume_scope(self, call_next: Any, msg: StreamMessage[IncomingMessage]) -> Any:
         message = msg.raw_message
-        if message_deadline_passed(message):
-            raise AckMessage  # its caller already gave up: drop it unexecuted
         command = COMMANDS.get(message.type or "")
-        if command is None:
-            await self._refuse(message, InvalidRequest(f"unknown command {message.type!r}"))
-        elif not self.identities.allows(command, message.user_id):
+        # The sender before the deadline: the broker vouches for `user_id`, the sender
+        # writes `x-deadline`, so a refused command is always answered and dead-lettered.
+        if command is not None and not self.identities.allows(command, message.user_id):
             await self._refuse(
                 message, Unauthorized(f"{command.name} may not be sent by this service")
             )
+        if message_deadline_passed(message):
+            raise AckMessage  # its caller already gave up: drop it unexecuted
+        if command is None:
+            await self._refuse(message, InvalidRequest(f"unknown command {message.type!r}"))
         token = request_id_var.set(message_request_id(message))
         try:
             result = await call_next(msg)
@@ -206,13 +210,15 @@ async def declare_dead_letter_queues(broker: RabbitBroker) -> None:
     for command in (Ping, Boom):
         name = command_queue(command).name
         queue = await broker.declare_queue(
-            RabbitQueue(dead_letter_queue(name), durable=True, arguments=DEAD_LETTER_ARGUMENTS)
+            RabbitQueue(
+                f"{name}{DEAD_LETTER_SUFFIX}", durable=True, arguments=DEAD_LETTER_ARGUMENTS
+            )
         )
         await queue.bind(exchange, routing_key=name)
 
 
 def command_message(command: Command, timeout: float, user_id: str) -> dict[str, Any]:
-    """The publish arguments our `RpcClient.call` sets, for `broker.request`/`publish`."""
+    """The publish arguments our `CommandClient` sets, for `broker.request`/`publish`."""
     return {
         "exchange": EXCHANGE,
         "routing_key": command.name,

@@ -1,5 +1,5 @@
-"""Our side: `CommandServer` behind `SenderCheck` on a `Consumer`, and `RpcClient` behind
-`CommandClient`, wired as the task-store and the gateway wire them (their `main.py`)."""
+"""Our side: `CommandServer` on a `Consumer`, and `CommandClient`, wired as the task-store
+and the gateway wire them (their `bootstrap.py`)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,38 @@ from contextlib import asynccontextmanager
 
 from aio_pika.abc import AbstractRobustConnection
 
-from humantask_shared.broker_access import BrokerIdentities, SenderCheck
+from humantask_shared.broker_access import BrokerIdentities
 from humantask_shared.command_client import CommandClient
 from humantask_shared.command_server import CommandServer
-from humantask_shared.messaging import (
+from humantask_shared.messaging import Consumer, open_channel
+from humantask_shared.topology import (
     COMMANDS_EXCHANGE,
-    Consumer,
-    RpcClient,
-    declare_exchanges,
-    declare_work_queue,
-    open_channel,
+    Queue,
+    check_handlers,
+    declare,
+    declare_exchange,
 )
 
 from .commands import Boom, Ping, PingResult
 
-QUEUE = "spike.ours.commands"
+# Declared as `TASKSTORE_COMMANDS_QUEUE` is (bound by command name, bounded dead letters),
+# under a name of the spike's own.
+QUEUE = Queue(
+    "spike.ours.commands",
+    "The spike's commands on our side: one queue, dispatched on the `type` property.",
+    carries=(Ping, Boom),
+    consumers=("taskstore",),
+    publishers=("gateway",),
+    exchange=COMMANDS_EXCHANGE,
+    dead_letters=True,
+)
 
 
-async def ping(command: Ping, _command_id: str) -> PingResult:
+async def ping(command: Ping) -> PingResult:
     return PingResult(n=command.n, text=command.text)
 
 
-async def boom(_command: Boom, _command_id: str) -> PingResult:
+async def boom(_command: Boom) -> PingResult:
     raise RuntimeError("a bug")
 
 
@@ -38,9 +48,9 @@ async def serving(
     connection: AbstractRobustConnection, identities: BrokerIdentities, prefetch: int
 ) -> AsyncIterator[None]:
     channel = await open_channel(connection, prefetch_count=prefetch)
-    server = CommandServer({Ping: ping, Boom: boom}, channel)
-    queue = await declare_work_queue(channel, QUEUE, COMMANDS_EXCHANGE, server.command_names)
-    consumer = Consumer(queue, SenderCheck(server, identities, channel))
+    server = CommandServer({Ping: ping, Boom: boom}, identities, channel)
+    check_handlers(QUEUE, server.command_names)
+    consumer = Consumer(await declare(channel, QUEUE), server)
     await consumer.start()
     try:
         yield
@@ -54,10 +64,10 @@ async def client(
     connection: AbstractRobustConnection, user_id: str, timeout: float
 ) -> AsyncIterator[CommandClient]:
     channel = await open_channel(connection)
-    exchanges = await declare_exchanges(channel)
-    rpc = RpcClient(channel, exchanges[COMMANDS_EXCHANGE], user_id=user_id)
-    await rpc.start("spike")
+    exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
+    command_client = CommandClient(channel, exchange, user_id, timeout)
+    await command_client.start("gateway")
     try:
-        yield CommandClient(rpc, timeout)
+        yield command_client
     finally:
         await channel.close()

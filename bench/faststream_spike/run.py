@@ -28,7 +28,7 @@ from humantask_shared.broker_access import BrokerIdentities, broker_user
 from humantask_shared.errors import HumantaskError
 from humantask_shared.messaging import connect_broker
 
-from . import fs_side, ours
+from . import ours
 from .check import Client
 from .commands import PING_TEXT, Ping, PingResult
 
@@ -55,6 +55,8 @@ def identities(amqp_url: str) -> BrokerIdentities:
 
 async def serve(amqp_url: str, faststream_metrics: bool) -> None:
     """Both servers until SIGTERM; prints READY once both consume."""
+    from . import fs_side  # FastStream only here, so the unit suite imports this module
+
     connection = await connect_broker(amqp_url, "spike-server")
     fs_server = fs_side.spike_broker(amqp_url, identities(amqp_url), metrics=faststream_metrics)
     fs_side.add_handlers(fs_server, PREFETCH)
@@ -113,6 +115,8 @@ async def phase(client: Client, clients: int, seconds: float, server_pid: int) -
 async def bench(
     amqp_url: str, levels: list[int], seconds: float, repeats: int, faststream_metrics: bool
 ) -> None:
+    from . import fs_side  # FastStream only here, so the unit suite imports this module
+
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.faststream_spike", "serve", "--amqp-url", amqp_url,
         *([] if faststream_metrics else ["--no-faststream-metrics"]),
@@ -132,7 +136,7 @@ async def bench(
         await fs_callers.start()
         async with ours.client(connection, user, TIMEOUT_SECONDS) as our_client:
             callers: dict[str, Client] = {
-                "ours: RpcClient + CommandServer": our_client,
+                "ours: CommandClient + CommandServer": our_client,
                 "faststream: broker.request": fs_side.DirectReplyClient(
                     fs_callers, user, TIMEOUT_SECONDS
                 ),
