@@ -29,6 +29,7 @@ from prometheus_client import Counter
 
 from .logging import request_id_var
 from .messages.events import Event
+from .retrying import until_it_works
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +58,15 @@ class PoisonMessage(Exception):
 
 async def connect_broker(url: str, connection_name: str) -> AbstractRobustConnection:
     """A robust connection (it reconnects by itself); retries with backoff at start."""
-    delay = 0.5
-    while True:
-        try:
-            connection = await aio_pika.connect_robust(
-                url, client_properties={"connection_name": connection_name}
-            )
-            log.info("connected to RabbitMQ")
-            return connection
-        except (*BROKER_ERRORS, OSError) as exc:
-            log.warning(
-                "RabbitMQ is not reachable, retrying",
-                extra={"error": str(exc) or type(exc).__name__, "retry_in_seconds": delay},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 15)
+    connection = await until_it_works(
+        lambda: aio_pika.connect_robust(
+            url, client_properties={"connection_name": connection_name}
+        ),
+        (*BROKER_ERRORS, OSError),
+        "RabbitMQ is not reachable",
+    )
+    log.info("connected to RabbitMQ")
+    return connection
 
 
 async def broker_context(url: str, connection_name: str) -> AsyncIterator[AbstractRobustConnection]:

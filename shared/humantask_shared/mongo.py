@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+
+from .retrying import until_it_works
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +29,11 @@ async def connect_mongo(url: str, app_name: str) -> AsyncMongoClient[Document]:
         journal=True,
         serverSelectionTimeoutMS=5000,
     )
-    delay = 0.5
-    while True:
-        try:
-            await client.admin.command("ping")
-            log.info("connected to MongoDB")
-            return client
-        except PyMongoError as exc:
-            log.warning(
-                "MongoDB is not reachable, retrying",
-                extra={"error": str(exc), "retry_in_seconds": delay},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 15)
+    await until_it_works(
+        lambda: client.admin.command("ping"), (PyMongoError,), "MongoDB is not reachable"
+    )
+    log.info("connected to MongoDB")
+    return client
 
 
 # FerretDB 2.7 passes two answers of DocumentDB through unmapped when writes race on a

@@ -7,9 +7,7 @@ Each connects (retrying with backoff until it can), registers a readiness check,
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aio_pika.abc import AbstractRobustConnection
@@ -21,9 +19,8 @@ from .dead_letters import dead_letter_watch
 from .health import add_readiness_check
 from .messaging import broker_connected, broker_context
 from .mongo import Document, mongo_context, ping
+from .retrying import until_it_works
 from .settings import CommonSettings
-
-log = logging.getLogger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -54,22 +51,13 @@ async def prepare_with_retries(
     prepare: Callable[[AsyncDatabase[Document]], Awaitable[None]],
     database: AsyncDatabase[Document],
 ) -> None:
-    """Run `prepare` until it succeeds, with backoff. Copies of a service starting together
-    create the same indexes at once, and a database may refuse one of them for a moment
-    (DocumentDB answers "deadlock detected"); the copy that lost tries again rather than
-    exiting. Index creation is idempotent."""
-    delay = 0.5
-    while True:
-        try:
-            await prepare(database)
-            return
-        except PyMongoError as exc:
-            log.warning(
-                "preparing the database failed, retrying",
-                extra={"error": str(exc), "retry_in_seconds": delay},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 15)
+    """Run `prepare` until it succeeds. Copies of a service starting together create the
+    same indexes at once, and a database may refuse one of them for a moment (DocumentDB
+    answers "deadlock detected"); the copy that lost tries again rather than exiting.
+    Index creation is idempotent."""
+    await until_it_works(
+        lambda: prepare(database), (PyMongoError,), "preparing the database failed"
+    )
 
 
 def broker_resource(settings: CommonSettings, connection_name: str) -> CleanupContext:

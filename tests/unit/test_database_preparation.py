@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
-from humantask_shared import resources
+from humantask_shared import resources, retrying
 
 
 async def test_a_refused_preparation_is_tried_again_until_it_succeeds(
@@ -23,7 +23,7 @@ async def test_a_refused_preparation_is_tried_again_until_it_succeeds(
     async def no_wait(seconds: float) -> None:
         pauses.append(seconds)
 
-    monkeypatch.setattr(resources.asyncio, "sleep", no_wait)
+    monkeypatch.setattr(retrying.asyncio, "sleep", no_wait)
     attempts = 0
 
     async def prepare(_database: Any) -> None:
