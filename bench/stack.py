@@ -162,6 +162,12 @@ class Process:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def kill9(self) -> None:
+        """SIGKILL, as a crash would (`make chaos`); returns once the process is gone."""
+        assert self.popen is not None
+        os.kill(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(30)
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -9,7 +9,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from chaos.processes import Process
+from bench.stack import Process
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES_SCRIPT = ROOT / "scripts" / "rabbitmq-nodes.sh"

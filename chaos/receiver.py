@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from chaos.processes import free_port
+from bench.stack import free_port
 
 FAIL_PERCENT = 5  # answered 500
 SLOW_PERCENT = 3  # answered 200, but only after the notifier's timeout

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import aiohttp
 
-from chaos.processes import Process, answers_200, free_port, wait_until
+from bench.stack import Process, free_port
+from chaos.processes import answers_200, wait_until
 
 BIN = Path(sys.executable).parent
 SERVICES = ("taskstore", "notifier", "gateway")
