@@ -5,9 +5,11 @@ README order, all in ONE bash process (`set -euo pipefail`, from the repository'
 
 - a block that calls `curl` runs as written;
 - a block that only sets variables (`NAME=...` or `export NAME=...` lines) runs too,
-  except that `HUMANTASK_URL` and `API_KEY` come from this test: the test stack's
-  gateway and its demo customer's key (the README's values are for a local run);
-  `WORKER_TOKEN` is set to a new worker's token for the worker walk-through;
+  except that `HUMANTASK_URL` and `HUMANTASK_API_KEY` come from this test: the test
+  stack's gateway and its demo customer's key (the README's values are for the compose
+  stack); `WORKER_TOKEN` is set to a new worker's token for the worker walk-through (the
+  README makes it with `docker compose`), and `CALLBACK_URL` to a closed port of this
+  machine (the README's names the compose network's way to the host);
 - callback URLs on `www.example.com` are pointed at a closed port of this machine, so
   that no callback of a test ever leaves it;
 - every other block (docker compose, make, a server to start) is for a newcomer's
@@ -35,12 +37,12 @@ import pytest
 
 from tests.e2e.conftest import DEMO_API_KEY, Stack
 
-from .conftest import ROOT, cancel_pending_tasks, local_callbacks, round_trip_missing
+from .conftest import CLOSED_PORT, ROOT, cancel_pending_tasks, local_callbacks, round_trip_missing
 
 pytestmark = pytest.mark.e2e
 
 README = ROOT / "README.md"
-PROVIDED = {"HUMANTASK_URL", "API_KEY"}
+PROVIDED = {"HUMANTASK_URL", "HUMANTASK_API_KEY", "CALLBACK_URL"}
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 ASSIGNMENT = re.compile(r"^(export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 # curl reports each status on stderr, on a line of its own, after the transfer.
@@ -137,7 +139,8 @@ def test_every_curl_command_in_the_readme(stack: Stack) -> None:
     env = {
         **stack.env,
         "HUMANTASK_URL": stack.gateway_url,
-        "API_KEY": DEMO_API_KEY,
+        "HUMANTASK_API_KEY": DEMO_API_KEY,
+        "CALLBACK_URL": f"{CLOSED_PORT}/callback",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
