@@ -32,7 +32,7 @@ test-unit: install
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
 # The project's own checks, configured in pyproject.toml ([tool.ruff], [tool.mypy]).
-LINT_PATHS := services shared clients/python tools tests bench examples scripts chaos
+LINT_PATHS := services shared clients/python tools tests bench examples scripts chaos docs
 
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
