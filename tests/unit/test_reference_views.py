@@ -57,8 +57,10 @@ class _Assets(HTMLParser):
         if tag == "script" and not values.get("src"):
             self.inline_scripts += 1
         for name in ("src", "href"):
-            if values.get(name) and tag in ("script", "link", "img"):
-                self.urls.append(values[name] or "")
+            url = values.get(name) or ""
+            # An empty icon, so that the browser asks for no /favicon.ico.
+            if url and tag in ("script", "link", "img") and url != "data:,":
+                self.urls.append(url)
         if "style" in values:
             raise AssertionError(f"an inline style on <{tag}>: the CSP would refuse it")
 
