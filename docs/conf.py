@@ -42,4 +42,11 @@ html_title = "humantask"
 html_copy_source = False
 html_show_sourcelink = False
 # The site opens on the docs' front page.
-html_extra_path = ["docs/_extra"]
+html_extra_path = ["_extra"]  # relative to this folder
+
+
+def setup(app: object) -> None:
+    """Examples marked `jsonc` (JSON that the README's test leaves alone) are JSON."""
+    from pygments.lexers.data import JsonLexer
+
+    app.add_lexer("jsonc", JsonLexer)  # type: ignore[attr-defined]
