@@ -61,7 +61,7 @@ REFERENCE_ENDPOINTS = (
                 ResponseDoc(
                     200,
                     "The OpenAPI 3.1 document of this gateway's API.",
-                    schema={"type": "string"},
+                    schema={"type": "object"},  # a document, whichever its notation
                     media_type="application/yaml",
                 ),
             ),
