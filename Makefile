@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos
+.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos docs
 
 install: $(STAMP)
 
@@ -32,7 +32,7 @@ test-unit: install
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
 # The project's own checks, configured in pyproject.toml ([tool.ruff], [tool.mypy]).
-LINT_PATHS := services shared clients/python tools tests bench examples scripts chaos
+LINT_PATHS := services shared clients/python tools tests bench examples scripts chaos docs
 
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
@@ -58,6 +58,7 @@ lock: $(VENV)/bin/uv
 	$(UV_COMPILE) pyproject.toml clients/python/pyproject.toml --extra test \
 		--group pyproject.toml:dev -c requirements/runtime.txt -o requirements/test.txt
 	$(UV_COMPILE) pyproject.toml --extra bench -c requirements/test.txt -o requirements/bench.txt
+	$(UV_COMPILE) --group pyproject.toml:docs -c requirements/test.txt -o requirements/docs.txt
 
 lock-upgrade:
 	$(MAKE) lock LOCK_ARGS=--upgrade
@@ -70,6 +71,20 @@ contracts: install
 
 services-up:
 	bash scripts/start-test-services.sh
+
+# `make docs`: the static site (Sphinx with MyST Markdown, docs/conf.py) into
+# _build/site/, from docs/, the README, CHANGELOG.md, DEVELOPERS.md and the evidence beside
+# bench/ and chaos/. Strict: a warning (a broken link or anchor) fails the build.
+DOCS_STAMP := $(VENV)/.humantask-docs-installed
+
+$(DOCS_STAMP): $(STAMP) requirements/docs.txt
+	$(VENV)/bin/pip install --disable-pip-version-check --require-hashes -r requirements/docs.txt
+	$(VENV)/bin/pip check
+	touch $@
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build --fail-on-warning --keep-going --nitpicky -q -b html \
+		-c docs . _build/site
 
 # `make bench`: ceilings and the stack side by side, one run (bench/README.md).
 # BENCH_ARGS=--quick for a smoke run. Uses AMQP_URL and MONGODB_URL when set.

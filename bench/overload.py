@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from bench.run import DEFAULT_AMQP_URL, DEFAULT_MONGODB_URL, Bench, CallbackReceiver
-from bench.stack import ROOT, Stack, Vhost, drop_database, run_id
+from bench.stack import ROOT, Stack, Vhost, describe_host, drop_database, run_id
 from humantask_gateway.settings import GatewaySettings
 
 REFERENCE_CLIENTS = 64
@@ -164,7 +164,12 @@ async def _run(args: argparse.Namespace) -> int:
     path = ROOT / "bench" / "results" / f"{started:%Y-%m-%d-%H%M}-overload.json"
     path.write_bytes(
         orjson.dumps(
-            {"started": started.isoformat(), "seconds": args.seconds, "rows": rows},
+            {
+                "started": started.isoformat(),
+                "host": describe_host(),  # git_commit: the docs name it beside the table
+                "seconds": args.seconds,
+                "rows": rows,
+            },
             option=orjson.OPT_INDENT_2,
         )
     )

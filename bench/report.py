@@ -8,7 +8,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.stats import Target, find
+from bench.stats import (
+    CALLBACK_P50_MS,
+    CREATE_P99_OF_RPC,
+    CREATE_RATE_OF_RPC,
+    GET_RATE_OF_RPC,
+    GROWTH_RATE_OF_EMPTY,
+    Target,
+    find,
+)
 
 CEILINGS = ("bare_http", "rabbitmq_rpc", "mongo_insert")
 STACK = ("create", "get", "list", "claim_submit")
@@ -147,6 +155,26 @@ def targets_table(targets: Sequence[Target]) -> str:
     return "\n".join(lines)
 
 
+def target_marks(
+    rows: Sequence[Mapping[str, Any]], at: int
+) -> list[tuple[str, int, float, str, str]]:
+    """Where each target of a line panel is drawn: (panel key, clients, level, op, label).
+    Levels relative to a ceiling use the ceiling measured in the same run."""
+    marks = []
+    rpc = find(rows, "rabbitmq_rpc", at) or {}
+    for key, op, factor, what in (
+        ("throughput", "create", CREATE_RATE_OF_RPC, ">= {}x the RabbitMQ ceiling"),
+        ("throughput", "get", GET_RATE_OF_RPC, ">= {}x the RabbitMQ ceiling"),
+        ("p99_ms", "create", CREATE_P99_OF_RPC, "p99 <= {}x the ceiling's p99"),
+    ):
+        if rpc.get(key):
+            label = f"target: {LABELS[op]}@{at} {what.format(factor)}"
+            marks.append((key, at, rpc[key] * factor, op, label))
+    label = f"target: {LABELS['submit_to_callback']}@1 p50 <= {CALLBACK_P50_MS:g} ms"
+    marks.append(("p50_ms", 1, CALLBACK_P50_MS, "submit_to_callback", label))
+    return marks
+
+
 def result_paths(directory: Path, now: datetime) -> tuple[Path, Path]:
     """`<date>.json` and `<date>.png`, or `<date>-HHMM...` when that date has a run."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -266,13 +294,17 @@ def plot(path: Path, document: Mapping[str, Any]) -> None:
         ax.set_title(title)
         ax.grid(True, which="major", alpha=0.4)
         ax.grid(True, which="minor", alpha=0.12)
-    if document.get("targets_config", {}).get("callback_p50_ms"):
-        ax_p50.axhline(
-            document["targets_config"]["callback_p50_ms"],
-            color=stack_colors["submit_to_callback"],
-            linestyle=":",
-            linewidth=1,
-            label="target: submit->callback p50",
+    axes_by_key = {"throughput": ax_rate, "p50_ms": ax_p50, "p99_ms": ax_p99}
+    for key, clients, y, op, label in target_marks(rows, growth_clients):
+        # A short dotted bar at the level the target asks for, where it is read.
+        axes_by_key[key].hlines(
+            y,
+            clients / 1.5,
+            clients * 1.5,
+            colors=stack_colors[op],
+            linestyles=":",
+            linewidth=2.2,
+            label=label,
         )
 
     growth_ops = [op for op in STACK if find(rows, op, growth_clients, "growth_empty")]
@@ -303,16 +335,32 @@ def plot(path: Path, document: Mapping[str, Any]) -> None:
                 ax_growth.annotate(
                     f"{f / e:.2f}x", (p + width / 2, f), ha="center", va="bottom", fontsize=9
                 )
+                # The target: the full database's bar reaches this line.
+                ax_growth.hlines(
+                    e * GROWTH_RATE_OF_EMPTY,
+                    p,
+                    p + width,
+                    colors="black",
+                    linestyles=":",
+                    linewidth=2,
+                    label=f"target: >= {GROWTH_RATE_OF_EMPTY}x empty" if p == 0 else None,
+                )
         ax_growth.set_xticks(list(positions), [LABELS[op] for op in growth_ops], fontsize=9)
         ax_growth.set_title(
-            f"growth at {growth_clients} clients: throughput (ops/s); target ratio >= 0.85"
+            f"growth at {growth_clients} clients: throughput (ops/s); "
+            f"target ratio >= {GROWTH_RATE_OF_EMPTY}"
         )
         ax_growth.legend(loc="upper right", fontsize=9)
         ax_growth.grid(True, axis="y", alpha=0.4)
     else:
         ax_growth.set_axis_off()
 
-    handles, labels = ax_p50.get_legend_handles_labels()
+    handles, labels = [], []
+    for ax in (ax_rate, ax_p50, ax_p99):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
     if any(row.get("disturbed") for row in rows if row.get("stage", "sweep") == "sweep"):
         from matplotlib.lines import Line2D
 
@@ -328,7 +376,7 @@ def plot(path: Path, document: Mapping[str, Any]) -> None:
             )
         )
         labels.append("hollow: other users took > 1/3 core")
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, frameon=False)
     host = document["host"]
     fig.suptitle(
         f"humantask make bench, {document['started_at'][:16].replace('T', ' ')} UTC, commit "
@@ -338,6 +386,6 @@ def plot(path: Path, document: Mapping[str, Any]) -> None:
         "Compare ratios within one run only.",
         fontsize=11,
     )
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.1, 1, 0.96))
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -7,6 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# The targets (bench/README.md, "Targets"): evaluated on every run, drawn on the plot.
+CREATE_RATE_OF_RPC = 0.5  # create@64 throughput >= this x the RabbitMQ request/reply ceiling
+CREATE_P99_OF_RPC = 2.0  # create@64 p99 <= this x the ceiling's p99
+GET_RATE_OF_RPC = 0.7  # get@64 throughput >= this x the ceiling
+GROWTH_RATE_OF_EMPTY = 0.85  # with the growth tasks >= this x the empty database's rate
+CALLBACK_P50_MS = 20.0  # submit->callback p50 at 1 client
+IDLE_RSS_MB = 80.0  # per service, right after it is ready
+
 
 def percentile(samples: Sequence[float], fraction: float) -> float | None:
     """The `fraction` (0..1) percentile of `samples`, interpolated linearly between the
@@ -62,7 +70,7 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class Target:
-    """One goal of issue 9, evaluated on one run. `passed` is None when the run did
+    """One target of bench/README.md, evaluated on one run. `passed` is None when the run did
     not measure what the goal needs."""
 
     name: str
@@ -114,9 +122,9 @@ def evaluate_targets(
     *,
     at: int = 64,
     latency_at: int = 1,
-    rss_limit_mb: float = 80.0,
+    rss_limit_mb: float = IDLE_RSS_MB,
 ) -> list[Target]:
-    """Issue 9's targets, from the rows of one run (`find` keys) and RSS per service."""
+    """The targets, from the rows of one run (`find` keys) and RSS per service."""
     targets: list[Target] = []
     rpc = find(results, "rabbitmq_rpc", at)
     create = find(results, "create", at)
@@ -130,7 +138,7 @@ def evaluate_targets(
         Target(
             f"create@{at} throughput / RabbitMQ RPC ceiling@{at}",
             ratio(value(create, "throughput"), rpc_rate),
-            0.5,
+            CREATE_RATE_OF_RPC,
             ">=",
             "x",
             f"{value(create, 'throughput')} vs {rpc_rate} ops/s",
@@ -150,7 +158,7 @@ def evaluate_targets(
         Target(
             f"create@{at} p99 / RabbitMQ RPC ceiling p99@{at}",
             ratio(value(create, "p99_ms"), rpc_p99),
-            2.0,
+            CREATE_P99_OF_RPC,
             "<=",
             "x",
             f"{value(create, 'p99_ms')} vs {rpc_p99} ms",
@@ -160,7 +168,7 @@ def evaluate_targets(
         Target(
             f"get@{at} throughput / RabbitMQ RPC ceiling@{at}",
             ratio(value(get, "throughput"), rpc_rate),
-            0.7,
+            GET_RATE_OF_RPC,
             ">=",
             "x",
             f"{value(get, 'throughput')} vs {rpc_rate} ops/s",
@@ -172,7 +180,7 @@ def evaluate_targets(
             Target(
                 f"{op}@{at} with the growth tasks / empty database",
                 ratio(value(full, "throughput"), value(empty, "throughput")),
-                0.85,
+                GROWTH_RATE_OF_EMPTY,
                 ">=",
                 "x",
                 f"{value(full, 'throughput')} vs {value(empty, 'throughput')} ops/s",
@@ -183,7 +191,7 @@ def evaluate_targets(
         Target(
             f"submit->callback p50@{latency_at}",
             value(callback, "p50_ms"),
-            20.0,
+            CALLBACK_P50_MS,
             "<=",
             "ms",
             f"p99 {value(callback, 'p99_ms')} ms",

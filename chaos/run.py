@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from pymongo import AsyncMongoClient
 
+from bench.stack import describe_host
 from chaos.broker import Broker
 from chaos.check import Check, Final, Window, check, settled
 from chaos.load import Api, Journal, create_tasks, work
@@ -287,6 +288,8 @@ async def run(args: argparse.Namespace) -> int:
         settings["queue_types"] = queue_types
         result = report(args, checks, numbers, chaos, timings, settings, t0)
         result["run_id"] = run_id
+        # The commit measured, as the benchmarks record it: the docs name it beside each run.
+        result["host"] = describe_host()
         out = (
             ROOT
             / "chaos"

@@ -22,7 +22,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qsl
 
-# --- verify_callback (shown in the README) ---
+# --- verify_callback (shown in docs/user-guide/callbacks.md) ---
 import base64
 import hashlib
 import hmac

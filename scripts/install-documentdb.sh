@@ -4,18 +4,27 @@
 #
 #   1. Debian packages (build tools, PostGIS, RUM, ...), pinned to the installed
 #      postgresql-15 so the server is never upgraded behind our back;
-#   2. from the vendored source tarballs (checked against SHA256SUMS): libbson 1.28.0 into
-#      a private prefix, pgvector 0.8.0, pg_cron 1.6.3, DocumentDB (pg_documentdb_core, then
+#   2. from source archives (fetch_sources: a local copy, or upstream's releases, each
+#      checked against scripts/documentdb-sources.sha256): libbson 1.28.0 into a private
+#      prefix, pgvector 0.8.0, pg_cron 1.6.3, DocumentDB (pg_documentdb_core, then
 #      pg_documentdb) into PostgreSQL's own directories;
 #   3. FerretDB v2.7.0 from the Go module proxy into $FERRETDB_PREFIX/bin/ferretdb.
 #
 # Idempotent: every step that is already done is skipped, so a second run builds nothing.
 # It does not create or start a database: scripts/start-test-services.sh does.
 #
+#   scripts/install-documentdb.sh                         install (as root)
+#   scripts/install-documentdb.sh --fetch-only DIR [NAME...]
+#       only fetch and check the source archives (all, or those named) into DIR; no root
+#
 # Environment (defaults in brackets):
-#   DOCUMENTDB_VENDOR_DIR  [<repo>/../shared/vendor/documentdb]  the tarballs + SHA256SUMS
-#   HUMANTASK_BUILD_DIR    [/var/tmp/humantask-build]            sources, objects, libbson
-#   FERRETDB_PREFIX        [/opt/ferretdb2]                      FerretDB goes to bin/ferretdb
+#   DOCUMENTDB_VENDOR_DIR       a local copy of the archives; when unset,
+#                               <repo>/../shared/vendor/documentdb if it exists, otherwise
+#                               the archives are downloaded
+#   DOCUMENTDB_SOURCES_BASE_URL [https://github.com]   where the downloads come from; set
+#                               (to a mirror) and no DOCUMENTDB_VENDOR_DIR: download
+#   HUMANTASK_BUILD_DIR         [/var/tmp/humantask-build]  sources, objects, libbson
+#   FERRETDB_PREFIX             [/opt/ferretdb2]       FerretDB goes to bin/ferretdb
 # Progress goes to stderr.
 set -euo pipefail
 exec 1>&2
@@ -23,8 +32,17 @@ exec 1>&2
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$PATH:/usr/sbin:/sbin:/usr/local/go/bin"
 
-VENDOR_DIR="${DOCUMENTDB_VENDOR_DIR:-$ROOT/../shared/vendor/documentdb}"
+if [ -n "${DOCUMENTDB_VENDOR_DIR:-}" ]; then
+  VENDOR_DIR="$DOCUMENTDB_VENDOR_DIR"
+elif [ -z "${DOCUMENTDB_SOURCES_BASE_URL:-}" ] && [ -d "$ROOT/../shared/vendor/documentdb" ]; then
+  VENDOR_DIR="$ROOT/../shared/vendor/documentdb"
+else
+  VENDOR_DIR=""  # download
+fi
+SUMS_FILE="$ROOT/scripts/documentdb-sources.sha256"
+SOURCES_BASE_URL="${DOCUMENTDB_SOURCES_BASE_URL:-https://github.com}"
 BUILD_DIR="${HUMANTASK_BUILD_DIR:-/var/tmp/humantask-build}"
+SOURCES_DIR="$BUILD_DIR/sources"
 FERRETDB_PREFIX="${FERRETDB_PREFIX:-/opt/ferretdb2}"
 FERRETDB_VERSION="v2.7.0"
 FERRETDB_BIN="$FERRETDB_PREFIX/bin/ferretdb"
@@ -45,8 +63,87 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # compile time.
 PGXS_ARGS=(PG_CONFIG="$PG_CONFIG" with_llvm=no)
 
-log() { echo "[install-documentdb] $*"; }
-die() { echo "[install-documentdb] ERROR: $*"; exit 1; }
+log() { echo "[install-documentdb] $*" >&2; }
+die() { echo "[install-documentdb] ERROR: $*" >&2; exit 1; }
+
+# ------------------------------------------------------------ source archives
+
+sums_field() { # archive column -> that column of its line in $SUMS_FILE (2 archive sha256,
+  #                                3 files sha256, 4 upstream path)
+  awk -v f="$1" -v c="$2" '$1 == f { print $c }' "$SUMS_FILE"
+}
+
+files_digest() { # folder -> the files-sha256 of its contents (see $SUMS_FILE)
+  (cd "$1" && {
+    find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
+    find . -type l -printf '%p -> %l\n' | LC_ALL=C sort
+  } | sha256sum | cut -d' ' -f1)
+}
+
+extract_top() { # archive dest -> unpacks into dest, prints its one top folder's path
+  mkdir -p "$2"
+  tar -xzf "$1" -C "$2" || die "$1 is not a gzipped tar archive"
+  local tops=("$2"/*)
+  [ "${#tops[@]}" -eq 1 ] && [ -d "${tops[0]}" ] || die "$1 does not unpack into one folder"
+  # Folders the build never reads (mongo-c-driver's tests): not part of what is checked.
+  rm -rf "${tops[0]}/src/libbson/tests" "${tops[0]}/src/libmongoc/tests"
+  echo "${tops[0]}"
+}
+
+verify_download() { # name file -> dies unless file is the archive $SUMS_FILE names
+  local want_archive want_files got scratch top
+  want_archive="$(sums_field "$1" 2)"
+  want_files="$(sums_field "$1" 3)"
+  got="$(sha256sum "$2" | cut -d' ' -f1)"
+  [ "$got" = "$want_archive" ] && return 0  # byte-identical to the local copies
+  scratch="$(mktemp -d)"
+  top="$(extract_top "$2" "$scratch")"
+  got="$(files_digest "$top")"
+  rm -rf "$scratch"
+  if [ "$got" != "$want_files" ]; then
+    die "the files of the downloaded $1 do not match $SUMS_FILE: sha256 $got, expected $want_files"
+  fi
+}
+
+# Each archive named, checked, into $1: copied from the local copy ($VENDOR_DIR, checked
+# byte for byte), or downloaded from upstream (checked by its files).
+fetch_sources() { # dest archive...
+  local dest="$1" name want got url
+  shift
+  mkdir -p "$dest"
+  for name in "$@"; do
+    want="$(sums_field "$name" 2)"
+    [ -n "$want" ] || die "$name is not listed in $SUMS_FILE"
+    if [ -n "$VENDOR_DIR" ]; then
+      [ -f "$VENDOR_DIR/$name" ] || die "missing in $VENDOR_DIR (DOCUMENTDB_VENDOR_DIR): $name
+  (unset DOCUMENTDB_VENDOR_DIR, with no ../shared/vendor/documentdb beside the clone, to download it)"
+      got="$(sha256sum "$VENDOR_DIR/$name" | cut -d' ' -f1)"
+      if [ "$got" != "$want" ]; then
+        die "checksum mismatch for $VENDOR_DIR/$name: sha256 $got, $SUMS_FILE says $want"
+      fi
+      cp "$VENDOR_DIR/$name" "$dest/$name.part"
+    else
+      url="$SOURCES_BASE_URL/$(sums_field "$name" 4)"
+      log "downloading $name from $url"
+      curl -fsSL --retry 3 --connect-timeout 20 -o "$dest/$name.part" "$url" \
+        || die "could not download $url (set DOCUMENTDB_VENDOR_DIR to a local copy)"
+      verify_download "$name" "$dest/$name.part"
+    fi
+    mv -f "$dest/$name.part" "$dest/$name"
+  done
+  log "sources checked: $* (${VENDOR_DIR:-downloaded from $SOURCES_BASE_URL})"
+}
+
+if [ "${1:-}" = "--fetch-only" ]; then
+  [ -n "${2:-}" ] || die "usage: $0 --fetch-only DIR [ARCHIVE...]"
+  dest="$2"
+  shift 2
+  if [ "$#" -eq 0 ]; then
+    set -- "$TARBALL_DOCUMENTDB" "$TARBALL_LIBBSON" "$TARBALL_PG_CRON" "$TARBALL_PGVECTOR"
+  fi
+  fetch_sources "$dest" "$@"
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   die "run as root (it installs Debian packages and PostgreSQL extensions)"
@@ -208,36 +305,17 @@ fi
 if [ "${#needed_tarballs[@]}" -eq 0 ]; then
   log "pgvector, pg_cron, documentdb_core and documentdb are installed in $PKGLIBDIR"
 else
-  missing=()
-  for t in "${needed_tarballs[@]}" SHA256SUMS; do
-    [ -f "$VENDOR_DIR/$t" ] || missing+=("$t")
-  done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    die "missing in $VENDOR_DIR (set DOCUMENTDB_VENDOR_DIR to their folder): ${missing[*]}
-  They are the source tarballs (each unpacking into one folder) of:
-    $TARBALL_DOCUMENTDB   github.com/FerretDB/documentdb, branch ferretdb, commit 3f80da90 -> documentdb/
-    $TARBALL_LIBBSON  github.com/mongodb/mongo-c-driver, tag $LIBBSON_VERSION -> mongo-c-driver-$LIBBSON_VERSION/
-    $TARBALL_PG_CRON         github.com/citusdata/pg_cron, tag v1.6.3 -> pg_cron/
-    $TARBALL_PGVECTOR        github.com/pgvector/pgvector, tag v0.8.0 -> pgvector/
-  with SHA256SUMS listing their sha256 digests (see shared/vendor/documentdb/README.md)."
-  fi
-  log "verifying ${needed_tarballs[*]} against $VENDOR_DIR/SHA256SUMS"
-  for t in "${needed_tarballs[@]}"; do
-    want="$(awk -v f="$t" '$2 == f || $2 == "*" f { print $1 }' "$VENDOR_DIR/SHA256SUMS")"
-    [ -n "$want" ] || die "$t is not listed in $VENDOR_DIR/SHA256SUMS"
-    got="$(sha256sum "$VENDOR_DIR/$t" | awk '{ print $1 }')"
-    if [ "$got" != "$want" ]; then
-      die "checksum mismatch for $VENDOR_DIR/$t: sha256 $got, SHA256SUMS says $want"
-    fi
-  done
-  log "checksums OK"
+  fetch_sources "$SOURCES_DIR" "${needed_tarballs[@]}"
 fi
 
-unpack() { # tarball folder -> fresh $BUILD_DIR/src/folder
+unpack() { # tarball folder -> fresh $BUILD_DIR/src/folder, whatever the archive's top folder
+  local scratch top
   mkdir -p "$BUILD_DIR/src"
   rm -rf "${BUILD_DIR:?}/src/$2"
-  tar -xzf "$VENDOR_DIR/$1" -C "$BUILD_DIR/src"
-  [ -d "$BUILD_DIR/src/$2" ] || die "$1 did not unpack into $2/"
+  scratch="$(mktemp -d "$BUILD_DIR/src/.unpack.XXXXXX")"
+  top="$(extract_top "$SOURCES_DIR/$1" "$scratch")"
+  mv "$top" "$BUILD_DIR/src/$2"
+  rm -rf "$scratch"
 }
 
 if ! pgvector_done; then

@@ -1,4 +1,4 @@
-"""examples/callback_receiver.py, the README's receiver, run as a reader would run it."""
+"""examples/callback_receiver.py, the example receiver of the docs, run as a reader would run it."""
 
 from __future__ import annotations
 

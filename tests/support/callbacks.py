@@ -8,7 +8,7 @@
     await receiver.stop()
 
 Each test uses a path of its own, so callbacks of other tests never mix with its own.
-`SEED_CALLBACK` is the seed's callback example; `example_receiver()` loads the README's
+`SEED_CALLBACK` is the seed's callback example; `example_receiver()` loads the docs'
 receiver (examples/callback_receiver.py), whose `decode_form` is the bracket-aware parser
 the tests decode deliveries with and whose `verify_callback` checks their signatures.
 
@@ -75,7 +75,7 @@ EXAMPLE_RECEIVER = ROOT / "examples" / "callback_receiver.py"
 
 
 def example_receiver() -> Any:
-    """examples/callback_receiver.py (the README's receiver) as a module: its
+    """examples/callback_receiver.py (the docs' example receiver) as a module: its
     `verify_callback` and `decode_form` are what a customer would run."""
     spec = importlib.util.spec_from_file_location("callback_receiver", EXAMPLE_RECEIVER)
     assert spec is not None and spec.loader is not None

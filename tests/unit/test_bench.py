@@ -163,3 +163,18 @@ def test_the_overload_summary_reads_shedding_and_recovery_from_the_phases() -> N
         "| create | on, 256 (wait Retry-After) | 100 | 90 | 25% | 400 / 900 | 81.5 | 95 (0.95) |"
         in (table([row]))
     )
+
+
+def test_the_plot_draws_each_line_target_where_it_is_read() -> None:
+    from bench.report import target_marks
+
+    rows = [
+        {"op": "rabbitmq_rpc", "clients": 64, "throughput": 1000.0, "p99_ms": 80.0},
+    ]
+    marks = {(key, op): (clients, level) for key, clients, level, op, _ in target_marks(rows, 64)}
+    assert marks == {
+        ("throughput", "create"): (64, 500.0),
+        ("throughput", "get"): (64, 700.0),
+        ("p99_ms", "create"): (64, 160.0),
+        ("p50_ms", "submit_to_callback"): (1, 20.0),
+    }

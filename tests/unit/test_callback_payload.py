@@ -178,10 +178,10 @@ def test_the_readme_receiver_says_no_to_a_malformed_timestamp_without_raising(
     )
 
 
-def test_the_readme_shows_the_receivers_verify_function_verbatim() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_callbacks_page_shows_the_receivers_verify_function_verbatim() -> None:
+    page = (ROOT / "docs/user-guide/callbacks.md").read_text(encoding="utf-8")
     source = EXAMPLE_RECEIVER.read_text(encoding="utf-8")
-    start = source.index("# --- verify_callback (shown in the README) ---\n")
+    start = source.index("# --- verify_callback (shown in docs/user-guide/callbacks.md) ---\n")
     end = source.index("# --- end of verify_callback ---")
     shown = source[start:end].split("\n", 1)[1].strip()
-    assert f"```python\n{shown}\n```" in readme
+    assert f"```python\n{shown}\n```" in page

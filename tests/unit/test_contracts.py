@@ -137,8 +137,12 @@ def test_check_mode_reports_stale_files(
 ) -> None:
     script = load_generator_script()
     monkeypatch.setattr(script, "CONTRACTS_DIR", tmp_path)
+    monkeypatch.setattr(script, "GATEWAY_REFERENCE_DIR", tmp_path / "reference")
 
     assert script.main([]) == 0
+    assert (tmp_path / "reference/openapi.yaml").read_text() == (
+        tmp_path / "openapi.yaml"
+    ).read_text()
     assert script.main(["--check"]) == 0
 
     stale = tmp_path / "openapi.yaml"
@@ -203,9 +207,12 @@ def test_the_document_has_every_route_the_gateway_serves_and_no_other(
     """Read independently of the generator: what the routers serve against the document."""
     public = create_app(GatewaySettings(), FakeBoundary())  # type: ignore[arg-type]
     health_port = health_app(public)
-    workbench = {("get", "/work"), ("get", "/work/workbench.js"), ("get", "/work/workbench.css")}
+    # Pages for people, outside the document: the workbench and the API reference's page.
+    page_files = ("reference.js", "reference.css", "swagger-ui-bundle.js", "swagger-ui.css")
+    pages = {("get", "/work"), ("get", "/work/workbench.js"), ("get", "/work/workbench.css")}
+    pages |= {("get", "/docs")} | {("get", f"/docs/{name}") for name in page_files}
     documented = {(method, path) for path, method, _ in operations(openapi)}
-    assert documented == (served_routes(public) | served_routes(health_port)) - workbench
+    assert documented == (served_routes(public) | served_routes(health_port)) - pages
     assert served_routes(health_port) == {
         ("get", "/healthz"),
         ("get", "/readyz"),

@@ -10,6 +10,7 @@ deterministic: the same code gives byte-identical YAML.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from .asyncapi import build_asyncapi
@@ -27,4 +28,22 @@ def rendered_contracts() -> dict[str, str]:
     return {name: render_yaml(build()) for name, build in CONTRACT_FILES.items()}
 
 
-__all__ = ["API_VERSION", "CONTRACT_FILES", "build_asyncapi", "build_openapi", "rendered_contracts"]
+def served_reference() -> dict[str, str]:
+    """File name (in the gateway's `reference/` package data) -> its expected content:
+    the OpenAPI document the gateway serves, as YAML (byte-identical to
+    `contracts/openapi.yaml`) and as JSON."""
+    document = build_openapi()
+    return {
+        "openapi.yaml": render_yaml(document),
+        "openapi.json": json.dumps(document, indent=1, ensure_ascii=False) + "\n",
+    }
+
+
+__all__ = [
+    "API_VERSION",
+    "CONTRACT_FILES",
+    "build_asyncapi",
+    "build_openapi",
+    "rendered_contracts",
+    "served_reference",
+]

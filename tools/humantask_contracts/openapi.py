@@ -111,6 +111,7 @@ TAGS: dict[str, str] = {
     "tasks": "Customer endpoints (Scale v1 compatible).",
     "work": "Worker endpoints.",
     "operations": "Health and metrics, without authentication.",
+    "reference": "This API's own description, without authentication.",
 }
 
 # Path parameters, by the name used between braces in `Endpoint.path`.

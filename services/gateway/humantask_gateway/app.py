@@ -15,6 +15,7 @@ from .customer_views import CUSTOMER_ENDPOINTS
 from .limits import abuse_limits
 from .middleware import json_errors, request_context
 from .overload import shed_load
+from .reference_views import REFERENCE_ENDPOINTS
 from .settings import GatewaySettings
 from .worker_views import WORKER_ENDPOINTS
 
@@ -35,5 +36,6 @@ def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application
     app[boundary_key] = boundary
     app[authenticator_key] = Authenticator(boundary, settings.auth_cache_seconds)
     add_endpoints(app, CUSTOMER_ENDPOINTS + WORKER_ENDPOINTS)
+    add_endpoints(app, REFERENCE_ENDPOINTS)
     add_health_routes(app, with_metrics=False)  # /metrics: HEALTH_PORT only
     return app

@@ -1,13 +1,16 @@
 """Every curl command of the README, taken from the README itself, runs against the stack.
 
 So the README cannot drift from the product. The rule for which ```sh blocks run, in
-README order, all in ONE bash process (`set -euo pipefail`, from the repository's root):
+README order, all in ONE bash process (`set -euo pipefail`, from the repository's root),
+and again in one zsh process where zsh is installed:
 
 - a block that calls `curl` runs as written;
 - a block that only sets variables (`NAME=...` or `export NAME=...` lines) runs too,
-  except that `HUMANTASK_URL` and `API_KEY` come from this test: the test stack's
-  gateway and its demo customer's key (the README's values are for a local run);
-  `WORKER_TOKEN` is set to a new worker's token for the worker walk-through;
+  except that `HUMANTASK_URL` and `HUMANTASK_API_KEY` come from this test: the test
+  stack's gateway and its demo customer's key (the README's values are for the compose
+  stack); `WORKER_TOKEN` is set to a new worker's token for the worker walk-through (the
+  README makes it with `docker compose`), and `CALLBACK_URL` to a closed port of this
+  machine (the README's names the compose network's way to the host);
 - callback URLs on `www.example.com` are pointed at a closed port of this machine, so
   that no callback of a test ever leaves it;
 - every other block (docker compose, make, a server to start) is for a newcomer's
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +39,12 @@ import pytest
 
 from tests.e2e.conftest import DEMO_API_KEY, Stack
 
-from .conftest import ROOT, cancel_pending_tasks, local_callbacks, round_trip_missing
+from .conftest import CLOSED_PORT, ROOT, cancel_pending_tasks, local_callbacks, round_trip_missing
 
 pytestmark = pytest.mark.e2e
 
 README = ROOT / "README.md"
-PROVIDED = {"HUMANTASK_URL", "API_KEY"}
+PROVIDED = {"HUMANTASK_URL", "HUMANTASK_API_KEY", "CALLBACK_URL"}
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 ASSIGNMENT = re.compile(r"^(export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 # curl reports each status on stderr, on a line of its own, after the transfer.
@@ -132,12 +136,23 @@ def test_the_readme_has_curl_blocks_to_run() -> None:
     assert any(block.expected_error for block in blocks), "the Errors example is not found"
 
 
-def test_every_curl_command_in_the_readme(stack: Stack) -> None:
+# The README promises bash and zsh: zsh refuses an unquoted `categories[]=...` (no match).
+SHELLS = [
+    "bash",
+    pytest.param(
+        "zsh", marks=pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh not installed")
+    ),
+]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_every_curl_command_in_the_readme(stack: Stack, shell: str) -> None:
     blocks = runnable_blocks(README.read_text(encoding="utf-8"))
     env = {
         **stack.env,
         "HUMANTASK_URL": stack.gateway_url,
-        "API_KEY": DEMO_API_KEY,
+        "HUMANTASK_API_KEY": DEMO_API_KEY,
+        "CALLBACK_URL": f"{CLOSED_PORT}/callback",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
@@ -145,7 +160,7 @@ def test_every_curl_command_in_the_readme(stack: Stack) -> None:
         env["WORKER_TOKEN"] = stack.admin("workers", "create", "--name", "readme")["token"]
     try:
         result = subprocess.run(
-            ["bash", "-c", bash_script(blocks)],
+            [shell, "-c", bash_script(blocks)],
             cwd=ROOT,
             env=env,
             capture_output=True,
