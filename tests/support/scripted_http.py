@@ -41,13 +41,19 @@ class Received:
     at: float  # time.monotonic()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (its timeout) before a delayed reply is no error here."""
+
+
 class ScriptedServer:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self._script: list[Reply] = [Reply(200, [])]
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         # A short poll: shutdown() waits for the loop to notice, once per test.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
