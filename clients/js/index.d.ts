@@ -1,29 +1,45 @@
 // Types of humantask's JavaScript client (index.js).
 
 export interface TaskParams {
-  attachment_type: 'text' | 'image' | 'video' | 'audio' | 'website';
+  attachment_type: 'text' | 'image' | 'video' | 'audio' | 'website' | (string & {});
   attachment: string;
   categories: string[];
+  [field: string]: unknown;
 }
 
 export interface TaskResponse {
   category: string;
   status_code: number;
+  /** With several workers per task: the probability of `category`, 0-1. */
+  confidence?: number;
+  /** With several workers per task: counted answers per category. */
+  votes?: Record<string, number>;
+  [field: string]: unknown;
 }
+
+/** The statuses this client knows; a newer server may send another. */
+export type KnownTaskStatus = 'pending' | 'completed' | 'canceled';
+export const TASK_STATUSES: readonly KnownTaskStatus[];
 
 export class Task {
   task_id: string;
   created_at: string;
   completed_at?: string;
-  callback_url: string;
-  type: 'categorization';
-  status: 'pending' | 'completed' | 'canceled';
+  callback_url?: string;
+  type: 'categorization' | (string & {});
+  status: KnownTaskStatus | (string & {});
   instruction: string;
   params: TaskParams;
   response?: TaskResponse;
   metadata?: Record<string, unknown>;
   unique_id?: string;
   canceled_at?: string;
+  min_workers?: number;
+  max_workers?: number;
+  confidence?: number;
+  gold_category?: string;
+  /** Fields of a newer server come through as they are. */
+  [field: string]: unknown;
 }
 
 export interface CallbackAttempt {
@@ -35,64 +51,98 @@ export interface CallbackAttempt {
 }
 
 export interface CreateCategorizationParams {
-  callback_url: string;
+  callback_url?: string;
   instruction: string;
   attachment_type: TaskParams['attachment_type'];
   attachment: string;
   categories: string[];
   metadata?: Record<string, unknown>;
+  /** With it, the create is retried after a failure (the server makes the task once). */
   unique_id?: string;
   callback_format?: 'form' | 'json';
+  /** Parameters of a newer server are sent as they are. */
+  [param: string]: unknown;
 }
 
 export interface ListFilters {
   status?: Task['status'];
-  type?: 'categorization';
+  type?: Task['type'];
   unique_id?: string;
   start_time?: string | Date;
   end_time?: string | Date;
+  /** The page size, 1-100. */
   limit?: number;
   offset?: number;
 }
 
-export interface ClientOptions {
-  baseUrl?: string;
-  timeoutMs?: number;
-  maxRetries?: number;
-  backoffMs?: number;
-  maxBackoffMs?: number;
+export interface PageFilters extends ListFilters {
+  /** The cursor of a page's `nextToken`. */
+  next_token?: string;
 }
 
-export class TaskList implements AsyncIterable<Task>, PromiseLike<Task[]> {
-  [Symbol.asyncIterator](): AsyncIterator<Task>;
-  toArray(): Promise<Task[]>;
-  then<A = Task[], B = never>(
-    onFulfilled?: ((tasks: Task[]) => A | PromiseLike<A>) | null,
-    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
-  ): Promise<A | B>;
+export interface ClientOptions {
+  /** The server's address, with or without /v1; else HUMANTASK_URL, else http://localhost:8080. */
+  baseUrl?: string;
+  /** Per attempt, 30000 by default. */
+  timeoutMs?: number;
+  /** How many times a retryable call is tried again (2). */
+  maxRetries?: number;
+  /** The base of the exponential backoff (500). */
+  backoffMs?: number;
+  /** The most any wait between attempts lasts, Retry-After included (8000). */
+  maxBackoffMs?: number;
+  /** The fetch to send with (the global one by default). */
+  fetch?: typeof fetch;
+}
+
+export class Page<T> implements Iterable<T> {
+  readonly items: T[];
+  readonly hasNext: boolean;
+  /** The server's cursor for the next page (pass it back as `next_token`), or null. */
+  readonly nextToken: string | null;
+  /** The next page (one request), or null after the last. */
+  nextPage(): Promise<Page<T> | null>;
+  [Symbol.iterator](): Iterator<T>;
+}
+
+export class PageIterator<T> implements AsyncIterable<T> {
+  [Symbol.asyncIterator](): AsyncIterator<T>;
+  pages(): AsyncGenerator<Page<T>>;
+  toArray(): Promise<T[]>;
 }
 
 export class Tasks {
   createCategorization(params: CreateCategorizationParams): Promise<Task>;
+  create_categorization(params: CreateCategorizationParams): Promise<Task>;
   get(taskId: string): Promise<Task>;
-  list(filters?: ListFilters): TaskList;
+  list(filters?: ListFilters): PageIterator<Task>;
+  listPage(filters?: PageFilters): Promise<Page<Task>>;
   cancel(taskId: string): Promise<Task>;
   callbacks(taskId: string): Promise<CallbackAttempt[]>;
 }
 
 export class Client {
-  constructor(apiKey: string, options?: ClientOptions);
+  constructor(apiKey?: string, options?: ClientOptions);
   readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly maxRetries: number;
+  readonly backoffMs: number;
+  readonly maxBackoffMs: number;
   readonly tasks: Tasks;
+  /** The wait before retry n (0-based): Retry-After when given, else full jitter; capped. */
+  retryDelayMs(retry: number, headers?: Headers | null): number;
   request(method: string, path: string, options?: {
     query?: Record<string, string | number>;
     json?: unknown;
     body?: string | Uint8Array;
     headers?: Record<string, string>;
+    /** Retry it; by default only GET, HEAD, OPTIONS, PUT and DELETE are. */
+    idempotent?: boolean;
   }): Promise<unknown>;
 }
 
-export function authorize(apiKey: string, options?: ClientOptions): Client;
+export function authorize(apiKey?: string, options?: ClientOptions): Client;
+export function authorize(options: ClientOptions): Client;
 
 /**
  * Did humantask send this callback? Checks the Standard Webhooks headers (`webhook-id`,
@@ -111,15 +161,25 @@ export function parseCallback(body: string | Uint8Array, contentType?: string): 
 export function sign(
   secret: string, msgId: string, timestamp: string | number, body: string | Uint8Array,
 ): string;
+/** A Retry-After header (seconds or an HTTP date) in milliseconds from `now`; null if unreadable. */
+export function retryAfterMs(value: string | null | undefined, now?: number): number | null;
 export const VERSION: string;
+export const DEFAULT_BASE_URL: string;
+export const RETRY_STATUSES: ReadonlySet<number>;
 
-export class ScaleError extends Error {
+export class HumantaskError extends Error {
+  /** The HTTP status; null when there was no answer. */
   statusCode: number | null;
+  /** The answer's body (`{status_code, error}` from humantask). */
   body: unknown;
+  /** The server's X-Request-Id for the request; quote it when asking an operator. */
+  requestId: string | null;
+  /** The server's Retry-After, in milliseconds. */
+  retryAfterMs: number | null;
 }
-export class APIConnectionError extends ScaleError {}
+export class APIConnectionError extends HumantaskError {}
 export class APITimeoutError extends APIConnectionError {}
-export class APIError extends ScaleError {}
+export class APIError extends HumantaskError {}
 export class BadRequest extends APIError {}
 export class Unauthorized extends APIError {}
 export class NotFound extends APIError {}
@@ -127,4 +187,6 @@ export class MethodNotAllowed extends APIError {}
 export class Conflict extends APIError {}
 export class PayloadTooLarge extends APIError {}
 export class UnsupportedMediaType extends APIError {}
-export class ServiceUnavailable extends APIError {}
+export class RateLimited extends APIError {}
+export class ServerError extends APIError {}
+export class ServiceUnavailable extends ServerError {}

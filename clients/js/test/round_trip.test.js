@@ -4,13 +4,13 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Webhook } = require('standardwebhooks');
 const {
-  env, baseUrl, apiKey, BIG_OR_SMALL, scale, roundTripMissing, completeAsWorker, startReceiver,
+  env, baseUrl, apiKey, BIG_OR_SMALL, humantask, roundTripMissing, completeAsWorker, startReceiver,
   waitUntil, cancelPending,
 } = require('../testing/stack');
 
 describe('round trip through a worker and the callback', async () => {
   const missing = await roundTripMissing();
-  const api = missing ? null : scale.authorize(apiKey, { baseUrl });
+  const api = missing ? null : humantask.authorize(apiKey, { baseUrl });
   let receiver;
   before(async () => { if (!missing) receiver = await startReceiver(); });
   after(async () => {
@@ -28,12 +28,12 @@ describe('round trip through a worker and the callback', async () => {
       const callback = await receiver.waitFor((r) => r.headers['x-callback-task-id'] === task.task_id, 60000);
 
       const secret = env.HUMANTASK_CALLBACK_SECRET;
-      assert.ok(scale.verifyCallback(secret, callback.headers, callback.body));
+      assert.ok(humantask.verifyCallback(secret, callback.headers, callback.body));
       // The official Standard Webhooks library verifies the real delivery too.
       assert.doesNotThrow(() => new Webhook(secret).verify(callback.body, callback.headers, { jsonParse: false }));
       assert.equal(callback.headers['webhook-id'], task.task_id);
-      assert.ok(!scale.verifyCallback('whsec_wrong', callback.headers, callback.body));
-      const payload = scale.parseCallback(callback.body, callback.headers['content-type']);
+      assert.ok(!humantask.verifyCallback('whsec_wrong', callback.headers, callback.body));
+      const payload = humantask.parseCallback(callback.body, callback.headers['content-type']);
       assert.equal(payload.task_id, task.task_id);
       assert.equal(payload.response.category, 'big');
       assert.deepEqual(payload.task.params.categories, ['big', 'small']);
@@ -49,7 +49,7 @@ describe('round trip through a worker and the callback', async () => {
       assert.equal(attempt.status_code, 200);
 
       const error = await api.tasks.cancel(task.task_id).then(() => assert.fail('canceled'), (e) => e);
-      assert.ok(error instanceof scale.Conflict);
+      assert.ok(error instanceof humantask.Conflict);
       assert.equal(error.statusCode, 409);
     });
   }

@@ -6,10 +6,14 @@
 //   HUMANTASK_API_KEY          a customer's API key                            (required)
 //   HUMANTASK_CALLBACK_SECRET  that customer's callback_secret                (round trip)
 //   HUMANTASK_WORKER_TOKENS    comma-separated worker tokens                   (round trip)
-//   HUMANTASK_UNAVAILABLE_URL  a gateway that answers 503                      (optional)
+//   HUMANTASK_METRICS_URL      that gateway's /metrics (its HEALTH_PORT): the requests it answered
+//   HUMANTASK_UNAVAILABLE_URL  a gateway that answers 503, and ..._METRICS_URL its /metrics
+//   HUMANTASK_RATE_LIMITED_URL a gateway with a low RATE_LIMIT_PER_SECOND, ..._API_KEY a
+//                              customer's key there, ..._METRICS_URL its /metrics
+// The suites skip what their variables are missing for.
 
 const http = require('node:http');
-const scale = require('scale');
+const humantask = require('humantask');
 
 const env = process.env;
 const baseUrl = env.HUMANTASK_URL;
@@ -121,12 +125,40 @@ const started = new Date(Date.now() - 1000);
 
 /** Leave no pending task of this run behind: the worker pool is shared by every test. */
 async function cancelPending(api) {
-  for (const task of await api.tasks.list({ status: 'pending', start_time: started })) {
+  for (const task of await api.tasks.list({ status: 'pending', start_time: started }).toArray()) {
     await api.tasks.cancel(task.task_id);
   }
 }
 
+/**
+ * How many requests a gateway has answered, from its /metrics
+ * (humantask_gateway_http_requests_total), for the labels given (method, route, status).
+ */
+async function answeredCount(metricsUrl, labels) {
+  const text = await (await fetch(new URL('/metrics', metricsUrl))).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    // Label values may hold braces themselves (route="/v1/task/{task_id}").
+    const match = /^humantask_gateway_http_requests_total\{((?:\w+="[^"]*",?)*)\} (\S+)$/.exec(line);
+    if (!match) continue;
+    const found = Object.fromEntries([...match[1].matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([name, value]) => found[name] === String(value))) total += Number(match[2]);
+  }
+  return total;
+}
+
+/** Spend a key's whole rate limit: requests until the gateway answers one 429. */
+async function spendRateLimit(url, key) {
+  for (let n = 0; n < 1000; n += 1) {
+    const response = await fetch(new URL('/v1/tasks?limit=1', url), { headers: basic(key) });
+    await response.arrayBuffer();
+    if (response.status === 429) return;
+  }
+  throw new Error('no 429 after 1000 requests: is RATE_LIMIT_PER_SECOND low on that gateway?');
+}
+
 module.exports = {
-  env, baseUrl, apiKey, missingStack, BIG_OR_SMALL, NOWHERE, scale,
-  roundTripMissing, completeAsWorker, startReceiver, waitUntil, cancelPending,
+  env, baseUrl, apiKey, missingStack, BIG_OR_SMALL, NOWHERE, humantask,
+  roundTripMissing, completeAsWorker, startReceiver, waitUntil, cancelPending, answeredCount,
+  spendRateLimit,
 };

@@ -7,12 +7,16 @@
 #   HUMANTASK_API_KEY          a customer's API key                            (required)
 #   HUMANTASK_CALLBACK_SECRET  that customer's callback_secret                (round trip)
 #   HUMANTASK_WORKER_TOKENS    comma-separated worker tokens                   (round trip)
-#   HUMANTASK_UNAVAILABLE_URL  a gateway that answers 503                      (optional)
+#   HUMANTASK_METRICS_URL      that gateway's /metrics (its HEALTH_PORT): the requests it answered
+#   HUMANTASK_UNAVAILABLE_URL  a gateway that answers 503, and ..._METRICS_URL its /metrics
+#   HUMANTASK_RATE_LIMITED_URL a gateway with a low RATE_LIMIT_PER_SECOND, ..._API_KEY a
+#                              customer's key there, ..._METRICS_URL its /metrics
+# The suites skip what their variables are missing for.
 require 'minitest/autorun'
 require 'json'
 require 'net/http'
 require 'socket'
-require 'scale'
+require 'humantask'
 
 module StackHelper
   BASE_URL = ENV['HUMANTASK_URL']
@@ -30,7 +34,7 @@ module StackHelper
 
   def setup
     skip 'set HUMANTASK_URL and HUMANTASK_API_KEY to run against a stack' unless BASE_URL && API_KEY
-    @api = Scale::APIClient.authorize!(API_KEY, base_url: BASE_URL)
+    @api = Humantask::APIClient.authorize!(API_KEY, base_url: BASE_URL)
   end
 
   # A second early, against clock rounding: tasks created from then on are this run's.
@@ -50,6 +54,31 @@ module StackHelper
       request.body = JSON.generate(json)
     end
     Net::HTTP.start(uri.host, uri.port) { |http| http.request(request) }
+  end
+
+  # How many requests a gateway has answered, from its /metrics
+  # (humantask_gateway_http_requests_total), for the labels given (method, route, status).
+  def answered(metrics_url, **labels)
+    text = Net::HTTP.get(URI.join(metrics_url, '/metrics'))
+    text.each_line.sum do |line|
+      # Label values may hold braces themselves (route="/v1/task/{task_id}").
+      match = /\Ahumantask_gateway_http_requests_total\{((?:\w+="[^"]*",?)*)\} (\S+)$/.match(line.chomp)
+      next 0 unless match
+
+      found = match[1].scan(/(\w+)="([^"]*)"/).to_h
+      labels.all? { |name, value| found[name.to_s] == value.to_s } ? Float(match[2]) : 0
+    end
+  end
+
+  # Spend a key's whole rate limit: requests until the gateway answers one 429.
+  def spend_rate_limit(url, key)
+    1000.times do
+      uri = URI.join(url, '/v1/tasks?limit=1')
+      request = Net::HTTP::Get.new(uri)
+      request.basic_auth(key, '')
+      return if Net::HTTP.start(uri.host, uri.port) { |http| http.request(request) }.code == '429'
+    end
+    raise 'no 429 after 1000 requests: is RATE_LIMIT_PER_SECOND low on that gateway?'
   end
 
   # Why the round trip cannot run against this stack, or nil.

@@ -29,9 +29,9 @@ class TestRoundTrip < Minitest::Test
     callback = receiver.wait_for(60) { |request| request.headers['x-callback-task-id'] == task.task_id }
 
     secret = ENV.fetch('HUMANTASK_CALLBACK_SECRET')
-    assert Scale.verify_callback(secret, callback.headers, callback.body)
-    refute Scale.verify_callback('whsec_wrong', callback.headers, callback.body)
-    payload = Scale.parse_callback(callback.body, callback.headers['content-type'])
+    assert Humantask.verify_callback(secret, callback.headers, callback.body)
+    refute Humantask.verify_callback('whsec_wrong', callback.headers, callback.body)
+    payload = Humantask.parse_callback(callback.body, callback.headers['content-type'])
     assert_equal task.task_id, payload['task_id']
     assert_equal 'big', payload['response']['category']
     assert_equal %w[big small], payload['task']['params']['categories']
@@ -45,7 +45,7 @@ class TestRoundTrip < Minitest::Test
     end
     assert_equal [1, 200], [attempt.attempt, attempt.status_code]
 
-    error = assert_raises(Scale::Conflict) { @api.tasks.cancel(task.task_id) }
+    error = assert_raises(Humantask::Conflict) { @api.tasks.cancel(task.task_id) }
     assert_equal 409, error.status_code
   ensure
     receiver&.close

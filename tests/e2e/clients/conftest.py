@@ -1,16 +1,23 @@
-"""The client libraries and the README, tested against the running services.
+"""The client libraries and their guide, tested against the running services.
 
-Every client (Python, JavaScript, Ruby) and every curl command of the README talks to
-the e2e `stack`: the real gateway, task-store and notifier over real RabbitMQ and
-MongoDB. The JavaScript and Ruby suites run in their own runners (`node --test`,
-minitest) as subprocesses; they read where the stack is from these variables, the same
-ones to set when running them by hand (see the README, "Client libraries"):
+Every client (Python, JavaScript, Ruby), the examples of docs/user-guide/clients.md and
+every curl command of the README talk to the e2e `stack`: the real gateway, task-store
+and notifier over real RabbitMQ and MongoDB. The retries meet the gateway's real 429
+(a stack of its own with a low RATE_LIMIT_PER_SECOND) and real 503s (a gateway that
+gives the task-store 1 ms; a task-store stopped). The JavaScript and Ruby suites run in
+their own runners (`node --test`, minitest) as subprocesses; they read where the stack
+is from these variables, the same ones to set when running them by hand:
 
-    HUMANTASK_URL              the gateway, e.g. http://localhost:8080
-    HUMANTASK_API_KEY          a customer's API key
-    HUMANTASK_CALLBACK_SECRET  that customer's callback_secret   (round trip only)
-    HUMANTASK_WORKER_TOKENS    comma-separated worker tokens     (round trip only)
-    HUMANTASK_UNAVAILABLE_URL  a gateway that answers 503        (optional)
+    HUMANTASK_URL                        the gateway, e.g. http://localhost:8080
+    HUMANTASK_API_KEY                    a customer's API key
+    HUMANTASK_METRICS_URL                the gateway's HEALTH_PORT (/metrics)
+    HUMANTASK_CALLBACK_SECRET            that customer's callback_secret (round trip)
+    HUMANTASK_WORKER_TOKENS              comma-separated worker tokens   (round trip)
+    HUMANTASK_UNAVAILABLE_URL            a gateway that answers 503, and
+    HUMANTASK_UNAVAILABLE_METRICS_URL    its /metrics
+    HUMANTASK_RATE_LIMITED_URL           a gateway with a low rate limit,
+    HUMANTASK_RATE_LIMITED_API_KEY       a customer's key there, and
+    HUMANTASK_RATE_LIMITED_METRICS_URL   its /metrics
 
 These tests live under tests/e2e so that they share its one `stack` per session.
 """
@@ -28,6 +35,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, start_service
+from tests.e2e.isolated import isolated_stack
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,8 +63,45 @@ _SUMMARY_LINE = re.compile(
 )
 
 
+# Low enough that a client meets the gateway's 429 at will: one request every two
+# seconds per key (the gateway's Retry-After is then 1 or 2).
+RATE_LIMIT_PER_SECOND = 0.5
+
+
 def basic(key: str) -> tuple[str, str]:
     return (key, "")
+
+
+def metrics_url(stack: Stack, process: str = "gateway") -> str:
+    """Where a process of `stack` serves /metrics: its HEALTH_PORT."""
+    return f"http://127.0.0.1:{stack.processes[process].env['HEALTH_PORT']}"
+
+
+def answered(metrics: str, **labels: str) -> float:
+    """How many requests the gateway answered with these labels (method, route, status),
+    from its own /metrics."""
+    text = httpx.get(f"{metrics}/metrics", timeout=30).text
+    total = 0.0
+    for line in text.splitlines():
+        # Label values may hold braces themselves (route="/v1/task/{task_id}").
+        match = re.match(
+            r'humantask_gateway_http_requests_total\{((?:\w+="[^"]*",?)*)\} (\S+)$', line
+        )
+        if match is None:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match[1]))
+        if all(found.get(name) == value for name, value in labels.items()):
+            total += float(match[2])
+    return total
+
+
+def spend_rate_limit(gateway_url: str, key: str) -> None:
+    """Requests with `key` until the gateway answers one 429: its rate limit is spent."""
+    with httpx.Client(base_url=gateway_url, auth=basic(key), timeout=30) as http:
+        for _ in range(1000):
+            if http.get("/v1/tasks", params={"limit": "1"}).status_code == 429:
+                return
+    raise AssertionError("no 429 after 1000 requests: is RATE_LIMIT_PER_SECOND low there?")
 
 
 def cancel_pending_tasks(gateway_url: str, api_key: str) -> None:
@@ -99,6 +144,37 @@ def unavailable_gateway_process(stack: Stack) -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def unavailable_gateway(unavailable_gateway_process: tuple[str, str]) -> str:
     return unavailable_gateway_process[0]
+
+
+@pytest.fixture(scope="session")
+def rate_limited_stack(mongodb_url: str, test_session_id: str, _containers: Any) -> Iterator[Stack]:
+    """A gateway and task-store of their own whose gateway allows RATE_LIMIT_PER_SECOND
+    requests a second per key. Nothing cleans its pool: no worker claims there."""
+    with isolated_stack(
+        "client_rate_limit",
+        mongodb_url=mongodb_url,
+        session_id=test_session_id,
+        containers=_containers,
+        RATE_LIMIT_PER_SECOND=RATE_LIMIT_PER_SECOND,
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def rate_limited_env(rate_limited_stack: Stack) -> dict[str, str]:
+    """The variables of the rate-limited gateway for the JavaScript and Ruby suites."""
+    customer = rate_limited_stack.admin("customers", "create", "--name", "rate limited")
+    return {
+        "HUMANTASK_RATE_LIMITED_URL": rate_limited_stack.gateway_url,
+        "HUMANTASK_RATE_LIMITED_API_KEY": customer["api_key"],
+        "HUMANTASK_RATE_LIMITED_METRICS_URL": metrics_url(rate_limited_stack),
+    }
+
+
+@pytest.fixture(scope="session")
+def unavailable_env(unavailable_gateway_process: tuple[str, str]) -> dict[str, str]:
+    url, health = unavailable_gateway_process
+    return {"HUMANTASK_UNAVAILABLE_URL": url, "HUMANTASK_UNAVAILABLE_METRICS_URL": health}
 
 
 @pytest.fixture(scope="session")
@@ -164,9 +240,11 @@ async def complete_as_worker(
 def suite_env(stack: Stack, customer: dict[str, Any], **extra: str) -> dict[str, str]:
     """The environment a JavaScript or Ruby suite reads (see this module's docstring)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("HUMANTASK_")}
+    env.pop("SCALE_API_URL", None)
     env.update(
         HUMANTASK_URL=stack.gateway_url,
         HUMANTASK_API_KEY=customer["api_key"],
+        HUMANTASK_METRICS_URL=metrics_url(stack),
         HUMANTASK_CALLBACK_SECRET=customer["callback_secret"],
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",

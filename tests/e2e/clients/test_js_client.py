@@ -55,8 +55,24 @@ def test_js_callback_helpers() -> None:
     assert "ℹ skipped 0" in output, output
 
 
-def test_js_client(stack: Stack, client_customer: dict[str, Any], unavailable_gateway: str) -> None:
-    env = suite_env(stack, client_customer, HUMANTASK_UNAVAILABLE_URL=unavailable_gateway)
+def test_js_client_offline() -> None:
+    """Retries, errors, pages and configuration against a scripted local server (no stack)."""
+    output = run_suite(
+        "node --test clients/js/test/offline.test.js",
+        [*NODE_TEST, "test/offline.test.js"],
+        JS,
+        dict(os.environ),
+    )
+    assert "ℹ skipped 0" in output, output
+
+
+def test_js_client(
+    stack: Stack,
+    client_customer: dict[str, Any],
+    unavailable_env: dict[str, str],
+    rate_limited_env: dict[str, str],
+) -> None:
+    env = suite_env(stack, client_customer, **unavailable_env, **rate_limited_env)
     output = run_suite(
         "node --test clients/js/test/client.test.js", [*NODE_TEST, "test/client.test.js"], JS, env
     )

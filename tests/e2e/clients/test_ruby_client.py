@@ -24,10 +24,24 @@ RUBY = CLIENTS / "ruby"
 MINITEST = ["ruby", "-Ilib", "-Itest"]
 
 
+def test_ruby_client_offline() -> None:
+    """Retries, errors, pages and configuration against a scripted local server (no stack)."""
+    output = run_suite(
+        "ruby clients/ruby/test/test_offline.rb",
+        [*MINITEST, "test/test_offline.rb", "--verbose"],
+        RUBY,
+        dict(os.environ),
+    )
+    assert ", 0 skips" in output, output
+
+
 def test_ruby_client(
-    stack: Stack, client_customer: dict[str, Any], unavailable_gateway: str
+    stack: Stack,
+    client_customer: dict[str, Any],
+    unavailable_env: dict[str, str],
+    rate_limited_env: dict[str, str],
 ) -> None:
-    env = suite_env(stack, client_customer, HUMANTASK_UNAVAILABLE_URL=unavailable_gateway)
+    env = suite_env(stack, client_customer, **unavailable_env, **rate_limited_env)
     output = run_suite(
         "ruby clients/ruby/test/test_client.rb",
         [*MINITEST, "test/test_client.rb", "--verbose"],

@@ -1,11 +1,15 @@
 # frozen_string_literal: true
 
-module Scale
-  # The seed's task object: a reader per field (nil when absent), `[]` and `to_h`.
-  # Timestamps stay the API's strings.
+module Humantask
+  # The statuses this client knows; a newer server may send another.
+  TASK_STATUSES = %w[pending completed canceled].freeze
+
+  # The task object: a reader per field (nil when absent), `[]` and `to_h`. Timestamps
+  # stay the API's strings; fields and statuses a newer server adds come through as they are.
   class Task
     FIELDS = %w[task_id created_at completed_at callback_url type status instruction params
-                response metadata unique_id canceled_at].freeze
+                response metadata unique_id canceled_at min_workers max_workers confidence
+                gold_category].freeze
 
     FIELDS.each { |field| define_method(field) { @fields[field] } }
 
@@ -26,7 +30,7 @@ module Scale
     end
 
     def inspect
-      "#<Scale::Task #{task_id} #{status}>"
+      "#<Humantask::Task #{task_id} #{status}>"
     end
   end
 

@@ -1,8 +1,8 @@
-"""humantask's Python client for the Scale v1 API.
+"""humantask's Python client: the Scale v1 API of a humantask server.
 
-import scale
+import humantask
 
-api = scale.authorize('YOUR_API_KEY', base_url='http://localhost:8080')
+api = humantask.authorize('YOUR_API_KEY', base_url='http://localhost:8080')
 task = api.tasks.createCategorization(callback_url=..., instruction=...,
                                       attachment_type='text', attachment='car',
                                       categories=['big', 'small'])
@@ -12,7 +12,14 @@ for task in api.tasks.list(status='pending'):
 api.tasks.cancel(task.task_id)
 """
 
-from ._core import BASE_URL_VARIABLE, DEFAULT_BASE_URL, RetryPolicy, __version__
+from ._http import (
+    API_KEY_VARIABLE,
+    BASE_URL_VARIABLE,
+    DEFAULT_BASE_URL,
+    RETRY_STATUSES,
+    RetryPolicy,
+)
+from ._version import __version__
 from .callbacks import parse_callback, sign, verify_callback
 from .client import AsyncClient, AsyncTasks, Client, Tasks, authorize, authorize_async
 from .errors import (
@@ -21,33 +28,43 @@ from .errors import (
     APITimeoutError,
     BadRequest,
     Conflict,
+    HumantaskError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    ScaleError,
+    RateLimited,
+    ServerError,
     ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
-from .models import CallbackAttempt, Task, TaskParams, TaskResponse
+from .models import TASK_STATUSES, CallbackAttempt, Task, TaskParams, TaskResponse
+from .pagination import AsyncPage, Page
 
 __all__ = [
+    "API_KEY_VARIABLE",
     "BASE_URL_VARIABLE",
     "DEFAULT_BASE_URL",
+    "RETRY_STATUSES",
+    "TASK_STATUSES",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncPage",
     "AsyncTasks",
     "BadRequest",
     "CallbackAttempt",
     "Client",
     "Conflict",
+    "HumantaskError",
     "MethodNotAllowed",
     "NotFound",
+    "Page",
     "PayloadTooLarge",
+    "RateLimited",
     "RetryPolicy",
-    "ScaleError",
+    "ServerError",
     "ServiceUnavailable",
     "Task",
     "TaskParams",

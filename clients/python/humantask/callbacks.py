@@ -1,9 +1,9 @@
 """Checking and reading the callbacks humantask POSTs to a task's `callback_url`.
 
     body = request.body                       # the raw bytes, before any parsing
-    if not scale.verify_callback(SECRET, request.headers, body):
+    if not humantask.verify_callback(SECRET, request.headers, body):
         return 401
-    payload = scale.parse_callback(body, request.headers["Content-Type"])
+    payload = humantask.parse_callback(body, request.headers["Content-Type"])
     payload["response"]["category"]
 
 Callbacks are signed per Standard Webhooks (standardwebhooks.com), so its libraries

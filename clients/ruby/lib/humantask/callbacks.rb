@@ -4,7 +4,7 @@ require 'json'
 require 'openssl'
 require 'uri'
 
-module Scale
+module Humantask
   CALLBACK_SECRET_PREFIX = 'whsec_'
   # ASCII digits only (never "١٧٠٠" or "１７００"), and few enough to be a time.
   CALLBACK_TIMESTAMP = /\A[0-9]{1,15}\z/n
