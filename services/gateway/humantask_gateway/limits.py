@@ -5,12 +5,15 @@
 - **Rate limit per credential**: more than `RATE_LIMIT_PER_SECOND` requests a second with
   one API key or worker token (a token bucket: bursts up to one second's worth) are
   `429` with `Retry-After`. `0` turns it off. Counted in each gateway process.
-- **Failed authentications cost no round trip each time**: a credential the task-store
-  refused is refused again here, without asking, for `AUTH_FAILURE_CACHE_SECONDS`
-  (keys are random, so an unknown key does not become valid meanwhile); and each client
-  address may make at most `AUTH_FAILURES_PER_SECOND` failed look-ups a second (bursts of
-  ten seconds' worth). Past that, its requests with credentials not verified lately are
-  `429` until it has budget again, while credentials that worked keep working.
+- **Failed authentications**: a credential the task-store refused is refused again
+  here, without asking, for `AUTH_FAILURE_CACHE_SECONDS` (keys are random, so an unknown
+  key does not become valid meanwhile). Each client (`client_addresses`: the peer, or
+  the client a trusted proxy names; an IPv6 /64) may cause `AUTH_FAILURES_PER_SECOND`
+  failed look-ups a second (bursts of ten seconds' worth); past that its failed
+  look-ups are `429` with `Retry-After` instead of `401`. The budget is charged only
+  after the task-store said no: a credential that exists is always looked up and
+  served, so failures from an address (or from everybody behind one proxy) can never
+  lock a real credential out.
 - **Request bodies** must arrive within `REQUEST_BODY_TIMEOUT_SECONDS` of the request's
   start (`BODY_DEADLINE`, enforced where the body is read: `bodies.read_fields`), else
   `408` and the connection is closed.
@@ -32,9 +35,10 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
 
 from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import HumantaskError, Unauthorized, Unavailable
+from humantask_shared.errors import Unauthorized
 
 from .auth import credential_from_header
+from .client_addresses import budget_key, client_address
 from .middleware import error_response
 from .settings import GatewaySettings
 
@@ -180,9 +184,12 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
         else None
     )
     refused = ExpiringMap[tuple[str, str]](settings.auth_failure_cache_seconds, clock)
-    # Credentials that worked lately go through even when their address is over budget.
-    verified = ExpiringMap[tuple[str, str]](max(settings.auth_cache_seconds, 60.0), clock)
     body_seconds = settings.request_body_timeout_seconds
+
+    def client_key(request: web.Request) -> str:
+        header = settings.trusted_proxy_header
+        values = request.headers.getall(header, []) if settings.trusted_proxies else []
+        return budget_key(client_address(request.remote, values, settings.trusted_proxies, header))
 
     @web.middleware
     async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -210,26 +217,18 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
         if message is not None:
             REJECTED.labels("auth_failure_cached").inc()
             raise Unauthorized(message)
-        address = request.remote or ""
-        if failures_per_address is not None and verified.get(key) is None:
-            wait = failures_per_address.wait(address)
-            if wait:
-                REJECTED.labels("auth_failures").inc()
-                return too_many_requests(
-                    wait, "too many failed authentications from this address; try again later"
-                )
         try:
-            response = await handler(request)
+            return await handler(request)
         except Unauthorized as exc:
             refused.put(key, exc.message)
-            if failures_per_address is not None:
-                failures_per_address.spend(address)
-            raise
-        except HumantaskError as exc:
-            if not isinstance(exc, Unavailable):  # authenticated: the error came after
-                verified.put(key)
-            raise
-        verified.put(key)
-        return response
+            if failures_per_address is None:
+                raise
+            wait = failures_per_address.take(client_key(request))
+            if not wait:
+                raise
+            REJECTED.labels("auth_failures").inc()
+            return too_many_requests(
+                wait, "too many failed authentications from this address; try again later"
+            )
 
     return limits

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from humantask_shared.settings import CommonSettings
+
+from .client_addresses import ForwardedHeader, IPNetwork, parse_networks
 
 
 class GatewaySettings(CommonSettings):
@@ -22,10 +27,25 @@ class GatewaySettings(CommonSettings):
     rate_limit_per_second: float = Field(default=100.0, ge=0)
     # How long a refused credential is refused again without asking the task-store.
     auth_failure_cache_seconds: float = Field(default=5.0, ge=0)
-    # Failed look-ups a second one client address may cause (bursts of 10 s worth) before
-    # its unverified credentials are 429; 0 turns it off.
+    # Failed look-ups a second one client address (an IPv6 /64) may cause (bursts of 10 s
+    # worth) before its further failures are 429 rather than 401; 0 turns it off.
     auth_failures_per_second: float = Field(default=10.0, ge=0)
+    # The reverse proxies whose X-Forwarded-For (or Forwarded) header names the client,
+    # as CIDRs separated by commas; none by default (the peer is the client).
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    # Which header those proxies add: x-forwarded-for or forwarded (RFC 7239).
+    trusted_proxy_header: ForwardedHeader = "x-forwarded-for"
     # How long a request body may take to arrive, from the start of the request: 408.
     request_body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     # Requests in flight before the rest are 503 at once (overload.py); 0 turns it off.
     gateway_max_in_flight: int = Field(default=256, ge=0)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> list[IPNetwork]:
+        return parse_networks(value)
+
+    @field_validator("trusted_proxy_header", mode="before")
+    @classmethod
+    def _header_name(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
