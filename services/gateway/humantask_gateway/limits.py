@@ -34,10 +34,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
 
-from humantask_shared.credentials import credential_hash
 from humantask_shared.errors import Unauthorized
 
-from .auth import credential_from_header
+from .auth import request_credential_digest
 from .client_addresses import budget_key, client_address
 from .middleware import error_response
 from .settings import GatewaySettings
@@ -151,18 +150,6 @@ def too_many_requests(wait_seconds: float, message: str) -> web.Response:
     return response
 
 
-def _credential_digest(request: web.Request) -> str | None:
-    """The SHA-256 of the request's credential, or None when it has none the task-store
-    would be asked about (the view answers those 401 on its own)."""
-    header = request.headers.get("Authorization")
-    if not header:
-        return None
-    try:
-        return credential_hash(credential_from_header(header))
-    except Unauthorized:
-        return None
-
-
 def _role(request: web.Request) -> str:
     return "worker" if request.path.startswith("/v1/work/") else "customer"
 
@@ -199,7 +186,7 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
         if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
             REJECTED.labels("cross_site").inc()
             return error_response(403, "cross-site requests from browsers are not allowed")
-        digest = _credential_digest(request)
+        digest = request_credential_digest(request)
         if digest is None:
             return await handler(request)
 

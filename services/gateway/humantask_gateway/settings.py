@@ -39,6 +39,11 @@ class GatewaySettings(CommonSettings):
     request_body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     # Requests in flight before the rest are 503 at once (overload.py); 0 turns it off.
     gateway_max_in_flight: int = Field(default=256, ge=0)
+    # Requests one API key or worker token may have in flight before its next are 429 at
+    # once (overload.py), so one credential cannot take every slot; 0 turns it off.
+    gateway_max_in_flight_per_credential: int = Field(default=32, ge=0)
+    # What one task may take, as UTF-8 JSON of its fields, before its creation is 400.
+    max_task_bytes: int = Field(default=128 * 1024, ge=1024, le=1024 * 1024)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
