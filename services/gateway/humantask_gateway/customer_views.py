@@ -80,10 +80,16 @@ async def cancel_task(request: web.Request) -> web.Response:
 
 
 def _next_page_url(request: web.Request, next_token: ListCursor) -> URL:
-    """The same query, from where this page ended (an offset applied to this page only)."""
+    """The same query, from where this page ended (an offset applied to this page only),
+    at `PUBLIC_BASE_URL` when it is set: behind a TLS proxy the request's own URL has
+    the proxy's inside scheme and host."""
     params = {name: value for name, value in request.query.items() if name != "offset"}
     params["next_token"] = next_token.encode()
-    return request.url.with_query(params)
+    base = request.app[settings_key].public_base_url
+    if base is None:
+        return request.url.with_query(params)
+    public = URL(base)
+    return public.with_path(public.path.rstrip("/") + request.path).with_query(params)
 
 
 async def list_tasks(request: web.Request) -> web.Response:

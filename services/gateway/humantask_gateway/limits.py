@@ -3,8 +3,9 @@
 - **Cross-site requests** from browsers (`Sec-Fetch-Site: cross-site`) are `403`: a page
   on another site cannot make a signed-in workbench tab, or a browser holding a key, act.
 - **Rate limit per credential**: more than `RATE_LIMIT_PER_SECOND` requests a second with
-  one API key or worker token (a token bucket: bursts up to one second's worth) are
-  `429` with `Retry-After`. `0` turns it off. Counted in each gateway process.
+  one API key, or `WORKER_RATE_LIMIT_PER_SECOND` with one worker token (token buckets:
+  bursts up to one second's worth), are `429` with `Retry-After`. `0` turns either off.
+  Counted in each gateway process.
 - **Failed authentications**: a credential the task-store refused is refused again
   here, without asking, for `AUTH_FAILURE_CACHE_SECONDS` (keys are random, so an unknown
   key does not become valid meanwhile). Each client (`client_addresses`: the peer, or
@@ -156,11 +157,14 @@ def _role(request: web.Request) -> str:
 
 def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Middleware:
     """The middleware; `clock` only for tests."""
-    per_credential = (
-        TokenBuckets[str](settings.rate_limit_per_second, settings.rate_limit_per_second, clock)
-        if settings.rate_limit_per_second > 0
-        else None
-    )
+    # Customers' keys and workers' tokens, each with its own rate (bursts of a second's).
+    rates = {
+        "customer": settings.rate_limit_per_second,
+        "worker": settings.worker_rate_limit_per_second,
+    }
+    per_credential = {
+        role: TokenBuckets[str](rate, rate, clock) for role, rate in rates.items() if rate > 0
+    }
     failures_per_address = (
         TokenBuckets[str](
             settings.auth_failures_per_second,
@@ -190,16 +194,18 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
         if digest is None:
             return await handler(request)
 
-        if per_credential is not None:
-            wait = per_credential.take(digest)
+        role = _role(request)
+        buckets = per_credential.get(role)
+        if buckets is not None:
+            wait = buckets.take(digest)
             if wait:
                 REJECTED.labels("rate_limit").inc()
                 return too_many_requests(
                     wait,
-                    f"rate limit exceeded: at most {settings.rate_limit_per_second:g} "
-                    "requests a second per credential",
+                    f"rate limit exceeded: at most {rates[role]:g} requests a second per "
+                    + ("API key" if role == "customer" else "worker token"),
                 )
-        key = (digest, _role(request))
+        key = (digest, role)
         message = refused.get(key)
         if message is not None:
             REJECTED.labels("auth_failure_cached").inc()

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+from yarl import URL
 
 from humantask_shared.settings import CommonSettings
 
@@ -23,8 +24,13 @@ class GatewaySettings(CommonSettings):
     # (demo and local runs); unset or empty: no demo customer.
     humantask_demo_api_key: str | None = None
     # Abuse limits (limits.py), each counted in this process: with N gateways, N times.
-    # Requests a second with one API key or worker token before 429; 0 turns it off.
+    # Requests a second with one API key before 429; 0 turns it off.
     rate_limit_per_second: float = Field(default=100.0, ge=0)
+    # Requests a second with one worker token before 429 (people at the workbench); 0 off.
+    worker_rate_limit_per_second: float = Field(default=20.0, ge=0)
+    # Where clients reach this API (https://api.example.com, or with a path prefix): links
+    # the gateway hands out (`Link`) are built on it. Unset: on the request's own URL.
+    public_base_url: str | None = None
     # How long a refused credential is refused again without asking the task-store.
     auth_failure_cache_seconds: float = Field(default=5.0, ge=0)
     # Failed look-ups a second one client address (an IPv6 /64) may cause (bursts of 10 s
@@ -54,3 +60,15 @@ class GatewaySettings(CommonSettings):
     @classmethod
     def _header_name(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
+            raise ValueError(
+                "must be an absolute http(s) URL without a query, e.g. https://api.example.com"
+            )
+        return str(url.with_path(url.path.rstrip("/")))
