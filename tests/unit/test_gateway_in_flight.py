@@ -124,16 +124,17 @@ async def test_a_cap_of_zero_turns_it_off(gateway: GatewayFactory) -> None:
 
 
 def big_task(number: int) -> Task:
-    """About 100 KB of JSON: 100 categories of 256 four-byte characters."""
+    """About 180 KB of JSON: every field at its limit, in four-byte characters (a page of
+    100 is far more than the kernel's socket buffers of a loopback connection hold)."""
     return Task(
         task_id=f"{number:024x}",
         created_at=utcnow() - timedelta(seconds=number),
         callback_url="http://www.example.com/callback",
         status="pending",
-        instruction="Which one?",
+        instruction="\U0001f600" * 10_000,
         params=TaskParams(
             attachment_type="text",
-            attachment="x",
+            attachment="\U0001f600" * 10_000,
             categories=[f"{n:03d}" + "\U0001f600" * 253 for n in range(100)],
         ),
     )
@@ -141,7 +142,7 @@ def big_task(number: int) -> Task:
 
 @asynccontextmanager
 async def slow_reader(gw: Gateway, key: str) -> AsyncIterator[asyncio.StreamReader]:
-    """A client that asks for a page of ~10 MB and reads nothing until told to."""
+    """A client that asks for a page of ~18 MB and reads nothing until told to."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
@@ -193,7 +194,7 @@ async def test_a_slot_is_held_until_the_response_is_written(
         assert set(statuses) == {busy}, statuses
 
         head, body = await read_response(reader)
-        assert head.startswith(b"HTTP/1.1 200") and len(body) > 5_000_000
+        assert head.startswith(b"HTTP/1.1 200") and len(body) > 15_000_000
 
     async def served() -> bool:
         return (await gw.call("GET", probe, probe_key))[0] == 200
