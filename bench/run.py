@@ -727,6 +727,8 @@ async def _run(args: argparse.Namespace) -> int:
             "service_env": {
                 "LOG_LEVEL": "WARNING",
                 "RATE_LIMIT_PER_SECOND": "0",
+                "WORKER_RATE_LIMIT_PER_SECOND": "0",
+                "GATEWAY_MAX_IN_FLIGHT_PER_CREDENTIAL": "0",
                 "others": "defaults (PREFETCH_COUNT 32, AUTH_CACHE_SECONDS 30, ...)",
             },
         },

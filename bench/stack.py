@@ -262,6 +262,8 @@ class Stack:
             LOG_LEVEL="WARNING",
             # One API key makes all the load: a per-key limit would measure the limit.
             RATE_LIMIT_PER_SECOND="0",
+            WORKER_RATE_LIMIT_PER_SECOND="0",
+            GATEWAY_MAX_IN_FLIGHT_PER_CREDENTIAL="0",
             SHUTDOWN_GRACE_SECONDS="10",
             PYTHONUNBUFFERED="1",
             NO_PROXY="127.0.0.1,localhost",

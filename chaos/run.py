@@ -228,6 +228,8 @@ async def run(args: argparse.Namespace) -> int:
         # The setting of the topology work (issue 14): quorum queues on the cluster.
         "AMQP_QUEUE_TYPE": "quorum" if args.cluster else "classic",
         "RATE_LIMIT_PER_SECOND": "0",  # one API key makes all the load
+        "WORKER_RATE_LIMIT_PER_SECOND": "0",
+        "GATEWAY_MAX_IN_FLIGHT_PER_CREDENTIAL": "0",
         "CALLBACK_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on loopback
         "CALLBACK_TIMEOUT_SECONDS": str(CALLBACK_TIMEOUT_SECONDS),
         "CALLBACK_RETRY_DELAY_SECONDS": str(CALLBACK_RETRY_DELAY_SECONDS),

@@ -255,6 +255,22 @@ CALLBACK_RETRY_DELAY_QUEUE = Queue(
     },
     parameters={"delay_ms": "CALLBACK_RETRY_DELAY_SECONDS in milliseconds: its x-message-ttl."},
 )
+NOTIFIER_COMPLETIONS_DELAY_QUEUE = Queue(
+    f"{NOTIFIER_COMPLETIONS_QUEUE.name}.delay-{{delay_ms}}ms",
+    "Completion events put back for a while because their callback's host already had "
+    "CALLBACK_MAX_PER_HOST callbacks in progress (no attempt was spent), published through "
+    "the default exchange; nobody consumes it: an expired event is dead-lettered back into "
+    f"`{NOTIFIER_COMPLETIONS_QUEUE.name}`. A retry put back for the same reason waits in "
+    "the retries' delay queue of that delay.",
+    carries=(TaskCompleted,),
+    consumers=(),
+    publishers=("notifier",),
+    arguments={
+        "x-dead-letter-exchange": "",  # the default exchange: straight to the queue
+        "x-dead-letter-routing-key": NOTIFIER_COMPLETIONS_QUEUE.name,
+    },
+    parameters={"delay_ms": "CALLBACK_HOST_BUSY_DELAY_SECONDS in milliseconds: its x-message-ttl."},
+)
 REPLY_QUEUE = Queue(
     "{owner}.replies.{id}",
     "A caller's replies, matched to its commands by `correlation_id`; answered through the "
@@ -295,6 +311,7 @@ COMMAND_QUEUES = (TASKSTORE_COMMANDS_QUEUE, NOTIFIER_COMMANDS_QUEUE)
 QUEUES: tuple[Queue, ...] = (
     *(q for work in WORK_QUEUES for q in (work, work.dead_letter_queue) if q is not None),
     CALLBACK_RETRY_DELAY_QUEUE,
+    NOTIFIER_COMPLETIONS_DELAY_QUEUE,
     REPLY_QUEUE,
     CREDENTIALS_QUEUE,
 )
@@ -306,9 +323,14 @@ def command_queue(command: type[Command]) -> Queue:
     return queue
 
 
-def callback_retry_delay_queue(delay_ms: int, retries: Queue = CALLBACK_RETRY_QUEUE) -> Queue:
-    """The delay queue of `delay_ms` in front of `retries` (the notifier's, or a test's)."""
-    template = CALLBACK_RETRY_DELAY_QUEUE
+def callback_retry_delay_queue(
+    delay_ms: int,
+    retries: Queue = CALLBACK_RETRY_QUEUE,
+    template: Queue = CALLBACK_RETRY_DELAY_QUEUE,
+) -> Queue:
+    """The delay queue of `delay_ms` in front of `retries` (the notifier's, or a test's);
+    with `template` NOTIFIER_COMPLETIONS_DELAY_QUEUE and `retries` the completions', the
+    one in front of the completions."""
     return replace(
         template,
         name=f"{retries.name}.delay-{delay_ms}ms",

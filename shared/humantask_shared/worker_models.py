@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from .errors import Conflict
-from .models import NonEmptyString, TaskParams, TaskResponse, TaskStatus, TaskType, Timestamp
+from .models import CategoryString, TaskParams, TaskResponse, TaskStatus, TaskType, Timestamp
 
 
 def no_live_lease(task_id: str) -> Conflict:
@@ -61,4 +61,4 @@ class SubmitWorkRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    category: NonEmptyString
+    category: CategoryString  # at most 256 characters, as the task's categories

@@ -9,6 +9,7 @@ networks allowed (the receiver is on 127.0.0.1).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -462,3 +463,95 @@ async def test_the_log_is_empty_before_completion_and_404_for_others(
         assert anonymous.status == 401
     finally:
         await api.post(f"/v1/task/{task_id}/cancel", customer["api_key"])
+
+
+class Tarpit:
+    """A receiver that accepts connections and never answers (on 127.0.0.2: a host of
+    its own, as far as the notifier's per-host limit is concerned)."""
+
+    host = "127.0.0.2"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections = 0  # so far
+        self.open = 0  # now
+        self.most_open = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/callback/{uuid.uuid4().hex}"
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        self._writers.append(writer)
+        try:
+            await reader.read()  # the request, then nothing until the sender hangs up
+        except ConnectionError:
+            pass
+        finally:
+            self.open -= 1
+
+    async def start(self) -> Tarpit:
+        self._server = await asyncio.start_server(self._hold, self.host, self.port)
+        return self
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_a_tarpit_receiver_does_not_delay_another_customers_callback(
+    api: Api,
+    stack: Stack,
+    other_customer: dict,
+    complete_task: CompleteTask,
+    receiver: ScriptedReceiver,
+    channel: aio_pika.abc.AbstractChannel,
+) -> None:
+    """One customer's receiver accepts and never answers, with five times the notifier's
+    messages in hand queued for it; another customer's callback, completed after them,
+    is still delivered on its first attempt, within its timeout."""
+    timeout = 3.0
+    tarpit = await Tarpit().start()
+    stop_notifier(stack)
+    try:
+        replace_notifier(
+            stack,
+            PREFETCH_COUNT="4",
+            CALLBACK_TIMEOUT_SECONDS=str(timeout),
+            CALLBACK_MAX_PER_HOST="2",
+            CALLBACK_HOST_BUSY_DELAY_SECONDS="1",
+        )
+        for _ in range(20):
+            await complete_task(callback_url=tarpit.url())
+        await wait_for(lambda: tarpit.connections >= 2, timeout=15, message="the tarpit busy")
+
+        path = f"/callback/{uuid.uuid4().hex}"
+        body = {**SEED_TASK_JSON, "callback_url": receiver.url(path)}
+        reply = await api.post("/v1/task/categorize", other_customer["api_key"], json=body)
+        assert reply.status == 200, reply
+        task_id = reply.body["task_id"]
+        try:
+            published = time.monotonic()
+            await publish_completion(
+                channel, other_customer["customer_id"], completed(reply.body, "big")
+            )
+            (request,) = await receiver.wait_for_requests(path, 1, timeout=3 * timeout)
+            assert request.arrived - published < timeout
+            assert request.headers["X-Callback-Attempt"] == "1"
+            log = await wait_for_log(api, other_customer, task_id, 1)
+            assert [(entry["attempt"], entry["delivered"]) for entry in log] == [(1, True)]
+            # The tarpit never had more than its share of the notifier at once.
+            assert tarpit.most_open <= 2
+        finally:
+            await api.post(f"/v1/task/{task_id}/cancel", other_customer["api_key"])
+    finally:
+        stop_notifier(stack)
+        await tarpit.stop()
+        replace_notifier(stack)

@@ -52,6 +52,7 @@ def fuzz_stack(mongodb_url: str, test_session_id: str, _containers: Any) -> Iter
         session_id=test_session_id,
         containers=_containers,
         RATE_LIMIT_PER_SECOND=0,  # one key sends far more than 100 requests a second
+        WORKER_RATE_LIMIT_PER_SECOND=0,
     ) as stack:
         notifier, url = start_service("humantask-notifier", stack.env, "HEALTH_PORT")
         stack.processes["notifier"], stack.health_urls["notifier"] = notifier, url

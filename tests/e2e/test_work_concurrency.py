@@ -49,6 +49,8 @@ def pool_stack(mongodb_url: str, test_session_id: str, _containers: Any) -> Iter
         # One customer key creates hundreds of tasks as fast as it can: the per-credential
         # rate limit (tested on its own) is not what this test is about.
         RATE_LIMIT_PER_SECOND=0,
+        WORKER_RATE_LIMIT_PER_SECOND=0,
+        GATEWAY_MAX_IN_FLIGHT_PER_CREDENTIAL=0,
     ) as stack:
         yield stack
 

@@ -30,7 +30,7 @@ from humantask_shared.messages.commands import (
     Role,
     SubmitWork,
 )
-from humantask_shared.models import Task, TaskPage, TaskParams, TaskResponse
+from humantask_shared.models import ListCursor, Task, TaskPage, TaskParams, TaskResponse
 from humantask_shared.timeutil import utcnow
 from humantask_shared.worker_models import (
     ClaimResult,
@@ -116,7 +116,16 @@ class FakeTaskStore(FakeService):
             case ListTasks(customer_id=owner, query=query):
                 mine = [task for who, task in self.tasks.values() if who == owner]
                 mine.sort(key=lambda task: task.created_at, reverse=True)
-                return TaskPage(tasks=mine[query.offset : query.offset + query.limit])
+                page = mine[query.offset : query.offset + query.limit]
+                more = len(mine) > query.offset + query.limit
+                next_token = (
+                    ListCursor(
+                        created_at=page[-1].created_at, task_id=page[-1].task_id, span_seconds=1
+                    )
+                    if more and page
+                    else None
+                )
+                return TaskPage(tasks=page, next_token=next_token)
             case ClaimWork(worker_id=worker_id):
                 return self._claim(worker_id)
             case SubmitWork(worker_id=worker_id, task_id=task_id, category=category):

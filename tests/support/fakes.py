@@ -324,6 +324,16 @@ class FakeRetries:
 
 
 @dataclass
+class FakeDeferrals:
+    """`ports.Deferrals`: records what was put back, by the trigger of its message."""
+
+    deferred: list[str] = field(default_factory=list)
+
+    async def defer(self, message: Any, trigger: str) -> None:
+        self.deferred.append(trigger)
+
+
+@dataclass
 class FakeSigningKeys:
     """`ports.SigningKeys`: `whsec_<customer id>`, or `error` while it is set."""
 

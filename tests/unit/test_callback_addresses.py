@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from humantask_notifier.addresses import is_public, parse_ip, why_not_public
@@ -49,7 +51,48 @@ NOT_PUBLIC = {
     # Teredo, client 192.0.2.45
     "2001:0:4136:e378:8000:63bf:3fff:fdd2": "embeds a private IPv4 address",
     "2001:4860:4860::8888%eth0": "an IPv6 address with a zone",
+    "fec0::1": "a site-local address",  # deprecated (RFC 3879), yet routed inside some sites
+    "feff:ffff::1": "a site-local address",
+    "192.0.0.100": "a non-public address",  # IETF protocol assignments
+    "192.88.99.1": "a non-public address",  # the deprecated 6to4 relay anycast
+    "3fff::1": "a non-public address",  # documentation (RFC 9637)
 }
+
+# The IANA IPv4 and IPv6 Special-Purpose Address Registries: each block whose
+# "Globally Reachable" is False (or that is deprecated or reserved). A callback never
+# goes to any of them. (Blocks that embed an IPv4 address, IPv4-mapped, 6to4, Teredo and
+# NAT64, follow the address they embed: see NOT_PUBLIC.)
+NOT_GLOBALLY_REACHABLE = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "100:0:0:1::/64",
+    "2001:2::/48",
+    "2001:10::/28",
+    "2001:db8::/32",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+]
 
 
 @pytest.mark.parametrize("text", PUBLIC)
@@ -68,6 +111,13 @@ def test_non_public_addresses_are_refused_with_a_reason(text: str, reason: str) 
     # The reason names the kind of address, never the address (nor what it embeds).
     assert text.split("%")[0] not in why_not_public(address)
     assert str(address) not in why_not_public(address)
+
+
+@pytest.mark.parametrize("block", NOT_GLOBALLY_REACHABLE)
+def test_no_address_of_a_special_purpose_block_is_public(block: str) -> None:
+    network = ipaddress.ip_network(block)
+    for address in (network[0], network[network.num_addresses // 2], network[-1]):
+        assert not is_public(address), address
 
 
 @pytest.mark.parametrize("text", ["[::1]", "[2001:4860:4860::8888]"])

@@ -23,6 +23,7 @@ from humantask_notifier.handlers import (
     handle_task_completed,
     list_callbacks,
 )
+from humantask_notifier.hosts import HostSlots
 from humantask_notifier.ports import Dependencies
 from humantask_notifier.sender import SendResult
 from humantask_shared.errors import NotFound, Unavailable
@@ -32,7 +33,13 @@ from humantask_shared.messages.retries import RetryDue
 from humantask_shared.messaging import PoisonMessage
 from humantask_shared.models import Task
 from humantask_shared.timeutil import utcnow
-from tests.support.fakes import FakeDeliveries, FakeRetries, FakeSender, FakeSigningKeys
+from tests.support.fakes import (
+    FakeDeferrals,
+    FakeDeliveries,
+    FakeRetries,
+    FakeSender,
+    FakeSigningKeys,
+)
 
 from .test_callback_domain import TASK
 
@@ -45,6 +52,8 @@ class World:
     sender: FakeSender = field(default_factory=FakeSender)
     retries: FakeRetries = field(default_factory=FakeRetries)
     secrets: FakeSigningKeys = field(default_factory=FakeSigningKeys)
+    hosts: HostSlots = field(default_factory=lambda: HostSlots(0))
+    deferrals: FakeDeferrals = field(default_factory=FakeDeferrals)
 
     @property
     def deps(self) -> Dependencies:
@@ -54,6 +63,8 @@ class World:
             retries=self.retries,
             sender=self.sender,
             claim_ttl=timedelta(seconds=11),
+            hosts=self.hosts,
+            deferrals=self.deferrals,
         )
 
     async def completed(self, event: TaskCompleted | None = None) -> None:
@@ -200,3 +211,65 @@ async def test_any_order_of_any_number_of_messages_never_makes_a_third_attempt()
                 await (world.retry_due() if rng.random() < 0.6 else world.completed())
         assert len(world.sender.sent) <= domain.MAX_ATTEMPTS
         assert world.attempts_sent() in (["1"], ["1", "2"])
+
+
+# -- a host with CALLBACK_MAX_PER_HOST callbacks in progress ------------------------------
+
+HOST = "www.example.com"  # TASK's callback host
+
+
+async def test_a_callback_to_a_busy_host_is_put_back_without_spending_an_attempt() -> None:
+    world = World(hosts=HostSlots(1))
+    with world.hosts.slot(HOST):  # another callback to the host is in progress
+        await world.completed()
+    assert world.sender.sent == [] and await world.log() == []
+    assert world.deferrals.deferred == ["completed"]
+    # When the message comes back and the host has room, attempt 1 is made.
+    await world.completed()
+    assert world.attempts_sent() == ["1"] and await world.log() == [(1, 200, True)]
+    assert world.deferrals.deferred == ["completed"]
+
+
+async def test_a_retry_to_a_busy_host_is_put_back_too() -> None:
+    world = World(sender=FakeSender([fail()]), hosts=HostSlots(1))
+    await world.completed()
+    with world.hosts.slot(HOST):
+        await world.retry_due()
+    assert world.attempts_sent() == ["1"] and world.deferrals.deferred == ["retry_due"]
+    await world.retry_due()
+    assert world.attempts_sent() == ["1", "2"]
+    assert await world.log() == [(1, 500, False), (2, 200, True)]
+
+
+async def test_a_busy_host_does_not_hold_up_another() -> None:
+    world = World(hosts=HostSlots(1))
+    with world.hosts.slot("tarpit.example"):
+        await world.completed()
+    assert world.attempts_sent() == ["1"] and world.deferrals.deferred == []
+
+
+async def test_the_slot_is_held_while_sending_and_given_back_after() -> None:
+    hosts = HostSlots(2)
+    seen: list[int] = []
+
+    class CountingSender(FakeSender):
+        async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+            seen.append(hosts.in_progress(HOST))
+            return await super().post(url, body, headers)
+
+    world = World(sender=CountingSender(), hosts=hosts)
+    await world.completed()
+    assert seen == [1] and hosts.in_progress(HOST) == 0
+
+
+def test_host_slots_count_per_host_and_forget_idle_hosts() -> None:
+    hosts = HostSlots(2)
+    assert hosts.take("a") and hosts.take("a") and not hosts.take("a")
+    assert hosts.take("b")
+    hosts.give_back("a")
+    assert hosts.take("a")
+    for host in ("a", "a", "b"):
+        hosts.give_back(host)
+    assert hosts.in_progress("a") == 0 and hosts._in_progress == {}
+    unlimited = HostSlots(0)
+    assert all(unlimited.take("a") for _ in range(1000))

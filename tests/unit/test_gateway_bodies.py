@@ -4,7 +4,9 @@ HTTP Basic credentials. No I/O."""
 from __future__ import annotations
 
 import base64
+import random
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 from humantask_gateway.auth import MAX_CREDENTIAL_LENGTH, Authenticator, credential_from_header
 from humantask_gateway.bodies import (
     describe_validation_error,
+    form_pairs,
     parse_form,
     parse_json_object,
     validate,
@@ -346,3 +349,32 @@ async def test_the_header_is_checked_before_the_task_store_is_asked() -> None:
     with pytest.raises(Unauthorized):
         await auth.authenticate(request, "customer")
     assert store.asked == []
+
+
+# -- the form decoder reads what urllib's parse_qsl reads -----------------------------------
+
+FORM_PIECES = [
+    "a", "b", "=", "&", "%", "+", "2F", "zz", "%F0%9F%98%80", "é", "\\", "\\x41", "%5C",
+    "%e9", "%C3%A9", "1", ";", "%%", "%2", "%g0", "\n", "%00", "\\N{BULLET}", "%5Cx41",
+]  # fmt: skip
+
+
+def _parse_qsl(body: bytes) -> list[tuple[str, str]] | str:
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+
+
+def _form_pairs(body: bytes) -> list[tuple[str, str]] | str:
+    try:
+        return form_pairs(body)
+    except UnicodeDecodeError:
+        return "not UTF-8"
+
+
+def test_form_pairs_reads_what_parse_qsl_reads() -> None:
+    generator = random.Random(23)
+    for _ in range(20_000):
+        body = "".join(generator.choices(FORM_PIECES, k=generator.randint(0, 12))).encode()
+        assert _form_pairs(body) == _parse_qsl(body), body

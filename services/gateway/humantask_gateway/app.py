@@ -14,7 +14,7 @@ from .boundary import Boundary
 from .customer_views import CUSTOMER_ENDPOINTS
 from .limits import abuse_limits
 from .middleware import json_errors, request_context
-from .overload import shed_load
+from .overload import cap_per_credential, shed_load
 from .reference_views import REFERENCE_ENDPOINTS
 from .settings import GatewaySettings
 from .worker_views import WORKER_ENDPOINTS
@@ -28,6 +28,7 @@ def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application
         middlewares=[
             request_context,
             shed_load(settings.gateway_max_in_flight),
+            cap_per_credential(settings.gateway_max_in_flight_per_credential),
             json_errors,
             abuse_limits(settings),
         ],

@@ -40,6 +40,19 @@ def credential_from_header(header: str | None) -> str:
     return username
 
 
+def request_credential_digest(request: web.Request) -> str | None:
+    """The SHA-256 of the request's credential, or None when it has none the task-store
+    would be asked about (the view answers those 401 on its own). Only `/v1/`
+    requests carry credentials: the health routes and the workbench page never do."""
+    header = request.headers.get("Authorization")
+    if not header or not request.path.startswith("/v1/"):
+        return None
+    try:
+        return credential_hash(credential_from_header(header))
+    except Unauthorized:
+        return None
+
+
 class Authenticator:
     """Who a credential belongs to: asked of the task-store, remembered a short while.
 

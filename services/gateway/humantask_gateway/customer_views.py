@@ -6,9 +6,11 @@ OpenAPI document are both made from it.
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 from yarl import URL
 
+from humantask_shared.errors import InvalidRequest
 from humantask_shared.http_routes import CUSTOMER_AUTH, Endpoint, Operation, ResponseDoc
 from humantask_shared.messages.commands import (
     CallbackLog,
@@ -27,8 +29,8 @@ from humantask_shared.models import (
     TaskPage,
 )
 
-from .appkeys import boundary_key
-from .bodies import read_fields, validate
+from .appkeys import boundary_key, settings_key
+from .bodies import FORM_TYPE, MAX_FORM_FIELDS, parse_fields, read_body, validate
 from .requests import customer_id, json_response, task_id_from_path
 
 
@@ -36,9 +38,29 @@ def _task_response(task: Task) -> web.Response:
     return json_response(task.to_json_dict())
 
 
+# What a form may spend on names, `=` and `&` beyond three bytes per byte of the task
+# (percent-encoding): MAX_FORM_FIELDS fields with names of up to 32 characters.
+FORM_NAMES_ALLOWANCE = MAX_FORM_FIELDS * 32
+
+
+def _task_too_large(limit: int, size: int | None = None) -> InvalidRequest:
+    took = f"; this one takes {size}" if size is not None else ""
+    return InvalidRequest(f"body: a task may take at most {limit} bytes as UTF-8 JSON{took}")
+
+
 async def create_task(request: web.Request) -> web.Response:
     owner = await customer_id(request)
-    task_request = validate(CreateTaskRequest, await read_fields(request))
+    limit = request.app[settings_key].max_task_bytes
+    body = await read_body(request)
+    # A form decodes to at least a third of its size: one this large cannot hold a task
+    # within the limit, and is refused before it costs any parsing.
+    if request.content_type == FORM_TYPE and len(body) > 3 * limit + FORM_NAMES_ALLOWANCE:
+        raise _task_too_large(limit)
+    task_request = validate(CreateTaskRequest, parse_fields(request, body))
+    # Field limits count characters; this bounds what a task costs to store and to list.
+    size = len(orjson.dumps(task_request.model_dump(mode="json", exclude_none=True)))
+    if size > limit:
+        raise _task_too_large(limit, size)
     task = await request.app[boundary_key].taskstore.send(
         CreateTask(customer_id=owner, request=task_request), Task
     )
@@ -58,10 +80,16 @@ async def cancel_task(request: web.Request) -> web.Response:
 
 
 def _next_page_url(request: web.Request, next_token: ListCursor) -> URL:
-    """The same query, from where this page ended (an offset applied to this page only)."""
+    """The same query, from where this page ended (an offset applied to this page only),
+    at `PUBLIC_BASE_URL` when it is set: behind a TLS proxy the request's own URL has
+    the proxy's inside scheme and host."""
     params = {name: value for name, value in request.query.items() if name != "offset"}
     params["next_token"] = next_token.encode()
-    return request.url.with_query(params)
+    base = request.app[settings_key].public_base_url
+    if base is None:
+        return request.url.with_query(params)
+    public = URL(base)
+    return public.with_path(public.path.rstrip("/") + request.path).with_query(params)
 
 
 async def list_tasks(request: web.Request) -> web.Response:

@@ -3,14 +3,18 @@
 - **Cross-site requests** from browsers (`Sec-Fetch-Site: cross-site`) are `403`: a page
   on another site cannot make a signed-in workbench tab, or a browser holding a key, act.
 - **Rate limit per credential**: more than `RATE_LIMIT_PER_SECOND` requests a second with
-  one API key or worker token (a token bucket: bursts up to one second's worth) are
-  `429` with `Retry-After`. `0` turns it off. Counted in each gateway process.
-- **Failed authentications cost no round trip each time**: a credential the task-store
-  refused is refused again here, without asking, for `AUTH_FAILURE_CACHE_SECONDS`
-  (keys are random, so an unknown key does not become valid meanwhile); and each client
-  address may make at most `AUTH_FAILURES_PER_SECOND` failed look-ups a second (bursts of
-  ten seconds' worth). Past that, its requests with credentials not verified lately are
-  `429` until it has budget again, while credentials that worked keep working.
+  one API key, or `WORKER_RATE_LIMIT_PER_SECOND` with one worker token (token buckets:
+  bursts up to one second's worth), are `429` with `Retry-After`. `0` turns either off.
+  Counted in each gateway process.
+- **Failed authentications**: a credential the task-store refused is refused again
+  here, without asking, for `AUTH_FAILURE_CACHE_SECONDS` (keys are random, so an unknown
+  key does not become valid meanwhile). Each client (`client_addresses`: the peer, or
+  the client a trusted proxy names; an IPv6 /64) may cause `AUTH_FAILURES_PER_SECOND`
+  failed look-ups a second (bursts of ten seconds' worth); past that its failed
+  look-ups are `429` with `Retry-After` instead of `401`. The budget is charged only
+  after the task-store said no: a credential that exists is always looked up and
+  served, so failures from an address (or from everybody behind one proxy) can never
+  lock a real credential out.
 - **Request bodies** must arrive within `REQUEST_BODY_TIMEOUT_SECONDS` of the request's
   start (`BODY_DEADLINE`, enforced where the body is read: `bodies.read_fields`), else
   `408` and the connection is closed.
@@ -31,10 +35,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
 
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import HumantaskError, Unauthorized, Unavailable
+from humantask_shared.errors import Unauthorized
 
-from .auth import credential_from_header
+from .auth import request_credential_digest
+from .client_addresses import budget_key, client_address
 from .middleware import error_response
 from .settings import GatewaySettings
 
@@ -147,29 +151,20 @@ def too_many_requests(wait_seconds: float, message: str) -> web.Response:
     return response
 
 
-def _credential_digest(request: web.Request) -> str | None:
-    """The SHA-256 of the request's credential, or None when it has none the task-store
-    would be asked about (the view answers those 401 on its own)."""
-    header = request.headers.get("Authorization")
-    if not header:
-        return None
-    try:
-        return credential_hash(credential_from_header(header))
-    except Unauthorized:
-        return None
-
-
 def _role(request: web.Request) -> str:
     return "worker" if request.path.startswith("/v1/work/") else "customer"
 
 
 def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Middleware:
     """The middleware; `clock` only for tests."""
-    per_credential = (
-        TokenBuckets[str](settings.rate_limit_per_second, settings.rate_limit_per_second, clock)
-        if settings.rate_limit_per_second > 0
-        else None
-    )
+    # Customers' keys and workers' tokens, each with its own rate (bursts of a second's).
+    rates = {
+        "customer": settings.rate_limit_per_second,
+        "worker": settings.worker_rate_limit_per_second,
+    }
+    per_credential = {
+        role: TokenBuckets[str](rate, rate, clock) for role, rate in rates.items() if rate > 0
+    }
     failures_per_address = (
         TokenBuckets[str](
             settings.auth_failures_per_second,
@@ -180,9 +175,12 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
         else None
     )
     refused = ExpiringMap[tuple[str, str]](settings.auth_failure_cache_seconds, clock)
-    # Credentials that worked lately go through even when their address is over budget.
-    verified = ExpiringMap[tuple[str, str]](max(settings.auth_cache_seconds, 60.0), clock)
     body_seconds = settings.request_body_timeout_seconds
+
+    def client_key(request: web.Request) -> str:
+        header = settings.trusted_proxy_header
+        values = request.headers.getall(header, []) if settings.trusted_proxies else []
+        return budget_key(client_address(request.remote, values, settings.trusted_proxies, header))
 
     @web.middleware
     async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -192,44 +190,38 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
         if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
             REJECTED.labels("cross_site").inc()
             return error_response(403, "cross-site requests from browsers are not allowed")
-        digest = _credential_digest(request)
+        digest = request_credential_digest(request)
         if digest is None:
             return await handler(request)
 
-        if per_credential is not None:
-            wait = per_credential.take(digest)
+        role = _role(request)
+        buckets = per_credential.get(role)
+        if buckets is not None:
+            wait = buckets.take(digest)
             if wait:
                 REJECTED.labels("rate_limit").inc()
                 return too_many_requests(
                     wait,
-                    f"rate limit exceeded: at most {settings.rate_limit_per_second:g} "
-                    "requests a second per credential",
+                    f"rate limit exceeded: at most {rates[role]:g} requests a second per "
+                    + ("API key" if role == "customer" else "worker token"),
                 )
-        key = (digest, _role(request))
+        key = (digest, role)
         message = refused.get(key)
         if message is not None:
             REJECTED.labels("auth_failure_cached").inc()
             raise Unauthorized(message)
-        address = request.remote or ""
-        if failures_per_address is not None and verified.get(key) is None:
-            wait = failures_per_address.wait(address)
-            if wait:
-                REJECTED.labels("auth_failures").inc()
-                return too_many_requests(
-                    wait, "too many failed authentications from this address; try again later"
-                )
         try:
-            response = await handler(request)
+            return await handler(request)
         except Unauthorized as exc:
             refused.put(key, exc.message)
-            if failures_per_address is not None:
-                failures_per_address.spend(address)
-            raise
-        except HumantaskError as exc:
-            if not isinstance(exc, Unavailable):  # authenticated: the error came after
-                verified.put(key)
-            raise
-        verified.put(key)
-        return response
+            if failures_per_address is None:
+                raise
+            wait = failures_per_address.take(client_key(request))
+            if not wait:
+                raise
+            REJECTED.labels("auth_failures").inc()
+            return too_many_requests(
+                wait, "too many failed authentications from this address; try again later"
+            )
 
     return limits

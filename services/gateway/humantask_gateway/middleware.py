@@ -41,6 +41,23 @@ def error_response(status: int, message: str) -> web.Response:
     return response
 
 
+async def send_now(request: web.Request, response: web.StreamResponse) -> None:
+    """Write the whole response now, rather than after the middlewares return: whoever
+    holds a slot for the request (overload.py) holds it until the response is written
+    (for a large page to a slow reader, until all but the transport's last 64 KiB are).
+    A client gone meanwhile is aiohttp's to notice, as for any response."""
+    if response.prepared:
+        return
+    request_id = request_id_var.get()
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        log.info("client gone before its response was written", extra={"path": request.path})
+
+
 async def send_and_close(request: web.Request, response: web.Response) -> web.Response:
     """Send `response` now and close the connection after it, without first reading the
     rest of the request's body (aiohttp would otherwise linger, reading it, for 10 s)."""
@@ -68,7 +85,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     try:
         response = await handler(request)
         status = response.status
-        response.headers[REQUEST_ID_HEADER] = request_id
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
         return response
     finally:
         HTTP_REQUESTS.labels(request.method, route_name, str(status)).inc()

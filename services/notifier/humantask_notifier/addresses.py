@@ -1,10 +1,13 @@
 """Which IP addresses a callback may go to (API.md section 7). No I/O.
 
 Unless CALLBACK_ALLOW_PRIVATE_NETWORKS is true, a callback only goes to a public unicast
-address: never loopback, private, shared (CGNAT), link-local, multicast, reserved,
-unspecified or documentation ranges, nor to an IPv6 address that embeds one of those
-(IPv4-mapped `::ffff:a.b.c.d`, 6to4 `2002::/16`, Teredo `2001::/32`, NAT64
-`64:ff9b::/96`), since those reach the same IPv4 host.
+address: never loopback, private, shared (CGNAT), link-local, site-local, multicast,
+reserved, unspecified, benchmarking or documentation ranges, nor to an IPv6 address that
+embeds one of those (IPv4-mapped `::ffff:a.b.c.d`, 6to4 `2002::/16`, Teredo
+`2001::/32`, NAT64 `64:ff9b::/96`), since those reach the same IPv4 host. Besides the
+standard library's tables (which differ between Python versions), every block of the
+IANA special-purpose registries that is not globally reachable is refused by name
+(`NOT_GLOBALLY_REACHABLE`).
 
 `parse_ip` reads an IP literal in every spelling a resolver would accept: dotted quads,
 the legacy IPv4 forms `inet_aton` takes (`2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`),
@@ -25,6 +28,46 @@ import re
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+
+# The IANA IPv4 and IPv6 Special-Purpose Address Registries: the blocks whose "Globally
+# Reachable" is False, deprecated ones included, less those that embed an IPv4 address
+# (IPv4-mapped, 6to4, Teredo, NAT64: `embedded_ipv4` judges them by what they embed).
+# 192.0.0.0/24 and 2001::/23 are refused whole: what is globally reachable inside them
+# is protocol infrastructure (PCP and TURN anycast, AMT, AS112, ORCHIDv2), never a
+# callback's receiver.
+NOT_GLOBALLY_REACHABLE: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "0.0.0.0/8",  # "this network"
+        "10.0.0.0/8",  # private
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link-local
+        "172.16.0.0/12",  # private
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation (TEST-NET-1)
+        "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
+        "192.168.0.0/16",  # private
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation (TEST-NET-2)
+        "203.0.113.0/24",  # documentation (TEST-NET-3)
+        "240.0.0.0/4",  # reserved
+        "255.255.255.255/32",  # limited broadcast
+        "::/128",  # unspecified
+        "::1/128",  # loopback
+        "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation
+        "100::/64",  # discard-only
+        "100:0:0:1::/64",  # dummy prefix
+        "2001::/23",  # IETF protocol assignments (Teredo, inside it, by what it embeds)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing (SRv6) SIDs
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+        "fec0::/10",  # site-local (deprecated, still routed inside some sites)
+        "ff00::/8",  # multicast
+    )
+)
 
 # One part of a legacy IPv4 literal, as inet_aton(3) reads it: 0x-hex, 0-octal, decimal.
 _IPV4_PART = re.compile(r"^(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
@@ -83,13 +126,18 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
 
 
 def _is_public_unicast(address: IPAddress) -> bool:
-    return address.is_global and not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
+    return (
+        address.is_global
+        and not (
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or getattr(address, "is_site_local", False)
+            or address.is_multicast
+            or address.is_reserved
+            or address.is_unspecified
+        )
+        and not any(address in block for block in NOT_GLOBALLY_REACHABLE)
     )
 
 
@@ -105,7 +153,7 @@ def is_public(address: IPAddress) -> bool:
 
 
 def _label(address: IPAddress) -> str:
-    kind = next((kind for kind in _KINDS if getattr(address, f"is_{kind}")), None)
+    kind = next((kind for kind in _KINDS if getattr(address, f"is_{kind}", False)), None)
     return kind.replace("_", "-") if kind else "non-public"
 
 
@@ -130,4 +178,12 @@ def why_not_public(address: IPAddress) -> str:
 
 
 # Most specific first: 169.254.0.0/16 is private too, but "link-local" says more.
-_KINDS = ("loopback", "unspecified", "link_local", "multicast", "reserved", "private")
+_KINDS = (
+    "loopback",
+    "unspecified",
+    "link_local",
+    "site_local",
+    "multicast",
+    "reserved",
+    "private",
+)

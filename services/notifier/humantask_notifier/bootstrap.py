@@ -6,6 +6,9 @@ connections. Three consumers share one set of dependencies:
 
 - `notifier.task-completed`: completion events → attempt 1 (and the retry, if needed);
 - `notifier.callback-retry`: retries coming due → attempt 2;
+
+(either put back for CALLBACK_HOST_BUSY_DELAY_SECONDS when its host already has
+CALLBACK_MAX_PER_HOST callbacks in progress: `hosts`, `deferrals`);
 - `notifier.commands`: `callback.list`, the log behind `GET /v1/task/{id}/callbacks`
   (from the gateway only: `broker_access`);
 
@@ -47,7 +50,9 @@ from humantask_shared.topology import (
 )
 
 from . import domain
+from .deferrals import HostBusyDeferrals
 from .handlers import AttemptInProgress, handle_retry_due, handle_task_completed, list_callbacks
+from .hosts import HostSlots
 from .ports import Dependencies
 from .repository import DeliveryRepository, ensure_indexes
 from .retries import RetryScheduler
@@ -79,8 +84,15 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
         channel, settings.callback_retry_delay_seconds, settings.amqp_queue_type
     )
     await retries.declare()
+    deferrals = HostBusyDeferrals(
+        channel, settings.callback_host_busy_delay_seconds, settings.amqp_queue_type
+    )
+    await deferrals.declare()
     session = create_session(
-        settings.callback_timeout_seconds, settings.callback_allow_private_networks
+        settings.callback_timeout_seconds,
+        settings.callback_allow_private_networks,
+        dns_timeout_seconds=settings.callback_dns_timeout_seconds,
+        dns_max_concurrent=settings.callback_dns_max_concurrent,
     )
     secrets = CallbackSecrets(taskstore)
     app[secrets_key] = secrets
@@ -92,6 +104,8 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
             session, settings.callback_timeout_seconds, settings.callback_allow_private_networks
         ),
         claim_ttl=domain.claim_ttl(settings.callback_timeout_seconds),
+        hosts=HostSlots(settings.callback_max_per_host),
+        deferrals=deferrals,
     )
     if settings.callback_allow_private_networks:
         log.warning("CALLBACK_ALLOW_PRIVATE_NETWORKS is on: callbacks may reach private hosts")

@@ -25,6 +25,7 @@ from humantask_shared.timeutil import utcnow
 
 from . import domain, payload
 from .domain import Delivery, Step, Trigger
+from .hosts import HostBusy, host_of
 from .ports import Dependencies
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,12 @@ CALLBACK_ATTEMPTS = Counter(
     ["attempt", "outcome", "reason"],
 )
 CALLBACK_SECONDS = Histogram("humantask_callback_seconds", "Time to send one callback")
+CALLBACK_DEFERRALS = Counter(
+    "humantask_callback_deferrals_total",
+    "Messages put back for a while because their callback's host had "
+    "CALLBACK_MAX_PER_HOST callbacks in progress, by trigger (completed, retry_due)",
+    ["trigger"],
+)
 
 # Each step changes the delivery, and a delivery has few states: more means a bug.
 MAX_STEPS = 6
@@ -57,12 +64,30 @@ def _parse(model: type[ModelT], message: AbstractIncomingMessage) -> ModelT:
 
 async def handle_task_completed(message: AbstractIncomingMessage, deps: Dependencies) -> None:
     event = _parse(TaskCompleted, message)
-    await advance(event.task.task_id, "completed", deps, event)
+    await _advance_or_defer(message, event.task.task_id, "completed", deps, event)
 
 
 async def handle_retry_due(message: AbstractIncomingMessage, deps: Dependencies) -> None:
     due = _parse(RetryDue, message)
-    await advance(due.task_id, "retry_due", deps)
+    await _advance_or_defer(message, due.task_id, "retry_due", deps)
+
+
+async def _advance_or_defer(
+    message: AbstractIncomingMessage,
+    task_id: str,
+    trigger: Trigger,
+    deps: Dependencies,
+    event: TaskCompleted | None = None,
+) -> None:
+    """`advance`; when the callback's host is busy, the message is put back for a while
+    (nothing was claimed) and this one is done: acked, so the next message, perhaps
+    another customer's, is taken at once (`hosts`)."""
+    try:
+        await advance(task_id, trigger, deps, event)
+    except HostBusy:
+        await deps.deferrals.defer(message, trigger)
+        CALLBACK_DEFERRALS.labels(trigger).inc()
+        log.info("callback host busy: message put back", extra={"task_id": task_id})
 
 
 async def advance(
@@ -81,11 +106,13 @@ async def advance(
             delivery = await _delivery_of(event, deps)
         assert delivery is not None
         if step in (Step.START, Step.SEND_RETRY):
-            # The secret first: an unreachable task-store must not cost an attempt.
+            # The secret first: an unreachable task-store must not cost an attempt. Then a
+            # slot of the host (or HostBusy), before the claim: a busy host costs none.
             secret = await _secret(delivery.customer_id, deps)
-            attempt = domain.next_attempt(delivery, utcnow())
-            if await deps.deliveries.claim(delivery, attempt):
-                await _send(delivery, attempt, secret, deps)
+            with deps.hosts.slot(host_of(delivery.callback_url)):
+                attempt = domain.next_attempt(delivery, utcnow())
+                if await deps.deliveries.claim(delivery, attempt):
+                    await _send(delivery, attempt, secret, deps)
         elif step is Step.SCHEDULE_RETRY:
             await deps.retries.schedule(delivery.task_id, delivery.request_id)
             await deps.deliveries.mark_retry_scheduled(delivery.task_id)

@@ -1,8 +1,9 @@
 """What the notifier's handlers need from the outside world, as protocols.
 
-`repository` (MongoDB), `signing_keys` (the task-store), `retries` (RabbitMQ) and
-`sender` (HTTP) fulfil them in the service (`bootstrap` wires them); the unit tests pass
-in-memory fakes with the same promises (`tests/support/fakes.py`).
+`repository` (MongoDB), `signing_keys` (the task-store), `retries` and `deferrals`
+(RabbitMQ) and `sender` (HTTP) fulfil them in the service (`bootstrap` wires them); the
+unit tests pass in-memory fakes with the same promises (`tests/support/fakes.py`).
+`hosts` is plain memory: the callbacks each host has in progress.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from .domain import Attempt, Delivery
+from aio_pika.abc import AbstractIncomingMessage
+
+from .domain import Attempt, Delivery, Trigger
+from .hosts import HostSlots
 from .sender import SendResult
 
 
@@ -48,6 +52,13 @@ class Retries(Protocol):
         """Returns once the broker holds the retry, due after the retry delay."""
 
 
+class Deferrals(Protocol):
+    async def defer(self, message: AbstractIncomingMessage, trigger: Trigger) -> None:
+        """Returns once the broker holds a copy of `message` (persistent, confirmed),
+        due back in the queue it came from (that of `trigger`'s messages) after
+        CALLBACK_HOST_BUSY_DELAY_SECONDS."""
+
+
 class Sender(Protocol):
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         """POST one callback; never raises: the result says what came of it."""
@@ -60,3 +71,5 @@ class Dependencies:
     retries: Retries
     sender: Sender
     claim_ttl: timedelta
+    hosts: HostSlots
+    deferrals: Deferrals

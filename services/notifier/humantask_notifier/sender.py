@@ -14,6 +14,12 @@ Safety (API.md section 7), one rule for every callback address, applied when it 
 - No redirects are followed (a 3xx is just not a 200), no proxy from the environment is
   used, at most `MAX_RESPONSE_BYTES` of the answer are read, and the whole exchange
   (resolution included) is bounded by CALLBACK_TIMEOUT_SECONDS.
+- Names are resolved by c-ares (aiohttp's `AsyncResolver`), through `BoundedLookup`: at
+  most CALLBACK_DNS_MAX_CONCURRENT look-ups at once, each abandoned after
+  CALLBACK_DNS_TIMEOUT_SECONDS. A look-up abandoned holds no thread (getaddrinfo in a
+  thread pool would stay blocked until the C library gives up, and six of them fill
+  asyncio's default pool on two cores), so a customer whose name servers never answer
+  cannot make another customer's look-up wait.
 - Errors in the callback log name the customer's own host at most: never an address it
   resolved to, and a name that resolves to a private address reads the same as one that
   does not resolve, so the log tells nothing about the notifier's network.
@@ -21,6 +27,7 @@ Safety (API.md section 7), one rule for every callback address, applied when it 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from dataclasses import dataclass, field
@@ -28,7 +35,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
+from aiohttp.resolver import AsyncResolver
 from yarl import URL
 
 from humantask_shared import __version__
@@ -81,10 +88,10 @@ class GuardedResolver(AbstractResolver):
     """The one path from a host to the addresses a callback connects to.
 
     IP literals (any spelling `inet_aton` or `ipaddress` reads) are taken as they are,
-    names are resolved by `lookup` (aiohttp's threaded getaddrinfo by default), and
-    unless `allow_private` every address must be public, or `ForbiddenAddress`."""
+    names are resolved by `lookup` (a `BoundedLookup` in service), and unless
+    `allow_private` every address must be public, or `ForbiddenAddress`."""
 
-    def __init__(self, allow_private: bool, lookup: AbstractResolver | None = None) -> None:
+    def __init__(self, allow_private: bool, lookup: AbstractResolver) -> None:
         self._allow_private = allow_private
         self._lookup = lookup
 
@@ -96,8 +103,6 @@ class GuardedResolver(AbstractResolver):
             if not self._allow_private and not is_public(literal):
                 raise ForbiddenAddress(f"{host} is {why_not_public(literal)}")
             return [_literal_result(host, literal, port)]
-        if self._lookup is None:
-            self._lookup = ThreadedResolver()
         if self._allow_private:
             return await self._lookup.resolve(host, port, family)
         try:
@@ -114,8 +119,41 @@ class GuardedResolver(AbstractResolver):
         return results
 
     async def close(self) -> None:
-        if self._lookup is not None:
-            await self._lookup.close()
+        await self._lookup.close()
+
+
+class BoundedLookup(AbstractResolver):
+    """Look-ups of names bounded in time and in number. `resolver` does the look-up
+    (c-ares by default, made at the first look-up: it needs the running loop)."""
+
+    def __init__(
+        self,
+        resolver: AbstractResolver | None = None,
+        *,
+        timeout_seconds: float,
+        max_concurrent: int,
+    ) -> None:
+        self._resolver = resolver
+        self._timeout = timeout_seconds
+        self._slots = asyncio.Semaphore(max_concurrent)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if self._resolver is None:
+            # c-ares retries once within the timeout (a lost UDP answer), then gives up.
+            self._resolver = AsyncResolver(timeout=self._timeout / 2, tries=2)
+        try:
+            async with asyncio.timeout(self._timeout), self._slots:  # waiting counts too
+                return await self._resolver.resolve(host, port, family)
+        except TimeoutError as exc:
+            raise socket.gaierror(
+                socket.EAI_AGAIN, f"name look-up timed out after {self._timeout:g} s"
+            ) from exc
+
+    async def close(self) -> None:
+        if self._resolver is not None:
+            await self._resolver.close()
 
 
 if not hasattr(aiohttp.TCPConnector, "_resolve_host"):  # pragma: no cover
@@ -137,9 +175,19 @@ class GuardedConnector(aiohttp.TCPConnector):
         return await self._guard.resolve(host, port, family=self._family)
 
 
-def create_session(timeout_seconds: float, allow_private_networks: bool) -> aiohttp.ClientSession:
+def create_session(
+    timeout_seconds: float,
+    allow_private_networks: bool,
+    dns_timeout_seconds: float = 5.0,
+    dns_max_concurrent: int = 64,
+    lookup: AbstractResolver | None = None,
+) -> aiohttp.ClientSession:
+    """The callbacks' HTTP session; `lookup` replaces c-ares in tests."""
+    bounded = BoundedLookup(
+        lookup, timeout_seconds=dns_timeout_seconds, max_concurrent=dns_max_concurrent
+    )
     connector = GuardedConnector(
-        GuardedResolver(allow_private_networks),
+        GuardedResolver(allow_private_networks, bounded),
         use_dns_cache=False,  # resolve (and check) at every send
         force_close=True,  # no pooled connection skips the check
     )
@@ -160,6 +208,8 @@ def _os_error(exc: BaseException | None) -> str:
     """An OS error without the socket address it may quote (`Connect call failed ('10.…')`)."""
     if isinstance(exc, socket.gaierror) and exc.strerror:
         return exc.strerror
+    if isinstance(exc, OSError) and exc.errno is None and exc.strerror:
+        return exc.strerror  # c-ares's words (`Domain name not found`): no address in them
     if isinstance(exc, OSError) and exc.errno and exc.errno > 0:
         return os.strerror(exc.errno)  # asyncio's own strerror quotes the address
     return type(exc).__name__ if exc is not None else "unknown error"
