@@ -41,7 +41,8 @@ lint: install
 
 # The locks, requirements/*.txt, from pyproject.toml (and clients/python's): runtime.txt
 # (what the image installs), test.txt (runtime + the test extra + the client + the `dev`
-# group: ruff, mypy, uv), bench.txt (runtime + the bench extra). Each is resolved within
+# group: ruff, mypy, uv), bench.txt (runtime + the bench extra), build.txt (the `image`
+# group: the pip and the build backend the image builds with). Each is resolved within
 # the one before, so a package has one version in all three. `make lock` keeps every
 # locked version it can (after a change of pyproject.toml); `make lock-upgrade` takes the
 # newest that pyproject.toml allows.
@@ -58,6 +59,7 @@ lock: $(VENV)/bin/uv
 	$(UV_COMPILE) pyproject.toml clients/python/pyproject.toml --extra test \
 		--group pyproject.toml:dev -c requirements/runtime.txt -o requirements/test.txt
 	$(UV_COMPILE) pyproject.toml --extra bench -c requirements/test.txt -o requirements/bench.txt
+	$(UV_COMPILE) --group pyproject.toml:image -c requirements/test.txt -o requirements/build.txt
 
 lock-upgrade:
 	$(MAKE) lock LOCK_ARGS=--upgrade
