@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos
+.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos demo test-compose
 
 install: $(STAMP)
 
@@ -72,6 +72,21 @@ contracts: install
 
 services-up:
 	bash scripts/start-test-services.sh
+
+# `make demo`: the demo stack with Docker (docker compose --env-file demo.env), healthy,
+# and what to try it with: the API's URL, the demo key and callback secret, a worker token,
+# the workbench, how to stop it (docs/operations/compose.md).
+demo:
+	bash scripts/demo.sh
+
+# `make test-compose`: the compose stacks for real (scripts/compose-check.sh): the demo as
+# the README starts it, the production path, the FerretDB variant, the placeholders
+# refused, and the integration tier on testcontainers. Needs a Docker engine and root.
+# COMPOSE_CHECK_STAGES picks some of them.
+COMPOSE_CHECK_STAGES ?=
+
+test-compose: install
+	bash scripts/compose-check.sh $(COMPOSE_CHECK_STAGES)
 
 # `make bench`: ceilings and the stack side by side, one run (bench/README.md).
 # BENCH_ARGS=--quick for a smoke run. Uses AMQP_URL and MONGODB_URL when set.

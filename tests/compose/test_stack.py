@@ -191,13 +191,13 @@ def test_the_notifier_cannot_read_the_customers_where_the_database_enforces_role
     with _database(stack, NOTIFIER_USER, stack.settings["MONGODB_NOTIFIER_PASSWORD"]) as client:
         ferretdb = "ferretdb" in client.admin.command("buildInfo")
         if ferretdb:
-            assert client.humantask.customers.find_one() is not None
+            client.humantask.customers.find_one()  # allowed: nothing refuses it
         else:
             with pytest.raises(pymongo.errors.OperationFailure, match="not authorized"):
                 client.humantask.customers.find_one()
             client.humantask.callback_attempts.find_one()  # its own: allowed
     with _database(stack, TASKSTORE_USER, stack.settings["MONGODB_TASKSTORE_PASSWORD"]) as client:
-        assert client.humantask.customers.find_one() is not None
+        client.humantask.customers.find_one()  # its own: allowed everywhere
 
 
 # -- the demo: a callback from the notifier's container to a receiver on this machine --
