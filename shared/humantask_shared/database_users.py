@@ -154,7 +154,9 @@ def connect(url: str, deadline_seconds: float) -> MongoClient[Document]:
         except ConnectionFailure as exc:
             if time.monotonic() > deadline:
                 client.close()
-                raise SystemExit(f"the database did not answer within {deadline_seconds} s: {exc}")
+                raise SystemExit(
+                    f"the database did not answer within {deadline_seconds} s: {exc}"
+                ) from None
             time.sleep(1)
 
 

@@ -449,9 +449,8 @@ def test_env_example_and_demo_env_name_every_variable_compose_reads():
 def test_dockerfile_installs_the_runtime_lock_then_the_project_alone():
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim|PYTHON_IMAGE=python:3\.11-slim", text, re.M)
-    installs = [
-        line for line in text.replace("\\\n", " ").splitlines() if "pip " in line and "install" in line
-    ]
+    logical_lines = text.replace("\\\n", " ").splitlines()
+    installs = [line for line in logical_lines if "pip " in line and "install" in line]
     # The build's pip and backend from their lock: the base image's pip only installs them.
     assert any(
         "--require-hashes" in line and line.rstrip().endswith("-r requirements/build.txt")
