@@ -10,7 +10,8 @@
 #                     docker compose --env-file demo.env up --build --detach --wait
 #                   then the README walk-through's own commands against it
 #                   (tests/e2e/clients/test_readme_shell.py), tests/compose (a callback from
-#                   a container to a receiver on this machine), `down -v`
+#                   a container to a receiver on this machine), `make demo`'s output,
+#                   `down -v`
 #   placeholders    .env copied from .env.example as it is: `up` must fail, naming every
 #                   password left `change-me`, before the broker or the database start
 #   production      .env from .env.example with generated passwords, `docker compose up
@@ -138,6 +139,14 @@ for stage in "${STAGES[@]}"; do
       HUMANTASK_README_WORKER_TOKEN="$token" \
       "${PYTEST[@]}" tests/e2e/clients/test_readme_shell.py
     compose_tests demo demo.env docker-compose.yml
+    # `make demo` on the running stack: it prints what it promises.
+    bash scripts/demo.sh >/tmp/compose-check-demo.txt
+    for line in "API               http://localhost:$HUMANTASK_API_PORT" "demo API key" \
+      "callback secret   whsec_" "workbench         http://localhost:$HUMANTASK_API_PORT/work" \
+      "worker token      worker_" "docker compose --env-file demo.env down"; do
+      grep -qF "$line" /tmp/compose-check-demo.txt \
+        || { cat /tmp/compose-check-demo.txt >&2; log "make demo printed no '$line'"; exit 1; }
+    done
     docker compose --env-file demo.env down -v
     end
     ;;

@@ -54,11 +54,12 @@ def _declared(lock: str) -> list[Requirement]:
         "runtime": runtime,
         "test": [*runtime, *extras["test"], *project["dependency-groups"]["dev"], *client],
         "bench": [*runtime, *extras["bench"]],
+        "build": project["dependency-groups"]["image"],
     }[lock]
     return [Requirement(text) for text in declared]
 
 
-@pytest.mark.parametrize("lock", ["runtime", "test", "bench"])
+@pytest.mark.parametrize("lock", ["runtime", "test", "bench", "build"])
 def test_every_declared_dependency_is_locked_at_a_version_it_allows(lock: str) -> None:
     locked = _locked(lock)
     for requirement in _declared(lock):
@@ -69,17 +70,18 @@ def test_every_declared_dependency_is_locked_at_a_version_it_allows(lock: str) -
         )
 
 
-@pytest.mark.parametrize("lock", ["runtime", "test", "bench"])
+@pytest.mark.parametrize("lock", ["runtime", "test", "bench", "build"])
 def test_every_locked_package_has_its_hashes(lock: str) -> None:
     for entry in _entries(lock):
         assert any("--hash=sha256:" in line for line in entry), entry[0]
 
 
 def test_a_package_has_one_version_in_every_lock() -> None:
-    runtime, test, bench = _locked("runtime"), _locked("test"), _locked("bench")
+    runtime, test = _locked("runtime"), _locked("test")
     assert runtime.items() <= test.items(), "test.txt must hold runtime.txt's versions"
-    shared = bench.keys() & test.keys()
-    assert {name: bench[name] for name in shared} == {name: test[name] for name in shared}
+    for other in (_locked("bench"), _locked("build")):
+        shared = other.keys() & test.keys()
+        assert {name: other[name] for name in shared} == {name: test[name] for name in shared}
 
 
 def test_nothing_installs_from_a_hand_kept_constraints_file() -> None:
