@@ -187,6 +187,7 @@ def test_admin_tool_runs_the_admin_script(compose, scripts):
     # so the script has to be the entrypoint.
     entrypoint = _as_argv(admin.get("entrypoint"))
     assert entrypoint == ["humantask-admin"]
+    assert admin["healthcheck"] == {"disable": True}, "the image's probes a service's port"
     assert "humantask-admin" in scripts
 
 
