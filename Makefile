@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos docs
+.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos docs demo test-compose
 
 install: $(STAMP)
 
@@ -41,7 +41,8 @@ lint: install
 
 # The locks, requirements/*.txt, from pyproject.toml (and clients/python's): runtime.txt
 # (what the image installs), test.txt (runtime + the test extra + the client + the `dev`
-# group: ruff, mypy, uv), bench.txt (runtime + the bench extra). Each is resolved within
+# group: ruff, mypy, uv), bench.txt (runtime + the bench extra), build.txt (the `image`
+# group: the pip and the build backend the image builds with). Each is resolved within
 # the one before, so a package has one version in all three. `make lock` keeps every
 # locked version it can (after a change of pyproject.toml); `make lock-upgrade` takes the
 # newest that pyproject.toml allows.
@@ -59,6 +60,7 @@ lock: $(VENV)/bin/uv
 		--group pyproject.toml:dev -c requirements/runtime.txt -o requirements/test.txt
 	$(UV_COMPILE) pyproject.toml --extra bench -c requirements/test.txt -o requirements/bench.txt
 	$(UV_COMPILE) --group pyproject.toml:docs -c requirements/test.txt -o requirements/docs.txt
+	$(UV_COMPILE) --group pyproject.toml:image -c requirements/test.txt -o requirements/build.txt
 
 lock-upgrade:
 	$(MAKE) lock LOCK_ARGS=--upgrade
@@ -85,6 +87,21 @@ $(DOCS_STAMP): $(STAMP) requirements/docs.txt
 docs: $(DOCS_STAMP)
 	$(VENV)/bin/sphinx-build --fail-on-warning --keep-going --nitpicky -q -b html \
 		-c docs . _build/site
+
+# `make demo`: the demo stack with Docker (docker compose --env-file demo.env), healthy,
+# and what to try it with: the API's URL, the demo key and callback secret, a worker token,
+# the workbench, how to stop it (docs/operations/compose.md).
+demo:
+	bash scripts/demo.sh
+
+# `make test-compose`: the compose stacks for real (scripts/compose-check.sh): the demo as
+# the README starts it, the production path, the FerretDB variant, the placeholders
+# refused, and the integration tier on testcontainers. Needs a Docker engine and root.
+# COMPOSE_CHECK_STAGES picks some of them.
+COMPOSE_CHECK_STAGES ?=
+
+test-compose: install
+	bash scripts/compose-check.sh $(COMPOSE_CHECK_STAGES)
 
 # `make bench`: ceilings and the stack side by side, one run (bench/README.md).
 # BENCH_ARGS=--quick for a smoke run. Uses AMQP_URL and MONGODB_URL when set.

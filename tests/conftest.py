@@ -4,8 +4,18 @@ Session fixtures `amqp_url` and `mongodb_url` (plain strings), in this order:
 
 1. `AMQP_URL` / `MONGODB_URL` from the environment (what `.ci/run` does, after
    `scripts/start-test-services.sh`);
-2. otherwise, if a Docker engine answers, throwaway testcontainers for the session;
+2. otherwise, if a Docker engine answers, throwaway testcontainers for the session:
+   `rabbitmq:3.13-management` and `mongo:7` (or the images RABBITMQ_TEST_IMAGE and
+   MONGODB_TEST_IMAGE name; where no registry is reachable, the stand-ins of
+   ../shared/docker/setup.sh and scripts/build-standin-images.sh carry those names);
 3. otherwise the tests that asked for them fail with instructions.
+
+The containers are labelled with this process's id and removed at the end of the
+session; a session that was killed leaves them behind, and the next one removes those of
+processes that are gone (so no Ryuk container is needed: TESTCONTAINERS_RYUK_DISABLED
+defaults to true, and TESTCONTAINERS_CONNECTION_MODE to docker_host, the tests running on
+the Docker host). `rabbitmqctl_command(amqp_url)` runs rabbitmqctl next to whichever
+broker a URL names: the local one, or inside the container.
 
 Nothing is checked until a test requests one of them, so unit tests run without any
 service. `mongodb_url` always names a database unique to this test session
@@ -118,8 +128,26 @@ def _rabbitmqctl() -> str | None:
     return path
 
 
-def _ctl(ctl: str, *args: str) -> None:
-    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
+def _ctl(ctl: list[str], *args: str) -> None:
+    subprocess.run([*ctl, "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+# host:port of each broker this session runs in a container -> that container's id.
+_BROKER_CONTAINERS: dict[tuple[str, int], str] = {}
+
+
+def rabbitmqctl_command(amqp_url: str) -> list[str] | None:
+    """The command running rabbitmqctl next to the broker of `amqp_url`: in its container
+    (`docker exec`) when this session started it, else on this machine when the broker
+    is local and this process may use rabbitmqctl; None otherwise."""
+    host_port = _host_port(amqp_url, 5672)
+    container = _BROKER_CONTAINERS.get(host_port)
+    if container is not None:
+        return ["docker", "exec", "-i", container, "rabbitmqctl"]
+    ctl = _rabbitmqctl()
+    if ctl is None or host_port[0] not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return [ctl]
 
 
 @contextlib.contextmanager
@@ -128,17 +156,13 @@ def _session_vhost(url: str, session_id: str) -> Iterator[str]:
 
     Test sessions run concurrently on one machine (several developers, one broker);
     on a shared vhost their services would consume each other's commands. Where the
-    broker is local and rabbitmqctl usable, each session gets `<vhost>_<session id>`;
-    otherwise (or with HUMANTASK_TEST_SHARED_VHOST=1) the URL is used as it is.
+    broker is local (or in this session's container) and rabbitmqctl usable, each
+    session gets `<vhost>_<session id>`; otherwise (or with HUMANTASK_TEST_SHARED_VHOST=1)
+    the URL is used as it is.
     """
     parts = urlsplit(url)
-    host, _ = _host_port(url, 5672)
-    ctl = _rabbitmqctl()
-    if (
-        os.environ.get("HUMANTASK_TEST_SHARED_VHOST") == "1"
-        or host not in ("127.0.0.1", "localhost", "::1")
-        or ctl is None
-    ):
+    ctl = rabbitmqctl_command(url)
+    if os.environ.get("HUMANTASK_TEST_SHARED_VHOST") == "1" or ctl is None:
         yield url
         return
     base = unquote(parts.path[1:]) if len(parts.path) > 1 else ""
@@ -164,11 +188,53 @@ def _session_vhost(url: str, session_id: str) -> Iterator[str]:
             sys.stderr.write(f"warning: could not delete test vhost {vhost}: {exc!r}\n")
 
 
+# Labels of the containers a session starts: which process started them, so that the
+# next session removes those of a process that is gone (a killed run), and no others.
+OWNER_LABEL = "org.humantask.test-owner"
+RABBITMQ_TEST_IMAGE = os.environ.get("RABBITMQ_TEST_IMAGE", "rabbitmq:3.13-management")
+MONGODB_TEST_IMAGE = os.environ.get("MONGODB_TEST_IMAGE", "mongo:7")
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_gone(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's session (a shared engine): not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _remove_leftovers(client: object) -> None:
+    """Remove the containers of earlier sessions whose process is gone."""
+    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):  # type: ignore[attr-defined]
+        owner = container.labels.get(OWNER_LABEL, "")
+        if _owner_is_gone(owner):
+            sys.stderr.write(f"removing test container {container.name} left by {owner}\n")
+            container.remove(force=True, v=True)
+
+
+def _testcontainers_defaults() -> None:
+    """No Ryuk (this session removes its containers, the next one a killed one's), and
+    the containers' ports reached on the Docker host. Read when testcontainers is first
+    imported: set before that, each only where the environment does not say otherwise."""
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+
+
 class _Containers:
     """Throwaway containers, started on first use, stopped at session end."""
 
     def __init__(self) -> None:
         self._docker: bool | None = None
+        self._cleaned = False
         self.started: list[object] = []
 
     def docker_available(self) -> bool:
@@ -176,33 +242,45 @@ class _Containers:
             self._docker = _docker_answers()
         return self._docker
 
+    def _prepare(self, container: object) -> None:
+        """Label it as this session's, after removing what killed sessions left."""
+        if not self._cleaned:
+            import docker
+
+            client = docker.from_env()
+            try:
+                _remove_leftovers(client)
+            finally:
+                client.close()
+            self._cleaned = True
+        container.with_kwargs(labels={OWNER_LABEL: _owner()})  # type: ignore[attr-defined]
+
     def rabbitmq_url(self) -> str:
+        _testcontainers_defaults()
         # testcontainers warns about its own deprecated internals; not ours to fix.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                from testcontainers.community.rabbitmq import RabbitMqContainer
-            except ImportError:  # testcontainers < 4.14
-                from testcontainers.rabbitmq import RabbitMqContainer
+            from testcontainers.community.rabbitmq import RabbitMqContainer
 
-            container = RabbitMqContainer("rabbitmq:3.13")
+            container = RabbitMqContainer(RABBITMQ_TEST_IMAGE)
+            self._prepare(container)
+            self.started.append(container)
             container.start()
-        self.started.append(container)
         host = container.get_container_host_ip()
-        port = container.get_exposed_port(container.port)
+        port = int(container.get_exposed_port(container.port))
+        _BROKER_CONTAINERS[(host, port)] = container.get_wrapped_container().id
         return f"amqp://{container.username}:{container.password}@{host}:{port}/"
 
     def mongodb_url(self) -> str:
+        _testcontainers_defaults()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                from testcontainers.community.mongodb import MongoDbContainer
-            except ImportError:  # testcontainers < 4.14
-                from testcontainers.mongodb import MongoDbContainer
+            from testcontainers.community.mongodb import MongoDbContainer
 
-            container = MongoDbContainer("mongo:7")
+            container = MongoDbContainer(MONGODB_TEST_IMAGE)
+            self._prepare(container)
+            self.started.append(container)
             container.start()
-        self.started.append(container)
         # The root user lives in the admin database.
         return container.get_connection_url() + "/humantask?authSource=admin"
 

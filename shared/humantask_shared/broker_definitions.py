@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .placeholders import PLACEHOLDER, placeholder_message
 from .topology import EXCHANGES
 
 VHOST = "humantask"
@@ -164,6 +165,13 @@ def passwords_from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     missing = [password_env(s) for s in SERVICE_PERMISSIONS if not environ.get(password_env(s))]
     if missing:
         raise SystemExit(f"set {', '.join(missing)} (see .env.example)")
+    placeholders = [
+        name
+        for name in (*map(password_env, SERVICE_PERMISSIONS), password_env(OPERATOR))
+        if environ.get(name, "").strip() == PLACEHOLDER
+    ]
+    if placeholders:
+        raise SystemExit("\n".join(placeholder_message(name) for name in placeholders))
     passwords = {service: environ[password_env(service)] for service in SERVICE_PERMISSIONS}
     if environ.get(password_env(OPERATOR)):
         passwords[OPERATOR] = environ[password_env(OPERATOR)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .broker_access import BrokerIdentities, broker_user
+from .placeholders import refuse_placeholder_in_url
 from .topology import QueueType
 
 
@@ -24,6 +25,13 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     # Seconds to let in-flight work finish after SIGTERM before giving up on it.
     shutdown_grace_seconds: float = Field(default=25.0, gt=0)
+
+    @field_validator("amqp_url", "mongodb_url")
+    @classmethod
+    def _no_placeholder_password(cls, url: str, info: ValidationInfo) -> str:
+        """A service does not start with .env.example's `change-me` as its password."""
+        refuse_placeholder_in_url(str(info.field_name).upper(), url)
+        return url
 
     @property
     def broker_user(self) -> str:

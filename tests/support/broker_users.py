@@ -18,13 +18,12 @@ import json
 import os
 import secrets
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
-from conftest import _host_port, _rabbitmqctl  # tests/conftest.py
+from conftest import _host_port, rabbitmqctl_command  # tests/conftest.py
 
 from humantask_shared.broker_definitions import SERVICE_PERMISSIONS, definitions
 
@@ -55,15 +54,16 @@ class BrokerUsers:
         }
 
 
-def _ctl(ctl: str, *args: str) -> None:
-    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
+def _ctl(ctl: list[str], *args: str, stdin: str | None = None) -> None:
+    subprocess.run(
+        [*ctl, "-q", *args], check=True, capture_output=True, timeout=60, input=stdin, text=True
+    )
 
 
 @contextlib.contextmanager
 def broker_users(amqp_url: str, label: str) -> Iterator[BrokerUsers]:
-    host, _ = _host_port(amqp_url, 5672)
-    ctl = _rabbitmqctl()
-    if ctl is None or host not in ("127.0.0.1", "localhost", "::1"):
+    ctl = rabbitmqctl_command(amqp_url)
+    if ctl is None:
         reason = "needs rabbitmqctl next to the broker (run as root, as CI does)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason, pytrace=False)
@@ -72,14 +72,11 @@ def broker_users(amqp_url: str, label: str) -> Iterator[BrokerUsers]:
     names = {service: f"{vhost}-{service}" for service in SERVICE_PERMISSIONS}
     passwords = {service: secrets.token_hex(16) for service in SERVICE_PERMISSIONS}
     document = definitions(passwords, vhost=vhost, users=names)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
-        json.dump(document, file)
-    os.chmod(file.name, 0o644)
     try:
-        _ctl(ctl, "import_definitions", file.name)
+        # From standard input: the broker may be in a container, away from this machine's files.
+        _ctl(ctl, "import_definitions", stdin=json.dumps(document))
         yield BrokerUsers(amqp_url, vhost, names, passwords)
     finally:
-        os.unlink(file.name)
         for name in names.values():
             with contextlib.suppress(subprocess.SubprocessError):
                 _ctl(ctl, "delete_user", name)

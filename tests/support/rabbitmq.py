@@ -8,7 +8,7 @@ import subprocess
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from conftest import _rabbitmqctl  # tests/conftest.py
+from conftest import rabbitmqctl_command  # tests/conftest.py
 
 
 def vhost_of(amqp_url: str) -> str:
@@ -18,14 +18,24 @@ def vhost_of(amqp_url: str) -> str:
 
 def queue_types(amqp_url: str) -> dict[str, str]:
     """Every queue of `amqp_url`'s vhost: name -> type (`classic`, `quorum`)."""
-    ctl = _rabbitmqctl()
+    ctl = rabbitmqctl_command(amqp_url)
     if ctl is None:
         reason = "needs rabbitmqctl next to the broker (run as root, as CI does)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     listed = subprocess.run(
-        [ctl, "-q", "list_queues", "-p", vhost_of(amqp_url), "name", "type", "--formatter", "json"],
+        [
+            *ctl,
+            "-q",
+            "list_queues",
+            "-p",
+            vhost_of(amqp_url),
+            "name",
+            "type",
+            "--formatter",
+            "json",
+        ],
         check=True,
         capture_output=True,
         text=True,

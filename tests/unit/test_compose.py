@@ -2,9 +2,10 @@
 
 They keep the container setup in step with the code: every console script a
 service runs exists, and every environment variable it sets is a setting the
-service actually reads (API.md sections 2 and 9). And they keep it safe by default:
-only the API port is published, each service has a broker and a database user of its
-own, no password has a default, and `.env.example` and `demo.env` name every one.
+service actually reads (docs/reference/api.md sections 2 and 9). And they keep it safe
+by default: only the API port is published, each service has a broker and a database
+user of its own, no password has a default nor may be the placeholder, and
+`.env.example` and `demo.env` name every one. tests/compose runs the same files.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import repository as notifier_repository
 from humantask_notifier.settings import NotifierSettings
+from humantask_shared import database_users
 from humantask_shared.broker_definitions import (
     SERVICE_PERMISSIONS,
     VHOST,
@@ -32,12 +34,17 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DEMO_ENV = ROOT / "demo.env"
 RABBITMQ_CONF = ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf"
-MONGODB_USERS = ROOT / "deploy" / "mongodb" / "create-users.js"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
 
 INFRA_SERVICES = ("rabbitmq", "mongodb")
+# Run once before the others, each by `python -m <module>` from the app image.
+ONE_SHOT_JOBS = {
+    "check-passwords": "humantask_shared.placeholders",
+    "broker-definitions": "humantask_shared.broker_definitions",
+    "database-users": "humantask_shared.database_users",
+}
 
 # service name -> (console script, settings class, port its /readyz is served on)
 APP_SERVICES = {
@@ -180,6 +187,7 @@ def test_admin_tool_runs_the_admin_script(compose, scripts):
     # so the script has to be the entrypoint.
     entrypoint = _as_argv(admin.get("entrypoint"))
     assert entrypoint == ["humantask-admin"]
+    assert admin["healthcheck"] == {"disable": True}, "the image's probes a service's port"
     assert "humantask-admin" in scripts
 
 
@@ -253,7 +261,10 @@ def test_only_the_gateways_api_port_is_published(compose):
     for name, service in compose["services"].items():
         ports = [str(port) for port in service.get("ports") or []]
         if name == "gateway":
-            assert ports == ["8080:8080"], ports
+            # On the host, 8080 unless HUMANTASK_API_PORT says otherwise.
+            assert ports == ["${HUMANTASK_API_PORT:-8080}:8080"], ports
+            assert _env_default(ports[0]) == "8080:8080"
+            assert _env_default(ports[0], {"HUMANTASK_API_PORT": "18080"}) == "18080:8080"
         else:
             # Anything else published at all would have to be for this machine only.
             assert all(port.startswith("127.0.0.1:") for port in ports), (name, ports)
@@ -297,7 +308,7 @@ def test_no_password_has_a_default(compose):
         for value in _environment(service).values()
         if value and value.startswith(("amqp:", "mongodb:"))
     ]
-    assert len(urls) == 6
+    assert len(urls) == 7  # each service's broker and database URL, and the database admin's
     for url in urls:
         assert re.fullmatch(r"(amqp|mongodb)://[^:]+:\$\{[A-Z_]+PASSWORD:\?[^}]*\}@.+", url), url
 
@@ -310,31 +321,80 @@ def test_the_demo_customer_is_off_unless_a_key_is_set(compose):
 
 
 def test_mongodb_requires_authentication_and_has_a_user_per_service(compose):
+    """The image makes the root user; the `database-users` job makes the services' users
+    over the wire protocol, before they start (nothing needs mongosh or init scripts)."""
     mongodb = compose["services"]["mongodb"]
     env = _environment(mongodb)
-    assert env["MONGO_INITDB_ROOT_USERNAME"]
+    assert env["MONGO_INITDB_ROOT_USERNAME"] == "humantask-root"
     assert env["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGODB_ROOT_PASSWORD:?")
-    mounts = [str(volume) for volume in mongodb.get("volumes") or []]
-    assert (
-        "./deploy/mongodb/create-users.js:/docker-entrypoint-initdb.d/create-users.js:ro" in mounts
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "mongosh" not in text and "docker-entrypoint-initdb.d" not in text
+    assert not (ROOT / "deploy" / "mongodb").exists(), "users are made by database_users.py"
+
+    job = compose["services"]["database-users"]
+    assert _depends_on(job)["mongodb"]["condition"] == "service_healthy"
+    job_env = _environment(job)
+    assert _env_default(job_env["MONGODB_ADMIN_URL"], FILLED_ENV) == (
+        "mongodb://humantask-root:root-secret@mongodb:27017/humantask?authSource=admin"
     )
-    script = MONGODB_USERS.read_text(encoding="utf-8")
-    for user, password in (
-        ("humantask-taskstore", "MONGODB_TASKSTORE_PASSWORD"),
-        ("humantask-notifier", "MONGODB_NOTIFIER_PASSWORD"),
-    ):
-        assert f"user: '{user}'" in script and f"password('{password}')" in script
-        assert password in env
-    # The notifier's user reaches exactly the notifier's collections.
-    collections = re.search(r"NOTIFIER_COLLECTIONS = \[([^\]]*)\]", script).group(1)
-    assert set(re.findall(r"'([^']+)'", collections)) == {
-        notifier_repository.DELIVERIES,
-        notifier_repository.ATTEMPTS,
-    }
+    assert {user.password_env for user in database_users.USERS} <= set(job_env)
+    for name in ("taskstore", "notifier"):
+        deps = _depends_on(compose["services"][name])
+        assert deps["database-users"]["condition"] == "service_completed_successfully"
     for name in ("gateway", "admin"):
         assert "MONGODB_URL" not in _environment(compose["services"][name]), (
             f"{name} needs no database"
         )
+
+
+def test_the_notifiers_database_role_reaches_its_collections_only():
+    assert set(database_users.NOTIFIER_COLLECTIONS) == {
+        notifier_repository.DELIVERIES,
+        notifier_repository.ATTEMPTS,
+    }
+    roles = database_users.mongodb_roles("humantask")
+    assert roles[database_users.TASKSTORE_USER] == [{"role": "readWrite", "db": "humantask"}]
+    assert roles[database_users.NOTIFIER_USER] == [
+        {"role": database_users.NOTIFIER_ROLE, "db": "humantask"}
+    ]
+    resources = [p["resource"] for p in database_users.notifier_privileges("humantask")]
+    assert resources == [
+        {"db": "humantask", "collection": collection}
+        for collection in database_users.NOTIFIER_COLLECTIONS
+    ]
+
+
+def test_the_mongodb_healthcheck_needs_no_mongosh(compose):
+    """Listening on the container's own address: the image's temporary server during
+    initialisation listens on loopback only, and the stand-in has no mongosh."""
+    probe = _healthcheck_argv(compose["services"]["mongodb"])
+    assert probe == ["CMD", "bash", "-c", "exec 3<>/dev/tcp/$$HOSTNAME/27017"]
+
+
+@pytest.mark.parametrize("name", ONE_SHOT_JOBS)
+def test_one_shot_jobs_run_a_module_of_the_image_once(compose, name):
+    job = compose["services"][name]
+    assert _as_argv(job["command"])[:3] == ["python", "-m", ONE_SHOT_JOBS[name]]
+    assert job.get("build") == "."
+    assert job.get("restart") == "no"
+    assert job["healthcheck"] == {"disable": True}
+
+
+def test_nothing_keeps_a_password_before_the_placeholders_are_refused(compose):
+    """The broker's definitions and the database's data are written with the passwords
+    once they start: the check runs before either, and it is given every password."""
+    services = compose["services"]
+    for name in ("broker-definitions", "mongodb"):
+        assert (
+            _depends_on(services[name])["check-passwords"]["condition"]
+            == "service_completed_successfully"
+        ), name
+    assert _depends_on(services["rabbitmq"])["broker-definitions"]["condition"] == (
+        "service_completed_successfully"
+    )
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    passwords = {name for name in _interpolations(text) if name.endswith("_PASSWORD")}
+    assert set(_environment(services["check-passwords"])) == passwords
 
 
 def test_rabbitmq_loads_the_rendered_definitions_at_boot(compose):
@@ -366,6 +426,7 @@ def test_env_example_and_demo_env_name_every_variable_compose_reads():
     names = set(_interpolations(COMPOSE_FILE.read_text(encoding="utf-8")))
     example = _env_file(ENV_EXAMPLE)
     assert names <= set(example) | {  # commented out in .env.example: defaults that are fine
+        "HUMANTASK_API_PORT",
         "LOG_LEVEL",
         "RATE_LIMIT_PER_SECOND",
         "WORK_LEASE_SECONDS",
@@ -389,20 +450,31 @@ def test_env_example_and_demo_env_name_every_variable_compose_reads():
 def test_dockerfile_installs_the_runtime_lock_then_the_project_alone():
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim|PYTHON_IMAGE=python:3\.11-slim", text, re.M)
-    installs = [line for line in text.splitlines() if "pip install" in line]
+    logical_lines = text.replace("\\\n", " ").splitlines()
+    installs = [line for line in logical_lines if "pip " in line and "install" in line]
+    # The build's pip and backend from their lock: the base image's pip only installs them.
+    assert any(
+        "--require-hashes" in line and line.rstrip().endswith("-r requirements/build.txt")
+        for line in installs
+    ), installs
     assert any(
         "--require-hashes" in line and line.rstrip().endswith("-r requirements/runtime.txt")
         for line in installs
     ), installs
-    assert any(re.search(r"pip install .*--no-deps \.(\s|$)", line) for line in installs), installs
+    assert "--no-build-isolation" in text, "the wheel is built by the locked backend"
+    assert any(re.search(r"install --no-deps /tmp/wheels/\*\.whl", line) for line in installs)
     assert not any(
-        "[test]" in line or "[bench]" in line or re.search(r"requirements/(?!runtime)", line)
+        "[test]" in line or "[bench]" in line or re.search(r"requirements/(?!runtime|build)", line)
         for line in installs
     ), "image must install runtime dependencies only"
     assert re.search(r"^USER\s+(?!root\b|0\b)\S+", text, re.M), "image must not run as root"
     assert re.search(r"^CMD\s+\[\"humantask-gateway\"\]", text, re.M)
     assert "PYTHONUNBUFFERED=1" in text
-    assert not re.search(r"^HEALTHCHECK", text, re.M), "healthchecks live in docker-compose.yml"
+    assert re.search(
+        r"^HEALTHCHECK .*\n?.*CMD \[\"python\", \"-m\", \"humantask_shared\.healthcheck\"\]",
+        text,
+        re.M,
+    ), "the image has a healthcheck of its own"
 
 
 def test_dockerfile_copies_every_wheel_package():
@@ -422,11 +494,18 @@ def test_dockerfile_copies_every_wheel_package():
         top = package.split("/", 1)[0]
         assert top in copied, f"Dockerfile does not copy {top}/ (needed for {package})"
 
-    ignored = {
-        line.strip().rstrip("/")
+    # .dockerignore leaves everything out but what it names with `!`.
+    lines = [
+        line.strip()
         for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    kept = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert kept == {
+        "pyproject.toml",
+        "requirements/build.txt",
+        "requirements/runtime.txt",
+        *(p.split("/", 1)[0] for p in packages),
     }
-    needed_paths = {"pyproject.toml", "requirements", *(p.split("/", 1)[0] for p in packages)}
-    for needed in needed_paths:
-        assert needed not in ignored, f".dockerignore excludes {needed}"
+    assert "**/node_modules" in lines and "**/__pycache__" in lines

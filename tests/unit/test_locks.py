@@ -55,11 +55,12 @@ def _declared(lock: str) -> list[Requirement]:
         "test": [*runtime, *extras["test"], *project["dependency-groups"]["dev"], *client],
         "bench": [*runtime, *extras["bench"]],
         "docs": project["dependency-groups"]["docs"],
+        "build": project["dependency-groups"]["image"],
     }[lock]
     return [Requirement(text) for text in declared]
 
 
-@pytest.mark.parametrize("lock", ["runtime", "test", "bench", "docs"])
+@pytest.mark.parametrize("lock", ["runtime", "test", "bench", "docs", "build"])
 def test_every_declared_dependency_is_locked_at_a_version_it_allows(lock: str) -> None:
     locked = _locked(lock)
     for requirement in _declared(lock):
@@ -70,7 +71,7 @@ def test_every_declared_dependency_is_locked_at_a_version_it_allows(lock: str) -
         )
 
 
-@pytest.mark.parametrize("lock", ["runtime", "test", "bench", "docs"])
+@pytest.mark.parametrize("lock", ["runtime", "test", "bench", "docs", "build"])
 def test_every_locked_package_has_its_hashes(lock: str) -> None:
     for entry in _entries(lock):
         assert any("--hash=sha256:" in line for line in entry), entry[0]
@@ -79,7 +80,7 @@ def test_every_locked_package_has_its_hashes(lock: str) -> None:
 def test_a_package_has_one_version_in_every_lock() -> None:
     runtime, test = _locked("runtime"), _locked("test")
     assert runtime.items() <= test.items(), "test.txt must hold runtime.txt's versions"
-    for lock in ("bench", "docs"):
+    for lock in ("bench", "docs", "build"):
         other = _locked(lock)
         shared = other.keys() & test.keys()
         assert {name: other[name] for name in shared} == {name: test[name] for name in shared}

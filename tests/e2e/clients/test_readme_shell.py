@@ -16,6 +16,14 @@ and again in one zsh process where zsh is installed:
 - every other block (docker compose, make, a server to start) is for a newcomer's
   machine, not for this stack, and is left out; so is any block that mentions `docker`.
 
+The stack is the e2e `stack` (the services as processes), unless HUMANTASK_README_URL
+names another: then the walk-through runs against that one (the compose stack of
+scripts/compose-check.sh, started by the README's first command), with
+HUMANTASK_README_API_KEY as `HUMANTASK_API_KEY` and HUMANTASK_README_WORKER_TOKEN as
+`WORKER_TOKEN` (the README makes its worker with `.venv/bin/humantask-admin`, which
+reaches only a broker of this machine; with Docker the README says to use
+`docker compose run --rm -T admin workers create`, which is where that token comes from).
+
 What is checked, block by block:
 
 - bash, and so every command in the block, exits 0;
@@ -29,15 +37,16 @@ What is checked, block by block:
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DEMO_API_KEY, Stack
+from tests.e2e.conftest import DEMO_API_KEY
 
 from .conftest import CLOSED_PORT, ROOT, cancel_pending_tasks, local_callbacks, round_trip_missing
 
@@ -81,7 +90,41 @@ def _logical_lines(script: str) -> list[str]:
     return lines
 
 
-def runnable_blocks(markdown: str) -> list[Block]:
+@dataclass
+class Target:
+    """The stack the README's commands run against."""
+
+    url: str
+    api_key: str
+    env: dict[str, str]
+    # Variables this test sets, so the README's own assignments of them are left out.
+    provided: set[str] = field(default_factory=lambda: set(PROVIDED))
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest) -> Target:
+    url = os.environ.get("HUMANTASK_README_URL")
+    if not url:
+        stack = request.getfixturevalue("stack")
+        env = dict(stack.env)
+        if round_trip_missing(stack) is None:
+            env["WORKER_TOKEN"] = stack.admin("workers", "create", "--name", "readme")["token"]
+        return Target(stack.gateway_url, DEMO_API_KEY, env)
+    missing = [
+        name
+        for name in ("HUMANTASK_README_API_KEY", "HUMANTASK_README_WORKER_TOKEN")
+        if not os.environ.get(name)
+    ]
+    if missing:
+        pytest.fail(f"HUMANTASK_README_URL is set: set {' and '.join(missing)} too")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HUMANTASK_")}
+    env["WORKER_TOKEN"] = os.environ["HUMANTASK_README_WORKER_TOKEN"]
+    return Target(
+        url.rstrip("/"), os.environ["HUMANTASK_README_API_KEY"], env, {*PROVIDED, "WORKER_TOKEN"}
+    )
+
+
+def runnable_blocks(markdown: str, provided: set[str] = PROVIDED) -> list[Block]:
     """The README's ```sh blocks that run against the stack (see the module docstring)."""
     fences = list(FENCE.finditer(markdown))
     blocks = []
@@ -97,7 +140,7 @@ def runnable_blocks(markdown: str) -> list[Block]:
             script = "\n".join(
                 line
                 for line in lines
-                if (match := ASSIGNMENT.match(line)) and match["name"] not in PROVIDED
+                if (match := ASSIGNMENT.match(line)) and match["name"] not in provided
             )
         example = following["body"] if following and following["lang"] == "json" else None
         blocks.append(Block(markdown.count("\n", 0, fence.start()) + 1, script, example))
@@ -146,18 +189,16 @@ SHELLS = [
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-def test_every_curl_command_in_the_readme(stack: Stack, shell: str) -> None:
-    blocks = runnable_blocks(README.read_text(encoding="utf-8"))
+def test_every_curl_command_in_the_readme(target: Target, shell: str) -> None:
+    blocks = runnable_blocks(README.read_text(encoding="utf-8"), target.provided)
     env = {
-        **stack.env,
-        "HUMANTASK_URL": stack.gateway_url,
-        "HUMANTASK_API_KEY": DEMO_API_KEY,
+        **target.env,
+        "HUMANTASK_URL": target.url,
+        "HUMANTASK_API_KEY": target.api_key,
         "CALLBACK_URL": f"{CLOSED_PORT}/callback",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
-    if round_trip_missing(stack) is None:
-        env["WORKER_TOKEN"] = stack.admin("workers", "create", "--name", "readme")["token"]
     try:
         result = subprocess.run(
             [shell, "-c", bash_script(blocks)],
@@ -169,7 +210,7 @@ def test_every_curl_command_in_the_readme(stack: Stack, shell: str) -> None:
             stdin=subprocess.DEVNULL,
         )
     finally:
-        cancel_pending_tasks(stack.gateway_url, DEMO_API_KEY)
+        cancel_pending_tasks(target.url, target.api_key)
     transcript = f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
     assert result.returncode == 0, f"a README block failed (exit {result.returncode})\n{transcript}"
 
