@@ -214,7 +214,9 @@ class Replay:
         )
         self.apply(increments)
 
-    def score_gold(self, item: str, worker: str, label: str, index: int, result: ReplayResult) -> None:
+    def score_gold(
+        self, item: str, worker: str, label: str, index: int, result: ReplayResult
+    ) -> None:
         gold_category = self.dataset.truth[item]
         self.apply(quality.gold_answer_increments(worker, gold_category, label))
         answers = self.gold_answers.setdefault(item, [])
@@ -326,7 +328,9 @@ def expected_calibration_error(
 
 
 def score(
-    predictions: dict[str, tuple[str | None, float, int]], truth: dict[str, str], items: Sequence[str]
+    predictions: dict[str, tuple[str | None, float, int]],
+    truth: dict[str, str],
+    items: Sequence[str],
 ) -> Scores:
     """Accuracy, answers per item and ECE over `items` (each with a true label):
     predictions are item -> (category, confidence, answers used)."""
@@ -346,7 +350,5 @@ def evaluated_items(dataset: Dataset, gold: set[str]) -> list[str]:
 
 
 def replay_scores(dataset: Dataset, result: ReplayResult) -> Scores:
-    predictions = {
-        item: (r.category, r.confidence, r.asked) for item, r in result.items.items()
-    }
+    predictions = {item: (r.category, r.confidence, r.asked) for item, r in result.items.items()}
     return score(predictions, dataset.truth, evaluated_items(dataset, result.gold_items))

@@ -14,11 +14,11 @@ task's categories (a worker's behaviour given that the answer is one of C):
     q[t][a]     = (N[t][a] + β[t][a]) / (N[t][C] + Σ_{a'∈C} β[t][a'])   the pooled worker
     π_w[t][a]   = (n_w[t][a] + s · q[t][a]) / (n_w[t][C] + s)
 
-where n_w = gold_w + λ · agreement_w are the worker's counts (scored gold answers, and soft
-counts learnt from completed tasks), N the same summed over the customer's workers, m the
+where n_w are the worker's counts (scored gold answers, and soft counts learnt from
+completed tasks: `model.py`), N the same summed over the customer's workers, m the
 customer's soft class counts, β the base prior (`prior_accuracy` on the diagonal,
-the rest spread evenly, `pool_prior_strength` in all), s the worker's shrinkage towards the
-pooled worker and λ the agreement weight (`params.QualityParams`). So a worker with no
+the rest spread evenly, `pool_prior_strength` in all) and s the worker's shrinkage towards
+the pooled worker (`params.QualityParams`). So a worker with no
 history counts as the customer's typical worker, and a customer with no history as
 workers right `prior_accuracy` of the time: the first answers of a new customer are
 weighed like a majority vote.
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from humantask_taskstore.quality.calibration import IDENTITY, Calibration, calibrate
-from humantask_taskstore.quality.model import CustomerState, Matrix, WorkerState
+from humantask_taskstore.quality.model import CustomerState, Evidence, WorkerState
 from humantask_taskstore.quality.params import DEFAULT_PARAMS, QualityParams
 
 
@@ -46,14 +46,21 @@ class CountedAnswer(NamedTuple):
 
 
 def _row_total(row: dict[str, float] | None, categories: frozenset[str]) -> float:
+    """A row's counts over the task's categories."""
     if not row:
         return 0.0
     return sum(count for answered, count in row.items() if answered in categories)
 
 
-def _cell(matrix: Matrix, true: str, answered: str) -> float:
-    row = matrix.get(true)
-    return row.get(answered, 0.0) if row else 0.0
+def _totals(evidence: Evidence, categories: list[str], category_set: frozenset[str]) -> list[float]:
+    """Each row's total over the task's categories. When everything the evidence ever
+    saw answered is one of them (a customer whose tasks share one set: the usual case),
+    the stored row totals are those totals."""
+    if evidence.answered.keys() <= category_set:
+        totals = evidence.row_totals
+        return [totals.get(t, 0.0) for t in categories]
+    rows = evidence.counts
+    return [_row_total(rows.get(t), category_set) for t in categories]
 
 
 def posterior(
@@ -69,7 +76,6 @@ def posterior(
     cats = list(categories)
     k = len(cats)
     cat_set = frozenset(cats)
-    lam = params.agreement_weight
     gamma = params.class_pseudo_count
     probs = [customer.classes.get(t, 0.0) + gamma for t in cats]
     if not answers:
@@ -79,44 +85,32 @@ def posterior(
     strength = params.pool_prior_strength
     diag_prior = strength * params.prior_accuracy
     off_prior = strength * (1.0 - params.prior_accuracy) / (k - 1) if k > 1 else 0.0
-    # The pooled worker's row totals over C, once per task.
-    pool_totals = [
-        _row_total(customer.gold.get(t), cat_set)
-        + lam * _row_total(customer.agreement.get(t), cat_set)
-        + strength
-        for t in cats
-    ]
-    # q[t][a] for each answered category a (a column of the pooled matrix), once per a.
-    columns: dict[str, list[float]] = {}
+    # The pooled worker, once per task: its rows and their totals over C.
+    pool_rows = [customer.counts.get(t) for t in cats]
+    pool_totals = [total + strength for total in _totals(customer, cats, cat_set)]
     s = params.worker_prior_strength
+    columns: dict[str, list[float]] = {}
     for answered, worker in answers:
+        # q[t][answered] for every t: a column of the pooled matrix, once per category.
         column = columns.get(answered)
         if column is None:
             column = [
-                (
-                    _cell(customer.gold, t, answered)
-                    + lam * _cell(customer.agreement, t, answered)
-                    + (diag_prior if t == answered else off_prior)
-                )
-                / pool_totals[i]
-                for i, t in enumerate(cats)
+                ((row.get(answered, 0.0) if row else 0.0) + off_prior) / total
+                for row, total in zip(pool_rows, pool_totals, strict=True)
             ]
+            i = cats.index(answered)
+            column[i] += (diag_prior - off_prior) / pool_totals[i]
             columns[answered] = column
         likelihood = column
-        # Rows the worker has counts for; every other row is the pooled worker's.
-        rows = worker.gold.keys() | worker.agreement.keys()
-        if rows:
-            likelihood = list(column)
-            for i, t in enumerate(cats):
-                if t not in rows:
-                    continue
-                g_row = worker.gold.get(t)
-                a_row = worker.agreement.get(t)
-                own = (g_row.get(answered, 0.0) if g_row else 0.0) + lam * (
-                    a_row.get(answered, 0.0) if a_row else 0.0
-                )
-                own_total = _row_total(g_row, cat_set) + lam * _row_total(a_row, cat_set)
-                likelihood[i] = (own + s * column[i]) / (own_total + s)
+        if worker.counts:
+            # The worker's own rows, shrunk towards the pooled worker's; a row it has no
+            # counts for is the pooled worker's.
+            rows = [worker.counts.get(t) for t in cats]
+            totals = _totals(worker, cats, cat_set)
+            likelihood = [
+                (row.get(answered, 0.0) + s * q) / (total + s) if row else q
+                for row, total, q in zip(rows, totals, column, strict=True)
+            ]
         probs = [p * q for p, q in zip(probs, likelihood, strict=True)]
         # Rescale so ten answers over a hundred categories never underflow.
         top = max(probs)

@@ -48,7 +48,7 @@ PRIOR_COUNT_SD = 0.5
 @dataclass(frozen=True)
 class Calibration:
     """calibrated log-odds = slope · raw log-odds + intercept
-                             + dissent_weight · dissenting answers + answers_weight · answers"""
+    + dissent_weight · dissenting answers + answers_weight · answers"""
 
     slope: float = 1.0
     intercept: float = 0.0
@@ -121,7 +121,9 @@ def _solve(matrix: list[list[float]], vector: list[float]) -> list[float]:
 
 
 def _log_posterior(data: list[tuple[list[float], float, float]], theta: list[float]) -> float:
-    total = -0.5 * sum(((t - m) / sd) ** 2 for t, m, sd in zip(theta, _PRIOR_MEAN, _PRIOR_SD))
+    total = -0.5 * sum(
+        ((t - m) / sd) ** 2 for t, m, sd in zip(theta, _PRIOR_MEAN, _PRIOR_SD, strict=True)
+    )
     for x, n, c in data:
         z = sum(t * f for t, f in zip(theta, x, strict=True))
         # log σ(z) and log(1 − σ(z)), stable for large |z|

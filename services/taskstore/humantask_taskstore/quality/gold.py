@@ -20,14 +20,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from humantask_taskstore.quality.aggregation import CountedAnswer, most_probable, posterior
 from humantask_taskstore.quality.calibration import observation
 from humantask_taskstore.quality.model import (
     CustomerIncrement,
     CustomerState,
+    Evidence,
     Increments,
-    Matrix,
     WorkerIncrement,
 )
 from humantask_taskstore.quality.params import (
@@ -50,9 +51,9 @@ def gold_answer_increments(worker: str, gold_category: str, answered: str) -> In
     cell = {(gold_category, answered): 1.0}
     return Increments(
         workers={
-            worker: WorkerIncrement(gold=cell, gold_answers=1, gold_correct=correct),
+            worker: WorkerIncrement(counts=cell, gold_answers=1, gold_correct=correct),
         },
-        customer=CustomerIncrement(gold=cell, gold_answers=1),
+        customer=CustomerIncrement(counts=cell, gold_answers=1),
     )
 
 
@@ -101,11 +102,7 @@ def regularized_incomplete_beta(x: float, a: float, b: float) -> float:
     if x >= 1.0:
         return 1.0
     log_front = (
-        math.lgamma(a + b)
-        - math.lgamma(a)
-        - math.lgamma(b)
-        + a * math.log(x)
-        + b * math.log1p(-x)
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     )
     # The continued fraction converges fast for x < (a + 1) / (a + b + 2); use the
     # symmetry I_x(a, b) = 1 − I_{1−x}(b, a) beyond.
@@ -140,14 +137,22 @@ def _beta_fraction(x: float, a: float, b: float) -> float:
     return h
 
 
-def _hold_out(matrix: Matrix, true: str, answered: str) -> Matrix:
-    """The matrix less one count at [true][answered] (clamped at zero), copying one row."""
-    row = matrix.get(true)
-    if not row or answered not in row:
-        return matrix
-    held = dict(matrix)
-    held[true] = {**row, answered: max(0.0, row[answered] - 1.0)}
-    return held
+E = TypeVar("E", bound=Evidence)
+
+
+def _hold_out(evidence: E, true: str, answered: str) -> E:
+    """The evidence less one count at [true][answered] (clamped at zero), with its sums:
+    a copy sharing every row but one."""
+    row = evidence.counts.get(true)
+    held = min(1.0, row.get(answered, 0.0)) if row else 0.0
+    if held <= 0.0 or row is None:
+        return evidence
+    return replace(
+        evidence,
+        counts={**evidence.counts, true: {**row, answered: row[answered] - held}},
+        row_totals={**evidence.row_totals, true: evidence.row_totals.get(true, 0.0) - held},
+        answered={**evidence.answered, answered: evidence.answered.get(answered, 0.0) - held},
+    )
 
 
 def gold_task_observation(
@@ -167,16 +172,12 @@ def gold_task_observation(
     `CALIBRATION_MAX_ANSWERS` answers."""
     if not answers or len(answers) > CALIBRATION_MAX_ANSWERS:
         return CustomerIncrement()
-    pooled = customer.gold
+    pooled = customer
     held: list[CountedAnswer] = []
     for answered, worker in answers:
         pooled = _hold_out(pooled, gold_category, answered)
-        held.append(
-            CountedAnswer(
-                answered, replace(worker, gold=_hold_out(worker.gold, gold_category, answered))
-            )
-        )
-    raw = posterior(categories, held, replace(customer, gold=pooled), params)
+        held.append(CountedAnswer(answered, _hold_out(worker, gold_category, answered)))
+    raw = posterior(categories, held, pooled, params)
     top = most_probable(categories, raw)
     dissent = sum(1 for answered, _ in answers if answered != top)
     return observation(raw[top], len(answers), dissent, top == gold_category)

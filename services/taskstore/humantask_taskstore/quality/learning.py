@@ -1,7 +1,8 @@
 """Learning from agreement: what a completed task teaches about its workers and classes.
 
 When a task completes with posterior p over its categories, each counted answer `a`
-of worker w is spread over the true categories by p: agreement_w[t][a] += p(t), and the
+of worker w is spread over the true categories by p: counts_w[t][a] += λ · p(t) (λ the
+agreement weight), and the
 customer's class counts get classes[t] += p(t). This is the E-step of Dawid–Skene done
 once per task as it completes (online EM): the next task's posterior uses the new counts.
 A worker who agrees with confident aggregates earns weight; one who disagrees loses it,
@@ -43,11 +44,11 @@ def completion_increments(
     pooled: dict[tuple[str, str], float] = {}
     workers: dict[str, WorkerIncrement] = {}
     for worker, answered in answers.items():
-        cells = {(t, answered): p for t, p in label.items()}
-        workers[worker] = WorkerIncrement(agreement=cells, answers=1)
+        cells = {(t, answered): params.agreement_weight * p for t, p in label.items()}
+        workers[worker] = WorkerIncrement(counts=cells, answers=1)
         for cell, p in cells.items():
             pooled[cell] = pooled.get(cell, 0.0) + p
     return Increments(
         workers=workers,
-        customer=CustomerIncrement(classes=label, agreement=pooled),
+        customer=CustomerIncrement(classes=label, counts=pooled),
     )

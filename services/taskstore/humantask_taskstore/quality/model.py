@@ -13,17 +13,21 @@ customer may have different category sets, and a worker's behaviour on "cat" is 
 whatever else a task offers.
 
 Per (customer, worker), `WorkerState`:
-- `gold[true][answered]`: its scored gold answers (hard counts);
-- `agreement[true][answered]`: its counted answers on completed tasks, each spread over
-  the true categories by the task's posterior (soft counts: online Dawid–Skene);
-- `gold_answers`, `gold_correct`, `answers` (the counts the customer's view shows).
+- `counts[true][answered]`: its evidence, one matrix: each scored gold answer adds 1 at
+  [gold category][answered]; each counted answer on a completed task is spread over the
+  true categories by the task's posterior, times the agreement weight (soft counts:
+  online Dawid–Skene);
+- `row_totals[true]` and `answered[answered]`: the matrix's row and column sums, kept
+  beside it so a posterior reads a row's total in O(1);
+- `gold_answers`, `gold_correct`, `answers` (the counts the customer's view shows, and
+  the blocking rule's).
 
 Per customer, `CustomerState`:
 - `classes[category]`: soft counts of the true categories of its completed tasks;
-- `gold`, `agreement`: the sums of its workers' matrices (the pooled worker, the prior of a
-  worker with little history);
+- `counts`, `row_totals`, `answered`: its workers' summed (the pooled worker, the prior of
+  a worker with little history);
 - `calibration_bins`: gold tasks' raw confidences and whether they were right
-  (`calibration.py`).
+  (`calibration.py`); `gold_answers`.
 """
 
 from __future__ import annotations
@@ -47,23 +51,28 @@ class CalibrationBin:
 
 
 @dataclass
-class WorkerState:
+class Evidence:
+    """A confusion matrix of counts with its row and column sums."""
+
+    counts: Matrix = field(default_factory=dict)
+    row_totals: dict[str, float] = field(default_factory=dict)
+    answered: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerState(Evidence):
     """What a customer knows of one worker."""
 
-    gold: Matrix = field(default_factory=dict)
-    agreement: Matrix = field(default_factory=dict)
     gold_answers: int = 0
     gold_correct: int = 0
     answers: int = 0
 
 
 @dataclass
-class CustomerState:
+class CustomerState(Evidence):
     """What a customer's tasks and workers taught, pooled over its workers."""
 
     classes: dict[str, float] = field(default_factory=dict)
-    gold: Matrix = field(default_factory=dict)
-    agreement: Matrix = field(default_factory=dict)
     calibration_bins: dict[tuple[int, int, int], CalibrationBin] = field(default_factory=dict)
     gold_answers: int = 0
 
@@ -72,8 +81,7 @@ class CustomerState:
 class WorkerIncrement:
     """What one event adds to one worker's counters."""
 
-    gold: MatrixIncrement = field(default_factory=dict)
-    agreement: MatrixIncrement = field(default_factory=dict)
+    counts: MatrixIncrement = field(default_factory=dict)
     gold_answers: int = 0
     gold_correct: int = 0
     answers: int = 0
@@ -84,10 +92,11 @@ class CustomerIncrement:
     """What one event adds to the customer's counters."""
 
     classes: Mapping[str, float] = field(default_factory=dict)
-    gold: MatrixIncrement = field(default_factory=dict)
-    agreement: MatrixIncrement = field(default_factory=dict)
+    counts: MatrixIncrement = field(default_factory=dict)
     # (log-odds bin, answers, dissenting answers) -> (n, correct, logit_sum)
-    calibration: Mapping[tuple[int, int, int], tuple[float, float, float]] = field(default_factory=dict)
+    calibration: Mapping[tuple[int, int, int], tuple[float, float, float]] = field(
+        default_factory=dict
+    )
     gold_answers: int = 0
 
 
@@ -105,8 +114,7 @@ class Increments:
         inc = self.workers.get(worker)
         if inc is None:
             return
-        yield from _matrix_paths("gold", inc.gold)
-        yield from _matrix_paths("agreement", inc.agreement)
+        yield from _matrix_paths(inc.counts)
         for name in ("gold_answers", "gold_correct", "answers"):
             amount = getattr(inc, name)
             if amount:
@@ -117,8 +125,7 @@ class Increments:
         inc = self.customer
         for category, amount in inc.classes.items():
             yield ("classes", category), amount
-        yield from _matrix_paths("gold", inc.gold)
-        yield from _matrix_paths("agreement", inc.agreement)
+        yield from _matrix_paths(inc.counts)
         for key, (n, correct, logit_sum) in inc.calibration.items():
             name = ":".join(map(str, key))
             yield ("calibration_bins", name, "n"), n
@@ -128,15 +135,29 @@ class Increments:
             yield ("gold_answers",), inc.gold_answers
 
 
-def _matrix_paths(name: str, matrix: MatrixIncrement) -> Iterator[tuple[tuple[str, ...], float]]:
+def _matrix_paths(matrix: MatrixIncrement) -> Iterator[tuple[tuple[str, ...], float]]:
+    """A matrix increment with the row and column sums it changes."""
+    rows: dict[str, float] = {}
+    columns: dict[str, float] = {}
     for (true, answered), amount in matrix.items():
-        yield (name, true, answered), amount
+        yield ("counts", true, answered), amount
+        rows[true] = rows.get(true, 0.0) + amount
+        columns[answered] = columns.get(answered, 0.0) + amount
+    for true, amount in rows.items():
+        yield ("row_totals", true), amount
+    for answered, amount in columns.items():
+        yield ("answered", answered), amount
 
 
-def _add_matrix(matrix: Matrix, increment: MatrixIncrement) -> None:
+def _add(counters: dict[str, float], key: str, amount: float) -> None:
+    counters[key] = counters.get(key, 0.0) + amount
+
+
+def _add_evidence(evidence: Evidence, increment: MatrixIncrement) -> None:
     for (true, answered), amount in increment.items():
-        row = matrix.setdefault(true, {})
-        row[answered] = row.get(answered, 0.0) + amount
+        _add(evidence.counts.setdefault(true, {}), answered, amount)
+        _add(evidence.row_totals, true, amount)
+        _add(evidence.answered, answered, amount)
 
 
 def apply(
@@ -149,16 +170,14 @@ def apply(
         state = workers.get(worker)
         if state is None:
             continue
-        _add_matrix(state.gold, inc.gold)
-        _add_matrix(state.agreement, inc.agreement)
+        _add_evidence(state, inc.counts)
         state.gold_answers += inc.gold_answers
         state.gold_correct += inc.gold_correct
         state.answers += inc.answers
     c = increments.customer
     for category, amount in c.classes.items():
-        customer.classes[category] = customer.classes.get(category, 0.0) + amount
-    _add_matrix(customer.gold, c.gold)
-    _add_matrix(customer.agreement, c.agreement)
+        _add(customer.classes, category, amount)
+    _add_evidence(customer, c.counts)
     for index, (n, correct, logit_sum) in c.calibration.items():
         b = customer.calibration_bins.setdefault(index, CalibrationBin())
         b.n += n

@@ -20,7 +20,8 @@ class QualityParams:
     # a worker with no history answers like the pooled worker; after many more answers
     # than this of a true category, like itself.
     worker_prior_strength: float = 4.0
-    # How much one counted answer learnt from agreement weighs against one scored gold answer.
+    # How much one counted answer of a completed task weighs in the worker's counts, against
+    # one scored gold answer (which knows the truth).
     agreement_weight: float = 1.0
     # A completed task's soft counts leave out true categories below this probability
     # (keeps the matrices sparse: one `$inc` field per category that matters).
