@@ -93,6 +93,8 @@ class ItemResult:
     asked: int  # answers asked for (including any discarded by a block)
     counted: int
     ran_out: bool  # the data had no more answers before the rule fired
+    raw_confidence: float = 0.0  # the raw posterior's (before calibration)
+    dissent: int = 0  # counted answers not for the category
 
 
 @dataclass
@@ -284,6 +286,8 @@ class Replay:
                     self.asked,
                     len(self.counted),
                     ran_out=False,
+                    raw_confidence=aggregate.raw_confidence,
+                    dissent=len(self.counted) - aggregate.votes.get(aggregate.category, 0),
                 )
                 self.done = True
         result.calibration = self.calibration
@@ -297,7 +301,13 @@ class Replay:
         self.complete(aggregate)
         category = aggregate.category if self.settings.rule.several_workers else self.counted[0][1]
         result.items[item] = ItemResult(
-            category, aggregate.confidence, self.asked, len(self.counted), ran_out
+            category,
+            aggregate.confidence,
+            self.asked,
+            len(self.counted),
+            ran_out,
+            raw_confidence=aggregate.raw_confidence,
+            dissent=len(self.counted) - aggregate.votes.get(aggregate.category, 0),
         )
 
 

@@ -1,7 +1,7 @@
 """A synthetic crowd whose workers' kinds are known, so the blocking rule can be watched.
 
 Three categories with uneven frequencies; 1,000 items, each answered by 10 different
-workers. Workers come in kinds: good (right 90% of the time), mediocre (70%), and two
+workers. Workers come in kinds: good (right 90% of the time), mediocre (75%), and two
 kinds of spammers (answering at random; always answering the most frequent category).
 Wrong answers of good and mediocre workers fall on the other categories at random.
 """
@@ -29,7 +29,7 @@ class Kind:
 
 KINDS = [
     Kind("good", 20, 0.9),
-    Kind("mediocre", 20, 0.7),
+    Kind("mediocre", 20, 0.75),
     Kind("random spammer", 5, None, activity=2.0),
     Kind("one-category spammer", 5, None, always="cat", activity=2.0),
 ]

@@ -162,14 +162,13 @@ def gold_task_observation(
     customer: CustomerState,
     params: QualityParams = DEFAULT_PARAMS,
 ) -> CustomerIncrement:
-    """What a gold task's answers so far teach the calibration (calibration.py): the raw
-    posterior of these answers, as if it were a regular task, and whether its top is the
-    gold category. Call it once per new answer on the gold task, after that answer's
-    scoring has been applied, with every answer of the task so far and the workers' states
-    as read then: each worker's score on this very task is held out of its matrix and
-    of the pooled one (it knows the answer), so the posterior is what a regular task with
-    these answers would have had. Nothing once the task has more than
-    `CALIBRATION_MAX_ANSWERS` answers."""
+    """What a gold task's answers so far teach the calibration (calibration.py). Call it
+    once per new answer on the gold task, after that answer's scoring has been applied,
+    with every answer of the task so far, the new one last, and the workers' states as
+    read then. Each worker's score on this very task is held out of its matrix and of the
+    pooled one (it knows the answer), so the posterior of the answers so far is what a
+    regular task that got them in this order would have had. Nothing once the task has
+    more than `CALIBRATION_MAX_ANSWERS` answers."""
     if not answers or len(answers) > CALIBRATION_MAX_ANSWERS:
         return CustomerIncrement()
     pooled = customer

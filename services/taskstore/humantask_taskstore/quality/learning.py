@@ -39,7 +39,7 @@ def completion_increments(
 ) -> Increments:
     """What a task completing with posterior `probabilities` adds, for its counted
     `answers` ({worker: category answered}): each worker's soft counts and one counted
-    answer, the customer's pooled soft counts and its class counts."""
+    answer, the customer's pooled soft counts and its class counts (module doc)."""
     label = soft_label(categories, probabilities, params.soft_count_floor)
     pooled: dict[tuple[str, str], float] = {}
     workers: dict[str, WorkerIncrement] = {}
