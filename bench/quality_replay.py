@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,13 +254,13 @@ class Replay:
         gold = split_gold(self.dataset, self.settings.gold_share, self.settings.seed)
         result = ReplayResult(items={}, gold_items=gold)
         rule = self.settings.rule
-        answered_by: set[str] = set()
+        answered_by: set[tuple[str, str]] = set()
         for index, (kind, item, worker, label) in enumerate(
             event_stream(self.dataset, gold, self.settings.seed)
         ):
             if kind == "gold":
                 if worker not in self.blocked and (item, worker) not in answered_by:
-                    answered_by.add((item, worker))  # type: ignore[arg-type]
+                    answered_by.add((item, worker))
                     self.score_gold(item, worker, label, index, result)
                 continue
             if kind == "end":
@@ -270,7 +270,7 @@ class Replay:
                 continue
             if self.done or worker in self.blocked or (item, worker) in answered_by:
                 continue
-            answered_by.add((item, worker))  # type: ignore[arg-type]
+            answered_by.add((item, worker))
             self.worker(worker)
             self.asked += 1
             self.regular_asked[worker] = self.regular_asked.get(worker, 0) + 1
@@ -338,7 +338,7 @@ def expected_calibration_error(
 
 
 def score(
-    predictions: dict[str, tuple[str | None, float, int]],
+    predictions: Mapping[str, tuple[str | None, float, int]],
     truth: dict[str, str],
     items: Sequence[str],
 ) -> Scores:

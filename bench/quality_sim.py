@@ -439,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     seeds = args.seeds or [1, 2, 3]
+    # The code measured is the code at the start (files may change while it runs).
+    commit = commit_name()
 
     if args.suite:
         folders = sorted(str(d) for d in args.suite.iterdir() if (d / "answers.csv").exists())
@@ -457,13 +459,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.suite:
         args.out.mkdir(parents=True, exist_ok=True)
-        stem = f"{datetime.now(UTC):%Y-%m-%d}-{commit_name()}"
-        document = {"commit": commit_name(), "seeds": seeds, "datasets": results}
+        stem = f"{datetime.now(UTC):%Y-%m-%d}-{commit}"
+        document = {"commit": commit, "seeds": seeds, "datasets": results}
         (args.out / f"{stem}.json").write_text(json.dumps(document, indent=1) + "\n")
         plot(
             results,
             args.out / f"{stem}.png",
-            f"Accuracy against answers per item ({commit_name()})",
+            f"Accuracy against answers per item ({commit})",
         )
         if not args.json:
             print(f"\nwrote {args.out / stem}.json and .png")

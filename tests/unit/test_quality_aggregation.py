@@ -135,3 +135,14 @@ def test_aggregate_reports_votes_and_the_calibrated_confidence() -> None:
     # With no calibration fitted yet, the identity: the raw confidence.
     assert result.confidence == pytest.approx(result.raw_confidence)
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_history_on_categories_outside_the_task_changes_nothing() -> None:
+    """Rows and answers outside the task's categories are left out of its posterior."""
+    worker = with_gold({"cat": 6, "dog": 3}, {("cat", "dog"): 2})
+    wider = with_gold({"cat": 6, "dog": 3, "fox": 5}, {("cat", "dog"): 2})
+    customer = CustomerState(classes={"cat": 3.0, "dog": 1.0})
+    for answered in CATS:
+        narrow_p = posterior(CATS, [CountedAnswer(answered, worker)], customer)
+        wide_p = posterior(CATS, [CountedAnswer(answered, wider)], customer)
+        assert wide_p == pytest.approx(narrow_p)

@@ -102,14 +102,23 @@ def posterior(
             column[i] += (diag_prior - off_prior) / pool_totals[i]
             columns[answered] = column
         likelihood = column
-        if worker.counts:
+        counts = worker.counts
+        if counts and worker.answered.keys() <= cat_set:
             # The worker's own rows, shrunk towards the pooled worker's; a row it has no
-            # counts for is the pooled worker's.
-            rows = [worker.counts.get(t) for t in cats]
-            totals = _totals(worker, cats, cat_set)
+            # counts for is the pooled worker's. (The usual case, in one pass: every
+            # category it ever answered is one of the task's, so its stored row totals
+            # are the totals over C.)
+            totals = worker.row_totals
+            likelihood = [
+                (row.get(answered, 0.0) + s * q) / (totals[t] + s) if (row := counts.get(t)) else q
+                for t, q in zip(cats, column, strict=True)
+            ]
+        elif counts:
+            rows = [counts.get(t) for t in cats]
+            row_totals = _totals(worker, cats, cat_set)
             likelihood = [
                 (row.get(answered, 0.0) + s * q) / (total + s) if row else q
-                for row, total, q in zip(rows, totals, column, strict=True)
+                for row, total, q in zip(rows, row_totals, column, strict=True)
             ]
         probs = [p * q for p, q in zip(probs, likelihood, strict=True)]
         # Rescale so ten answers over a hundred categories never underflow.

@@ -3,18 +3,21 @@
 The raw Dawid–Skene posterior treats workers' answers as independent given the true
 category; on hard items they are not (several workers fall for the same trap), so the
 raw posterior is over-confident (on the s_dog crowd, 0.14 of expected calibration error at
-confidence 0.9). Gold tasks know the truth: each time a gold task has a new answer, the
-posterior of its answers so far (each worker's own score on that task held out) is a
-sample of (raw confidence, right or wrong). Those samples are kept as counters, in bins of
-the raw log-odds ℓ = log(c / (1 − c)) of the top category's probability c, and a logistic
-map is fitted to them (Platt scaling):
+confidence 0.9), and more so where the answers disagree. Gold tasks know the truth: each
+time a gold task has a new answer, the posterior of its answers so far (each worker's own
+score on that task held out) is a sample of (raw confidence, right or wrong). Those
+samples are kept as counters, in bins of (the raw log-odds ℓ = log(c / (1 − c)) of the
+top category's probability c, the number of answers k, the number d of them not for the
+top category), and a logistic map is fitted to them (Platt scaling, with the vote split
+beside the raw log-odds):
 
-    calibrated log-odds = a · ℓ + b
+    calibrated log-odds = a · ℓ + b + w_d · d + w_k · k
 
-by maximum a posteriori, with a normal prior on (a, b) centred on the identity, so a
-customer with few gold answers keeps (nearly) the raw confidence. The fit is a pure
-function of the bins (a few Newton steps over at most `BIN_COUNT` bins, microseconds):
-the task-store may cache its result and refit every few gold answers.
+by maximum a posteriori, with a normal prior on (a, b, w_d, w_k) centred on the identity
+(1, 0, 0, 0), so a customer with few gold answers keeps (nearly) the raw confidence. The
+fit is a pure function of the bins (Newton's method over the few hundred bins a customer
+fills, milliseconds): the task-store caches its result and refits every
+`CALIBRATION_REFIT_EVERY` gold answers.
 
 The calibrated posterior keeps the raw ranking: the top category's probability becomes the
 calibrated confidence and the others share the rest in their raw proportions.

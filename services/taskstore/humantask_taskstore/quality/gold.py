@@ -9,9 +9,10 @@ customer sees is its mean. The worker is blocked for the customer when
     P(θ < WORKER_MIN_ACCURACY | its gold answers) ≥ 0.9
 
 i.e. when the regularized incomplete beta function I_{min}(α + correct, β + wrong) ≥ 0.9.
-With the default prior Beta(2, 1) (mean 0.67: a new worker is given some benefit of
-the doubt) one wrong gold answer never blocks; two wrong out of two do; a spammer
-answering at random between two categories is blocked after a handful of gold answers
+With the default prior Beta(3, 1) (mean 0.75: a new worker is given the benefit of the
+doubt) one or two wrong gold answers never block; three wrong out of three do, as do 1
+right of 5, 4 of 10, 10 of 20; a spammer answering at random between two categories is
+blocked after 11 gold answers (median), one answering at random among four after 5
 (docs/architecture/quality-model.md has the table).
 """
 
