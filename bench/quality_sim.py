@@ -165,6 +165,9 @@ def evaluate(
     pool: ProcessPoolExecutor,
 ) -> dict[str, Any]:
     """Every method on one data set, over the seeds."""
+    first = dataset_of(source, seeds[0])
+    if len([item for item in first.items if item in first.truth]) < 2:
+        raise SystemExit(f"{first.name}: fewer than 2 answered items have a true label (gold.csv)")
     grid = [(c, m) for c in SWEEP_CONFIDENCE for m in SWEEP_MAX_WORKERS]
     default = (DEFAULT_RULE.confidence, DEFAULT_RULE.max_workers)
     if default not in grid:
