@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstalls only when the dependency declarations change.
 STAMP := $(VENV)/.humantask-installed
 
-.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos docs demo test-compose
+.PHONY: install test test-unit lint lock lock-upgrade run-local contracts services-up bench bench-overload chaos docs demo test-compose quality-sim
 
 install: $(STAMP)
 
@@ -119,6 +119,16 @@ bench: $(BENCH_STAMP)
 # `make bench-overload`: the gateway at 512 clients, load shedding off and on (bench/README.md).
 bench-overload: $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.overload $(BENCH_ARGS)
+
+# `make quality-sim`: the quality model replayed on every crowd data set in QUALITY_DATA
+# and a synthetic crowd, against majority vote and Dawid–Skene; prints the table with
+# PASS/FAIL per target, writes bench/results/quality/<date>-<commit>.json and .png
+# (bench/quality.md). QUALITY_ARGS: --seed N (repeatable), --min-accuracy, --jobs.
+QUALITY_DATA ?= ../shared/crowd-data
+QUALITY_ARGS ?=
+
+quality-sim: $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.quality_sim --suite $(QUALITY_DATA) $(QUALITY_ARGS)
 
 # `make chaos`: 10,000 tasks with callbacks while every service copy (two of each) and
 # RabbitMQ are killed with SIGKILL and restarted; checks the contract's promises and
