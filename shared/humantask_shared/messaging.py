@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -28,8 +30,10 @@ from pamqp.exceptions import PAMQPException
 from prometheus_client import Counter
 
 from .logging import request_id_var
-from .messages.events import Event
+from .messages.events import Event, EventStamp, StampedEvent
 from .retrying import until_it_works
+from .timeutil import utcnow
+from .tracing import current_trace_context
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +101,31 @@ def encode(payload: Any) -> bytes:
     return orjson.dumps(payload)
 
 
+def stamp(event: Event, now: datetime) -> StampedEvent:
+    """`event` as it leaves: a new id, `now`, and the trace it was raised in (the current
+    one). Consumers deduplicate on the id, so an event is stamped once, before it is
+    written to an outbox or published, and republished only as it was stamped."""
+    return StampedEvent(
+        event,
+        EventStamp(
+            event_id=uuid.uuid4().hex, occurred_at=now, trace_context=current_trace_context()
+        ),
+    )
+
+
+def stamp_all(events: Sequence[Event], now: datetime) -> list[StampedEvent]:
+    return [stamp(event, now) for event in events]
+
+
 async def publish_event(exchange: AbstractExchange, event: Event, timeout: float = 10) -> None:
-    """Persistent and confirmed: returns only once the broker has it. Not mandatory: an
-    event nobody subscribes to yet is not an error."""
+    """Stamped now, persistent and confirmed: returns only once the broker has it. Not
+    mandatory: an event nobody subscribes to yet is not an error."""
+    stamped = stamp(event, utcnow())
     message = aio_pika.Message(
-        body=encode(event.model_dump(mode="json")),
+        body=stamped.body.encode(),
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=event.event_id,
+        message_id=stamped.stamp.event_id,
         type=event.routing_key,
         headers={REQUEST_ID_HEADER: event.request_id or ""},
     )

@@ -23,7 +23,7 @@ import pytest
 import standardwebhooks
 
 from humantask_shared.credentials import new_callback_secret
-from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.messages.events import StampedEvent
 from humantask_shared.models import CallbackFormat, Task
 from humantask_shared.timeutil import parse_timestamp
 from tests.support.callbacks import (
@@ -85,7 +85,8 @@ class Completion:
 
     path: str
     task: Task
-    event: TaskCompleted
+    customer_id: str
+    event: StampedEvent
 
 
 CompleteTask = Callable[..., Awaitable[Completion]]
@@ -121,7 +122,7 @@ async def complete_task(
         created.append(reply.body["task_id"])
         task = completed(reply.body, category)
         event = await publish_completion(channel, customer["customer_id"], task, callback_format)
-        return Completion(path, task, event)
+        return Completion(path, task, customer["customer_id"], event)
 
     yield complete
     for task_id in created:
@@ -134,7 +135,7 @@ async def publish_again(
     """The completion's event again (a redelivery), or a new event for the same task."""
     await publish_completion(
         channel,
-        completion.event.customer_id,
+        completion.customer_id,
         completion.task,
         event=completion.event if same_event else None,
     )

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_notifier.sender import CallbackSender, create_session
+from humantask_shared.messaging import stamp_all
 from humantask_shared.models import CreateTaskRequest, new_task_id
 from humantask_shared.timeutil import format_timestamp, utcnow
 from humantask_taskstore import domain, gauges
@@ -49,7 +50,7 @@ async def add_task(tasks: TaskRepository, age: timedelta) -> domain.TaskRecord:
     record, events = domain.create_task(
         new_task_id(), "cust-a", CreateTaskRequest.model_validate(SEED), created
     )
-    await tasks.add(record, events, created)
+    await tasks.add(record, stamp_all(events, created), created)
     return record
 
 

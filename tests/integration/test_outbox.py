@@ -16,14 +16,14 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.messages.events import TaskCreated
-from humantask_shared.messaging import open_channel
+from humantask_shared.messages.events import StampedEvent, TaskCreated
+from humantask_shared.messaging import open_channel, stamp_all
 from humantask_shared.models import CreateTaskRequest, new_task_id
 from humantask_shared.timeutil import utcnow
 from humantask_shared.topology import EVENTS_EXCHANGE, declare_exchange
 from humantask_taskstore import domain
 from humantask_taskstore.outbox import OutboxPublisher
-from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes, serialize_event
+from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes
 from tests.support.services import wait_for
 
 SEED: dict[str, Any] = {
@@ -86,14 +86,14 @@ async def received(connection: AbstractRobustConnection) -> AsyncIterator[Receiv
 
 async def write_task(
     tasks: TaskRepository, *, stale: bool
-) -> tuple[domain.TaskRecord, TaskCreated]:
+) -> tuple[domain.TaskRecord, StampedEvent]:
     """A task whose task.created event is in its outbox and was never published."""
     now = utcnow() - (2 * STALE_AFTER if stale else timedelta(0))
     request = CreateTaskRequest.model_validate(SEED)
     record, events = domain.create_task(new_task_id(), "cust-a", request, now, "req-outbox")
-    await tasks.add(record, events, now)
-    event = events[0]
-    assert isinstance(event, TaskCreated)
+    (event,) = stamp_all(events, now)
+    await tasks.add(record, [event], now)
+    assert isinstance(event.event, TaskCreated)
     return record, event
 
 
@@ -120,7 +120,7 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(
 ) -> None:
     tasks = TaskRepository(db)
     record, event = await write_task(tasks, stale=True)
-    assert await outbox_state(db, record.task_id) == ([serialize_event(event)], True)
+    assert await outbox_state(db, record.task_id) == ([event.body], True)
 
     published = await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER)
 
@@ -132,8 +132,8 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(
     )
     message = messages[0]
     # Byte for byte what the outbox held; the message properties say what it is.
-    assert message.body.decode() == serialize_event(event)
-    assert message.message_id == event.event_id
+    assert message.body.decode() == event.body
+    assert message.message_id == event.stamp.event_id
     assert message.type == "task.created"
     assert message.routing_key == "task.created"
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
@@ -154,7 +154,7 @@ async def test_the_relay_leaves_fresh_events_to_the_handler_that_wrote_them(
     record, event = await write_task(tasks, stale=False)
 
     assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 0
-    assert await outbox_state(db, record.task_id) == ([serialize_event(event)], True)
+    assert await outbox_state(db, record.task_id) == ([event.body], True)
     await sentinel_seen(events_exchange, received)
     assert received.of_task(record.task_id) == []
 
@@ -164,7 +164,8 @@ async def test_publish_removes_events_once_the_broker_confirmed_them(
 ) -> None:
     tasks = TaskRepository(db)
     record, event = await write_task(tasks, stale=False)
-    canceled, cancel_events = domain.cancel_task(record, utcnow())
+    canceled, raised = domain.cancel_task(record, utcnow())
+    cancel_events = stamp_all(raised, utcnow())
     saved = await tasks.save(canceled, cancel_events, utcnow())
     assert saved is not None
     assert len((await outbox_state(db, record.task_id))[0]) == 2
@@ -172,7 +173,7 @@ async def test_publish_removes_events_once_the_broker_confirmed_them(
     publisher = OutboxPublisher(tasks, events_exchange)
     await publisher.publish(record.task_id, [event])
     # Only what was published left the outbox.
-    assert await outbox_state(db, record.task_id) == ([serialize_event(cancel_events[0])], True)
+    assert await outbox_state(db, record.task_id) == ([cancel_events[0].body], True)
 
     await publisher.publish(record.task_id, cancel_events)
     assert await outbox_state(db, record.task_id) == ([], False)
@@ -190,7 +191,8 @@ async def test_publications_after_the_reply_keep_a_tasks_order_and_drain(
 ) -> None:
     tasks = TaskRepository(db)
     record, event = await write_task(tasks, stale=False)
-    canceled, cancel_events = domain.cancel_task(record, utcnow())
+    canceled, raised = domain.cancel_task(record, utcnow())
+    cancel_events = stamp_all(raised, utcnow())
     assert await tasks.save(canceled, cancel_events, utcnow()) is not None
 
     publisher = OutboxPublisher(tasks, events_exchange)
@@ -220,7 +222,7 @@ async def test_a_failed_publish_leaves_the_events_for_the_relay(
     finally:
         if not broken_channel.is_closed:
             await broken_channel.close()
-    assert await outbox_state(db, record.task_id) == ([serialize_event(event)], True)
+    assert await outbox_state(db, record.task_id) == ([event.body], True)
 
     assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 1
     await wait_for(
@@ -237,10 +239,10 @@ async def test_a_taken_outbox_is_marked_and_not_stale_again_until_later(db: Asyn
     taken = await tasks.take_stale_outbox(now - STALE_AFTER, now)
     assert taken is not None
     assert taken.task_id == record.task_id
-    assert taken.events == [serialize_event(event)]
+    assert taken.events == [event.body]
     doc = await db[TASKS].find_one({"_id": ObjectId(record.task_id)})
     assert doc is not None and abs(doc["outbox_at"] - now) < timedelta(milliseconds=1)
-    assert doc["outbox"] == [serialize_event(event)]  # taken is not published
+    assert doc["outbox"] == [event.body]  # taken is not published
     # Taken just now: another relay skips it until STALE_AFTER has passed again.
     assert await tasks.take_stale_outbox(utcnow() - STALE_AFTER, utcnow()) is None
     later = now + 2 * STALE_AFTER
@@ -267,12 +269,13 @@ async def test_removing_published_events_keeps_those_a_later_change_added(
 ) -> None:
     tasks = TaskRepository(db)
     record, created = await write_task(tasks, stale=False)
-    canceled, events = domain.cancel_task(record, utcnow())
+    canceled, raised = domain.cancel_task(record, utcnow())
+    events = stamp_all(raised, utcnow())
     assert await tasks.save(canceled, events, utcnow()) is not None
     # The create's publisher finishes after the cancel was written.
-    await tasks.remove_from_outboxes([(record.task_id, [serialize_event(created)])])
-    assert await outbox_state(db, record.task_id) == ([serialize_event(events[0])], True)
-    await tasks.remove_from_outboxes([(record.task_id, [serialize_event(events[0])])])
+    await tasks.remove_from_outboxes([(record.task_id, [created.body])])
+    assert await outbox_state(db, record.task_id) == ([events[0].body], True)
+    await tasks.remove_from_outboxes([(record.task_id, [events[0].body])])
     assert await outbox_state(db, record.task_id) == ([], False)
 
 
@@ -310,5 +313,5 @@ async def test_racing_relays_publish_each_event_once(
     assert sum(counts) == len(written)
     await sentinel_seen(events_exchange, received)
     for record, event in written:
-        assert len(received.with_id(event.event_id)) == 1, record.task_id
+        assert len(received.with_id(event.stamp.event_id)) == 1, record.task_id
         assert await outbox_state(db, record.task_id) == ([], False)

@@ -26,7 +26,7 @@ from humantask_shared.command_server import CommandServer
 from humantask_shared.credential_events import follow_credential_changes
 from humantask_shared.errors import Unavailable
 from humantask_shared.messages.commands import Authenticate, ListCallbacks, Principal, Sender
-from humantask_shared.messages.events import TaskCompleted
+from humantask_shared.messages.events import EventStamp, TaskCompleted
 from humantask_shared.messages.retries import RetryDue
 from humantask_shared.messaging import (
     Consumer,
@@ -166,7 +166,8 @@ async def test_an_event_reaches_its_quorum_queue(channel: AbstractRobustChannel)
         return bool(received)
 
     await wait_for(taken, timeout=WAIT, message="the event in notifier.task-completed")
-    assert TaskCompleted.model_validate_json(received[0].body).event_id == event.event_id
+    assert TaskCompleted.model_validate_json(received[0].body) == event
+    assert EventStamp.model_validate_json(received[0].body).event_id == received[0].message_id
     assert received[0].delivery_mode == aio_pika.DeliveryMode.PERSISTENT
 
 

@@ -24,6 +24,7 @@ from humantask_shared.messages.commands import (
     CreateTask,
 )
 from humantask_shared.messages.events import TaskCanceled
+from humantask_shared.messaging import stamp_all
 from humantask_shared.models import (
     CreateTaskRequest,
     ListCursor,
@@ -42,7 +43,6 @@ from humantask_taskstore.repository import (
     AccountRepository,
     TaskRepository,
     ensure_indexes,
-    serialize_event,
 )
 from tests.support.fakes import RecordingAnnouncer, RecordingOutbox
 
@@ -103,7 +103,7 @@ async def add_task(
     record, events = domain.create_task(
         new_task_id(), customer_id, request(**overrides), created_at
     )
-    await tasks.add(record, events, created_at)
+    await tasks.add(record, stamp_all(events, created_at), created_at)
     return record
 
 
@@ -119,7 +119,7 @@ async def test_a_task_reads_back_as_it_was_written(tasks: TaskRepository) -> Non
         datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC),
         "req-1",
     )
-    await tasks.add(record, events, T0)
+    await tasks.add(record, stamp_all(events, T0), T0)
 
     found = await tasks.get(record.task_id)
     assert found == record
@@ -158,10 +158,10 @@ async def test_metadata_is_stored_opaque_next_to_the_outbox(
 
 async def test_add_of_a_known_task_id_raises_task_exists(tasks: TaskRepository) -> None:
     record, events = domain.create_task(new_task_id(), "cust-a", request(), T0)
-    await tasks.add(record, events, T0)
+    await tasks.add(record, stamp_all(events, T0), T0)
     later, later_events = domain.create_task(record.task_id, "cust-a", request(), T0)
     with pytest.raises(TaskExists) as info:
-        await tasks.add(later, later_events, T0)  # same task id
+        await tasks.add(later, stamp_all(later_events, T0), T0)  # same task id
     assert info.value.existing == record
     assert await tasks.get(record.task_id) == record
 
@@ -172,7 +172,7 @@ async def test_add_of_a_known_unique_id_raises_task_exists_per_customer(
     first = await add_task(tasks, "cust-a", unique_id="order-1")
     second, events = domain.create_task(new_task_id(), "cust-a", request(unique_id="order-1"), T0)
     with pytest.raises(TaskExists) as info:
-        await tasks.add(second, events, T0)
+        await tasks.add(second, stamp_all(events, T0), T0)
     assert info.value.existing == first
     assert await tasks.get(second.task_id) is None
     # Per customer: another customer's task with the same unique_id is its own.
@@ -189,7 +189,8 @@ async def test_concurrent_adds_of_one_unique_id_have_one_winner(tasks: TaskRepos
         domain.create_task(new_task_id(), "cust-a", request(unique_id="race"), T0) for _ in range(8)
     ]
     results = await asyncio.gather(
-        *(tasks.add(record, events, T0) for record, events in attempts), return_exceptions=True
+        *(tasks.add(record, stamp_all(events, T0), T0) for record, events in attempts),
+        return_exceptions=True,
     )
     winners = [
         record for (record, _), result in zip(attempts, results, strict=True) if result is None
@@ -227,7 +228,10 @@ async def test_concurrent_adds_share_one_insert_and_a_duplicate_spoils_only_itse
         new = [domain.create_task(new_task_id(), "cust-a", request(), T0) for _ in range(10)]
         again, again_events = domain.create_task(new[0][0].task_id, "cust-a", request(), T0)
         results = await asyncio.gather(
-            *(tasks.add(record, events, T0) for record, events in [*new, (again, again_events)]),
+            *(
+                tasks.add(record, stamp_all(events, T0), T0)
+                for record, events in [*new, (again, again_events)]
+            ),
             return_exceptions=True,
         )
         assert results[:10] == [None] * 10
@@ -306,7 +310,7 @@ async def test_list_filters_by_status_type_and_unique_id(tasks: TaskRepository) 
     second = await add_task(tasks, created_at=T0 + timedelta(seconds=1))
     third = await add_task(tasks, created_at=T0 + timedelta(seconds=2), unique_id="u-3")
     canceled, events = domain.cancel_task(second, T0 + timedelta(minutes=1))
-    assert await tasks.save(canceled, events, T0) is not None
+    assert await tasks.save(canceled, stamp_all(events, T0), T0) is not None
 
     assert await listed(tasks, status="canceled") == ([second.task_id], False)
     assert await listed(tasks, status="pending") == ([third.task_id, first.task_id], False)
@@ -359,7 +363,7 @@ async def test_next_token_keeps_the_filters_and_time_window(tasks: TaskRepositor
     records = [await add_task(tasks, created_at=T0 + timedelta(minutes=i)) for i in range(10)]
     for record in records[::3]:
         canceled, events = domain.cancel_task(record, now)
-        assert await tasks.save(canceled, events, now) is not None
+        assert await tasks.save(canceled, stamp_all(events, now), now) is not None
     pending = [r.task_id for r in reversed(records) if r not in records[::3]]
     pages = await all_pages(tasks, now, limit=2, status="pending")
     assert [task for page in pages for task in page] == pending
@@ -396,7 +400,8 @@ async def test_save_bumps_the_version_and_appends_events_to_the_outbox(
     tasks: TaskRepository,
 ) -> None:
     record = await add_task(tasks)
-    canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
+    canceled, raised = domain.cancel_task(record, T0 + timedelta(minutes=1))
+    events = stamp_all(raised, T0 + timedelta(minutes=1))
     saved = await tasks.save(canceled, events, T0 + timedelta(minutes=1))
 
     assert saved is not None
@@ -406,7 +411,7 @@ async def test_save_bumps_the_version_and_appends_events_to_the_outbox(
     assert await tasks.get(record.task_id) == saved
     outbox = await tasks.outbox(record.task_id)
     assert len(outbox) == 2  # task.created (never published here) and task.canceled
-    assert outbox[-1] == serialize_event(events[0])
+    assert outbox[-1] == events[0].body
 
 
 async def test_save_of_a_stale_version_changes_nothing_and_returns_none(
@@ -414,7 +419,7 @@ async def test_save_of_a_stale_version_changes_nothing_and_returns_none(
 ) -> None:
     record = await add_task(tasks)
     canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
-    assert await tasks.save(canceled, events, T0) is not None
+    assert await tasks.save(canceled, stamp_all(events, T0), T0) is not None
 
     # Someone else read the same version 0 and tries to complete it.
     completed = replace(
@@ -432,7 +437,9 @@ async def test_save_of_a_stale_version_changes_nothing_and_returns_none(
 async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRepository) -> None:
     record = await add_task(tasks)
     attempts = [domain.cancel_task(record, T0 + timedelta(seconds=i), f"req-{i}") for i in range(5)]
-    results = await asyncio.gather(*(tasks.save(rec, ev, T0) for rec, ev in attempts))
+    results = await asyncio.gather(
+        *(tasks.save(rec, stamp_all(ev, T0), T0) for rec, ev in attempts)
+    )
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert len(await tasks.outbox(record.task_id)) == 2
@@ -473,7 +480,10 @@ async def test_concurrent_cancels_raise_one_event(
     results = await asyncio.gather(*(handlers.cancel_task(cancel, deps) for _ in range(4)))
     assert {r.status for r in results} == {"canceled"}
     assert len({r.canceled_at for r in results}) == 1
-    assert sum(isinstance(e, TaskCanceled) for _, events in outbox.published for e in events) == 1
+    canceled = [
+        e for _, events in outbox.published for e in events if isinstance(e.event, TaskCanceled)
+    ]
+    assert len(canceled) == 1
 
 
 # -- indexes -----------------------------------------------------------------------------
@@ -634,7 +644,7 @@ async def test_a_write_based_on_a_stale_read_loses_to_a_claim(tasks: TaskReposit
     assert await tasks.claim("alice", now, now + timedelta(seconds=60)) is not None
     # A cancel decided on the task as it was before the claim must not land as is.
     canceled, events = domain.cancel_task(record, now)
-    assert await tasks.save(canceled, events, now) is None
+    assert await tasks.save(canceled, stamp_all(events, now), now) is None
 
 
 async def test_the_pool_floor_is_never_above_a_pending_task(
@@ -649,7 +659,7 @@ async def test_the_pool_floor_is_never_above_a_pending_task(
     assert await floor.get(db[TASKS], now) == oldest.created_at
 
     canceled, events = domain.cancel_task(oldest, now)
-    assert await tasks.save(canceled, events, now) is not None
+    assert await tasks.save(canceled, stamp_all(events, now), now) is not None
     # Kept a while (merely low now), then looked up again.
     assert await floor.get(db[TASKS], now + timedelta(seconds=10)) == oldest.created_at
     later = now + timedelta(seconds=31)

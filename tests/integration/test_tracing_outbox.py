@@ -59,4 +59,4 @@ async def test_the_relay_publishes_an_event_in_the_trace_of_its_change(
         publish.parent is not None and publish.parent.span_id == change.get_span_context().span_id
     )
     assert message.body.decode() == stored  # byte for byte what the outbox held
-    assert event.trace_context == orjson.loads(stored)["trace_context"]
+    assert event.stamp.trace_context == orjson.loads(stored)["trace_context"]

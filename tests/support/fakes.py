@@ -20,7 +20,7 @@ from typing import Any
 from humantask_notifier.domain import Attempt, Delivery
 from humantask_notifier.sender import SendResult
 from humantask_shared.messages.commands import Account, Principal, Role
-from humantask_shared.messages.events import CredentialChanged, Event
+from humantask_shared.messages.events import CredentialChanged, StampedEvent
 from humantask_shared.models import ListCursor, TaskListQuery
 from humantask_taskstore.domain import TaskRecord, holds_live_lease
 from humantask_taskstore.ports import TaskExists
@@ -33,7 +33,7 @@ class FakeTasks:
     """`ports.Tasks` in a dictionary; `outboxes` holds what each write left to publish."""
 
     records: dict[str, TaskRecord] = field(default_factory=dict)
-    outboxes: dict[str, list[Event]] = field(default_factory=dict)
+    outboxes: dict[str, list[StampedEvent]] = field(default_factory=dict)
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
         record = self.records.get(task_id)
@@ -41,7 +41,7 @@ class FakeTasks:
             return None
         return record
 
-    async def add(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
+    async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
         existing = self.records.get(record.task_id)
         if existing is None and record.unique_id is not None:
             existing = next(
@@ -59,7 +59,7 @@ class FakeTasks:
         self.outboxes[record.task_id] = list(events)
 
     async def save(
-        self, record: TaskRecord, events: Sequence[Event], now: datetime
+        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
     ) -> TaskRecord | None:
         current = self.records.get(record.task_id)
         if current is None or current.version != record.version:
@@ -115,7 +115,7 @@ class FakeTasks:
         last = page[-1]
         return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
 
-    def _write(self, record: TaskRecord, events: Sequence[Event]) -> TaskRecord:
+    def _write(self, record: TaskRecord, events: Sequence[StampedEvent]) -> TaskRecord:
         self.records[record.task_id] = record
         self.outboxes.setdefault(record.task_id, []).extend(events)
         return record
@@ -125,13 +125,13 @@ class FakeTasks:
 class RecordingOutbox:
     """`ports.Outbox`: what the handlers handed over to publish, in order."""
 
-    published: list[tuple[str, list[Event]]] = field(default_factory=list)
+    published: list[tuple[str, list[StampedEvent]]] = field(default_factory=list)
 
-    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
+    def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         self.published.append((task_id, list(events)))
 
     def event_types(self) -> list[str]:
-        return [event.event_type for _, events in self.published for event in events]
+        return [event.routing_key for _, events in self.published for event in events]
 
 
 @dataclass

@@ -22,7 +22,7 @@ from humantask_gateway.settings import GatewaySettings
 from humantask_shared.health import health_app
 from humantask_shared.http_routes import UndeclaredRoute
 from humantask_shared.messages.commands import COMMANDS
-from humantask_shared.messages.events import EVENTS
+from humantask_shared.messages.events import EVENTS, EventStamp
 from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
 from humantask_shared.models import TaskListQuery
 from humantask_shared.topology import (
@@ -434,7 +434,12 @@ def test_every_event_is_in_asyncapi(asyncapi: dict[str, Any], routing_key: str) 
     assert channel["bindings"]["amqp"]["exchange"]["type"] == "topic"
     (message,) = [deref(asyncapi, m) for m in channel["messages"].values()]
     payload = deref(asyncapi, message["payload"])
-    assert set(payload["properties"]) == set(event.model_fields)
+    # The event's own fields and its stamp, as `StampedEvent.body` writes them.
+    assert set(payload["properties"]) == {
+        *event.model_fields,
+        *EventStamp.model_fields,
+        "event_type",
+    }
 
     publishes = [op for op in operations_on(asyncapi, channel).values() if op["action"] == "send"]
     assert len(publishes) == 1

@@ -105,8 +105,8 @@ async def test_create_stores_the_task_and_publishes_task_created(world: World) -
     assert await world.get(task.task_id) == task
     ((task_id, events),) = world.outbox.published
     assert task_id == task.task_id
-    assert [type(event) for event in events] == [TaskCreated]
-    assert events[0].task == task
+    assert [type(stamped.event) for stamped in events] == [TaskCreated]
+    assert isinstance(events[0].event, TaskCreated) and events[0].event.task == task
     assert world.tasks.outboxes[task.task_id] == events  # written with the task
 
 
@@ -185,7 +185,7 @@ async def test_cancel_cancels_once_and_publishes_once(world: World) -> None:
     assert canceled.status == "canceled" and canceled.canceled_at is not None
     assert again == canceled
     assert world.outbox.event_types() == ["task.created", "task.canceled"]
-    assert isinstance(world.outbox.published[-1][1][0], TaskCanceled)
+    assert isinstance(world.outbox.published[-1][1][0].event, TaskCanceled)
     assert await world.get(task.task_id) == canceled
 
 
@@ -265,7 +265,7 @@ async def test_submit_completes_the_task_and_publishes_task_completed(world: Wor
     stored = await world.get(task.task_id)
     assert stored.status == "completed" and stored.response == done.response
     assert world.tasks.records[task.task_id].completed_by == "alice"
-    assert [type(e) for e in world.outbox.published[-1][1]] == [TaskCompleted]
+    assert [type(e.event) for e in world.outbox.published[-1][1]] == [TaskCompleted]
     assert await world.claim("alice") is None  # her lease ended with the task
 
 

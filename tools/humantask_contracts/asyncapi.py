@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from humantask_shared.messages.commands import COMMANDS, Command, Reply
-from humantask_shared.messages.events import EVENTS, Event
+from humantask_shared.messages.events import EVENTS, Event, wire_model
 from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
 from humantask_shared.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -145,7 +145,7 @@ def _asyncapi_model_uses(
     uses: list[ModelUse] = [(command, "validation") for command in commands]
     uses.append((Reply, "serialization"))
     uses.extend((c.result_model, "serialization") for c in commands if c.result_model is not None)
-    uses.extend((event, "serialization") for event in events)
+    uses.extend((wire_model(event), "serialization") for event in events)
     uses.extend((other, "serialization") for other in others)
     return uses
 
@@ -427,7 +427,7 @@ def _event_message(event: type[Event], schemas: Schemas) -> Json:
         {
             "contentType": JSON_MEDIA_TYPE,
             "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=TRACED_HEADERS_SCHEMA)},
-            "payload": schemas.ref(event),
+            "payload": schemas.ref(wire_model(event)),
             "bindings": _amqp_bindings({"messageType": event.routing_key}),
         }
     )

@@ -27,6 +27,7 @@ from humantask_shared.messages.commands import (
     ListTasks,
     Principal,
 )
+from humantask_shared.messaging import stamp_all
 from humantask_shared.models import Task, TaskPage
 from humantask_shared.timeutil import utcnow
 
@@ -63,9 +64,10 @@ async def get_callback_secret(command: GetCallbackSecret, deps: Dependencies) ->
 
 async def create_task(command: CreateTask, deps: Dependencies) -> Task:
     request, now = command.request, utcnow()
-    record, events = domain.create_task(
+    record, raised = domain.create_task(
         command.task_id, command.customer_id, request, now, request_id_var.get()
     )
+    events = stamp_all(raised, now)
     try:
         await deps.tasks.add(record, events, now)
     except TaskExists as exists:

@@ -18,13 +18,13 @@ import orjson
 from aio_pika.abc import AbstractExchange
 from pymongo.errors import PyMongoError
 
-from humantask_shared.messages.events import Event
+from humantask_shared.messages.events import StampedEvent
 from humantask_shared.messaging import BROKER_ERRORS, REQUEST_ID_HEADER
 from humantask_shared.timeutil import utcnow
 from humantask_shared.tracing import restored_trace_context
 
 from .batching import GroupWriter
-from .repository import TaskRepository, serialize_event
+from .repository import TaskRepository
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class OutboxPublisher:
         # one process publishes a task's events in the order they were written.
         self._latest: dict[str, asyncio.Task[None]] = {}
 
-    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
+    def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         """Publish in the background; the events wait in the outbox until then."""
         before = self._latest.get(task_id)
 
@@ -85,9 +85,9 @@ class OutboxPublisher:
         if self._latest:
             await asyncio.wait(list(self._latest.values()), timeout=timeout_seconds)
 
-    async def publish(self, task_id: str, events: Sequence[Event]) -> None:
+    async def publish(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         """Publish events just written with their task; on failure leave them to the relay."""
-        await self._publish_raw(task_id, [serialize_event(event) for event in events])
+        await self._publish_raw(task_id, [event.body for event in events])
 
     async def _publish_raw(self, task_id: str, raw_events: list[str]) -> bool:
         """Publish in order; then one write drops what was published from the outbox."""

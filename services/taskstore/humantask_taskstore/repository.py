@@ -27,7 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from humantask_shared.errors import Unavailable
 from humantask_shared.messages.commands import Account, Principal, Role
-from humantask_shared.messages.events import Event
+from humantask_shared.messages.events import StampedEvent
 from humantask_shared.models import (
     MAX_LIST_SPAN_SECONDS,
     ListCursor,
@@ -147,13 +147,9 @@ def _document_to_record(doc: dict[str, Any]) -> TaskRecord:
     )
 
 
-def serialize_event(event: Event) -> str:
-    """The outbox holds events as the JSON text that will be published, byte for byte;
-    the task in it is the customer's view, without the fields that do not apply."""
-    return event.model_dump_json(exclude_none=True)
-
-
-def _new_document(record: TaskRecord, events: Sequence[Event], now: datetime) -> dict[str, Any]:
+def _new_document(
+    record: TaskRecord, events: Sequence[StampedEvent], now: datetime
+) -> dict[str, Any]:
     """A new task's document, its events in its outbox."""
     document = _record_to_document(record) | {"outbox": _serialize_events(events)}
     if events:
@@ -161,8 +157,9 @@ def _new_document(record: TaskRecord, events: Sequence[Event], now: datetime) ->
     return document
 
 
-def _serialize_events(events: Sequence[Event]) -> list[str]:
-    return [serialize_event(event) for event in events]
+def _serialize_events(events: Sequence[StampedEvent]) -> list[str]:
+    """The outbox holds events as the JSON text that will be published, byte for byte."""
+    return [event.body for event in events]
 
 
 def _claimable(now: datetime, bottom: datetime, top: datetime) -> dict[str, Any]:
@@ -203,7 +200,7 @@ LIST_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)
 
 # A new task, its events and when: what `TaskRepository.add` writes.
-NewTask = tuple[TaskRecord, Sequence[Event], datetime]
+NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
 MAX_INSERTS_PER_WRITE = 128
 
 # Writes that race on a unique index: one wins, the others find the winner's document
@@ -287,7 +284,9 @@ class TaskRepository:
         doc = await self._tasks.find_one(criteria)
         return None if doc is None else _document_to_record(doc)
 
-    async def add(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
+    async def add(
+        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
+    ) -> None:
         """Insert a new task with its events in its outbox; concurrent adds share one
         `insert_many` (`GroupWriter`). Raises `TaskExists` when the task id or the
         customer's `unique_id` is taken; no read before: the unique indexes decide, and
@@ -315,7 +314,9 @@ class TaskRepository:
                 outcomes.append(exc)
         return outcomes
 
-    async def _add_one(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
+    async def _add_one(
+        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
+    ) -> None:
         document = _new_document(record, events, now)
         for _ in range(RACE_ATTEMPTS):
             try:
@@ -337,7 +338,7 @@ class TaskRepository:
         return None if doc is None else _document_to_record(doc)
 
     async def save(
-        self, record: TaskRecord, events: Sequence[Event], now: datetime
+        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
     ) -> TaskRecord | None:
         """Write a changed task if nobody changed it since it was read (its version), in
         one conditional write; None when another writer got there first."""

@@ -15,7 +15,7 @@ from humantask_shared.command_server import UnboundHandler
 from humantask_shared.errors import NotFound
 from humantask_shared.logging import request_id_var
 from humantask_shared.messages.commands import ClaimWork, Command, ReleaseWork, SubmitWork
-from humantask_shared.messages.events import Event
+from humantask_shared.messages.events import StampedEvent
 from humantask_shared.timeutil import utcnow
 from humantask_shared.worker_models import ClaimResult, CompletedWork, WorkReleased, no_live_lease
 
@@ -40,7 +40,7 @@ async def claim_work(command: ClaimWork, deps: Dependencies) -> ClaimResult:
 
 async def _change_held_task(
     deps: Dependencies, task_id: str, change: Change
-) -> tuple[TaskRecord, Sequence[Event]]:
+) -> tuple[TaskRecord, Sequence[StampedEvent]]:
     try:
         return await change_task(deps.tasks, task_id, change)
     except NotFound:

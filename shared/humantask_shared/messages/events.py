@@ -1,20 +1,26 @@
 """Domain events the task-store publishes on the `humantask.events` topic exchange.
 
-Each carries an id (consumers deduplicate on it), a timestamp and a schema version. Task
-events carry the full task, so that no consumer has to call back for more; a credential
-event says whose credential changed, never the credential itself.
+An event says what happened, and is built where it happened (the task-store's domain)
+from that alone: no clock, no random id, no trace is read to build one. What says which
+event it is and when, its `EventStamp` (an id consumers deduplicate on, the time, the
+schema version, the trace it was raised in), is added by the runtime as the event
+leaves: when it is written to a task's outbox, or published. On the wire an event is one
+flat JSON object: its stamp, its `event_type` (its routing key) and its own fields.
+
+Task events carry the full task, so that no consumer has to call back for more; a
+credential event says whose credential changed, never the credential itself.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import ClassVar, Literal
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, create_model
 
 from ..models import CallbackFormat, Task, Timestamp
-from ..timeutil import utcnow
-from ..tracing import current_trace_context
 from .commands import Role
 
 
@@ -23,14 +29,66 @@ class Event(BaseModel):
 
     routing_key: ClassVar[str]
 
-    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    occurred_at: Timestamp = Field(default_factory=utcnow)
-    schema_version: Literal[1] = 1
     request_id: str | None = None
+
+
+class EventStamp(BaseModel):
+    """Which event and when: added by the runtime when the event leaves its service."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    occurred_at: Timestamp
+    schema_version: Literal[1] = 1
     # The W3C trace context (`traceparent`, `tracestate`) of the change that raised the
-    # event (the trace current when it was made), kept with it in the outbox so that the
-    # relay publishes it in that trace (tracing.py).
-    trace_context: dict[str, str] | None = Field(default_factory=current_trace_context)
+    # event, kept with it in the outbox so that the relay publishes it in that trace.
+    trace_context: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class StampedEvent:
+    """An event and its stamp: what an outbox holds and what is published."""
+
+    event: Event
+    stamp: EventStamp
+
+    @property
+    def routing_key(self) -> str:
+        return self.event.routing_key
+
+    @cached_property
+    def body(self) -> str:
+        """The event on the wire, as an outbox keeps it (and publishes it) byte for byte:
+        the stamp, the event's fields (the task in it is the customer's view, without the
+        fields that do not apply) and `event_type`."""
+        stamp = self.stamp.model_dump(mode="json", exclude_none=True)
+        trace_context = stamp.pop("trace_context", None)
+        fields: dict[str, Any] = stamp
+        own = self.event.model_dump(mode="json", exclude_none=True)
+        if "request_id" in own:
+            fields["request_id"] = own.pop("request_id")
+        if trace_context is not None:
+            fields["trace_context"] = trace_context
+        fields |= own
+        fields["event_type"] = self.event.routing_key
+        return orjson.dumps(fields).decode()
+
+
+@cache
+def wire_model(event: type[Event]) -> type[BaseModel]:
+    """The model of `event` as it travels (what `StampedEvent.body` writes): its stamp,
+    its own fields and `event_type`, in that order. The AsyncAPI contract shows it."""
+    stamp, own = EventStamp.model_fields, event.model_fields
+    fields: dict[str, Any] = {
+        **{
+            name: (info.annotation, info) for name, info in stamp.items() if name != "trace_context"
+        },
+        "request_id": (own["request_id"].annotation, own["request_id"]),
+        "trace_context": (stamp["trace_context"].annotation, stamp["trace_context"]),
+        **{name: (info.annotation, info) for name, info in own.items() if name != "request_id"},
+        "event_type": (Literal[event.routing_key], event.routing_key),
+    }
+    return create_model(event.__name__, __doc__=event.__doc__, **fields)
 
 
 class TaskEvent(Event):
@@ -41,17 +99,14 @@ class TaskEvent(Event):
 
 class TaskCreated(TaskEvent):
     routing_key = "task.created"
-    event_type: Literal["task.created"] = "task.created"
 
 
 class TaskCompleted(TaskEvent):
     routing_key = "task.completed"
-    event_type: Literal["task.completed"] = "task.completed"
 
 
 class TaskCanceled(TaskEvent):
     routing_key = "task.canceled"
-    event_type: Literal["task.canceled"] = "task.canceled"
 
 
 CredentialChange = Literal["revoked", "key_rotated", "secret_rotated"]
@@ -66,7 +121,6 @@ class CredentialChanged(Event):
     """
 
     routing_key = "credential.changed"
-    event_type: Literal["credential.changed"] = "credential.changed"
 
     role: Role
     principal_id: str
