@@ -46,7 +46,7 @@ def task_document_template(callback_url: str) -> dict[str, Any]:
     """A task exactly as the task-store stores one (a fresh `_id` and time per use)."""
     from bson import ObjectId
 
-    from humantask_shared.models import CreateTaskRequest
+    from humantask_shared.core.models import CreateTaskRequest
     from humantask_taskstore.domain import create_task
     from humantask_taskstore.repository import _record_to_document
 

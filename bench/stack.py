@@ -330,7 +330,7 @@ class Stack:
         repository call in this process (one CLI process per worker takes minutes)."""
         from pymongo import AsyncMongoClient
 
-        from humantask_shared.credentials import credential_hash, new_worker_token
+        from humantask_shared.core.credentials import credential_hash, new_worker_token
         from humantask_taskstore.repository import CREDENTIALS, AccountRepository
 
         result = await asyncio.to_thread(
@@ -390,7 +390,7 @@ async def insert_tasks(
     from pymongo import AsyncMongoClient
 
     from bench.loadgen import task_body
-    from humantask_shared.models import CreateTaskRequest
+    from humantask_shared.core.models import CreateTaskRequest
     from humantask_taskstore.domain import create_task
     from humantask_taskstore.repository import TASKS, _record_to_document
 

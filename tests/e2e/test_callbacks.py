@@ -22,10 +22,10 @@ import aio_pika
 import pytest
 import standardwebhooks
 
-from humantask_shared.credentials import new_callback_secret
-from humantask_shared.messages.events import StampedEvent
-from humantask_shared.models import CallbackFormat, Task
-from humantask_shared.timeutil import parse_timestamp
+from humantask_shared.core.credentials import new_callback_secret
+from humantask_shared.core.messages.events import StampedEvent
+from humantask_shared.core.models import CallbackFormat, Task
+from humantask_shared.core.timeutil import parse_timestamp
 from tests.support.callbacks import (
     SEED_CALLBACK,
     Answer,

@@ -26,18 +26,19 @@ import pytest
 import standardwebhooks
 from conftest import with_database  # tests/conftest.py
 
-from humantask_shared.command_client import CommandClient
-from humantask_shared.credentials import credential_hash, new_api_key
-from humantask_shared.errors import Unauthorized
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import credential_hash, new_api_key
+from humantask_shared.core.errors import Unauthorized
+from humantask_shared.core.messages.commands import (
     CallbackSecret,
     CreateCustomer,
     CreatedCustomer,
     GetCallbackSecret,
     RotateCallbackSecret,
 )
-from humantask_shared.messaging import open_channel
-from humantask_shared.topology import COMMANDS_EXCHANGE, declare_exchange
+from humantask_shared.core.topology import COMMANDS_EXCHANGE
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.declaring import declare_exchange
 from tests.support.broker_users import BrokerUsers, broker_users
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.services import free_port, wait_for

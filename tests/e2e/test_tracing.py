@@ -42,7 +42,7 @@ from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import repository as notifier_repository
 from humantask_notifier.bootstrap import create_app as create_notifier
 from humantask_notifier.settings import NotifierSettings
-from humantask_shared.messages.commands import COMMANDS
+from humantask_shared.core.messages.commands import COMMANDS
 from humantask_taskstore.bootstrap import create_app as create_taskstore
 from humantask_taskstore.settings import TaskStoreSettings
 from tests.support.callbacks import ScriptedReceiver
@@ -286,7 +286,7 @@ async def test_logs_carry_the_trace_of_the_submit(
     """The JSON log lines say which trace (and span) they belong to (logging.py)."""
     import logging
 
-    from humantask_shared.logging import _RequestIdFilter
+    from humantask_shared.runtime.logging import _RequestIdFilter
 
     api, env = in_process
     receiver = await ScriptedReceiver().start()

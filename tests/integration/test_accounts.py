@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.core.timeutil import utcnow
 from humantask_taskstore.bootstrap import prepare_database
 from humantask_taskstore.repository import AccountRepository
 

@@ -21,12 +21,9 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 
 from humantask_notifier.retries import RetryScheduler
-from humantask_shared.command_client import CommandClient
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.messages.commands import GetCallbackSecret, ListCallbacks
-from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import open_channel, publish_event
-from humantask_shared.topology import (
+from humantask_shared.core.messages.commands import GetCallbackSecret, ListCallbacks
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -34,9 +31,12 @@ from humantask_shared.topology import (
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
-    declare,
-    declare_exchange,
 )
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.publishing import publish_event
 from tests.support.broker_users import BrokerUsers, broker_users
 
 REFUSED = (ChannelAccessRefused,)

@@ -25,29 +25,22 @@ from prometheus_client import REGISTRY, generate_latest
 from pydantic import BaseModel
 from pymongo.errors import ServerSelectionTimeoutError
 
-from humantask_shared.broker_access import BrokerIdentities, broker_user
-from humantask_shared.command_client import CommandClient
-from humantask_shared.command_server import CommandHandler, CommandServer
-from humantask_shared.dead_letters import refresh_dead_letter_depths
-from humantask_shared.errors import NotFound, Unavailable
-from humantask_shared.logging import request_id_var
-from humantask_shared.messages.commands import COMMANDS, Command, Sender
-from humantask_shared.messaging import (
-    DEADLINE_HEADER,
-    REQUEST_ID_HEADER,
-    Consumer,
-    PoisonMessage,
-    open_channel,
-)
-from humantask_shared.topology import (
+from humantask_shared.core.broker_access import BrokerIdentities, broker_user
+from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.messages.commands import COMMANDS, Command, Sender
+from humantask_shared.core.topology import (
     COMMANDS_EXCHANGE,
     DEAD_LETTER_ARGUMENTS,
     Queue,
     QueueType,
-    declare,
-    declare_exchange,
-    declared_dead_letter_queues,
 )
+from humantask_shared.runtime.broker import DEADLINE_HEADER, REQUEST_ID_HEADER, open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.command_server import CommandHandler, CommandServer
+from humantask_shared.runtime.consumer import Consumer, PoisonMessage
+from humantask_shared.runtime.dead_letters import refresh_dead_letter_depths
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.logging import request_id_var
 from tests.support.services import wait_for
 
 WAIT = 15
@@ -260,7 +253,7 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
 async def test_queries_skip_the_brokers_disk_and_writes_do_not(
     make_client: MakeClient, channel: AbstractRobustChannel, queue_names: list[str]
 ) -> None:
-    from humantask_shared.messages.commands import COMMANDS
+    from humantask_shared.core.messages.commands import COMMANDS
 
     write, query = probe_command(unique("write")), query_command(unique("query"))
     queue = await channel.declare_queue(unique("modes"), durable=True)
@@ -753,7 +746,6 @@ async def test_dead_letter_queues_are_declared_bounded(
 ) -> None:
     queue = await work_queue(channel, queue_names)
     dead_letter = f"{queue.name}.dead-letter"
-    assert dead_letter in declared_dead_letter_queues
     assert DEAD_LETTER_ARGUMENTS == {
         "x-max-length": 10_000,
         "x-max-length-bytes": 100 * 1024 * 1024,
@@ -840,7 +832,7 @@ async def test_the_depth_of_dead_letter_queues_is_a_metric(
     finally:
         await consumer.stop(grace_seconds=5)
 
-    depths = await refresh_dead_letter_depths(connection)
+    depths = await refresh_dead_letter_depths(connection, [dead_letter])
     assert depths[dead_letter] == 3
     assert REGISTRY.get_sample_value("humantask_dead_letter_messages", {"queue": dead_letter}) == 3
     assert (

@@ -15,9 +15,9 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_notifier.sender import CallbackSender, create_session
-from humantask_shared.messaging import stamp_all
-from humantask_shared.models import CreateTaskRequest, new_task_id
-from humantask_shared.timeutil import format_timestamp, utcnow
+from humantask_shared.core.models import CreateTaskRequest, new_task_id
+from humantask_shared.core.timeutil import format_timestamp, utcnow
+from humantask_shared.runtime.publishing import stamp_all
 from humantask_taskstore import domain, gauges
 from humantask_taskstore.repository import (
     LEASE_INDEX,

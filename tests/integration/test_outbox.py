@@ -16,11 +16,13 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.messages.events import StampedEvent, TaskCreated
-from humantask_shared.messaging import open_channel, stamp_all
-from humantask_shared.models import CreateTaskRequest, new_task_id
-from humantask_shared.timeutil import utcnow
-from humantask_shared.topology import EVENTS_EXCHANGE, declare_exchange
+from humantask_shared.core.messages.events import StampedEvent, TaskCreated
+from humantask_shared.core.models import CreateTaskRequest, new_task_id
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.topology import EVENTS_EXCHANGE
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.declaring import declare_exchange
+from humantask_shared.runtime.publishing import stamp_all
 from humantask_taskstore import domain
 from humantask_taskstore.outbox import OutboxPublisher
 from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes

@@ -20,22 +20,13 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from conftest import _session_vhost  # tests/conftest.py
 
 from humantask_notifier.retries import RetryScheduler
-from humantask_shared.broker_access import BrokerIdentities, broker_user
-from humantask_shared.command_client import CommandClient
-from humantask_shared.command_server import CommandServer
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.errors import Unavailable
-from humantask_shared.messages.commands import Authenticate, ListCallbacks, Principal, Sender
-from humantask_shared.messages.events import EventStamp, TaskCompleted
-from humantask_shared.messages.retries import RetryDue
-from humantask_shared.messaging import (
-    Consumer,
-    PoisonMessage,
-    open_channel,
-    publish_event,
-)
-from humantask_shared.models import Task
-from humantask_shared.topology import (
+from humantask_shared.core.broker_access import BrokerIdentities, broker_user
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.commands import Authenticate, ListCallbacks, Principal, Sender
+from humantask_shared.core.messages.events import EventStamp, TaskCompleted
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.models import Task
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -45,9 +36,14 @@ from humantask_shared.topology import (
     TASKSTORE_COMMANDS_QUEUE,
     WORK_QUEUES,
     Queue,
-    declare,
-    declare_exchange,
 )
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import Consumer, PoisonMessage
+from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.publishing import publish_event
 from tests.support.callbacks import SEED_TASK
 from tests.support.rabbitmq import queue_types
 from tests.support.services import wait_for
@@ -211,7 +207,7 @@ async def test_a_full_quorum_dead_letter_queue_drops_its_oldest_message(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`x-overflow: drop-head` (with `x-max-length`) works on quorum queues."""
-    from humantask_shared import topology
+    from humantask_shared.core import topology
 
     monkeypatch.setitem(topology.DEAD_LETTER_ARGUMENTS, "x-max-length", 2)
     work = Queue(

@@ -17,23 +17,19 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.messages.commands import (
-    CancelTask,
-    ClaimWork,
-    CreateTask,
-)
-from humantask_shared.messages.events import TaskCanceled
-from humantask_shared.messaging import stamp_all
-from humantask_shared.models import (
+from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.core.messages.commands import CancelTask, ClaimWork, CreateTask
+from humantask_shared.core.messages.events import TaskCanceled
+from humantask_shared.core.models import (
     CreateTaskRequest,
     ListCursor,
     TaskListQuery,
     TaskResponse,
     new_task_id,
 )
-from humantask_shared.mongo import Document
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.mongo import Document
+from humantask_shared.runtime.publishing import stamp_all
 from humantask_taskstore import domain, handlers, work_handlers
 from humantask_taskstore.ports import Dependencies, TaskExists
 from humantask_taskstore.repository import (

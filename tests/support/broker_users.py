@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 from conftest import _host_port, _rabbitmqctl  # tests/conftest.py
 
-from humantask_shared.broker_definitions import SERVICE_PERMISSIONS, definitions
+from humantask_shared.core.broker_definitions import SERVICE_PERMISSIONS, definitions
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ import aio_pika
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from humantask_shared.messages.events import StampedEvent, TaskCompleted
-from humantask_shared.messaging import REQUEST_ID_HEADER, stamp
-from humantask_shared.models import CallbackFormat, Task
-from humantask_shared.timeutil import format_timestamp, utcnow
-from humantask_shared.topology import EVENTS_EXCHANGE
+from humantask_shared.core.messages.events import StampedEvent, TaskCompleted
+from humantask_shared.core.models import CallbackFormat, Task
+from humantask_shared.core.timeutil import format_timestamp, utcnow
+from humantask_shared.core.topology import EVENTS_EXCHANGE
+from humantask_shared.runtime.broker import REQUEST_ID_HEADER
+from humantask_shared.runtime.publishing import stamp
 
 from .services import ROOT, free_port, wait_for
 

@@ -13,9 +13,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import Conflict, HumantaskError, InvalidRequest, NotFound, Unauthorized
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import (
+    Conflict,
+    HumantaskError,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
+from humantask_shared.core.messages.commands import (
     Authenticate,
     CallbackLog,
     CancelTask,
@@ -30,9 +36,9 @@ from humantask_shared.messages.commands import (
     Role,
     SubmitWork,
 )
-from humantask_shared.models import Task, TaskPage, TaskParams, TaskResponse
-from humantask_shared.timeutil import utcnow
-from humantask_shared.worker_models import (
+from humantask_shared.core.models import Task, TaskPage, TaskParams, TaskResponse
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.worker_models import (
     ClaimResult,
     CompletedWork,
     WorkItem,

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.errors import Conflict, NotFound, Unauthorized
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.core.errors import Conflict, NotFound, Unauthorized
+from humantask_shared.core.messages.commands import (
     Authenticate,
     CreateCustomer,
     CreateWorker,

@@ -10,15 +10,14 @@ from typing import Any
 import orjson
 import pytest
 
-from humantask_shared.broker_access import BrokerIdentities, broker_user
-from humantask_shared.broker_definitions import (
+from humantask_shared.core.broker_access import BrokerIdentities, broker_user
+from humantask_shared.core.broker_definitions import (
     SERVICE_PERMISSIONS,
     definitions,
     password_hash,
     passwords_from_environment,
 )
-from humantask_shared.command_server import CommandServer
-from humantask_shared.messages.commands import (
+from humantask_shared.core.messages.commands import (
     COMMANDS,
     Authenticate,
     CallbackSecret,
@@ -27,7 +26,9 @@ from humantask_shared.messages.commands import (
     ListCallbacks,
     RotateCallbackSecret,
 )
-from humantask_shared.messaging import DEADLINE_HEADER, PoisonMessage
+from humantask_shared.runtime.broker import DEADLINE_HEADER
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import PoisonMessage
 
 IDENTITIES = BrokerIdentities(
     senders={"gateway": "gw", "notifier": "nt", "admin": "ad"}, own_user="ts"

@@ -25,13 +25,13 @@ from humantask_notifier.handlers import (
 )
 from humantask_notifier.ports import Dependencies
 from humantask_notifier.sender import SendResult
-from humantask_shared.errors import NotFound, Unavailable
-from humantask_shared.messages.commands import ListCallbacks
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.messages.retries import RetryDue
-from humantask_shared.messaging import PoisonMessage
-from humantask_shared.models import Task
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.messages.commands import ListCallbacks
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.models import Task
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.consumer import PoisonMessage
 from tests.support.fakes import FakeDeliveries, FakeRetries, FakeSender, FakeSigningKeys
 
 from .test_callback_domain import TASK

@@ -19,7 +19,7 @@ import yaml
 from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import repository as notifier_repository
 from humantask_notifier.settings import NotifierSettings
-from humantask_shared.broker_definitions import (
+from humantask_shared.core.broker_definitions import (
     SERVICE_PERMISSIONS,
     VHOST,
     default_user,
@@ -355,7 +355,7 @@ def test_rabbitmq_loads_the_rendered_definitions_at_boot(compose):
     assert _as_argv(writer["command"]) == [
         "python",
         "-m",
-        "humantask_shared.broker_definitions",
+        "humantask_shared.core.broker_definitions",
         "/definitions/definitions.json",
     ]
     assert "rabbitmq-definitions:/definitions" in [str(v) for v in writer["volumes"]]

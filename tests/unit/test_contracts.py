@@ -19,13 +19,10 @@ from humantask_contracts.openapi import documented_routes
 from humantask_contracts.schemas import render_yaml
 from humantask_gateway.app import create_app
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.health import health_app
-from humantask_shared.http_routes import UndeclaredRoute
-from humantask_shared.messages.commands import COMMANDS
-from humantask_shared.messages.events import EVENTS, EventStamp
-from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
-from humantask_shared.models import TaskListQuery
-from humantask_shared.topology import (
+from humantask_shared.core.messages.commands import COMMANDS
+from humantask_shared.core.messages.events import EVENTS, EventStamp
+from humantask_shared.core.models import TaskListQuery
+from humantask_shared.core.topology import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     NOTIFIER_COMMANDS_EXCHANGE,
@@ -34,6 +31,9 @@ from humantask_shared.topology import (
     command_queue,
     queue_arguments,
 )
+from humantask_shared.runtime.broker import DEADLINE_HEADER, REQUEST_ID_HEADER
+from humantask_shared.runtime.health import health_app
+from humantask_shared.runtime.http_routes import UndeclaredRoute
 from tests.support.fake_boundary import FakeBoundary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

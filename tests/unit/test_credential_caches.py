@@ -11,7 +11,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from humantask_gateway.auth import Authenticator
 from humantask_notifier.signing_keys import CallbackSecrets
-from humantask_shared.messages.commands import CallbackSecret, Principal
+from humantask_shared.core.messages.commands import CallbackSecret, Principal
 from tests.support.fake_boundary import OnlyTaskStore
 
 

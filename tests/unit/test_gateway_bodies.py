@@ -17,10 +17,10 @@ from humantask_gateway.bodies import (
     parse_json_object,
     validate,
 )
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import InvalidRequest, Unauthorized
-from humantask_shared.messages.commands import Authenticate, Command, Principal
-from humantask_shared.models import CreateTaskRequest, TaskListQuery
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import InvalidRequest, Unauthorized
+from humantask_shared.core.messages.commands import Authenticate, Command, Principal
+from humantask_shared.core.models import CreateTaskRequest, TaskListQuery
 from tests.support.fake_boundary import OnlyTaskStore
 
 SEED_FORM = (

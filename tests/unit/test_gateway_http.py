@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.errors import Conflict, HumantaskError, NotFound, Unavailable
-from humantask_shared.messages.commands import (
+from humantask_shared.core.errors import Conflict, HumantaskError, NotFound, Unavailable
+from humantask_shared.core.messages.commands import (
     CancelTask,
     ClaimWork,
     CreateTask,

@@ -21,8 +21,8 @@ import pytest
 
 from humantask_gateway.limits import ExpiringMap, TokenBuckets
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.errors import Unavailable
-from humantask_shared.messages.commands import Authenticate, CreateTask, ListTasks
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.commands import Authenticate, CreateTask, ListTasks
 from tests.support.fake_boundary import CUSTOMER_KEY as GOOD_KEY
 from tests.support.fake_boundary import OTHER_CUSTOMER_KEY as OTHER_KEY
 from tests.support.fake_boundary import WORKER_TOKEN

@@ -12,11 +12,11 @@ from prometheus_client import REGISTRY
 from humantask_notifier import domain
 from humantask_notifier.domain import Attempt
 from humantask_notifier.sender import SendResult
-from humantask_shared.command_client import CommandClient
-from humantask_shared.errors import NotFound, Unavailable
-from humantask_shared.messages.commands import GetTask, Reply, ReplyError
-from humantask_shared.models import Task
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.messages.commands import GetTask, Reply, ReplyError
+from humantask_shared.core.models import Task
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.command_client import CommandClient
 from tests.support.fakes import FakeSender
 
 from .test_callback_handlers import TASK_ID, World, completion

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from humantask_shared.errors import Conflict
-from humantask_shared.messages.events import EventStamp, TaskCanceled, TaskCreated
-from humantask_shared.messaging import stamp
-from humantask_shared.models import CreateTaskRequest, TaskResponse
+from humantask_shared.core.errors import Conflict
+from humantask_shared.core.messages.events import EventStamp, TaskCanceled, TaskCreated
+from humantask_shared.core.models import CreateTaskRequest, TaskResponse
+from humantask_shared.runtime.publishing import stamp
 from humantask_taskstore.domain import TaskRecord, cancel_task, create_task, request_fingerprint
 
 TASK_ID = "0123456789abcdef01234567"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from humantask_shared.messages.commands import (
+from humantask_shared.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from humantask_shared.core.messages.commands import (
     COMMANDS,
     CancelTask,
     ClaimWork,
@@ -22,9 +22,9 @@ from humantask_shared.messages.commands import (
     ReleaseWork,
     SubmitWork,
 )
-from humantask_shared.messages.events import TaskCanceled, TaskCompleted, TaskCreated
-from humantask_shared.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted, TaskCreated
+from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
+from humantask_shared.core.timeutil import utcnow
 from humantask_taskstore import handlers, work_handlers
 from humantask_taskstore.ports import Dependencies
 from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox

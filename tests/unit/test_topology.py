@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from humantask_shared.broker_definitions import SERVICE_PERMISSIONS
-from humantask_shared.messages.commands import COMMANDS
-from humantask_shared.messages.events import EVENTS, Event
-from humantask_shared.topology import (
+from humantask_shared.core.broker_definitions import SERVICE_PERMISSIONS
+from humantask_shared.core.messages.commands import COMMANDS
+from humantask_shared.core.messages.events import EVENTS, Event
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_DELAY_QUEUE,
     COMMAND_QUEUES,
     EVENTS_EXCHANGE,

@@ -12,11 +12,11 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from humantask_shared import tracing
-from humantask_shared.logging import _RequestIdFilter
-from humantask_shared.messages.events import CredentialChanged, EventStamp
-from humantask_shared.messaging import stamp
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.messages.events import CredentialChanged, EventStamp
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime import tracing
+from humantask_shared.runtime.logging import _RequestIdFilter
+from humantask_shared.runtime.publishing import stamp
 from tests.support.tracing import recorded_spans
 
 TRACE_ID, SPAN_ID = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from humantask_shared.errors import Conflict, InvalidRequest
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.models import CreateTaskRequest, TaskResponse
-from humantask_shared.worker_models import no_live_lease
+from humantask_shared.core.errors import Conflict, InvalidRequest
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.models import CreateTaskRequest, TaskResponse
+from humantask_shared.core.worker_models import no_live_lease
 from humantask_taskstore import domain
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from humantask_shared.messages.commands import COMMANDS, Command, Reply
-from humantask_shared.messages.events import EVENTS, Event, wire_model
-from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
-from humantask_shared.topology import (
+from humantask_shared.core.messages.commands import COMMANDS, Command, Reply
+from humantask_shared.core.messages.events import EVENTS, Event, wire_model
+from humantask_shared.core.topology import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
     QUEUES,
@@ -23,6 +22,7 @@ from humantask_shared.topology import (
     queue_arguments,
     routing_key,
 )
+from humantask_shared.runtime.broker import DEADLINE_HEADER, REQUEST_ID_HEADER
 
 from .schemas import (
     API_VERSION,
@@ -200,7 +200,7 @@ def _routing_key_bindings(exchange: Exchange) -> Json:
             "is": "routingKey",
             "exchange": {
                 "name": exchange.name,
-                "type": exchange.type.value,
+                "type": exchange.type,
                 "durable": True,
                 "autoDelete": False,
                 "vhost": "/",

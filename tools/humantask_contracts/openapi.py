@@ -18,15 +18,15 @@ from pydantic import BaseModel
 
 from humantask_gateway.bootstrap import production_app
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.health import health_app
-from humantask_shared.http_routes import (
+from humantask_shared.core.models import TASK_ID_PATTERN, ErrorBody
+from humantask_shared.runtime.health import health_app
+from humantask_shared.runtime.http_routes import (
     CUSTOMER_AUTH,
     WORKER_AUTH,
     Operation,
     ResponseDoc,
     served_endpoints,
 )
-from humantask_shared.models import TASK_ID_PATTERN, ErrorBody
 
 from .schemas import (
     API_VERSION,

@@ -13,9 +13,9 @@ import time
 
 from aiohttp import web
 
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import Unauthorized
-from humantask_shared.messages.commands import Authenticate, Principal, Role
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import Unauthorized
+from humantask_shared.core.messages.commands import Authenticate, Principal, Role
 
 from .boundary import Boundary
 

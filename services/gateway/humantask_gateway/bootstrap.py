@@ -16,22 +16,19 @@ from collections.abc import AsyncIterator
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from aiohttp import web
 
-from humantask_shared.command_client import CommandClient
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import HumantaskError, Unavailable
-from humantask_shared.health import health_app
-from humantask_shared.messages.commands import EnsureCustomer, Principal
-from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import open_channel
-from humantask_shared.resources import broker_resource, connection_key
-from humantask_shared.runner import run_service
-from humantask_shared.topology import (
-    COMMANDS_EXCHANGE,
-    NOTIFIER_COMMANDS_EXCHANGE,
-    declare_exchange,
-)
-from humantask_shared.tracing import configure_tracing
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import HumantaskError, Unavailable
+from humantask_shared.core.messages.commands import EnsureCustomer, Principal
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.topology import COMMANDS_EXCHANGE, NOTIFIER_COMMANDS_EXCHANGE
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.declaring import declare_exchange
+from humantask_shared.runtime.health import health_app
+from humantask_shared.runtime.resources import broker_resource, connection_key
+from humantask_shared.runtime.runner import run_service
+from humantask_shared.runtime.tracing import configure_tracing
 
 from .app import create_app
 from .appkeys import authenticator_key, boundary_key, settings_key
@@ -121,7 +118,7 @@ def production_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             health_port_ctx,
-            broker_resource(settings, "humantask-gateway"),
+            broker_resource(settings, "gateway"),
             boundary.connect,
             credential_changes_ctx,
             demo_customer_ctx,

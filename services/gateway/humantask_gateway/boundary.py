@@ -7,7 +7,7 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from humantask_shared.messages.commands import Command
+from humantask_shared.core.messages.commands import Command
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from humantask_shared.http_routes import CUSTOMER_AUTH, Endpoint, Operation, ResponseDoc
-from humantask_shared.messages.commands import (
+from humantask_shared.core.messages.commands import (
     CallbackLog,
     CancelTask,
     CreateTask,
@@ -18,7 +17,7 @@ from humantask_shared.messages.commands import (
     ListCallbacks,
     ListTasks,
 )
-from humantask_shared.models import (
+from humantask_shared.core.models import (
     CallbackAttempt,
     CreateTaskRequest,
     ListCursor,
@@ -26,6 +25,7 @@ from humantask_shared.models import (
     TaskListQuery,
     TaskPage,
 )
+from humantask_shared.runtime.http_routes import CUSTOMER_AUTH, Endpoint, Operation, ResponseDoc
 
 from .appkeys import boundary_key
 from .bodies import read_fields, validate

@@ -31,8 +31,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
 
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import HumantaskError, Unauthorized, Unavailable
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import HumantaskError, Unauthorized, Unavailable
 
 from .auth import credential_from_header
 from .middleware import error_response

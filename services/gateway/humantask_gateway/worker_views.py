@@ -14,10 +14,9 @@ from importlib import resources
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from humantask_shared.http_routes import WORKER_AUTH, Endpoint, Operation, ResponseDoc
-from humantask_shared.messages.commands import ClaimWork, ReleaseWork, SubmitWork
-from humantask_shared.models import TASK_ID_PATTERN
-from humantask_shared.worker_models import (
+from humantask_shared.core.messages.commands import ClaimWork, ReleaseWork, SubmitWork
+from humantask_shared.core.models import TASK_ID_PATTERN
+from humantask_shared.core.worker_models import (
     ClaimResult,
     CompletedWork,
     SubmitWorkRequest,
@@ -25,6 +24,7 @@ from humantask_shared.worker_models import (
     WorkReleased,
     no_live_lease,
 )
+from humantask_shared.runtime.http_routes import WORKER_AUTH, Endpoint, Operation, ResponseDoc
 
 from .appkeys import authenticator_key, boundary_key
 from .bodies import read_fields, validate

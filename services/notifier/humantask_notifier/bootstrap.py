@@ -22,28 +22,28 @@ from functools import partial
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from humantask_shared.command_client import CommandClient
-from humantask_shared.command_server import CommandServer
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.errors import Unavailable
-from humantask_shared.health import add_health_routes
-from humantask_shared.messages.commands import ListCallbacks
-from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import Consumer, open_channel
-from humantask_shared.resources import (
-    broker_resource,
-    connection_key,
-    database_key,
-    database_resource,
-)
-from humantask_shared.topology import (
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.commands import ListCallbacks
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     check_handlers,
-    declare,
-    declare_exchange,
+)
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import Consumer
+from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.declaring import declare_all, declare_exchange
+from humantask_shared.runtime.health import add_health_routes
+from humantask_shared.runtime.resources import (
+    broker_resource,
+    connection_key,
+    database_key,
+    database_resource,
 )
 
 from . import domain
@@ -103,13 +103,15 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
 async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, deps = app[settings_key], app[dependencies_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    completions = await declare(channel, NOTIFIER_COMPLETIONS_QUEUE, settings.amqp_queue_type)
-    due_retries = await declare(channel, CALLBACK_RETRY_QUEUE, settings.amqp_queue_type)
     server = CommandServer(
         {ListCallbacks: partial(list_callbacks, deps=deps)}, settings.broker_identities(), channel
     )
     check_handlers(NOTIFIER_COMMANDS_QUEUE, server.command_names)
-    commands = await declare(channel, NOTIFIER_COMMANDS_QUEUE, settings.amqp_queue_type)
+    completions, due_retries, commands = await declare_all(
+        channel,
+        [NOTIFIER_COMPLETIONS_QUEUE, CALLBACK_RETRY_QUEUE, NOTIFIER_COMMANDS_QUEUE],
+        settings.amqp_queue_type,
+    )
     consumers = [
         Consumer(completions, partial(handle_task_completed, deps=deps), TRANSIENT_ERRORS),
         Consumer(due_retries, partial(handle_retry_due, deps=deps), TRANSIENT_ERRORS),
@@ -144,7 +146,7 @@ def create_app(settings: NotifierSettings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             database_resource(settings, "humantask-notifier", ensure_indexes),
-            broker_resource(settings, "humantask-notifier"),
+            broker_resource(settings, "notifier"),
             dependencies_ctx,
             credential_changes_ctx,
             consumers_ctx,

@@ -16,12 +16,12 @@ from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
-from humantask_shared.errors import NotFound
-from humantask_shared.messages.commands import CallbackLog, ListCallbacks
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.messages.retries import RetryDue
-from humantask_shared.messaging import PoisonMessage
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.errors import NotFound
+from humantask_shared.core.messages.commands import CallbackLog, ListCallbacks
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.consumer import PoisonMessage
 
 from . import domain, payload
 from .domain import Delivery, Step, Trigger

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from humantask_shared.command_client import CommandClient
-from humantask_shared.messages.commands import CallbackSecret, GetCallbackSecret
+from humantask_shared.core.messages.commands import CallbackSecret, GetCallbackSecret
+from humantask_shared.runtime.command_client import CommandClient
 
 SECRET_CACHE_SECONDS = 10.0
 SECRET_CACHE_MAX_ENTRIES = 10_000

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from humantask_shared.command_server import UnboundHandler
-from humantask_shared.credentials import new_callback_secret
-from humantask_shared.errors import Conflict, NotFound
-from humantask_shared.logging import request_id_var
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import new_callback_secret
+from humantask_shared.core.errors import Conflict, NotFound
+from humantask_shared.core.messages.commands import (
     Account,
     AccountList,
     CallbackSecret,
@@ -30,8 +28,10 @@ from humantask_shared.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
-from humantask_shared.messages.events import CredentialChange, CredentialChanged
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.messages.events import CredentialChange, CredentialChanged
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.command_server import UnboundHandler
+from humantask_shared.runtime.logging import request_id_var
 
 from .ports import Dependencies
 

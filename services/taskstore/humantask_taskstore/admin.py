@@ -27,10 +27,9 @@ import aio_pika
 import orjson
 from pydantic import BaseModel, Field
 
-from humantask_shared.command_client import CommandClient
-from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.errors import HumantaskError
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.core.errors import HumantaskError
+from humantask_shared.core.messages.commands import (
     Account,
     AccountList,
     CallbackSecret,
@@ -44,10 +43,11 @@ from humantask_shared.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
-from humantask_shared.messaging import BROKER_ERRORS, open_channel
-from humantask_shared.settings import CommonSettings
-from humantask_shared.timeutil import format_timestamp
-from humantask_shared.topology import COMMANDS_EXCHANGE
+from humantask_shared.core.timeutil import format_timestamp
+from humantask_shared.core.topology import COMMANDS_EXCHANGE
+from humantask_shared.runtime.broker import BROKER_ERRORS, open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.settings import CommonSettings
 
 Output = list[dict[str, Any]]
 

@@ -20,22 +20,19 @@ from functools import partial
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.command_server import CommandServer
-from humantask_shared.health import add_health_routes
-from humantask_shared.messaging import Consumer, open_channel, publish_event
-from humantask_shared.mongo import Document
-from humantask_shared.resources import (
+from humantask_shared.core.topology import EVENTS_EXCHANGE, TASKSTORE_COMMANDS_QUEUE, check_handlers
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import Consumer
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.health import add_health_routes
+from humantask_shared.runtime.mongo import Document
+from humantask_shared.runtime.publishing import publish_event
+from humantask_shared.runtime.resources import (
     broker_resource,
     connection_key,
     database_key,
     database_resource,
-)
-from humantask_shared.topology import (
-    EVENTS_EXCHANGE,
-    TASKSTORE_COMMANDS_QUEUE,
-    check_handlers,
-    declare,
-    declare_exchange,
 )
 
 from .crash_hook import ExitBeforePublishingCompletion
@@ -109,7 +106,7 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             database_resource(settings, "humantask-taskstore", prepare_database),
-            broker_resource(settings, "humantask-taskstore"),
+            broker_resource(settings, "taskstore"),
             commands_ctx,
             outbox_relay_ctx,
             task_gauges_ctx,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from humantask_shared.errors import NotFound, Unavailable
-from humantask_shared.messages.events import Event, StampedEvent
-from humantask_shared.messaging import stamp_all
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.messages.events import Event, StampedEvent
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.publishing import stamp_all
 
 from .domain import TaskRecord
 from .ports import Tasks

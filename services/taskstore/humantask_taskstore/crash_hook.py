@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Sequence
 
-from humantask_shared.messages.events import StampedEvent, TaskCompleted
+from humantask_shared.core.messages.events import StampedEvent, TaskCompleted
 
 from .ports import Outbox
 

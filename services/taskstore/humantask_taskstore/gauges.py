@@ -31,9 +31,9 @@ from prometheus_client import Gauge
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from humantask_shared.mongo import Document
-from humantask_shared.periodic import refreshing
-from humantask_shared.timeutil import as_utc, parse_timestamp, utcnow
+from humantask_shared.core.timeutil import as_utc, parse_timestamp, utcnow
+from humantask_shared.runtime.mongo import Document
+from humantask_shared.runtime.periodic import refreshing
 
 from . import repository
 from .repository import LIST_FLOOR, TASKS

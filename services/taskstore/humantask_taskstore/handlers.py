@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from humantask_shared.command_server import CommandHandler, UnboundHandler
-from humantask_shared.credentials import new_callback_secret
-from humantask_shared.errors import Conflict, NotFound, Unauthorized, Unavailable
-from humantask_shared.logging import request_id_var
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import new_callback_secret
+from humantask_shared.core.errors import Conflict, NotFound, Unauthorized, Unavailable
+from humantask_shared.core.messages.commands import (
     Authenticate,
     CallbackSecret,
     CancelTask,
@@ -27,9 +25,11 @@ from humantask_shared.messages.commands import (
     ListTasks,
     Principal,
 )
-from humantask_shared.messaging import stamp_all
-from humantask_shared.models import Task, TaskPage
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.models import Task, TaskPage
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
+from humantask_shared.runtime.logging import request_id_var
+from humantask_shared.runtime.publishing import stamp_all
 
 from . import domain
 from .account_handlers import ACCOUNT_HANDLERS

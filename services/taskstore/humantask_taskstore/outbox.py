@@ -13,15 +13,15 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-import aio_pika
 import orjson
 from aio_pika.abc import AbstractExchange
 from pymongo.errors import PyMongoError
 
-from humantask_shared.messages.events import StampedEvent
-from humantask_shared.messaging import BROKER_ERRORS, REQUEST_ID_HEADER
-from humantask_shared.timeutil import utcnow
-from humantask_shared.tracing import restored_trace_context
+from humantask_shared.core.messages.events import StampedEvent
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.broker import BROKER_ERRORS
+from humantask_shared.runtime.publishing import publish
+from humantask_shared.runtime.tracing import restored_trace_context
 
 from .batching import GroupWriter
 from .repository import TaskRepository
@@ -101,22 +101,21 @@ class OutboxPublisher:
         return len(published) == len(raw_events)
 
     async def _publish_one(self, task_id: str, raw: str) -> bool:
+        # Byte for byte as the outbox holds it; its routing key is its `event_type`.
         fields = orjson.loads(raw)
-        message = aio_pika.Message(
-            body=raw.encode(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=fields["event_id"],
-            type=fields["event_type"],
-            headers={REQUEST_ID_HEADER: fields.get("request_id") or ""},
-        )
         try:
-            # With publisher confirms this returns once the broker has the event. Not
-            # mandatory: an event nobody subscribes to yet is not an error. The relay
-            # publishes it in the trace of the change that raised it.
+            # Returns once the broker has the event. Not mandatory: an event nobody
+            # subscribes to yet is not an error. The relay publishes it in the trace of
+            # the change that raised it.
             with restored_trace_context(fields.get("trace_context")):
-                await self._exchange.publish(
-                    message, routing_key=fields["event_type"], mandatory=False, timeout=10
+                await publish(
+                    self._exchange,
+                    fields["event_type"],
+                    raw.encode(),
+                    message_type=fields["event_type"],
+                    message_id=fields["event_id"],
+                    request_id=fields.get("request_id"),
+                    mandatory=False,
                 )
         except BROKER_ERRORS as exc:
             log.warning(

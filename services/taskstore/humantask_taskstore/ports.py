@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from humantask_shared.messages.commands import Account, Principal, Role
-from humantask_shared.messages.events import CredentialChanged, StampedEvent
-from humantask_shared.models import ListCursor, TaskListQuery
+from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.events import CredentialChanged, StampedEvent
+from humantask_shared.core.models import ListCursor, TaskListQuery
 
 from .domain import TaskRecord
 
@@ -36,9 +36,7 @@ class Tasks(Protocol):
         """The task, if it exists (and belongs to `customer_id`, when given); an id that
         is not a task id is simply not found."""
 
-    async def add(
-        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
-    ) -> None:
+    async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
         """Insert a new task and its events; `TaskExists` when its id or its customer's
         `unique_id` is taken (whatever the race, one insert wins)."""
 

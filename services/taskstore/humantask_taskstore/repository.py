@@ -25,18 +25,18 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from humantask_shared.errors import Unavailable
-from humantask_shared.messages.commands import Account, Principal, Role
-from humantask_shared.messages.events import StampedEvent
-from humantask_shared.models import (
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.events import StampedEvent
+from humantask_shared.core.models import (
     MAX_LIST_SPAN_SECONDS,
     ListCursor,
     TaskListQuery,
     TaskParams,
     TaskResponse,
 )
-from humantask_shared.mongo import Document, is_unique_conflict
-from humantask_shared.timeutil import as_utc
+from humantask_shared.core.timeutil import as_utc
+from humantask_shared.runtime.mongo import Document, is_unique_conflict
 
 from .batching import GroupWriter
 from .domain import TaskRecord
@@ -284,9 +284,7 @@ class TaskRepository:
         doc = await self._tasks.find_one(criteria)
         return None if doc is None else _document_to_record(doc)
 
-    async def add(
-        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
-    ) -> None:
+    async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
         """Insert a new task with its events in its outbox; concurrent adds share one
         `insert_many` (`GroupWriter`). Raises `TaskExists` when the task id or the
         customer's `unique_id` is taken; no read before: the unique indexes decide, and

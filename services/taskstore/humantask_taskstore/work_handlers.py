@@ -11,13 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from humantask_shared.command_server import UnboundHandler
-from humantask_shared.errors import NotFound
-from humantask_shared.logging import request_id_var
-from humantask_shared.messages.commands import ClaimWork, Command, ReleaseWork, SubmitWork
-from humantask_shared.messages.events import StampedEvent
-from humantask_shared.timeutil import utcnow
-from humantask_shared.worker_models import ClaimResult, CompletedWork, WorkReleased, no_live_lease
+from humantask_shared.core.errors import NotFound
+from humantask_shared.core.messages.commands import ClaimWork, Command, ReleaseWork, SubmitWork
+from humantask_shared.core.messages.events import StampedEvent
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.worker_models import (
+    ClaimResult,
+    CompletedWork,
+    WorkReleased,
+    no_live_lease,
+)
+from humantask_shared.runtime.command_server import UnboundHandler
+from humantask_shared.runtime.logging import request_id_var
 
 from . import domain
 from .changes import Change, change_task

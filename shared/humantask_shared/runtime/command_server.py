@@ -20,10 +20,12 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import PyMongoError
 
-from .broker_access import BrokerIdentities
-from .errors import HumantaskError, InvalidRequest, Unauthorized, Unavailable
-from .messages.commands import COMMANDS, Command, Reply, ReplyError
-from .messaging import BROKER_ERRORS, PoisonMessage, encode, message_deadline_passed, reply
+from ..core.broker_access import BrokerIdentities
+from ..core.errors import HumantaskError, InvalidRequest, Unauthorized, Unavailable
+from ..core.messages.commands import COMMANDS, Command, Reply, ReplyError
+from .broker import BROKER_ERRORS, message_deadline_passed, message_request_id
+from .consumer import PoisonMessage
+from .publishing import encode, outgoing
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,23 @@ COMMAND_SECONDS = Histogram("humantask_command_seconds", "Time to handle a comma
 CommandHandler = Callable[[Any], Awaitable[BaseModel]]
 # The same before its service's dependencies are bound (`partial(handler, deps=deps)`).
 UnboundHandler = Callable[..., Awaitable[BaseModel]]
+
+
+async def reply(channel: AbstractChannel, message: AbstractIncomingMessage, body: bytes) -> None:
+    """Answer a command on its caller's reply queue (through the default exchange).
+
+    Not mandatory: a caller that went away takes its reply queue with it, and that must
+    not turn into an error that requeues the command forever."""
+    if not message.reply_to:
+        return
+    answer = outgoing(
+        body,
+        None,
+        persistent=False,
+        request_id=message_request_id(message),
+        correlation_id=message.correlation_id,
+    )
+    await channel.default_exchange.publish(answer, routing_key=message.reply_to, mandatory=False)
 
 
 def error_reply(error: HumantaskError) -> bytes:

@@ -1,4 +1,4 @@
-"""Timestamps in the seed's format: UTC, millisecond precision, `Z` suffix."""
+"""Timestamps in the API's format: UTC, millisecond precision, `Z` suffix."""
 
 from datetime import UTC, datetime
 
@@ -10,7 +10,7 @@ def utcnow() -> datetime:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """`2016-06-23T09:09:34.752Z`, the seed's format."""
+    """`2016-06-23T09:09:34.752Z`, the API's format."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .broker_access import BrokerIdentities, broker_user
-from .topology import QueueType
+from ..core.broker_access import BrokerIdentities, broker_user
+from ..core.topology import QueueType
 
 
 class CommonSettings(BaseSettings):

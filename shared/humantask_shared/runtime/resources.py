@@ -15,9 +15,10 @@ from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from ..core.topology import Service, dead_letter_queues
+from .broker import broker_connected, broker_context
 from .dead_letters import dead_letter_watch
 from .health import add_readiness_check
-from .messaging import broker_connected, broker_context
 from .mongo import Document, mongo_context, ping
 from .retrying import until_it_works
 from .settings import CommonSettings
@@ -60,15 +61,16 @@ async def prepare_with_retries(
     )
 
 
-def broker_resource(settings: CommonSettings, connection_name: str) -> CleanupContext:
-    """A robust RabbitMQ connection at `app[connection_key]`; while it is open, the depth
-    of the dead-letter queues the service declares is read into `/metrics`."""
+def broker_resource(settings: CommonSettings, service: Service) -> CleanupContext:
+    """A robust RabbitMQ connection at `app[connection_key]`, named `humantask-<service>`;
+    while it is open, the depth of the dead-letter queues of the work queues the service
+    consumes is read into `/metrics`."""
 
     async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
-        async for connection in broker_context(settings.amqp_url, connection_name):
+        async for connection in broker_context(settings.amqp_url, f"humantask-{service}"):
             app[connection_key] = connection
             add_readiness_check(app, "rabbitmq", functools.partial(broker_connected, connection))
-            async with dead_letter_watch(connection):
+            async with dead_letter_watch(connection, dead_letter_queues(service)):
                 yield
 
     return broker_ctx

@@ -20,11 +20,13 @@ from aiormq.exceptions import DeliveryError
 from prometheus_client import Histogram
 from pydantic import BaseModel, ValidationError
 
-from .errors import Unavailable, error_from_code
+from ..core.errors import Unavailable, error_from_code
+from ..core.messages.commands import Command, Reply
+from ..core.topology import REPLY_QUEUE, Service
+from .broker import BROKER_ERRORS, DEADLINE_HEADER, REQUEST_ID_HEADER
+from .declaring import declare
 from .logging import request_id_var
-from .messages.commands import Command, Reply
-from .messaging import BROKER_ERRORS, DEADLINE_HEADER, REQUEST_ID_HEADER, encode
-from .topology import REPLY_QUEUE, Service, declare
+from .publishing import encode
 from .tracing import command_span
 
 ResultT = TypeVar("ResultT", bound=BaseModel)

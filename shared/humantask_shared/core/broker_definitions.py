@@ -9,7 +9,7 @@ command's `user_id` (validated by the broker) must be one of its `senders`
 (`broker_access`).
 
 The same table feeds the RabbitMQ definitions that docker-compose.yml loads at boot
-(`python -m humantask_shared.broker_definitions`, passwords from the environment, stored
+(`python -m humantask_shared.core.broker_definitions`, passwords from the environment, stored
 as salted SHA-256 hashes) and the tests that prove it against a real broker.
 
 What each service does on the broker, and so needs:

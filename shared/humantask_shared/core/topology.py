@@ -1,11 +1,11 @@
-"""The RabbitMQ topology: every exchange, queue and binding of humantask, declared once.
+"""The RabbitMQ topology: every exchange, queue and binding of humantask, as data.
 
 Each queue's declaration says what it carries (commands, events, other messages: its
 bindings are their routing keys), who consumes it, who publishes to it, and its
-arguments. The services declare their queues from these declarations only (`declare`,
-`declare_exchange`); the AsyncAPI contract (`tools/humantask_contracts/asyncapi.py`) is
-derived from them, and the broker users' permissions (`broker_definitions`) are tested
-against them.
+arguments. The services declare their queues from these declarations only
+(`runtime/declaring.py`); the AsyncAPI contract (`tools/humantask_contracts/asyncapi.py`)
+is derived from them, and the broker users' permissions (`broker_definitions`) are
+tested against them.
 
 - `humantask.commands` (direct): commands to the task-store, routed by command name to
   `taskstore.commands`.
@@ -14,14 +14,14 @@ against them.
 - `humantask.events` (topic): domain events, routed by event name (`task.created`...).
 - `humantask.dead-letter` (direct): each durable work queue dead-letters into
   `<queue>.dead-letter`, a queue kept for inspection and never consumed, so bounded
-  (`DEAD_LETTER_ARGUMENTS`); its depth is a gauge (`dead_letters.py`).
+  (`DEAD_LETTER_ARGUMENTS`); its depth is a gauge (`runtime/dead_letters.py`).
 
 Durable queues are classic or quorum queues (`AMQP_QUEUE_TYPE`); the per-process queues
 (a caller's replies, a process's credential events) stay classic whatever the setting:
 they are exclusive, and quorum queues cannot be. Every argument used here works on both
 types from RabbitMQ 3.10 on (message TTL on quorum queues, per-message expiration too).
 A queue's type or arguments cannot change in place: RabbitMQ refuses the redeclaration
-(`PRECONDITION_FAILED`), and `declare` says which queue to delete (README, "Upgrading").
+(`PRECONDITION_FAILED`), and declaring says which queue to delete (README, "Upgrading").
 """
 
 from __future__ import annotations
@@ -30,11 +30,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
-from weakref import WeakKeyDictionary
 
-from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
-from aio_pika.exceptions import ChannelPreconditionFailed
 from pydantic import BaseModel
 
 from .messages.commands import (
@@ -64,6 +60,7 @@ from .messages.retries import RetryDue
 
 Service = Literal["gateway", "taskstore", "notifier", "admin"]
 QueueType = Literal["classic", "quorum"]
+ExchangeType = Literal["direct", "topic"]
 
 
 @dataclass(frozen=True)
@@ -75,12 +72,12 @@ class Exchange:
 
 COMMANDS_EXCHANGE = Exchange(
     "humantask.commands",
-    ExchangeType.DIRECT,
+    "direct",
     "Commands to the task-store, routed by command name.",
 )
 NOTIFIER_COMMANDS_EXCHANGE = Exchange(
     "humantask.notifier-commands",
-    ExchangeType.DIRECT,
+    "direct",
     "The commands the notifier answers, routed by command name. An exchange of their own, "
     "so that the notifier's broker user needs no read access to `humantask.commands` (it "
     "could bind a queue there and see, and answer, the gateway's commands to the "
@@ -88,12 +85,12 @@ NOTIFIER_COMMANDS_EXCHANGE = Exchange(
 )
 EVENTS_EXCHANGE = Exchange(
     "humantask.events",
-    ExchangeType.TOPIC,
+    "topic",
     "Domain events, published by the task-store (persistent), routed by event name.",
 )
 DEAD_LETTER_EXCHANGE = Exchange(
     "humantask.dead-letter",
-    ExchangeType.DIRECT,
+    "direct",
     "What a work queue's consumers reject, routed by the work queue's name into its "
     "dead-letter queue.",
 )
@@ -339,53 +336,10 @@ def queue_arguments(queue: Queue, queue_type: QueueType) -> dict[str, Any]:
     return arguments
 
 
-# The dead-letter queues this process declared; `dead_letters.py` reports their depth.
-declared_dead_letter_queues: set[str] = set()
-
-
-# The exchanges declared on each channel: several queues of a service bind to one (the
-# dead-letter exchange), and declaring it once per channel is enough.
-_declared_exchanges: WeakKeyDictionary[AbstractChannel, dict[str, AbstractExchange]] = (
-    WeakKeyDictionary()
-)
-
-
-async def declare_exchange(channel: AbstractChannel, exchange: Exchange) -> AbstractExchange:
-    declared = _declared_exchanges.setdefault(channel, {})
-    if exchange.name not in declared:
-        declared[exchange.name] = await channel.declare_exchange(
-            exchange.name, exchange.type, durable=True
-        )
-    return declared[exchange.name]
-
-
-async def declare(
-    channel: AbstractChannel, queue: Queue, queue_type: QueueType = "classic"
-) -> AbstractQueue:
-    """Declare `queue` (its dead-letter queue first) and its bindings; idempotent.
-
-    `queue_type` is that of the durable queues; per-process queues are always classic."""
-    if queue.parameters:
-        raise ValueError(f"{queue.name} is a template: declare `named(...)` of it")
-    dead_letter = queue.dead_letter_queue
-    if dead_letter is not None:
-        await declare(channel, dead_letter, queue_type)
-        declared_dead_letter_queues.add(dead_letter.name)
-    if queue.per_process:
-        declared = await channel.declare_queue(queue.name, exclusive=True, auto_delete=True)
-    else:
-        try:
-            declared = await channel.declare_queue(
-                queue.name, durable=True, arguments=queue_arguments(queue, queue_type)
-            )
-        except ChannelPreconditionFailed as exc:
-            raise RuntimeError(
-                f"the queue {queue.name} exists with other arguments (another queue type, or "
-                f"as an older version declared it): delete it (rabbitmqctl delete_queue "
-                f"{queue.name}) and start again; see the README, Upgrading"
-            ) from exc
-    if queue.exchange is not None:
-        exchange = await declare_exchange(channel, queue.exchange)
-        for key in queue.routing_keys:
-            await declared.bind(exchange, routing_key=key)
-    return declared
+def dead_letter_queues(service: Service) -> tuple[str, ...]:
+    """The dead-letter queues of the work queues `service` consumes (and so declares)."""
+    return tuple(
+        dead_letter.name
+        for queue in WORK_QUEUES
+        if service in queue.consumers and (dead_letter := queue.dead_letter_queue) is not None
+    )

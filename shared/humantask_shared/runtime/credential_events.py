@@ -21,9 +21,10 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
-from .messages.events import CredentialChanged
-from .messaging import open_channel
-from .topology import CREDENTIALS_QUEUE, Service, declare
+from ..core.messages.events import CredentialChanged
+from ..core.topology import CREDENTIALS_QUEUE, Service
+from .broker import open_channel
+from .declaring import declare
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,10 @@
 Dead-letter queues are never consumed (`topology.DEAD_LETTER_ARGUMENTS` bounds them),
 so their depth is what tells an operator that messages are being turned away. Every
 `DEAD_LETTER_CHECK_SECONDS` each service asks the broker (a passive queue declare) how
-deep the dead-letter queues it declared are, and sets `humantask_dead_letter_messages`
-for each. A queue that cannot be read (the broker is reconnecting, the queue was deleted)
-keeps its last value until the next round.
+deep the dead-letter queues of the work queues it consumes are
+(`topology.dead_letter_queues`), and sets `humantask_dead_letter_messages` for each. A
+queue that cannot be read (the broker is reconnecting, the queue was deleted) keeps its
+last value until the next look.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from contextlib import AbstractAsyncContextManager
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import Gauge
 
-from .messaging import BROKER_ERRORS
+from .broker import BROKER_ERRORS
 from .periodic import refreshing
-from .topology import declared_dead_letter_queues
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,12 @@ DEAD_LETTER_MESSAGES = Gauge(
 
 
 async def refresh_dead_letter_depths(
-    connection: AbstractRobustConnection, queues: Iterable[str] | None = None
+    connection: AbstractRobustConnection, queues: Iterable[str]
 ) -> dict[str, int]:
-    """Read the depth of each dead-letter queue (those this process declared by default)
-    and set the gauge; returns what it read."""
+    """Read the depth of each of these dead-letter queues and set the gauge; returns what
+    it read."""
     depths: dict[str, int] = {}
-    names = sorted(declared_dead_letter_queues if queues is None else queues)
+    names = sorted(queues)
     if not names:
         return depths
     channel = await connection.channel()
@@ -64,10 +64,12 @@ async def refresh_dead_letter_depths(
     return depths
 
 
-def dead_letter_watch(connection: AbstractRobustConnection) -> AbstractAsyncContextManager[None]:
-    """The dead-letter gauge, refreshed while the block runs."""
+def dead_letter_watch(
+    connection: AbstractRobustConnection, queues: Iterable[str]
+) -> AbstractAsyncContextManager[None]:
+    """The dead-letter gauge of `queues`, refreshed while the block runs."""
     return refreshing(
-        functools.partial(refresh_dead_letter_depths, connection),
+        functools.partial(refresh_dead_letter_depths, connection, tuple(queues)),
         DEAD_LETTER_CHECK_SECONDS,
         "the dead-letter queues",
         BROKER_ERRORS,
