@@ -23,7 +23,7 @@ import pytest
 import standardwebhooks
 
 from humantask_shared.core.credentials import new_callback_secret
-from humantask_shared.core.messages.events import StampedEvent
+from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.models import CallbackFormat, Task
 from humantask_shared.core.timeutil import parse_timestamp
 from tests.support.callbacks import (

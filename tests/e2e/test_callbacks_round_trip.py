@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.core.messages.commands import COMMANDS
+from humantask_shared.core.topology import COMMANDS
 from tests.support.callbacks import Answer, ScriptedReceiver
 
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service

@@ -42,7 +42,7 @@ from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import repository as notifier_repository
 from humantask_notifier.bootstrap import create_app as create_notifier
 from humantask_notifier.settings import NotifierSettings
-from humantask_shared.core.messages.commands import COMMANDS
+from humantask_shared.core.topology import COMMANDS
 from humantask_taskstore.bootstrap import create_app as create_taskstore
 from humantask_taskstore.settings import TaskStoreSettings
 from tests.support.callbacks import ScriptedReceiver

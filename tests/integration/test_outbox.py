@@ -16,7 +16,8 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.core.messages.events import StampedEvent, TaskCreated
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCreated
 from humantask_shared.core.models import CreateTaskRequest, new_task_id
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.topology import EVENTS_EXCHANGE

@@ -12,6 +12,7 @@ import time
 import typing
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import aio_pika
@@ -22,8 +23,10 @@ from conftest import _session_vhost  # tests/conftest.py
 from humantask_notifier.retries import RetryScheduler
 from humantask_shared.core.broker_access import BrokerIdentities, broker_user
 from humantask_shared.core.errors import Unavailable
-from humantask_shared.core.messages.commands import Authenticate, ListCallbacks, Principal, Sender
-from humantask_shared.core.messages.events import EventStamp, TaskCompleted
+from humantask_shared.core.messages.base import Sender
+from humantask_shared.core.messages.commands import Authenticate, ListCallbacks, Principal
+from humantask_shared.core.messages.envelope import EventStamp
+from humantask_shared.core.messages.events import TaskCompleted
 from humantask_shared.core.messages.retries import RetryDue
 from humantask_shared.core.models import Task
 from humantask_shared.core.topology import (
@@ -115,13 +118,16 @@ async def test_a_command_is_answered_through_a_quorum_queue(
     queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, "quorum")
     user = broker_user(quorum_url)
     identities = BrokerIdentities(dict.fromkeys(typing.get_args(Sender), user), user)
-    consumer = Consumer(queue, CommandServer({Authenticate: authenticate}, identities, channel))
+    # Served as if the queue carried nothing but Authenticate.
+    only_authenticate = replace(TASKSTORE_COMMANDS_QUEUE, carries=(Authenticate,))
+    server = CommandServer(only_authenticate, {Authenticate: authenticate}, identities, channel)
+    consumer = Consumer(queue, server)
     await consumer.start()
     try:
         exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
         client = CommandClient(channel, exchange, user, timeout_seconds=10)
         await client.start("gateway")
-        principal = await client.send(Authenticate(credential_hash="abc", role="worker"), Principal)
+        principal = await client.send(Authenticate(credential_hash="abc", role="worker"))
     finally:
         await consumer.stop(grace_seconds=5)
     assert principal == Principal(principal_id="for-abc", role="worker")
@@ -136,9 +142,7 @@ async def test_a_command_nobody_answers_expires_from_its_quorum_queue(
     client = CommandClient(channel, exchange, broker_user(quorum_url), timeout_seconds=0.5)
     await client.start("gateway")
     with pytest.raises(Unavailable):
-        await client.send(
-            ListCallbacks(task_id="6b0afb07d41f6913ccb264bd", customer_id="c1"), Principal
-        )
+        await client.send(ListCallbacks(task_id="6b0afb07d41f6913ccb264bd", customer_id="c1"))
 
     async def expired() -> bool:
         return await depth(connection, NOTIFIER_COMMANDS_QUEUE.name) == 0

@@ -30,7 +30,7 @@ from humantask_shared.core.models import (
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.mongo import Document
 from humantask_shared.runtime.publishing import stamp_all
-from humantask_taskstore import domain, handlers, work_handlers
+from humantask_taskstore import customer_handlers, domain, work_handlers
 from humantask_taskstore.ports import Dependencies, TaskExists
 from humantask_taskstore.repository import (
     CREDENTIALS,
@@ -448,7 +448,9 @@ async def test_concurrent_redeliveries_of_one_create_make_one_task(
     deps: Dependencies, tasks: TaskRepository
 ) -> None:
     command = CreateTask(customer_id="cust-a", request=request())
-    results = await asyncio.gather(*(handlers.create_task(command, deps) for _ in range(4)))
+    results = await asyncio.gather(
+        *(customer_handlers.create_task(command, deps) for _ in range(4))
+    )
     assert len({task.task_id for task in results}) == 1
     assert await listed(tasks) == ([results[0].task_id], False)
 
@@ -458,7 +460,7 @@ async def test_concurrent_creates_with_one_unique_id_make_one_task(
 ) -> None:
     results = await asyncio.gather(
         *(
-            handlers.create_task(
+            customer_handlers.create_task(
                 CreateTask(customer_id="cust-a", request=request(unique_id="u")), deps
             )
             for _ in range(4)
@@ -471,9 +473,11 @@ async def test_concurrent_creates_with_one_unique_id_make_one_task(
 async def test_concurrent_cancels_raise_one_event(
     deps: Dependencies, outbox: RecordingOutbox
 ) -> None:
-    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), deps)
+    task = await customer_handlers.create_task(
+        CreateTask(customer_id="cust-a", request=request()), deps
+    )
     cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
-    results = await asyncio.gather(*(handlers.cancel_task(cancel, deps) for _ in range(4)))
+    results = await asyncio.gather(*(customer_handlers.cancel_task(cancel, deps) for _ in range(4)))
     assert {r.status for r in results} == {"canceled"}
     assert len({r.canceled_at for r in results}) == 1
     canceled = [

@@ -29,7 +29,8 @@ import aio_pika
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from humantask_shared.core.messages.events import StampedEvent, TaskCompleted
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCompleted
 from humantask_shared.core.models import CallbackFormat, Task
 from humantask_shared.core.timeutil import format_timestamp, utcnow
 from humantask_shared.core.topology import EVENTS_EXCHANGE

@@ -20,7 +20,8 @@ from typing import Any
 from humantask_notifier.domain import Attempt, Delivery
 from humantask_notifier.sender import SendResult
 from humantask_shared.core.messages.commands import Account, Principal, Role
-from humantask_shared.core.messages.events import CredentialChanged, StampedEvent
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_taskstore.domain import TaskRecord, holds_live_lease
 from humantask_taskstore.ports import TaskExists

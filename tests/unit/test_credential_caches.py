@@ -23,7 +23,7 @@ class FakeTaskStore:
         self.calls = 0
         self.gate: asyncio.Event | None = None
 
-    async def send(self, _command: Any, _result: Any) -> Any:
+    async def send(self, _command: Any) -> Any:
         self.calls += 1
         if self.gate is not None:
             await self.gate.wait()

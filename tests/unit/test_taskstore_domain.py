@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from humantask_shared.core.errors import Conflict
-from humantask_shared.core.messages.events import EventStamp, TaskCanceled, TaskCreated
+from humantask_shared.core.messages.envelope import EventStamp
+from humantask_shared.core.messages.events import TaskCanceled, TaskCreated
 from humantask_shared.core.models import CreateTaskRequest, TaskResponse
 from humantask_shared.runtime.publishing import stamp
 from humantask_taskstore.domain import TaskRecord, cancel_task, create_task, request_fingerprint

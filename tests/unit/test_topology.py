@@ -1,19 +1,25 @@
-"""The declared topology holds together: every command has one queue, the task-store
-answers exactly what its queue is bound for, the broker users may do what the topology
-says they do (and no more), and quorum queues are only the durable ones."""
+"""The declared topology holds together: every command has one queue, each handler table
+answers exactly what its queue carries (each handler taking its command and returning
+the command's result type), the broker users may do what the topology says they do (and
+no more), and quorum queues are only the durable ones."""
 
 from __future__ import annotations
 
 import re
+from typing import Any, get_type_hints
 
 import pytest
+from pydantic import BaseModel
 
 from humantask_shared.core.broker_definitions import SERVICE_PERMISSIONS
-from humantask_shared.core.messages.commands import COMMANDS
-from humantask_shared.core.messages.events import EVENTS, Event
+from humantask_shared.core.messages.base import Command, Event
+from humantask_shared.core.messages.commands import CallbackLog, CreateTask, ListCallbacks
+from humantask_shared.core.messages.events import EVENTS
+from humantask_shared.core.models import Task
 from humantask_shared.core.topology import (
     CALLBACK_RETRY_DELAY_QUEUE,
     COMMAND_QUEUES,
+    COMMANDS,
     EVENTS_EXCHANGE,
     EXCHANGES,
     QUEUES,
@@ -22,9 +28,10 @@ from humantask_shared.core.topology import (
     callback_retry_delay_queue,
     check_handlers,
     command_queue,
+    dead_letter_queues,
     queue_arguments,
 )
-from humantask_taskstore.handlers import HANDLERS
+from humantask_taskstore.handler_table import HANDLERS
 
 SERVICES = ("gateway", "taskstore", "notifier", "admin")
 
@@ -41,19 +48,49 @@ def instances(queue: Queue, owner: str) -> list[str]:
     return [queue.named(**{name: values[name] for name in queue.parameters}).name]
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_every_command_waits_in_exactly_one_queue(name: str) -> None:
-    queues = [queue for queue in COMMAND_QUEUES if COMMANDS[name] in queue.carries]
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.routing_key for c in COMMANDS])
+def test_every_command_waits_in_exactly_one_queue(command: type[Command[Any]]) -> None:
+    queues = [queue for queue in COMMAND_QUEUES if command in queue.carries]
     assert len(queues) == 1
-    assert command_queue(COMMANDS[name]) is queues[0]
+    assert command_queue(command) is queues[0]
+
+
+def test_commands_and_events_each_have_a_routing_key_of_their_own() -> None:
+    keys = [message.routing_key for message in (*COMMANDS, *EVENTS)]
+    assert len(keys) == len(set(keys))
 
 
 def test_the_taskstore_handles_exactly_what_its_queue_is_bound_for() -> None:
     assert set(HANDLERS) == set(TASKSTORE_COMMANDS_QUEUE.commands)
-    assert set(TASKSTORE_COMMANDS_QUEUE.routing_keys) == {c.name for c in HANDLERS}
-    check_handlers(TASKSTORE_COMMANDS_QUEUE, [c.name for c in HANDLERS])
+    assert set(TASKSTORE_COMMANDS_QUEUE.routing_keys) == {c.routing_key for c in HANDLERS}
+    check_handlers(TASKSTORE_COMMANDS_QUEUE, HANDLERS)
     with pytest.raises(RuntimeError, match=r"taskstore\.commands carries"):
-        check_handlers(TASKSTORE_COMMANDS_QUEUE, [c.name for c in HANDLERS][1:])
+        check_handlers(TASKSTORE_COMMANDS_QUEUE, list(HANDLERS)[1:])
+
+
+@pytest.mark.parametrize("command", list(HANDLERS), ids=[c.routing_key for c in HANDLERS])
+def test_a_taskstore_handler_takes_its_command_and_returns_its_result(
+    command: type[Command[Any]],
+) -> None:
+    hints = get_type_hints(HANDLERS[command])
+    assert hints["command"] is command
+    assert hints["return"] is command.result_type
+
+
+def test_a_command_names_its_result_once() -> None:
+    assert CreateTask.result_type is Task
+    assert ListCallbacks.result_type is CallbackLog
+    assert all(issubclass(command.result_type, BaseModel) for command in COMMANDS)
+
+
+def test_the_dead_letter_queues_of_a_service_are_those_of_its_work_queues() -> None:
+    assert dead_letter_queues("taskstore") == ("taskstore.commands.dead-letter",)
+    assert set(dead_letter_queues("notifier")) == {
+        "notifier.commands.dead-letter",
+        "notifier.task-completed.dead-letter",
+        "notifier.callback-retry.dead-letter",
+    }
+    assert dead_letter_queues("gateway") == ()
 
 
 def test_a_command_queue_is_published_to_by_the_senders_of_its_commands() -> None:
@@ -144,9 +181,9 @@ def test_only_the_senders_of_commands_may_publish_to_their_exchange() -> None:
             assert allowed == (service in queue.publishers), (service, queue.exchange.name)
 
 
-@pytest.mark.parametrize("routing_key", sorted(EVENTS))
-def test_only_the_consumers_of_an_event_may_bind_to_it(routing_key: str) -> None:
-    event: type[Event] = EVENTS[routing_key]
+@pytest.mark.parametrize("event", EVENTS, ids=[e.routing_key for e in EVENTS])
+def test_only_the_consumers_of_an_event_may_bind_to_it(event: type[Event]) -> None:
+    routing_key = event.routing_key
     consumers = {
         service
         for queue in QUEUES

@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from humantask_shared.core.messages.events import CredentialChanged, EventStamp
+from humantask_shared.core.messages.envelope import EventStamp
+from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime import tracing
 from humantask_shared.runtime.logging import _RequestIdFilter

@@ -86,7 +86,7 @@ class Authenticator:
     async def _ask(self, key: tuple[str, Role], changes_before: int) -> Principal:
         digest, role = key
         principal = await self._boundary.taskstore.send(
-            Authenticate(credential_hash=digest, role=role), Principal
+            Authenticate(credential_hash=digest, role=role)
         )
         if self._changes == changes_before:
             if len(self._cache) >= AUTH_CACHE_MAX_ENTRIES:

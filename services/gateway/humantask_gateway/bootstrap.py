@@ -18,7 +18,7 @@ from aiohttp import web
 
 from humantask_shared.core.credentials import credential_hash
 from humantask_shared.core.errors import HumantaskError, Unavailable
-from humantask_shared.core.messages.commands import EnsureCustomer, Principal
+from humantask_shared.core.messages.commands import EnsureCustomer
 from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.topology import COMMANDS_EXCHANGE, NOTIFIER_COMMANDS_EXCHANGE
 from humantask_shared.runtime.broker import open_channel
@@ -97,7 +97,7 @@ async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:
         command = EnsureCustomer(customer_name="demo", credential_hash=credential_hash(demo_key))
         while True:  # the task-store may still be starting; keep asking, say so in the log
             try:
-                await app[boundary_key].taskstore.send(command, Principal)
+                await app[boundary_key].taskstore.send(command)
                 log.info("demo customer ready")
                 break
             except Unavailable as exc:

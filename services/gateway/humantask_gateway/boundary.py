@@ -3,19 +3,9 @@ commands. RabbitMQ in production (`bootstrap.BrokerBoundary`), fakes in tests.""
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from pydantic import BaseModel
-
-from humantask_shared.core.messages.commands import Command
-
-ResultT = TypeVar("ResultT", bound=BaseModel)
-
-
-class CommandSender(Protocol):
-    async def send(self, command: Command, result_model: type[ResultT]) -> ResultT:
-        """The command's result; the service's domain errors are raised here."""
-        ...
+from humantask_shared.core.messages.base import CommandSender
 
 
 class Boundary(Protocol):

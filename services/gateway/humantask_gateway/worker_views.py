@@ -17,11 +17,9 @@ from aiohttp.typedefs import Handler
 from humantask_shared.core.messages.commands import ClaimWork, ReleaseWork, SubmitWork
 from humantask_shared.core.models import TASK_ID_PATTERN
 from humantask_shared.core.worker_models import (
-    ClaimResult,
     CompletedWork,
     SubmitWorkRequest,
     WorkItem,
-    WorkReleased,
     no_live_lease,
 )
 from humantask_shared.runtime.http_routes import WORKER_AUTH, Endpoint, Operation, ResponseDoc
@@ -59,9 +57,7 @@ def _held_task_id(request: web.Request) -> str:
 
 async def claim_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
-    result = await request.app[boundary_key].taskstore.send(
-        ClaimWork(worker_id=worker_id), ClaimResult
-    )
+    result = await request.app[boundary_key].taskstore.send(ClaimWork(worker_id=worker_id))
     if result.item is None:
         return web.Response(status=204)
     return json_response(result.item.model_dump(mode="json"))
@@ -72,14 +68,14 @@ async def submit_work(request: web.Request) -> web.Response:
     task_id = _held_task_id(request)
     body = validate(SubmitWorkRequest, await read_fields(request))
     command = SubmitWork(worker_id=worker_id, task_id=task_id, category=body.category)
-    completed = await request.app[boundary_key].taskstore.send(command, CompletedWork)
+    completed = await request.app[boundary_key].taskstore.send(command)
     return json_response(completed.model_dump(mode="json"))
 
 
 async def release_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
     command = ReleaseWork(worker_id=worker_id, task_id=_held_task_id(request))
-    await request.app[boundary_key].taskstore.send(command, WorkReleased)
+    await request.app[boundary_key].taskstore.send(command)
     return web.Response(status=204)
 
 

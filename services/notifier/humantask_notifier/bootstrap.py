@@ -30,7 +30,6 @@ from humantask_shared.core.topology import (
     COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
-    check_handlers,
 )
 from humantask_shared.runtime.broker import open_channel
 from humantask_shared.runtime.command_client import CommandClient
@@ -104,9 +103,11 @@ async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, deps = app[settings_key], app[dependencies_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
     server = CommandServer(
-        {ListCallbacks: partial(list_callbacks, deps=deps)}, settings.broker_identities(), channel
+        NOTIFIER_COMMANDS_QUEUE,
+        {ListCallbacks: partial(list_callbacks, deps=deps)},
+        settings.broker_identities(),
+        channel,
     )
-    check_handlers(NOTIFIER_COMMANDS_QUEUE, server.command_names)
     completions, due_retries, commands = await declare_all(
         channel,
         [NOTIFIER_COMPLETIONS_QUEUE, CALLBACK_RETRY_QUEUE, NOTIFIER_COMMANDS_QUEUE],

@@ -54,7 +54,7 @@ class RetryScheduler:
             self._channel.default_exchange,
             self.delay_queue.name,
             RetryDue(task_id=task_id).model_dump_json().encode(),
-            message_type=RetryDue.message_type,
+            message_type=RetryDue.routing_key,
             message_id=f"{task_id}.retry",
             request_id=request_id,
             mandatory=True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from humantask_shared.core.messages.commands import CallbackSecret, GetCallbackSecret
+from humantask_shared.core.messages.commands import GetCallbackSecret
 from humantask_shared.runtime.command_client import CommandClient
 
 SECRET_CACHE_SECONDS = 10.0
@@ -32,7 +32,7 @@ class CallbackSecrets:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         changes_before = self._changes
-        answer = await self._client.send(GetCallbackSecret(customer_id=customer_id), CallbackSecret)
+        answer = await self._client.send(GetCallbackSecret(customer_id=customer_id))
         if self._changes == changes_before:
             if len(self._cache) >= SECRET_CACHE_MAX_ENTRIES:
                 self._cache.clear()

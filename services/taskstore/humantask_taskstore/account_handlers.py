@@ -17,7 +17,6 @@ from humantask_shared.core.messages.commands import (
     Account,
     AccountList,
     CallbackSecret,
-    Command,
     CreateCustomer,
     CreatedCustomer,
     CreatedWorker,
@@ -30,7 +29,6 @@ from humantask_shared.core.messages.commands import (
 )
 from humantask_shared.core.messages.events import CredentialChange, CredentialChanged
 from humantask_shared.core.timeutil import utcnow
-from humantask_shared.runtime.command_server import UnboundHandler
 from humantask_shared.runtime.logging import request_id_var
 
 from .ports import Dependencies
@@ -118,13 +116,3 @@ async def _announce(
     log.info(
         "credential changed", extra={"role": role, "principal_id": principal_id, "change": change}
     )
-
-
-ACCOUNT_HANDLERS: dict[type[Command], UnboundHandler] = {
-    CreateCustomer: create_customer,
-    CreateWorker: create_worker,
-    ListAccounts: list_accounts,
-    RevokeAccount: revoke_account,
-    RotateCredential: rotate_credential,
-    RotateCallbackSecret: rotate_callback_secret,
-}

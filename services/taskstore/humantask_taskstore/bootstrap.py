@@ -5,7 +5,7 @@ taking commands, finishes those in hand, then closes the connections:
 
 - the database (indexes ensured) and the broker connection (`humantask_shared.resources`);
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
-  publisher bound into the handler table (`handlers.bind_handlers`), served from
+  publisher bound into the handler table (`handler_table.bind_handlers`), served from
   `taskstore.commands` to the services each command is meant for;
 - the outbox relay (events a crash or a broker outage left behind) and the task gauges.
 """
@@ -20,7 +20,7 @@ from functools import partial
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.core.topology import EVENTS_EXCHANGE, TASKSTORE_COMMANDS_QUEUE, check_handlers
+from humantask_shared.core.topology import EVENTS_EXCHANGE, TASKSTORE_COMMANDS_QUEUE
 from humantask_shared.runtime.broker import open_channel
 from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import Consumer
@@ -37,7 +37,7 @@ from humantask_shared.runtime.resources import (
 
 from .crash_hook import ExitBeforePublishingCompletion
 from .gauges import task_gauges_watch
-from .handlers import bind_handlers
+from .handler_table import bind_handlers
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox
 from .repository import AccountRepository, TaskRepository, ensure_indexes
@@ -67,8 +67,9 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     app[outbox_key] = outbox
 
     # Only the services a command is meant for may send it (the broker vouches for user_id).
-    server = CommandServer(bind_handlers(deps), settings.broker_identities(), channel)
-    check_handlers(TASKSTORE_COMMANDS_QUEUE, server.command_names)
+    server = CommandServer(
+        TASKSTORE_COMMANDS_QUEUE, bind_handlers(deps), settings.broker_identities(), channel
+    )
     queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, settings.amqp_queue_type)
     consumer = Consumer(queue, server)
     await consumer.start()

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from humantask_shared.core.errors import NotFound, Unavailable
-from humantask_shared.core.messages.events import Event, StampedEvent
+from humantask_shared.core.messages.base import Event
+from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.publishing import stamp_all
 

@@ -12,7 +12,8 @@ import logging
 import os
 from collections.abc import Sequence
 
-from humantask_shared.core.messages.events import StampedEvent, TaskCompleted
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCompleted
 
 from .ports import Outbox
 

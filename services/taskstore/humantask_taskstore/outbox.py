@@ -17,7 +17,7 @@ import orjson
 from aio_pika.abc import AbstractExchange
 from pymongo.errors import PyMongoError
 
-from humantask_shared.core.messages.events import StampedEvent
+from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.broker import BROKER_ERRORS
 from humantask_shared.runtime.publishing import publish

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Protocol
 
 from humantask_shared.core.messages.commands import Account, Principal, Role
-from humantask_shared.core.messages.events import CredentialChanged, StampedEvent
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.models import ListCursor, TaskListQuery
 
 from .domain import TaskRecord
@@ -107,7 +108,7 @@ AnnounceCredentialChange = Callable[[CredentialChanged], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What every task-store handler gets (`handlers.bind_handlers`)."""
+    """What every task-store handler gets (`handler_table.bind_handlers`)."""
 
     tasks: Tasks
     accounts: Accounts

@@ -27,7 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from humantask_shared.core.errors import Unavailable
 from humantask_shared.core.messages.commands import Account, Principal, Role
-from humantask_shared.core.messages.events import StampedEvent
+from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.models import (
     MAX_LIST_SPAN_SECONDS,
     ListCursor,

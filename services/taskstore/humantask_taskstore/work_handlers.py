@@ -12,8 +12,8 @@ import logging
 from collections.abc import Sequence
 
 from humantask_shared.core.errors import NotFound
-from humantask_shared.core.messages.commands import ClaimWork, Command, ReleaseWork, SubmitWork
-from humantask_shared.core.messages.events import StampedEvent
+from humantask_shared.core.messages.commands import ClaimWork, ReleaseWork, SubmitWork
+from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.worker_models import (
     ClaimResult,
@@ -21,7 +21,6 @@ from humantask_shared.core.worker_models import (
     WorkReleased,
     no_live_lease,
 )
-from humantask_shared.runtime.command_server import UnboundHandler
 from humantask_shared.runtime.logging import request_id_var
 
 from . import domain
@@ -74,10 +73,3 @@ async def release_work(command: ReleaseWork, deps: Dependencies) -> WorkReleased
     )
     log.info("lease released", extra={"task_id": saved.task_id, "worker_id": command.worker_id})
     return WorkReleased(task_id=saved.task_id)
-
-
-WORK_HANDLERS: dict[type[Command], UnboundHandler] = {
-    ClaimWork: claim_work,
-    SubmitWork: submit_work,
-    ReleaseWork: release_work,
-}

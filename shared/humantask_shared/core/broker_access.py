@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .messages.commands import Command, Sender
+from .messages.base import Command, Sender
 
 DEFAULT_BROKER_USER = "guest"  # what amqp:// without a user logs in as
 
@@ -35,6 +36,6 @@ class BrokerIdentities:
     senders: Mapping[Sender, str]
     own_user: str
 
-    def allows(self, command: type[Command], user_id: str | None) -> bool:
+    def allows(self, command: type[Command[Any]], user_id: str | None) -> bool:
         allowed = {self.own_user, *(self.senders[sender] for sender in command.senders)}
         return user_id is not None and user_id in allowed

@@ -27,17 +27,17 @@ A queue's type or arguments cannot change in place: RabbitMQ refuses the redecla
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from .messages.base import Command, Message, Sender
 from .messages.commands import (
     Authenticate,
     CancelTask,
     ClaimWork,
-    Command,
     CreateCustomer,
     CreateTask,
     CreateWorker,
@@ -48,14 +48,13 @@ from .messages.commands import (
     ListCallbacks,
     ListTasks,
     ReleaseWork,
-    Reply,
     RevokeAccount,
     RotateCallbackSecret,
     RotateCredential,
-    Sender,
     SubmitWork,
 )
-from .messages.events import CredentialChanged, Event, TaskCompleted
+from .messages.envelope import Reply
+from .messages.events import CredentialChanged, TaskCompleted
 from .messages.retries import RetryDue
 
 Service = Literal["gateway", "taskstore", "notifier", "admin"]
@@ -109,13 +108,10 @@ DEAD_LETTER_ARGUMENTS: dict[str, Any] = {
 
 
 def routing_key(message: type[BaseModel]) -> str:
-    """The routing key (and AMQP `type`) of a command, an event or a retry."""
-    if issubclass(message, Command):
-        return message.name
-    if issubclass(message, Event):
+    """The routing key (and AMQP `type`) of a command, an event or a retry; a reply has
+    none (it goes to its caller's queue by name)."""
+    if issubclass(message, Message):
         return message.routing_key
-    if issubclass(message, RetryDue):
-        return message.message_type
     raise TypeError(f"{message.__name__} has no routing key")
 
 
@@ -150,7 +146,7 @@ class Queue:
         return tuple(routing_key(message) for message in self.carries)
 
     @property
-    def commands(self) -> tuple[type[Command], ...]:
+    def commands(self) -> tuple[type[Command[Any]], ...]:
         return tuple(m for m in self.carries if issubclass(m, Command))
 
     @property
@@ -179,11 +175,12 @@ class Queue:
         return self.named(owner=owner, id=uuid.uuid4().hex)
 
 
-def _senders(commands: tuple[type[Command], ...]) -> tuple[Sender, ...]:
+def _senders(commands: tuple[type[Command[Any]], ...]) -> tuple[Sender, ...]:
     return tuple(sorted({sender for command in commands for sender in command.senders}))
 
 
-_TASKSTORE_COMMANDS: tuple[type[Command], ...] = (
+# The task-store's commands: the one list of them (its handler table must match it).
+_TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     Authenticate,
     EnsureCustomer,
     CreateTask,
@@ -297,7 +294,13 @@ QUEUES: tuple[Queue, ...] = (
 )
 
 
-def command_queue(command: type[Command]) -> Queue:
+# Every command, each carried by exactly one command queue.
+COMMANDS: tuple[type[Command[Any]], ...] = tuple(
+    command for queue in COMMAND_QUEUES for command in queue.commands
+)
+
+
+def command_queue(command: type[Command[Any]]) -> Queue:
     """The queue a command waits in (and so the exchange it is published on)."""
     (queue,) = [queue for queue in COMMAND_QUEUES if command in queue.carries]
     return queue
@@ -318,11 +321,12 @@ def callback_retry_delay_queue(delay_ms: int, retries: Queue = CALLBACK_RETRY_QU
     )
 
 
-def check_handlers(queue: Queue, handled: list[str]) -> None:
-    """A command server must answer exactly the commands its queue is bound for."""
-    declared = sorted(command.name for command in queue.commands)
-    if sorted(handled) != declared:
-        raise RuntimeError(f"{queue.name} carries {declared}, but the handlers are for {handled}")
+def check_handlers(queue: Queue, handled: Iterable[type[BaseModel]]) -> None:
+    """The handlers of a queue's consumer are for exactly what the queue carries."""
+    declared = sorted(routing_key(message) for message in queue.carries)
+    handles = sorted(routing_key(message) for message in handled)
+    if handles != declared:
+        raise RuntimeError(f"{queue.name} carries {declared}, but the handlers are for {handles}")
 
 
 def queue_arguments(queue: Queue, queue_type: QueueType) -> dict[str, Any]:

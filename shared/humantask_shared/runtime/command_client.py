@@ -12,21 +12,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from aiormq.exceptions import DeliveryError
 from prometheus_client import Histogram
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import Unavailable, error_from_code
-from ..core.messages.commands import Command, Reply
+from ..core.messages.base import Command
+from ..core.messages.envelope import Reply
 from ..core.topology import REPLY_QUEUE, Service
-from .broker import BROKER_ERRORS, DEADLINE_HEADER, REQUEST_ID_HEADER
+from .broker import BROKER_ERRORS, DEADLINE_HEADER
 from .declaring import declare
 from .logging import request_id_var
-from .publishing import encode
+from .publishing import encode, outgoing
 from .tracing import command_span
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -71,56 +71,55 @@ class CommandClient:
         if future is not None and not future.done():
             future.set_result(message.body)
 
-    async def send(self, command: Command, result_model: type[ResultT]) -> ResultT:
-        """Run `command` in the service that answers it; its domain errors are raised here."""
+    async def send(self, command: Command[ResultT]) -> ResultT:
+        """Run `command` in the service that answers it: its result, or its domain error
+        raised here."""
         started = time.perf_counter()
         try:
-            with command_span(command.name):
+            with command_span(command.routing_key):
                 raw = await self._call(command)
         finally:  # a timeout too: how long the caller waited
-            COMMAND_DURATION.labels(command.name).observe(time.perf_counter() - started)
+            COMMAND_DURATION.labels(command.routing_key).observe(time.perf_counter() - started)
         try:
             reply = Reply.model_validate_json(raw)
             if not reply.ok:
                 assert reply.error is not None
                 raise error_from_code(reply.error.code, reply.error.message)
-            return result_model.model_validate(reply.result)
+            return command.read_result(reply.result)
         except (ValidationError, AssertionError) as exc:
-            raise Unavailable(f"the answer to {command.name} was unreadable") from exc
+            raise Unavailable(f"the answer to {command.routing_key} was unreadable") from exc
 
-    async def _call(self, command: Command) -> bytes:
+    async def _call(self, command: Command[Any]) -> bytes:
         """The raw reply body; `Unavailable` when nobody answered in time."""
         assert self._reply_queue_name is not None, "start() first"
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         deadline_ms = int((time.time() + self._timeout) * 1000)
-        message = aio_pika.Message(
-            body=encode(command.model_dump(mode="json")),
-            content_type="application/json",
-            delivery_mode=(
-                aio_pika.DeliveryMode.PERSISTENT
-                if command.persistent
-                else aio_pika.DeliveryMode.NOT_PERSISTENT
-            ),
+        message = outgoing(
+            encode(command.model_dump(mode="json")),
+            command.routing_key,
+            persistent=command.persistent,
+            message_id=uuid.uuid4().hex,
+            request_id=request_id_var.get(),
+            headers={DEADLINE_HEADER: deadline_ms},
             correlation_id=correlation_id,
             reply_to=self._reply_queue_name,
-            message_id=uuid.uuid4().hex,
-            type=command.name,
             user_id=self._user_id,
             # The broker drops the command once nobody waits for it, so a command
             # answered with 503 never runs later behind the caller's back.
             expiration=self._timeout,
-            headers={REQUEST_ID_HEADER: request_id_var.get() or "", DEADLINE_HEADER: deadline_ms},
         )
         try:
             async with asyncio.timeout(self._timeout):
-                await self._exchange.publish(message, routing_key=command.name, mandatory=True)
+                await self._exchange.publish(
+                    message, routing_key=command.routing_key, mandatory=True
+                )
                 return await future
         except TimeoutError as exc:
             raise Unavailable("the service did not answer in time") from exc
         except DeliveryError as exc:  # returned: no queue is bound for this command
-            raise Unavailable(f"no service is running that handles {command.name}") from exc
+            raise Unavailable(f"no service is running that handles {command.routing_key}") from exc
         except BROKER_ERRORS as exc:
             raise Unavailable("the message broker is not available") from exc
         finally:

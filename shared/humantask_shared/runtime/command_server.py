@@ -22,7 +22,9 @@ from pymongo.errors import PyMongoError
 
 from ..core.broker_access import BrokerIdentities
 from ..core.errors import HumantaskError, InvalidRequest, Unauthorized, Unavailable
-from ..core.messages.commands import COMMANDS, Command, Reply, ReplyError
+from ..core.messages.base import Command
+from ..core.messages.envelope import Reply, ReplyError
+from ..core.topology import Queue, check_handlers
 from .broker import BROKER_ERRORS, message_deadline_passed, message_request_id
 from .consumer import PoisonMessage
 from .publishing import encode, outgoing
@@ -61,54 +63,56 @@ def error_reply(error: HumantaskError) -> bytes:
     )
 
 
-def parse_command(command_type: type[Command] | None, message: AbstractIncomingMessage) -> Command:
+def parse_command(
+    command_type: type[Command[Any]] | None, message: AbstractIncomingMessage
+) -> Command[Any]:
     if command_type is None:
         raise InvalidRequest(f"unknown command type {message.type!r}")
     try:
         return command_type.model_validate_json(message.body)
     except ValidationError as exc:
         raise InvalidRequest(
-            f"malformed {command_type.name} command: {exc.error_count()} errors"
+            f"malformed {command_type.routing_key} command: {exc.error_count()} errors"
         ) from exc
     except Exception as exc:  # a validator that raised something pydantic does not wrap
         raise InvalidRequest(
-            f"malformed {command_type.name} command: {type(exc).__name__}"
+            f"malformed {command_type.routing_key} command: {type(exc).__name__}"
         ) from exc
 
 
 class CommandServer:
     """The consumer callback for a queue of commands, dispatching by command type.
 
-    Only a sender the command is meant for may send it (`broker_access`): checked on the
-    broker-vouched `user_id` before anything else the sender wrote, its deadline included,
-    so a refused command is always answered `unauthorized` and dead-lettered where an
-    operator sees it, however late it arrives."""
+    `handlers` answer exactly the commands `queue` carries (checked here: the service
+    does not start otherwise). Only a sender the command is meant for may send it
+    (`broker_access`): checked on the broker-vouched `user_id` before anything else the
+    sender wrote, its deadline included, so a refused command is always answered
+    `unauthorized` and dead-lettered where an operator sees it, however late it arrives."""
 
     def __init__(
         self,
-        handlers: Mapping[type[Command], CommandHandler],
+        queue: Queue,
+        handlers: Mapping[type[Command[Any]], CommandHandler],
         identities: BrokerIdentities,
         channel: AbstractChannel,
     ) -> None:
+        check_handlers(queue, handlers)
+        self._commands = {command.routing_key: command for command in queue.commands}
         self._handlers = handlers
         self._identities = identities
         self._channel = channel
 
-    @property
-    def command_names(self) -> list[str]:
-        return [command.name for command in self._handlers]
-
     async def __call__(self, message: AbstractIncomingMessage) -> None:
-        command_type = COMMANDS.get(message.type or "")
+        command_type = self._commands.get(message.type or "")
         if command_type is not None and not self._identities.allows(command_type, message.user_id):
             log.warning(
                 "refusing a command from a broker user that may not send it",
-                extra={"type": command_type.name, "user_id": message.user_id},
+                extra={"type": command_type.routing_key, "user_id": message.user_id},
             )
             await self._refuse(
                 message,
-                Unauthorized(f"{command_type.name} may not be sent by this service"),
-                f"{command_type.name} from broker user {message.user_id!r}",
+                Unauthorized(f"{command_type.routing_key} may not be sent by this service"),
+                f"{command_type.routing_key} from broker user {message.user_id!r}",
             )
         if message_deadline_passed(message):
             # Its caller already answered 503; running it now would act behind its back.
@@ -119,8 +123,6 @@ class CommandServer:
             return
         try:
             command = parse_command(command_type, message)
-            if type(command) not in self._handlers:
-                raise InvalidRequest(f"{command.name} is not handled here")
         except InvalidRequest as exc:
             COMMANDS_HANDLED.labels("unknown", "poison").inc()
             await self._refuse(message, exc, exc.message)
@@ -133,12 +135,14 @@ class CommandServer:
         except Exception:
             # Never leave the caller waiting for a reply that will not come: answer now
             # (the gateway says 503); the consumer logs the error and dead-letters it.
-            COMMANDS_HANDLED.labels(command.name, "failed").inc()
-            failure = Unavailable(f"{command.name} failed inside the service; try again later")
+            COMMANDS_HANDLED.labels(command.routing_key, "failed").inc()
+            failure = Unavailable(
+                f"{command.routing_key} failed inside the service; try again later"
+            )
             await reply(self._channel, message, error_reply(failure))
             raise
         finally:
-            COMMAND_SECONDS.labels(command.name).observe(time.perf_counter() - started)
+            COMMAND_SECONDS.labels(command.routing_key).observe(time.perf_counter() - started)
         await reply(self._channel, message, body)
 
     async def _refuse(
@@ -148,19 +152,19 @@ class CommandServer:
         await reply(self._channel, message, error_reply(error))
         raise PoisonMessage(reason)
 
-    async def _run(self, command: Command) -> bytes:
+    async def _run(self, command: Command[Any]) -> bytes:
         try:
             result = await self._handlers[type(command)](command)
         except HumantaskError as exc:
-            COMMANDS_HANDLED.labels(command.name, exc.code).inc()
+            COMMANDS_HANDLED.labels(command.routing_key, exc.code).inc()
             return error_reply(exc)
         except PyMongoError as exc:
             # Answer now rather than requeue: the caller is waiting and will retry.
             log.warning("MongoDB failed while handling a command", extra={"error": repr(exc)})
-            COMMANDS_HANDLED.labels(command.name, "unavailable").inc()
+            COMMANDS_HANDLED.labels(command.routing_key, "unavailable").inc()
             return error_reply(Unavailable("the database is not available"))
         body = encode(
             Reply(ok=True, result=result.model_dump(mode="json", exclude_none=True)).model_dump()
         )
-        COMMANDS_HANDLED.labels(command.name, "ok").inc()
+        COMMANDS_HANDLED.labels(command.routing_key, "ok").inc()
         return body

@@ -16,7 +16,8 @@ import aio_pika
 import orjson
 from aio_pika.abc import AbstractExchange
 
-from ..core.messages.events import Event, EventStamp, StampedEvent
+from ..core.messages.base import Event
+from ..core.messages.envelope import EventStamp, StampedEvent
 from ..core.timeutil import utcnow
 from .broker import REQUEST_ID_HEADER
 from .tracing import current_trace_context

@@ -1,17 +1,18 @@
-"""Commands one service sends another, each answered with a `Reply`.
+"""Commands one service sends another, each declared with the result it is answered
+with: `class CreateTask(Command[Task])`.
 
 Most go from the gateway to the task-store; the notifier asks the task-store for a
 customer's callback secret, the gateway asks the notifier for a callback log, and the
 operator's `humantask-admin` asks the task-store to create, list, revoke and rotate
-credentials. Each command's `name` is its AMQP routing key and `type` property; its
-`senders` are the services allowed to send it (the receiver checks the message's
-broker-validated `user_id`, see `broker_access`).
+credentials. A command's `senders` are the services allowed to send it (the receiver
+checks the message's broker-validated `user_id`, see `broker_access`); which service
+answers it is said once, by the queue that carries it (`core/topology.py`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,25 +26,12 @@ from ..models import (
     new_task_id,
 )
 from ..worker_models import ClaimResult, CompletedWork, WorkReleased
+from .base import Command
 
 Role = Literal["customer", "worker"]
-# Who sends commands; each maps to a broker user (`broker_access.BrokerIdentities`).
-Sender = Literal["gateway", "notifier", "admin"]
 
 # An operator's name for a customer or worker.
 AccountName = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: ClassVar[str]
-    result_model: ClassVar[type[BaseModel] | None] = None
-    # Who may send it; the receiver refuses it from anyone else.
-    senders: ClassVar[frozenset[Sender]] = frozenset({"gateway"})
-    # Whether the broker writes it to disk. A query lost in a broker crash costs only
-    # the caller's retry (it gets a 503), so queries skip the disk.
-    persistent: ClassVar[bool] = True
 
 
 class Principal(BaseModel):
@@ -55,90 +43,81 @@ class Principal(BaseModel):
     role: Role
 
 
-class Authenticate(Command):
+class Authenticate(Command[Principal]):
     """Look up a credential by its SHA-256; the secret itself never crosses the broker."""
 
-    name = "auth.authenticate"
+    routing_key = "auth.authenticate"
     persistent = False
-    result_model = Principal
 
     credential_hash: str
     role: Role
 
 
-class EnsureCustomer(Command):
+class EnsureCustomer(Command[Principal]):
     """Create the customer owning this credential unless it exists (the demo key)."""
 
-    name = "customer.ensure"
-    result_model = Principal
+    routing_key = "customer.ensure"
 
     customer_name: str
     credential_hash: str
 
 
-class CreateTask(Command):
+class CreateTask(Command[Task]):
     """The sender picks the new task's id, so a redelivered command finds the task it
     already made by `_id` (idempotent without another lookup)."""
 
-    name = "task.create"
-    result_model = Task
+    routing_key = "task.create"
 
     task_id: str = Field(default_factory=new_task_id, pattern=TASK_ID_PATTERN.pattern)
     customer_id: str
     request: CreateTaskRequest
 
 
-class GetTask(Command):
-    name = "task.get"
+class GetTask(Command[Task]):
+    routing_key = "task.get"
     persistent = False
-    result_model = Task
 
     customer_id: str
     task_id: str
 
 
-class ListTasks(Command):
-    name = "task.list"
+class ListTasks(Command[TaskPage]):
+    routing_key = "task.list"
     persistent = False
-    result_model = TaskPage
 
     customer_id: str
     query: TaskListQuery
 
 
-class CancelTask(Command):
-    name = "task.cancel"
-    result_model = Task
+class CancelTask(Command[Task]):
+    routing_key = "task.cancel"
 
     customer_id: str
     task_id: str
 
 
-class ClaimWork(Command):
+class ClaimWork(Command[ClaimResult]):
     """Lease the oldest pending task to a worker, or give back the one it already holds."""
 
-    name = "work.claim"
-    result_model = ClaimResult
+    routing_key = "work.claim"
 
     worker_id: str
 
 
-class SubmitWork(Command):
+class SubmitWork(Command[CompletedWork]):
     """Complete a task the worker holds the live lease on, with one of its categories."""
 
-    name = "work.submit"
-    result_model = CompletedWork
+    routing_key = "work.submit"
 
     worker_id: str
     task_id: str
     category: str
 
 
-class ReleaseWork(Command):
+class ReleaseWork(Command[WorkReleased]):
     """Give a lease back; the task returns to the pool at once."""
 
-    name = "work.release"
-    result_model = WorkReleased
+    routing_key = "work.release"
 
     worker_id: str
     task_id: str
@@ -152,12 +131,11 @@ class CallbackSecret(BaseModel):
     callback_secret: str
 
 
-class GetCallbackSecret(Command):
+class GetCallbackSecret(Command[CallbackSecret]):
     """The notifier asks the task-store (which owns customers) for the key to sign with."""
 
-    name = "customer.callback_secret"
+    routing_key = "customer.callback_secret"
     persistent = False
-    result_model = CallbackSecret
     senders = frozenset({"notifier"})
 
     customer_id: str
@@ -169,12 +147,11 @@ class CallbackLog(BaseModel):
     attempts: list[CallbackAttempt]
 
 
-class ListCallbacks(Command):
+class ListCallbacks(Command[CallbackLog]):
     """The gateway asks the notifier (which owns delivery records) for a task's log."""
 
-    name = "callback.list"
+    routing_key = "callback.list"
     persistent = False
-    result_model = CallbackLog
 
     customer_id: str
     task_id: str
@@ -192,11 +169,10 @@ class CreatedCustomer(BaseModel):
     callback_secret: str
 
 
-class CreateCustomer(Command):
+class CreateCustomer(Command[CreatedCustomer]):
     """A new customer whose API key has this SHA-256; the task-store makes its secret."""
 
-    name = "customer.create"
-    result_model = CreatedCustomer
+    routing_key = "customer.create"
     senders = frozenset({"admin"})
 
     customer_name: AccountName
@@ -209,11 +185,10 @@ class CreatedWorker(BaseModel):
     worker_id: str
 
 
-class CreateWorker(Command):
+class CreateWorker(Command[CreatedWorker]):
     """A new worker whose token has this SHA-256."""
 
-    name = "worker.create"
-    result_model = CreatedWorker
+    routing_key = "worker.create"
     senders = frozenset({"admin"})
 
     worker_name: AccountName
@@ -236,34 +211,31 @@ class AccountList(BaseModel):
     accounts: list[Account]
 
 
-class ListAccounts(Command):
+class ListAccounts(Command[AccountList]):
     """Every customer (or worker), oldest first."""
 
-    name = "account.list"
+    routing_key = "account.list"
     persistent = False
-    result_model = AccountList
     senders = frozenset({"admin"})
 
     role: Role
 
 
-class RevokeAccount(Command):
+class RevokeAccount(Command[Account]):
     """The principal's key or token stops working, for good; a no-op once revoked."""
 
-    name = "account.revoke"
-    result_model = Account
+    routing_key = "account.revoke"
     senders = frozenset({"admin"})
 
     role: Role
     principal_id: str
 
 
-class RotateCredential(Command):
+class RotateCredential(Command[Account]):
     """The principal's key or token becomes the one with this SHA-256; the old one
     stops working. A revoked principal stays revoked (`409`)."""
 
-    name = "account.rotate_credential"
-    result_model = Account
+    routing_key = "account.rotate_credential"
     senders = frozenset({"admin"})
 
     role: Role
@@ -271,48 +243,10 @@ class RotateCredential(Command):
     credential_hash: str
 
 
-class RotateCallbackSecret(Command):
+class RotateCallbackSecret(Command[CallbackSecret]):
     """A new callback secret for the customer; callbacks signed from now on use it."""
 
-    name = "customer.rotate_callback_secret"
-    result_model = CallbackSecret
+    routing_key = "customer.rotate_callback_secret"
     senders = frozenset({"admin"})
 
     customer_id: str
-
-
-COMMANDS: dict[str, type[Command]] = {
-    cls.name: cls
-    for cls in (
-        Authenticate,
-        EnsureCustomer,
-        CreateTask,
-        GetTask,
-        ListTasks,
-        CancelTask,
-        GetCallbackSecret,
-        ListCallbacks,
-        ClaimWork,
-        SubmitWork,
-        ReleaseWork,
-        CreateCustomer,
-        CreateWorker,
-        ListAccounts,
-        RevokeAccount,
-        RotateCredential,
-        RotateCallbackSecret,
-    )
-}
-
-
-class ReplyError(BaseModel):
-    code: str
-    message: str
-
-
-class Reply(BaseModel):
-    """The answer to a command: a result or an error, never both."""
-
-    ok: bool
-    result: Any = None
-    error: ReplyError | None = None

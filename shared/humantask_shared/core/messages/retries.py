@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from pydantic import BaseModel, ConfigDict
+from .base import Message
 
 
-class RetryDue(BaseModel):
+class RetryDue(Message):
     """Whose callback to try again: the body of a retry, once its delay has passed."""
 
-    model_config = ConfigDict(frozen=True)
-
-    # Its AMQP `type` property.
-    message_type: ClassVar[str] = "callback.retry_due"
+    routing_key = "callback.retry_due"
 
     task_id: str

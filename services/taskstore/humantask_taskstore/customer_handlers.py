@@ -1,7 +1,7 @@
-"""Command handlers: each takes a command and the dependencies (`ports.Dependencies`),
-returns the result model. `HANDLERS` is the service's one table of them (the customer's
-commands here, the worker's in `work_handlers`, the operator's in `account_handlers`);
-`bootstrap` binds it.
+"""The handlers of the customer's commands (through the gateway) and of the other
+services' questions: each takes a command and the dependencies (`ports.Dependencies`)
+and returns the command's result. The worker's are in `work_handlers`, the operator's in
+`account_handlers`; `handler_table` is the one table of them all.
 
 They translate between messages and the domain; the rules live in `domain`, the storage
 behind `ports.Tasks` and `ports.Accounts`, publishing behind `ports.Outbox`.
@@ -9,15 +9,12 @@ behind `ports.Tasks` and `ports.Accounts`, publishing behind `ports.Outbox`.
 
 from __future__ import annotations
 
-from functools import partial
-
 from humantask_shared.core.credentials import new_callback_secret
 from humantask_shared.core.errors import Conflict, NotFound, Unauthorized, Unavailable
 from humantask_shared.core.messages.commands import (
     Authenticate,
     CallbackSecret,
     CancelTask,
-    Command,
     CreateTask,
     EnsureCustomer,
     GetCallbackSecret,
@@ -27,15 +24,12 @@ from humantask_shared.core.messages.commands import (
 )
 from humantask_shared.core.models import Task, TaskPage
 from humantask_shared.core.timeutil import utcnow
-from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
 from humantask_shared.runtime.logging import request_id_var
 from humantask_shared.runtime.publishing import stamp_all
 
 from . import domain
-from .account_handlers import ACCOUNT_HANDLERS
 from .changes import change_task
 from .ports import Dependencies, TaskExists
-from .work_handlers import WORK_HANDLERS
 
 
 async def authenticate(command: Authenticate, deps: Dependencies) -> Principal:
@@ -109,21 +103,3 @@ async def cancel_task(command: CancelTask, deps: Dependencies) -> Task:
     if events:  # canceling a canceled task changes nothing and raises nothing
         deps.outbox.publish_after_reply(saved.task_id, events)
     return saved.to_public()
-
-
-HANDLERS: dict[type[Command], UnboundHandler] = {
-    Authenticate: authenticate,
-    EnsureCustomer: ensure_customer,
-    GetCallbackSecret: get_callback_secret,
-    CreateTask: create_task,
-    GetTask: get_task,
-    ListTasks: list_tasks,
-    CancelTask: cancel_task,
-    **WORK_HANDLERS,
-    **ACCOUNT_HANDLERS,
-}
-
-
-def bind_handlers(deps: Dependencies) -> dict[type[Command], CommandHandler]:
-    """The handler table with its dependencies filled in, for the command server."""
-    return {command: partial(handler, deps=deps) for command, handler in HANDLERS.items()}
