@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from humantask_notifier.domain import Attempt, Delivery
-from humantask_notifier.sender import SendResult
+from humantask_notifier.ports import SendResult
 from humantask_shared.core.messages.commands import Account, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged

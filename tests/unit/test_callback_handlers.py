@@ -1,7 +1,9 @@
 """The notifier's handlers with in-memory fakes: at most two attempts, whatever arrives.
 
-The fake repository claims attempts the way MongoDB does (a second insert of one id
-fails; tests/support/fakes.py); everything else is plain dictionaries.
+Messages reach the handlers as they do in the service: as AMQP bodies through the
+queue's `EventDispatcher` and the notifier's handler table. The fake repository claims
+attempts the way MongoDB does (a second insert of one id fails; tests/support/fakes.py);
+everything else is plain dictionaries.
 """
 
 from __future__ import annotations
@@ -17,21 +19,19 @@ import pytest
 
 from humantask_notifier import domain
 from humantask_notifier.domain import Attempt
-from humantask_notifier.handlers import (
-    AttemptInProgress,
-    handle_retry_due,
-    handle_task_completed,
-    list_callbacks,
-)
-from humantask_notifier.ports import Dependencies
-from humantask_notifier.sender import SendResult
+from humantask_notifier.handler_table import bind_message_handlers
+from humantask_notifier.handlers import AttemptInProgress, list_callbacks
+from humantask_notifier.ports import Dependencies, SendResult
 from humantask_shared.core.errors import NotFound, Unavailable
 from humantask_shared.core.messages.commands import ListCallbacks
 from humantask_shared.core.messages.events import TaskCompleted
 from humantask_shared.core.messages.retries import RetryDue
 from humantask_shared.core.models import Task
 from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_COMPLETIONS_QUEUE, Queue
 from humantask_shared.runtime.consumer import PoisonMessage
+from humantask_shared.runtime.event_dispatcher import EventDispatcher
+from humantask_shared.runtime.publishing import stamp
 from tests.support.fakes import FakeDeliveries, FakeRetries, FakeSender, FakeSigningKeys
 
 from .test_callback_domain import TASK
@@ -56,14 +56,17 @@ class World:
             claim_ttl=timedelta(seconds=11),
         )
 
+    async def deliver(self, queue: Queue, message_type: str, body: bytes) -> None:
+        dispatcher = EventDispatcher(queue, bind_message_handlers(queue, self.deps))
+        await dispatcher(SimpleNamespace(type=message_type, body=body))  # type: ignore[arg-type]
+
     async def completed(self, event: TaskCompleted | None = None) -> None:
-        event = event or completion()
-        message = SimpleNamespace(body=event.model_dump_json(exclude_none=True).encode())
-        await handle_task_completed(message, self.deps)  # type: ignore[arg-type]
+        stamped = stamp(event or completion(), utcnow())
+        await self.deliver(NOTIFIER_COMPLETIONS_QUEUE, "task.completed", stamped.body.encode())
 
     async def retry_due(self) -> None:
-        message = SimpleNamespace(body=RetryDue(task_id=TASK_ID).model_dump_json().encode())
-        await handle_retry_due(message, self.deps)  # type: ignore[arg-type]
+        body = RetryDue(task_id=TASK_ID).model_dump_json().encode()
+        await self.deliver(CALLBACK_RETRY_QUEUE, "callback.retry_due", body)
 
     def attempts_sent(self) -> list[str]:
         return [sent["headers"]["X-Callback-Attempt"] for sent in self.sender.sent]
@@ -168,7 +171,9 @@ async def test_no_attempt_is_spent_while_the_secret_is_unavailable() -> None:
     assert world.attempts_sent() == ["1"]
 
 
-@pytest.mark.parametrize("problem", ["unknown customer", "not completed", "not an event"])
+@pytest.mark.parametrize(
+    "problem", ["unknown customer", "not completed", "not an event", "of another type"]
+)
 async def test_undeliverable_events_are_poison(problem: str) -> None:
     world = World()
     if problem == "unknown customer":
@@ -176,8 +181,11 @@ async def test_undeliverable_events_are_poison(problem: str) -> None:
         call = world.completed()
     elif problem == "not completed":
         call = world.completed(completion(status="pending", response=None, completed_at=None))
+    elif problem == "not an event":
+        call = world.deliver(NOTIFIER_COMPLETIONS_QUEUE, "task.completed", b"{}")
     else:
-        call = handle_task_completed(SimpleNamespace(body=b"{}"), world.deps)  # type: ignore[arg-type]
+        body = stamp(completion(), utcnow()).body.encode()
+        call = world.deliver(NOTIFIER_COMPLETIONS_QUEUE, "task.canceled", body)
     with pytest.raises(PoisonMessage):
         await call
     assert world.sender.sent == []

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from humantask_notifier import domain
 from humantask_notifier.domain import Attempt
-from humantask_notifier.sender import SendResult
+from humantask_notifier.ports import SendResult
 from humantask_shared.core.errors import NotFound, Unavailable
 from humantask_shared.core.messages.commands import GetTask
 from humantask_shared.core.messages.envelope import Reply, ReplyError

@@ -5,14 +5,18 @@ no more), and quorum queues are only the durable ones."""
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Callable, Mapping
 from typing import Any, get_type_hints
 
 import pytest
 from pydantic import BaseModel
 
+from humantask_notifier.handler_table import COMMAND_HANDLERS as NOTIFIER_COMMAND_HANDLERS
+from humantask_notifier.handler_table import MESSAGE_HANDLERS as NOTIFIER_MESSAGE_HANDLERS
 from humantask_shared.core.broker_definitions import SERVICE_PERMISSIONS
-from humantask_shared.core.messages.base import Command, Event
+from humantask_shared.core.messages.base import Command, Event, Message
 from humantask_shared.core.messages.commands import CallbackLog, CreateTask, ListCallbacks
 from humantask_shared.core.messages.events import EVENTS
 from humantask_shared.core.models import Task
@@ -22,8 +26,10 @@ from humantask_shared.core.topology import (
     COMMANDS,
     EVENTS_EXCHANGE,
     EXCHANGES,
+    NOTIFIER_COMMANDS_QUEUE,
     QUEUES,
     TASKSTORE_COMMANDS_QUEUE,
+    WORK_QUEUES,
     Queue,
     callback_retry_delay_queue,
     check_handlers,
@@ -68,13 +74,40 @@ def test_the_taskstore_handles_exactly_what_its_queue_is_bound_for() -> None:
         check_handlers(TASKSTORE_COMMANDS_QUEUE, list(HANDLERS)[1:])
 
 
-@pytest.mark.parametrize("command", list(HANDLERS), ids=[c.routing_key for c in HANDLERS])
-def test_a_taskstore_handler_takes_its_command_and_returns_its_result(
-    command: type[Command[Any]],
+# Every work queue's handler table: the task-store's commands, the notifier's commands,
+# completion events and retries.
+TABLES: list[tuple[Queue, Mapping[Any, Any]]] = [
+    (TASKSTORE_COMMANDS_QUEUE, HANDLERS),
+    (NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMAND_HANDLERS),
+    *NOTIFIER_MESSAGE_HANDLERS.items(),
+]
+HANDLED = [(message, handler) for _, table in TABLES for message, handler in table.items()]
+
+
+def test_every_work_queue_has_one_handler_table() -> None:
+    assert sorted(queue.name for queue, _ in TABLES) == sorted(q.name for q in WORK_QUEUES)
+
+
+@pytest.mark.parametrize(("queue", "table"), TABLES, ids=[queue.name for queue, _ in TABLES])
+def test_a_handler_table_serves_exactly_what_its_queue_carries(
+    queue: Queue, table: Mapping[Any, Any]
 ) -> None:
-    hints = get_type_hints(HANDLERS[command])
-    assert hints["command"] is command
-    assert hints["return"] is command.result_type
+    check_handlers(queue, table)
+
+
+@pytest.mark.parametrize(
+    ("message", "handler"), HANDLED, ids=[message.routing_key for message, _ in HANDLED]
+)
+def test_a_handler_takes_its_message_and_a_command_handler_returns_its_result(
+    message: type[Message], handler: Callable[..., Any]
+) -> None:
+    hints = get_type_hints(handler)
+    first = next(iter(inspect.signature(handler).parameters))
+    assert hints[first] is message
+    if issubclass(message, Command):
+        assert hints["return"] is message.result_type
+    else:
+        assert hints["return"] is type(None)
 
 
 def test_a_command_names_its_result_once() -> None:

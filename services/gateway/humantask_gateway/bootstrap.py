@@ -9,7 +9,6 @@ credential changes, and the demo customer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -27,6 +26,7 @@ from humantask_shared.runtime.credential_events import follow_credential_changes
 from humantask_shared.runtime.declaring import declare_exchange
 from humantask_shared.runtime.health import health_app
 from humantask_shared.runtime.resources import broker_resource, connection_key
+from humantask_shared.runtime.retrying import until_it_works
 from humantask_shared.runtime.runner import run_service
 from humantask_shared.runtime.tracing import configure_tracing
 
@@ -95,20 +95,15 @@ async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:
     demo_key = (app[settings_key].humantask_demo_api_key or "").strip()
     if demo_key:
         command = EnsureCustomer(customer_name="demo", credential_hash=credential_hash(demo_key))
-        while True:  # the task-store may still be starting; keep asking, say so in the log
-            try:
-                await app[boundary_key].taskstore.send(command)
-                log.info("demo customer ready")
-                break
-            except Unavailable as exc:
-                log.warning(
-                    "waiting for the task-store to create the demo customer",
-                    extra={"error": exc.message},
-                )
-                await asyncio.sleep(1)
-            except HumantaskError as exc:  # e.g. an operator revoked the demo key
-                log.error("no demo customer", extra={"error": exc.message})
-                break
+        try:  # the task-store may still be starting: keep asking, and say so in the log
+            await until_it_works(
+                lambda: app[boundary_key].taskstore.send(command),
+                (Unavailable,),
+                "waiting for the task-store to create the demo customer",
+            )
+            log.info("demo customer ready")
+        except HumantaskError as exc:  # e.g. an operator revoked the demo key
+            log.error("no demo customer", extra={"error": exc.message})
     yield
 
 

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from functools import partial
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from humantask_shared.core.errors import Unavailable
-from humantask_shared.core.messages.commands import ListCallbacks
 from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
+    Queue,
 )
 from humantask_shared.runtime.broker import open_channel
 from humantask_shared.runtime.command_client import CommandClient
@@ -37,6 +36,7 @@ from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.credential_events import follow_credential_changes
 from humantask_shared.runtime.declaring import declare_all, declare_exchange
+from humantask_shared.runtime.event_dispatcher import EventDispatcher
 from humantask_shared.runtime.health import add_health_routes
 from humantask_shared.runtime.resources import (
     broker_resource,
@@ -46,7 +46,8 @@ from humantask_shared.runtime.resources import (
 )
 
 from . import domain
-from .handlers import AttemptInProgress, handle_retry_due, handle_task_completed, list_callbacks
+from .handler_table import bind_command_handlers, bind_message_handlers
+from .handlers import AttemptInProgress
 from .ports import Dependencies
 from .repository import DeliveryRepository, ensure_indexes
 from .retries import RetryScheduler
@@ -99,24 +100,30 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
     await channel.close()
 
 
+def dispatcher(queue: Queue, deps: Dependencies) -> EventDispatcher:
+    return EventDispatcher(queue, bind_message_handlers(queue, deps))
+
+
 async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, deps = app[settings_key], app[dependencies_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    server = CommandServer(
-        NOTIFIER_COMMANDS_QUEUE,
-        {ListCallbacks: partial(list_callbacks, deps=deps)},
-        settings.broker_identities(),
-        channel,
-    )
     completions, due_retries, commands = await declare_all(
         channel,
         [NOTIFIER_COMPLETIONS_QUEUE, CALLBACK_RETRY_QUEUE, NOTIFIER_COMMANDS_QUEUE],
         settings.amqp_queue_type,
     )
     consumers = [
-        Consumer(completions, partial(handle_task_completed, deps=deps), TRANSIENT_ERRORS),
-        Consumer(due_retries, partial(handle_retry_due, deps=deps), TRANSIENT_ERRORS),
-        Consumer(commands, server),
+        Consumer(completions, dispatcher(NOTIFIER_COMPLETIONS_QUEUE, deps), TRANSIENT_ERRORS),
+        Consumer(due_retries, dispatcher(CALLBACK_RETRY_QUEUE, deps), TRANSIENT_ERRORS),
+        Consumer(
+            commands,
+            CommandServer(
+                NOTIFIER_COMMANDS_QUEUE,
+                bind_command_handlers(deps),
+                settings.broker_identities(),
+                channel,
+            ),
+        ),
     ]
     for consumer in consumers:
         await consumer.start()

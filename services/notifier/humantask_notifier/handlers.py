@@ -1,20 +1,19 @@
 """Message handlers: a completion event, a retry coming due, a request for the log.
 
-Each message moves its task's delivery along `domain.next_step` until there is nothing
-left for it to do; the rules live in `domain`, the adapters behind `ports` (MongoDB,
-RabbitMQ, HTTP, the task-store). A handler returns only once what it did is durable;
-then the consumer acks its message.
+Each gets its message parsed (by its queue's `EventDispatcher` or `CommandServer`;
+`handler_table` says which handler serves which queue). A completion or a retry moves
+its task's delivery along `domain.next_step` until there is nothing left for it to do;
+the rules live in `domain`, the adapters behind `ports` (MongoDB, RabbitMQ, HTTP, the
+task-store). A handler returns only once what it did is durable; then the consumer acks
+its message.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TypeVar
 
-from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ValidationError
 
 from humantask_shared.core.errors import NotFound
 from humantask_shared.core.messages.commands import CallbackLog, ListCallbacks
@@ -28,8 +27,6 @@ from .domain import Delivery, Step, Trigger
 from .ports import Dependencies
 
 log = logging.getLogger(__name__)
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # outcome: delivered, failed or interrupted (the process stopped mid-attempt); reason: the
 # receiver's status class (status_2xx ... status_5xx) or what went wrong (SendResult.kind).
@@ -48,20 +45,11 @@ class AttemptInProgress(Exception):
     """Another process is sending this attempt; the message is looked at again later."""
 
 
-def _parse(model: type[ModelT], message: AbstractIncomingMessage) -> ModelT:
-    try:
-        return model.model_validate_json(message.body)
-    except ValidationError as exc:
-        raise PoisonMessage(f"not a {model.__name__}: {exc.error_count()} errors") from exc
-
-
-async def handle_task_completed(message: AbstractIncomingMessage, deps: Dependencies) -> None:
-    event = _parse(TaskCompleted, message)
+async def handle_task_completed(event: TaskCompleted, deps: Dependencies) -> None:
     await advance(event.task.task_id, "completed", deps, event)
 
 
-async def handle_retry_due(message: AbstractIncomingMessage, deps: Dependencies) -> None:
-    due = _parse(RetryDue, message)
+async def handle_retry_due(due: RetryDue, deps: Dependencies) -> None:
     await advance(due.task_id, "retry_due", deps)
 
 

@@ -7,12 +7,11 @@ in-memory fakes with the same promises (`tests/support/fakes.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
 from .domain import Attempt, Delivery
-from .sender import SendResult
 
 
 class Deliveries(Protocol):
@@ -46,6 +45,24 @@ class SigningKeys(Protocol):
 class Retries(Protocol):
     async def schedule(self, task_id: str, request_id: str | None) -> None:
         """Returns once the broker holds the retry, due after the retry delay."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The receiver's status code, or why there was none (`error`, and `reason`: a word
+    for it that a metric can count by)."""
+
+    status_code: int | None = None
+    error: str | None = None
+    reason: str | None = field(default=None, compare=False)
+
+    @property
+    def kind(self) -> str:
+        """`status_2xx` ... `status_5xx` for an answer; otherwise what went wrong:
+        `invalid_url`, `refused_address`, `timeout`, `dns`, `connect` or `connection`."""
+        if self.status_code is not None:
+            return f"status_{self.status_code // 100}xx"
+        return self.reason or "connection"
 
 
 class Sender(Protocol):
