@@ -26,7 +26,8 @@ from humantask_shared.runtime.declaring import declare_exchange
 from humantask_shared.runtime.publishing import stamp_all
 from humantask_taskstore import domain
 from humantask_taskstore.outbox import OutboxPublisher
-from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes
+from humantask_taskstore.repository import OutboxStore, TaskRepository, ensure_indexes
+from humantask_taskstore.repository.documents import TASKS
 from tests.support.services import wait_for
 
 SEED: dict[str, Any] = {
@@ -125,7 +126,7 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(
     record, event = await write_task(tasks, stale=True)
     assert await outbox_state(db, record.task_id) == ([event.body], True)
 
-    published = await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER)
+    published = await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER)
 
     assert published == 1
     messages = await wait_for(
@@ -145,7 +146,7 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(
 
     assert await outbox_state(db, record.task_id) == ([], False)
     # Nothing is left to relay, and nothing is published twice.
-    assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 0
+    assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 0
     await sentinel_seen(events_exchange, received)
     assert len(received.of_task(record.task_id)) == 1
 
@@ -156,7 +157,7 @@ async def test_the_relay_leaves_fresh_events_to_the_handler_that_wrote_them(
     tasks = TaskRepository(db)
     record, event = await write_task(tasks, stale=False)
 
-    assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 0
+    assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 0
     assert await outbox_state(db, record.task_id) == ([event.body], True)
     await sentinel_seen(events_exchange, received)
     assert received.of_task(record.task_id) == []
@@ -173,7 +174,7 @@ async def test_publish_removes_events_once_the_broker_confirmed_them(
     assert saved is not None
     assert len((await outbox_state(db, record.task_id))[0]) == 2
 
-    publisher = OutboxPublisher(tasks, events_exchange)
+    publisher = OutboxPublisher(OutboxStore(db), events_exchange)
     await publisher.publish(record.task_id, [event])
     # Only what was published left the outbox.
     assert await outbox_state(db, record.task_id) == ([cancel_events[0].body], True)
@@ -198,7 +199,7 @@ async def test_publications_after_the_reply_keep_a_tasks_order_and_drain(
     cancel_events = stamp_all(raised, utcnow())
     assert await tasks.save(canceled, cancel_events, utcnow()) is not None
 
-    publisher = OutboxPublisher(tasks, events_exchange)
+    publisher = OutboxPublisher(OutboxStore(db), events_exchange)
     # Both scheduled at once, as a create and a quick cancel would be.
     publisher.publish_after_reply(record.task_id, [event])
     publisher.publish_after_reply(record.task_id, cancel_events)
@@ -221,13 +222,13 @@ async def test_a_failed_publish_leaves_the_events_for_the_relay(
     broken_channel = await open_channel(connection)
     missing = await broken_channel.get_exchange(f"test.missing.{uuid.uuid4().hex}", ensure=False)
     try:
-        await OutboxPublisher(tasks, missing).publish(record.task_id, [event])
+        await OutboxPublisher(OutboxStore(db), missing).publish(record.task_id, [event])
     finally:
         if not broken_channel.is_closed:
             await broken_channel.close()
     assert await outbox_state(db, record.task_id) == ([event.body], True)
 
-    assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 1
+    assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 1
     await wait_for(
         lambda: received.of_task(record.task_id), timeout=WAIT, message="the relayed event"
     )
@@ -235,11 +236,11 @@ async def test_a_failed_publish_leaves_the_events_for_the_relay(
 
 
 async def test_a_taken_outbox_is_marked_and_not_stale_again_until_later(db: AsyncDatabase) -> None:
-    tasks = TaskRepository(db)
+    tasks, outboxes = TaskRepository(db), OutboxStore(db)
     record, event = await write_task(tasks, stale=True)
     now = utcnow()
 
-    taken = await tasks.take_stale_outbox(now - STALE_AFTER, now)
+    taken = await outboxes.take_stale(now - STALE_AFTER, now)
     assert taken is not None
     assert taken.task_id == record.task_id
     assert taken.events == [event.body]
@@ -247,9 +248,9 @@ async def test_a_taken_outbox_is_marked_and_not_stale_again_until_later(db: Asyn
     assert doc is not None and abs(doc["outbox_at"] - now) < timedelta(milliseconds=1)
     assert doc["outbox"] == [event.body]  # taken is not published
     # Taken just now: another relay skips it until STALE_AFTER has passed again.
-    assert await tasks.take_stale_outbox(utcnow() - STALE_AFTER, utcnow()) is None
+    assert await outboxes.take_stale(utcnow() - STALE_AFTER, utcnow()) is None
     later = now + 2 * STALE_AFTER
-    assert (await tasks.take_stale_outbox(later - STALE_AFTER, later)) is not None
+    assert (await outboxes.take_stale(later - STALE_AFTER, later)) is not None
 
 
 async def test_a_task_whose_outbox_was_emptied_elsewhere_leaves_the_relays_index(
@@ -257,28 +258,28 @@ async def test_a_task_whose_outbox_was_emptied_elsewhere_leaves_the_relays_index
 ) -> None:
     # Its events were published and pulled by a handler while a later change's events
     # were in the outbox too, so the task kept its relay stamp: one visit clears it.
-    tasks = TaskRepository(db)
+    tasks, outboxes = TaskRepository(db), OutboxStore(db)
     record, _ = await write_task(tasks, stale=True)
     await db[TASKS].update_one({"_id": ObjectId(record.task_id)}, {"$set": {"outbox": []}})
 
-    assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 0
+    assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 0
     assert await outbox_state(db, record.task_id) == ([], False)
     now = utcnow()
-    assert await tasks.take_stale_outbox(now + 2 * STALE_AFTER, now) is None
+    assert await outboxes.take_stale(now + 2 * STALE_AFTER, now) is None
 
 
 async def test_removing_published_events_keeps_those_a_later_change_added(
     db: AsyncDatabase,
 ) -> None:
-    tasks = TaskRepository(db)
+    tasks, outboxes = TaskRepository(db), OutboxStore(db)
     record, created = await write_task(tasks, stale=False)
     canceled, raised = domain.cancel_task(record, utcnow())
     events = stamp_all(raised, utcnow())
     assert await tasks.save(canceled, events, utcnow()) is not None
     # The create's publisher finishes after the cancel was written.
-    await tasks.remove_from_outboxes([(record.task_id, [created.body])])
+    await outboxes.remove([(record.task_id, [created.body])])
     assert await outbox_state(db, record.task_id) == ([events[0].body], True)
-    await tasks.remove_from_outboxes([(record.task_id, [events[0].body])])
+    await outboxes.remove([(record.task_id, [events[0].body])])
     assert await outbox_state(db, record.task_id) == ([], False)
 
 
@@ -286,13 +287,13 @@ async def test_two_relays_taking_at_once_do_not_both_get_a_task(db: AsyncDatabas
     written = {(await write_task(TaskRepository(db), stale=True))[0].task_id for _ in range(2)}
     now = utcnow()
     first, second = await asyncio.gather(
-        TaskRepository(db).take_stale_outbox(now - STALE_AFTER, now),
-        TaskRepository(db).take_stale_outbox(now - STALE_AFTER, now),
+        OutboxStore(db).take_stale(now - STALE_AFTER, now),
+        OutboxStore(db).take_stale(now - STALE_AFTER, now),
     )
     # Each relay got a task of its own; nothing stale is left for a third.
     assert first is not None and second is not None
     assert {first.task_id, second.task_id} == written
-    assert await TaskRepository(db).take_stale_outbox(now - STALE_AFTER, now) is None
+    assert await OutboxStore(db).take_stale(now - STALE_AFTER, now) is None
 
 
 async def test_racing_relays_publish_each_event_once(
@@ -307,8 +308,8 @@ async def test_racing_relays_publish_each_event_once(
     try:
         other_exchange = await declare_exchange(other_channel, EVENTS_EXCHANGE)
         counts = await asyncio.gather(
-            OutboxPublisher(TaskRepository(db), events_exchange).relay_once(STALE_AFTER),
-            OutboxPublisher(TaskRepository(db), other_exchange).relay_once(STALE_AFTER),
+            OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER),
+            OutboxPublisher(OutboxStore(db), other_exchange).relay_once(STALE_AFTER),
         )
     finally:
         await other_channel.close()

@@ -33,13 +33,15 @@ from humantask_shared.runtime.publishing import stamp_all
 from humantask_taskstore import customer_handlers, domain, work_handlers
 from humantask_taskstore.ports import Dependencies, TaskExists
 from humantask_taskstore.repository import (
-    CREDENTIALS,
-    CUSTOMERS,
-    TASKS,
     AccountRepository,
+    OutboxStore,
     TaskRepository,
     ensure_indexes,
+    indexes,
 )
+from humantask_taskstore.repository.accounts import CREDENTIALS, CUSTOMERS
+from humantask_taskstore.repository.documents import TASKS
+from humantask_taskstore.repository.spans import CLOCK_SKEW, PoolFloor
 from tests.support.fakes import RecordingAnnouncer, RecordingOutbox
 
 SEED: dict[str, Any] = {
@@ -61,6 +63,11 @@ async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:
 @pytest.fixture
 def tasks(db: AsyncDatabase) -> TaskRepository:
     return TaskRepository(db)
+
+
+@pytest.fixture
+def outboxes(db: AsyncDatabase) -> OutboxStore:
+    return OutboxStore(db)
 
 
 @pytest.fixture
@@ -393,7 +400,7 @@ async def test_offset_and_next_token_together_are_refused() -> None:
 
 
 async def test_save_bumps_the_version_and_appends_events_to_the_outbox(
-    tasks: TaskRepository,
+    tasks: TaskRepository, outboxes: OutboxStore
 ) -> None:
     record = await add_task(tasks)
     canceled, raised = domain.cancel_task(record, T0 + timedelta(minutes=1))
@@ -405,13 +412,13 @@ async def test_save_bumps_the_version_and_appends_events_to_the_outbox(
     assert saved.status == "canceled"
     assert saved.canceled_at == T0 + timedelta(minutes=1)
     assert await tasks.get(record.task_id) == saved
-    outbox = await tasks.outbox(record.task_id)
+    outbox = await outboxes.events(record.task_id)
     assert len(outbox) == 2  # task.created (never published here) and task.canceled
     assert outbox[-1] == events[0].body
 
 
 async def test_save_of_a_stale_version_changes_nothing_and_returns_none(
-    tasks: TaskRepository,
+    tasks: TaskRepository, outboxes: OutboxStore
 ) -> None:
     record = await add_task(tasks)
     canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
@@ -427,10 +434,12 @@ async def test_save_of_a_stale_version_changes_nothing_and_returns_none(
     assert await tasks.save(completed, [], T0) is None
     stored = await tasks.get(record.task_id)
     assert stored is not None and stored.status == "canceled" and stored.version == 1
-    assert len(await tasks.outbox(record.task_id)) == 2
+    assert len(await outboxes.events(record.task_id)) == 2
 
 
-async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRepository) -> None:
+async def test_concurrent_saves_of_one_version_let_exactly_one_win(
+    tasks: TaskRepository, outboxes: OutboxStore
+) -> None:
     record = await add_task(tasks)
     attempts = [domain.cancel_task(record, T0 + timedelta(seconds=i), f"req-{i}") for i in range(5)]
     results = await asyncio.gather(
@@ -438,7 +447,7 @@ async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRe
     )
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
-    assert len(await tasks.outbox(record.task_id)) == 2
+    assert len(await outboxes.events(record.task_id)) == 2
 
 
 # -- handlers racing on the database ----------------------------------------------------
@@ -650,25 +659,23 @@ async def test_a_write_based_on_a_stale_read_loses_to_a_claim(tasks: TaskReposit
 async def test_the_pool_floor_is_never_above_a_pending_task(
     tasks: TaskRepository, db: AsyncDatabase
 ) -> None:
-    from humantask_taskstore.repository import CLOCK_SKEW, PoolFloor
-
     now = utcnow()
     oldest = await add_task(tasks, created_at=now - timedelta(days=3))
     await add_task(tasks, created_at=now - timedelta(days=1))
     floor = PoolFloor(refresh=timedelta(seconds=30))
-    assert await floor.get(db[TASKS], now) == oldest.created_at
+    assert await floor.get(tasks.oldest_pending, now) == oldest.created_at
 
     canceled, events = domain.cancel_task(oldest, now)
     assert await tasks.save(canceled, stamp_all(events, now), now) is not None
     # Kept a while (merely low now), then looked up again.
-    assert await floor.get(db[TASKS], now + timedelta(seconds=10)) == oldest.created_at
+    assert await floor.get(tasks.oldest_pending, now + timedelta(seconds=10)) == oldest.created_at
     later = now + timedelta(seconds=31)
-    assert await floor.get(db[TASKS], later) == now - timedelta(days=1)
+    assert await floor.get(tasks.oldest_pending, later) == now - timedelta(days=1)
 
     # With no pending task, the floor is as late as another task-store may stamp one.
     empty = PoolFloor()
     await db[TASKS].delete_many({})
-    assert await empty.get(db[TASKS], now) == now - CLOCK_SKEW
+    assert await empty.get(tasks.oldest_pending, now) == now - CLOCK_SKEW
 
 
 async def test_claims_take_the_oldest_first_across_dense_and_sparse_spans(
@@ -740,31 +747,27 @@ async def crowded(tasks: TaskRepository) -> None:
 
 
 async def test_the_hot_queries_use_an_index(db: AsyncDatabase, crowded: None) -> None:
-    from humantask_taskstore import repository
-
     now = utcnow()
     plans = {
         # A page's span, with the index the repository names.
-        repository.LIST_INDEX: await _explain_find(
+        indexes.LIST_INDEX: await _explain_find(
             db,
             {"customer_id": "cust-3", "created_at": {"$gte": now - timedelta(days=1), "$lt": now}},
             [("created_at", -1), ("_id", -1)],
             101,
-            hint=repository.LIST_INDEX,
+            hint=indexes.LIST_INDEX,
         ),
-        repository.POOL_INDEX: await _explain_find(
+        indexes.POOL_INDEX: await _explain_find(
             db,
-            repository._claimable(now, now - timedelta(minutes=1), now),
+            indexes.claimable(now, now - timedelta(minutes=1), now),
             [("created_at", 1), ("_id", 1)],
             1,
         ),
-        repository.UNIQUE_ID_INDEX: await _explain_find(
-            db, repository._unique_id_of("cust-3", "u-3"), [], 1
+        indexes.UNIQUE_ID_INDEX: await _explain_find(
+            db, indexes.unique_id_of("cust-3", "u-3"), [], 1
         ),
-        repository.LEASE_INDEX: await _explain_find(
-            db, repository._live_lease("alice", now), [], 1
-        ),
-        repository.OUTBOX_INDEX: await _explain_find(db, {"outbox_at": {"$lt": now}}, [], 1),
+        indexes.LEASE_INDEX: await _explain_find(db, indexes.live_lease("alice", now), [], 1),
+        indexes.OUTBOX_INDEX: await _explain_find(db, {"outbox_at": {"$lt": now}}, [], 1),
     }
     for index, plan in plans.items():
         assert not _scans_collection(plan), (index, plan)

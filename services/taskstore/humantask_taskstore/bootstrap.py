@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
-from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.core.topology import EVENTS_EXCHANGE, TASKSTORE_COMMANDS_QUEUE
 from humantask_shared.runtime.broker import open_channel
@@ -26,7 +25,6 @@ from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.health import add_health_routes
-from humantask_shared.runtime.mongo import Document
 from humantask_shared.runtime.publishing import publish_event
 from humantask_shared.runtime.resources import (
     broker_resource,
@@ -40,7 +38,7 @@ from .gauges import task_gauges_watch
 from .handler_table import bind_handlers
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox
-from .repository import AccountRepository, TaskRepository, ensure_indexes
+from .repository import AccountRepository, OutboxStore, TaskRepository, ensure_indexes
 from .settings import TaskStoreSettings
 
 settings_key = web.AppKey("settings", TaskStoreSettings)
@@ -53,7 +51,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     events = await declare_exchange(channel, EVENTS_EXCHANGE)
     database = app[database_key]
     tasks = TaskRepository(database)
-    outbox = OutboxPublisher(tasks, events)
+    outbox = OutboxPublisher(OutboxStore(database), events)
     handlers_outbox: Outbox = outbox
     if settings.humantask_test_exit_after_completion_write:
         handlers_outbox = ExitBeforePublishingCompletion(outbox)
@@ -91,13 +89,9 @@ async def outbox_relay_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
     """The outbox backlog, the worker pool and expired leases, in /metrics (gauges.py)."""
-    async with task_gauges_watch(app[database_key]):
+    database = app[database_key]
+    async with task_gauges_watch(TaskRepository(database), OutboxStore(database)):
         yield
-
-
-async def prepare_database(database: AsyncDatabase[Document]) -> None:
-    await ensure_indexes(database)
-    await AccountRepository(database).ensure_indexes()
 
 
 def create_app(settings: TaskStoreSettings) -> web.Application:
@@ -106,7 +100,7 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
     add_health_routes(app)
     app.cleanup_ctx.extend(
         [
-            database_resource(settings, "humantask-taskstore", prepare_database),
+            database_resource(settings, "humantask-taskstore", ensure_indexes),
             broker_resource(settings, "taskstore"),
             commands_ctx,
             outbox_relay_ctx,

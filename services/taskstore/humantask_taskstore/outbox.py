@@ -24,7 +24,7 @@ from humantask_shared.runtime.publishing import publish
 from humantask_shared.runtime.tracing import restored_trace_context
 
 from .batching import GroupWriter
-from .repository import TaskRepository
+from .repository import OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ class OutboxClears:
     """Drops published events from their tasks' outboxes, many tasks in one write
     (`GroupWriter`)."""
 
-    def __init__(self, tasks: TaskRepository) -> None:
-        self._tasks = tasks
+    def __init__(self, store: OutboxStore) -> None:
+        self._store = store
         self._writer: GroupWriter[tuple[str, list[str]]] = GroupWriter(
             self._write, MAX_CLEARS_PER_WRITE
         )
@@ -47,15 +47,15 @@ class OutboxClears:
         await self._writer.submit((task_id, published))
 
     async def _write(self, clears: list[tuple[str, list[str]]]) -> list[BaseException | None]:
-        await self._tasks.remove_from_outboxes(clears)
+        await self._store.remove(clears)
         return [None] * len(clears)
 
 
 class OutboxPublisher:
-    def __init__(self, tasks: TaskRepository, exchange: AbstractExchange) -> None:
-        self._tasks = tasks
+    def __init__(self, store: OutboxStore, exchange: AbstractExchange) -> None:
+        self._store = store
         self._exchange = exchange
-        self._clears = OutboxClears(tasks)
+        self._clears = OutboxClears(store)
         # The newest background publication of each task: the next one waits for it, so
         # one process publishes a task's events in the order they were written.
         self._latest: dict[str, asyncio.Task[None]] = {}
@@ -131,7 +131,7 @@ class OutboxPublisher:
         published = 0
         while True:
             now = utcnow()
-            pending = await self._tasks.take_stale_outbox(now - stale_after, now)
+            pending = await self._store.take_stale(now - stale_after, now)
             if pending is None:
                 return published
             if not await self._publish_raw(pending.task_id, pending.events):
