@@ -1,7 +1,5 @@
-"""The gateway in production: the only public HTTP surface. Authenticates, validates, and
-talks to the other services only through RabbitMQ.
-
-Wires the app `app.create_app` makes to its resources, each an aiohttp cleanup context
+"""The gateway's wiring in production: the app `app.create_app` makes, over the boundary
+of `broker_boundary` (RabbitMQ), with its resources, each an aiohttp cleanup context
 (opened in order at start, closed in reverse on SIGTERM): the health port, the broker
 connection, the command clients of the task-store and the notifier, the follower of
 credential changes, and the demo customer.
@@ -12,60 +10,23 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from aio_pika.abc import AbstractChannel, AbstractExchange
 from aiohttp import web
 
 from humantask_shared.core.credentials import credential_hash
 from humantask_shared.core.errors import HumantaskError, Unavailable
 from humantask_shared.core.messages.commands import EnsureCustomer
 from humantask_shared.core.messages.events import CredentialChanged
-from humantask_shared.core.topology import COMMANDS_EXCHANGE, NOTIFIER_COMMANDS_EXCHANGE
-from humantask_shared.runtime.broker import open_channel
-from humantask_shared.runtime.command_client import CommandClient
 from humantask_shared.runtime.credential_events import follow_credential_changes
-from humantask_shared.runtime.declaring import declare_exchange
 from humantask_shared.runtime.health import health_app
 from humantask_shared.runtime.resources import broker_resource, connection_key
 from humantask_shared.runtime.retrying import until_it_works
-from humantask_shared.runtime.runner import run_service
-from humantask_shared.runtime.tracing import configure_tracing
 
 from .app import create_app
 from .appkeys import authenticator_key, boundary_key, settings_key
+from .broker_boundary import BrokerBoundary
 from .settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-
-
-class BrokerBoundary:
-    """The task-store and the notifier over RabbitMQ: request/reply clients on one
-    channel, made by `connect` (a cleanup context, after the broker connection's). No
-    request is served before: the app starts serving once its cleanup contexts have."""
-
-    taskstore: CommandClient
-    notifier: CommandClient
-
-    def __init__(self, settings: GatewaySettings) -> None:
-        self._settings = settings
-
-    async def connect(self, app: web.Application) -> AsyncIterator[None]:
-        channel = await open_channel(app[connection_key])
-        self.taskstore = await self._client(
-            channel, await declare_exchange(channel, COMMANDS_EXCHANGE)
-        )
-        self.notifier = await self._client(
-            channel, await declare_exchange(channel, NOTIFIER_COMMANDS_EXCHANGE)
-        )
-        yield
-        await channel.close()
-
-    async def _client(self, channel: AbstractChannel, exchange: AbstractExchange) -> CommandClient:
-        settings = self._settings
-        client = CommandClient(
-            channel, exchange, settings.broker_user, settings.rpc_timeout_seconds
-        )
-        await client.start("gateway")
-        return client
 
 
 async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -120,9 +81,3 @@ def production_app(settings: GatewaySettings) -> web.Application:
         ]
     )
     return app
-
-
-def main() -> None:
-    settings = GatewaySettings()
-    configure_tracing("gateway")  # before the app: it instruments the apps made after it
-    run_service("gateway", production_app(settings), settings.gateway_port, settings)

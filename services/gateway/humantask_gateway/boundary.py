@@ -1,5 +1,5 @@
 """What the gateway talks through: the task-store and the notifier, each answering
-commands. RabbitMQ in production (`bootstrap.BrokerBoundary`), fakes in tests."""
+commands. RabbitMQ in production (`broker_boundary.BrokerBoundary`), fakes in tests."""
 
 from __future__ import annotations
 
