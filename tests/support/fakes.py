@@ -4,8 +4,10 @@
 Each keeps the promises its real adapter makes and the handlers rely on: conditional
 writes on a task's version, one task per id and per customer's `unique_id`, one live
 lease per worker and the oldest pending task claimed first, one claim per callback
-attempt. What the real adapters do with the database (indexes, atomicity under races,
-spans) is tested against a real server in tests/integration.
+attempt. tests/integration/test_fake_contracts.py holds them to it: the same cases run
+against each fake and its real adapter. What only the real adapters do with the database
+(indexes, atomicity under races, spans) is tested against a real server in
+tests/integration.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+
+from pymongo.errors import DuplicateKeyError
 
 from humantask_notifier.domain import Attempt, Delivery
 from humantask_notifier.ports import SendResult
@@ -158,7 +162,8 @@ class _Credential:
 @dataclass
 class FakeAccounts:
     """`ports.Accounts`: principals and credentials (by hash); a revoked credential
-    stays revoked, and one hash belongs to one principal for good."""
+    stays revoked, and one hash belongs to one principal for good (another is refused
+    with the error the unique index raises)."""
 
     customers: dict[str, Account] = field(default_factory=dict)
     workers: dict[str, Account] = field(default_factory=dict)
@@ -223,7 +228,7 @@ class FakeAccounts:
         if owner is None:
             self.credentials[credential_hash] = _Credential(role, principal_id)
         elif (owner.role, owner.principal_id) != (role, principal_id):
-            raise ValueError("a duplicate key: the hash is another principal's")
+            raise DuplicateKeyError("the hash is another principal's")
         self._revoke_credentials(role, principal_id, now, keep=credential_hash)
         return await self.account(role, principal_id)
 
@@ -235,7 +240,7 @@ class FakeAccounts:
 
     def _add(self, role: Role, name: str, credential_hash: str, now: datetime) -> Principal:
         if credential_hash in self.credentials:
-            raise ValueError("a duplicate key: the hash is taken")
+            raise DuplicateKeyError("the hash is taken")
         principal_id = secrets.token_hex(12)
         self._principals(role)[principal_id] = Account(
             role=role, principal_id=principal_id, name=name, created_at=now
