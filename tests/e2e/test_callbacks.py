@@ -1,4 +1,4 @@
-"""Callbacks end to end (API.md section 7, the seed's Callbacks section): the real
+"""Callbacks end to end (docs/reference/api.md §7): the real
 processes deliver to a real HTTP receiver, retry once, and keep the log.
 
 Until workers complete tasks over HTTP, a test completes its task by publishing the

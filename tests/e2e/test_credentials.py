@@ -1,4 +1,5 @@
-"""Credentials over their lifetime (API.md §2–3, §7), on the deployment's permission model.
+"""Credentials over their lifetime (docs/reference/api.md §2–3, §7), on the deployment's
+permission model.
 
 A stack of its own (a database of its own; a vhost with the per-service RabbitMQ users
 of `broker_definitions`, as docker-compose.yml provisions them): a task-store, a notifier
@@ -46,7 +47,8 @@ from .conftest import BIN, SEED_TASK_JSON, Api, Stack, service_env, start_servic
 
 pytestmark = pytest.mark.e2e
 
-WITHIN_SECONDS = 2  # API.md §3: a revoked or rotated-away credential is 401 within 2 s
+# docs/reference/api.md §3: a revoked or rotated-away credential is 401 within 2 s.
+WITHIN_SECONDS = 2
 NO_LEASE_TASK = "0" * 24  # releasing it: 409 for a known worker, 401 for anyone else
 NO_TASK = f"/v1/task/{'0' * 24}"  # 404 for a known customer, 401 for anyone else
 

@@ -1,4 +1,4 @@
-"""Traces (API.md section 9): a worker's submit, the task-store's write, the event through
+"""Traces (docs/reference/api.md §9): a worker's submit, the task-store's write, the event through
 the outbox, the notifier and the callback POST are one trace, whose id the customer's
 receiver gets in `traceparent`.
 

@@ -5,7 +5,7 @@
         mine = spans.of_trace(trace_id)
 
 The global tracer provider can be set once per process, so the first use installs one
-(`humantask_shared.tracing.tracer_provider`, no exporter from the environment) with an
+(`humantask_shared.runtime.tracing.tracer_provider`, no exporter from the environment) with an
 in-memory exporter, and later uses clear that exporter. The instrumentations are on only
 inside the block, so other tests see the libraries as they are.
 """

@@ -1,8 +1,8 @@
 """AsyncAPI 3.0: what the services say to each other over RabbitMQ.
 
-Derived from the declared topology (`humantask_shared.topology`): every exchange and
+Derived from the declared topology (`humantask_shared.core.topology`): every exchange and
 queue it declares, what each queue carries and who consumes and publishes it, and the
-commands and events of `humantask_shared.messages`. Nothing here names a queue.
+commands and events of `humantask_shared.core.messages`. Nothing here names a queue.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The customer endpoints (API.md §5): HTTP in, a command to the task-store, HTTP out.
+"""The customer endpoints (docs/reference/api.md §5): HTTP in, a command to the
+task-store, HTTP out.
 
 Each route is declared once, at the bottom (`CUSTOMER_ENDPOINTS`): the router and the
 OpenAPI document are both made from it.

@@ -1,4 +1,4 @@
-"""Request ids, metrics, and the one place every error becomes JSON (API.md §8)."""
+"""Request ids, metrics, and the one place every error becomes JSON (docs/reference/api.md §8)."""
 
 from __future__ import annotations
 

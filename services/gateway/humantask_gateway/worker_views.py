@@ -1,4 +1,5 @@
-"""The worker endpoints (API.md §6) and the workbench page that uses them (`GET /work`).
+"""The worker endpoints (docs/reference/api.md §6) and the workbench page that uses them
+(`GET /work`).
 
 Workers authenticate with their token (role `worker`); a customer key is `401` here, as a
 worker token is on the customer endpoints. The page itself needs no credentials: its
@@ -150,7 +151,7 @@ WORKER_ENDPOINTS = (
         ),
     ),
     # The workbench is a page for people, not an API operation: outside the OpenAPI
-    # document (API.md §6 describes it), like the script and style it is made of.
+    # document (docs/reference/api.md §6 describes it), like the script and style it is made of.
     Endpoint("GET", "/work", _static_handler("workbench.html", "text/html"), None),
     Endpoint("GET", "/work/workbench.js", _static_handler("workbench.js", "text/javascript"), None),
     Endpoint("GET", "/work/workbench.css", _static_handler("workbench.css", "text/css"), None),

@@ -1,4 +1,4 @@
-"""Callback delivery and its state machine (API.md section 7). No I/O here.
+"""Callback delivery and its state machine (docs/reference/api.md §7). No I/O here.
 
 One delivery per completed task, keyed by its task id, at most two attempts:
 

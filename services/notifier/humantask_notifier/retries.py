@@ -5,7 +5,7 @@
                      ▼ dead-lettered through the default exchange
                notifier.callback-retry                  (durable, consumed by every notifier)
 
-Both queues are declared in `humantask_shared.topology`. The delay queue is named after
+Both queues are declared in `humantask_shared.core.topology`. The delay queue is named after
 its delay, so a notifier started with another CALLBACK_RETRY_DELAY_SECONDS declares a
 queue of its own instead of failing on the old one's arguments (and retries already
 waiting in the old one still arrive). A per-queue TTL expires messages in order, so each

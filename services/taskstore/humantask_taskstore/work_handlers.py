@@ -1,4 +1,4 @@
-"""Handlers of the worker commands: claim, submit, release (API.md section 6).
+"""Handlers of the worker commands: claim, submit, release (docs/reference/api.md §6).
 
 The rules (who may complete or release what) are in `domain`; a claim is one atomic
 write in the repository, a submit or release goes through `change_task` like any other
