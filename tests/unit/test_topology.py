@@ -114,6 +114,10 @@ def test_a_command_names_its_result_once() -> None:
     assert CreateTask.result_type is Task
     assert ListCallbacks.result_type is CallbackLog
     assert all(issubclass(command.result_type, BaseModel) for command in COMMANDS)
+    with pytest.raises(TypeError, match=r"Command\[ItsResult\]"):
+
+        class Unanswered(Command):  # type: ignore[type-arg]
+            routing_key = "test.unanswered"
 
 
 def test_the_dead_letter_queues_of_a_service_are_those_of_its_work_queues() -> None:

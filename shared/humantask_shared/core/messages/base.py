@@ -49,7 +49,11 @@ class Command(Message, Generic[ResultT]):
         super().__pydantic_init_subclass__(**kwargs)
         generic = cls.__pydantic_generic_metadata__
         if generic["origin"] is Command and generic["args"]:  # the class `Command[Result]`
-            cls.result_type = generic["args"][0]
+            (result,) = generic["args"]
+            if isinstance(result, type) and issubclass(result, BaseModel):
+                cls.result_type = result
+        elif "routing_key" in vars(cls) and not hasattr(cls, "result_type"):
+            raise TypeError(f"declare it as `class {cls.__name__}(Command[ItsResult])`")
 
     def read_result(self, value: Any) -> ResultT:
         """A reply's `result` as this command's result."""
