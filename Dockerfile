@@ -1,7 +1,7 @@
 # One image for every humantask service. The default command runs the gateway;
 # docker-compose.yml picks the service per container with `command:`
 # (humantask-gateway, humantask-taskstore, humantask-notifier, humantask-admin, and the
-# one-shot jobs `python -m humantask_shared.broker_definitions` / `.database_users`).
+# one-shot jobs `python -m humantask_shared.core.broker_definitions` / `.database_users`).
 # Everything installed comes from the hash-pinned locks in requirements/ (make lock).
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -57,6 +57,6 @@ USER 10001:10001
 # (HEALTH_PORT), which the healthcheck asks.
 EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=6 \
-    CMD ["python", "-m", "humantask_shared.healthcheck"]
+    CMD ["python", "-m", "humantask_shared.runtime.healthcheck"]
 
 CMD ["humantask-gateway"]

@@ -46,13 +46,13 @@ def task_document_template(callback_url: str) -> dict[str, Any]:
     """A task exactly as the task-store stores one (a fresh `_id` and time per use)."""
     from bson import ObjectId
 
-    from humantask_shared.models import CreateTaskRequest
+    from humantask_shared.core.models import CreateTaskRequest
     from humantask_taskstore.domain import create_task
-    from humantask_taskstore.repository import _record_to_document
+    from humantask_taskstore.repository import task_document
 
     request = CreateTaskRequest.model_validate(task_body(callback_url))
     record, _events = create_task(str(ObjectId()), str(ObjectId()), request, datetime.now(UTC))
-    return _record_to_document(record) | {"outbox": []}
+    return task_document(record)
 
 
 def task_body(callback_url: str) -> dict[str, Any]:

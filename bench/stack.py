@@ -332,8 +332,8 @@ class Stack:
         repository call in this process (one CLI process per worker takes minutes)."""
         from pymongo import AsyncMongoClient
 
-        from humantask_shared.credentials import credential_hash, new_worker_token
-        from humantask_taskstore.repository import CREDENTIALS, AccountRepository
+        from humantask_shared.core.credentials import credential_hash, new_worker_token
+        from humantask_taskstore.repository import AccountRepository
 
         result = await asyncio.to_thread(
             subprocess.run,
@@ -360,10 +360,10 @@ class Stack:
                     f"bench-{number}", credential_hash(token), datetime.now(UTC)
                 )
                 self.worker_tokens.append(token)
-            credential = await db[CREDENTIALS].find_one({"_id": credential_hash(self.api_key)})
-            if credential is None:
+            customer = await accounts.owner_of(credential_hash(self.api_key), "customer")
+            if customer is None:
                 raise RuntimeError("the gateway did not create the demo customer")
-            self.customer_id = credential["principal_id"]
+            self.customer_id = customer.principal_id
         finally:
             await client.close()
 
@@ -384,7 +384,7 @@ async def insert_tasks(
     deadline_seconds: float = 600,
 ) -> tuple[list[str], float]:
     """`count` pending tasks of `customer_id`, built by the task-store's own functions
-    (`create_task`, `_record_to_document`) with an empty outbox, inserted with
+    (`create_task`, `task_document`) with an empty outbox, inserted with
     `insert_many` in batches (majority, journaled). Their `created_at` run from `oldest`
     evenly over `spread` (default: one millisecond apart), ending before now, so they are
     older than anything created after. Returns the ids and the seconds the inserts took."""
@@ -392,9 +392,10 @@ async def insert_tasks(
     from pymongo import AsyncMongoClient
 
     from bench.loadgen import task_body
-    from humantask_shared.models import CreateTaskRequest
+    from humantask_shared.core.models import CreateTaskRequest
     from humantask_taskstore.domain import create_task
-    from humantask_taskstore.repository import TASKS, _record_to_document
+    from humantask_taskstore.repository import task_document
+    from humantask_taskstore.repository.documents import TASKS
 
     request = CreateTaskRequest.model_validate(task_body(callback_url))
     step = (spread / count) if spread and count else timedelta(milliseconds=1)
@@ -413,7 +414,7 @@ async def insert_tasks(
             for index in range(first, min(first + batch, count)):
                 task_id = str(ObjectId())
                 record, _events = create_task(task_id, customer_id, request, start + step * index)
-                documents.append(_record_to_document(record) | {"outbox": []})
+                documents.append(task_document(record))
                 ids.append(task_id)
             await tasks.insert_many(documents, ordered=False)
     finally:

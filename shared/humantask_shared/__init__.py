@@ -1,4 +1,6 @@
-"""Code shared by every humantask service: message and HTTP schemas, settings, adapters."""
+"""Code shared by every humantask service, on two floors: `core` (models, messages,
+errors, the topology as data; no I/O) and `runtime` (connections, commands and events
+on RabbitMQ, MongoDB, tracing, health, settings). `runtime` builds on `core`."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from humantask_shared.placeholders import PLACEHOLDER
+from humantask_shared.core.placeholders import PLACEHOLDER
 
 from .conftest import ComposeStack
 

@@ -20,9 +20,9 @@ import pymongo
 import pymongo.errors
 import pytest
 
-from humantask_shared.broker_definitions import VHOST, default_user, password_env
-from humantask_shared.database_users import NOTIFIER_USER, TASKSTORE_USER
-from humantask_shared.topology import EVENTS_EXCHANGE, TASKSTORE_COMMANDS_QUEUE
+from humantask_shared.core.broker_definitions import VHOST, default_user, password_env
+from humantask_shared.core.topology import EVENTS_EXCHANGE, TASKSTORE_COMMANDS_QUEUE
+from humantask_shared.runtime.database_users import NOTIFIER_USER, TASKSTORE_USER
 from tests.e2e.clients.conftest import basic, cancel_pending_tasks
 from tests.support.services import free_port, wait_until
 

@@ -1,4 +1,4 @@
-"""Callbacks end to end (API.md section 7, the seed's Callbacks section): the real
+"""Callbacks end to end (docs/reference/api.md §7): the real
 processes deliver to a real HTTP receiver, retry once, and keep the log.
 
 Until workers complete tasks over HTTP, a test completes its task by publishing the
@@ -23,10 +23,10 @@ import aio_pika
 import pytest
 import standardwebhooks
 
-from humantask_shared.credentials import new_callback_secret
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.models import CallbackFormat, Task
-from humantask_shared.timeutil import parse_timestamp
+from humantask_shared.core.credentials import new_callback_secret
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.models import CallbackFormat, Task
+from humantask_shared.core.timeutil import parse_timestamp
 from tests.support.callbacks import (
     SEED_CALLBACK,
     Answer,
@@ -86,7 +86,8 @@ class Completion:
 
     path: str
     task: Task
-    event: TaskCompleted
+    customer_id: str
+    event: StampedEvent
 
 
 CompleteTask = Callable[..., Awaitable[Completion]]
@@ -122,7 +123,7 @@ async def complete_task(
         created.append(reply.body["task_id"])
         task = completed(reply.body, category)
         event = await publish_completion(channel, customer["customer_id"], task, callback_format)
-        return Completion(path, task, event)
+        return Completion(path, task, customer["customer_id"], event)
 
     yield complete
     for task_id in created:
@@ -135,7 +136,7 @@ async def publish_again(
     """The completion's event again (a redelivery), or a new event for the same task."""
     await publish_completion(
         channel,
-        completion.event.customer_id,
+        completion.customer_id,
         completion.task,
         event=completion.event if same_event else None,
     )

@@ -12,17 +12,13 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.messages.commands import COMMANDS
 from tests.support.callbacks import Answer, ScriptedReceiver
 
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service
 from .isolated import api_for, isolated_stack
 from .test_callbacks import as_form_strings, example, wait_for_log
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif("work.claim" not in COMMANDS, reason="workers cannot complete tasks yet"),
-]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

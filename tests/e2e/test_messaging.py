@@ -15,14 +15,14 @@ import aiohttp
 import orjson
 import pytest
 
-from humantask_shared.broker_access import broker_user
-from humantask_shared.messaging import DEADLINE_HEADER
-from humantask_shared.topology import (
+from humantask_shared.core.broker_access import broker_user
+from humantask_shared.core.topology import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     NOTIFIER_COMPLETIONS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
 )
+from humantask_shared.runtime.broker import DEADLINE_HEADER
 from tests.support.services import wait_for
 
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service

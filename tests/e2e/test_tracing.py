@@ -1,4 +1,4 @@
-"""Traces (API.md section 9): a worker's submit, the task-store's write, the event through
+"""Traces (docs/reference/api.md §9): a worker's submit, the task-store's write, the event through
 the outbox, the notifier and the callback POST are one trace, whose id the customer's
 receiver gets in `traceparent`.
 
@@ -42,7 +42,6 @@ from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import repository as notifier_repository
 from humantask_notifier.bootstrap import create_app as create_notifier
 from humantask_notifier.settings import NotifierSettings
-from humantask_shared.messages.commands import COMMANDS
 from humantask_taskstore.bootstrap import create_app as create_taskstore
 from humantask_taskstore.settings import TaskStoreSettings
 from tests.support.callbacks import ScriptedReceiver
@@ -52,10 +51,7 @@ from tests.support.tracing import Spans, recorded_spans
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service
 from .isolated import api_for, isolated_stack, own_amqp_url
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif("work.submit" not in COMMANDS, reason="workers cannot complete tasks yet"),
-]
+pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 WAIT = 30
@@ -286,7 +282,7 @@ async def test_logs_carry_the_trace_of_the_submit(
     """The JSON log lines say which trace (and span) they belong to (logging.py)."""
     import logging
 
-    from humantask_shared.logging import _RequestIdFilter
+    from humantask_shared.runtime.logging import _RequestIdFilter
 
     api, env = in_process
     receiver = await ScriptedReceiver().start()

@@ -1,4 +1,4 @@
-"""The worker API end to end (API.md section 6): claims, leases, submit, release, cancel.
+"""The worker API end to end (docs/reference/api.md §6): claims, leases, submit, release, cancel.
 Who may act on which task (expired, canceled, someone else's) is the handlers' logic,
 tested against fakes in tests/unit/test_taskstore_handlers.py.
 
@@ -20,7 +20,7 @@ import orjson
 import pymongo
 import pytest
 
-from humantask_shared.topology import EVENTS_EXCHANGE
+from humantask_shared.core.topology import EVENTS_EXCHANGE
 from tests.support.services import wait_for
 
 from .conftest import SEED_TASK_JSON, Api, Stack

@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 import pytest
 
-from humantask_shared.topology import EVENTS_EXCHANGE
+from humantask_shared.core.topology import EVENTS_EXCHANGE
 from tests.support.services import wait_for
 
 from .conftest import SEED_TASK_JSON, Api, Stack, start_service

@@ -16,7 +16,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from humantask_shared.topology import EVENTS_EXCHANGE
+from humantask_shared.core.topology import EVENTS_EXCHANGE
 from humantask_taskstore.crash_hook import EXIT_CODE
 from tests.support.services import wait_for
 

@@ -11,7 +11,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.mongo import connect_mongo
+from humantask_shared.runtime.mongo import connect_mongo
 
 Prepare = Callable[[AsyncDatabase], Awaitable[None]]
 

@@ -8,15 +8,14 @@ from datetime import timedelta
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.timeutil import utcnow
-from humantask_taskstore.bootstrap import prepare_database
-from humantask_taskstore.repository import AccountRepository
+from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.core.timeutil import utcnow
+from humantask_taskstore.repository import AccountRepository, ensure_indexes
 
 
 @pytest.fixture
 async def accounts(fresh_database: Callable) -> AsyncIterator[AccountRepository]:
-    async for db in fresh_database(prepare_database):
+    async for db in fresh_database(ensure_indexes):
         yield AccountRepository(db)
 
 

@@ -21,12 +21,9 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 
 from humantask_notifier.retries import RetryScheduler
-from humantask_shared.command_client import CommandClient
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.messages.commands import GetCallbackSecret, ListCallbacks
-from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import open_channel, publish_event
-from humantask_shared.topology import (
+from humantask_shared.core.messages.commands import GetCallbackSecret, ListCallbacks
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -34,9 +31,12 @@ from humantask_shared.topology import (
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
-    declare,
-    declare_exchange,
 )
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.publishing import publish_event
 from tests.support.broker_users import BrokerUsers, broker_users
 
 REFUSED = (ChannelAccessRefused,)
@@ -197,7 +197,11 @@ FORBIDDEN = [
     ("taskstore", publish(EVENTS_EXCHANGE.name, "anything.else"), "publish a non-event"),
     ("admin", publish(EVENTS_EXCHANGE.name, "credential.changed"), "publish events"),
     ("admin", publish("", TASKSTORE_COMMANDS_QUEUE.name), "bypass the command exchange"),
-    ("admin", publish(NOTIFIER_COMMANDS_EXCHANGE.name, ListCallbacks.name), "ask the notifier"),
+    (
+        "admin",
+        publish(NOTIFIER_COMMANDS_EXCHANGE.name, ListCallbacks.routing_key),
+        "ask the notifier",
+    ),
     ("admin", consume(TASKSTORE_COMMANDS_QUEUE.name), "read the task-store's commands"),
     ("admin", declare_queue("gateway.replies.x"), "declare queues of others"),
 ]
@@ -221,9 +225,9 @@ async def test_the_broker_refuses_a_forged_user_id(users: BrokerUsers, forger: s
     """A command is only as trustworthy as its `user_id`: the broker vouches for it."""
     forged = publish(
         COMMANDS_EXCHANGE.name,
-        GetCallbackSecret.name,
+        GetCallbackSecret.routing_key,
         user_id=users.name("admin"),
-        type=GetCallbackSecret.name,
+        type=GetCallbackSecret.routing_key,
     )
     async with connected(users, forger) as connection:
         channel = await connection.channel(publisher_confirms=True)
@@ -232,8 +236,8 @@ async def test_the_broker_refuses_a_forged_user_id(users: BrokerUsers, forger: s
     # Its own name goes through.
     honest = publish(
         COMMANDS_EXCHANGE.name,
-        GetCallbackSecret.name,
+        GetCallbackSecret.routing_key,
         user_id=users.name(forger),
-        type=GetCallbackSecret.name,
+        type=GetCallbackSecret.routing_key,
     )
     assert not await refused(users, forger, honest)

@@ -19,12 +19,9 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 
 from humantask_notifier.deferrals import HostBusyDeferrals
 from humantask_notifier.domain import Trigger
-from humantask_shared.messaging import REQUEST_ID_HEADER, open_channel
-from humantask_shared.topology import (
-    CALLBACK_RETRY_QUEUE,
-    NOTIFIER_COMPLETIONS_QUEUE,
-    declare,
-)
+from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_COMPLETIONS_QUEUE
+from humantask_shared.runtime.broker import REQUEST_ID_HEADER, open_channel
+from humantask_shared.runtime.declaring import declare
 from tests.support.services import wait_for
 
 DELAY = 0.5

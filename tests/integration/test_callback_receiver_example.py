@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 from humantask_notifier.payload import callback_headers, encode_body
-from humantask_shared.credentials import new_callback_secret
+from humantask_shared.core.credentials import new_callback_secret
 from tests.support.callbacks import EXAMPLE_RECEIVER, SEED_CALLBACK, SEED_TASK
 from tests.support.services import ServiceProcess, free_port, wait_until
 

@@ -20,8 +20,8 @@ from humantask_notifier.repository import (
     DeliveryRepository,
     ensure_indexes,
 )
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.models import Task
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.models import Task
 from tests.support.callbacks import SEED_TASK
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)

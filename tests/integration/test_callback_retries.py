@@ -16,9 +16,9 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 
 from humantask_notifier.retries import RetryScheduler
-from humantask_shared.messages.retries import RetryDue
-from humantask_shared.messaging import REQUEST_ID_HEADER, open_channel
-from humantask_shared.topology import CALLBACK_RETRY_QUEUE, Queue
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, Queue
+from humantask_shared.runtime.broker import REQUEST_ID_HEADER, open_channel
 from tests.support.services import wait_for
 
 DELAY = 0.5

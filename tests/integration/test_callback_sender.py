@@ -10,13 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from humantask_notifier.sender import (
-    MAX_RESPONSE_BYTES,
-    USER_AGENT,
-    CallbackSender,
-    SendResult,
-    create_session,
-)
+from humantask_notifier.ports import SendResult
+from humantask_notifier.sender import MAX_RESPONSE_BYTES, USER_AGENT, CallbackSender, create_session
 from humantask_shared import __version__
 from tests.support.services import free_port
 

@@ -25,29 +25,23 @@ from prometheus_client import REGISTRY, generate_latest
 from pydantic import BaseModel
 from pymongo.errors import ServerSelectionTimeoutError
 
-from humantask_shared.broker_access import BrokerIdentities, broker_user
-from humantask_shared.command_client import CommandClient
-from humantask_shared.command_server import CommandHandler, CommandServer
-from humantask_shared.dead_letters import refresh_dead_letter_depths
-from humantask_shared.errors import NotFound, Unavailable
-from humantask_shared.logging import request_id_var
-from humantask_shared.messages.commands import COMMANDS, Command, Sender
-from humantask_shared.messaging import (
-    DEADLINE_HEADER,
-    REQUEST_ID_HEADER,
-    Consumer,
-    PoisonMessage,
-    open_channel,
-)
-from humantask_shared.topology import (
+from humantask_shared.core.broker_access import BrokerIdentities, broker_user
+from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.messages.base import Command, Sender
+from humantask_shared.core.topology import (
+    COMMANDS,
     COMMANDS_EXCHANGE,
     DEAD_LETTER_ARGUMENTS,
     Queue,
     QueueType,
-    declare,
-    declare_exchange,
-    declared_dead_letter_queues,
 )
+from humantask_shared.runtime.broker import DEADLINE_HEADER, REQUEST_ID_HEADER, open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.command_server import CommandHandler, CommandServer
+from humantask_shared.runtime.consumer import Consumer, PoisonMessage
+from humantask_shared.runtime.dead_letters import refresh_dead_letter_depths
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.logging import request_id_var
 from tests.support.services import wait_for
 
 WAIT = 15
@@ -57,19 +51,18 @@ class ProbeResult(BaseModel):
     echo: str
 
 
-def probe_command(routing_key: str) -> type[Command]:
+def probe_command(key: str) -> type[Command[ProbeResult]]:
     """A throwaway command type of its own name, so no other consumer ever sees it."""
 
-    class Probe(Command):
-        name = routing_key
-        result_model = ProbeResult
+    class Probe(Command[ProbeResult]):
+        routing_key = key
 
         marker: str
 
     return Probe
 
 
-def query_command(routing_key: str) -> type[Command]:
+def query_command(routing_key: str) -> type[Command[ProbeResult]]:
     """Like `probe_command`, but a query: its loss costs only a retry."""
 
     class Query(probe_command(routing_key)):  # type: ignore[misc]
@@ -151,7 +144,7 @@ async def queue_counts(connection: AbstractRobustConnection, name: str) -> tuple
         await inspect.close()
 
 
-def probe_queue(name: str, command: type[Command] | None = None) -> Queue:
+def probe_queue(name: str, command: type[Command[Any]] | None = None) -> Queue:
     """A work queue's declaration (dead-lettering into `<name>.dead-letter`), bound on
     humantask.commands for `command` if given (else reached through the default exchange)."""
     return Queue(
@@ -168,7 +161,7 @@ def probe_queue(name: str, command: type[Command] | None = None) -> Queue:
 async def work_queue(
     channel: AbstractRobustChannel,
     names: list[str],
-    command: type[Command] | None = None,
+    command: type[Command[Any]] | None = None,
     queue_type: QueueType = "classic",
 ) -> AbstractQueue:
     name = unique("queue")
@@ -206,8 +199,10 @@ async def test_a_command_nobody_is_bound_for_is_unavailable_at_once(
     timeout = 10.0
     client = await make_client(timeout)
     started = time.monotonic()
-    with pytest.raises(Unavailable, match=f"no service is running that handles {probe.name}"):
-        await client.send(probe(marker="x"), ProbeResult)
+    with pytest.raises(
+        Unavailable, match=f"no service is running that handles {probe.routing_key}"
+    ):
+        await client.send(probe(marker="x"))
     # The broker returns the mandatory message: no need to wait out the timeout.
     assert time.monotonic() - started < timeout / 2
 
@@ -222,12 +217,12 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
     probe = probe_command(unique("unconsumed"))
     queue = await channel.declare_queue(unique("unconsumed"), durable=True)
     queue_names.append(queue.name)
-    await queue.bind(COMMANDS_EXCHANGE.name, routing_key=probe.name)
+    await queue.bind(COMMANDS_EXCHANGE.name, routing_key=probe.routing_key)
 
     timeout = 1.0
     client = await make_client(timeout)
     started = time.monotonic()
-    call = asyncio.create_task(client.send(probe(marker="nobody home"), ProbeResult))
+    call = asyncio.create_task(client.send(probe(marker="nobody home")))
 
     async def arrived() -> bool:
         return (await queue_counts(connection, queue.name))[0] == 1
@@ -236,7 +231,7 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
     message = await queue.get(fail=False)
     assert message is not None, "the command never reached its queue"
     # What the broker holds: the caller's deadline and a TTL that ends with it.
-    assert message.type == probe.name
+    assert message.type == probe.routing_key
     assert message.reply_to and message.correlation_id and message.message_id
     assert message.user_id == test_user
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
@@ -260,18 +255,13 @@ async def test_a_command_nobody_consumes_times_out_and_expires_from_the_queue(
 async def test_queries_skip_the_brokers_disk_and_writes_do_not(
     make_client: MakeClient, channel: AbstractRobustChannel, queue_names: list[str]
 ) -> None:
-    from humantask_shared.messages.commands import COMMANDS
-
     write, query = probe_command(unique("write")), query_command(unique("query"))
     queue = await channel.declare_queue(unique("modes"), durable=True)
     queue_names.append(queue.name)
     for command in (write, query):
-        await queue.bind(COMMANDS_EXCHANGE.name, routing_key=command.name)
+        await queue.bind(COMMANDS_EXCHANGE.name, routing_key=command.routing_key)
     client = await make_client(1.0)
-    calls = [
-        asyncio.create_task(client.send(command(marker="m"), ProbeResult))
-        for command in (write, query)
-    ]
+    calls = [asyncio.create_task(client.send(command(marker="m"))) for command in (write, query)]
     modes: dict[str, aio_pika.DeliveryMode] = {}
 
     async def both_arrived() -> bool:
@@ -282,14 +272,14 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
 
     await wait_for(both_arrived, timeout=WAIT, message="both commands")
     assert modes == {
-        write.name: aio_pika.DeliveryMode.PERSISTENT,
-        query.name: aio_pika.DeliveryMode.NOT_PERSISTENT,
+        write.routing_key: aio_pika.DeliveryMode.PERSISTENT,
+        query.routing_key: aio_pika.DeliveryMode.NOT_PERSISTENT,
     }
     for call in calls:
         with pytest.raises(Unavailable):
             await call
     # The real commands: reads are queries, every change is written to disk.
-    queries = {command.name for command in COMMANDS.values() if not command.persistent}
+    queries = {command.routing_key for command in COMMANDS if not command.persistent}
     assert queries == {
         "auth.authenticate",
         "task.get",
@@ -305,10 +295,8 @@ async def test_a_call_is_answered_through_the_reply_queue(
     identities: BrokerIdentities,
     channel: AbstractRobustChannel,
     queue_names: list[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     probe = probe_command(unique("answered"))
-    monkeypatch.setitem(COMMANDS, probe.name, probe)
     queue = await work_queue(channel, queue_names, probe)
     seen: list[Any] = []
 
@@ -316,11 +304,13 @@ async def test_a_call_is_answered_through_the_reply_queue(
         seen.append(command)
         return ProbeResult(echo=command.marker.upper())
 
-    consumer = Consumer(queue, CommandServer({probe: handle}, identities, channel))
+    consumer = Consumer(
+        queue, CommandServer(probe_queue(queue.name, probe), {probe: handle}, identities, channel)
+    )
     await consumer.start()
     client = await make_client(WAIT)
     try:
-        result = await client.send(probe(marker="hello"), ProbeResult)
+        result = await client.send(probe(marker="hello"))
     finally:
         await consumer.stop(grace_seconds=5)
     assert result == ProbeResult(echo="HELLO")
@@ -516,13 +506,16 @@ class CommandServerRig:
         self,
         channel: AbstractRobustChannel,
         queue: AbstractQueue,
-        probe: type[Command],
+        probe: type[Command[Any]],
         handle: CommandHandler,
         identities: BrokerIdentities,
     ) -> None:
         self.channel, self.queue, self.probe = channel, queue, probe
         self.user_id = identities.own_user  # the sender of the commands it is sent
-        self.consumer = Consumer(queue, CommandServer({probe: handle}, identities, channel))
+        self.consumer = Consumer(
+            queue,
+            CommandServer(probe_queue(queue.name, probe), {probe: handle}, identities, channel),
+        )
         self.replies: list[AbstractIncomingMessage] = []
         self.reply_queue: AbstractQueue | None = None
 
@@ -546,7 +539,7 @@ class CommandServerRig:
             self.channel,
             self.queue,
             body,
-            type=message_type or self.probe.name,
+            type=message_type or self.probe.routing_key,
             reply_to=self.reply_queue.name,
             correlation_id=correlation_id,
             **{"user_id": self.user_id, **properties},
@@ -570,11 +563,9 @@ async def server_rig(
     connection: AbstractRobustConnection,
     queue_names: list[str],
     identities: BrokerIdentities,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[CommandServerRig, list[Any]]]:
     channel = await open_channel(connection, prefetch_count=1)  # strictly one at a time
     probe = probe_command(unique("served"))
-    monkeypatch.setitem(COMMANDS, probe.name, probe)
     queue = await work_queue(channel, queue_names, probe)
     handled: list[Any] = []
 
@@ -624,7 +615,8 @@ async def test_a_command_past_its_deadline_is_dropped_without_a_reply(
         (None, b'{"marker": ', "malformed"),
         (None, b'{"marker": 42}', "malformed"),
         (None, b'{"marker": "x", "extra": 1}', "malformed"),
-        ("task.get", b'{"customer_id": "c", "task_id": "t"}', "not handled here"),
+        # A real command, but not one this server's queue carries.
+        ("task.get", b'{"customer_id": "c", "task_id": "t"}', "unknown command type"),
     ],
 )
 async def test_an_unparseable_command_gets_an_error_reply_and_is_dead_lettered(
@@ -675,7 +667,7 @@ async def test_a_command_without_a_reply_queue_is_still_handled(
         rig.channel,
         rig.queue,
         b'{"marker": "fire and forget"}',
-        type=rig.probe.name,
+        type=rig.probe.routing_key,
         user_id=rig.user_id,
     )
     await rig.answer(b'{"marker": "after"}')
@@ -692,14 +684,14 @@ async def test_a_handler_that_raises_anything_is_answered_at_once_and_dead_lette
     """Not only domain errors: whatever a handler raises, its caller gets an error reply
     at once (the gateway answers 503) instead of waiting for its RPC timeout."""
     rig, handled = server_rig
-    failed = {"command": rig.probe.name, "outcome": "failed"}
+    failed = {"command": rig.probe.routing_key, "outcome": "failed"}
     dead_lettered = {"queue": rig.queue.name}
     message_id = uuid.uuid4().hex
     started = time.monotonic()
     reply = await rig.answer(orjson.dumps({"marker": marker}), message_id=message_id)
     assert time.monotonic() - started < 5
     assert reply["ok"] is False and reply["error"]["code"] == "unavailable"
-    assert rig.probe.name in reply["error"]["message"]
+    assert rig.probe.routing_key in reply["error"]["message"]
     assert "out of range" not in reply["error"]["message"]  # internals stay in the log
     dead = await wait_for(
         lambda: take_dead_letters(rig.channel, rig.queue),
@@ -718,25 +710,25 @@ async def test_the_caller_of_a_failing_handler_does_not_wait_for_its_timeout(
     connection: AbstractRobustConnection,
     queue_names: list[str],
     identities: BrokerIdentities,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     channel = await open_channel(connection)
     exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
     probe = probe_command(unique("failing"))
-    monkeypatch.setitem(COMMANDS, probe.name, probe)
     queue = await work_queue(channel, queue_names, probe)
 
     async def handle(command: Any) -> ProbeResult:
         raise KeyError("surprise")
 
-    consumer = Consumer(queue, CommandServer({probe: handle}, identities, channel))
+    consumer = Consumer(
+        queue, CommandServer(probe_queue(queue.name, probe), {probe: handle}, identities, channel)
+    )
     await consumer.start()
     client = CommandClient(channel, exchange, identities.own_user, timeout_seconds=20)
     await client.start("gateway")
     try:
         started = time.monotonic()
         with pytest.raises(Unavailable, match="failed inside the service"):
-            await client.send(probe(marker="x"), ProbeResult)
+            await client.send(probe(marker="x"))
         assert time.monotonic() - started < 5
     finally:
         await consumer.stop(grace_seconds=5)
@@ -753,7 +745,6 @@ async def test_dead_letter_queues_are_declared_bounded(
 ) -> None:
     queue = await work_queue(channel, queue_names)
     dead_letter = f"{queue.name}.dead-letter"
-    assert dead_letter in declared_dead_letter_queues
     assert DEAD_LETTER_ARGUMENTS == {
         "x-max-length": 10_000,
         "x-max-length-bytes": 100 * 1024 * 1024,
@@ -840,7 +831,7 @@ async def test_the_depth_of_dead_letter_queues_is_a_metric(
     finally:
         await consumer.stop(grace_seconds=5)
 
-    depths = await refresh_dead_letter_depths(connection)
+    depths = await refresh_dead_letter_depths(connection, [dead_letter])
     assert depths[dead_letter] == 3
     assert REGISTRY.get_sample_value("humantask_dead_letter_messages", {"queue": dead_letter}) == 3
     assert (

@@ -5,7 +5,7 @@ read through indexes; and why a callback attempt failed, as the sender reports i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -15,17 +15,20 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_notifier.sender import CallbackSender, create_session
-from humantask_shared.models import CreateTaskRequest, new_task_id
-from humantask_shared.timeutil import format_timestamp, utcnow
+from humantask_shared.core.models import CreateTaskRequest, new_task_id
+from humantask_shared.core.timeutil import format_timestamp, utcnow
+from humantask_shared.runtime.publishing import stamp_all
 from humantask_taskstore import domain, gauges
-from humantask_taskstore.repository import (
+from humantask_taskstore.repository import OutboxStore, TaskRepository, ensure_indexes
+from humantask_taskstore.repository.documents import TASKS
+from humantask_taskstore.repository.indexes import (
     LEASE_INDEX,
     OUTBOX_INDEX,
+    PENDING,
     POOL_INDEX,
-    TASKS,
-    TaskRepository,
-    ensure_indexes,
+    expired_leases,
 )
+from humantask_taskstore.repository.outbox_store import IN_OUTBOX, first_event_time
 from tests.support.services import free_port
 
 SEED: dict[str, Any] = {
@@ -49,8 +52,12 @@ async def add_task(tasks: TaskRepository, age: timedelta) -> domain.TaskRecord:
     record, events = domain.create_task(
         new_task_id(), "cust-a", CreateTaskRequest.model_validate(SEED), created
     )
-    await tasks.add(record, events, created)
+    await tasks.add(record, stamp_all(events, created), created)
     return record
+
+
+async def refresh(db: AsyncDatabase, now: datetime | None = None) -> gauges.TaskGauges:
+    return await gauges.refresh_task_gauges(TaskRepository(db), OutboxStore(db), now)
 
 
 def metric(name: str) -> float | None:
@@ -58,27 +65,27 @@ def metric(name: str) -> float | None:
 
 
 async def test_the_gauges_read_zero_on_an_empty_collection(db: AsyncDatabase) -> None:
-    read = await gauges.refresh_task_gauges(db)
+    read = await refresh(db)
     assert read == gauges.TaskGauges(0, 0.0, 0, 0.0, 0)
     assert metric("humantask_outbox_backlog_tasks") == 0
     assert metric("humantask_oldest_pending_task_age_seconds") == 0
 
 
 async def test_the_outbox_backlog_and_its_oldest_event(db: AsyncDatabase) -> None:
-    tasks = TaskRepository(db)
+    tasks, outboxes = TaskRepository(db), OutboxStore(db)
     old = await add_task(tasks, timedelta(minutes=10))
     await add_task(tasks, timedelta(minutes=1))
     now = utcnow()
     # Its event happened ten minutes ago, and the relay retried it a moment ago (which
     # moves outbox_at): the age still comes from the event.
-    [event] = await tasks.outbox(old.task_id)
+    [event] = await outboxes.events(old.task_id)
     aged = {**orjson.loads(event), "occurred_at": format_timestamp(now - timedelta(minutes=10))}
     await db[TASKS].update_one(
         {"_id": ObjectId(old.task_id)},
         {"$set": {"outbox": [orjson.dumps(aged).decode()], "outbox_at": now}},
     )
 
-    read = await gauges.refresh_task_gauges(db, now)
+    read = await refresh(db, now)
     assert read.outbox_backlog_tasks == 2
     assert 600 <= read.outbox_oldest_event_age_seconds < 660
     assert metric("humantask_outbox_backlog_tasks") == 2
@@ -88,8 +95,8 @@ async def test_the_outbox_backlog_and_its_oldest_event(db: AsyncDatabase) -> Non
 
     # Published: both leave the outbox, the gauges go back to zero.
     async for doc in db[TASKS].find({}, {"_id": 1}):
-        await tasks.remove_from_outboxes([(str(doc["_id"]), await tasks.outbox(str(doc["_id"])))])
-    read = await gauges.refresh_task_gauges(db)
+        await outboxes.remove([(str(doc["_id"]), await outboxes.events(str(doc["_id"])))])
+    read = await refresh(db)
     assert (read.outbox_backlog_tasks, read.outbox_oldest_event_age_seconds) == (0, 0.0)
     assert metric("humantask_outbox_backlog_tasks") == 0
 
@@ -99,7 +106,7 @@ async def test_the_oldest_pending_task_and_expired_leases(db: AsyncDatabase) -> 
     oldest = await add_task(tasks, timedelta(hours=2))
     await add_task(tasks, timedelta(minutes=5))
     now = utcnow()
-    read = await gauges.refresh_task_gauges(db, now)
+    read = await refresh(db, now)
     assert read.pending_tasks == 2
     assert 7200 <= read.oldest_pending_task_age_seconds < 7260
     assert metric("humantask_pending_tasks") == 2
@@ -113,12 +120,12 @@ async def test_the_oldest_pending_task_and_expired_leases(db: AsyncDatabase) -> 
     claimed = await tasks.claim("alice", then, now - timedelta(minutes=1))
     assert claimed is not None and claimed.task_id == oldest.task_id
     assert await tasks.claim("bob", then, now + timedelta(minutes=10)) is not None  # still live
-    read = await gauges.refresh_task_gauges(db, now)
+    read = await refresh(db, now)
     assert read.expired_leases == 1
     assert metric("humantask_expired_leases") == 1
     # Claimed again, it is no longer an expired lease.
     assert await tasks.claim("carol", now, now + timedelta(minutes=10)) is not None
-    assert (await gauges.refresh_task_gauges(db, now)).expired_leases == 0
+    assert (await refresh(db, now)).expired_leases == 0
     assert metric("humantask_expired_leases") == 0
 
 
@@ -132,16 +139,16 @@ def _index_names(plan: Any) -> set[str]:
 
 
 async def test_the_gauges_queries_use_indexes(db: AsyncDatabase) -> None:
-    tasks = TaskRepository(db)
+    tasks, outboxes = TaskRepository(db), OutboxStore(db)
     for minutes in range(300):  # enough for a planner to prefer an index to a scan
         record = await add_task(tasks, timedelta(minutes=minutes))
         if minutes % 3:
-            await tasks.remove_from_outboxes([(record.task_id, await tasks.outbox(record.task_id))])
+            await outboxes.remove([(record.task_id, await outboxes.events(record.task_id))])
     now = utcnow()
     queries = {
-        OUTBOX_INDEX: ({"filter": gauges.IN_OUTBOX}),
-        POOL_INDEX: ({"filter": gauges.PENDING, "sort": {"created_at": 1}, "limit": 1}),
-        LEASE_INDEX: ({"filter": gauges.expired_lease(now)}),
+        OUTBOX_INDEX: ({"filter": IN_OUTBOX}),
+        POOL_INDEX: ({"filter": PENDING, "sort": {"created_at": 1}, "limit": 1}),
+        LEASE_INDEX: ({"filter": expired_leases(now)}),
     }
     for index, find in queries.items():
         explained = await db.command("explain", {"find": TASKS, **find}, verbosity="queryPlanner")
@@ -170,5 +177,5 @@ async def test_a_failed_attempt_says_why() -> None:
 
 def test_outbox_scan_reads_the_first_event_only() -> None:
     doc = {"outbox": [orjson.dumps({"occurred_at": "2024-05-01T12:00:00.000Z"}).decode()]}
-    assert gauges._first_event_time(doc).isoformat() == "2024-05-01T12:00:00+00:00"
-    assert gauges._first_event_time({"outbox": ["not json"]}) is None
+    assert first_event_time(doc).isoformat() == "2024-05-01T12:00:00+00:00"
+    assert first_event_time({"outbox": ["not json"]}) is None

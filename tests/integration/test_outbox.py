@@ -16,14 +16,18 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.messages.events import TaskCreated
-from humantask_shared.messaging import open_channel
-from humantask_shared.models import CreateTaskRequest, new_task_id
-from humantask_shared.timeutil import utcnow
-from humantask_shared.topology import EVENTS_EXCHANGE, declare_exchange
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCreated
+from humantask_shared.core.models import CreateTaskRequest, new_task_id
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.topology import EVENTS_EXCHANGE
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.declaring import declare_exchange
+from humantask_shared.runtime.publishing import stamp_all
 from humantask_taskstore import domain
 from humantask_taskstore.outbox import OutboxPublisher
-from humantask_taskstore.repository import TASKS, TaskRepository, ensure_indexes, serialize_event
+from humantask_taskstore.repository import OutboxStore, TaskRepository, ensure_indexes
+from humantask_taskstore.repository.documents import TASKS
 from tests.support.services import wait_for
 
 SEED: dict[str, Any] = {
@@ -86,14 +90,14 @@ async def received(connection: AbstractRobustConnection) -> AsyncIterator[Receiv
 
 async def write_task(
     tasks: TaskRepository, *, stale: bool
-) -> tuple[domain.TaskRecord, TaskCreated]:
+) -> tuple[domain.TaskRecord, StampedEvent]:
     """A task whose task.created event is in its outbox and was never published."""
     now = utcnow() - (2 * STALE_AFTER if stale else timedelta(0))
     request = CreateTaskRequest.model_validate(SEED)
     record, events = domain.create_task(new_task_id(), "cust-a", request, now, "req-outbox")
-    await tasks.add(record, events, now)
-    event = events[0]
-    assert isinstance(event, TaskCreated)
+    (event,) = stamp_all(events, now)
+    await tasks.add(record, [event], now)
+    assert isinstance(event.event, TaskCreated)
     return record, event
 
 
@@ -120,9 +124,9 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(
 ) -> None:
     tasks = TaskRepository(db)
     record, event = await write_task(tasks, stale=True)
-    assert await outbox_state(db, record.task_id) == ([serialize_event(event)], True)
+    assert await outbox_state(db, record.task_id) == ([event.body], True)
 
-    published = await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER)
+    published = await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER)
 
     assert published == 1
     messages = await wait_for(
@@ -132,8 +136,8 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(
     )
     message = messages[0]
     # Byte for byte what the outbox held; the message properties say what it is.
-    assert message.body.decode() == serialize_event(event)
-    assert message.message_id == event.event_id
+    assert message.body.decode() == event.body
+    assert message.message_id == event.stamp.event_id
     assert message.type == "task.created"
     assert message.routing_key == "task.created"
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
@@ -142,7 +146,7 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(
 
     assert await outbox_state(db, record.task_id) == ([], False)
     # Nothing is left to relay, and nothing is published twice.
-    assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 0
+    assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 0
     await sentinel_seen(events_exchange, received)
     assert len(received.of_task(record.task_id)) == 1
 
@@ -153,8 +157,8 @@ async def test_the_relay_leaves_fresh_events_to_the_handler_that_wrote_them(
     tasks = TaskRepository(db)
     record, event = await write_task(tasks, stale=False)
 
-    assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 0
-    assert await outbox_state(db, record.task_id) == ([serialize_event(event)], True)
+    assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 0
+    assert await outbox_state(db, record.task_id) == ([event.body], True)
     await sentinel_seen(events_exchange, received)
     assert received.of_task(record.task_id) == []
 
@@ -164,15 +168,16 @@ async def test_publish_removes_events_once_the_broker_confirmed_them(
 ) -> None:
     tasks = TaskRepository(db)
     record, event = await write_task(tasks, stale=False)
-    canceled, cancel_events = domain.cancel_task(record, utcnow())
+    canceled, raised = domain.cancel_task(record, utcnow())
+    cancel_events = stamp_all(raised, utcnow())
     saved = await tasks.save(canceled, cancel_events, utcnow())
     assert saved is not None
     assert len((await outbox_state(db, record.task_id))[0]) == 2
 
-    publisher = OutboxPublisher(tasks, events_exchange)
+    publisher = OutboxPublisher(OutboxStore(db), events_exchange)
     await publisher.publish(record.task_id, [event])
     # Only what was published left the outbox.
-    assert await outbox_state(db, record.task_id) == ([serialize_event(cancel_events[0])], True)
+    assert await outbox_state(db, record.task_id) == ([cancel_events[0].body], True)
 
     await publisher.publish(record.task_id, cancel_events)
     assert await outbox_state(db, record.task_id) == ([], False)
@@ -190,10 +195,11 @@ async def test_publications_after_the_reply_keep_a_tasks_order_and_drain(
 ) -> None:
     tasks = TaskRepository(db)
     record, event = await write_task(tasks, stale=False)
-    canceled, cancel_events = domain.cancel_task(record, utcnow())
+    canceled, raised = domain.cancel_task(record, utcnow())
+    cancel_events = stamp_all(raised, utcnow())
     assert await tasks.save(canceled, cancel_events, utcnow()) is not None
 
-    publisher = OutboxPublisher(tasks, events_exchange)
+    publisher = OutboxPublisher(OutboxStore(db), events_exchange)
     # Both scheduled at once, as a create and a quick cancel would be.
     publisher.publish_after_reply(record.task_id, [event])
     publisher.publish_after_reply(record.task_id, cancel_events)
@@ -216,13 +222,13 @@ async def test_a_failed_publish_leaves_the_events_for_the_relay(
     broken_channel = await open_channel(connection)
     missing = await broken_channel.get_exchange(f"test.missing.{uuid.uuid4().hex}", ensure=False)
     try:
-        await OutboxPublisher(tasks, missing).publish(record.task_id, [event])
+        await OutboxPublisher(OutboxStore(db), missing).publish(record.task_id, [event])
     finally:
         if not broken_channel.is_closed:
             await broken_channel.close()
-    assert await outbox_state(db, record.task_id) == ([serialize_event(event)], True)
+    assert await outbox_state(db, record.task_id) == ([event.body], True)
 
-    assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 1
+    assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 1
     await wait_for(
         lambda: received.of_task(record.task_id), timeout=WAIT, message="the relayed event"
     )
@@ -230,21 +236,21 @@ async def test_a_failed_publish_leaves_the_events_for_the_relay(
 
 
 async def test_a_taken_outbox_is_marked_and_not_stale_again_until_later(db: AsyncDatabase) -> None:
-    tasks = TaskRepository(db)
+    tasks, outboxes = TaskRepository(db), OutboxStore(db)
     record, event = await write_task(tasks, stale=True)
     now = utcnow()
 
-    taken = await tasks.take_stale_outbox(now - STALE_AFTER, now)
+    taken = await outboxes.take_stale(now - STALE_AFTER, now)
     assert taken is not None
     assert taken.task_id == record.task_id
-    assert taken.events == [serialize_event(event)]
+    assert taken.events == [event.body]
     doc = await db[TASKS].find_one({"_id": ObjectId(record.task_id)})
     assert doc is not None and abs(doc["outbox_at"] - now) < timedelta(milliseconds=1)
-    assert doc["outbox"] == [serialize_event(event)]  # taken is not published
+    assert doc["outbox"] == [event.body]  # taken is not published
     # Taken just now: another relay skips it until STALE_AFTER has passed again.
-    assert await tasks.take_stale_outbox(utcnow() - STALE_AFTER, utcnow()) is None
+    assert await outboxes.take_stale(utcnow() - STALE_AFTER, utcnow()) is None
     later = now + 2 * STALE_AFTER
-    assert (await tasks.take_stale_outbox(later - STALE_AFTER, later)) is not None
+    assert (await outboxes.take_stale(later - STALE_AFTER, later)) is not None
 
 
 async def test_a_task_whose_outbox_was_emptied_elsewhere_leaves_the_relays_index(
@@ -252,27 +258,28 @@ async def test_a_task_whose_outbox_was_emptied_elsewhere_leaves_the_relays_index
 ) -> None:
     # Its events were published and pulled by a handler while a later change's events
     # were in the outbox too, so the task kept its relay stamp: one visit clears it.
-    tasks = TaskRepository(db)
+    tasks, outboxes = TaskRepository(db), OutboxStore(db)
     record, _ = await write_task(tasks, stale=True)
     await db[TASKS].update_one({"_id": ObjectId(record.task_id)}, {"$set": {"outbox": []}})
 
-    assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 0
+    assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 0
     assert await outbox_state(db, record.task_id) == ([], False)
     now = utcnow()
-    assert await tasks.take_stale_outbox(now + 2 * STALE_AFTER, now) is None
+    assert await outboxes.take_stale(now + 2 * STALE_AFTER, now) is None
 
 
 async def test_removing_published_events_keeps_those_a_later_change_added(
     db: AsyncDatabase,
 ) -> None:
-    tasks = TaskRepository(db)
+    tasks, outboxes = TaskRepository(db), OutboxStore(db)
     record, created = await write_task(tasks, stale=False)
-    canceled, events = domain.cancel_task(record, utcnow())
+    canceled, raised = domain.cancel_task(record, utcnow())
+    events = stamp_all(raised, utcnow())
     assert await tasks.save(canceled, events, utcnow()) is not None
     # The create's publisher finishes after the cancel was written.
-    await tasks.remove_from_outboxes([(record.task_id, [serialize_event(created)])])
-    assert await outbox_state(db, record.task_id) == ([serialize_event(events[0])], True)
-    await tasks.remove_from_outboxes([(record.task_id, [serialize_event(events[0])])])
+    await outboxes.remove([(record.task_id, [created.body])])
+    assert await outbox_state(db, record.task_id) == ([events[0].body], True)
+    await outboxes.remove([(record.task_id, [events[0].body])])
     assert await outbox_state(db, record.task_id) == ([], False)
 
 
@@ -280,13 +287,13 @@ async def test_two_relays_taking_at_once_do_not_both_get_a_task(db: AsyncDatabas
     written = {(await write_task(TaskRepository(db), stale=True))[0].task_id for _ in range(2)}
     now = utcnow()
     first, second = await asyncio.gather(
-        TaskRepository(db).take_stale_outbox(now - STALE_AFTER, now),
-        TaskRepository(db).take_stale_outbox(now - STALE_AFTER, now),
+        OutboxStore(db).take_stale(now - STALE_AFTER, now),
+        OutboxStore(db).take_stale(now - STALE_AFTER, now),
     )
     # Each relay got a task of its own; nothing stale is left for a third.
     assert first is not None and second is not None
     assert {first.task_id, second.task_id} == written
-    assert await TaskRepository(db).take_stale_outbox(now - STALE_AFTER, now) is None
+    assert await OutboxStore(db).take_stale(now - STALE_AFTER, now) is None
 
 
 async def test_racing_relays_publish_each_event_once(
@@ -301,8 +308,8 @@ async def test_racing_relays_publish_each_event_once(
     try:
         other_exchange = await declare_exchange(other_channel, EVENTS_EXCHANGE)
         counts = await asyncio.gather(
-            OutboxPublisher(TaskRepository(db), events_exchange).relay_once(STALE_AFTER),
-            OutboxPublisher(TaskRepository(db), other_exchange).relay_once(STALE_AFTER),
+            OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER),
+            OutboxPublisher(OutboxStore(db), other_exchange).relay_once(STALE_AFTER),
         )
     finally:
         await other_channel.close()
@@ -310,5 +317,5 @@ async def test_racing_relays_publish_each_event_once(
     assert sum(counts) == len(written)
     await sentinel_seen(events_exchange, received)
     for record, event in written:
-        assert len(received.with_id(event.event_id)) == 1, record.task_id
+        assert len(received.with_id(event.stamp.event_id)) == 1, record.task_id
         assert await outbox_state(db, record.task_id) == ([], False)

@@ -12,6 +12,7 @@ import time
 import typing
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import aio_pika
@@ -20,22 +21,15 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from conftest import _session_vhost  # tests/conftest.py
 
 from humantask_notifier.retries import RetryScheduler
-from humantask_shared.broker_access import BrokerIdentities, broker_user
-from humantask_shared.command_client import CommandClient
-from humantask_shared.command_server import CommandServer
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.errors import Unavailable
-from humantask_shared.messages.commands import Authenticate, ListCallbacks, Principal, Sender
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.messages.retries import RetryDue
-from humantask_shared.messaging import (
-    Consumer,
-    PoisonMessage,
-    open_channel,
-    publish_event,
-)
-from humantask_shared.models import Task
-from humantask_shared.topology import (
+from humantask_shared.core.broker_access import BrokerIdentities, broker_user
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.base import Sender
+from humantask_shared.core.messages.commands import Authenticate, ListCallbacks, Principal
+from humantask_shared.core.messages.envelope import EventStamp
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.models import Task
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -45,9 +39,14 @@ from humantask_shared.topology import (
     TASKSTORE_COMMANDS_QUEUE,
     WORK_QUEUES,
     Queue,
-    declare,
-    declare_exchange,
 )
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import Consumer, PoisonMessage
+from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.publishing import publish_event
 from tests.support.callbacks import SEED_TASK
 from tests.support.rabbitmq import queue_types
 from tests.support.services import wait_for
@@ -119,13 +118,16 @@ async def test_a_command_is_answered_through_a_quorum_queue(
     queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, "quorum")
     user = broker_user(quorum_url)
     identities = BrokerIdentities(dict.fromkeys(typing.get_args(Sender), user), user)
-    consumer = Consumer(queue, CommandServer({Authenticate: authenticate}, identities, channel))
+    # Served as if the queue carried nothing but Authenticate.
+    only_authenticate = replace(TASKSTORE_COMMANDS_QUEUE, carries=(Authenticate,))
+    server = CommandServer(only_authenticate, {Authenticate: authenticate}, identities, channel)
+    consumer = Consumer(queue, server)
     await consumer.start()
     try:
         exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
         client = CommandClient(channel, exchange, user, timeout_seconds=10)
         await client.start("gateway")
-        principal = await client.send(Authenticate(credential_hash="abc", role="worker"), Principal)
+        principal = await client.send(Authenticate(credential_hash="abc", role="worker"))
     finally:
         await consumer.stop(grace_seconds=5)
     assert principal == Principal(principal_id="for-abc", role="worker")
@@ -140,9 +142,7 @@ async def test_a_command_nobody_answers_expires_from_its_quorum_queue(
     client = CommandClient(channel, exchange, broker_user(quorum_url), timeout_seconds=0.5)
     await client.start("gateway")
     with pytest.raises(Unavailable):
-        await client.send(
-            ListCallbacks(task_id="6b0afb07d41f6913ccb264bd", customer_id="c1"), Principal
-        )
+        await client.send(ListCallbacks(task_id="6b0afb07d41f6913ccb264bd", customer_id="c1"))
 
     async def expired() -> bool:
         return await depth(connection, NOTIFIER_COMMANDS_QUEUE.name) == 0
@@ -166,7 +166,8 @@ async def test_an_event_reaches_its_quorum_queue(channel: AbstractRobustChannel)
         return bool(received)
 
     await wait_for(taken, timeout=WAIT, message="the event in notifier.task-completed")
-    assert TaskCompleted.model_validate_json(received[0].body).event_id == event.event_id
+    assert TaskCompleted.model_validate_json(received[0].body) == event
+    assert EventStamp.model_validate_json(received[0].body).event_id == received[0].message_id
     assert received[0].delivery_mode == aio_pika.DeliveryMode.PERSISTENT
 
 
@@ -210,7 +211,7 @@ async def test_a_full_quorum_dead_letter_queue_drops_its_oldest_message(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`x-overflow: drop-head` (with `x-max-length`) works on quorum queues."""
-    from humantask_shared import topology
+    from humantask_shared.core import topology
 
     monkeypatch.setitem(topology.DEAD_LETTER_ARGUMENTS, "x-max-length", 2)
     work = Queue(

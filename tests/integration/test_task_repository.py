@@ -17,33 +17,31 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.messages.commands import (
-    CancelTask,
-    ClaimWork,
-    CreateTask,
-)
-from humantask_shared.messages.events import TaskCanceled
-from humantask_shared.models import (
+from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.core.messages.commands import CancelTask, ClaimWork, CreateTask
+from humantask_shared.core.messages.events import TaskCanceled
+from humantask_shared.core.models import (
     CreateTaskRequest,
     ListCursor,
     TaskListQuery,
     TaskResponse,
     new_task_id,
 )
-from humantask_shared.mongo import Document
-from humantask_shared.timeutil import utcnow
-from humantask_taskstore import domain, handlers, work_handlers
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.mongo import Document
+from humantask_shared.runtime.publishing import stamp_all
+from humantask_taskstore import customer_handlers, domain, work_handlers
 from humantask_taskstore.ports import Dependencies, TaskExists
 from humantask_taskstore.repository import (
-    CREDENTIALS,
-    CUSTOMERS,
-    TASKS,
     AccountRepository,
+    OutboxStore,
     TaskRepository,
     ensure_indexes,
-    serialize_event,
+    indexes,
 )
+from humantask_taskstore.repository.accounts import CREDENTIALS, CUSTOMERS
+from humantask_taskstore.repository.documents import TASKS
+from humantask_taskstore.repository.spans import CLOCK_SKEW, PoolFloor
 from tests.support.fakes import RecordingAnnouncer, RecordingOutbox
 
 SEED: dict[str, Any] = {
@@ -65,6 +63,11 @@ async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:
 @pytest.fixture
 def tasks(db: AsyncDatabase) -> TaskRepository:
     return TaskRepository(db)
+
+
+@pytest.fixture
+def outboxes(db: AsyncDatabase) -> OutboxStore:
+    return OutboxStore(db)
 
 
 @pytest.fixture
@@ -103,7 +106,7 @@ async def add_task(
     record, events = domain.create_task(
         new_task_id(), customer_id, request(**overrides), created_at
     )
-    await tasks.add(record, events, created_at)
+    await tasks.add(record, stamp_all(events, created_at), created_at)
     return record
 
 
@@ -119,7 +122,7 @@ async def test_a_task_reads_back_as_it_was_written(tasks: TaskRepository) -> Non
         datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC),
         "req-1",
     )
-    await tasks.add(record, events, T0)
+    await tasks.add(record, stamp_all(events, T0), T0)
 
     found = await tasks.get(record.task_id)
     assert found == record
@@ -158,10 +161,10 @@ async def test_metadata_is_stored_opaque_next_to_the_outbox(
 
 async def test_add_of_a_known_task_id_raises_task_exists(tasks: TaskRepository) -> None:
     record, events = domain.create_task(new_task_id(), "cust-a", request(), T0)
-    await tasks.add(record, events, T0)
+    await tasks.add(record, stamp_all(events, T0), T0)
     later, later_events = domain.create_task(record.task_id, "cust-a", request(), T0)
     with pytest.raises(TaskExists) as info:
-        await tasks.add(later, later_events, T0)  # same task id
+        await tasks.add(later, stamp_all(later_events, T0), T0)  # same task id
     assert info.value.existing == record
     assert await tasks.get(record.task_id) == record
 
@@ -172,7 +175,7 @@ async def test_add_of_a_known_unique_id_raises_task_exists_per_customer(
     first = await add_task(tasks, "cust-a", unique_id="order-1")
     second, events = domain.create_task(new_task_id(), "cust-a", request(unique_id="order-1"), T0)
     with pytest.raises(TaskExists) as info:
-        await tasks.add(second, events, T0)
+        await tasks.add(second, stamp_all(events, T0), T0)
     assert info.value.existing == first
     assert await tasks.get(second.task_id) is None
     # Per customer: another customer's task with the same unique_id is its own.
@@ -189,7 +192,8 @@ async def test_concurrent_adds_of_one_unique_id_have_one_winner(tasks: TaskRepos
         domain.create_task(new_task_id(), "cust-a", request(unique_id="race"), T0) for _ in range(8)
     ]
     results = await asyncio.gather(
-        *(tasks.add(record, events, T0) for record, events in attempts), return_exceptions=True
+        *(tasks.add(record, stamp_all(events, T0), T0) for record, events in attempts),
+        return_exceptions=True,
     )
     winners = [
         record for (record, _), result in zip(attempts, results, strict=True) if result is None
@@ -227,7 +231,10 @@ async def test_concurrent_adds_share_one_insert_and_a_duplicate_spoils_only_itse
         new = [domain.create_task(new_task_id(), "cust-a", request(), T0) for _ in range(10)]
         again, again_events = domain.create_task(new[0][0].task_id, "cust-a", request(), T0)
         results = await asyncio.gather(
-            *(tasks.add(record, events, T0) for record, events in [*new, (again, again_events)]),
+            *(
+                tasks.add(record, stamp_all(events, T0), T0)
+                for record, events in [*new, (again, again_events)]
+            ),
             return_exceptions=True,
         )
         assert results[:10] == [None] * 10
@@ -306,7 +313,7 @@ async def test_list_filters_by_status_type_and_unique_id(tasks: TaskRepository) 
     second = await add_task(tasks, created_at=T0 + timedelta(seconds=1))
     third = await add_task(tasks, created_at=T0 + timedelta(seconds=2), unique_id="u-3")
     canceled, events = domain.cancel_task(second, T0 + timedelta(minutes=1))
-    assert await tasks.save(canceled, events, T0) is not None
+    assert await tasks.save(canceled, stamp_all(events, T0), T0) is not None
 
     assert await listed(tasks, status="canceled") == ([second.task_id], False)
     assert await listed(tasks, status="pending") == ([third.task_id, first.task_id], False)
@@ -359,7 +366,7 @@ async def test_next_token_keeps_the_filters_and_time_window(tasks: TaskRepositor
     records = [await add_task(tasks, created_at=T0 + timedelta(minutes=i)) for i in range(10)]
     for record in records[::3]:
         canceled, events = domain.cancel_task(record, now)
-        assert await tasks.save(canceled, events, now) is not None
+        assert await tasks.save(canceled, stamp_all(events, now), now) is not None
     pending = [r.task_id for r in reversed(records) if r not in records[::3]]
     pages = await all_pages(tasks, now, limit=2, status="pending")
     assert [task for page in pages for task in page] == pending
@@ -393,10 +400,11 @@ async def test_offset_and_next_token_together_are_refused() -> None:
 
 
 async def test_save_bumps_the_version_and_appends_events_to_the_outbox(
-    tasks: TaskRepository,
+    tasks: TaskRepository, outboxes: OutboxStore
 ) -> None:
     record = await add_task(tasks)
-    canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
+    canceled, raised = domain.cancel_task(record, T0 + timedelta(minutes=1))
+    events = stamp_all(raised, T0 + timedelta(minutes=1))
     saved = await tasks.save(canceled, events, T0 + timedelta(minutes=1))
 
     assert saved is not None
@@ -404,17 +412,17 @@ async def test_save_bumps_the_version_and_appends_events_to_the_outbox(
     assert saved.status == "canceled"
     assert saved.canceled_at == T0 + timedelta(minutes=1)
     assert await tasks.get(record.task_id) == saved
-    outbox = await tasks.outbox(record.task_id)
+    outbox = await outboxes.events(record.task_id)
     assert len(outbox) == 2  # task.created (never published here) and task.canceled
-    assert outbox[-1] == serialize_event(events[0])
+    assert outbox[-1] == events[0].body
 
 
 async def test_save_of_a_stale_version_changes_nothing_and_returns_none(
-    tasks: TaskRepository,
+    tasks: TaskRepository, outboxes: OutboxStore
 ) -> None:
     record = await add_task(tasks)
     canceled, events = domain.cancel_task(record, T0 + timedelta(minutes=1))
-    assert await tasks.save(canceled, events, T0) is not None
+    assert await tasks.save(canceled, stamp_all(events, T0), T0) is not None
 
     # Someone else read the same version 0 and tries to complete it.
     completed = replace(
@@ -426,16 +434,20 @@ async def test_save_of_a_stale_version_changes_nothing_and_returns_none(
     assert await tasks.save(completed, [], T0) is None
     stored = await tasks.get(record.task_id)
     assert stored is not None and stored.status == "canceled" and stored.version == 1
-    assert len(await tasks.outbox(record.task_id)) == 2
+    assert len(await outboxes.events(record.task_id)) == 2
 
 
-async def test_concurrent_saves_of_one_version_let_exactly_one_win(tasks: TaskRepository) -> None:
+async def test_concurrent_saves_of_one_version_let_exactly_one_win(
+    tasks: TaskRepository, outboxes: OutboxStore
+) -> None:
     record = await add_task(tasks)
     attempts = [domain.cancel_task(record, T0 + timedelta(seconds=i), f"req-{i}") for i in range(5)]
-    results = await asyncio.gather(*(tasks.save(rec, ev, T0) for rec, ev in attempts))
+    results = await asyncio.gather(
+        *(tasks.save(rec, stamp_all(ev, T0), T0) for rec, ev in attempts)
+    )
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
-    assert len(await tasks.outbox(record.task_id)) == 2
+    assert len(await outboxes.events(record.task_id)) == 2
 
 
 # -- handlers racing on the database ----------------------------------------------------
@@ -445,7 +457,9 @@ async def test_concurrent_redeliveries_of_one_create_make_one_task(
     deps: Dependencies, tasks: TaskRepository
 ) -> None:
     command = CreateTask(customer_id="cust-a", request=request())
-    results = await asyncio.gather(*(handlers.create_task(command, deps) for _ in range(4)))
+    results = await asyncio.gather(
+        *(customer_handlers.create_task(command, deps) for _ in range(4))
+    )
     assert len({task.task_id for task in results}) == 1
     assert await listed(tasks) == ([results[0].task_id], False)
 
@@ -455,7 +469,7 @@ async def test_concurrent_creates_with_one_unique_id_make_one_task(
 ) -> None:
     results = await asyncio.gather(
         *(
-            handlers.create_task(
+            customer_handlers.create_task(
                 CreateTask(customer_id="cust-a", request=request(unique_id="u")), deps
             )
             for _ in range(4)
@@ -468,12 +482,17 @@ async def test_concurrent_creates_with_one_unique_id_make_one_task(
 async def test_concurrent_cancels_raise_one_event(
     deps: Dependencies, outbox: RecordingOutbox
 ) -> None:
-    task = await handlers.create_task(CreateTask(customer_id="cust-a", request=request()), deps)
+    task = await customer_handlers.create_task(
+        CreateTask(customer_id="cust-a", request=request()), deps
+    )
     cancel = CancelTask(customer_id="cust-a", task_id=task.task_id)
-    results = await asyncio.gather(*(handlers.cancel_task(cancel, deps) for _ in range(4)))
+    results = await asyncio.gather(*(customer_handlers.cancel_task(cancel, deps) for _ in range(4)))
     assert {r.status for r in results} == {"canceled"}
     assert len({r.canceled_at for r in results}) == 1
-    assert sum(isinstance(e, TaskCanceled) for _, events in outbox.published for e in events) == 1
+    canceled = [
+        e for _, events in outbox.published for e in events if isinstance(e.event, TaskCanceled)
+    ]
+    assert len(canceled) == 1
 
 
 # -- indexes -----------------------------------------------------------------------------
@@ -634,31 +653,29 @@ async def test_a_write_based_on_a_stale_read_loses_to_a_claim(tasks: TaskReposit
     assert await tasks.claim("alice", now, now + timedelta(seconds=60)) is not None
     # A cancel decided on the task as it was before the claim must not land as is.
     canceled, events = domain.cancel_task(record, now)
-    assert await tasks.save(canceled, events, now) is None
+    assert await tasks.save(canceled, stamp_all(events, now), now) is None
 
 
 async def test_the_pool_floor_is_never_above_a_pending_task(
     tasks: TaskRepository, db: AsyncDatabase
 ) -> None:
-    from humantask_taskstore.repository import CLOCK_SKEW, PoolFloor
-
     now = utcnow()
     oldest = await add_task(tasks, created_at=now - timedelta(days=3))
     await add_task(tasks, created_at=now - timedelta(days=1))
     floor = PoolFloor(refresh=timedelta(seconds=30))
-    assert await floor.get(db[TASKS], now) == oldest.created_at
+    assert await floor.get(tasks.oldest_pending, now) == oldest.created_at
 
     canceled, events = domain.cancel_task(oldest, now)
-    assert await tasks.save(canceled, events, now) is not None
+    assert await tasks.save(canceled, stamp_all(events, now), now) is not None
     # Kept a while (merely low now), then looked up again.
-    assert await floor.get(db[TASKS], now + timedelta(seconds=10)) == oldest.created_at
+    assert await floor.get(tasks.oldest_pending, now + timedelta(seconds=10)) == oldest.created_at
     later = now + timedelta(seconds=31)
-    assert await floor.get(db[TASKS], later) == now - timedelta(days=1)
+    assert await floor.get(tasks.oldest_pending, later) == now - timedelta(days=1)
 
     # With no pending task, the floor is as late as another task-store may stamp one.
     empty = PoolFloor()
     await db[TASKS].delete_many({})
-    assert await empty.get(db[TASKS], now) == now - CLOCK_SKEW
+    assert await empty.get(tasks.oldest_pending, now) == now - CLOCK_SKEW
 
 
 async def test_claims_take_the_oldest_first_across_dense_and_sparse_spans(
@@ -730,31 +747,27 @@ async def crowded(tasks: TaskRepository) -> None:
 
 
 async def test_the_hot_queries_use_an_index(db: AsyncDatabase, crowded: None) -> None:
-    from humantask_taskstore import repository
-
     now = utcnow()
     plans = {
         # A page's span, with the index the repository names.
-        repository.LIST_INDEX: await _explain_find(
+        indexes.LIST_INDEX: await _explain_find(
             db,
             {"customer_id": "cust-3", "created_at": {"$gte": now - timedelta(days=1), "$lt": now}},
             [("created_at", -1), ("_id", -1)],
             101,
-            hint=repository.LIST_INDEX,
+            hint=indexes.LIST_INDEX,
         ),
-        repository.POOL_INDEX: await _explain_find(
+        indexes.POOL_INDEX: await _explain_find(
             db,
-            repository._claimable(now, now - timedelta(minutes=1), now),
+            indexes.claimable(now, now - timedelta(minutes=1), now),
             [("created_at", 1), ("_id", 1)],
             1,
         ),
-        repository.UNIQUE_ID_INDEX: await _explain_find(
-            db, repository._unique_id_of("cust-3", "u-3"), [], 1
+        indexes.UNIQUE_ID_INDEX: await _explain_find(
+            db, indexes.unique_id_of("cust-3", "u-3"), [], 1
         ),
-        repository.LEASE_INDEX: await _explain_find(
-            db, repository._live_lease("alice", now), [], 1
-        ),
-        repository.OUTBOX_INDEX: await _explain_find(db, {"outbox_at": {"$lt": now}}, [], 1),
+        indexes.LEASE_INDEX: await _explain_find(db, indexes.live_lease("alice", now), [], 1),
+        indexes.OUTBOX_INDEX: await _explain_find(db, {"outbox_at": {"$lt": now}}, [], 1),
     }
     for index, plan in plans.items():
         assert not _scans_collection(plan), (index, plan)

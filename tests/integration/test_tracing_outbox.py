@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_taskstore.outbox import OutboxPublisher
-from humantask_taskstore.repository import TaskRepository
+from humantask_taskstore.repository import OutboxStore, TaskRepository
 from tests.support.services import wait_for
 from tests.support.tracing import recorded_spans
 
@@ -43,7 +43,7 @@ async def test_the_relay_publishes_an_event_in_the_trace_of_its_change(
         )
 
         assert not trace.get_current_span().get_span_context().is_valid  # as on the timer
-        assert await OutboxPublisher(tasks, events_exchange).relay_once(STALE_AFTER) == 1
+        assert await OutboxPublisher(OutboxStore(db), events_exchange).relay_once(STALE_AFTER) == 1
 
         [message] = await wait_for(
             lambda: received.of_task(record.task_id),
@@ -59,4 +59,4 @@ async def test_the_relay_publishes_an_event_in_the_trace_of_its_change(
         publish.parent is not None and publish.parent.span_id == change.get_span_context().span_id
     )
     assert message.body.decode() == stored  # byte for byte what the outbox held
-    assert event.trace_context == orjson.loads(stored)["trace_context"]
+    assert event.stamp.trace_context == orjson.loads(stored)["trace_context"]

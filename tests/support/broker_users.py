@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 from conftest import _host_port, rabbitmqctl_command  # tests/conftest.py
 
-from humantask_shared.broker_definitions import SERVICE_PERMISSIONS, definitions
+from humantask_shared.core.broker_definitions import SERVICE_PERMISSIONS, definitions
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,13 @@ import aio_pika
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.messaging import REQUEST_ID_HEADER
-from humantask_shared.models import CallbackFormat, Task
-from humantask_shared.timeutil import format_timestamp, utcnow
-from humantask_shared.topology import EVENTS_EXCHANGE
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.models import CallbackFormat, Task
+from humantask_shared.core.timeutil import format_timestamp, utcnow
+from humantask_shared.core.topology import EVENTS_EXCHANGE
+from humantask_shared.runtime.broker import REQUEST_ID_HEADER
+from humantask_shared.runtime.publishing import stamp
 
 from .services import ROOT, free_port, wait_for
 
@@ -166,20 +168,23 @@ async def publish_completion(
     customer_id: str,
     task: Task,
     callback_format: CallbackFormat = "form",
-    event: TaskCompleted | None = None,
-) -> TaskCompleted:
+    event: StampedEvent | None = None,
+) -> StampedEvent:
     """Publish a `task.completed` event (or `event` again: a duplicate); returns it."""
     if event is None:
-        event = TaskCompleted(customer_id=customer_id, callback_format=callback_format, task=task)
+        completed = TaskCompleted(
+            customer_id=customer_id, callback_format=callback_format, task=task
+        )
+        event = stamp(completed, utcnow())
     exchange = await channel.get_exchange(EVENTS_EXCHANGE.name)
     await exchange.publish(
         aio_pika.Message(
-            body=event.model_dump_json(exclude_none=True).encode(),
+            body=event.body.encode(),
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=event.event_id,
+            message_id=event.stamp.event_id,
             type=event.routing_key,
-            headers={REQUEST_ID_HEADER: event.request_id or ""},
+            headers={REQUEST_ID_HEADER: event.event.request_id or ""},
         ),
         routing_key=event.routing_key,
     )

@@ -11,16 +11,24 @@ and `fail_with` makes every command but `Authenticate` raise that error.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import Conflict, HumantaskError, InvalidRequest, NotFound, Unauthorized
-from humantask_shared.messages.commands import (
+from pydantic import BaseModel
+
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import (
+    Conflict,
+    HumantaskError,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
+from humantask_shared.core.messages.base import Command
+from humantask_shared.core.messages.commands import (
     Authenticate,
     CallbackLog,
     CancelTask,
     ClaimWork,
-    Command,
     CreateTask,
     GetTask,
     ListCallbacks,
@@ -30,15 +38,17 @@ from humantask_shared.messages.commands import (
     Role,
     SubmitWork,
 )
-from humantask_shared.models import ListCursor, Task, TaskPage, TaskParams, TaskResponse
-from humantask_shared.timeutil import utcnow
-from humantask_shared.worker_models import (
+from humantask_shared.core.models import ListCursor, Task, TaskPage, TaskParams, TaskResponse
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.worker_models import (
     ClaimResult,
     CompletedWork,
     WorkItem,
     WorkReleased,
     no_live_lease,
 )
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
 
 CUSTOMER_KEY = "live_good_key"
 OTHER_CUSTOMER_KEY = "live_other_key"
@@ -55,21 +65,21 @@ class FakeService:
     `Authenticate`."""
 
     def __init__(self) -> None:
-        self.asked: list[Command] = []
+        self.asked: list[Command[Any]] = []
         self.fail_with: HumantaskError | None = None
 
-    def count(self, kind: type[Command]) -> int:
+    def count(self, kind: type[Command[Any]]) -> int:
         return sum(isinstance(command, kind) for command in self.asked)
 
-    async def send(self, command: Command, result_model: type[Any]) -> Any:
+    async def send(self, command: Command[ResultT]) -> ResultT:
         self.asked.append(command)
         if self.fail_with is not None and not isinstance(command, Authenticate):
             raise self.fail_with
         result = self.answer(command)
-        assert isinstance(result, result_model), (command, result)
-        return result
+        assert isinstance(result, command.result_type), (command, result)
+        return cast(ResultT, result)
 
-    def answer(self, command: Command) -> Any:
+    def answer(self, command: Command[Any]) -> Any:
         raise AssertionError(f"unexpected {command!r}")
 
 
@@ -83,7 +93,7 @@ class FakeTaskStore(FakeService):
         self.tasks: dict[str, tuple[str, Task]] = {}  # task_id -> (owner, task)
         self.leases: dict[str, str] = {}  # task_id -> worker_id
 
-    def answer(self, command: Command) -> Any:
+    def answer(self, command: Command[Any]) -> Any:
         match command:
             case Authenticate(credential_hash=digest, role=role):
                 principal_id = self.principals.get((digest, role))
@@ -188,7 +198,7 @@ def _work_view(task: Task) -> dict[str, Any]:
 
 
 class FakeNotifier(FakeService):
-    def answer(self, command: Command) -> Any:
+    def answer(self, command: Command[Any]) -> Any:
         if isinstance(command, ListCallbacks):
             return CallbackLog(attempts=[])
         return super().answer(command)

@@ -4,8 +4,10 @@
 Each keeps the promises its real adapter makes and the handlers rely on: conditional
 writes on a task's version, one task per id and per customer's `unique_id`, one live
 lease per worker and the oldest pending task claimed first, one claim per callback
-attempt. What the real adapters do with the database (indexes, atomicity under races,
-spans) is tested against a real server in tests/integration.
+attempt. tests/integration/test_fake_contracts.py holds them to it: the same cases run
+against each fake and its real adapter. What only the real adapters do with the database
+(indexes, atomicity under races, spans) is tested against a real server in
+tests/integration.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from humantask_notifier.domain import Attempt, Delivery
-from humantask_notifier.sender import SendResult
-from humantask_shared.messages.commands import Account, Principal, Role
-from humantask_shared.messages.events import CredentialChanged, Event
-from humantask_shared.models import ListCursor, TaskListQuery
+from humantask_notifier.ports import SendResult
+from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_taskstore.domain import TaskRecord, holds_live_lease
 from humantask_taskstore.ports import TaskExists
 
@@ -33,7 +38,7 @@ class FakeTasks:
     """`ports.Tasks` in a dictionary; `outboxes` holds what each write left to publish."""
 
     records: dict[str, TaskRecord] = field(default_factory=dict)
-    outboxes: dict[str, list[Event]] = field(default_factory=dict)
+    outboxes: dict[str, list[StampedEvent]] = field(default_factory=dict)
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
         record = self.records.get(task_id)
@@ -41,7 +46,7 @@ class FakeTasks:
             return None
         return record
 
-    async def add(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
+    async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
         existing = self.records.get(record.task_id)
         if existing is None and record.unique_id is not None:
             existing = next(
@@ -59,7 +64,7 @@ class FakeTasks:
         self.outboxes[record.task_id] = list(events)
 
     async def save(
-        self, record: TaskRecord, events: Sequence[Event], now: datetime
+        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
     ) -> TaskRecord | None:
         current = self.records.get(record.task_id)
         if current is None or current.version != record.version:
@@ -115,7 +120,7 @@ class FakeTasks:
         last = page[-1]
         return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
 
-    def _write(self, record: TaskRecord, events: Sequence[Event]) -> TaskRecord:
+    def _write(self, record: TaskRecord, events: Sequence[StampedEvent]) -> TaskRecord:
         self.records[record.task_id] = record
         self.outboxes.setdefault(record.task_id, []).extend(events)
         return record
@@ -125,13 +130,13 @@ class FakeTasks:
 class RecordingOutbox:
     """`ports.Outbox`: what the handlers handed over to publish, in order."""
 
-    published: list[tuple[str, list[Event]]] = field(default_factory=list)
+    published: list[tuple[str, list[StampedEvent]]] = field(default_factory=list)
 
-    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
+    def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         self.published.append((task_id, list(events)))
 
     def event_types(self) -> list[str]:
-        return [event.event_type for _, events in self.published for event in events]
+        return [event.routing_key for _, events in self.published for event in events]
 
 
 @dataclass
@@ -157,7 +162,8 @@ class _Credential:
 @dataclass
 class FakeAccounts:
     """`ports.Accounts`: principals and credentials (by hash); a revoked credential
-    stays revoked, and one hash belongs to one principal for good."""
+    stays revoked, and one hash belongs to one principal for good (another is refused
+    with the error the unique index raises)."""
 
     customers: dict[str, Account] = field(default_factory=dict)
     workers: dict[str, Account] = field(default_factory=dict)
@@ -222,7 +228,7 @@ class FakeAccounts:
         if owner is None:
             self.credentials[credential_hash] = _Credential(role, principal_id)
         elif (owner.role, owner.principal_id) != (role, principal_id):
-            raise ValueError("a duplicate key: the hash is another principal's")
+            raise DuplicateKeyError("the hash is another principal's")
         self._revoke_credentials(role, principal_id, now, keep=credential_hash)
         return await self.account(role, principal_id)
 
@@ -234,7 +240,7 @@ class FakeAccounts:
 
     def _add(self, role: Role, name: str, credential_hash: str, now: datetime) -> Principal:
         if credential_hash in self.credentials:
-            raise ValueError("a duplicate key: the hash is taken")
+            raise DuplicateKeyError("the hash is taken")
         principal_id = secrets.token_hex(12)
         self._principals(role)[principal_id] = Account(
             role=role, principal_id=principal_id, name=name, created_at=now
@@ -325,7 +331,8 @@ class FakeRetries:
 
 @dataclass
 class FakeDeferrals:
-    """`ports.Deferrals`: records what was put back, by the trigger of its message."""
+    """What a dispatcher puts back (`HostBusyDeferrals`): records it, by the trigger of its
+    message."""
 
     deferred: list[str] = field(default_factory=list)
 

@@ -5,7 +5,7 @@
         mine = spans.of_trace(trace_id)
 
 The global tracer provider can be set once per process, so the first use installs one
-(`humantask_shared.tracing.tracer_provider`, no exporter from the environment) with an
+(`humantask_shared.runtime.tracing.tracer_provider`, no exporter from the environment) with an
 in-memory exporter, and later uses clear that exporter. The instrumentations are on only
 inside the block, so other tests see the libraries as they are.
 """
@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from humantask_shared import tracing
+from humantask_shared.runtime import tracing
 
 
 class Spans:

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.errors import Conflict, NotFound, Unauthorized
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.core.errors import Conflict, NotFound, Unauthorized
+from humantask_shared.core.messages.commands import (
     Authenticate,
     CreateCustomer,
     CreateWorker,
@@ -22,7 +22,7 @@ from humantask_shared.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
-from humantask_taskstore import account_handlers, handlers
+from humantask_taskstore import account_handlers, customer_handlers
 from humantask_taskstore.ports import Dependencies
 from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
 
@@ -53,7 +53,7 @@ class World:
 
     async def authenticate(self, key: str, role: str = "customer") -> str:
         command = Authenticate(credential_hash=credential_hash(key), role=role)
-        return (await handlers.authenticate(command, self.deps)).principal_id
+        return (await customer_handlers.authenticate(command, self.deps)).principal_id
 
 
 @pytest.fixture
@@ -86,24 +86,26 @@ async def test_the_callback_secret_is_the_customers(world: World) -> None:
     created = await account_handlers.create_customer(
         CreateCustomer(customer_name="acme", credential_hash=credential_hash(key)), world.deps
     )
-    secret = await handlers.get_callback_secret(
+    secret = await customer_handlers.get_callback_secret(
         GetCallbackSecret(customer_id=created.customer_id), world.deps
     )
     assert secret.callback_secret == created.callback_secret
     with pytest.raises(NotFound):
-        await handlers.get_callback_secret(GetCallbackSecret(customer_id="nobody"), world.deps)
+        await customer_handlers.get_callback_secret(
+            GetCallbackSecret(customer_id="nobody"), world.deps
+        )
 
 
 async def test_the_demo_customer_is_made_once_and_stays_revoked(world: World) -> None:
     digest = credential_hash(new_api_key())
     ensure = EnsureCustomer(customer_name="demo", credential_hash=digest)
-    demo = await handlers.ensure_customer(ensure, world.deps)
-    assert await handlers.ensure_customer(ensure, world.deps) == demo
+    demo = await customer_handlers.ensure_customer(ensure, world.deps)
+    assert await customer_handlers.ensure_customer(ensure, world.deps) == demo
     await account_handlers.revoke_account(
         RevokeAccount(role="customer", principal_id=demo.principal_id), world.deps
     )
     with pytest.raises(Conflict, match="HUMANTASK_DEMO_API_KEY"):
-        await handlers.ensure_customer(ensure, world.deps)
+        await customer_handlers.ensure_customer(ensure, world.deps)
     assert len(world.accounts.customers) == 1
 
 
@@ -190,7 +192,7 @@ async def test_a_rotated_callback_secret_is_new_and_announced(world: World) -> N
         RotateCallbackSecret(customer_id=created.customer_id), world.deps
     )
     assert rotated.callback_secret != created.callback_secret
-    secret = await handlers.get_callback_secret(
+    secret = await customer_handlers.get_callback_secret(
         GetCallbackSecret(customer_id=created.customer_id), world.deps
     )
     assert secret == rotated

@@ -10,24 +10,26 @@ from typing import Any
 import orjson
 import pytest
 
-from humantask_shared.broker_access import BrokerIdentities, broker_user
-from humantask_shared.broker_definitions import (
+from humantask_shared.core.broker_access import BrokerIdentities, broker_user
+from humantask_shared.core.broker_definitions import (
     SERVICE_PERMISSIONS,
     definitions,
     password_hash,
     passwords_from_environment,
 )
-from humantask_shared.command_server import CommandServer
-from humantask_shared.messages.commands import (
-    COMMANDS,
+from humantask_shared.core.messages.commands import (
     Authenticate,
     CallbackSecret,
     CreateCustomer,
+    EnsureCustomer,
     GetCallbackSecret,
     ListCallbacks,
     RotateCallbackSecret,
 )
-from humantask_shared.messaging import DEADLINE_HEADER, PoisonMessage
+from humantask_shared.core.topology import COMMANDS, Queue
+from humantask_shared.runtime.broker import DEADLINE_HEADER
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import PoisonMessage
 
 IDENTITIES = BrokerIdentities(
     senders={"gateway": "gw", "notifier": "nt", "admin": "ad"}, own_user="ts"
@@ -59,7 +61,7 @@ def test_each_command_is_allowed_from_its_sender_and_the_receiver_itself(
 
 
 def test_only_the_admin_tool_sends_credential_commands() -> None:
-    admin_only = {name for name, command in COMMANDS.items() if command.senders == {"admin"}}
+    admin_only = {c.routing_key for c in COMMANDS if c.senders == {"admin"}}
     assert admin_only == {
         "customer.create",
         "worker.create",
@@ -68,8 +70,8 @@ def test_only_the_admin_tool_sends_credential_commands() -> None:
         "account.rotate_credential",
         "customer.rotate_callback_secret",
     }
-    assert COMMANDS["customer.callback_secret"].senders == {"notifier"}
-    assert COMMANDS["customer.ensure"].senders == {"gateway"}
+    assert GetCallbackSecret.senders == {"notifier"}
+    assert EnsureCustomer.senders == {"gateway"}
 
 
 class FakeMessage:
@@ -101,7 +103,9 @@ class SenderCheckRig:
     def __init__(self) -> None:
         self.handled: list[Any] = []
         self.channel = FakeChannel()
-        self.server = CommandServer({GetCallbackSecret: self._handle}, IDENTITIES, self.channel)  # type: ignore[arg-type]
+        queue = Queue("test.commands", "a test's", (GetCallbackSecret,), (), ())
+        handlers = {GetCallbackSecret: self._handle}
+        self.server = CommandServer(queue, handlers, IDENTITIES, self.channel)  # type: ignore[arg-type]
 
     async def _handle(self, command: Any) -> CallbackSecret:
         self.handled.append(command)
@@ -116,12 +120,16 @@ class SenderCheckRig:
 
 async def test_the_sender_check_refuses_before_the_handler_runs() -> None:
     rig = SenderCheckRig()
-    assert await rig.refused_code(FakeMessage(GetCallbackSecret.name, "gw")) == "unauthorized"
-    assert await rig.refused_code(FakeMessage(GetCallbackSecret.name, None)) == "unauthorized"
+    assert (
+        await rig.refused_code(FakeMessage(GetCallbackSecret.routing_key, "gw")) == "unauthorized"
+    )
+    assert (
+        await rig.refused_code(FakeMessage(GetCallbackSecret.routing_key, None)) == "unauthorized"
+    )
     # A command type nobody knows is refused as invalid, whoever sent it.
     assert await rig.refused_code(FakeMessage("no.such.command", "gw")) == "invalid"
     assert rig.handled == []
-    await rig.server(FakeMessage(GetCallbackSecret.name, "nt"))  # type: ignore[arg-type]
+    await rig.server(FakeMessage(GetCallbackSecret.routing_key, "nt"))  # type: ignore[arg-type]
     assert rig.channel.default_exchange.replies.pop()["ok"] is True
     assert [command.customer_id for command in rig.handled] == ["c1"]
 
@@ -131,10 +139,10 @@ async def test_a_late_command_from_a_forbidden_sender_is_still_refused() -> None
     however late (and the deadline is the sender's to write, the user id the broker's)."""
     rig = SenderCheckRig()
     past = int((time.time() - 1) * 1000)
-    late = FakeMessage(GetCallbackSecret.name, "gw", deadline_ms=past)
+    late = FakeMessage(GetCallbackSecret.routing_key, "gw", deadline_ms=past)
     assert await rig.refused_code(late) == "unauthorized"
     # From its sender, the same late command is dropped: no reply, no dead letter.
-    await rig.server(FakeMessage(GetCallbackSecret.name, "nt", deadline_ms=past))  # type: ignore[arg-type]
+    await rig.server(FakeMessage(GetCallbackSecret.routing_key, "nt", deadline_ms=past))  # type: ignore[arg-type]
     assert rig.channel.default_exchange.replies == [] and rig.handled == []
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from humantask_notifier import domain
 from humantask_notifier.domain import Attempt, Delivery, Step
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.models import Task
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.models import Task
 from tests.support.callbacks import SEED_TASK
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

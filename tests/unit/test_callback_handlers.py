@@ -1,7 +1,9 @@
 """The notifier's handlers with in-memory fakes: at most two attempts, whatever arrives.
 
-The fake repository claims attempts the way MongoDB does (a second insert of one id
-fails; tests/support/fakes.py); everything else is plain dictionaries.
+Messages reach the handlers as they do in the service: as AMQP bodies through the
+queue's `EventDispatcher` and the notifier's handler table. The fake repository claims
+attempts the way MongoDB does (a second insert of one id fails; tests/support/fakes.py);
+everything else is plain dictionaries.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import contextlib
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,22 +20,20 @@ import pytest
 
 from humantask_notifier import domain
 from humantask_notifier.domain import Attempt
-from humantask_notifier.handlers import (
-    AttemptInProgress,
-    handle_retry_due,
-    handle_task_completed,
-    list_callbacks,
-)
+from humantask_notifier.handler_table import bind_message_handlers
+from humantask_notifier.handlers import AttemptInProgress, list_callbacks
 from humantask_notifier.hosts import HostSlots
-from humantask_notifier.ports import Dependencies
-from humantask_notifier.sender import SendResult
-from humantask_shared.errors import NotFound, Unavailable
-from humantask_shared.messages.commands import ListCallbacks
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.messages.retries import RetryDue
-from humantask_shared.messaging import PoisonMessage
-from humantask_shared.models import Task
-from humantask_shared.timeutil import utcnow
+from humantask_notifier.ports import Dependencies, SendResult
+from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.messages.commands import ListCallbacks
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.models import Task
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_COMPLETIONS_QUEUE, Queue
+from humantask_shared.runtime.consumer import PoisonMessage
+from humantask_shared.runtime.event_dispatcher import EventDispatcher
+from humantask_shared.runtime.publishing import stamp
 from tests.support.fakes import (
     FakeDeferrals,
     FakeDeliveries,
@@ -64,17 +65,22 @@ class World:
             sender=self.sender,
             claim_ttl=timedelta(seconds=11),
             hosts=self.hosts,
-            deferrals=self.deferrals,
         )
 
+    async def deliver(self, queue: Queue, trigger: str, message_type: str, body: bytes) -> None:
+        put_back = partial(self.deferrals.defer, trigger=trigger)
+        dispatcher = EventDispatcher(queue, bind_message_handlers(queue, self.deps), put_back)
+        await dispatcher(SimpleNamespace(type=message_type, body=body))  # type: ignore[arg-type]
+
     async def completed(self, event: TaskCompleted | None = None) -> None:
-        event = event or completion()
-        message = SimpleNamespace(body=event.model_dump_json(exclude_none=True).encode())
-        await handle_task_completed(message, self.deps)  # type: ignore[arg-type]
+        stamped = stamp(event or completion(), utcnow())
+        await self.deliver(
+            NOTIFIER_COMPLETIONS_QUEUE, "completed", "task.completed", stamped.body.encode()
+        )
 
     async def retry_due(self) -> None:
-        message = SimpleNamespace(body=RetryDue(task_id=TASK_ID).model_dump_json().encode())
-        await handle_retry_due(message, self.deps)  # type: ignore[arg-type]
+        body = RetryDue(task_id=TASK_ID).model_dump_json().encode()
+        await self.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
 
     def attempts_sent(self) -> list[str]:
         return [sent["headers"]["X-Callback-Attempt"] for sent in self.sender.sent]
@@ -179,7 +185,9 @@ async def test_no_attempt_is_spent_while_the_secret_is_unavailable() -> None:
     assert world.attempts_sent() == ["1"]
 
 
-@pytest.mark.parametrize("problem", ["unknown customer", "not completed", "not an event"])
+@pytest.mark.parametrize(
+    "problem", ["unknown customer", "not completed", "not an event", "of another type"]
+)
 async def test_undeliverable_events_are_poison(problem: str) -> None:
     world = World()
     if problem == "unknown customer":
@@ -187,8 +195,11 @@ async def test_undeliverable_events_are_poison(problem: str) -> None:
         call = world.completed()
     elif problem == "not completed":
         call = world.completed(completion(status="pending", response=None, completed_at=None))
+    elif problem == "not an event":
+        call = world.deliver(NOTIFIER_COMPLETIONS_QUEUE, "completed", "task.completed", b"{}")
     else:
-        call = handle_task_completed(SimpleNamespace(body=b"{}"), world.deps)  # type: ignore[arg-type]
+        body = stamp(completion(), utcnow()).body.encode()
+        call = world.deliver(NOTIFIER_COMPLETIONS_QUEUE, "completed", "task.canceled", body)
     with pytest.raises(PoisonMessage):
         await call
     assert world.sender.sent == []

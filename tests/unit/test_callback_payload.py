@@ -1,4 +1,4 @@
-"""The callback body and signature (API.md section 7), without I/O."""
+"""The callback body and signature (docs/reference/api.md §7), without I/O."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from humantask_notifier.payload import (
     form_fields,
     signature,
 )
-from humantask_shared.credentials import callback_signing_key, new_callback_secret
+from humantask_shared.core.credentials import callback_signing_key, new_callback_secret
 from tests.support.callbacks import EXAMPLE_RECEIVER, SEED_CALLBACK, SEED_TASK, example_receiver
 
 ROOT = Path(__file__).resolve().parents[2]

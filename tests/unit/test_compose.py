@@ -20,13 +20,13 @@ import yaml
 from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import repository as notifier_repository
 from humantask_notifier.settings import NotifierSettings
-from humantask_shared import database_users
-from humantask_shared.broker_definitions import (
+from humantask_shared.core.broker_definitions import (
     SERVICE_PERMISSIONS,
     VHOST,
     default_user,
     password_env,
 )
+from humantask_shared.runtime import database_users
 from humantask_taskstore.settings import TaskStoreSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +41,9 @@ PYPROJECT = ROOT / "pyproject.toml"
 INFRA_SERVICES = ("rabbitmq", "mongodb")
 # Run once before the others, each by `python -m <module>` from the app image.
 ONE_SHOT_JOBS = {
-    "check-passwords": "humantask_shared.placeholders",
-    "broker-definitions": "humantask_shared.broker_definitions",
-    "database-users": "humantask_shared.database_users",
+    "check-passwords": "humantask_shared.core.placeholders",
+    "broker-definitions": "humantask_shared.core.broker_definitions",
+    "database-users": "humantask_shared.runtime.database_users",
 }
 
 # service name -> (console script, settings class, port its /readyz is served on)
@@ -415,7 +415,7 @@ def test_rabbitmq_loads_the_rendered_definitions_at_boot(compose):
     assert _as_argv(writer["command"]) == [
         "python",
         "-m",
-        "humantask_shared.broker_definitions",
+        "humantask_shared.core.broker_definitions",
         "/definitions/definitions.json",
     ]
     assert "rabbitmq-definitions:/definitions" in [str(v) for v in writer["volumes"]]
@@ -471,7 +471,8 @@ def test_dockerfile_installs_the_runtime_lock_then_the_project_alone():
     assert re.search(r"^CMD\s+\[\"humantask-gateway\"\]", text, re.M)
     assert "PYTHONUNBUFFERED=1" in text
     assert re.search(
-        r"^HEALTHCHECK .*\n?.*CMD \[\"python\", \"-m\", \"humantask_shared\.healthcheck\"\]",
+        r"^HEALTHCHECK .*\n?.*CMD \[\"python\", \"-m\", "
+        r"\"humantask_shared\.runtime\.healthcheck\"\]",
         text,
         re.M,
     ), "the image has a healthcheck of its own"

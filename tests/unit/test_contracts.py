@@ -19,13 +19,12 @@ from humantask_contracts.openapi import documented_routes
 from humantask_contracts.schemas import render_yaml
 from humantask_gateway.app import create_app
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.health import health_app
-from humantask_shared.http_routes import UndeclaredRoute
-from humantask_shared.messages.commands import COMMANDS
-from humantask_shared.messages.events import EVENTS
-from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
-from humantask_shared.models import TaskListQuery
-from humantask_shared.topology import (
+from humantask_shared.core.messages.base import Command, Event
+from humantask_shared.core.messages.envelope import EventStamp
+from humantask_shared.core.messages.events import EVENTS
+from humantask_shared.core.models import TaskListQuery
+from humantask_shared.core.topology import (
+    COMMANDS,
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     NOTIFIER_COMMANDS_EXCHANGE,
@@ -34,6 +33,9 @@ from humantask_shared.topology import (
     command_queue,
     queue_arguments,
 )
+from humantask_shared.runtime.broker import DEADLINE_HEADER, REQUEST_ID_HEADER
+from humantask_shared.runtime.health import health_app
+from humantask_shared.runtime.http_routes import UndeclaredRoute
 from tests.support.fake_boundary import FakeBoundary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -357,16 +359,18 @@ def test_asyncapi_is_3_0(asyncapi: dict[str, Any]) -> None:
 
 def test_only_the_notifiers_commands_go_to_the_notifier_exchange() -> None:
     """The notifier's broker user reads its own command exchange, never the task-store's."""
-    routed = {name: command_queue(command).exchange for name, command in COMMANDS.items()}
+    routed = {command.routing_key: command_queue(command).exchange for command in COMMANDS}
     assert {name for name, exchange in routed.items() if exchange != COMMANDS_EXCHANGE} == {
         "callback.list"
     }
     assert routed["callback.list"] == NOTIFIER_COMMANDS_EXCHANGE
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_every_command_is_in_asyncapi(asyncapi: dict[str, Any], name: str) -> None:
-    command = COMMANDS[name]
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.routing_key for c in COMMANDS])
+def test_every_command_is_in_asyncapi(
+    asyncapi: dict[str, Any], command: type[Command[Any]]
+) -> None:
+    name = command.routing_key
     queue = command_queue(command)
     assert queue.exchange is not None
     channel = channel_at(asyncapi, name, queue.exchange.name)
@@ -434,14 +438,19 @@ def test_the_notifiers_own_queues_are_there(asyncapi: dict[str, Any]) -> None:
     } <= addresses
 
 
-@pytest.mark.parametrize("routing_key", sorted(EVENTS))
-def test_every_event_is_in_asyncapi(asyncapi: dict[str, Any], routing_key: str) -> None:
-    event = EVENTS[routing_key]
+@pytest.mark.parametrize("event", EVENTS, ids=[e.routing_key for e in EVENTS])
+def test_every_event_is_in_asyncapi(asyncapi: dict[str, Any], event: type[Event]) -> None:
+    routing_key = event.routing_key
     channel = channel_at(asyncapi, routing_key, EVENTS_EXCHANGE.name)
     assert channel["bindings"]["amqp"]["exchange"]["type"] == "topic"
     (message,) = [deref(asyncapi, m) for m in channel["messages"].values()]
     payload = deref(asyncapi, message["payload"])
-    assert set(payload["properties"]) == set(event.model_fields)
+    # The event's own fields and its stamp, as `StampedEvent.body` writes them.
+    assert set(payload["properties"]) == {
+        *event.model_fields,
+        *EventStamp.model_fields,
+        "event_type",
+    }
 
     publishes = [op for op in operations_on(asyncapi, channel).values() if op["action"] == "send"]
     assert len(publishes) == 1

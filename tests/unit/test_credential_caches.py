@@ -1,4 +1,5 @@
-"""The gateway's and the notifier's caches forget a changed credential at once."""
+"""The gateway's and the notifier's caches forget a changed credential at once, and
+share one look-up among concurrent requests for one key (one `CachedLookup`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from aiohttp.test_utils import make_mocked_request
 
 from humantask_gateway.auth import Authenticator
 from humantask_notifier.signing_keys import CallbackSecrets
-from humantask_shared.messages.commands import CallbackSecret, Principal
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.commands import CallbackSecret, Principal
 from tests.support.fake_boundary import OnlyTaskStore
 
 
@@ -23,7 +25,7 @@ class FakeTaskStore:
         self.calls = 0
         self.gate: asyncio.Event | None = None
 
-    async def send(self, _command: Any, _result: Any) -> Any:
+    async def send(self, _command: Any) -> Any:
         self.calls += 1
         if self.gate is not None:
             await self.gate.wait()
@@ -69,8 +71,8 @@ async def test_an_answer_in_flight_during_a_change_is_not_cached() -> None:
 
 
 async def test_concurrent_requests_with_one_credential_share_one_look_up() -> None:
-    """Under load a look-up per request would queue behind the work (issue 14's
-    overload bench): requests that miss the cache together ask once."""
+    """Under load a look-up per request would queue behind the work (the overload
+    bench): requests that miss the cache together ask once."""
     taskstore = FakeTaskStore(CUSTOMER)
     taskstore.gate = asyncio.Event()
     auth = Authenticator(OnlyTaskStore(taskstore), cache_seconds=600)  # type: ignore[arg-type]
@@ -125,3 +127,31 @@ async def test_a_secret_in_flight_during_a_rotation_is_not_kept(forget: str) -> 
     await pending
     await secrets.get("c1")
     assert taskstore.calls == 2
+
+
+async def test_concurrent_completions_of_one_customer_share_one_secret_look_up() -> None:
+    taskstore = FakeTaskStore(CallbackSecret(callback_secret="whsec_s"))
+    taskstore.gate = asyncio.Event()
+    secrets = CallbackSecrets(taskstore, cache_seconds=600)  # type: ignore[arg-type]
+    waiting = [asyncio.create_task(secrets.get("c1")) for _ in range(20)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # one caller leaving does not cancel the others' answer
+    taskstore.gate.set()
+    assert await asyncio.gather(*waiting[1:]) == ["whsec_s"] * 19
+    assert taskstore.calls == 1
+
+
+async def test_a_failed_look_up_is_not_kept() -> None:
+    taskstore = FakeTaskStore(CallbackSecret(callback_secret="whsec_s"))
+    failing = FakeTaskStore(None)
+
+    async def refuse(_command: Any) -> Any:
+        failing.calls += 1
+        raise Unavailable("task-store down")
+
+    secrets = CallbackSecrets(failing, cache_seconds=600)  # type: ignore[arg-type]
+    failing.send = refuse  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        await secrets.get("c1")
+    failing.send = taskstore.send  # type: ignore[method-assign]
+    assert await secrets.get("c1") == "whsec_s"

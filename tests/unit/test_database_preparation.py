@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
-from humantask_shared import resources, retrying
+from humantask_shared.runtime import resources, retrying
 
 
 async def test_a_refused_preparation_is_tried_again_until_it_succeeds(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from humantask_shared import database_users
-from humantask_shared.database_users import NOTIFIER_ROLE, NOTIFIER_USER, TASKSTORE_USER
+from humantask_shared.runtime import database_users
+from humantask_shared.runtime.database_users import NOTIFIER_ROLE, NOTIFIER_USER, TASKSTORE_USER
 
 PASSWORDS = {TASKSTORE_USER: "t-secret", NOTIFIER_USER: "n-secret"}
 

@@ -1,5 +1,6 @@
 """Each service declares each exchange, queue and binding once per channel at its start:
-its bootstrap run on a broker connection that records what is declared on it."""
+its bootstrap run on a broker connection that records what is declared on it. The
+dead-letter queues it declares are those whose depth it reports."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from humantask_gateway.appkeys import boundary_key
 from humantask_gateway.settings import GatewaySettings
 from humantask_notifier import bootstrap as notifier
 from humantask_notifier.settings import NotifierSettings
-from humantask_shared.resources import connection_key, database_key
+from humantask_shared.core.topology import Service, dead_letter_queues
+from humantask_shared.runtime.resources import connection_key, database_key
 from humantask_taskstore import bootstrap as taskstore
 from humantask_taskstore.settings import TaskStoreSettings
 
@@ -97,11 +99,16 @@ def taskstore_app(connection: RecordingConnection) -> tuple[web.Application, lis
 
 
 @pytest.mark.parametrize(
-    ("service", "follows_credentials"),
-    [(gateway_app, True), (notifier_app, True), (taskstore_app, False)],
+    ("service", "name", "follows_credentials"),
+    [
+        (gateway_app, "gateway", True),
+        (notifier_app, "notifier", True),
+        (taskstore_app, "taskstore", False),
+    ],
 )
 async def test_a_service_declares_each_thing_once_per_channel(
     service: Callable[[RecordingConnection], tuple[web.Application, list[Context]]],
+    name: Service,
     follows_credentials: bool,
 ) -> None:
     connection = RecordingConnection()
@@ -114,5 +121,9 @@ async def test_a_service_declares_each_thing_once_per_channel(
         repeated = {what: n for what, n in Counter(channel.declared).items() if n > 1}
         assert repeated == {}, channel.declared
     assert any(channel.declared for channel in connection.channels)
+    declared = {what for channel in connection.channels for what in channel.declared}
+    queues = {what.removeprefix("queue ") for what in declared if what.startswith("queue ")}
+    dead_letters = {queue for queue in queues if queue.endswith(".dead-letter")}
+    assert dead_letters == set(dead_letter_queues(name))
     # A closed credential follower leaves no callback behind on the connection.
     assert connection.reconnect_callbacks == set()

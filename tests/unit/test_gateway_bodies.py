@@ -20,10 +20,11 @@ from humantask_gateway.bodies import (
     parse_json_object,
     validate,
 )
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import InvalidRequest, Unauthorized
-from humantask_shared.messages.commands import Authenticate, Command, Principal
-from humantask_shared.models import CreateTaskRequest, TaskListQuery
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import InvalidRequest, Unauthorized
+from humantask_shared.core.messages.base import Command
+from humantask_shared.core.messages.commands import Authenticate, Principal
+from humantask_shared.core.models import CreateTaskRequest, TaskListQuery
 from tests.support.fake_boundary import OnlyTaskStore
 
 SEED_FORM = (
@@ -292,8 +293,8 @@ class FakeTaskStore:
         self.known = known
         self.asked: list[Authenticate] = []
 
-    async def send(self, command: Command, result_model: type) -> Principal:
-        assert isinstance(command, Authenticate) and result_model is Principal
+    async def send(self, command: Command[Any]) -> Any:
+        assert isinstance(command, Authenticate)
         self.asked.append(command)
         principal_id = self.known.get((command.credential_hash, command.role))
         if principal_id is None:

@@ -16,7 +16,7 @@ import pytest
 
 from humantask_gateway.client_addresses import budget_key, client_address
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.messages.commands import Authenticate
+from humantask_shared.core.messages.commands import Authenticate
 from tests.support.fake_boundary import CUSTOMER_KEY, OTHER_CUSTOMER_KEY, WORKER_TOKEN
 from tests.support.gateway import Gateway
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.messages.commands import SubmitWork
+from humantask_shared.core.messages.commands import SubmitWork
 from tests.support.fake_boundary import CUSTOMER_KEY, WORKER_TOKEN
 from tests.support.gateway import Gateway
 

@@ -1,5 +1,5 @@
-"""The gateway's HTTP contract, in-process (API.md §3, §5, §6, §8): the app of its factory
-with a fake boundary (`tests/support/fake_boundary.py`), no broker, no database.
+"""The gateway's HTTP contract, in-process (docs/reference/api.md §3, §5, §6, §8): the app
+of its factory with a fake boundary (`tests/support/fake_boundary.py`), no broker, no database.
 
 Bad input of every kind is a 4xx JSON error naming the problem, and never reaches the
 task-store; credentials of the wrong kind are 401; unknown paths and methods are JSON
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.errors import Conflict, HumantaskError, NotFound, Unavailable
-from humantask_shared.messages.commands import (
+from humantask_shared.core.errors import Conflict, HumantaskError, NotFound, Unavailable
+from humantask_shared.core.messages.commands import (
     CancelTask,
     ClaimWork,
     CreateTask,
@@ -188,7 +188,7 @@ CREATE_CASES = [
         415,
         ["Content-Type"],
     ),
-    # The limits of API.md section 5.
+    # The limits of docs/reference/api.md §5.
     (
         "instruction over 10,000 characters",
         {"json": {**SEED_TASK_JSON, "instruction": "i" * 10_001}},
@@ -444,7 +444,7 @@ async def test_claim_with_nothing_to_do_is_204(gateway: GatewayFactory) -> None:
     assert (status, body) == (204, b"")
 
 
-# -- credentials (API.md §3) ----------------------------------------------------------------
+# -- credentials (docs/reference/api.md §3) ------------------------------------------------
 
 CUSTOMER_ROUTES = [
     ("POST", "/v1/task/categorize"),

@@ -26,9 +26,9 @@ from prometheus_client import REGISTRY
 
 from humantask_gateway.bodies import MAX_FORM_FIELDS
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.messages.commands import CreateTask, ListTasks
-from humantask_shared.models import Task, TaskParams
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.messages.commands import CreateTask, ListTasks
+from humantask_shared.core.models import Task, TaskParams
+from humantask_shared.core.timeutil import utcnow
 from tests.support.fake_boundary import CUSTOMER_KEY, OTHER_CUSTOMER_KEY
 from tests.support.gateway import Gateway, basic
 from tests.support.services import wait_for

@@ -6,8 +6,8 @@ boundary instead of RabbitMQ (`tests/support/fake_boundary.py`). No broker, no d
 - failed authentications: no task-store round trip each time;
 - cross-site browser requests: 403;
 - a body that trickles in: 408 at the deadline, connection closed;
-- limits of API.md §4-5 (offset, dates, lengths): 400 naming the field, the task-store
-  never asked;
+- limits of docs/reference/api.md §4-5 (offset, dates, lengths): 400 naming the field,
+  the task-store never asked;
 - a failure inside a service: 503 with Retry-After at once.
 """
 
@@ -21,8 +21,8 @@ import pytest
 
 from humantask_gateway.limits import ExpiringMap, TokenBuckets
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.errors import Unavailable
-from humantask_shared.messages.commands import Authenticate, CreateTask, ListTasks
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.commands import Authenticate, CreateTask, ListTasks
 from tests.support.fake_boundary import CUSTOMER_KEY as GOOD_KEY
 from tests.support.fake_boundary import OTHER_CUSTOMER_KEY as OTHER_KEY
 from tests.support.fake_boundary import WORKER_TOKEN
@@ -75,7 +75,7 @@ async def test_a_burst_over_the_limit_is_partly_429(gateway: GatewayFactory) -> 
 
 
 def test_the_default_rate_limit_is_100_a_second() -> None:
-    assert GatewaySettings().rate_limit_per_second == 100  # API.md section 2
+    assert GatewaySettings().rate_limit_per_second == 100  # docs/reference/api.md §2
 
 
 async def test_a_rate_limit_of_zero_turns_it_off(gateway: GatewayFactory) -> None:

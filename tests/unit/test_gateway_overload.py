@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from humantask_gateway.middleware import request_context
 from humantask_gateway.overload import shed_load
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.health import add_health_routes
+from humantask_shared.runtime.health import add_health_routes
 
 
 class HeldHandler:

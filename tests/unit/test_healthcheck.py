@@ -1,4 +1,4 @@
-"""The image's HEALTHCHECK (`python -m humantask_shared.healthcheck`): healthy only when
+"""The image's HEALTHCHECK (`python -m humantask_shared.runtime.healthcheck`): healthy only when
 the service's /readyz on HEALTH_PORT answers 200."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from humantask_shared import healthcheck
+from humantask_shared.runtime import healthcheck
 from tests.support.services import free_port
 
 

@@ -86,3 +86,11 @@ def test_relative_imports_resolve_and_a_cycle_is_found() -> None:
     assert _imported("pkg.sub.a", False, parent) == ["pkg", "pkg.e"]
     assert find_cycle({"pkg.a": {"pkg.b"}, "pkg.b": {"pkg.d"}, "pkg.d": {"pkg.a"}}) is not None
     assert find_cycle({"pkg.a": {"pkg.b"}, "pkg.b": set()}) is None
+
+
+@pytest.mark.parametrize("package", ["humantask_taskstore", "humantask_notifier"])
+def test_a_services_ports_import_no_adapter(package: str) -> None:
+    """Ports say what the handlers need; adapters fulfil them, never the other way:
+    `ports.py` imports nothing of its service but the domain."""
+    imported = import_graph(package)[f"{package}.ports"]
+    assert imported <= {f"{package}.domain"}, sorted(imported)

@@ -11,12 +11,12 @@ from prometheus_client import REGISTRY
 
 from humantask_notifier import domain
 from humantask_notifier.domain import Attempt
-from humantask_notifier.sender import SendResult
-from humantask_shared.command_client import CommandClient
-from humantask_shared.errors import NotFound, Unavailable
-from humantask_shared.messages.commands import GetTask, Reply, ReplyError
-from humantask_shared.models import Task
-from humantask_shared.timeutil import utcnow
+from humantask_notifier.ports import SendResult
+from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.messages.commands import GetTask
+from humantask_shared.core.messages.envelope import Reply, ReplyError
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.command_client import CommandClient
 from tests.support.fakes import FakeSender
 
 from .test_callback_handlers import TASK_ID, World, completion
@@ -58,7 +58,7 @@ async def test_the_caller_side_of_each_command_is_timed(
     before = sample(name, command="task.get")
     client = AnsweringClient(answer)
     with pytest.raises(raised):
-        await client.send(GetTask(task_id="6b0e3164c06f30212d038d36", customer_id="c1"), Task)
+        await client.send(GetTask(task_id="6b0e3164c06f30212d038d36", customer_id="c1"))
     assert sample(name, command="task.get") == before + 1
     assert sample("humantask_command_duration_seconds_bucket", command="task.get", le="+Inf") >= 1
 

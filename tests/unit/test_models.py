@@ -1,5 +1,5 @@
-"""The shared models: what a customer may send (API.md §5), what a task looks like (§4),
-timestamps, and credentials. No I/O."""
+"""The shared models: what a customer may send (docs/reference/api.md §5), what a task
+looks like (§4), timestamps, and credentials. No I/O."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from humantask_shared.credentials import (
+from humantask_shared.core.credentials import (
     credential_hash,
     new_api_key,
     new_callback_secret,
     new_worker_token,
 )
-from humantask_shared.models import (
+from humantask_shared.core.models import (
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
     CreateTaskRequest,
@@ -28,7 +28,7 @@ from humantask_shared.models import (
     TaskResponse,
     is_http_url,
 )
-from humantask_shared.timeutil import as_utc, format_timestamp, parse_timestamp, utcnow
+from humantask_shared.core.timeutil import as_utc, format_timestamp, parse_timestamp, utcnow
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -471,7 +471,7 @@ def test_new_secrets_have_their_prefix_and_are_random(make_secret: Any, pattern:
         assert re.fullmatch(pattern, secret), secret
 
 
-# -- Limits of API.md §4-5 (issue 10) ---------------------------------------------------
+# -- Limits of docs/reference/api.md §4-5 -----------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 # Every module that defines metrics, so that the registry knows them all.
-import humantask_gateway.bootstrap  # noqa: F401
+import humantask_gateway.main  # noqa: F401
 import humantask_notifier.main  # noqa: F401
 import humantask_taskstore.main  # noqa: F401
 

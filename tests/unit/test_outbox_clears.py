@@ -1,4 +1,4 @@
-"""Outbox clears go many tasks to a write (outbox.OutboxClears), against a fake repository."""
+"""Outbox clears go many tasks to a write (outbox.OutboxClears), against a fake store."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class SlowRepository:
         self.fail = fail
         self.writing = asyncio.Event()
 
-    async def remove_from_outboxes(self, published: list[tuple[str, list[str]]]) -> None:
+    async def remove(self, published: list[tuple[str, list[str]]]) -> None:
         self.writes.append(list(published))
         self.writing.set()
         await asyncio.sleep(0.01)  # the round trip

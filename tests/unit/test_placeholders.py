@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from humantask_gateway.settings import GatewaySettings
 from humantask_notifier.settings import NotifierSettings
-from humantask_shared import broker_definitions, database_users, placeholders
+from humantask_shared.core import broker_definitions, placeholders
+from humantask_shared.runtime import database_users
 from humantask_taskstore.settings import TaskStoreSettings
 
 MESSAGE = "is still the placeholder 'change-me' of .env.example"

@@ -6,11 +6,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
-from humantask_shared.errors import Conflict
-from humantask_shared.messages.events import TaskCanceled, TaskCreated
-from humantask_shared.models import CreateTaskRequest, TaskResponse
+from humantask_shared.core.errors import Conflict
+from humantask_shared.core.messages.envelope import EventStamp
+from humantask_shared.core.messages.events import TaskCanceled, TaskCreated
+from humantask_shared.core.models import CreateTaskRequest, TaskResponse
+from humantask_shared.runtime.publishing import stamp
 from humantask_taskstore.domain import TaskRecord, cancel_task, create_task, request_fingerprint
 
 TASK_ID = "0123456789abcdef01234567"
@@ -71,20 +74,35 @@ def test_create_raises_one_task_created_event_with_the_full_public_task() -> Non
     assert len(events) == 1
     event = events[0]
     assert isinstance(event, TaskCreated)
-    assert event.routing_key == "task.created" and event.event_type == "task.created"
+    assert event.routing_key == "task.created"
     assert event.task == record.to_public()
     assert event.task.metadata == {"k": "v"}
     assert event.customer_id == CUSTOMER_ID
     assert event.callback_format == "form"
     assert event.request_id == "req-1"
-    assert event.schema_version == 1
-    assert len(event.event_id) == 32
 
 
-def test_every_event_has_its_own_id() -> None:
+def test_the_domain_builds_the_same_event_from_the_same_facts() -> None:
+    # No clock, random id or trace is read to build one: the runtime stamps it.
     _, first = create_task(TASK_ID, CUSTOMER_ID, request(), CREATED)
     _, second = create_task(TASK_ID, CUSTOMER_ID, request(), CREATED)
-    assert first[0].event_id != second[0].event_id
+    assert first == second
+
+
+def test_a_stamped_event_has_its_own_id_and_goes_out_flat() -> None:
+    _, (event,) = create_task(TASK_ID, CUSTOMER_ID, request(), CREATED, "req-1")
+    first, second = stamp(event, LATER), stamp(event, LATER)
+    assert first.stamp.event_id != second.stamp.event_id
+    assert len(first.stamp.event_id) == 32
+    body = orjson.loads(first.body)
+    assert list(body)[:4] == ["event_id", "occurred_at", "schema_version", "request_id"]
+    assert body["occurred_at"] == "2024-05-01T12:05:00.123Z"
+    assert body["schema_version"] == 1
+    assert body["event_type"] == "task.created"
+    assert "trace_context" not in body  # none outside a trace
+    # A consumer reads the event from the same body, whatever the stamp holds.
+    assert TaskCreated.model_validate_json(first.body) == event
+    assert EventStamp.model_validate_json(first.body) == first.stamp
 
 
 def test_the_public_task_hides_what_customers_never_see() -> None:

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from humantask_shared.messages.commands import (
-    COMMANDS,
+from humantask_shared.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from humantask_shared.core.messages.commands import (
     CancelTask,
     ClaimWork,
     CreateTask,
@@ -22,10 +21,12 @@ from humantask_shared.messages.commands import (
     ReleaseWork,
     SubmitWork,
 )
-from humantask_shared.messages.events import TaskCanceled, TaskCompleted, TaskCreated
-from humantask_shared.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
-from humantask_shared.timeutil import utcnow
-from humantask_taskstore import handlers, work_handlers
+from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted, TaskCreated
+from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.topology import COMMANDS
+from humantask_taskstore import customer_handlers, work_handlers
+from humantask_taskstore.handler_table import HANDLERS
 from humantask_taskstore.ports import Dependencies
 from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
 
@@ -61,18 +62,20 @@ class World:
 
     async def create(self, customer_id: str = "cust-a", **overrides: Any) -> Task:
         command = CreateTask(customer_id=customer_id, request=request(**overrides))
-        return await handlers.create_task(command, self.deps)
+        return await customer_handlers.create_task(command, self.deps)
 
     async def cancel(self, task_id: str, customer_id: str = "cust-a") -> Task:
-        return await handlers.cancel_task(
+        return await customer_handlers.cancel_task(
             CancelTask(customer_id=customer_id, task_id=task_id), self.deps
         )
 
     async def get(self, task_id: str, customer_id: str = "cust-a") -> Task:
-        return await handlers.get_task(GetTask(customer_id=customer_id, task_id=task_id), self.deps)
+        return await customer_handlers.get_task(
+            GetTask(customer_id=customer_id, task_id=task_id), self.deps
+        )
 
     async def listed(self, customer_id: str = "cust-a", **query: Any) -> list[str]:
-        page = await handlers.list_tasks(
+        page = await customer_handlers.list_tasks(
             ListTasks(customer_id=customer_id, query=TaskListQuery.model_validate(query)),
             self.deps,
         )
@@ -105,8 +108,8 @@ async def test_create_stores_the_task_and_publishes_task_created(world: World) -
     assert await world.get(task.task_id) == task
     ((task_id, events),) = world.outbox.published
     assert task_id == task.task_id
-    assert [type(event) for event in events] == [TaskCreated]
-    assert events[0].task == task
+    assert [type(stamped.event) for stamped in events] == [TaskCreated]
+    assert isinstance(events[0].event, TaskCreated) and events[0].event.task == task
     assert world.tasks.outboxes[task.task_id] == events  # written with the task
 
 
@@ -114,8 +117,8 @@ async def test_a_redelivered_create_returns_the_task_it_made_and_publishes_once(
     world: World,
 ) -> None:
     command = CreateTask(customer_id="cust-a", request=request())
-    first = await handlers.create_task(command, world.deps)
-    again = await handlers.create_task(command, world.deps)
+    first = await customer_handlers.create_task(command, world.deps)
+    again = await customer_handlers.create_task(command, world.deps)
     assert again == first
     assert await world.listed() == [first.task_id]
     assert world.outbox.event_types() == ["task.created"]
@@ -138,7 +141,7 @@ async def test_a_new_task_id_taken_by_another_customer_is_unavailable(world: Wor
     theirs = await world.create("cust-b")
     taken = CreateTask(task_id=theirs.task_id, customer_id="cust-a", request=request())
     with pytest.raises(Unavailable):
-        await handlers.create_task(taken, world.deps)
+        await customer_handlers.create_task(taken, world.deps)
     assert await world.listed("cust-a") == []
 
 
@@ -166,7 +169,7 @@ async def test_an_unknown_or_invalid_task_id_is_not_found(world: World, task_id:
 async def test_list_is_the_customers_own_newest_first_with_a_next_token(world: World) -> None:
     created = [(await world.create()).task_id for _ in range(3)]
     await world.create("cust-b")
-    page = await handlers.list_tasks(
+    page = await customer_handlers.list_tasks(
         ListTasks(customer_id="cust-a", query=TaskListQuery(limit=2)), world.deps
     )
     newest_first = sorted(
@@ -185,7 +188,7 @@ async def test_cancel_cancels_once_and_publishes_once(world: World) -> None:
     assert canceled.status == "canceled" and canceled.canceled_at is not None
     assert again == canceled
     assert world.outbox.event_types() == ["task.created", "task.canceled"]
-    assert isinstance(world.outbox.published[-1][1][0], TaskCanceled)
+    assert isinstance(world.outbox.published[-1][1][0].event, TaskCanceled)
     assert await world.get(task.task_id) == canceled
 
 
@@ -265,7 +268,7 @@ async def test_submit_completes_the_task_and_publishes_task_completed(world: Wor
     stored = await world.get(task.task_id)
     assert stored.status == "completed" and stored.response == done.response
     assert world.tasks.records[task.task_id].completed_by == "alice"
-    assert [type(e) for e in world.outbox.published[-1][1]] == [TaskCompleted]
+    assert [type(e.event) for e in world.outbox.published[-1][1]] == [TaskCompleted]
     assert await world.claim("alice") is None  # her lease ended with the task
 
 
@@ -340,4 +343,4 @@ async def test_cancel_ends_the_lease(world: World) -> None:
 
 
 def test_every_command_but_the_notifiers_has_a_task_store_handler() -> None:
-    assert set(handlers.HANDLERS) == set(COMMANDS.values()) - {ListCallbacks}
+    assert set(HANDLERS) == set(COMMANDS) - {ListCallbacks}

@@ -1,30 +1,43 @@
-"""The declared topology holds together: every command has one queue, the task-store
-answers exactly what its queue is bound for, the broker users may do what the topology
-says they do (and no more), and quorum queues are only the durable ones."""
+"""The declared topology holds together: every command has one queue, each handler table
+answers exactly what its queue carries (each handler taking its command and returning
+the command's result type), the broker users may do what the topology says they do (and
+no more), and quorum queues are only the durable ones."""
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Callable, Mapping
+from typing import Any, get_type_hints
 
 import pytest
+from pydantic import BaseModel
 
-from humantask_shared.broker_definitions import SERVICE_PERMISSIONS
-from humantask_shared.messages.commands import COMMANDS
-from humantask_shared.messages.events import EVENTS, Event
-from humantask_shared.topology import (
+from humantask_notifier.handler_table import COMMAND_HANDLERS as NOTIFIER_COMMAND_HANDLERS
+from humantask_notifier.handler_table import MESSAGE_HANDLERS as NOTIFIER_MESSAGE_HANDLERS
+from humantask_shared.core.broker_definitions import SERVICE_PERMISSIONS
+from humantask_shared.core.messages.base import Command, Event, Message
+from humantask_shared.core.messages.commands import CallbackLog, CreateTask, ListCallbacks
+from humantask_shared.core.messages.events import EVENTS
+from humantask_shared.core.models import Task
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_DELAY_QUEUE,
     COMMAND_QUEUES,
+    COMMANDS,
     EVENTS_EXCHANGE,
     EXCHANGES,
+    NOTIFIER_COMMANDS_QUEUE,
     QUEUES,
     TASKSTORE_COMMANDS_QUEUE,
+    WORK_QUEUES,
     Queue,
     callback_retry_delay_queue,
     check_handlers,
     command_queue,
+    dead_letter_queues,
     queue_arguments,
 )
-from humantask_taskstore.handlers import HANDLERS
+from humantask_taskstore.handler_table import HANDLERS
 
 SERVICES = ("gateway", "taskstore", "notifier", "admin")
 
@@ -41,19 +54,80 @@ def instances(queue: Queue, owner: str) -> list[str]:
     return [queue.named(**{name: values[name] for name in queue.parameters}).name]
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_every_command_waits_in_exactly_one_queue(name: str) -> None:
-    queues = [queue for queue in COMMAND_QUEUES if COMMANDS[name] in queue.carries]
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.routing_key for c in COMMANDS])
+def test_every_command_waits_in_exactly_one_queue(command: type[Command[Any]]) -> None:
+    queues = [queue for queue in COMMAND_QUEUES if command in queue.carries]
     assert len(queues) == 1
-    assert command_queue(COMMANDS[name]) is queues[0]
+    assert command_queue(command) is queues[0]
+
+
+def test_commands_and_events_each_have_a_routing_key_of_their_own() -> None:
+    keys = [message.routing_key for message in (*COMMANDS, *EVENTS)]
+    assert len(keys) == len(set(keys))
 
 
 def test_the_taskstore_handles_exactly_what_its_queue_is_bound_for() -> None:
     assert set(HANDLERS) == set(TASKSTORE_COMMANDS_QUEUE.commands)
-    assert set(TASKSTORE_COMMANDS_QUEUE.routing_keys) == {c.name for c in HANDLERS}
-    check_handlers(TASKSTORE_COMMANDS_QUEUE, [c.name for c in HANDLERS])
+    assert set(TASKSTORE_COMMANDS_QUEUE.routing_keys) == {c.routing_key for c in HANDLERS}
+    check_handlers(TASKSTORE_COMMANDS_QUEUE, HANDLERS)
     with pytest.raises(RuntimeError, match=r"taskstore\.commands carries"):
-        check_handlers(TASKSTORE_COMMANDS_QUEUE, [c.name for c in HANDLERS][1:])
+        check_handlers(TASKSTORE_COMMANDS_QUEUE, list(HANDLERS)[1:])
+
+
+# Every work queue's handler table: the task-store's commands, the notifier's commands,
+# completion events and retries.
+TABLES: list[tuple[Queue, Mapping[Any, Any]]] = [
+    (TASKSTORE_COMMANDS_QUEUE, HANDLERS),
+    (NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMAND_HANDLERS),
+    *NOTIFIER_MESSAGE_HANDLERS.items(),
+]
+HANDLED = [(message, handler) for _, table in TABLES for message, handler in table.items()]
+
+
+def test_every_work_queue_has_one_handler_table() -> None:
+    assert sorted(queue.name for queue, _ in TABLES) == sorted(q.name for q in WORK_QUEUES)
+
+
+@pytest.mark.parametrize(("queue", "table"), TABLES, ids=[queue.name for queue, _ in TABLES])
+def test_a_handler_table_serves_exactly_what_its_queue_carries(
+    queue: Queue, table: Mapping[Any, Any]
+) -> None:
+    check_handlers(queue, table)
+
+
+@pytest.mark.parametrize(
+    ("message", "handler"), HANDLED, ids=[message.routing_key for message, _ in HANDLED]
+)
+def test_a_handler_takes_its_message_and_a_command_handler_returns_its_result(
+    message: type[Message], handler: Callable[..., Any]
+) -> None:
+    hints = get_type_hints(handler)
+    first = next(iter(inspect.signature(handler).parameters))
+    assert hints[first] is message
+    if issubclass(message, Command):
+        assert hints["return"] is message.result_type
+    else:
+        assert hints["return"] is type(None)
+
+
+def test_a_command_names_its_result_once() -> None:
+    assert CreateTask.result_type is Task
+    assert ListCallbacks.result_type is CallbackLog
+    assert all(issubclass(command.result_type, BaseModel) for command in COMMANDS)
+    with pytest.raises(TypeError, match=r"Command\[ItsResult\]"):
+
+        class Unanswered(Command):  # type: ignore[type-arg]
+            routing_key = "test.unanswered"
+
+
+def test_the_dead_letter_queues_of_a_service_are_those_of_its_work_queues() -> None:
+    assert dead_letter_queues("taskstore") == ("taskstore.commands.dead-letter",)
+    assert set(dead_letter_queues("notifier")) == {
+        "notifier.commands.dead-letter",
+        "notifier.task-completed.dead-letter",
+        "notifier.callback-retry.dead-letter",
+    }
+    assert dead_letter_queues("gateway") == ()
 
 
 def test_a_command_queue_is_published_to_by_the_senders_of_its_commands() -> None:
@@ -144,9 +218,9 @@ def test_only_the_senders_of_commands_may_publish_to_their_exchange() -> None:
             assert allowed == (service in queue.publishers), (service, queue.exchange.name)
 
 
-@pytest.mark.parametrize("routing_key", sorted(EVENTS))
-def test_only_the_consumers_of_an_event_may_bind_to_it(routing_key: str) -> None:
-    event: type[Event] = EVENTS[routing_key]
+@pytest.mark.parametrize("event", EVENTS, ids=[e.routing_key for e in EVENTS])
+def test_only_the_consumers_of_an_event_may_bind_to_it(event: type[Event]) -> None:
+    routing_key = event.routing_key
     consumers = {
         service
         for queue in QUEUES

@@ -12,9 +12,12 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from humantask_shared import tracing
-from humantask_shared.logging import _RequestIdFilter
-from humantask_shared.messages.events import CredentialChanged
+from humantask_shared.core.messages.envelope import EventStamp
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime import tracing
+from humantask_shared.runtime.logging import _RequestIdFilter
+from humantask_shared.runtime.publishing import stamp
 from tests.support.tracing import recorded_spans
 
 TRACE_ID, SPAN_ID = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
@@ -114,18 +117,19 @@ def test_the_trace_context_is_the_current_spans_and_none_outside_a_trace() -> No
         context.detach(token)
 
 
-def test_an_event_keeps_the_trace_it_was_raised_in() -> None:
-    outside = CredentialChanged(role="worker", principal_id="w1", change="revoked")
-    assert outside.trace_context is None
-    assert "trace_context" not in outside.model_dump_json(exclude_none=True)
+def test_an_event_keeps_the_trace_it_was_stamped_in() -> None:
+    event = CredentialChanged(role="worker", principal_id="w1", change="revoked")
+    outside = stamp(event, utcnow())
+    assert outside.stamp.trace_context is None
+    assert "trace_context" not in outside.body
     token = context.attach(remote_parent())
     try:
-        inside = CredentialChanged(role="worker", principal_id="w1", change="revoked")
+        inside = stamp(event, utcnow())
     finally:
         context.detach(token)
-    assert inside.trace_context == {"traceparent": TRACEPARENT}
-    again = CredentialChanged.model_validate_json(inside.model_dump_json())
-    assert again.trace_context == inside.trace_context
+    assert inside.stamp.trace_context == {"traceparent": TRACEPARENT}
+    again = EventStamp.model_validate_json(inside.body)
+    assert again.trace_context == inside.stamp.trace_context
 
 
 def test_restored_only_where_nothing_is_traced() -> None:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from humantask_shared.errors import Conflict, InvalidRequest
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.models import CreateTaskRequest, TaskResponse
-from humantask_shared.worker_models import no_live_lease
+from humantask_shared.core.errors import Conflict, InvalidRequest
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.models import CreateTaskRequest, TaskResponse
+from humantask_shared.core.worker_models import no_live_lease
 from humantask_taskstore import domain
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
@@ -95,7 +95,7 @@ NO_LEASE = "you do not hold a live lease on task 0123456789abcdef01234567: claim
 
 
 def test_every_submit_without_the_live_lease_gets_one_and_the_same_answer() -> None:
-    """A worker learns nothing about tasks it does not hold (API.md section 6)."""
+    """A worker learns nothing about tasks it does not hold (docs/reference/api.md §6)."""
     completed, _ = domain.submit_work(leased("alice"), "alice", "big", T0)
     canceled, _ = domain.cancel_task(leased("alice"), T0)
     not_held = {

@@ -1,18 +1,21 @@
 """AsyncAPI 3.0: what the services say to each other over RabbitMQ.
 
-Derived from the declared topology (`humantask_shared.topology`): every exchange and
+Derived from the declared topology (`humantask_shared.core.topology`): every exchange and
 queue it declares, what each queue carries and who consumes and publishes it, and the
-commands and events of `humantask_shared.messages`. Nothing here names a queue.
+commands and events of `humantask_shared.core.messages`. Nothing here names a queue.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
-from humantask_shared.messages.commands import COMMANDS, Command, Reply
-from humantask_shared.messages.events import EVENTS, Event
-from humantask_shared.messaging import DEADLINE_HEADER, REQUEST_ID_HEADER
-from humantask_shared.topology import (
+from humantask_shared.core.messages.base import Command, Event
+from humantask_shared.core.messages.envelope import Reply, wire_model
+from humantask_shared.core.messages.events import EVENTS
+from humantask_shared.core.topology import (
+    COMMANDS,
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
     QUEUES,
@@ -23,6 +26,7 @@ from humantask_shared.topology import (
     queue_arguments,
     routing_key,
 )
+from humantask_shared.runtime.broker import DEADLINE_HEADER, REQUEST_ID_HEADER
 
 from .schemas import (
     API_VERSION,
@@ -68,7 +72,7 @@ def message_id(model: type[BaseModel]) -> str:
     return model.__name__
 
 
-def reply_id(command: type[Command]) -> str:
+def reply_id(command: type[Command[Any]]) -> str:
     return f"{command.__name__}Reply"
 
 
@@ -76,8 +80,8 @@ def queue_channel_id(queue: Queue) -> str:
     return f"queue.{queue.name}"
 
 
-def command_channel_id(command: type[Command]) -> str:
-    return f"command.{command.name}"
+def command_channel_id(command: type[Command[Any]]) -> str:
+    return f"command.{command.routing_key}"
 
 
 def event_channel_id(event: type[Event]) -> str:
@@ -86,8 +90,8 @@ def event_channel_id(event: type[Event]) -> str:
 
 def build_asyncapi() -> Json:
     """The AsyncAPI 3.0 document of the commands, replies and events on RabbitMQ."""
-    commands = [COMMANDS[name] for name in sorted(COMMANDS)]
-    events = [EVENTS[key] for key in sorted(EVENTS)]
+    commands = sorted(COMMANDS, key=routing_key)
+    events = sorted(EVENTS, key=routing_key)
     carried = {message for queue in QUEUES for message in queue.carries}
     others = sorted(carried - {*commands, *events, Reply}, key=message_id)
     schemas = collect_schemas(_asyncapi_model_uses(commands, events, others))
@@ -140,12 +144,12 @@ def build_asyncapi() -> Json:
 
 
 def _asyncapi_model_uses(
-    commands: list[type[Command]], events: list[type[Event]], others: list[type[BaseModel]]
+    commands: list[type[Command[Any]]], events: list[type[Event]], others: list[type[BaseModel]]
 ) -> list[ModelUse]:
     uses: list[ModelUse] = [(command, "validation") for command in commands]
     uses.append((Reply, "serialization"))
-    uses.extend((c.result_model, "serialization") for c in commands if c.result_model is not None)
-    uses.extend((event, "serialization") for event in events)
+    uses.extend((c.result_type, "serialization") for c in commands)
+    uses.extend((wire_model(event), "serialization") for event in events)
     uses.extend((other, "serialization") for other in others)
     return uses
 
@@ -200,7 +204,7 @@ def _routing_key_bindings(exchange: Exchange) -> Json:
             "is": "routingKey",
             "exchange": {
                 "name": exchange.name,
-                "type": exchange.type.value,
+                "type": exchange.type,
                 "durable": True,
                 "autoDelete": False,
                 "vhost": "/",
@@ -209,12 +213,12 @@ def _routing_key_bindings(exchange: Exchange) -> Json:
     )
 
 
-def _command_channel(command: type[Command]) -> Json:
+def _command_channel(command: type[Command[Any]]) -> Json:
     queue = command_queue(command)
     assert queue.exchange is not None
     return {
-        "address": command.name,
-        "title": f"Command {command.name}",
+        "address": command.routing_key,
+        "title": f"Command {command.routing_key}",
         "description": f"Routed by `{queue.exchange.name}` into `{queue.name}`.",
         "messages": {message_id(command): _message_ref(command)},
         "bindings": _routing_key_bindings(queue.exchange),
@@ -244,7 +248,7 @@ def _services(services: tuple[str, ...]) -> str:
     return ", ".join(services) or "nobody"
 
 
-def _queue_channel(queue: Queue, commands: list[type[Command]]) -> Json:
+def _queue_channel(queue: Queue, commands: list[type[Command[Any]]]) -> Json:
     dead_letter = queue.dead_letter_queue
     description = [
         queue.description,
@@ -285,7 +289,7 @@ def _queue_channel(queue: Queue, commands: list[type[Command]]) -> Json:
     return channel
 
 
-def _command_reply(command: type[Command]) -> Json:
+def _command_reply(command: type[Command[Any]]) -> Json:
     channel = queue_channel_id(REPLY_QUEUE)
     return {
         "address": {
@@ -297,15 +301,15 @@ def _command_reply(command: type[Command]) -> Json:
     }
 
 
-def _send_command_operations(commands: list[type[Command]]) -> Json:
+def _send_command_operations(commands: list[type[Command[Any]]]) -> Json:
     operations: Json = {}
     for command in commands:
         channel = command_channel_id(command)
         for sender in sorted(command.senders):
-            operations[f"{sender}.send.{command.name}"] = {
+            operations[f"{sender}.send.{command.routing_key}"] = {
                 "action": "send",
                 "channel": _ref("channels", channel),
-                "title": f"{sender} sends {command.name}",
+                "title": f"{sender} sends {command.routing_key}",
                 "messages": [_ref("channels", channel, "messages", message_id(command))],
                 "reply": _command_reply(command),
                 "bindings": _amqp_bindings({"deliveryMode": 2, "mandatory": True}),
@@ -384,8 +388,8 @@ def _with_summary(message: Json, model: type[BaseModel]) -> Json:
     return message
 
 
-def _command_message(command: type[Command], schemas: Schemas) -> Json:
-    message: Json = {"name": command.name, "title": command.__name__}
+def _command_message(command: type[Command[Any]], schemas: Schemas) -> Json:
+    message: Json = {"name": command.routing_key, "title": command.__name__}
     _with_summary(message, command)
     message.update(
         {
@@ -393,7 +397,7 @@ def _command_message(command: type[Command], schemas: Schemas) -> Json:
             "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=COMMAND_HEADERS_SCHEMA)},
             "payload": schemas.ref(command, "validation"),
             "correlationId": _ref("components", "correlationIds", "command"),
-            "bindings": _amqp_bindings({"messageType": command.name}),
+            "bindings": _amqp_bindings({"messageType": command.routing_key}),
         }
     )
     return message
@@ -411,13 +415,11 @@ def _reply_message(name: str, summary: str, payload: Json) -> Json:
     }
 
 
-def _typed_reply_message(command: type[Command], schemas: Schemas) -> Json:
+def _typed_reply_message(command: type[Command[Any]], schemas: Schemas) -> Json:
     """The `Reply` to one command, its `result` narrowed to the command's result model."""
-    result: Json = {"type": "null"}
-    if command.result_model is not None:
-        result = {"anyOf": [schemas.ref(command.result_model), {"type": "null"}]}
+    result = {"anyOf": [schemas.ref(command.result_type), {"type": "null"}]}
     payload = {"allOf": [schemas.ref(Reply), {"type": "object", "properties": {"result": result}}]}
-    return _reply_message(reply_id(command), f"The reply to {command.name}.", payload)
+    return _reply_message(reply_id(command), f"The reply to {command.routing_key}.", payload)
 
 
 def _event_message(event: type[Event], schemas: Schemas) -> Json:
@@ -427,7 +429,7 @@ def _event_message(event: type[Event], schemas: Schemas) -> Json:
         {
             "contentType": JSON_MEDIA_TYPE,
             "headers": {"$ref": SCHEMA_REF_TEMPLATE.format(model=TRACED_HEADERS_SCHEMA)},
-            "payload": schemas.ref(event),
+            "payload": schemas.ref(wire_model(event)),
             "bindings": _amqp_bindings({"messageType": event.routing_key}),
         }
     )

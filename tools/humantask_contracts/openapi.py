@@ -2,7 +2,7 @@
 
 The gateway's app is built by its production factory (nothing starts: no broker is
 needed), and so is the app of its HEALTH_PORT; every route they serve carries its
-declaration (`humantask_shared.http_routes.Endpoint`), and a route without one fails
+declaration (`humantask_shared.runtime.http_routes.Endpoint`), and a route without one fails
 the build. A route served only on HEALTH_PORT is documented with that server.
 """
 
@@ -18,15 +18,15 @@ from pydantic import BaseModel
 
 from humantask_gateway.bootstrap import production_app
 from humantask_gateway.settings import GatewaySettings
-from humantask_shared.health import health_app
-from humantask_shared.http_routes import (
+from humantask_shared.core.models import TASK_ID_PATTERN, ErrorBody
+from humantask_shared.runtime.health import health_app
+from humantask_shared.runtime.http_routes import (
     CUSTOMER_AUTH,
     WORKER_AUTH,
     Operation,
     ResponseDoc,
     served_endpoints,
 )
-from humantask_shared.models import TASK_ID_PATTERN, ErrorBody
 
 from .schemas import (
     API_VERSION,
@@ -82,7 +82,7 @@ class ErrorResponse:
     headers: tuple[str, ...] = ()
 
 
-# API.md section 8: every error is an `ErrorBody`.
+# docs/reference/api.md §8: every error is an `ErrorBody`.
 ERROR_RESPONSES: dict[int, ErrorResponse] = {
     400: ErrorResponse("BadRequest", "Bad parameters; the message names the field."),
     401: ErrorResponse(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from humantask_shared.health import add_health_routes
-from humantask_shared.http_routes import add_endpoints
+from humantask_shared.runtime.health import add_health_routes
+from humantask_shared.runtime.http_routes import add_endpoints
 
 from .appkeys import authenticator_key, boundary_key, settings_key
 from .auth import Authenticator

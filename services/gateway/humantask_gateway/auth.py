@@ -1,4 +1,5 @@
-"""HTTP Basic authentication: the API key or worker token is the username (API.md §3).
+"""HTTP Basic authentication: the API key or worker token is the username
+(docs/reference/api.md §3).
 
 The gateway never sees the database: it asks the task-store who owns the credential's
 SHA-256 and remembers the answer for a short while.
@@ -6,16 +7,15 @@ SHA-256 and remembers the answer for a short while.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import time
 
 from aiohttp import web
 
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import Unauthorized
-from humantask_shared.messages.commands import Authenticate, Principal, Role
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import Unauthorized
+from humantask_shared.core.messages.commands import Authenticate, Principal, Role
+from humantask_shared.runtime.cached_lookup import CachedLookup
 
 from .boundary import Boundary
 
@@ -54,72 +54,35 @@ def request_credential_digest(request: web.Request) -> str | None:
 
 
 class Authenticator:
-    """Who a credential belongs to: asked of the task-store, remembered a short while.
-
-    A revoked or rotated credential is forgotten as soon as its `credential.changed`
-    event arrives (`forget`), and everything when events may have been missed
-    (`forget_all`). An answer that was on its way while a credential changed is not
-    cached: it may predate the change.
-
-    Requests with one credential that miss the cache together share one question: under
-    load, a look-up per request would queue behind the work itself (one client with a
-    hundred requests in flight would ask a hundred times whenever its entry expires).
+    """Who a credential belongs to: asked of the task-store, remembered a short while
+    (`CachedLookup`: concurrent look-ups of one credential share one question, and a
+    `credential.changed` event makes it forget at once).
 
     It holds the boundary, not the task-store's client: in production that client is
-    made when the app starts (`bootstrap.BrokerBoundary.connect`), after this.
+    made when the app starts (`broker_boundary.BrokerBoundary.connect`), after this.
     """
 
     def __init__(self, boundary: Boundary, cache_seconds: float) -> None:
         self._boundary = boundary
-        self._cache_seconds = cache_seconds
-        self._cache: dict[tuple[str, Role], tuple[float, Principal]] = {}
-        self._asking: dict[tuple[str, Role], asyncio.Future[Principal]] = {}
-        self._changes = 0  # credential changes heard of so far
+        self._principals: CachedLookup[tuple[str, Role], Principal] = CachedLookup(
+            self._ask, cache_seconds, AUTH_CACHE_MAX_ENTRIES
+        )
 
     async def authenticate(self, request: web.Request, role: Role) -> Principal:
         digest = credential_hash(credential_from_header(request.headers.get("Authorization")))
-        key = (digest, role)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        asking = self._asking.get(key)
-        if asking is None:
-            asking = asyncio.ensure_future(self._ask(key, self._changes))
-            self._asking[key] = asking
-            asking.add_done_callback(lambda done: self._asked(key, done))
-        # Shielded: one caller going away does not cancel the others' answer.
-        return await asyncio.shield(asking)
+        return await self._principals.get((digest, role))
 
-    def _asked(self, key: tuple[str, Role], done: asyncio.Future[Principal]) -> None:
-        if self._asking.get(key) is done:
-            del self._asking[key]
-        if not done.cancelled():
-            done.exception()  # retrieved: when every caller left, nobody else reads it
-
-    async def _ask(self, key: tuple[str, Role], changes_before: int) -> Principal:
+    async def _ask(self, key: tuple[str, Role]) -> Principal:
         digest, role = key
-        principal = await self._boundary.taskstore.send(
-            Authenticate(credential_hash=digest, role=role), Principal
-        )
-        if self._changes == changes_before:
-            if len(self._cache) >= AUTH_CACHE_MAX_ENTRIES:
-                self._cache.clear()
-            self._cache[key] = (time.monotonic() + self._cache_seconds, principal)
-        return principal
+        return await self._boundary.taskstore.send(Authenticate(credential_hash=digest, role=role))
 
     def forget(self, role: Role, principal_id: str) -> None:
         """Drop every cached credential of this customer or worker."""
-        self._changes += 1
-        self._asking.clear()  # an answer on its way may predate the change: ask anew
-        stale = [
-            key
-            for key, (_, principal) in self._cache.items()
-            if principal.principal_id == principal_id and principal.role == role
-        ]
-        for key in stale:
-            del self._cache[key]
+        self._principals.forget(
+            lambda _key, principal: (
+                principal.principal_id == principal_id and principal.role == role
+            )
+        )
 
     def forget_all(self) -> None:
-        self._changes += 1
-        self._asking.clear()
-        self._cache.clear()
+        self._principals.forget_all()

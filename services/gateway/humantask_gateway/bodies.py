@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from humantask_shared.errors import InvalidRequest, RequestTimeout, UnsupportedMediaType
+from humantask_shared.core.errors import InvalidRequest, RequestTimeout, UnsupportedMediaType
 
 from .limits import BODY_DEADLINE
 

@@ -1,7 +1,5 @@
-"""The gateway in production: the only public HTTP surface. Authenticates, validates, and
-talks to the other services only through RabbitMQ.
-
-Wires the app `app.create_app` makes to its resources, each an aiohttp cleanup context
+"""The gateway's wiring in production: the app `app.create_app` makes, over the boundary
+of `broker_boundary` (RabbitMQ), with its resources, each an aiohttp cleanup context
 (opened in order at start, closed in reverse on SIGTERM): the health port, the broker
 connection, the command clients of the task-store and the notifier, the follower of
 credential changes, and the demo customer.
@@ -9,66 +7,26 @@ credential changes, and the demo customer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from aio_pika.abc import AbstractChannel, AbstractExchange
 from aiohttp import web
 
-from humantask_shared.command_client import CommandClient
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.credentials import credential_hash
-from humantask_shared.errors import HumantaskError, Unavailable
-from humantask_shared.health import health_app
-from humantask_shared.messages.commands import EnsureCustomer, Principal
-from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import open_channel
-from humantask_shared.resources import broker_resource, connection_key
-from humantask_shared.runner import run_service
-from humantask_shared.topology import (
-    COMMANDS_EXCHANGE,
-    NOTIFIER_COMMANDS_EXCHANGE,
-    declare_exchange,
-)
-from humantask_shared.tracing import configure_tracing
+from humantask_shared.core.credentials import credential_hash
+from humantask_shared.core.errors import HumantaskError, Unavailable
+from humantask_shared.core.messages.commands import EnsureCustomer
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.health import health_app
+from humantask_shared.runtime.resources import broker_resource, connection_key
+from humantask_shared.runtime.retrying import until_it_works
 
 from .app import create_app
 from .appkeys import authenticator_key, boundary_key, settings_key
+from .broker_boundary import BrokerBoundary
 from .settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-
-
-class BrokerBoundary:
-    """The task-store and the notifier over RabbitMQ: request/reply clients on one
-    channel, made by `connect` (a cleanup context, after the broker connection's). No
-    request is served before: the app starts serving once its cleanup contexts have."""
-
-    taskstore: CommandClient
-    notifier: CommandClient
-
-    def __init__(self, settings: GatewaySettings) -> None:
-        self._settings = settings
-
-    async def connect(self, app: web.Application) -> AsyncIterator[None]:
-        channel = await open_channel(app[connection_key])
-        self.taskstore = await self._client(
-            channel, await declare_exchange(channel, COMMANDS_EXCHANGE)
-        )
-        self.notifier = await self._client(
-            channel, await declare_exchange(channel, NOTIFIER_COMMANDS_EXCHANGE)
-        )
-        yield
-        await channel.close()
-
-    async def _client(self, channel: AbstractChannel, exchange: AbstractExchange) -> CommandClient:
-        settings = self._settings
-        client = CommandClient(
-            channel, exchange, settings.broker_user, settings.rpc_timeout_seconds
-        )
-        await client.start("gateway")
-        return client
 
 
 async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -98,20 +56,15 @@ async def demo_customer_ctx(app: web.Application) -> AsyncIterator[None]:
     demo_key = (app[settings_key].humantask_demo_api_key or "").strip()
     if demo_key:
         command = EnsureCustomer(customer_name="demo", credential_hash=credential_hash(demo_key))
-        while True:  # the task-store may still be starting; keep asking, say so in the log
-            try:
-                await app[boundary_key].taskstore.send(command, Principal)
-                log.info("demo customer ready")
-                break
-            except Unavailable as exc:
-                log.warning(
-                    "waiting for the task-store to create the demo customer",
-                    extra={"error": exc.message},
-                )
-                await asyncio.sleep(1)
-            except HumantaskError as exc:  # e.g. an operator revoked the demo key
-                log.error("no demo customer", extra={"error": exc.message})
-                break
+        try:  # the task-store may still be starting: keep asking, and say so in the log
+            await until_it_works(
+                lambda: app[boundary_key].taskstore.send(command),
+                (Unavailable,),
+                "waiting for the task-store to create the demo customer",
+            )
+            log.info("demo customer ready")
+        except HumantaskError as exc:  # e.g. an operator revoked the demo key
+            log.error("no demo customer", extra={"error": exc.message})
     yield
 
 
@@ -121,16 +74,10 @@ def production_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             health_port_ctx,
-            broker_resource(settings, "humantask-gateway"),
+            broker_resource(settings, "gateway"),
             boundary.connect,
             credential_changes_ctx,
             demo_customer_ctx,
         ]
     )
     return app
-
-
-def main() -> None:
-    settings = GatewaySettings()
-    configure_tracing("gateway")  # before the app: it instruments the apps made after it
-    run_service("gateway", production_app(settings), settings.gateway_port, settings)

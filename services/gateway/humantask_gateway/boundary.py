@@ -1,21 +1,11 @@
 """What the gateway talks through: the task-store and the notifier, each answering
-commands. RabbitMQ in production (`bootstrap.BrokerBoundary`), fakes in tests."""
+commands. RabbitMQ in production (`broker_boundary.BrokerBoundary`), fakes in tests."""
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from pydantic import BaseModel
-
-from humantask_shared.messages.commands import Command
-
-ResultT = TypeVar("ResultT", bound=BaseModel)
-
-
-class CommandSender(Protocol):
-    async def send(self, command: Command, result_model: type[ResultT]) -> ResultT:
-        """The command's result; the service's domain errors are raised here."""
-        ...
+from humantask_shared.core.messages.base import CommandSender
 
 
 class Boundary(Protocol):

@@ -1,4 +1,5 @@
-"""The customer endpoints (API.md §5): HTTP in, a command to the task-store, HTTP out.
+"""The customer endpoints (docs/reference/api.md §5): HTTP in, a command to the
+task-store, HTTP out.
 
 Each route is declared once, at the bottom (`CUSTOMER_ENDPOINTS`): the router and the
 OpenAPI document are both made from it.
@@ -10,24 +11,22 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
-from humantask_shared.errors import InvalidRequest
-from humantask_shared.http_routes import CUSTOMER_AUTH, Endpoint, Operation, ResponseDoc
-from humantask_shared.messages.commands import (
-    CallbackLog,
+from humantask_shared.core.errors import InvalidRequest
+from humantask_shared.core.messages.commands import (
     CancelTask,
     CreateTask,
     GetTask,
     ListCallbacks,
     ListTasks,
 )
-from humantask_shared.models import (
+from humantask_shared.core.models import (
     CallbackAttempt,
     CreateTaskRequest,
     ListCursor,
     Task,
     TaskListQuery,
-    TaskPage,
 )
+from humantask_shared.runtime.http_routes import CUSTOMER_AUTH, Endpoint, Operation, ResponseDoc
 
 from .appkeys import boundary_key, settings_key
 from .bodies import FORM_TYPE, MAX_FORM_FIELDS, parse_fields, read_body, validate
@@ -62,7 +61,7 @@ async def create_task(request: web.Request) -> web.Response:
     if size > limit:
         raise _task_too_large(limit, size)
     task = await request.app[boundary_key].taskstore.send(
-        CreateTask(customer_id=owner, request=task_request), Task
+        CreateTask(customer_id=owner, request=task_request)
     )
     return _task_response(task)
 
@@ -70,13 +69,13 @@ async def create_task(request: web.Request) -> web.Response:
 async def get_task(request: web.Request) -> web.Response:
     owner = await customer_id(request)
     command = GetTask(customer_id=owner, task_id=task_id_from_path(request))
-    return _task_response(await request.app[boundary_key].taskstore.send(command, Task))
+    return _task_response(await request.app[boundary_key].taskstore.send(command))
 
 
 async def cancel_task(request: web.Request) -> web.Response:
     owner = await customer_id(request)
     command = CancelTask(customer_id=owner, task_id=task_id_from_path(request))
-    return _task_response(await request.app[boundary_key].taskstore.send(command, Task))
+    return _task_response(await request.app[boundary_key].taskstore.send(command))
 
 
 def _next_page_url(request: web.Request, next_token: ListCursor) -> URL:
@@ -95,9 +94,7 @@ def _next_page_url(request: web.Request, next_token: ListCursor) -> URL:
 async def list_tasks(request: web.Request) -> web.Response:
     owner = await customer_id(request)
     query = validate(TaskListQuery, dict(request.query))
-    page = await request.app[boundary_key].taskstore.send(
-        ListTasks(customer_id=owner, query=query), TaskPage
-    )
+    page = await request.app[boundary_key].taskstore.send(ListTasks(customer_id=owner, query=query))
     response = json_response([task.to_json_dict() for task in page.tasks])
     if page.next_token is not None:
         response.headers["Link"] = f'<{_next_page_url(request, page.next_token)}>; rel="next"'
@@ -110,10 +107,8 @@ async def list_callbacks(request: web.Request) -> web.Response:
     owner = await customer_id(request)
     task_id = task_id_from_path(request)
     boundary = request.app[boundary_key]
-    await boundary.taskstore.send(GetTask(customer_id=owner, task_id=task_id), Task)  # or 404
-    callback_log = await boundary.notifier.send(
-        ListCallbacks(customer_id=owner, task_id=task_id), CallbackLog
-    )
+    await boundary.taskstore.send(GetTask(customer_id=owner, task_id=task_id))  # or 404
+    callback_log = await boundary.notifier.send(ListCallbacks(customer_id=owner, task_id=task_id))
     return json_response([attempt.model_dump(mode="json") for attempt in callback_log.attempts])
 
 

@@ -1,4 +1,4 @@
-"""Abuse limits at the gateway (API.md §3 and §8), in one middleware for `/v1/`.
+"""Abuse limits at the gateway (docs/reference/api.md §3 and §8), in one middleware for `/v1/`.
 
 - **Cross-site requests** from browsers (`Sec-Fetch-Site: cross-site`) are `403`: a page
   on another site cannot make a signed-in workbench tab, or a browser holding a key, act.
@@ -35,7 +35,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
 
-from humantask_shared.errors import Unauthorized
+from humantask_shared.core.errors import Unauthorized
 
 from .auth import request_credential_digest
 from .client_addresses import budget_key, client_address

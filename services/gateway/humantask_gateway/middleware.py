@@ -1,4 +1,4 @@
-"""Request ids, metrics, and the one place every error becomes JSON (API.md §8)."""
+"""Request ids, metrics, and the one place every error becomes JSON (docs/reference/api.md §8)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Histogram
 
-from humantask_shared.errors import HTTP_STATUS, HumantaskError
-from humantask_shared.logging import request_id_var
+from humantask_shared.core.errors import HTTP_STATUS, HumantaskError
+from humantask_shared.runtime.logging import request_id_var
 
 log = logging.getLogger(__name__)
 

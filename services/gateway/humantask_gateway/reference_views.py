@@ -17,7 +17,7 @@ from importlib import resources
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from humantask_shared.http_routes import Endpoint, Operation, ResponseDoc
+from humantask_shared.runtime.http_routes import Endpoint, Operation, ResponseDoc
 
 # Swagger UI runs only the gateway's own scripts and styles and asks only the gateway
 # (the document; "Try it out" requests). Its stylesheet draws its icons from data: URLs.

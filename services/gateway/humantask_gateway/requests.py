@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from humantask_shared.errors import NotFound
-from humantask_shared.models import TASK_ID_PATTERN
+from humantask_shared.core.errors import NotFound
+from humantask_shared.core.models import TASK_ID_PATTERN
 
 from .appkeys import authenticator_key
 

@@ -6,7 +6,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 from yarl import URL
 
-from humantask_shared.settings import CommonSettings
+from humantask_shared.runtime.settings import CommonSettings
 
 from .client_addresses import ForwardedHeader, IPNetwork, parse_networks
 

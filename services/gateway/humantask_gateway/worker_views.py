@@ -1,4 +1,5 @@
-"""The worker endpoints (API.md §6) and the workbench page that uses them (`GET /work`).
+"""The worker endpoints (docs/reference/api.md §6) and the workbench page that uses them
+(`GET /work`).
 
 Workers authenticate with their token (role `worker`); a customer key is `401` here, as a
 worker token is on the customer endpoints. The page itself needs no credentials: its
@@ -14,17 +15,15 @@ from importlib import resources
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from humantask_shared.http_routes import WORKER_AUTH, Endpoint, Operation, ResponseDoc
-from humantask_shared.messages.commands import ClaimWork, ReleaseWork, SubmitWork
-from humantask_shared.models import TASK_ID_PATTERN
-from humantask_shared.worker_models import (
-    ClaimResult,
+from humantask_shared.core.messages.commands import ClaimWork, ReleaseWork, SubmitWork
+from humantask_shared.core.models import TASK_ID_PATTERN
+from humantask_shared.core.worker_models import (
     CompletedWork,
     SubmitWorkRequest,
     WorkItem,
-    WorkReleased,
     no_live_lease,
 )
+from humantask_shared.runtime.http_routes import WORKER_AUTH, Endpoint, Operation, ResponseDoc
 
 from .appkeys import authenticator_key, boundary_key
 from .bodies import read_fields, validate
@@ -59,9 +58,7 @@ def _held_task_id(request: web.Request) -> str:
 
 async def claim_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
-    result = await request.app[boundary_key].taskstore.send(
-        ClaimWork(worker_id=worker_id), ClaimResult
-    )
+    result = await request.app[boundary_key].taskstore.send(ClaimWork(worker_id=worker_id))
     if result.item is None:
         return web.Response(status=204)
     return json_response(result.item.model_dump(mode="json"))
@@ -72,14 +69,14 @@ async def submit_work(request: web.Request) -> web.Response:
     task_id = _held_task_id(request)
     body = validate(SubmitWorkRequest, await read_fields(request))
     command = SubmitWork(worker_id=worker_id, task_id=task_id, category=body.category)
-    completed = await request.app[boundary_key].taskstore.send(command, CompletedWork)
+    completed = await request.app[boundary_key].taskstore.send(command)
     return json_response(completed.model_dump(mode="json"))
 
 
 async def release_work(request: web.Request) -> web.Response:
     worker_id = await _worker_id(request)
     command = ReleaseWork(worker_id=worker_id, task_id=_held_task_id(request))
-    await request.app[boundary_key].taskstore.send(command, WorkReleased)
+    await request.app[boundary_key].taskstore.send(command)
     return web.Response(status=204)
 
 
@@ -154,7 +151,7 @@ WORKER_ENDPOINTS = (
         ),
     ),
     # The workbench is a page for people, not an API operation: outside the OpenAPI
-    # document (API.md §6 describes it), like the script and style it is made of.
+    # document (docs/reference/api.md §6 describes it), like the script and style it is made of.
     Endpoint("GET", "/work", _static_handler("workbench.html", "text/html"), None),
     Endpoint("GET", "/work/workbench.js", _static_handler("workbench.js", "text/javascript"), None),
     Endpoint("GET", "/work/workbench.css", _static_handler("workbench.css", "text/css"), None),

@@ -25,6 +25,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from yarl import URL
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
@@ -187,3 +189,16 @@ _KINDS = (
     "reserved",
     "private",
 )
+
+
+def callback_url(url: str) -> URL | None:
+    """The URL exactly as aiohttp will send to it, or None if it is not an absolute
+    http(s) URL with a host (yarl refuses hosts that are not valid IDNA)."""
+    try:
+        parsed = URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
+            return None
+        _ = parsed.port  # a malformed port raises here rather than later
+    except (ValueError, TypeError, UnicodeError):
+        return None
+    return parsed

@@ -25,33 +25,35 @@ from functools import partial
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from humantask_shared.command_client import CommandClient
-from humantask_shared.command_server import CommandServer
-from humantask_shared.credential_events import follow_credential_changes
-from humantask_shared.errors import Unavailable
-from humantask_shared.health import add_health_routes
-from humantask_shared.messages.commands import ListCallbacks
-from humantask_shared.messages.events import CredentialChanged
-from humantask_shared.messaging import Consumer, open_channel
-from humantask_shared.resources import (
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.topology import (
+    CALLBACK_RETRY_QUEUE,
+    COMMANDS_EXCHANGE,
+    NOTIFIER_COMMANDS_QUEUE,
+    NOTIFIER_COMPLETIONS_QUEUE,
+    Queue,
+)
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import Consumer
+from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.declaring import declare_all, declare_exchange
+from humantask_shared.runtime.event_dispatcher import EventDispatcher
+from humantask_shared.runtime.health import add_health_routes
+from humantask_shared.runtime.resources import (
     broker_resource,
     connection_key,
     database_key,
     database_resource,
 )
-from humantask_shared.topology import (
-    CALLBACK_RETRY_QUEUE,
-    COMMANDS_EXCHANGE,
-    NOTIFIER_COMMANDS_QUEUE,
-    NOTIFIER_COMPLETIONS_QUEUE,
-    check_handlers,
-    declare,
-    declare_exchange,
-)
 
 from . import domain
 from .deferrals import HostBusyDeferrals
-from .handlers import AttemptInProgress, handle_retry_due, handle_task_completed, list_callbacks
+from .domain import Trigger
+from .handler_table import bind_command_handlers, bind_message_handlers
+from .handlers import AttemptInProgress
 from .hosts import HostSlots
 from .ports import Dependencies
 from .repository import DeliveryRepository, ensure_indexes
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 settings_key = web.AppKey("settings", NotifierSettings)
 dependencies_key = web.AppKey("dependencies", Dependencies)
 secrets_key = web.AppKey("secrets", CallbackSecrets)
+deferrals_key = web.AppKey("deferrals", HostBusyDeferrals)
 
 # Worth trying again after a pause: the database or the task-store did not answer, or
 # another notifier is in the middle of the same attempt.
@@ -105,8 +108,8 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         claim_ttl=domain.claim_ttl(settings.callback_timeout_seconds),
         hosts=HostSlots(settings.callback_max_per_host),
-        deferrals=deferrals,
     )
+    app[deferrals_key] = deferrals
     if settings.callback_allow_private_networks:
         log.warning("CALLBACK_ALLOW_PRIVATE_NETWORKS is on: callbacks may reach private hosts")
     yield
@@ -114,20 +117,43 @@ async def dependencies_ctx(app: web.Application) -> AsyncIterator[None]:
     await channel.close()
 
 
-async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings, deps = app[settings_key], app[dependencies_key]
-    channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    completions = await declare(channel, NOTIFIER_COMPLETIONS_QUEUE, settings.amqp_queue_type)
-    due_retries = await declare(channel, CALLBACK_RETRY_QUEUE, settings.amqp_queue_type)
-    server = CommandServer(
-        {ListCallbacks: partial(list_callbacks, deps=deps)}, settings.broker_identities(), channel
+def dispatcher(
+    queue: Queue, trigger: Trigger, deps: Dependencies, deferrals: HostBusyDeferrals
+) -> EventDispatcher:
+    """`queue`'s handlers; what they put back (a busy host) waits in `trigger`'s delay queue."""
+    return EventDispatcher(
+        queue, bind_message_handlers(queue, deps), partial(deferrals.defer, trigger=trigger)
     )
-    check_handlers(NOTIFIER_COMMANDS_QUEUE, server.command_names)
-    commands = await declare(channel, NOTIFIER_COMMANDS_QUEUE, settings.amqp_queue_type)
+
+
+async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, deps, deferrals = app[settings_key], app[dependencies_key], app[deferrals_key]
+    channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
+    completions, due_retries, commands = await declare_all(
+        channel,
+        [NOTIFIER_COMPLETIONS_QUEUE, CALLBACK_RETRY_QUEUE, NOTIFIER_COMMANDS_QUEUE],
+        settings.amqp_queue_type,
+    )
     consumers = [
-        Consumer(completions, partial(handle_task_completed, deps=deps), TRANSIENT_ERRORS),
-        Consumer(due_retries, partial(handle_retry_due, deps=deps), TRANSIENT_ERRORS),
-        Consumer(commands, server),
+        Consumer(
+            completions,
+            dispatcher(NOTIFIER_COMPLETIONS_QUEUE, "completed", deps, deferrals),
+            TRANSIENT_ERRORS,
+        ),
+        Consumer(
+            due_retries,
+            dispatcher(CALLBACK_RETRY_QUEUE, "retry_due", deps, deferrals),
+            TRANSIENT_ERRORS,
+        ),
+        Consumer(
+            commands,
+            CommandServer(
+                NOTIFIER_COMMANDS_QUEUE,
+                bind_command_handlers(deps),
+                settings.broker_identities(),
+                channel,
+            ),
+        ),
     ]
     for consumer in consumers:
         await consumer.start()
@@ -158,7 +184,7 @@ def create_app(settings: NotifierSettings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             database_resource(settings, "humantask-notifier", ensure_indexes),
-            broker_resource(settings, "humantask-notifier"),
+            broker_resource(settings, "notifier"),
             dependencies_ctx,
             credential_changes_ctx,
             consumers_ctx,

@@ -16,18 +16,18 @@ message may be acked.
 
 from __future__ import annotations
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from humantask_shared.topology import (
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     NOTIFIER_COMPLETIONS_DELAY_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     Queue,
     QueueType,
     callback_retry_delay_queue,
-    declare,
 )
+from humantask_shared.runtime.declaring import declare
+from humantask_shared.runtime.publishing import PUBLISH_TIMEOUT_SECONDS, outgoing
 
 from .domain import Trigger
 
@@ -36,8 +36,8 @@ _BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
 
 
 class HostBusyDeferrals:
-    """`ports.Deferrals`; `completions` and `retries` are the notifier's queues, or a
-    test's."""
+    """What a dispatcher puts back (`EventDispatcher(put_back=...)`, `defer` with its
+    trigger bound); `completions` and `retries` are the notifier's queues, or a test's."""
 
     def __init__(
         self,
@@ -62,19 +62,21 @@ class HostBusyDeferrals:
             await declare(self._channel, queue, self._queue_type)
 
     async def defer(
-        self, message: AbstractIncomingMessage, trigger: Trigger, timeout: float = 10
+        self,
+        message: AbstractIncomingMessage,
+        trigger: Trigger,
+        timeout: float = PUBLISH_TIMEOUT_SECONDS,
     ) -> None:
         headers = {
             name: value
             for name, value in (message.headers or {}).items()
             if not name.startswith(_BROKER_HEADERS)
         }
-        copy = aio_pika.Message(
-            body=message.body,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        copy = outgoing(
+            message.body,
+            message.type,
+            persistent=True,
             message_id=message.message_id,
-            type=message.type,
             headers=headers,
         )
         await self._channel.default_exchange.publish(

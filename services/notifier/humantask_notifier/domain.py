@@ -1,4 +1,4 @@
-"""Callback delivery and its state machine (API.md section 7). No I/O here.
+"""Callback delivery and its state machine (docs/reference/api.md §7). No I/O here.
 
 One delivery per completed task, keyed by its task id, at most two attempts:
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.models import CallbackAttempt, CallbackFormat
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.models import CallbackAttempt, CallbackFormat
 
 SUCCESS_STATUS = 200
 MAX_ATTEMPTS = 2

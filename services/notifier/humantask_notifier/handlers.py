@@ -1,27 +1,26 @@
 """Message handlers: a completion event, a retry coming due, a request for the log.
 
-Each message moves its task's delivery along `domain.next_step` until there is nothing
-left for it to do; the rules live in `domain`, the adapters behind `ports` (MongoDB,
-RabbitMQ, HTTP, the task-store). A handler returns only once what it did is durable;
-then the consumer acks its message.
+Each gets its message parsed (by its queue's `EventDispatcher` or `CommandServer`;
+`handler_table` says which handler serves which queue). A completion or a retry moves
+its task's delivery along `domain.next_step` until there is nothing left for it to do;
+the rules live in `domain`, the adapters behind `ports` (MongoDB, RabbitMQ, HTTP, the
+task-store). A handler returns only once what it did is durable; then the consumer acks
+its message.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TypeVar
 
-from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ValidationError
 
-from humantask_shared.errors import NotFound
-from humantask_shared.messages.commands import CallbackLog, ListCallbacks
-from humantask_shared.messages.events import TaskCompleted
-from humantask_shared.messages.retries import RetryDue
-from humantask_shared.messaging import PoisonMessage
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.errors import NotFound
+from humantask_shared.core.messages.commands import CallbackLog, ListCallbacks
+from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.consumer import PoisonMessage, PutBack
 
 from . import domain, payload
 from .domain import Delivery, Step, Trigger
@@ -29,8 +28,6 @@ from .hosts import HostBusy, host_of
 from .ports import Dependencies
 
 log = logging.getLogger(__name__)
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # outcome: delivered, failed or interrupted (the process stopped mid-attempt); reason: the
 # receiver's status class (status_2xx ... status_5xx) or what went wrong (SendResult.kind).
@@ -55,39 +52,26 @@ class AttemptInProgress(Exception):
     """Another process is sending this attempt; the message is looked at again later."""
 
 
-def _parse(model: type[ModelT], message: AbstractIncomingMessage) -> ModelT:
-    try:
-        return model.model_validate_json(message.body)
-    except ValidationError as exc:
-        raise PoisonMessage(f"not a {model.__name__}: {exc.error_count()} errors") from exc
+async def handle_task_completed(event: TaskCompleted, deps: Dependencies) -> None:
+    await _advance_or_put_back(event.task.task_id, "completed", deps, event)
 
 
-async def handle_task_completed(message: AbstractIncomingMessage, deps: Dependencies) -> None:
-    event = _parse(TaskCompleted, message)
-    await _advance_or_defer(message, event.task.task_id, "completed", deps, event)
+async def handle_retry_due(due: RetryDue, deps: Dependencies) -> None:
+    await _advance_or_put_back(due.task_id, "retry_due", deps)
 
 
-async def handle_retry_due(message: AbstractIncomingMessage, deps: Dependencies) -> None:
-    due = _parse(RetryDue, message)
-    await _advance_or_defer(message, due.task_id, "retry_due", deps)
-
-
-async def _advance_or_defer(
-    message: AbstractIncomingMessage,
-    task_id: str,
-    trigger: Trigger,
-    deps: Dependencies,
-    event: TaskCompleted | None = None,
+async def _advance_or_put_back(
+    task_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
 ) -> None:
-    """`advance`; when the callback's host is busy, the message is put back for a while
-    (nothing was claimed) and this one is done: acked, so the next message, perhaps
-    another customer's, is taken at once (`hosts`)."""
+    """`advance`; when the callback's host is busy, nothing was claimed and the message
+    is put back in the broker for a while (`PutBack`: its dispatcher does it), so the
+    next message, perhaps another customer's, is taken at once (`hosts`)."""
     try:
         await advance(task_id, trigger, deps, event)
-    except HostBusy:
-        await deps.deferrals.defer(message, trigger)
+    except HostBusy as busy:
         CALLBACK_DEFERRALS.labels(trigger).inc()
         log.info("callback host busy: message put back", extra={"task_id": task_id})
+        raise PutBack(f"the callback host of task {task_id} is busy") from busy
 
 
 async def advance(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .sender import callback_url
+from .addresses import callback_url
 
 
 class HostBusy(Exception):

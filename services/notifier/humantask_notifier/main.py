@@ -1,13 +1,13 @@
 """`humantask-notifier`: delivers the customer's callback when a task is completed
-(API.md §7).
+(docs/reference/api.md §7).
 
 The process: settings from the environment, tracing, then the app `bootstrap` wires.
 """
 
 from __future__ import annotations
 
-from humantask_shared.runner import run_service
-from humantask_shared.tracing import configure_tracing
+from humantask_shared.runtime.runner import run_service
+from humantask_shared.runtime.tracing import configure_tracing
 
 from .bootstrap import create_app
 from .settings import NotifierSettings

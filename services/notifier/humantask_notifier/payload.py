@@ -26,8 +26,8 @@ from urllib.parse import urlencode
 
 import orjson
 
-from humantask_shared.credentials import callback_signing_key
-from humantask_shared.models import CallbackFormat
+from humantask_shared.core.credentials import callback_signing_key
+from humantask_shared.core.models import CallbackFormat
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"

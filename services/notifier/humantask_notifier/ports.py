@@ -8,15 +8,12 @@ unit tests pass in-memory fakes with the same promises (`tests/support/fakes.py`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-from aio_pika.abc import AbstractIncomingMessage
-
-from .domain import Attempt, Delivery, Trigger
-from .hosts import HostSlots
-from .sender import SendResult
+from .domain import Attempt, Delivery
 
 
 class Deliveries(Protocol):
@@ -52,11 +49,30 @@ class Retries(Protocol):
         """Returns once the broker holds the retry, due after the retry delay."""
 
 
-class Deferrals(Protocol):
-    async def defer(self, message: AbstractIncomingMessage, trigger: Trigger) -> None:
-        """Returns once the broker holds a copy of `message` (persistent, confirmed),
-        due back in the queue it came from (that of `trigger`'s messages) after
-        CALLBACK_HOST_BUSY_DELAY_SECONDS."""
+@dataclass(frozen=True)
+class SendResult:
+    """The receiver's status code, or why there was none (`error`, and `reason`: a word
+    for it that a metric can count by)."""
+
+    status_code: int | None = None
+    error: str | None = None
+    reason: str | None = field(default=None, compare=False)
+
+    @property
+    def kind(self) -> str:
+        """`status_2xx` ... `status_5xx` for an answer; otherwise what went wrong:
+        `invalid_url`, `refused_address`, `timeout`, `dns`, `connect` or `connection`."""
+        if self.status_code is not None:
+            return f"status_{self.status_code // 100}xx"
+        return self.reason or "connection"
+
+
+class HostSlots(Protocol):
+    def slot(self, host: str | None) -> AbstractContextManager[None]:
+        """Hold one of `host`'s slots while the context lasts (None: a URL that needs
+        none), or raise `hosts.HostBusy` at once when it has CALLBACK_MAX_PER_HOST
+        callbacks in progress."""
+        ...
 
 
 class Sender(Protocol):
@@ -71,5 +87,5 @@ class Dependencies:
     retries: Retries
     sender: Sender
     claim_ttl: timedelta
+    # How many callbacks go to one host at once: past that, the message is put back.
     hosts: HostSlots
-    deferrals: Deferrals

@@ -18,8 +18,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from humantask_shared.mongo import Document
-from humantask_shared.timeutil import as_utc, utcnow
+from humantask_shared.core.timeutil import as_utc, utcnow
+from humantask_shared.runtime.mongo import Document
 
 from .domain import Attempt, Delivery
 

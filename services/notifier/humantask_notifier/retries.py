@@ -5,7 +5,7 @@
                      ▼ dead-lettered through the default exchange
                notifier.callback-retry                  (durable, consumed by every notifier)
 
-Both queues are declared in `humantask_shared.topology`. The delay queue is named after
+Both queues are declared in `humantask_shared.core.topology`. The delay queue is named after
 its delay, so a notifier started with another CALLBACK_RETRY_DELAY_SECONDS declares a
 queue of its own instead of failing on the old one's arguments (and retries already
 waiting in the old one still arrive). A per-queue TTL expires messages in order, so each
@@ -16,18 +16,17 @@ restart.
 
 from __future__ import annotations
 
-import aio_pika
 from aio_pika.abc import AbstractChannel
 
-from humantask_shared.messages.retries import RetryDue
-from humantask_shared.messaging import REQUEST_ID_HEADER
-from humantask_shared.topology import (
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     Queue,
     QueueType,
     callback_retry_delay_queue,
-    declare,
 )
+from humantask_shared.runtime.declaring import declare_all
+from humantask_shared.runtime.publishing import PUBLISH_TIMEOUT_SECONDS, publish
 
 
 class RetryScheduler:
@@ -45,19 +44,19 @@ class RetryScheduler:
 
     async def declare(self) -> None:
         """Declare the delay queue and the queue it feeds."""
-        await declare(self._channel, self._retries, self._queue_type)
-        await declare(self._channel, self.delay_queue, self._queue_type)
+        await declare_all(self._channel, [self._retries, self.delay_queue], self._queue_type)
 
-    async def schedule(self, task_id: str, request_id: str | None, timeout: float = 10) -> None:
+    async def schedule(
+        self, task_id: str, request_id: str | None, timeout: float = PUBLISH_TIMEOUT_SECONDS
+    ) -> None:
         """Returns once the broker holds the retry (persistent, publisher-confirmed)."""
-        message = aio_pika.Message(
-            body=RetryDue(task_id=task_id).model_dump_json().encode(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        await publish(
+            self._channel.default_exchange,
+            self.delay_queue.name,
+            RetryDue(task_id=task_id).model_dump_json().encode(),
+            message_type=RetryDue.routing_key,
             message_id=f"{task_id}.retry",
-            type=RetryDue.message_type,
-            headers={REQUEST_ID_HEADER: request_id or ""},
-        )
-        await self._channel.default_exchange.publish(
-            message, routing_key=self.delay_queue.name, mandatory=True, timeout=timeout
+            request_id=request_id,
+            mandatory=True,
+            timeout=timeout,
         )

@@ -1,6 +1,6 @@
 """HTTP adapter: POSTs one callback and says what came of it, never raising.
 
-Safety (API.md section 7), one rule for every callback address, applied when it is sent:
+Safety (docs/reference/api.md §7), one rule for every callback address, applied when it is sent:
 
 - The URL is parsed once, by yarl, exactly as aiohttp will use it, so the host checked
   is the host connected to: Unicode spellings (`１２７．０．０．１`, ideographic full
@@ -30,17 +30,16 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import AsyncResolver
-from yarl import URL
 
 from humantask_shared import __version__
 
-from .addresses import IPAddress, is_public, parse_ip, why_not_public
+from .addresses import IPAddress, callback_url, is_public, parse_ip, why_not_public
+from .ports import SendResult
 
 USER_AGENT = f"humantask-notifier/{__version__}"
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -52,24 +51,6 @@ class ForbiddenAddress(Exception):
     """The callback's host is, or resolves to, an address callbacks may not go to.
 
     Not an OSError, so aiohttp lets it through unwrapped; its message is safe to log."""
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """The receiver's status code, or why there was none (`error`, and `reason`: a word
-    for it that a metric can count by)."""
-
-    status_code: int | None = None
-    error: str | None = None
-    reason: str | None = field(default=None, compare=False)
-
-    @property
-    def kind(self) -> str:
-        """`status_2xx` ... `status_5xx` for an answer; otherwise what went wrong:
-        `invalid_url`, `refused_address`, `timeout`, `dns`, `connect` or `connection`."""
-        if self.status_code is not None:
-            return f"status_{self.status_code // 100}xx"
-        return self.reason or "connection"
 
 
 def _literal_result(host: str, address: IPAddress, port: int) -> ResolveResult:
@@ -213,19 +194,6 @@ def _os_error(exc: BaseException | None) -> str:
     if isinstance(exc, OSError) and exc.errno and exc.errno > 0:
         return os.strerror(exc.errno)  # asyncio's own strerror quotes the address
     return type(exc).__name__ if exc is not None else "unknown error"
-
-
-def callback_url(url: str) -> URL | None:
-    """The URL exactly as aiohttp will send to it, or None if it is not an absolute
-    http(s) URL with a host (yarl refuses hosts that are not valid IDNA)."""
-    try:
-        parsed = URL(url)
-        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
-            return None
-        _ = parsed.port  # a malformed port raises here rather than later
-    except (ValueError, TypeError, UnicodeError):
-        return None
-    return parsed
 
 
 class CallbackSender:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from humantask_shared.settings import WorkerServiceSettings
+from humantask_shared.runtime.settings import WorkerServiceSettings
 
 
 class NotifierSettings(WorkerServiceSettings):

@@ -3,7 +3,7 @@
 Only the admin tool's broker user may send them (`Command.senders`). A revocation or
 rotation is written, then announced as `credential.changed` on the events exchange, and
 only then answered: every gateway forgets the old key and every notifier the old
-callback secret as soon as the operator sees the answer (API.md §2–3). If the broker
+callback secret as soon as the operator sees the answer (docs/reference/api.md §2–3). If the broker
 fails in between, the command is retried; each of them may run twice.
 """
 
@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import logging
 
-from humantask_shared.command_server import UnboundHandler
-from humantask_shared.credentials import new_callback_secret
-from humantask_shared.errors import Conflict, NotFound
-from humantask_shared.logging import request_id_var
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import new_callback_secret
+from humantask_shared.core.errors import Conflict, NotFound
+from humantask_shared.core.messages.commands import (
     Account,
     AccountList,
     CallbackSecret,
-    Command,
     CreateCustomer,
     CreatedCustomer,
     CreatedWorker,
@@ -30,8 +27,9 @@ from humantask_shared.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
-from humantask_shared.messages.events import CredentialChange, CredentialChanged
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.messages.events import CredentialChange, CredentialChanged
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.logging import request_id_var
 
 from .ports import Dependencies
 
@@ -118,13 +116,3 @@ async def _announce(
     log.info(
         "credential changed", extra={"role": role, "principal_id": principal_id, "change": change}
     )
-
-
-ACCOUNT_HANDLERS: dict[type[Command], UnboundHandler] = {
-    CreateCustomer: create_customer,
-    CreateWorker: create_worker,
-    ListAccounts: list_accounts,
-    RevokeAccount: revoke_account,
-    RotateCredential: rotate_credential,
-    RotateCallbackSecret: rotate_callback_secret,
-}

@@ -1,4 +1,4 @@
-"""`humantask-admin`: the operator's commands for customers and workers (API.md §2).
+"""`humantask-admin`: the operator's commands for customers and workers (docs/reference/api.md §2).
 
     humantask-admin customers create --name NAME   {"customer_id", "api_key", "callback_secret"}
     humantask-admin customers list                 one JSON object per line, no secrets
@@ -25,18 +25,14 @@ from typing import Any
 
 import aio_pika
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from humantask_shared.command_client import CommandClient
-from humantask_shared.credentials import credential_hash, new_api_key, new_worker_token
-from humantask_shared.errors import HumantaskError
-from humantask_shared.messages.commands import (
+from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
+from humantask_shared.core.errors import HumantaskError
+from humantask_shared.core.messages.base import CommandSender
+from humantask_shared.core.messages.commands import (
     Account,
-    AccountList,
-    CallbackSecret,
     CreateCustomer,
-    CreatedCustomer,
-    CreatedWorker,
     CreateWorker,
     ListAccounts,
     RevokeAccount,
@@ -44,10 +40,11 @@ from humantask_shared.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
-from humantask_shared.messaging import BROKER_ERRORS, open_channel
-from humantask_shared.settings import CommonSettings
-from humantask_shared.timeutil import format_timestamp
-from humantask_shared.topology import COMMANDS_EXCHANGE
+from humantask_shared.core.timeutil import format_timestamp
+from humantask_shared.core.topology import COMMANDS_EXCHANGE
+from humantask_shared.runtime.broker import BROKER_ERRORS, open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.settings import CommonSettings
 
 Output = list[dict[str, Any]]
 
@@ -72,17 +69,13 @@ def account_line(account: Account) -> dict[str, Any]:
 class Admin:
     """The commands, each returning what to print (one JSON object per line)."""
 
-    def __init__(self, taskstore: CommandClient) -> None:
+    def __init__(self, taskstore: CommandSender) -> None:
         self._taskstore = taskstore
-
-    async def _send(self, command: Any, result: type[BaseModel]) -> Any:
-        return await self._taskstore.send(command, result)
 
     async def create_customer(self, name: str) -> Output:
         api_key = new_api_key()
-        created = await self._send(
-            CreateCustomer(customer_name=name, credential_hash=credential_hash(api_key)),
-            CreatedCustomer,
+        created = await self._taskstore.send(
+            CreateCustomer(customer_name=name, credential_hash=credential_hash(api_key))
         )
         return [
             {
@@ -94,32 +87,31 @@ class Admin:
 
     async def create_worker(self, name: str) -> Output:
         token = new_worker_token()
-        created = await self._send(
-            CreateWorker(worker_name=name, credential_hash=credential_hash(token)), CreatedWorker
+        created = await self._taskstore.send(
+            CreateWorker(worker_name=name, credential_hash=credential_hash(token))
         )
         return [{"worker_id": created.worker_id, "token": token}]
 
     async def list(self, role: Role) -> Output:
-        listed = await self._send(ListAccounts(role=role), AccountList)
+        listed = await self._taskstore.send(ListAccounts(role=role))
         return [account_line(account) for account in listed.accounts]
 
     async def revoke(self, role: Role, principal_id: str) -> Output:
-        account = await self._send(RevokeAccount(role=role, principal_id=principal_id), Account)
+        account = await self._taskstore.send(RevokeAccount(role=role, principal_id=principal_id))
         return [account_line(account)]
 
     async def rotate_credential(self, role: Role, principal_id: str) -> Output:
         credential = new_api_key() if role == "customer" else new_worker_token()
-        await self._send(
+        await self._taskstore.send(
             RotateCredential(
                 role=role, principal_id=principal_id, credential_hash=credential_hash(credential)
-            ),
-            Account,
+            )
         )
         name = "api_key" if role == "customer" else "token"
         return [{f"{role}_id": principal_id, name: credential}]
 
     async def rotate_secret(self, customer_id: str) -> Output:
-        rotated = await self._send(RotateCallbackSecret(customer_id=customer_id), CallbackSecret)
+        rotated = await self._taskstore.send(RotateCallbackSecret(customer_id=customer_id))
         return [{"customer_id": customer_id, "callback_secret": rotated.callback_secret}]
 
 

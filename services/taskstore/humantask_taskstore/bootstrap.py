@@ -3,9 +3,9 @@
 Each resource is an aiohttp cleanup context (create, yield, close), so SIGTERM stops
 taking commands, finishes those in hand, then closes the connections:
 
-- the database (indexes ensured) and the broker connection (`humantask_shared.resources`);
+- the database (indexes ensured) and the broker connection (`humantask_shared.runtime.resources`);
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
-  publisher bound into the handler table (`handlers.bind_handlers`), served from
+  publisher bound into the handler table (`handler_table.bind_handlers`), served from
   `taskstore.commands` to the services each command is meant for;
 - the outbox relay (events a crash or a broker outage left behind) and the task gauges.
 """
@@ -18,32 +18,27 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
-from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.command_server import CommandServer
-from humantask_shared.health import add_health_routes
-from humantask_shared.messaging import Consumer, open_channel, publish_event
-from humantask_shared.mongo import Document
-from humantask_shared.resources import (
+from humantask_shared.core.topology import EVENTS_EXCHANGE, TASKSTORE_COMMANDS_QUEUE
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import Consumer
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.health import add_health_routes
+from humantask_shared.runtime.publishing import publish_event
+from humantask_shared.runtime.resources import (
     broker_resource,
     connection_key,
     database_key,
     database_resource,
 )
-from humantask_shared.topology import (
-    EVENTS_EXCHANGE,
-    TASKSTORE_COMMANDS_QUEUE,
-    check_handlers,
-    declare,
-    declare_exchange,
-)
 
 from .crash_hook import ExitBeforePublishingCompletion
 from .gauges import task_gauges_watch
-from .handlers import bind_handlers
+from .handler_table import bind_handlers
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox
-from .repository import AccountRepository, TaskRepository, ensure_indexes
+from .repository import AccountRepository, OutboxStore, TaskRepository, ensure_indexes
 from .settings import TaskStoreSettings
 
 settings_key = web.AppKey("settings", TaskStoreSettings)
@@ -56,7 +51,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     events = await declare_exchange(channel, EVENTS_EXCHANGE)
     database = app[database_key]
     tasks = TaskRepository(database)
-    outbox = OutboxPublisher(tasks, events)
+    outbox = OutboxPublisher(OutboxStore(database), events)
     handlers_outbox: Outbox = outbox
     if settings.humantask_test_exit_after_completion_write:
         handlers_outbox = ExitBeforePublishingCompletion(outbox)
@@ -70,8 +65,9 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     app[outbox_key] = outbox
 
     # Only the services a command is meant for may send it (the broker vouches for user_id).
-    server = CommandServer(bind_handlers(deps), settings.broker_identities(), channel)
-    check_handlers(TASKSTORE_COMMANDS_QUEUE, server.command_names)
+    server = CommandServer(
+        TASKSTORE_COMMANDS_QUEUE, bind_handlers(deps), settings.broker_identities(), channel
+    )
     queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, settings.amqp_queue_type)
     consumer = Consumer(queue, server)
     await consumer.start()
@@ -93,13 +89,9 @@ async def outbox_relay_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
     """The outbox backlog, the worker pool and expired leases, in /metrics (gauges.py)."""
-    async with task_gauges_watch(app[database_key]):
+    database = app[database_key]
+    async with task_gauges_watch(TaskRepository(database), OutboxStore(database)):
         yield
-
-
-async def prepare_database(database: AsyncDatabase[Document]) -> None:
-    await ensure_indexes(database)
-    await AccountRepository(database).ensure_indexes()
 
 
 def create_app(settings: TaskStoreSettings) -> web.Application:
@@ -108,8 +100,8 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
     add_health_routes(app)
     app.cleanup_ctx.extend(
         [
-            database_resource(settings, "humantask-taskstore", prepare_database),
-            broker_resource(settings, "humantask-taskstore"),
+            database_resource(settings, "humantask-taskstore", ensure_indexes),
+            broker_resource(settings, "taskstore"),
             commands_ctx,
             outbox_relay_ctx,
             task_gauges_ctx,

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from humantask_shared.errors import NotFound, Unavailable
-from humantask_shared.messages.events import Event
-from humantask_shared.timeutil import utcnow
+from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.messages.base import Event
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.publishing import stamp_all
 
 from .domain import TaskRecord
 from .ports import Tasks
@@ -25,9 +27,9 @@ Change = Callable[[TaskRecord, datetime], tuple[TaskRecord, Sequence[Event]]]
 
 async def change_task(
     tasks: Tasks, task_id: str, change: Change, customer_id: str | None = None
-) -> tuple[TaskRecord, Sequence[Event]]:
-    """The task as saved after `change(task, now)`, and the events that change raised
-    (written to the task's outbox; the caller publishes them). `customer_id` limits the
+) -> tuple[TaskRecord, Sequence[StampedEvent]]:
+    """The task as saved after `change(task, now)`, and the events that change raised,
+    stamped (written to the task's outbox; the caller publishes them). `customer_id` limits the
     lookup to that customer's tasks. A change that leaves the task as it was writes
     nothing."""
     for _ in range(MAX_WRITE_ATTEMPTS):
@@ -38,7 +40,8 @@ async def change_task(
         changed, events = change(record, now)
         if changed == record:
             return record, []
-        saved = await tasks.save(changed, events, now)
+        stamped = stamp_all(events, now)
+        saved = await tasks.save(changed, stamped, now)
         if saved is not None:
-            return saved, events
+            return saved, stamped
     raise Unavailable("the task is changing too often, try again")

@@ -12,7 +12,8 @@ import logging
 import os
 from collections.abc import Sequence
 
-from humantask_shared.messages.events import Event, TaskCompleted
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCompleted
 
 from .ports import Outbox
 
@@ -28,8 +29,8 @@ class ExitBeforePublishingCompletion:
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
 
-    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
-        if any(isinstance(event, TaskCompleted) for event in events):
+    def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
+        if any(isinstance(stamped.event, TaskCompleted) for stamped in events):
             log.warning("test hook: exiting after the completion write, before publishing")
             os._exit(EXIT_CODE)
         self._outbox.publish_after_reply(task_id, events)

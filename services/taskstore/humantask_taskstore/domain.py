@@ -18,9 +18,14 @@ from typing import Any
 
 import orjson
 
-from humantask_shared.errors import Conflict, InvalidRequest
-from humantask_shared.messages.events import TaskCanceled, TaskCompleted, TaskCreated, TaskEvent
-from humantask_shared.models import (
+from humantask_shared.core.errors import Conflict, InvalidRequest
+from humantask_shared.core.messages.events import (
+    TaskCanceled,
+    TaskCompleted,
+    TaskCreated,
+    TaskEvent,
+)
+from humantask_shared.core.models import (
     CallbackFormat,
     CreateTaskRequest,
     Task,
@@ -28,7 +33,7 @@ from humantask_shared.models import (
     TaskResponse,
     TaskStatus,
 )
-from humantask_shared.worker_models import CompletedWork, WorkItem, no_live_lease
+from humantask_shared.core.worker_models import CompletedWork, WorkItem, no_live_lease
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ The process: settings from the environment, tracing, then the app `bootstrap` wi
 
 from __future__ import annotations
 
-from humantask_shared.runner import run_service
-from humantask_shared.tracing import configure_tracing
+from humantask_shared.runtime.runner import run_service
+from humantask_shared.runtime.tracing import configure_tracing
 
 from .bootstrap import create_app
 from .settings import TaskStoreSettings

@@ -13,18 +13,18 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-import aio_pika
 import orjson
 from aio_pika.abc import AbstractExchange
 from pymongo.errors import PyMongoError
 
-from humantask_shared.messages.events import Event
-from humantask_shared.messaging import BROKER_ERRORS, REQUEST_ID_HEADER
-from humantask_shared.timeutil import utcnow
-from humantask_shared.tracing import restored_trace_context
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.broker import BROKER_ERRORS
+from humantask_shared.runtime.publishing import publish
+from humantask_shared.runtime.tracing import restored_trace_context
 
 from .batching import GroupWriter
-from .repository import TaskRepository, serialize_event
+from .repository import OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ class OutboxClears:
     """Drops published events from their tasks' outboxes, many tasks in one write
     (`GroupWriter`)."""
 
-    def __init__(self, tasks: TaskRepository) -> None:
-        self._tasks = tasks
+    def __init__(self, store: OutboxStore) -> None:
+        self._store = store
         self._writer: GroupWriter[tuple[str, list[str]]] = GroupWriter(
             self._write, MAX_CLEARS_PER_WRITE
         )
@@ -47,20 +47,20 @@ class OutboxClears:
         await self._writer.submit((task_id, published))
 
     async def _write(self, clears: list[tuple[str, list[str]]]) -> list[BaseException | None]:
-        await self._tasks.remove_from_outboxes(clears)
+        await self._store.remove(clears)
         return [None] * len(clears)
 
 
 class OutboxPublisher:
-    def __init__(self, tasks: TaskRepository, exchange: AbstractExchange) -> None:
-        self._tasks = tasks
+    def __init__(self, store: OutboxStore, exchange: AbstractExchange) -> None:
+        self._store = store
         self._exchange = exchange
-        self._clears = OutboxClears(tasks)
+        self._clears = OutboxClears(store)
         # The newest background publication of each task: the next one waits for it, so
         # one process publishes a task's events in the order they were written.
         self._latest: dict[str, asyncio.Task[None]] = {}
 
-    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
+    def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         """Publish in the background; the events wait in the outbox until then."""
         before = self._latest.get(task_id)
 
@@ -85,9 +85,9 @@ class OutboxPublisher:
         if self._latest:
             await asyncio.wait(list(self._latest.values()), timeout=timeout_seconds)
 
-    async def publish(self, task_id: str, events: Sequence[Event]) -> None:
+    async def publish(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         """Publish events just written with their task; on failure leave them to the relay."""
-        await self._publish_raw(task_id, [serialize_event(event) for event in events])
+        await self._publish_raw(task_id, [event.body for event in events])
 
     async def _publish_raw(self, task_id: str, raw_events: list[str]) -> bool:
         """Publish in order; then one write drops what was published from the outbox."""
@@ -101,22 +101,21 @@ class OutboxPublisher:
         return len(published) == len(raw_events)
 
     async def _publish_one(self, task_id: str, raw: str) -> bool:
+        # Byte for byte as the outbox holds it; its routing key is its `event_type`.
         fields = orjson.loads(raw)
-        message = aio_pika.Message(
-            body=raw.encode(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=fields["event_id"],
-            type=fields["event_type"],
-            headers={REQUEST_ID_HEADER: fields.get("request_id") or ""},
-        )
         try:
-            # With publisher confirms this returns once the broker has the event. Not
-            # mandatory: an event nobody subscribes to yet is not an error. The relay
-            # publishes it in the trace of the change that raised it.
+            # Returns once the broker has the event. Not mandatory: an event nobody
+            # subscribes to yet is not an error. The relay publishes it in the trace of
+            # the change that raised it.
             with restored_trace_context(fields.get("trace_context")):
-                await self._exchange.publish(
-                    message, routing_key=fields["event_type"], mandatory=False, timeout=10
+                await publish(
+                    self._exchange,
+                    fields["event_type"],
+                    raw.encode(),
+                    message_type=fields["event_type"],
+                    message_id=fields["event_id"],
+                    request_id=fields.get("request_id"),
+                    mandatory=False,
                 )
         except BROKER_ERRORS as exc:
             log.warning(
@@ -132,7 +131,7 @@ class OutboxPublisher:
         published = 0
         while True:
             now = utcnow()
-            pending = await self._tasks.take_stale_outbox(now - stale_after, now)
+            pending = await self._store.take_stale(now - stale_after, now)
             if pending is None:
                 return published
             if not await self._publish_raw(pending.task_id, pending.events):

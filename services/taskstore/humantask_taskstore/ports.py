@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from humantask_shared.messages.commands import Account, Principal, Role
-from humantask_shared.messages.events import CredentialChanged, Event
-from humantask_shared.models import ListCursor, TaskListQuery
+from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.models import ListCursor, TaskListQuery
 
 from .domain import TaskRecord
 
@@ -36,12 +37,12 @@ class Tasks(Protocol):
         """The task, if it exists (and belongs to `customer_id`, when given); an id that
         is not a task id is simply not found."""
 
-    async def add(self, record: TaskRecord, events: Sequence[Event], now: datetime) -> None:
+    async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
         """Insert a new task and its events; `TaskExists` when its id or its customer's
         `unique_id` is taken (whatever the race, one insert wins)."""
 
     async def save(
-        self, record: TaskRecord, events: Sequence[Event], now: datetime
+        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
     ) -> TaskRecord | None:
         """Write a changed task only if it is still at the version it was read at (and
         bump the version); None when another writer got there first."""
@@ -97,7 +98,7 @@ class Accounts(Protocol):
 
 
 class Outbox(Protocol):
-    def publish_after_reply(self, task_id: str, events: Sequence[Event]) -> None:
+    def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         """Publish events already written to the task's outbox, in the background."""
 
 
@@ -107,7 +108,7 @@ AnnounceCredentialChange = Callable[[CredentialChanged], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What every task-store handler gets (`handlers.bind_handlers`)."""
+    """What every task-store handler gets (`handler_table.bind_handlers`)."""
 
     tasks: Tasks
     accounts: Accounts

@@ -1,4 +1,4 @@
-"""Handlers of the worker commands: claim, submit, release (API.md section 6).
+"""Handlers of the worker commands: claim, submit, release (docs/reference/api.md §6).
 
 The rules (who may complete or release what) are in `domain`; a claim is one atomic
 write in the repository, a submit or release goes through `change_task` like any other
@@ -11,13 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from humantask_shared.command_server import UnboundHandler
-from humantask_shared.errors import NotFound
-from humantask_shared.logging import request_id_var
-from humantask_shared.messages.commands import ClaimWork, Command, ReleaseWork, SubmitWork
-from humantask_shared.messages.events import Event
-from humantask_shared.timeutil import utcnow
-from humantask_shared.worker_models import ClaimResult, CompletedWork, WorkReleased, no_live_lease
+from humantask_shared.core.errors import NotFound
+from humantask_shared.core.messages.commands import ClaimWork, ReleaseWork, SubmitWork
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.core.worker_models import (
+    ClaimResult,
+    CompletedWork,
+    WorkReleased,
+    no_live_lease,
+)
+from humantask_shared.runtime.logging import request_id_var
 
 from . import domain
 from .changes import Change, change_task
@@ -40,7 +44,7 @@ async def claim_work(command: ClaimWork, deps: Dependencies) -> ClaimResult:
 
 async def _change_held_task(
     deps: Dependencies, task_id: str, change: Change
-) -> tuple[TaskRecord, Sequence[Event]]:
+) -> tuple[TaskRecord, Sequence[StampedEvent]]:
     try:
         return await change_task(deps.tasks, task_id, change)
     except NotFound:
@@ -69,10 +73,3 @@ async def release_work(command: ReleaseWork, deps: Dependencies) -> WorkReleased
     )
     log.info("lease released", extra={"task_id": saved.task_id, "worker_id": command.worker_id})
     return WorkReleased(task_id=saved.task_id)
-
-
-WORK_HANDLERS: dict[type[Command], UnboundHandler] = {
-    ClaimWork: claim_work,
-    SubmitWork: submit_work,
-    ReleaseWork: release_work,
-}

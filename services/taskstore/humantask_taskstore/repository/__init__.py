@@ -1,0 +1,30 @@
+"""MongoDB adapters of the task-store: tasks (with their outbox), customers and
+credentials. Nothing outside this package touches their collections.
+
+Written for an engine that applies a conditional write atomically (MongoDB 7, FerretDB 2
+on DocumentDB). No transactions (DocumentDB accepts and ignores them): what must change
+together lives in one document, the task and the events it raised (its outbox).
+
+- `tasks`: the tasks aggregate (`TaskRepository`); `spans`: how lists and claims read
+  the collection a span of creation times at a time; `indexes`: the indexes and the
+  filters spelled for them; `documents`: a task as stored; `outbox_store`: the events
+  waiting in the tasks' outboxes (`OutboxStore`);
+- `accounts`: customers, workers and their credentials (`AccountRepository`).
+"""
+
+from .accounts import AccountRepository
+from .documents import task_document
+from .indexes import ensure_indexes
+from .outbox_store import OutboxBacklog, OutboxStore, PendingOutbox
+from .tasks import TaskRepository, WorkerPool
+
+__all__ = [
+    "AccountRepository",
+    "OutboxBacklog",
+    "OutboxStore",
+    "PendingOutbox",
+    "TaskRepository",
+    "WorkerPool",
+    "ensure_indexes",
+    "task_document",
+]

@@ -1,0 +1,90 @@
+"""How a task is stored: one document in `tasks` per task, `_id` its id as an ObjectId,
+the events its changes raised and nobody published yet in its `outbox` (their JSON text,
+as published), and `outbox_at` while there are any."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from bson import ObjectId
+
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.models import TaskParams, TaskResponse
+from humantask_shared.core.timeutil import as_utc
+
+from ..domain import TaskRecord
+
+TASKS = "tasks"
+
+
+def record_fields(record: TaskRecord) -> dict[str, Any]:
+    """The task's fields as stored (`_id` included), without its outbox."""
+    document = {
+        "_id": ObjectId(record.task_id),
+        "customer_id": record.customer_id,
+        "created_at": record.created_at,
+        "callback_url": record.callback_url,
+        "callback_format": record.callback_format,
+        "instruction": record.instruction,
+        "params": record.params.model_dump(),
+        "status": record.status,
+        # Kept opaque: customer keys may hold '.' or '$', which MongoDB-likes reject.
+        "metadata_json": None
+        if record.metadata is None
+        else orjson.dumps(record.metadata).decode(),
+        "completed_at": record.completed_at,
+        "canceled_at": record.canceled_at,
+        "response": None if record.response is None else record.response.model_dump(),
+        "lease_worker_id": record.lease_worker_id,
+        "lease_expires_at": record.lease_expires_at,
+        "completed_by": record.completed_by,
+        "version": record.version,
+        "request_id": record.request_id,
+    }
+    if record.unique_id is not None:  # absent, not null: see indexes.UNIQUE_ID_INDEX
+        document["unique_id"] = record.unique_id
+        document["fingerprint"] = record.fingerprint
+    return document
+
+
+def task_document(
+    record: TaskRecord, events: Sequence[StampedEvent] = (), now: datetime | None = None
+) -> dict[str, Any]:
+    """A new task's whole document, its events (stamped at `now`) in its outbox; what
+    the task-store inserts, and what tooling inserts in bulk (`bench/`) with no events."""
+    document = record_fields(record) | {"outbox": outbox_entries(events)}
+    if events:
+        document["outbox_at"] = now
+    return document
+
+
+def task_record(doc: dict[str, Any]) -> TaskRecord:
+    return TaskRecord(
+        task_id=str(doc["_id"]),
+        customer_id=doc["customer_id"],
+        created_at=as_utc(doc["created_at"]),
+        callback_url=doc["callback_url"],
+        callback_format=doc.get("callback_format", "form"),
+        instruction=doc["instruction"],
+        params=TaskParams.model_validate(doc["params"]),
+        status=doc["status"],
+        metadata=None if doc.get("metadata_json") is None else orjson.loads(doc["metadata_json"]),
+        unique_id=doc.get("unique_id"),
+        fingerprint=doc.get("fingerprint"),
+        completed_at=as_utc(doc["completed_at"]) if doc.get("completed_at") else None,
+        canceled_at=as_utc(doc["canceled_at"]) if doc.get("canceled_at") else None,
+        response=TaskResponse.model_validate(doc["response"]) if doc.get("response") else None,
+        lease_worker_id=doc.get("lease_worker_id"),
+        lease_expires_at=as_utc(doc["lease_expires_at"]) if doc.get("lease_expires_at") else None,
+        completed_by=doc.get("completed_by"),
+        version=doc.get("version", 0),
+        request_id=doc.get("request_id"),
+    )
+
+
+def outbox_entries(events: Sequence[StampedEvent]) -> list[str]:
+    """The outbox holds events as the JSON text that will be published, byte for byte."""
+    return [event.body for event in events]

@@ -1,0 +1,98 @@
+"""The indexes of the task-store's collections, and the filters spelled so that the
+planners of both engines (MongoDB, DocumentDB) answer them from the right one. Every
+query of a hot path has an index, and `tests/integration/test_task_repository.py`
+checks the main ones with `explain`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from humantask_shared.runtime.mongo import Document
+
+from .accounts import CREDENTIALS
+from .documents import TASKS
+
+# Index names, so that a query can name its index (`hint`) and tests can check it.
+LIST_INDEX = "customer_created"
+LIST_BY_STATUS_INDEX = "customer_status_created"
+UNIQUE_ID_INDEX = "customer_unique_id"
+POOL_INDEX = "pool"
+LEASE_INDEX = "one_lease_per_worker"
+OUTBOX_INDEX = "outbox_at"
+
+# Only tasks holding a string in the field are in these partial indexes (and a filter
+# spelled with `$type` lets the planner see it is within one): a task without a
+# unique_id, or nobody's lease, is not.
+_HAS_UNIQUE_ID = {"unique_id": {"$type": "string"}}
+HAS_LEASE = {"lease_worker_id": {"$type": "string"}}
+
+PENDING: dict[str, Any] = {"status": "pending"}
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    """Every index of the task-store's collections (idempotent)."""
+    tasks = db[TASKS]
+    # GET /v1/tasks: a customer's tasks, newest first, optionally by status.
+    await tasks.create_index(
+        [("customer_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+        name=LIST_INDEX,
+    )
+    await tasks.create_index(
+        [("customer_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)],
+        name=LIST_BY_STATUS_INDEX,
+    )
+    # unique_id makes creation idempotent per customer: the insert itself hits this index.
+    await tasks.create_index(
+        [("customer_id", ASCENDING), ("unique_id", ASCENDING)],
+        name=UNIQUE_ID_INDEX,
+        unique=True,
+        partialFilterExpression=_HAS_UNIQUE_ID,
+    )
+    # The worker pool, oldest first.
+    await tasks.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name=POOL_INDEX)
+    # One lease per worker (docs/reference/api.md §6): a second claim by the same worker
+    # cannot write its id into another task. An expired lease is cleared before its
+    # worker claims.
+    await tasks.create_index(
+        [("lease_worker_id", ASCENDING)],
+        name=LEASE_INDEX,
+        unique=True,
+        partialFilterExpression=HAS_LEASE,
+    )
+    # The outbox relay: only tasks holding unpublished events carry `outbox_at`.
+    await tasks.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
+    # Revoking and rotating find a principal's credentials (operator commands, rare).
+    await db[CREDENTIALS].create_index([("principal_id", ASCENDING)], name="principal")
+
+
+def claimable(now: datetime, bottom: datetime, top: datetime) -> dict[str, Any]:
+    """Pending, no live lease, and created in [bottom, top) (POOL_INDEX)."""
+    return {
+        "status": "pending",
+        "created_at": {"$gte": bottom, "$lt": top},
+        "$or": [{"lease_expires_at": None}, {"lease_expires_at": {"$lte": now}}],
+    }
+
+
+def live_lease(worker_id: str, now: datetime) -> dict[str, Any]:
+    """`domain.holds_live_lease` as a filter (LEASE_INDEX)."""
+    return {**lease_of(worker_id), "status": "pending", "lease_expires_at": {"$gt": now}}
+
+
+def unique_id_of(customer_id: str, unique_id: str) -> dict[str, Any]:
+    # Spelled with `$type` so that the planner sees it is within UNIQUE_ID_INDEX's filter.
+    return {"customer_id": customer_id, "unique_id": {"$type": "string", "$eq": unique_id}}
+
+
+def lease_of(worker_id: str) -> dict[str, Any]:
+    # Spelled with `$type` so that the planner sees it is within LEASE_INDEX's filter.
+    return {"lease_worker_id": {"$type": "string", "$eq": worker_id}}
+
+
+def expired_leases(now: datetime) -> dict[str, Any]:
+    """Pending tasks whose worker's lease ran out and that nobody has claimed since."""
+    return {**HAS_LEASE, "lease_expires_at": {"$lte": now}, "status": "pending"}

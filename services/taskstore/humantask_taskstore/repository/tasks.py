@@ -1,0 +1,254 @@
+"""Tasks: the task-store's main aggregate, one document each with its outbox.
+
+Every change of a task is one `find_one_and_update` whose filter holds what the change
+was decided on (the task's version, or the claimable state), so two writers can never
+both win; what must change together (the task and the events it raised) is one
+document. Inserts let the unique indexes decide (no read before), and concurrent ones
+share one `insert_many`. Lists and claims read spans of creation times (`spans`).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.models import ListCursor, TaskListQuery
+from humantask_shared.core.timeutil import as_utc
+from humantask_shared.runtime.mongo import Document, is_unique_conflict
+
+from ..batching import GroupWriter
+from ..domain import TaskRecord
+from ..ports import TaskExists
+from .documents import TASKS, outbox_entries, record_fields, task_document, task_record
+from .indexes import (
+    LIST_BY_STATUS_INDEX,
+    LIST_INDEX,
+    PENDING,
+    UNIQUE_ID_INDEX,
+    claimable,
+    expired_leases,
+    lease_of,
+    live_lease,
+    unique_id_of,
+)
+from .spans import ClaimSpans, newest_page
+
+# A new task, its events and when: what `TaskRepository.add` writes.
+NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
+MAX_INSERTS_PER_WRITE = 128
+
+# Writes that race on a unique index: one wins, the others find the winner's document
+# on their next look (or, rarely, try once more while the winner is still landing).
+RACE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    pending: int  # tasks waiting for a worker
+    oldest_created_at: datetime | None  # the oldest of them
+    expired_leases: int  # pending tasks whose lease ran out, unclaimed since
+
+
+class TaskRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._tasks = db[TASKS]
+        self._inserts: GroupWriter[NewTask] = GroupWriter(self._insert_group, MAX_INSERTS_PER_WRITE)
+        self._claim_spans = ClaimSpans()
+
+    async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
+        """The task, if it exists (and belongs to `customer_id`, when given)."""
+        if not ObjectId.is_valid(task_id):
+            return None
+        criteria: dict[str, Any] = {"_id": ObjectId(task_id)}
+        if customer_id is not None:
+            criteria["customer_id"] = customer_id
+        doc = await self._tasks.find_one(criteria)
+        return None if doc is None else task_record(doc)
+
+    async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
+        """Insert a new task with its events in its outbox; concurrent adds share one
+        `insert_many` (`GroupWriter`). Raises `TaskExists` when the task id or the
+        customer's `unique_id` is taken; no read before: the unique indexes decide, and
+        only a duplicate costs more round trips."""
+        await self._inserts.submit((record, events, now))
+
+    async def _insert_group(
+        self, group: builtins.list[NewTask]
+    ) -> builtins.list[BaseException | None]:
+        documents = [task_document(record, events, now) for record, events, now in group]
+        try:
+            await self._tasks.insert_many(documents, ordered=False)
+            return [None] * len(group)
+        except BulkWriteError as exc:
+            refused = {error["index"] for error in exc.details.get("writeErrors", [])}
+            if not refused:
+                raise
+        outcomes: builtins.list[BaseException | None] = []
+        for index, new_task in enumerate(group):
+            try:
+                if index in refused:  # one at a time decides why: a duplicate, or a race
+                    await self._add_one(*new_task)
+                outcomes.append(None)
+            except (TaskExists, Unavailable, PyMongoError) as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _add_one(
+        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
+    ) -> None:
+        document = task_document(record, events, now)
+        for _ in range(RACE_ATTEMPTS):
+            try:
+                await self._tasks.insert_one(document)
+                return
+            except PyMongoError as exc:
+                if not is_unique_conflict(exc):
+                    raise
+            existing = await self.get(record.task_id)
+            if existing is None and record.unique_id is not None:
+                existing = await self.find_by_unique_id(record.customer_id, record.unique_id)
+            if existing is not None:
+                raise TaskExists(existing)
+            # The racing insert has not landed (yet): try again.
+        raise Unavailable("the task could not be stored, try again")
+
+    async def find_by_unique_id(self, customer_id: str, unique_id: str) -> TaskRecord | None:
+        doc = await self._tasks.find_one(unique_id_of(customer_id, unique_id))
+        return None if doc is None else task_record(doc)
+
+    async def save(
+        self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
+    ) -> TaskRecord | None:
+        """Write a changed task if nobody changed it since it was read (its version), in
+        one conditional write; None when another writer got there first."""
+        changed = record_fields(record)
+        del changed["_id"]
+        changed["version"] = record.version + 1
+        update: dict[str, Any] = {"$set": changed}
+        if events:
+            update["$push"] = {"outbox": {"$each": outbox_entries(events)}}
+            # Keep the oldest unpublished event's time: the relay goes by it.
+            update["$min"] = {"outbox_at": now}
+        doc = await self._tasks.find_one_and_update(
+            {"_id": ObjectId(record.task_id), "version": record.version},
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else task_record(doc)
+
+    # --- the worker pool ----------------------------------------------------------------
+
+    async def live_lease_of(self, worker_id: str, now: datetime) -> TaskRecord | None:
+        """The pending task `worker_id` holds a live lease on, if any."""
+        doc = await self._tasks.find_one(live_lease(worker_id, now))
+        return None if doc is None else task_record(doc)
+
+    async def claim(
+        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    ) -> TaskRecord | None:
+        """Lease the oldest claimable task to `worker_id`, or give back the one it holds;
+        None when the pool is empty. One atomic write picks and leases the task; the
+        unique lease index turns concurrent claims of one worker into one lease."""
+        for _ in range(RACE_ATTEMPTS):
+            held = await self.live_lease_of(worker_id, now)
+            if held is not None:
+                return held
+            # The worker's expired lease, if any, would block the unique index.
+            await self._tasks.update_many(
+                {**lease_of(worker_id), "lease_expires_at": {"$lte": now}},
+                {
+                    "$set": {"lease_worker_id": None, "lease_expires_at": None},
+                    "$inc": {"version": 1},
+                },
+            )
+            try:
+                doc = await self._claim_oldest(worker_id, now, lease_expires_at)
+            except PyMongoError as exc:
+                if not is_unique_conflict(exc):
+                    raise
+                # Another claim of this worker won a task at the same moment: that one
+                # is ours, as the next look finds.
+                continue
+            return None if doc is None else task_record(doc)
+        raise Unavailable("too many claims of this worker at once, try again")
+
+    async def _claim_oldest(
+        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    ) -> dict[str, Any] | None:
+        """Lease the oldest claimable task, span by span upwards from the pool's floor."""
+
+        async def lease(bottom: datetime, top: datetime) -> dict[str, Any] | None:
+            return await self._tasks.find_one_and_update(
+                claimable(now, bottom, top),
+                {
+                    "$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
+                    "$inc": {"version": 1},
+                },
+                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+
+        return await self._claim_spans.lease_oldest(lease, self.oldest_pending, now)
+
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest pending task was created (DocumentDB sorts the pool for it)."""
+        oldest = await self._tasks.find_one(
+            PENDING, {"created_at": 1}, sort=[("created_at", ASCENDING)]
+        )
+        return None if oldest is None else as_utc(oldest["created_at"])
+
+    async def pool(self, now: datetime) -> WorkerPool:
+        """The worker pool as the gauges show it, through the indexes the hot paths have."""
+        pending = await self._tasks.count_documents(PENDING)
+        return WorkerPool(
+            pending=pending,
+            oldest_created_at=await self.oldest_pending() if pending else None,
+            expired_leases=await self._tasks.count_documents(expired_leases(now)),
+        )
+
+    # --- lists --------------------------------------------------------------------------
+
+    # `list` names this method in the class body: annotations below say `builtins.list`.
+    async def list(
+        self, customer_id: str, query: TaskListQuery, now: datetime
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
+        """A page of the customer's tasks, newest first, and where the next page starts
+        (None when no task follows), read span by span (`spans.newest_page`)."""
+        criteria: dict[str, Any] = {"customer_id": customer_id}
+        index = LIST_INDEX
+        if query.status is not None:
+            criteria["status"] = query.status
+            index = LIST_BY_STATUS_INDEX
+        if query.unique_id is not None:  # at most one task: no spans needed
+            criteria.update(unique_id_of(customer_id, query.unique_id))
+            found = await self._find_page(criteria, query.offset, query.limit + 1, UNIQUE_ID_INDEX)
+            return found[query.offset :][: query.limit], None
+
+        async def find(window: dict[str, Any], limit: int) -> builtins.list[TaskRecord]:
+            return await self._find_page(criteria | window, 0, limit, index)
+
+        return await newest_page(find, query, now)
+
+    async def _find_page(
+        self, criteria: dict[str, Any], skip: int, limit: int, index: str
+    ) -> builtins.list[TaskRecord]:
+        # Named, not left to the planner: DocumentDB's picks (customer, status, created_at)
+        # for a span of all statuses too, and then cannot use the span (3x slower).
+        cursor = (
+            self._tasks.find(criteria)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(skip)
+            .limit(limit)
+            .hint(index)
+        )
+        return [task_record(doc) async for doc in cursor]

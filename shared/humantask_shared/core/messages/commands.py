@@ -1,0 +1,252 @@
+"""Commands one service sends another, each declared with the result it is answered
+with: `class CreateTask(Command[Task])`.
+
+Most go from the gateway to the task-store; the notifier asks the task-store for a
+customer's callback secret, the gateway asks the notifier for a callback log, and the
+operator's `humantask-admin` asks the task-store to create, list, revoke and rotate
+credentials. A command's `senders` are the services allowed to send it (the receiver
+checks the message's broker-validated `user_id`, see `broker_access`); which service
+answers it is said once, by the queue that carries it (`core/topology.py`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..models import (
+    TASK_ID_PATTERN,
+    CallbackAttempt,
+    CreateTaskRequest,
+    Task,
+    TaskListQuery,
+    TaskPage,
+    new_task_id,
+)
+from ..worker_models import ClaimResult, CompletedWork, WorkReleased
+from .base import Command
+
+Role = Literal["customer", "worker"]
+
+# An operator's name for a customer or worker.
+AccountName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Principal(BaseModel):
+    """Who a credential belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    principal_id: str
+    role: Role
+
+
+class Authenticate(Command[Principal]):
+    """Look up a credential by its SHA-256; the secret itself never crosses the broker."""
+
+    routing_key = "auth.authenticate"
+    persistent = False
+
+    credential_hash: str
+    role: Role
+
+
+class EnsureCustomer(Command[Principal]):
+    """Create the customer owning this credential unless it exists (the demo key)."""
+
+    routing_key = "customer.ensure"
+
+    customer_name: str
+    credential_hash: str
+
+
+class CreateTask(Command[Task]):
+    """The sender picks the new task's id, so a redelivered command finds the task it
+    already made by `_id` (idempotent without another lookup)."""
+
+    routing_key = "task.create"
+
+    task_id: str = Field(default_factory=new_task_id, pattern=TASK_ID_PATTERN.pattern)
+    customer_id: str
+    request: CreateTaskRequest
+
+
+class GetTask(Command[Task]):
+    routing_key = "task.get"
+    persistent = False
+
+    customer_id: str
+    task_id: str
+
+
+class ListTasks(Command[TaskPage]):
+    routing_key = "task.list"
+    persistent = False
+
+    customer_id: str
+    query: TaskListQuery
+
+
+class CancelTask(Command[Task]):
+    routing_key = "task.cancel"
+
+    customer_id: str
+    task_id: str
+
+
+class ClaimWork(Command[ClaimResult]):
+    """Lease the oldest pending task to a worker, or give back the one it already holds."""
+
+    routing_key = "work.claim"
+
+    worker_id: str
+
+
+class SubmitWork(Command[CompletedWork]):
+    """Complete a task the worker holds the live lease on, with one of its categories."""
+
+    routing_key = "work.submit"
+
+    worker_id: str
+    task_id: str
+    category: str
+
+
+class ReleaseWork(Command[WorkReleased]):
+    """Give a lease back; the task returns to the pool at once."""
+
+    routing_key = "work.release"
+
+    worker_id: str
+    task_id: str
+
+
+class CallbackSecret(BaseModel):
+    """A customer's callback signing secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    callback_secret: str
+
+
+class GetCallbackSecret(Command[CallbackSecret]):
+    """The notifier asks the task-store (which owns customers) for the key to sign with."""
+
+    routing_key = "customer.callback_secret"
+    persistent = False
+    senders = frozenset({"notifier"})
+
+    customer_id: str
+
+
+class CallbackLog(BaseModel):
+    """A task's callback attempts, oldest first."""
+
+    attempts: list[CallbackAttempt]
+
+
+class ListCallbacks(Command[CallbackLog]):
+    """The gateway asks the notifier (which owns delivery records) for a task's log."""
+
+    routing_key = "callback.list"
+    persistent = False
+
+    customer_id: str
+    task_id: str
+
+
+# -- credentials: what `humantask-admin` asks of the task-store -------------------------
+# API keys and worker tokens never cross the broker: the admin tool makes them and sends
+# their SHA-256. Callback secrets are made by the task-store and travel only in replies.
+
+
+class CreatedCustomer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    callback_secret: str
+
+
+class CreateCustomer(Command[CreatedCustomer]):
+    """A new customer whose API key has this SHA-256; the task-store makes its secret."""
+
+    routing_key = "customer.create"
+    senders = frozenset({"admin"})
+
+    customer_name: AccountName
+    credential_hash: str
+
+
+class CreatedWorker(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    worker_id: str
+
+
+class CreateWorker(Command[CreatedWorker]):
+    """A new worker whose token has this SHA-256."""
+
+    routing_key = "worker.create"
+    senders = frozenset({"admin"})
+
+    worker_name: AccountName
+    credential_hash: str
+
+
+class Account(BaseModel):
+    """A customer or worker as an operator sees it: never a key, token or secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    principal_id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class AccountList(BaseModel):
+    accounts: list[Account]
+
+
+class ListAccounts(Command[AccountList]):
+    """Every customer (or worker), oldest first."""
+
+    routing_key = "account.list"
+    persistent = False
+    senders = frozenset({"admin"})
+
+    role: Role
+
+
+class RevokeAccount(Command[Account]):
+    """The principal's key or token stops working, for good; a no-op once revoked."""
+
+    routing_key = "account.revoke"
+    senders = frozenset({"admin"})
+
+    role: Role
+    principal_id: str
+
+
+class RotateCredential(Command[Account]):
+    """The principal's key or token becomes the one with this SHA-256; the old one
+    stops working. A revoked principal stays revoked (`409`)."""
+
+    routing_key = "account.rotate_credential"
+    senders = frozenset({"admin"})
+
+    role: Role
+    principal_id: str
+    credential_hash: str
+
+
+class RotateCallbackSecret(Command[CallbackSecret]):
+    """A new callback secret for the customer; callbacks signed from now on use it."""
+
+    routing_key = "customer.rotate_callback_secret"
+    senders = frozenset({"admin"})
+
+    customer_id: str

@@ -1,0 +1,702 @@
+"""Each fake of tests/support/fakes.py keeps its real adapter's promises.
+
+The handlers' unit tests run against the fakes; these cases run against both, the fake
+and the real adapter (on the real database, broker or HTTP server), through the port
+the handlers see. A case that passes for one and fails for the other is a fake that
+drifted from its adapter (or the reverse): mend whichever broke the promise the port
+states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import orjson
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from pymongo.errors import DuplicateKeyError
+
+from humantask_notifier import domain as notifier_domain
+from humantask_notifier.domain import Attempt, Delivery
+from humantask_notifier.ports import Deliveries, Retries, Sender, SendResult, SigningKeys
+from humantask_notifier.repository import DeliveryRepository
+from humantask_notifier.repository import ensure_indexes as ensure_notifier_indexes
+from humantask_notifier.retries import RetryScheduler
+from humantask_notifier.sender import CallbackSender, create_session
+from humantask_notifier.signing_keys import CallbackSecrets
+from humantask_shared.core.broker_access import BrokerIdentities
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.commands import GetCallbackSecret
+from humantask_shared.core.messages.events import CredentialChanged, TaskCompleted
+from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
+from humantask_shared.core.topology import EVENTS_EXCHANGE, Exchange, Queue
+from humantask_shared.runtime.broker import open_channel
+from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.command_server import CommandServer
+from humantask_shared.runtime.consumer import Consumer
+from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.publishing import publish_event, stamp_all
+from humantask_taskstore import domain
+from humantask_taskstore.customer_handlers import get_callback_secret
+from humantask_taskstore.domain import TaskRecord
+from humantask_taskstore.outbox import OutboxPublisher
+from humantask_taskstore.ports import (
+    Accounts,
+    AnnounceCredentialChange,
+    Dependencies,
+    Outbox,
+    TaskExists,
+    Tasks,
+)
+from humantask_taskstore.repository import (
+    AccountRepository,
+    OutboxStore,
+    TaskRepository,
+    ensure_indexes,
+)
+from tests.support.callbacks import Answer, ScriptedReceiver
+from tests.support.fakes import (
+    FakeAccounts,
+    FakeDeliveries,
+    FakeRetries,
+    FakeSender,
+    FakeSigningKeys,
+    FakeTasks,
+    RecordingAnnouncer,
+    RecordingOutbox,
+)
+from tests.support.services import wait_for
+
+WAIT = 15
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)  # MongoDB keeps milliseconds
+REQUEST: dict[str, Any] = {
+    "callback_url": "http://www.example.com/test_callback",
+    "instruction": "Would you say this item is big or small?",
+    "attachment_type": "text",
+    "attachment": "car",
+    "categories": ["big", "small"],
+}
+
+implementations = pytest.mark.parametrize("kind", ["fake", "real"])
+
+
+def unique(prefix: str) -> str:
+    return f"test.{prefix}.{uuid.uuid4().hex}"
+
+
+# -- the task-store: tasks ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def tasks(kind: str, fresh_database: Any) -> AsyncIterator[Tasks]:
+    if kind == "fake":
+        yield FakeTasks()
+        return
+    async for db in fresh_database(ensure_indexes):
+        yield TaskRepository(db)
+
+
+def new_task(
+    customer_id: str = "cust-a",
+    created_at: datetime = T0,
+    task_id: str | None = None,
+    **request: Any,
+) -> tuple[TaskRecord, list[Any]]:
+    record, events = domain.create_task(
+        task_id or new_task_id(),
+        customer_id,
+        CreateTaskRequest.model_validate({**REQUEST, **request}),
+        created_at,
+    )
+    return record, stamp_all(events, created_at)
+
+
+async def added(tasks: Tasks, **task: Any) -> TaskRecord:
+    record, events = new_task(**task)
+    await tasks.add(record, events, record.created_at)
+    return record
+
+
+@implementations
+async def test_a_task_is_found_by_its_id_and_only_for_its_customer(tasks: Tasks) -> None:
+    record = await added(tasks)
+    assert await tasks.get(record.task_id) == record
+    assert await tasks.get(record.task_id, "cust-a") == record
+    assert await tasks.get(record.task_id, "cust-b") is None
+    assert await tasks.get(new_task_id()) is None
+    assert await tasks.get("not a task id") is None
+
+
+@implementations
+async def test_a_taken_task_id_or_unique_id_is_refused_with_the_task_that_has_it(
+    tasks: Tasks,
+) -> None:
+    first = await added(tasks, unique_id="order-1")
+    again, events = new_task(task_id=first.task_id)
+    with pytest.raises(TaskExists) as same_id:
+        await tasks.add(again, events, T0)
+    assert same_id.value.existing == first
+    other, events = new_task(unique_id="order-1")
+    with pytest.raises(TaskExists) as same_unique_id:
+        await tasks.add(other, events, T0)
+    assert same_unique_id.value.existing == first
+    # Another customer's unique_id is its own.
+    await added(tasks, customer_id="cust-b", unique_id="order-1")
+
+
+@implementations
+async def test_a_save_lands_only_on_the_version_it_was_read_at(tasks: Tasks) -> None:
+    record = await added(tasks)
+    canceled, raised = domain.cancel_task(record, T0 + timedelta(minutes=1))
+    saved = await tasks.save(canceled, stamp_all(raised, T0), T0)
+    assert saved is not None and saved.version == record.version + 1
+    assert saved.status == "canceled"
+    assert await tasks.get(record.task_id) == saved
+    # Decided on the version before: another writer got there first.
+    assert await tasks.save(canceled, [], T0) is None
+    assert await tasks.get(record.task_id) == saved
+
+
+@implementations
+async def test_claims_lease_the_oldest_pending_task_one_per_worker(tasks: Tasks) -> None:
+    now = T0 + timedelta(hours=1)
+    newer = await added(tasks, created_at=T0 + timedelta(minutes=2))
+    oldest = await added(tasks, created_at=T0)
+    canceled_record = await added(tasks, created_at=T0 - timedelta(minutes=1))
+    canceled, raised = domain.cancel_task(canceled_record, now)
+    assert await tasks.save(canceled, stamp_all(raised, now), now) is not None
+    until = now + timedelta(minutes=10)
+
+    alice = await tasks.claim("alice", now, until)
+    assert alice is not None and alice.task_id == oldest.task_id
+    assert (alice.lease_worker_id, alice.lease_expires_at) == ("alice", until)
+    again = await tasks.claim("alice", now, until + timedelta(minutes=1))  # a reload
+    assert again is not None and again.task_id == oldest.task_id
+    bob = await tasks.claim("bob", now, until)
+    assert bob is not None and bob.task_id == newer.task_id
+    assert await tasks.claim("carol", now, until) is None  # the pool is empty
+    # Alice's lease runs out: the task is claimable again, by anyone.
+    later = until + timedelta(minutes=5)
+    carol = await tasks.claim("carol", later, later + timedelta(minutes=10))
+    assert carol is not None and carol.task_id == oldest.task_id
+
+
+async def every_page(tasks: Tasks, customer_id: str, **query: Any) -> list[str]:
+    """The task ids of every page of a list, following `next_token`."""
+    ids: list[str] = []
+    page_query = TaskListQuery.model_validate(query)
+    while True:
+        records, next_token = await tasks.list(customer_id, page_query, T0 + timedelta(days=1))
+        ids += [record.task_id for record in records]
+        if next_token is None:
+            return ids
+        page_query = page_query.model_copy(update={"next_token": next_token, "offset": 0})
+
+
+@implementations
+async def test_a_list_is_the_customers_tasks_newest_first_page_by_page(tasks: Tasks) -> None:
+    made = [
+        await added(tasks, created_at=T0 + timedelta(seconds=offset))
+        for offset in (5, 0, 3600, 60, 1, 86000)
+    ]
+    await added(tasks, customer_id="cust-b")
+    newest_first = [r.task_id for r in sorted(made, key=lambda r: r.created_at, reverse=True)]
+    assert await every_page(tasks, "cust-a") == newest_first
+    assert await every_page(tasks, "cust-a", limit=2) == newest_first
+    assert await every_page(tasks, "cust-a", limit=2, offset=1) == newest_first[1:]
+    since = (T0 + timedelta(seconds=1)).isoformat()
+    until = (T0 + timedelta(seconds=3600)).isoformat()
+    assert await every_page(tasks, "cust-a", start_time=since, end_time=until) == [
+        made[3].task_id,
+        made[0].task_id,
+        made[4].task_id,
+    ]
+
+
+@implementations
+async def test_a_list_filters_by_status_and_unique_id(tasks: Tasks) -> None:
+    pending = await added(tasks, unique_id="u-1")
+    other = await added(tasks, created_at=T0 + timedelta(seconds=1))
+    canceled, raised = domain.cancel_task(other, T0)
+    assert await tasks.save(canceled, stamp_all(raised, T0), T0) is not None
+    assert await every_page(tasks, "cust-a", status="pending") == [pending.task_id]
+    assert await every_page(tasks, "cust-a", status="canceled") == [other.task_id]
+    assert await every_page(tasks, "cust-a", unique_id="u-1") == [pending.task_id]
+    assert await every_page(tasks, "cust-a", unique_id="u-2") == []
+
+
+# -- the task-store: accounts ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def accounts(kind: str, fresh_database: Any) -> AsyncIterator[Accounts]:
+    if kind == "fake":
+        yield FakeAccounts()
+        return
+    async for db in fresh_database(ensure_indexes):
+        yield AccountRepository(db)
+
+
+@implementations
+async def test_a_credential_names_its_principal_in_its_role(accounts: Accounts) -> None:
+    customer = await accounts.add_customer("acme", "hash-c", "whsec_c", T0)
+    worker = await accounts.add_worker("alice", "hash-w", T0)
+    assert await accounts.authenticate("hash-c", "customer") == customer
+    assert await accounts.authenticate("hash-w", "worker") == worker
+    assert await accounts.authenticate("hash-c", "worker") is None
+    assert await accounts.authenticate("hash-x", "customer") is None
+    assert await accounts.owner_of("hash-w", "worker") == worker
+    assert await accounts.callback_secret(customer.principal_id) == "whsec_c"
+    assert await accounts.callback_secret("nobody") is None
+    # A credential belongs to one principal for good, as the unique `_id` makes it.
+    with pytest.raises(DuplicateKeyError):
+        await accounts.add_worker("bob", "hash-c", T0)
+
+
+@implementations
+async def test_ensuring_a_customer_creates_it_once_and_never_after_a_revocation(
+    accounts: Accounts,
+) -> None:
+    first = await accounts.ensure_customer("demo", "hash-d", "whsec_1", T0)
+    assert first is not None
+    assert await accounts.ensure_customer("demo", "hash-d", "whsec_2", T0) == first
+    assert await accounts.callback_secret(first.principal_id) == "whsec_1"
+    assert await accounts.revoke("customer", first.principal_id, T0) is not None
+    assert await accounts.ensure_customer("demo", "hash-d", "whsec_3", T0) is None
+
+
+@implementations
+async def test_accounts_are_listed_oldest_first_and_revoked_for_good(accounts: Accounts) -> None:
+    later = await accounts.add_customer("later", "hash-2", "whsec_2", T0 + timedelta(seconds=1))
+    first = await accounts.add_customer("first", "hash-1", "whsec_1", T0)
+    listed = await accounts.accounts("customer")
+    assert [a.principal_id for a in listed] == [first.principal_id, later.principal_id]
+    assert [(a.name, a.created_at, a.revoked_at) for a in listed] == [
+        ("first", T0, None),
+        ("later", T0 + timedelta(seconds=1), None),
+    ]
+    assert await accounts.accounts("worker") == []
+
+    revoked = await accounts.revoke("customer", first.principal_id, T0 + timedelta(minutes=1))
+    assert revoked is not None and revoked.revoked_at == T0 + timedelta(minutes=1)
+    assert await accounts.authenticate("hash-1", "customer") is None
+    assert await accounts.owner_of("hash-1", "customer") == first  # whose it was stays
+    again = await accounts.revoke("customer", first.principal_id, T0 + timedelta(minutes=2))
+    assert again == revoked
+    assert await accounts.revoke("customer", "nobody", T0) is None
+    assert await accounts.account("customer", later.principal_id) == listed[1]
+
+
+@implementations
+async def test_a_rotated_credential_replaces_every_other(accounts: Accounts) -> None:
+    worker = await accounts.add_worker("alice", "hash-old", T0)
+    rotated = await accounts.rotate_credential("worker", worker.principal_id, "hash-new", T0)
+    assert rotated == await accounts.account("worker", worker.principal_id)
+    assert await accounts.authenticate("hash-new", "worker") == worker
+    assert await accounts.authenticate("hash-old", "worker") is None
+    # A redelivered rotation is a no-op.
+    assert await accounts.rotate_credential("worker", worker.principal_id, "hash-new", T0)
+    assert await accounts.authenticate("hash-new", "worker") == worker
+
+
+@implementations
+async def test_a_rotated_callback_secret_is_kept_for_a_known_customer_only(
+    accounts: Accounts,
+) -> None:
+    customer = await accounts.add_customer("acme", "hash-c", "whsec_old", T0)
+    assert await accounts.rotate_callback_secret(customer.principal_id, "whsec_new")
+    assert await accounts.callback_secret(customer.principal_id) == "whsec_new"
+    assert not await accounts.rotate_callback_secret("nobody", "whsec_x")
+
+
+# -- the task-store: the outbox and the credential announcer --------------------------------
+
+
+@dataclass
+class Published:
+    """What reached a test queue bound to the events exchange for `routing_keys`."""
+
+    messages: list[AbstractIncomingMessage] = field(default_factory=list)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        self.messages.append(message)
+
+
+async def bound_queue(
+    connection: AbstractRobustConnection, routing_keys: list[str]
+) -> tuple[Published, Callable[[], Awaitable[None]]]:
+    channel = await connection.channel()
+    queue = await channel.declare_queue(unique("contract"), exclusive=True)
+    for key in routing_keys:
+        await queue.bind(EVENTS_EXCHANGE.name, routing_key=key)
+    published = Published()
+    await queue.consume(published.on_message, no_ack=True)
+    return published, channel.close
+
+
+@dataclass
+class OutboxHarness:
+    outbox: Outbox
+    write: Callable[[TaskRecord, list[Any]], Awaitable[None]]  # the task, as the handler does
+    published: Callable[[int], Awaitable[list[tuple[str, str]]]]  # (task id, event type)
+
+
+@pytest.fixture
+async def outbox(
+    kind: str, fresh_database: Any, connection: AbstractRobustConnection
+) -> AsyncIterator[OutboxHarness]:
+    if kind == "fake":
+        fake = RecordingOutbox()
+
+        async def nothing(record: TaskRecord, events: list[Any]) -> None:
+            pass
+
+        async def recorded(count: int) -> list[tuple[str, str]]:
+            return [(task_id, e.routing_key) for task_id, events in fake.published for e in events]
+
+        yield OutboxHarness(fake, nothing, recorded)
+        return
+    async for db in fresh_database(ensure_indexes):
+        async for harness in real_outbox(db, connection):
+            yield harness
+
+
+async def real_outbox(
+    db: Any, connection: AbstractRobustConnection
+) -> AsyncIterator[OutboxHarness]:
+    channel = await open_channel(connection)
+    events = await declare_exchange(channel, EVENTS_EXCHANGE)
+    publisher = OutboxPublisher(OutboxStore(db), events)
+    received, close = await bound_queue(connection, ["task.*"])
+    repository = TaskRepository(db)
+
+    async def write(record: TaskRecord, events: list[Any]) -> None:
+        await repository.add(record, events, record.created_at)
+
+    async def arrived(count: int) -> list[tuple[str, str]]:
+        await publisher.drain(WAIT)
+        messages = await wait_for(
+            lambda: received.messages if len(received.messages) >= count else None,
+            timeout=WAIT,
+            message=f"{count} events",
+        )
+        return [(orjson.loads(m.body)["task"]["task_id"], str(m.type)) for m in messages]
+
+    try:
+        yield OutboxHarness(publisher, write, arrived)
+    finally:
+        await close()
+        await channel.close()
+
+
+@implementations
+async def test_events_handed_to_the_outbox_are_published_in_order(outbox: OutboxHarness) -> None:
+    record, created = new_task()
+    await outbox.write(record, created)
+    outbox.outbox.publish_after_reply(record.task_id, created)
+    _, raised = domain.cancel_task(record, T0)
+    outbox.outbox.publish_after_reply(record.task_id, stamp_all(raised, T0))
+    assert await outbox.published(2) == [
+        (record.task_id, "task.created"),
+        (record.task_id, "task.canceled"),
+    ]
+
+
+@pytest.fixture
+async def announcer(
+    kind: str, connection: AbstractRobustConnection
+) -> AsyncIterator[tuple[AnnounceCredentialChange, Callable[[], Awaitable[list[Any]]]]]:
+    if kind == "fake":
+        fake = RecordingAnnouncer()
+
+        async def recorded() -> list[Any]:
+            return fake.changes()
+
+        yield fake, recorded
+        return
+    channel = await open_channel(connection)
+    received, close = await bound_queue(connection, ["credential.changed"])
+
+    async def arrived() -> list[Any]:
+        messages = await wait_for(
+            lambda: received.messages, timeout=WAIT, message="credential.changed"
+        )
+        changes = [CredentialChanged.model_validate_json(m.body) for m in messages]
+        return [(change.role, change.principal_id, change.change) for change in changes]
+
+    try:
+        yield partial(publish_event, await declare_exchange(channel, EVENTS_EXCHANGE)), arrived
+    finally:
+        await close()
+        await channel.close()
+
+
+@implementations
+async def test_an_announced_credential_change_is_published(
+    announcer: tuple[AnnounceCredentialChange, Callable[[], Awaitable[list[Any]]]],
+) -> None:
+    announce, announced = announcer
+    await announce(CredentialChanged(role="customer", principal_id="c1", change="revoked"))
+    assert await announced() == [("customer", "c1", "revoked")]
+
+
+# -- the notifier: deliveries ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def deliveries(kind: str, fresh_database: Any) -> AsyncIterator[Deliveries]:
+    if kind == "fake":
+        yield FakeDeliveries()
+        return
+    async for db in fresh_database(ensure_notifier_indexes):
+        yield DeliveryRepository(db)
+
+
+def new_delivery(task_id: str = "576c41bf13e36b0600b02b34", customer_id: str = "c1") -> Delivery:
+    task = Task.model_validate(
+        {
+            "task_id": task_id,
+            "created_at": "2016-06-23T20:08:31.573Z",
+            "completed_at": "2016-06-23T21:54:44.904Z",
+            "callback_url": "http://www.example.com/test_callback",
+            "status": "completed",
+            "instruction": "Is this object red or blue?",
+            "params": {"attachment_type": "text", "attachment": "t", "categories": ["a", "b"]},
+            "response": {"category": "a"},
+            "metadata": {"a.b": {"$c": [1, None]}},
+        }
+    )
+    event = TaskCompleted(customer_id=customer_id, callback_format="json", task=task)
+    return notifier_domain.new_delivery(event, T0)
+
+
+@implementations
+async def test_a_delivery_is_stored_once_per_task(deliveries: Deliveries) -> None:
+    delivery = new_delivery()
+    assert await deliveries.get(delivery.task_id) is None
+    await deliveries.create(delivery)
+    await deliveries.create(replace(new_delivery(), customer_id="someone else"))  # a no-op
+    assert await deliveries.get(delivery.task_id) == delivery
+    await deliveries.mark_retry_scheduled(delivery.task_id)
+    stored = await deliveries.get(delivery.task_id)
+    assert stored == replace(delivery, retry_scheduled=True)
+
+
+@implementations
+async def test_each_attempt_is_claimed_once_and_finished_once(deliveries: Deliveries) -> None:
+    delivery = new_delivery()
+    await deliveries.create(delivery)
+    first = Attempt(number=1, at=T0)
+    assert await deliveries.claim(delivery, first)
+    assert not await deliveries.claim(delivery, first)
+    stored = await deliveries.get(delivery.task_id)
+    assert stored is not None and stored.attempts == (first,)
+    assert await deliveries.log(delivery.task_id, "c1") == []  # not finished yet
+
+    failed = notifier_domain.finish(first, 500, None)
+    assert await deliveries.finish(delivery.task_id, failed)
+    assert not await deliveries.finish(delivery.task_id, notifier_domain.finish(first, 200, None))
+    second = Attempt(number=2, at=T0 + timedelta(minutes=1))
+    assert await deliveries.claim(delivery, second)
+    assert await deliveries.finish(delivery.task_id, notifier_domain.finish(second, 200, None))
+
+    stored = await deliveries.get(delivery.task_id)
+    assert stored is not None and [a.number for a in stored.attempts] == [1, 2]
+    log = await deliveries.log(delivery.task_id, "c1")
+    assert [(a.number, a.status_code, a.delivered) for a in log] == [
+        (1, 500, False),
+        (2, 200, True),
+    ]
+    assert await deliveries.log(delivery.task_id, "c2") == []
+
+
+# -- the notifier: retries, callbacks, signing keys -----------------------------------------
+
+
+@pytest.fixture
+async def retries(
+    kind: str, connection: AbstractRobustConnection
+) -> AsyncIterator[tuple[Retries, Callable[[int], Awaitable[list[str]]]]]:
+    if kind == "fake":
+        fake = FakeRetries()
+
+        async def scheduled(count: int) -> list[str]:
+            return fake.scheduled
+
+        yield fake, scheduled
+        return
+    channel = await open_channel(connection)
+    name = unique("retries")
+    queue = Queue(name, "a test's", (RetryDue,), ("notifier",), (), dead_letters=True)
+    scheduler = RetryScheduler(channel, 0, "classic", retries=queue)  # due at once
+    await scheduler.declare()
+    came_due = await declare(channel, queue)
+    due: list[str] = []
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        due.append(RetryDue.model_validate_json(message.body).task_id)
+
+    await came_due.consume(on_message, no_ack=True)
+
+    async def arrived(count: int) -> list[str]:
+        return await wait_for(
+            lambda: due if len(due) >= count else None, timeout=WAIT, message="due retries"
+        )
+
+    try:
+        yield scheduler, arrived
+    finally:
+        for leftover in (name, f"{name}.dead-letter", scheduler.delay_queue.name):
+            await channel.queue_delete(leftover)
+        await channel.close()
+
+
+@implementations
+async def test_a_scheduled_retry_comes_due_for_its_task(
+    retries: tuple[Retries, Callable[[int], Awaitable[list[str]]]],
+) -> None:
+    scheduler, due = retries
+    await scheduler.schedule("t1", "req-1")
+    await scheduler.schedule("t2", None)
+    assert sorted(await due(2)) == ["t1", "t2"]
+
+
+@dataclass
+class SenderHarness:
+    sender: Sender
+    answer: Callable[[int], None]  # the receiver's next answer
+    received: Callable[[], list[tuple[bytes, str]]]  # body and webhook-id of each request
+    url: str
+
+
+@pytest.fixture
+async def callbacks(kind: str) -> AsyncIterator[SenderHarness]:
+    path = "/hook"
+    if kind == "fake":
+        fake = FakeSender()
+
+        def answer(status: int) -> None:
+            fake.answers.append(SendResult(status_code=status))
+
+        def sent() -> list[tuple[bytes, str]]:
+            return [(request["body"], request["headers"]["webhook-id"]) for request in fake.sent]
+
+        yield SenderHarness(fake, answer, sent, f"http://127.0.0.1:1{path}")
+        return
+    receiver = await ScriptedReceiver().start()
+    statuses: list[Answer] = []
+    session = create_session(5, True)
+
+    def script(status: int) -> None:
+        statuses.append(Answer(status))
+        receiver.script(path, *statuses)
+
+    def arrived() -> list[tuple[bytes, str]]:
+        return [(r.body, r.headers["webhook-id"]) for r in receiver.received(path)]
+
+    try:
+        yield SenderHarness(CallbackSender(session, 5, True), script, arrived, receiver.url(path))
+    finally:
+        await session.close()
+        await receiver.stop()
+
+
+@implementations
+async def test_a_callback_post_says_what_the_receiver_answered(callbacks: SenderHarness) -> None:
+    callbacks.answer(500)
+    failed = await callbacks.sender.post(callbacks.url, b"first", {"webhook-id": "t1"})
+    assert (failed.status_code, failed.kind) == (500, "status_5xx")
+    delivered = await callbacks.sender.post(callbacks.url, b"second", {"webhook-id": "t1"})
+    assert (delivered.status_code, delivered.kind) == (200, "status_2xx")
+    assert callbacks.received() == [(b"first", "t1"), (b"second", "t1")]
+
+
+@dataclass
+class SecretsHarness:
+    secrets: SigningKeys
+    customer: Callable[[], Awaitable[str]]  # a known customer's id
+    go_away: Callable[[], Awaitable[None]]  # the task-store stops answering
+
+
+@pytest.fixture
+async def signing_keys(
+    kind: str, fresh_database: Any, connection: AbstractRobustConnection
+) -> AsyncIterator[SecretsHarness]:
+    if kind == "fake":
+        fake = FakeSigningKeys()
+
+        async def anyone() -> str:
+            return "c1"
+
+        async def away() -> None:
+            fake.error = Unavailable("the task-store did not answer")
+
+        yield SecretsHarness(fake, anyone, away)
+        return
+    async for db in fresh_database(ensure_indexes):
+        async for harness in real_signing_keys(db, connection):
+            yield harness
+
+
+async def real_signing_keys(
+    db: Any, connection: AbstractRobustConnection
+) -> AsyncIterator[SecretsHarness]:
+    accounts = AccountRepository(db)
+    channel = await open_channel(connection)
+    # An exchange and a queue of the test's own, so that no other command reaches it.
+    commands = Exchange(unique("commands"), "direct", "a test's")
+    queue = Queue(unique("secrets"), "a test's", (GetCallbackSecret,), ("taskstore",), (), commands)
+    deps = Dependencies(
+        tasks=TaskRepository(db),
+        accounts=accounts,
+        outbox=RecordingOutbox(),
+        announce=RecordingAnnouncer(),
+        work_lease_seconds=60,
+    )
+    user = "guest"
+    server = CommandServer(
+        queue,
+        {GetCallbackSecret: partial(get_callback_secret, deps=deps)},
+        BrokerIdentities({"gateway": user, "notifier": user, "admin": user}, user),
+        channel,
+    )
+    consumer = Consumer(await declare(channel, queue), server)
+    await consumer.start()
+    exchange = await declare_exchange(channel, commands)
+    client = CommandClient(channel, exchange, user, timeout_seconds=2)
+    await client.start("notifier")
+
+    async def customer() -> str:
+        principal = await accounts.add_customer("acme", uuid.uuid4().hex, "whsec_c", T0)
+        return principal.principal_id
+
+    async def away() -> None:
+        await consumer.stop(grace_seconds=1)
+
+    try:
+        yield SecretsHarness(CallbackSecrets(client, cache_seconds=0), customer, away)
+    finally:
+        await consumer.stop(grace_seconds=1)
+        await channel.queue_delete(queue.name)
+        await channel.exchange_delete(commands.name)
+        await channel.close()
+
+
+@implementations
+async def test_a_customers_secret_is_its_own_until_the_task_store_goes_away(
+    signing_keys: SecretsHarness,
+) -> None:
+    customer_id = await signing_keys.customer()
+    secret = await signing_keys.secrets.get(customer_id)
+    assert secret.startswith("whsec_")
+    assert await signing_keys.secrets.get(customer_id) == secret
+    await signing_keys.go_away()
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(signing_keys.secrets.get(customer_id), timeout=WAIT)
