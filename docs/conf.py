@@ -13,7 +13,7 @@ project = "humantask"
 copyright = "the humantask authors; Apache-2.0"  # noqa: A001 (Sphinx's own name)
 author = "the humantask authors"
 
-extensions = ["myst_parser"]
+extensions = ["myst_parser", "sphinxcontrib.mermaid"]
 source_suffix = {".md": "markdown"}
 root_doc = "docs/index"
 include_patterns = [
@@ -33,6 +33,8 @@ exclude_patterns = ["_build", ".venv", "docs/conf.py"]
 # the same links work in the repository and on the site; MyST checks each one.
 myst_heading_anchors = 4
 myst_enable_extensions = ["colon_fence"]
+# ```mermaid fences are diagrams (sphinxcontrib-mermaid), as GitHub shows them.
+myst_fence_as_directive = ["mermaid"]
 # A link to a file that is not a page (a script, a figure, a result) points at the
 # repository's copy instead of being copied into the site.
 myst_url_schemes = ["http", "https", "mailto"]
