@@ -57,8 +57,11 @@ from humantask_taskstore.ports import (
 )
 from humantask_taskstore.repository import (
     AccountRepository,
+    BatchRepository,
     OutboxStore,
+    ProjectRepository,
     TaskRepository,
+    TaskSearch,
     ensure_indexes,
 )
 from tests.support.callbacks import Answer, ScriptedReceiver
@@ -659,6 +662,10 @@ async def real_signing_keys(
         outbox=RecordingOutbox(),
         announce=RecordingAnnouncer(),
         work_lease_seconds=60,
+        search=TaskSearch(db),
+        projects=ProjectRepository(db),
+        batches=BatchRepository(db),
+        batch_outbox=RecordingOutbox(),
     )
     user = "guest"
     server = CommandServer(

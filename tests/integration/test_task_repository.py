@@ -34,8 +34,11 @@ from humantask_taskstore import customer_handlers, domain, work_handlers
 from humantask_taskstore.ports import Dependencies, TaskExists
 from humantask_taskstore.repository import (
     AccountRepository,
+    BatchRepository,
     OutboxStore,
+    ProjectRepository,
     TaskRepository,
+    TaskSearch,
     ensure_indexes,
     indexes,
 )
@@ -82,7 +85,7 @@ def outbox() -> RecordingOutbox:
 
 @pytest.fixture
 def deps(
-    tasks: TaskRepository, accounts: AccountRepository, outbox: RecordingOutbox
+    db: AsyncDatabase, tasks: TaskRepository, accounts: AccountRepository, outbox: RecordingOutbox
 ) -> Dependencies:
     return Dependencies(
         tasks=tasks,
@@ -90,6 +93,10 @@ def deps(
         outbox=outbox,
         announce=RecordingAnnouncer(),
         work_lease_seconds=600,
+        search=TaskSearch(db),
+        projects=ProjectRepository(db),
+        batches=BatchRepository(db),
+        batch_outbox=RecordingOutbox(),
     )
 
 

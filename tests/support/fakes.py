@@ -27,8 +27,11 @@ from humantask_shared.core.messages.commands import Account, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.models import ListCursor, TaskListQuery
+from humantask_shared.core.scale_models import BatchCounts, BatchListQuery, ScaleTaskListQuery
+from humantask_taskstore.batches import BatchRecord
 from humantask_taskstore.domain import TaskRecord, holds_live_lease
-from humantask_taskstore.ports import TaskExists
+from humantask_taskstore.ports import BatchExists, ProjectExists, TaskExists
+from humantask_taskstore.projects import ParamsVersion, ProjectRecord, with_version
 
 # -- the task-store ----------------------------------------------------------------------
 
@@ -69,6 +72,19 @@ class FakeTasks:
         current = self.records.get(record.task_id)
         if current is None or current.version != record.version:
             return None
+        if record.unique_id is not None:
+            holder = next(
+                (
+                    other
+                    for other in self.records.values()
+                    if other.task_id != record.task_id
+                    and (other.customer_id, other.unique_id)
+                    == (record.customer_id, record.unique_id)
+                ),
+                None,
+            )
+            if holder is not None:
+                raise TaskExists(holder)
         return self._write(replace(record, version=record.version + 1), events)
 
     async def claim(
@@ -82,6 +98,7 @@ class FakeTasks:
             for record in self.records.values()
             if record.status == "pending"
             and (record.lease_expires_at is None or record.lease_expires_at <= now)
+            and worker_id not in record.excluded_workers
         ]
         if not claimable:
             return None
@@ -124,6 +141,167 @@ class FakeTasks:
         self.records[record.task_id] = record
         self.outboxes.setdefault(record.task_id, []).extend(events)
         return record
+
+
+def _newest_first(record: TaskRecord) -> tuple[datetime, str]:
+    return record.created_at, record.task_id
+
+
+@dataclass
+class FakeTaskSearch:
+    """`ports.TaskSearch` over a `FakeTasks`' records."""
+
+    tasks: FakeTasks
+    max_count: int = 100_000
+
+    def _matching(self, customer_id: str, query: ScaleTaskListQuery) -> list[TaskRecord]:
+        def wanted(record: TaskRecord) -> bool:
+            completed = record.completed_at
+            return (
+                record.customer_id == customer_id
+                and query.status in (None, record.status)
+                and query.project in (None, record.project)
+                and query.batch in (None, record.batch)
+                and (not query.unique_id or record.unique_id in query.unique_id)
+                and all(tag in record.tags for tag in query.tags)
+                and (
+                    not query.customer_review_status
+                    or record.customer_review_status in query.customer_review_status
+                )
+                and (query.start_time is None or record.created_at >= query.start_time)
+                and (query.end_time is None or record.created_at < query.end_time)
+                and (
+                    (query.completed_after is None and query.completed_before is None)
+                    or (
+                        completed is not None
+                        and (query.completed_after is None or completed >= query.completed_after)
+                        and (query.completed_before is None or completed < query.completed_before)
+                    )
+                )
+            )
+
+        return sorted(filter(wanted, self.tasks.records.values()), key=_newest_first, reverse=True)
+
+    async def page(
+        self, customer_id: str, query: ScaleTaskListQuery, now: datetime
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
+        found = self._matching(customer_id, query)
+        if query.next_token is not None:
+            after = query.next_token.cursor
+            found = [r for r in found if _newest_first(r) < (after.created_at, after.task_id)]
+        page = found[: query.limit]
+        if len(found) <= query.limit or not page:
+            return page, None
+        last = page[-1]
+        return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
+
+    async def count(self, customer_id: str, query: ScaleTaskListQuery) -> int:
+        return min(len(self._matching(customer_id, query)), self.max_count)
+
+    async def batch_counts(self, customer_id: str, batch: str) -> BatchCounts:
+        statuses = [
+            record.status
+            for record in self.tasks.records.values()
+            if (record.customer_id, record.batch) == (customer_id, batch)
+        ]
+        return BatchCounts(**{status: statuses.count(status) for status in set(statuses)})
+
+    async def batch_has_pending(self, customer_id: str, batch: str) -> bool:
+        return (await self.batch_counts(customer_id, batch)).pending > 0
+
+
+@dataclass
+class FakeProjects:
+    """`ports.Projects`: one project per (customer, name), versions on the last read."""
+
+    projects: dict[tuple[str, str], ProjectRecord] = field(default_factory=dict)
+
+    async def add(self, project: ProjectRecord) -> None:
+        for existing in self.projects.values():
+            if existing.project_id == project.project_id:
+                raise ProjectExists(existing)
+        existing = self.projects.get((project.customer_id, project.name))
+        if existing is not None:
+            raise ProjectExists(existing)
+        self.projects[(project.customer_id, project.name)] = project
+
+    async def get(self, customer_id: str, name: str) -> ProjectRecord | None:
+        return self.projects.get((customer_id, name))
+
+    async def list(self, customer_id: str) -> builtins.list[ProjectRecord]:
+        mine = [p for (owner, _), p in self.projects.items() if owner == customer_id]
+        return sorted(mine, key=lambda p: (p.created_at, p.project_id))
+
+    async def add_version(
+        self, project: ProjectRecord, version: ParamsVersion, now: datetime
+    ) -> ProjectRecord | None:
+        key = (project.customer_id, project.name)
+        current = self.projects.get(key)
+        if current is None or current.current.version != project.current.version:
+            return None
+        self.projects[key] = with_version(current, version)
+        return self.projects[key]
+
+
+@dataclass
+class FakeBatches:
+    """`ports.Batches`: one batch per (customer, name), conditional on its version;
+    `outboxes` holds what each write left to publish."""
+
+    batches: dict[tuple[str, str], BatchRecord] = field(default_factory=dict)
+    outboxes: dict[str, list[StampedEvent]] = field(default_factory=dict)
+
+    async def add(self, batch: BatchRecord) -> None:
+        for existing in self.batches.values():
+            if existing.batch_id == batch.batch_id:
+                raise BatchExists(existing)
+        existing = self.batches.get((batch.customer_id, batch.name))
+        if existing is not None:
+            raise BatchExists(existing)
+        self.batches[(batch.customer_id, batch.name)] = batch
+
+    async def get(self, customer_id: str, name: str) -> BatchRecord | None:
+        return self.batches.get((customer_id, name))
+
+    async def save(
+        self, batch: BatchRecord, events: Sequence[StampedEvent], now: datetime
+    ) -> BatchRecord | None:
+        key = (batch.customer_id, batch.name)
+        current = self.batches.get(key)
+        if current is None or current.version != batch.version:
+            return None
+        self.batches[key] = replace(batch, version=batch.version + 1)
+        self.outboxes.setdefault(batch.batch_id, []).extend(events)
+        return self.batches[key]
+
+    async def list(
+        self, customer_id: str, query: BatchListQuery
+    ) -> tuple[builtins.list[BatchRecord], int]:
+        found = sorted(
+            (
+                b
+                for (owner, _), b in self.batches.items()
+                if owner == customer_id
+                and query.project in (None, b.project)
+                and query.status in (None, b.status)
+                and (query.start_time is None or b.created_at >= query.start_time)
+                and (query.end_time is None or b.created_at < query.end_time)
+            ),
+            key=lambda b: (b.created_at, b.batch_id),
+            reverse=True,
+        )
+        return found[query.offset :][: query.limit], len(found)
+
+
+def scale_ports(tasks: FakeTasks) -> dict[str, Any]:
+    """The ports of `/scale/v1` (`Dependencies`' `search`, `projects`, `batches`,
+    `batch_outbox`), in memory, over `tasks`."""
+    return {
+        "search": FakeTaskSearch(tasks),
+        "projects": FakeProjects(),
+        "batches": FakeBatches(),
+        "batch_outbox": RecordingOutbox(),
+    }
 
 
 @dataclass
@@ -268,45 +446,51 @@ class FakeAccounts:
 
 @dataclass
 class FakeDeliveries:
-    """`ports.Deliveries`: a second claim of one attempt number fails, as the unique
-    `_id` of its MongoDB record makes it."""
+    """`ports.Deliveries`, by delivery key: a second claim of one attempt number fails,
+    as the unique `_id` of its MongoDB record makes it."""
 
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
 
-    async def get(self, task_id: str) -> Delivery | None:
-        found = self.deliveries.get(task_id)
+    async def get(self, key: str) -> Delivery | None:
+        found = self.deliveries.get(key)
         if found is None:
             return None
         claimed = sorted(
-            (a for (t, _), a in self.attempts.items() if t == task_id), key=lambda a: a.number
+            (a for (k, _), a in self.attempts.items() if k == key), key=lambda a: a.number
         )
         return replace(found, attempts=tuple(claimed))
 
     async def create(self, delivery: Delivery) -> None:
-        self.deliveries.setdefault(delivery.task_id, delivery)
+        self.deliveries.setdefault(delivery.key, delivery)
 
     async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
-        key = (delivery.task_id, attempt.number)
+        key = (delivery.key, attempt.number)
         if key in self.attempts:
             return False
         self.attempts[key] = attempt
         return True
 
-    async def finish(self, task_id: str, attempt: Attempt) -> bool:
-        if self.attempts[(task_id, attempt.number)].finished:
+    async def finish(self, key: str, attempt: Attempt) -> bool:
+        if self.attempts[(key, attempt.number)].finished:
             return False
-        self.attempts[(task_id, attempt.number)] = attempt
+        self.attempts[(key, attempt.number)] = attempt
         return True
 
-    async def mark_retry_scheduled(self, task_id: str) -> None:
-        self.deliveries[task_id] = replace(self.deliveries[task_id], retry_scheduled=True)
+    async def mark_retry_scheduled(self, key: str) -> None:
+        self.deliveries[key] = replace(self.deliveries[key], retry_scheduled=True)
 
     async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
-        delivery = await self.get(task_id)
-        if delivery is None or delivery.customer_id != customer_id:
-            return []
-        return [a for a in delivery.attempts if a.finished]
+        mine = sorted(
+            (
+                delivery
+                for delivery in self.deliveries.values()
+                if (delivery.task_id, delivery.customer_id) == (task_id, customer_id)
+            ),
+            key=lambda delivery: delivery.completion,
+        )
+        claimed = [await self.get(delivery.key) for delivery in mine]
+        return [a for d in claimed if d is not None for a in d.attempts if a.finished]
 
 
 @dataclass
@@ -325,8 +509,8 @@ class FakeSender:
 class FakeRetries:
     scheduled: list[str] = field(default_factory=list)
 
-    async def schedule(self, task_id: str, request_id: str | None) -> None:
-        self.scheduled.append(task_id)
+    async def schedule(self, key: str, request_id: str | None) -> None:
+        self.scheduled.append(key)
 
 
 @dataclass

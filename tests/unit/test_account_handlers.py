@@ -24,7 +24,13 @@ from humantask_shared.core.messages.commands import (
 )
 from humantask_taskstore import account_handlers, customer_handlers
 from humantask_taskstore.ports import Dependencies
-from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
+from tests.support.fakes import (
+    FakeAccounts,
+    FakeTasks,
+    RecordingAnnouncer,
+    RecordingOutbox,
+    scale_ports,
+)
 
 
 @dataclass
@@ -34,12 +40,14 @@ class World:
 
     @property
     def deps(self) -> Dependencies:
+        tasks = FakeTasks()
         return Dependencies(
-            tasks=FakeTasks(),
+            tasks=tasks,
             accounts=self.accounts,
             outbox=RecordingOutbox(),
             announce=self.announcer,
             work_lease_seconds=600,
+            **scale_ports(tasks),
         )
 
     async def create_customer(self, key: str, name: str = "acme") -> str:

@@ -28,7 +28,13 @@ from humantask_shared.core.topology import COMMANDS
 from humantask_taskstore import customer_handlers, work_handlers
 from humantask_taskstore.handler_table import HANDLERS
 from humantask_taskstore.ports import Dependencies
-from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
+from tests.support.fakes import (
+    FakeAccounts,
+    FakeTasks,
+    RecordingAnnouncer,
+    RecordingOutbox,
+    scale_ports,
+)
 
 SEED: dict[str, Any] = {
     "callback_url": "http://www.example.com/test_callback",
@@ -58,6 +64,7 @@ class World:
             outbox=self.outbox,
             announce=RecordingAnnouncer(),
             work_lease_seconds=self.lease_seconds,
+            **scale_ports(self.tasks),
         )
 
     async def create(self, customer_id: str = "cust-a", **overrides: Any) -> Task:

@@ -1,6 +1,9 @@
 """Callback delivery and its state machine (docs/reference/api.md §7). No I/O here.
 
-One delivery per completed task, keyed by its task id, at most two attempts:
+One delivery per completion of a task, keyed by the task's id for its first completion
+and `<task id>.<n>` for its n-th (a task its customer rejects in an audit completes
+again, and is called back again: docs/reference/api.md §11), and one per completed batch
+(`batch-<batch id>`). At most two attempts each:
 
     new ──claim 1──▶ attempting(1) ──200──▶ delivered
                           │ anything else
@@ -9,8 +12,8 @@ One delivery per completed task, keyed by its task id, at most two attempts:
                                                                ──▶ delivered | failed
 
 An attempt is *claimed* before it is sent, and a claim is the insertion of a record
-whose id is `<task id>:<attempt number>`: the database lets exactly one process insert
-it, however often the event or the retry message is delivered and however many
+whose id is `<delivery key>:<attempt number>`: the database lets exactly one process
+insert it, however often the event or the retry message is delivered and however many
 notifiers run. Only attempts 1 and 2 are ever claimed, so at most two are sent. The
 attempt records are also the customer's callback log (`GET /v1/task/{id}/callbacks`).
 
@@ -26,8 +29,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
 from humantask_shared.core.models import CallbackAttempt, CallbackFormat
+from humantask_shared.core.scale_models import BatchCallback
 
 SUCCESS_STATUS = 200
 MAX_ATTEMPTS = 2
@@ -41,6 +45,20 @@ INTERRUPTED = "interrupted: the notifier stopped during this attempt; its outcom
 DeliveryState = Literal["new", "attempting", "awaiting_retry", "delivered", "failed"]
 # What made the notifier look at a delivery: the completion event, or its retry coming due.
 Trigger = Literal["completed", "retry_due"]
+# What a delivery calls back: a task's completion, or a batch's.
+Subject = Literal["task", "batch"]
+BATCH_KEY_PREFIX = "batch-"
+
+
+def delivery_key(task_id: str, completion: int = 1) -> str:
+    """A task's delivery of its `completion`-th completion: the task id for the first
+    (as every delivery was keyed before tasks could complete twice), `<task id>.<n>`
+    after. Also its callback's `webhook-id`."""
+    return task_id if completion <= 1 else f"{task_id}.{completion}"
+
+
+def batch_delivery_key(batch_id: str) -> str:
+    return f"{BATCH_KEY_PREFIX}{batch_id}"
 
 
 class NotDeliverable(ValueError):
@@ -73,21 +91,34 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Delivery:
-    """Everything the notifier keeps about one task's callback."""
+    """Everything the notifier keeps about one callback: a task's (one per completion)
+    or a batch's."""
 
+    # The task called back (a batch's delivery: its key, `batch-<batch id>`).
     task_id: str
     customer_id: str
     callback_format: CallbackFormat
-    # The customer's view of the completed task, as JSON: what the callback carries.
+    # What the callback carries, as JSON: the customer's view of the completed task, or
+    # (a batch's) the batch and its counts.
     task: dict[str, Any]
     attempts: tuple[Attempt, ...] = ()  # claimed ones, by number
     # The retry is known to wait in RabbitMQ (publisher-confirmed).
     retry_scheduled: bool = False
     request_id: str | None = field(default=None, compare=False)
     created_at: datetime | None = None
+    # Which completion of the task this calls back (1 for a batch's).
+    completion: int = 1
+    subject: Subject = "task"
+
+    @property
+    def key(self) -> str:
+        """The delivery's key: its record's id, its attempts' prefix, its `webhook-id`."""
+        return delivery_key(self.task_id, self.completion)
 
     @property
     def callback_url(self) -> str:
+        if self.subject == "batch":
+            return str(self.task["batch"]["callback"])
         return str(self.task["callback_url"])
 
     @property
@@ -106,7 +137,9 @@ class Delivery:
         return "awaiting_retry" if last.number < MAX_ATTEMPTS else "failed"
 
 
-def new_delivery(event: TaskCompleted, now: datetime) -> Delivery:
+def new_delivery(event: TaskCompleted | BatchCompleted, now: datetime) -> Delivery:
+    if isinstance(event, BatchCompleted):
+        return new_batch_delivery(event, now)
     task = event.task
     if task.status != "completed" or task.response is None:
         raise NotDeliverable(f"task {task.task_id} is {task.status}, without a response")
@@ -117,6 +150,23 @@ def new_delivery(event: TaskCompleted, now: datetime) -> Delivery:
         task=task.to_json_dict(),
         request_id=event.request_id,
         created_at=now,
+        completion=event.completion,
+    )
+
+
+def new_batch_delivery(event: BatchCompleted, now: datetime) -> Delivery:
+    """A completed batch's callback: JSON, the batch and its counts."""
+    if event.batch.status != "completed" or not event.batch.callback:
+        raise NotDeliverable(f"batch {event.batch_id} is {event.batch.status}, without a callback")
+    body = BatchCallback(batch=event.batch, counts=event.counts)
+    return Delivery(
+        task_id=batch_delivery_key(event.batch_id),
+        customer_id=event.customer_id,
+        callback_format="json",
+        task=body.model_dump(mode="json"),
+        request_id=event.request_id,
+        created_at=now,
+        subject="batch",
     )
 
 

@@ -13,19 +13,32 @@ from typing import Any
 
 from humantask_shared.core.messages.base import Command, Message
 from humantask_shared.core.messages.commands import ListCallbacks
-from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
 from humantask_shared.core.messages.retries import RetryDue
-from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_COMPLETIONS_QUEUE, Queue
+from humantask_shared.core.topology import (
+    CALLBACK_RETRY_QUEUE,
+    NOTIFIER_BATCH_COMPLETIONS_QUEUE,
+    NOTIFIER_COMPLETIONS_QUEUE,
+    Queue,
+)
 from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
 from humantask_shared.runtime.event_dispatcher import MessageHandler
 
-from .handlers import handle_retry_due, handle_task_completed, list_callbacks
+from .handlers import (
+    handle_batch_completed,
+    handle_retry_due,
+    handle_task_completed,
+    list_callbacks,
+)
 from .ports import Dependencies
 
 # The queues of events and retries, each served by an `EventDispatcher`.
 MESSAGE_HANDLERS: Mapping[Queue, Mapping[type[Message], Any]] = MappingProxyType(
     {
         NOTIFIER_COMPLETIONS_QUEUE: MappingProxyType({TaskCompleted: handle_task_completed}),
+        NOTIFIER_BATCH_COMPLETIONS_QUEUE: MappingProxyType(
+            {BatchCompleted: handle_batch_completed}
+        ),
         CALLBACK_RETRY_QUEUE: MappingProxyType({RetryDue: handle_retry_due}),
     }
 )

@@ -1,4 +1,5 @@
-"""Message handlers: a completion event, a retry coming due, a request for the log.
+"""Message handlers: a completion event (a task's or a batch's), a retry coming due, a
+request for the log.
 
 Each gets its message parsed (by its queue's `EventDispatcher` or `CommandServer`;
 `handler_table` says which handler serves which queue). A completion or a retry moves
@@ -17,7 +18,7 @@ from prometheus_client import Counter, Histogram
 
 from humantask_shared.core.errors import NotFound
 from humantask_shared.core.messages.commands import CallbackLog, ListCallbacks
-from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
 from humantask_shared.core.messages.retries import RetryDue
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.consumer import PoisonMessage, PutBack
@@ -53,7 +54,22 @@ class AttemptInProgress(Exception):
 
 
 async def handle_task_completed(event: TaskCompleted, deps: Dependencies) -> None:
-    await _advance_or_put_back(event.task.task_id, "completed", deps, event)
+    key = domain.delivery_key(event.task.task_id, event.completion)
+    await _advance_or_put_back(key, "completed", deps, event)
+
+
+async def handle_batch_completed(event: BatchCompleted, deps: Dependencies) -> None:
+    """A completed batch's callback, when it has a `callback` URL. Batches are few: a busy
+    host puts the event back after the consumer's pause (a transient error), rather
+    than through a delay queue of its own."""
+    if not event.batch.callback:
+        return
+    key = domain.batch_delivery_key(event.batch_id)
+    try:
+        await advance(key, "completed", deps, event)
+    except HostBusy as busy:
+        CALLBACK_DEFERRALS.labels("completed").inc()
+        raise AttemptInProgress(f"the callback host of {key} is busy") from busy
 
 
 async def handle_retry_due(due: RetryDue, deps: Dependencies) -> None:
@@ -61,30 +77,37 @@ async def handle_retry_due(due: RetryDue, deps: Dependencies) -> None:
 
 
 async def _advance_or_put_back(
-    task_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
+    key: str,
+    trigger: Trigger,
+    deps: Dependencies,
+    event: TaskCompleted | BatchCompleted | None = None,
 ) -> None:
     """`advance`; when the callback's host is busy, nothing was claimed and the message
     is put back in the broker for a while (`PutBack`: its dispatcher does it), so the
     next message, perhaps another customer's, is taken at once (`hosts`)."""
     try:
-        await advance(task_id, trigger, deps, event)
+        await advance(key, trigger, deps, event)
     except HostBusy as busy:
         CALLBACK_DEFERRALS.labels(trigger).inc()
-        log.info("callback host busy: message put back", extra={"task_id": task_id})
-        raise PutBack(f"the callback host of task {task_id} is busy") from busy
+        log.info("callback host busy: message put back", extra={"delivery": key})
+        raise PutBack(f"the callback host of {key} is busy") from busy
 
 
 async def advance(
-    task_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
+    key: str,
+    trigger: Trigger,
+    deps: Dependencies,
+    event: TaskCompleted | BatchCompleted | None = None,
 ) -> None:
-    """Do what `domain.next_step` says until it says done (or to wait for another process)."""
+    """Do what `domain.next_step` says until it says done (or to wait for another
+    process), for the delivery of `key` (`domain.delivery_key`)."""
     for _ in range(MAX_STEPS):
-        delivery = await deps.deliveries.get(task_id)
+        delivery = await deps.deliveries.get(key)
         step = domain.next_step(delivery, trigger, utcnow(), deps.claim_ttl)
         if step is Step.DONE:
             return
         if step is Step.WAIT:
-            raise AttemptInProgress(f"attempt of task {task_id} in progress elsewhere")
+            raise AttemptInProgress(f"attempt of {key} in progress elsewhere")
         if step is Step.START:
             assert event is not None
             delivery = await _delivery_of(event, deps)
@@ -98,28 +121,33 @@ async def advance(
                 if await deps.deliveries.claim(delivery, attempt):
                     await _send(delivery, attempt, secret, deps)
         elif step is Step.SCHEDULE_RETRY:
-            await deps.retries.schedule(delivery.task_id, delivery.request_id)
-            await deps.deliveries.mark_retry_scheduled(delivery.task_id)
-            log.info("callback retry scheduled", extra={"task_id": task_id})
+            await deps.retries.schedule(delivery.key, delivery.request_id)
+            await deps.deliveries.mark_retry_scheduled(delivery.key)
+            log.info("callback retry scheduled", extra=_names(delivery))
         elif step is Step.ABANDON:
             assert delivery.last is not None
-            if await deps.deliveries.finish(task_id, domain.interrupted(delivery.last)):
+            if await deps.deliveries.finish(key, domain.interrupted(delivery.last)):
                 _count(delivery.last, "interrupted", "interrupted")
                 log.warning(
                     "callback attempt interrupted",
-                    extra={"task_id": task_id, "attempt": delivery.last.number},
+                    extra={**_names(delivery), "attempt": delivery.last.number},
                 )
-    raise RuntimeError(f"the callback of task {task_id} made no progress in {MAX_STEPS} steps")
+    raise RuntimeError(f"the callback {key} made no progress in {MAX_STEPS} steps")
 
 
-async def _delivery_of(event: TaskCompleted, deps: Dependencies) -> Delivery:
+def _names(delivery: Delivery) -> dict[str, str]:
+    """What a log line says of a delivery: its task and its key."""
+    return {"task_id": delivery.task_id, "delivery": delivery.key}
+
+
+async def _delivery_of(event: TaskCompleted | BatchCompleted, deps: Dependencies) -> Delivery:
     """The event's delivery, stored (by this process or one before it)."""
     try:
         delivery = domain.new_delivery(event, utcnow())
     except domain.NotDeliverable as exc:
         raise PoisonMessage(str(exc)) from exc
     await deps.deliveries.create(delivery)
-    stored = await deps.deliveries.get(delivery.task_id)
+    stored = await deps.deliveries.get(delivery.key)
     assert stored is not None
     return stored
 
@@ -135,20 +163,20 @@ async def _send(
     delivery: Delivery, claimed: domain.Attempt, secret: str, deps: Dependencies
 ) -> None:
     """Send a claimed attempt and record its outcome."""
-    body, content_type = payload.encode_body(delivery.task, delivery.callback_format)
-    headers = payload.callback_headers(
-        delivery.task_id, claimed.number, int(time.time()), secret, body, content_type
+    body, content_type = payload.delivery_body(delivery)
+    headers = payload.delivery_headers(
+        delivery, claimed.number, int(time.time()), secret, body, content_type
     )
     started = time.perf_counter()
     result = await deps.sender.post(delivery.callback_url, body, headers)
     CALLBACK_SECONDS.observe(time.perf_counter() - started)
     attempt = domain.finish(claimed, result.status_code, result.error)
-    recorded = await deps.deliveries.finish(delivery.task_id, attempt)
+    recorded = await deps.deliveries.finish(delivery.key, attempt)
     _count(attempt, "delivered" if attempt.delivered else "failed", result.kind)
     log.info(
         "callback attempted",
         extra={
-            "task_id": delivery.task_id,
+            **_names(delivery),
             "attempt": attempt.number,
             "status_code": attempt.status_code,
             "error": attempt.error,
@@ -159,7 +187,7 @@ async def _send(
     if not recorded:
         log.warning(
             "callback outcome not recorded: the attempt was declared interrupted",
-            extra={"task_id": delivery.task_id, "attempt": attempt.number},
+            extra={**_names(delivery), "attempt": attempt.number},
         )
 
 

@@ -8,8 +8,12 @@ The body is the seed's object `{"task": ..., "response": ..., "task_id": ...}`:
   arrays have no field at all, as with the usual bracket encoders.
 - `json`: the same object as `application/json`.
 
+A batch's callback (docs/reference/api.md §11) is JSON: the batch and its counts.
+
 Signed per Standard Webhooks (standardwebhooks.com), so its libraries verify it:
-`webhook-id` (the task's id: the same for both attempts), `webhook-timestamp` (unix
+`webhook-id` (the delivery's key: the task's id for its first completion, the same for
+both attempts; `<task id>.<n>` for its n-th, `batch-<batch id>` for a batch's),
+`webhook-timestamp` (unix
 seconds of this attempt) and `webhook-signature: v1,<base64 HMAC-SHA256 of
 "<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the decoded bytes of the
 customer's `whsec_...` callback secret (`credentials.callback_signing_key`).
@@ -29,11 +33,14 @@ import orjson
 from humantask_shared.core.credentials import callback_signing_key
 from humantask_shared.core.models import CallbackFormat
 
+from .domain import Delivery
+
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
 SIGNATURE_VERSION = "v1"
 
 TASK_ID_HEADER = "X-Callback-Task-Id"
+BATCH_HEADER = "X-Callback-Batch"
 ATTEMPT_HEADER = "X-Callback-Attempt"
 WEBHOOK_ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -92,9 +99,17 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def callback_headers(
-    task_id: str, attempt: int, timestamp: int, secret: str, body: bytes, content_type: str
+    task_id: str,
+    attempt: int,
+    timestamp: int,
+    secret: str,
+    body: bytes,
+    content_type: str,
+    message_id: str | None = None,
 ) -> dict[str, str]:
-    message_id = webhook_id(task_id)
+    """The headers of a task's callback; `message_id` is its `webhook-id` when that is not
+    the task's id (a later completion's delivery)."""
+    message_id = message_id or webhook_id(task_id)
     return {
         "Content-Type": content_type,
         WEBHOOK_ID_HEADER: message_id,
@@ -103,3 +118,24 @@ def callback_headers(
         TASK_ID_HEADER: task_id,
         ATTEMPT_HEADER: str(attempt),
     }
+
+
+def delivery_body(delivery: Delivery) -> tuple[bytes, str]:
+    """What a delivery POSTs, and its content type."""
+    if delivery.subject == "batch":
+        return orjson.dumps(delivery.task), JSON_CONTENT_TYPE
+    return encode_body(delivery.task, delivery.callback_format)
+
+
+def delivery_headers(
+    delivery: Delivery, attempt: int, timestamp: int, secret: str, body: bytes, content_type: str
+) -> dict[str, str]:
+    """A delivery's headers: signed with its key as `webhook-id`; a task's name the task,
+    a batch's the batch."""
+    headers = callback_headers(
+        delivery.task_id, attempt, timestamp, secret, body, content_type, delivery.key
+    )
+    if delivery.subject == "batch":
+        del headers[TASK_ID_HEADER]
+        headers[BATCH_HEADER] = str(delivery.task["batch"]["name"])
+    return headers

@@ -17,25 +17,26 @@ from .domain import Attempt, Delivery
 
 
 class Deliveries(Protocol):
-    """One delivery per task id; one claim per attempt number."""
+    """One delivery per key (`Delivery.key`: a task's completion, or a batch); one claim
+    per attempt number of each."""
 
-    async def get(self, task_id: str) -> Delivery | None:
+    async def get(self, key: str) -> Delivery | None:
         """The delivery with every claimed attempt, by number."""
 
     async def create(self, delivery: Delivery) -> None:
-        """Store a new delivery; a second of the same task id changes nothing."""
+        """Store a new delivery; a second of the same key changes nothing."""
 
     async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
         """Claim `attempt`; False if any process (this one too) already claimed it."""
 
-    async def finish(self, task_id: str, attempt: Attempt) -> bool:
+    async def finish(self, key: str, attempt: Attempt) -> bool:
         """Record a claimed attempt's outcome; False if it was recorded already."""
 
-    async def mark_retry_scheduled(self, task_id: str) -> None: ...
+    async def mark_retry_scheduled(self, key: str) -> None: ...
 
     async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
-        """The customer's log of a task (nothing for another customer): its finished
-        attempts, oldest first."""
+        """The customer's log of a task (nothing for another customer): the finished
+        attempts of every completion's delivery, oldest first."""
 
 
 class SigningKeys(Protocol):
@@ -45,8 +46,9 @@ class SigningKeys(Protocol):
 
 
 class Retries(Protocol):
-    async def schedule(self, task_id: str, request_id: str | None) -> None:
-        """Returns once the broker holds the retry, due after the retry delay."""
+    async def schedule(self, key: str, request_id: str | None) -> None:
+        """Returns once the broker holds the retry of the delivery of `key`, due after
+        the retry delay."""
 
 
 @dataclass(frozen=True)

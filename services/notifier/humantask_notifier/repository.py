@@ -1,11 +1,12 @@
 """MongoDB adapter: the notifier's own delivery records.
 
-- `callback_deliveries`, `_id` = task id: what to send (the task, kept as JSON text since
+- `callback_deliveries`, `_id` = the delivery's key (`domain.delivery_key`: the task id
+  for a task's first completion): what to send (the task, kept as JSON text since
   customer `metadata` keys may hold `.` or `$`), to whom, and whether the retry is queued.
-- `callback_attempts`, `_id` = `<task id>:<attempt>`: one per claimed attempt, with its
-  outcome once known. Inserting it *is* the claim: a second insert of the same id fails,
-  so one attempt number is sent by one process only. These records are the customer's
-  callback log, so they stay.
+- `callback_attempts`, `_id` = `<delivery key>:<attempt>`: one per claimed attempt, with
+  its outcome once known. Inserting it *is* the claim: a second insert of the same id
+  fails, so one attempt number is sent by one process only. These records are the
+  customer's callback log (every completion's, oldest first), so they stay.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from humantask_shared.core.timeutil import as_utc, utcnow
 from humantask_shared.runtime.mongo import Document
 
-from .domain import Attempt, Delivery
+from .domain import MAX_ATTEMPTS, Attempt, Delivery
 
 DELIVERIES = "callback_deliveries"
 ATTEMPTS = "callback_attempts"
@@ -40,8 +41,8 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     )
 
 
-def _attempt_id(task_id: str, number: int) -> str:
-    return f"{task_id}:{number}"
+def _attempt_id(key: str, number: int) -> str:
+    return f"{key}:{number}"
 
 
 def _outcome_fields(attempt: Attempt) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def _document_to_attempt(doc: dict[str, Any]) -> Attempt:
 
 def _document_to_delivery(doc: dict[str, Any], attempts: list[Attempt]) -> Delivery:
     return Delivery(
-        task_id=doc["_id"],
+        task_id=doc.get("task_id", doc["_id"]),
         customer_id=doc["customer_id"],
         callback_format=doc["callback_format"],
         task=orjson.loads(doc["task_json"]),
@@ -73,6 +74,8 @@ def _document_to_delivery(doc: dict[str, Any], attempts: list[Attempt]) -> Deliv
         retry_scheduled=bool(doc.get("retry_scheduled")),
         request_id=doc.get("request_id"),
         created_at=as_utc(doc["created_at"]) if doc.get("created_at") else None,
+        completion=doc.get("completion", 1),
+        subject=doc.get("subject", "task"),
     )
 
 
@@ -81,14 +84,15 @@ class DeliveryRepository:
         self._deliveries = db[DELIVERIES]
         self._attempts = db[ATTEMPTS]
 
-    async def get(self, task_id: str) -> Delivery | None:
-        doc = await self._deliveries.find_one({"_id": task_id})
+    async def get(self, key: str) -> Delivery | None:
+        doc = await self._deliveries.find_one({"_id": key})
         if doc is None:
             return None
-        return _document_to_delivery(doc, await self._claimed(task_id))
+        return _document_to_delivery(doc, await self._claimed(key))
 
-    async def _claimed(self, task_id: str) -> list[Attempt]:
-        cursor = self._attempts.find({"task_id": task_id}).sort("attempt", ASCENDING)
+    async def _claimed(self, key: str) -> list[Attempt]:
+        ids = [_attempt_id(key, number) for number in range(1, MAX_ATTEMPTS + 1)]
+        cursor = self._attempts.find({"_id": {"$in": ids}})
         return [_document_to_attempt(doc) async for doc in cursor]
 
     async def create(self, delivery: Delivery) -> None:
@@ -96,7 +100,10 @@ class DeliveryRepository:
         with contextlib.suppress(DuplicateKeyError):
             await self._deliveries.insert_one(
                 {
-                    "_id": delivery.task_id,
+                    "_id": delivery.key,
+                    "task_id": delivery.task_id,
+                    "completion": delivery.completion,
+                    "subject": delivery.subject,
                     "customer_id": delivery.customer_id,
                     "callback_url": delivery.callback_url,
                     "callback_format": delivery.callback_format,
@@ -112,8 +119,9 @@ class DeliveryRepository:
         try:
             await self._attempts.insert_one(
                 {
-                    "_id": _attempt_id(delivery.task_id, attempt.number),
+                    "_id": _attempt_id(delivery.key, attempt.number),
                     "task_id": delivery.task_id,
+                    "completion": delivery.completion,
                     "customer_id": delivery.customer_id,
                     "attempt": attempt.number,
                     "at": attempt.at,
@@ -124,20 +132,22 @@ class DeliveryRepository:
             return False
         return True
 
-    async def finish(self, task_id: str, attempt: Attempt) -> bool:
+    async def finish(self, key: str, attempt: Attempt) -> bool:
         """Record a claimed attempt's outcome; False if it was recorded already."""
         result = await self._attempts.update_one(
-            {"_id": _attempt_id(task_id, attempt.number), "finished": False},
+            {"_id": _attempt_id(key, attempt.number), "finished": False},
             {"$set": {**_outcome_fields(attempt), "finished_at": utcnow()}},
         )
         return result.modified_count == 1
 
-    async def mark_retry_scheduled(self, task_id: str) -> None:
-        await self._deliveries.update_one({"_id": task_id}, {"$set": {"retry_scheduled": True}})
+    async def mark_retry_scheduled(self, key: str) -> None:
+        await self._deliveries.update_one({"_id": key}, {"$set": {"retry_scheduled": True}})
 
     async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
-        """The customer's log of a task: its finished attempts, oldest first."""
+        """The customer's log of a task: the finished attempts of each of its completions'
+        deliveries, oldest first (a task has a handful: sorted here)."""
         cursor = self._attempts.find(
             {"task_id": task_id, "customer_id": customer_id, "finished": True}
-        ).sort("attempt", ASCENDING)
-        return [_document_to_attempt(doc) async for doc in cursor]
+        )
+        found = [(doc.get("completion", 1), doc["attempt"], doc) async for doc in cursor]
+        return [_document_to_attempt(doc) for _, _, doc in sorted(found, key=lambda f: f[:2])]

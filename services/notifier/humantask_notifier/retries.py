@@ -47,15 +47,16 @@ class RetryScheduler:
         await declare_all(self._channel, [self._retries, self.delay_queue], self._queue_type)
 
     async def schedule(
-        self, task_id: str, request_id: str | None, timeout: float = PUBLISH_TIMEOUT_SECONDS
+        self, key: str, request_id: str | None, timeout: float = PUBLISH_TIMEOUT_SECONDS
     ) -> None:
-        """Returns once the broker holds the retry (persistent, publisher-confirmed)."""
+        """Returns once the broker holds the retry of the delivery of `key` (persistent,
+        publisher-confirmed)."""
         await publish(
             self._channel.default_exchange,
             self.delay_queue.name,
-            RetryDue(task_id=task_id).model_dump_json().encode(),
+            RetryDue(task_id=key).model_dump_json().encode(),
             message_type=RetryDue.routing_key,
-            message_id=f"{task_id}.retry",
+            message_id=f"{key}.retry",
             request_id=request_id,
             mandatory=True,
             timeout=timeout,

@@ -7,7 +7,10 @@ taking commands, finishes those in hand, then closes the connections:
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
   publisher bound into the handler table (`handler_table.bind_handlers`), served from
   `taskstore.commands` to the services each command is meant for;
-- the outbox relay (events a crash or a broker outage left behind) and the task gauges.
+- the batches' progress: `taskstore.batch-progress` (a task of a batch settled, a batch
+  finalized), served by an event dispatcher that completes batches;
+- the outbox relays (tasks' and batches' events a crash or a broker outage left
+  behind) and the task gauges.
 """
 
 from __future__ import annotations
@@ -18,12 +21,20 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
+from pymongo.errors import PyMongoError
 
-from humantask_shared.core.topology import EVENTS_EXCHANGE, TASKSTORE_COMMANDS_QUEUE
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.events import BatchCompleted
+from humantask_shared.core.topology import (
+    EVENTS_EXCHANGE,
+    TASKSTORE_BATCH_PROGRESS_QUEUE,
+    TASKSTORE_COMMANDS_QUEUE,
+)
 from humantask_shared.runtime.broker import open_channel
 from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
+from humantask_shared.runtime.event_dispatcher import EventDispatcher
 from humantask_shared.runtime.health import add_health_routes
 from humantask_shared.runtime.publishing import publish_event
 from humantask_shared.runtime.resources import (
@@ -35,14 +46,25 @@ from humantask_shared.runtime.resources import (
 
 from .crash_hook import ExitBeforePublishingCompletion
 from .gauges import task_gauges_watch
-from .handler_table import bind_handlers
+from .handler_table import bind_batch_progress_handlers, bind_handlers
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox
-from .repository import AccountRepository, OutboxStore, TaskRepository, ensure_indexes
+from .repository import (
+    BATCHES,
+    AccountRepository,
+    BatchRepository,
+    OutboxStore,
+    ProjectRepository,
+    TaskRepository,
+    TaskSearch,
+    ensure_indexes,
+)
 from .settings import TaskStoreSettings
 
 settings_key = web.AppKey("settings", TaskStoreSettings)
 outbox_key = web.AppKey("outbox", OutboxPublisher)
+batch_outbox_key = web.AppKey("batch_outbox", OutboxPublisher)
+dependencies_key = web.AppKey("dependencies", Dependencies)
 
 
 async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -52,17 +74,26 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     database = app[database_key]
     tasks = TaskRepository(database)
     outbox = OutboxPublisher(OutboxStore(database), events)
+    batch_outbox = OutboxPublisher(OutboxStore(database, BATCHES), events)
     handlers_outbox: Outbox = outbox
+    handlers_batch_outbox: Outbox = batch_outbox
     if settings.humantask_test_exit_after_completion_write:
         handlers_outbox = ExitBeforePublishingCompletion(outbox)
+    if settings.humantask_test_exit_after_batch_completion_write:
+        handlers_batch_outbox = ExitBeforePublishingCompletion(batch_outbox, BatchCompleted)
     deps = Dependencies(
         tasks=tasks,
         accounts=AccountRepository(database),
         outbox=handlers_outbox,
         announce=partial(publish_event, events),
         work_lease_seconds=settings.work_lease_seconds,
+        search=TaskSearch(database),
+        projects=ProjectRepository(database),
+        batches=BatchRepository(database),
+        batch_outbox=handlers_batch_outbox,
     )
     app[outbox_key] = outbox
+    app[batch_outbox_key] = batch_outbox
 
     # Only the services a command is meant for may send it (the broker vouches for user_id).
     server = CommandServer(
@@ -71,20 +102,44 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = await declare(channel, TASKSTORE_COMMANDS_QUEUE, settings.amqp_queue_type)
     consumer = Consumer(queue, server)
     await consumer.start()
+    app[dependencies_key] = deps
     yield
     await consumer.stop(settings.shutdown_grace_seconds)
     await outbox.drain(settings.shutdown_grace_seconds)
+    await batch_outbox.drain(settings.shutdown_grace_seconds)
+    await channel.close()
+
+
+async def batch_progress_ctx(app: web.Application) -> AsyncIterator[None]:
+    """`taskstore.batch-progress`, on a channel of its own: what may complete a batch.
+    Stopped before the commands (whose outboxes its handlers publish through)."""
+    settings = app[settings_key]
+    channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
+    queue = await declare(channel, TASKSTORE_BATCH_PROGRESS_QUEUE, settings.amqp_queue_type)
+    dispatcher = EventDispatcher(
+        TASKSTORE_BATCH_PROGRESS_QUEUE, bind_batch_progress_handlers(app[dependencies_key])
+    )
+    # A batch written by two task-stores at once is looked at again: transient.
+    consumer = Consumer(queue, dispatcher, (PyMongoError, Unavailable))
+    await consumer.start()
+    yield
+    await consumer.stop(settings.shutdown_grace_seconds)
     await channel.close()
 
 
 async def outbox_relay_ctx(app: web.Application) -> AsyncIterator[None]:
-    relay = asyncio.create_task(
-        app[outbox_key].run_relay(app[settings_key].outbox_relay_interval_seconds)
-    )
+    """The tasks' relay and the batches'."""
+    interval = app[settings_key].outbox_relay_interval_seconds
+    relays = [
+        asyncio.create_task(app[outbox_key].run_relay(interval)),
+        asyncio.create_task(app[batch_outbox_key].run_relay(interval)),
+    ]
     yield
-    relay.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await relay
+    for relay in relays:
+        relay.cancel()
+    for relay in relays:
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
 
 
 async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -103,6 +158,7 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
             database_resource(settings, "humantask-taskstore", ensure_indexes),
             broker_resource(settings, "taskstore"),
             commands_ctx,
+            batch_progress_ctx,
             outbox_relay_ctx,
             task_gauges_ctx,
         ]

@@ -33,6 +33,7 @@ from humantask_shared.core.models import (
     TaskResponse,
     TaskStatus,
 )
+from humantask_shared.core.scale_models import ReviewStatus, TaskAudit, TaskPlacement
 from humantask_shared.core.worker_models import CompletedWork, WorkItem, no_live_lease
 
 
@@ -63,6 +64,18 @@ class TaskRecord:
     # Optimistic concurrency: every write checks and bumps it.
     version: int = 0
     request_id: str | None = field(default=None, compare=False)
+    # Scale's (docs/reference/api.md §11): where the task belongs, its tags, its audits.
+    project: str | None = None
+    batch: str | None = None
+    tags: tuple[str, ...] = ()
+    customer_review_status: ReviewStatus | None = None
+    audits: tuple[TaskAudit, ...] = ()
+    # When the customer's view of the task last changed (None: never since created).
+    updated_at: datetime | None = None
+    # How often it was completed: a task rejected in an audit completes again.
+    completions: int = 0
+    # Workers who may not claim it: they answered it before an audit rejected it.
+    excluded_workers: tuple[str, ...] = ()
 
     def to_public(self) -> Task:
         return Task(
@@ -101,9 +114,12 @@ class TaskRecord:
         )
 
 
-def request_fingerprint(request: CreateTaskRequest) -> str:
-    """What makes two creations "the same" for `unique_id` idempotency."""
+def request_fingerprint(request: CreateTaskRequest, placement: TaskPlacement | None = None) -> str:
+    """What makes two creations "the same" for `unique_id` idempotency (a task's project,
+    batch and tags, when it has any, among it)."""
     canonical = request.model_dump(mode="json", exclude={"unique_id"})
+    if placement is not None and placement != TaskPlacement():
+        canonical["placement"] = placement.model_dump(mode="json")
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -116,13 +132,47 @@ def _event(event_type: type[TaskEvent], record: TaskRecord) -> TaskEvent:
     )
 
 
+def completed_event(record: TaskRecord) -> TaskCompleted:
+    """`task.completed`, numbered: the notifier calls back each completion once."""
+    return TaskCompleted(
+        customer_id=record.customer_id,
+        callback_format=record.callback_format,
+        task=record.to_public(),
+        request_id=record.request_id,
+        completion=max(record.completions, 1),
+    )
+
+
+def touched(before: TaskRecord, after: TaskRecord, now: datetime) -> TaskRecord:
+    """`after`, its `updated_at` moved to `now` if what its customer sees changed (a
+    lease, a version or a request id is not what a customer sees)."""
+    if _customer_view(after) == _customer_view(before):
+        return after
+    return replace(after, updated_at=now)
+
+
+def _customer_view(record: TaskRecord) -> tuple[Any, ...]:
+    return (
+        record.to_public(),
+        record.project,
+        record.batch,
+        record.tags,
+        record.customer_review_status,
+        record.audits,
+    )
+
+
 def create_task(
     task_id: str,
     customer_id: str,
     request: CreateTaskRequest,
     now: datetime,
     request_id: str | None = None,
+    placement: TaskPlacement | None = None,
 ) -> tuple[TaskRecord, list[TaskEvent]]:
+    """A new pending task; `placement` puts it in a project and a batch, with tags
+    (`/scale/v1`, whose handler checks them first)."""
+    placed = placement or TaskPlacement()
     record = TaskRecord(
         task_id=task_id,
         customer_id=customer_id,
@@ -137,8 +187,12 @@ def create_task(
         ),
         metadata=request.metadata,
         unique_id=request.unique_id,
-        fingerprint=None if request.unique_id is None else request_fingerprint(request),
+        fingerprint=None if request.unique_id is None else request_fingerprint(request, placement),
         request_id=request_id,
+        project=placed.project,
+        batch=placed.batch,
+        tags=tuple(placed.tags),
+        updated_at=now,
     )
     return record, [_event(TaskCreated, record)]
 
@@ -196,8 +250,9 @@ def submit_work(
         response=TaskResponse(category=category),
         completed_by=worker_id,
         request_id=request_id,
+        completions=record.completions + 1,
     )
-    return completed, [_event(TaskCompleted, completed)]
+    return completed, [completed_event(completed)]
 
 
 def release_work(record: TaskRecord, worker_id: str, now: datetime) -> TaskRecord:

@@ -11,6 +11,8 @@ class TaskStoreSettings(WorkerServiceSettings):
     # How often events left in a task's outbox (a crash between write and publish)
     # are looked for and published again.
     outbox_relay_interval_seconds: float = Field(default=5.0, gt=0)
-    # Test hook, never set in production: exit the process right after a completion is
-    # written and before its event is published, to prove the outbox relay recovers it.
+    # Test hooks, never set in production: exit the process right after a task's (or a
+    # batch's) completion is written and before its event is published, to prove the
+    # outbox relay recovers it (crash_hook.py).
     humantask_test_exit_after_completion_write: bool = False
+    humantask_test_exit_after_batch_completion_write: bool = False

@@ -19,9 +19,11 @@ What each service does on the broker, and so needs:
 - the gateway publishes commands to both command exchanges, and binds a queue of its own
   to `credential.changed`; it reads nothing but its own queues;
 - the task-store consumes `taskstore.commands`, replies through the default exchange
-  (`amq.default`) and publishes events;
-- the notifier consumes completion events and its own commands, schedules retries
-  through the default exchange and asks the task-store for callback secrets; it has no
+  (`amq.default`), publishes events and follows its batches' progress (`batch.*` events,
+  on `taskstore.batch-progress`);
+- the notifier consumes completion events (tasks' and batches') and its own commands,
+  schedules retries through the default exchange and asks the task-store for callback
+  secrets; it has no
   read access to `humantask.commands`, so it can neither see nor answer the gateway's
   commands to the task-store;
 - `humantask-admin` only publishes to `humantask.commands` and reads its reply queue.
@@ -75,14 +77,15 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
     "taskstore": Permissions(
         configure=rf"^({_EXCHANGES}|taskstore\..+)$",
         write=r"^(amq\.default|humantask\.(events|dead-letter)|taskstore\..+)$",
-        read=r"^(humantask\.(commands|dead-letter)|taskstore\..+)$",
-        events_write=r"^(task|credential)\.[a-z_]+$",
+        read=r"^(humantask\.(commands|events|dead-letter)|taskstore\..+)$",
+        events_write=r"^(task|credential|batch)\.[a-z_]+$",
+        events_read=r"^batch\.(task_settled|finalized)$",
     ),
     "notifier": Permissions(
         configure=rf"^({_EXCHANGES}|notifier\..+)$",
         write=r"^(amq\.default|humantask\.(commands|dead-letter)|notifier\..+)$",
         read=r"^(humantask\.(notifier-commands|events|dead-letter)|notifier\..+)$",
-        events_read=r"^(task\.completed|credential\.changed)$",
+        events_read=r"^(task\.completed|batch\.completed|credential\.changed)$",
     ),
     "admin": Permissions(
         configure=r"^admin\.replies\..+$",

@@ -138,7 +138,7 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _json_depth(value: Any) -> int:
+def json_depth(value: Any) -> int:
     """How many objects and arrays deep `value` goes (iterative: no recursion limit)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -277,7 +277,7 @@ class CreateTaskRequest(BaseModel):
             raise ValueError(f"must be plain JSON and {too_deep}") from exc
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
-        if _json_depth(metadata) > MAX_METADATA_DEPTH:
+        if json_depth(metadata) > MAX_METADATA_DEPTH:
             raise ValueError(too_deep)
         return metadata
 

@@ -13,11 +13,25 @@ from bson import ObjectId
 
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.models import TaskParams, TaskResponse
+from humantask_shared.core.scale_models import TaskAudit
 from humantask_shared.core.timeutil import as_utc
 
 from ..domain import TaskRecord
 
 TASKS = "tasks"
+
+# Fields a task holds only while they apply (absent otherwise: the partial indexes on
+# them hold only the tasks that have them); a save unsets those that no longer apply.
+OPTIONAL_FIELDS = (
+    "unique_id",
+    "fingerprint",
+    "project",
+    "batch",
+    "tags",
+    "customer_review_status",
+    "audits",
+    "excluded_workers",
+)
 
 
 def record_fields(record: TaskRecord) -> dict[str, Any]:
@@ -43,10 +57,21 @@ def record_fields(record: TaskRecord) -> dict[str, Any]:
         "completed_by": record.completed_by,
         "version": record.version,
         "request_id": record.request_id,
+        "updated_at": record.updated_at,
+        "completions": record.completions,
     }
     if record.unique_id is not None:  # absent, not null: see indexes.UNIQUE_ID_INDEX
         document["unique_id"] = record.unique_id
         document["fingerprint"] = record.fingerprint
+    optional: dict[str, Any] = {
+        "project": record.project,
+        "batch": record.batch,
+        "tags": list(record.tags),
+        "customer_review_status": record.customer_review_status,
+        "audits": [audit.model_dump() for audit in record.audits],
+        "excluded_workers": list(record.excluded_workers),
+    }
+    document.update({name: value for name, value in optional.items() if value})
     return document
 
 
@@ -82,7 +107,19 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         completed_by=doc.get("completed_by"),
         version=doc.get("version", 0),
         request_id=doc.get("request_id"),
+        project=doc.get("project"),
+        batch=doc.get("batch"),
+        tags=tuple(doc.get("tags") or ()),
+        customer_review_status=doc.get("customer_review_status"),
+        audits=tuple(_audit(audit) for audit in doc.get("audits") or ()),
+        updated_at=as_utc(doc["updated_at"]) if doc.get("updated_at") else None,
+        completions=doc.get("completions", 1 if doc["status"] == "completed" else 0),
+        excluded_workers=tuple(doc.get("excluded_workers") or ()),
     )
+
+
+def _audit(doc: dict[str, Any]) -> TaskAudit:
+    return TaskAudit.model_validate({**doc, "audited_at": as_utc(doc["audited_at"])})
 
 
 def outbox_entries(events: Sequence[StampedEvent]) -> list[str]:

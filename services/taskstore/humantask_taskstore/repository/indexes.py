@@ -16,6 +16,9 @@ from humantask_shared.runtime.mongo import Document
 from .accounts import CREDENTIALS
 from .documents import TASKS
 
+BATCHES = "batches"
+PROJECTS = "projects"
+
 # Index names, so that a query can name its index (`hint`) and tests can check it.
 LIST_INDEX = "customer_created"
 LIST_BY_STATUS_INDEX = "customer_status_created"
@@ -23,6 +26,19 @@ UNIQUE_ID_INDEX = "customer_unique_id"
 POOL_INDEX = "pool"
 LEASE_INDEX = "one_lease_per_worker"
 OUTBOX_INDEX = "outbox_at"
+# `GET /scale/v1/tasks` (docs/reference/api.md §11): a customer's tasks of a project, of a
+# batch, with a tag, with an audit result, newest first; each holds only the tasks that
+# have the field (a partial index), so tasks without any cost them nothing.
+PROJECT_INDEX = "customer_project_created"
+BATCH_INDEX = "customer_batch_created"
+TAGS_INDEX = "customer_tags_created"
+REVIEW_INDEX = "customer_review_created"
+# A batch's tasks by status: its counts, and whether any is still pending.
+BATCH_STATUS_INDEX = "customer_batch_status"
+# Projects and batches by name (unique per customer), batches newest first.
+PROJECT_NAME_INDEX = "customer_project_name"
+BATCH_NAME_INDEX = "customer_batch_name"
+BATCH_LIST_INDEX = "customer_batches_created"
 
 # Only tasks holding a string in the field are in these partial indexes (and a filter
 # spelled with `$type` lets the planner see it is within one): a task without a
@@ -65,17 +81,70 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     )
     # The outbox relay: only tasks holding unpublished events carry `outbox_at`.
     await tasks.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
+    await _ensure_scale_indexes(db)
     # Revoking and rotating find a principal's credentials (operator commands, rare).
     await db[CREDENTIALS].create_index([("principal_id", ASCENDING)], name="principal")
 
 
-def claimable(now: datetime, bottom: datetime, top: datetime) -> dict[str, Any]:
-    """Pending, no live lease, and created in [bottom, top) (POOL_INDEX)."""
-    return {
+async def _ensure_scale_indexes(db: AsyncDatabase[Document]) -> None:
+    """The indexes of `/scale/v1`: its task filters, projects and batches."""
+    tasks = db[TASKS]
+    newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
+    for name, field in (
+        (PROJECT_INDEX, "project"),
+        (BATCH_INDEX, "batch"),
+        (TAGS_INDEX, "tags"),
+        (REVIEW_INDEX, "customer_review_status"),
+    ):
+        await tasks.create_index(
+            [("customer_id", ASCENDING), (field, ASCENDING), *newest],
+            name=name,
+            partialFilterExpression=has(field),
+        )
+    await tasks.create_index(
+        [("customer_id", ASCENDING), ("batch", ASCENDING), ("status", ASCENDING)],
+        name=BATCH_STATUS_INDEX,
+        partialFilterExpression=has("batch"),
+    )
+    await db[PROJECTS].create_index(
+        [("customer_id", ASCENDING), ("name", ASCENDING)], name=PROJECT_NAME_INDEX, unique=True
+    )
+    batches = db[BATCHES]
+    await batches.create_index(
+        [("customer_id", ASCENDING), ("name", ASCENDING)], name=BATCH_NAME_INDEX, unique=True
+    )
+    await batches.create_index(
+        [("customer_id", ASCENDING), ("created_at", DESCENDING)], name=BATCH_LIST_INDEX
+    )
+    await batches.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
+
+
+def has(field: str) -> dict[str, Any]:
+    """The partial filter of a field's index: the tasks holding a string there (an array
+    of strings, for tags). A query spells its value with `$type` too (`holding`), so
+    the planner sees it is within the index."""
+    return {field: {"$type": "string"}}
+
+
+def holding(field: str, condition: dict[str, Any]) -> dict[str, Any]:
+    """`{field: condition}`, spelled within `has(field)`'s index."""
+    return {field: {"$type": "string", **condition}}
+
+
+def claimable(
+    now: datetime, bottom: datetime, top: datetime, worker_id: str | None = None
+) -> dict[str, Any]:
+    """Pending, no live lease, and created in [bottom, top) (POOL_INDEX); with a
+    `worker_id`, not a task that worker may no longer answer (`excluded_workers`: it
+    answered it before an audit rejected the answer)."""
+    criteria: dict[str, Any] = {
         "status": "pending",
         "created_at": {"$gte": bottom, "$lt": top},
         "$or": [{"lease_expires_at": None}, {"lease_expires_at": {"$lte": now}}],
     }
+    if worker_id is not None:
+        criteria["excluded_workers"] = {"$ne": worker_id}
+    return criteria
 
 
 def live_lease(worker_id: str, now: datetime) -> dict[str, Any]:

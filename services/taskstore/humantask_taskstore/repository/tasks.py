@@ -29,7 +29,14 @@ from humantask_shared.runtime.mongo import Document, is_unique_conflict
 from ..batching import GroupWriter
 from ..domain import TaskRecord
 from ..ports import TaskExists
-from .documents import TASKS, outbox_entries, record_fields, task_document, task_record
+from .documents import (
+    OPTIONAL_FIELDS,
+    TASKS,
+    outbox_entries,
+    record_fields,
+    task_document,
+    task_record,
+)
 from .indexes import (
     LIST_BY_STATUS_INDEX,
     LIST_INDEX,
@@ -130,20 +137,32 @@ class TaskRepository:
         self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
     ) -> TaskRecord | None:
         """Write a changed task if nobody changed it since it was read (its version), in
-        one conditional write; None when another writer got there first."""
+        one conditional write; None when another writer got there first. `TaskExists`
+        when it takes a unique_id another of its customer's tasks has."""
         changed = record_fields(record)
         del changed["_id"]
         changed["version"] = record.version + 1
         update: dict[str, Any] = {"$set": changed}
+        gone = {name: "" for name in OPTIONAL_FIELDS if name not in changed}
+        if gone:
+            update["$unset"] = gone
         if events:
             update["$push"] = {"outbox": {"$each": outbox_entries(events)}}
             # Keep the oldest unpublished event's time: the relay goes by it.
             update["$min"] = {"outbox_at": now}
-        doc = await self._tasks.find_one_and_update(
-            {"_id": ObjectId(record.task_id), "version": record.version},
-            update,
-            return_document=ReturnDocument.AFTER,
-        )
+        try:
+            doc = await self._tasks.find_one_and_update(
+                {"_id": ObjectId(record.task_id), "version": record.version},
+                update,
+                return_document=ReturnDocument.AFTER,
+            )
+        except PyMongoError as exc:
+            if not is_unique_conflict(exc) or record.unique_id is None:
+                raise
+            holder = await self.find_by_unique_id(record.customer_id, record.unique_id)
+            if holder is None:  # let go of it meanwhile: the caller tries again
+                return None
+            raise TaskExists(holder) from None
         return None if doc is None else task_record(doc)
 
     # --- the worker pool ----------------------------------------------------------------
@@ -189,7 +208,7 @@ class TaskRepository:
 
         async def lease(bottom: datetime, top: datetime) -> dict[str, Any] | None:
             return await self._tasks.find_one_and_update(
-                claimable(now, bottom, top),
+                claimable(now, bottom, top, worker_id),
                 {
                     "$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
                     "$inc": {"version": 1},
