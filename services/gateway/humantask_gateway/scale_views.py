@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict
 
 from humantask_shared.core.errors import InvalidRequest
 from humantask_shared.core.messages.base import Command
@@ -92,7 +92,7 @@ class CancelQuery(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    clear_unique_id: StrictBool | None = None
+    clear_unique_id: bool = False
 
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -166,7 +166,7 @@ async def cancel_task(request: web.Request) -> web.Response:
     task_id = task_id_from_path(request)
     query = validate(CancelQuery, dict(request.query))
     command = CancelScaleTask(
-        customer_id=owner, task_id=task_id, clear_unique_id=bool(query.clear_unique_id)
+        customer_id=owner, task_id=task_id, clear_unique_id=query.clear_unique_id
     )
     return _answer(await _send(request, command))
 

@@ -17,9 +17,11 @@ from humantask_shared.core.scale_models import (
     MAX_PROJECT_VERSIONS,
     CreateProjectRequest,
     Project,
+    ProjectParams,
     ProjectVersion,
     SetProjectParamsRequest,
 )
+from humantask_shared.core.validation import validate
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,11 @@ def set_params(
     project: ProjectRecord, request: SetProjectParamsRequest, now: datetime
 ) -> ParamsVersion:
     """The project's next version of params: these, and with `patch` the current ones
-    they leave out."""
+    they leave out (checked together: `max_workers` below the kept `min_workers` is a
+    `400`)."""
     params = request.defaults()
     if request.patch:
-        params = project.current.params | params
+        params = validate(ProjectParams, project.current.params | params).defaults()
     return ParamsVersion(version=project.current.version + 1, params=params, created_at=now)
 
 
