@@ -19,7 +19,6 @@ from typing import Any, TypeVar, cast
 from pydantic import BaseModel
 
 from humantask_shared.core.credentials import credential_hash
-from humantask_shared.core.messages.scale_commands import SCALE_COMMANDS
 from humantask_shared.core.errors import (
     Conflict,
     HumantaskError,
@@ -42,6 +41,7 @@ from humantask_shared.core.messages.commands import (
     Role,
     SubmitWork,
 )
+from humantask_shared.core.messages.scale_commands import SCALE_COMMANDS
 from humantask_shared.core.models import ListCursor, Task, TaskPage, TaskParams, TaskResponse
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.worker_models import (
