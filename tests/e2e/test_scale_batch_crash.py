@@ -86,7 +86,9 @@ async def test_a_batch_is_called_back_once_across_a_crash_and_redeliveries(
         async with connection, api_for(stack) as api:
             channel = await connection.channel()
             assert (
-                await api.post("/scale/v1/projects", key, json={"type": "categorization", "name": "p"})
+                await api.post(
+                    "/scale/v1/projects", key, json={"type": "categorization", "name": "p"}
+                )
             ).status == 200
             batch = {"project": "p", "name": "b", "callback": receiver.url("/batch")}
             assert (await api.post("/scale/v1/batches", key, json=batch)).status == 200
@@ -139,11 +141,18 @@ async def test_a_batch_is_called_back_once_across_a_crash_and_redeliveries(
                     message=f"{queue.name} drained",
                 )
             status = await api.get("/scale/v1/batches/b/status", key)
-            assert status.body == {"status": "completed", "pending": 0, "completed": 1, "canceled": 0}
+            assert status.body == {
+                "status": "completed",
+                "pending": 0,
+                "completed": 1,
+                "canceled": 0,
+            }
             with pymongo.MongoClient(stack.env["MONGODB_URL"]) as client:
                 database = client.get_default_database()
                 batch_doc = database["batches"].find_one({"name": "b"})
-                attempts = list(database["callback_attempts"].find({"task_id": f"batch-{batch_doc['_id']}"}))
+                attempts = list(
+                    database["callback_attempts"].find({"task_id": f"batch-{batch_doc['_id']}"})
+                )
             assert batch_doc["outbox"] == []
             assert [(a["attempt"], a["delivered"]) for a in attempts] == [(1, True)]
             assert len(receiver.received("/batch")) == 1

@@ -33,9 +33,26 @@ from humantask_notifier.signing_keys import CallbackSecrets
 from humantask_shared.core.broker_access import BrokerIdentities
 from humantask_shared.core.errors import Unavailable
 from humantask_shared.core.messages.commands import GetCallbackSecret
-from humantask_shared.core.messages.events import CredentialChanged, TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, CredentialChanged, TaskCompleted
 from humantask_shared.core.messages.retries import RetryDue
-from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
+from humantask_shared.core.models import (
+    CreateTaskRequest,
+    Task,
+    TaskListQuery,
+    TaskResponse,
+    new_task_id,
+)
+from humantask_shared.core.scale_models import (
+    Batch,
+    BatchCounts,
+    BatchListQuery,
+    CreateBatchRequest,
+    CreateProjectRequest,
+    ProjectParams,
+    ScaleListToken,
+    ScaleTaskListQuery,
+    TaskPlacement,
+)
 from humantask_shared.core.topology import EVENTS_EXCHANGE, Exchange, Queue
 from humantask_shared.runtime.broker import open_channel
 from humantask_shared.runtime.command_client import CommandClient
@@ -43,17 +60,24 @@ from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.publishing import publish_event, stamp_all
+from humantask_taskstore import batches as batch_domain
 from humantask_taskstore import domain
+from humantask_taskstore import projects as project_domain
 from humantask_taskstore.customer_handlers import get_callback_secret
 from humantask_taskstore.domain import TaskRecord
 from humantask_taskstore.outbox import OutboxPublisher
 from humantask_taskstore.ports import (
     Accounts,
     AnnounceCredentialChange,
+    Batches,
+    BatchExists,
     Dependencies,
     Outbox,
+    ProjectExists,
+    Projects,
     TaskExists,
     Tasks,
+    TaskSearch,
 )
 from humantask_taskstore.repository import (
     AccountRepository,
@@ -61,17 +85,20 @@ from humantask_taskstore.repository import (
     OutboxStore,
     ProjectRepository,
     TaskRepository,
-    TaskSearch,
     ensure_indexes,
 )
+from humantask_taskstore.repository import TaskSearch as RealTaskSearch
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.fakes import (
     FakeAccounts,
+    FakeBatches,
     FakeDeliveries,
+    FakeProjects,
     FakeRetries,
     FakeSender,
     FakeSigningKeys,
     FakeTasks,
+    FakeTaskSearch,
     RecordingAnnouncer,
     RecordingOutbox,
 )
@@ -662,7 +689,7 @@ async def real_signing_keys(
         outbox=RecordingOutbox(),
         announce=RecordingAnnouncer(),
         work_lease_seconds=60,
-        search=TaskSearch(db),
+        search=RealTaskSearch(db),
         projects=ProjectRepository(db),
         batches=BatchRepository(db),
         batch_outbox=RecordingOutbox(),
@@ -707,3 +734,240 @@ async def test_a_customers_secret_is_its_own_until_the_task_store_goes_away(
     await signing_keys.go_away()
     with pytest.raises(Unavailable):
         await asyncio.wait_for(signing_keys.secrets.get(customer_id), timeout=WAIT)
+
+
+# -- the task-store: `/scale/v1`'s ports (docs/reference/api.md §11) --------------------------
+
+
+def placed_task(
+    customer_id: str = "cust-a",
+    created_at: datetime = T0,
+    placement: dict[str, Any] | None = None,
+    **request: Any,
+) -> tuple[TaskRecord, list[Any]]:
+    record, events = domain.create_task(
+        new_task_id(),
+        customer_id,
+        CreateTaskRequest.model_validate({**REQUEST, **request}),
+        created_at,
+        placement=TaskPlacement.model_validate(placement or {}),
+    )
+    return record, stamp_all(events, created_at)
+
+
+@implementations
+async def test_a_save_that_takes_a_taken_unique_id_is_refused_and_one_let_go_is_free(
+    tasks: Tasks,
+) -> None:
+    holder = await added(tasks, unique_id="u-1")
+    other = await added(tasks)
+    with pytest.raises(TaskExists) as taken:
+        await tasks.save(replace(other, unique_id="u-1"), [], T0)
+    assert taken.value.existing == holder
+    freed = await tasks.save(replace(holder, unique_id=None, fingerprint=None), [], T0)
+    assert freed is not None and freed.unique_id is None
+    moved = await tasks.save(replace(other, unique_id="u-1"), [], T0)
+    assert moved is not None and moved.unique_id == "u-1"
+    assert await tasks.get(holder.task_id) == freed
+
+
+@implementations
+async def test_a_claim_skips_the_tasks_its_worker_may_no_longer_answer(tasks: Tasks) -> None:
+    now = T0 + timedelta(hours=1)
+    older = await added(tasks, created_at=T0)
+    newer = await added(tasks, created_at=T0 + timedelta(minutes=1))
+    excluded = await tasks.save(replace(older, excluded_workers=("alice",)), [], T0)
+    assert excluded is not None and excluded.excluded_workers == ("alice",)
+    alice = await tasks.claim("alice", now, now + timedelta(minutes=10))
+    assert alice is not None and alice.task_id == newer.task_id
+    bob = await tasks.claim("bob", now, now + timedelta(minutes=10))
+    assert bob is not None and bob.task_id == older.task_id
+
+
+@pytest.fixture
+async def scale_ports_of(
+    kind: str, fresh_database: Any
+) -> AsyncIterator[tuple[Tasks, TaskSearch, Projects, Batches]]:
+    if kind == "fake":
+        fake = FakeTasks()
+        yield fake, FakeTaskSearch(fake), FakeProjects(), FakeBatches()
+        return
+    async for db in fresh_database(ensure_indexes):
+        yield TaskRepository(db), RealTaskSearch(db), ProjectRepository(db), BatchRepository(db)
+
+
+async def search_all(search: TaskSearch, customer_id: str, **query: Any) -> list[str]:
+    """Every page of a search, following its cursor."""
+    ids: list[str] = []
+    page_query = ScaleTaskListQuery.model_validate(query)
+    while True:
+        records, cursor = await search.page(customer_id, page_query, T0 + timedelta(days=1))
+        ids += [record.task_id for record in records]
+        if cursor is None:
+            return ids
+        token = ScaleListToken(cursor=cursor, total=0, offset=0)
+        page_query = page_query.model_copy(update={"next_token": token})
+
+
+@implementations
+async def test_a_search_filters_by_scales_fields_newest_first_and_counts(
+    scale_ports_of: tuple[Tasks, TaskSearch, Projects, Batches],
+) -> None:
+    tasks, search, _, _ = scale_ports_of
+
+    async def place(offset: int, **placement: Any) -> TaskRecord:
+        record, events = placed_task(created_at=T0 + timedelta(seconds=offset), placement=placement)
+        await tasks.add(record, events, record.created_at)
+        return record
+
+    a = await place(0, project="p", batch="b", tags=["x"])
+    b = await place(1, project="p", tags=["x", "y"])
+    c = await place(2, project="q")
+    d = await place(3)
+    other, events = placed_task(customer_id="cust-b", placement={"project": "p"})
+    await tasks.add(other, events, T0)
+    reviewed = await tasks.save(replace(c, customer_review_status="accepted"), [], T0)
+    assert reviewed is not None
+    completed_at = T0 + timedelta(hours=1)
+    done = replace(
+        b, status="completed", completed_at=completed_at, response=TaskResponse(category="big")
+    )
+    assert await tasks.save(done, [], T0) is not None
+
+    assert await search_all(search, "cust-a") == [d.task_id, c.task_id, b.task_id, a.task_id]
+    assert await search_all(search, "cust-a", limit=1) == [
+        d.task_id,
+        c.task_id,
+        b.task_id,
+        a.task_id,
+    ]
+    assert await search_all(search, "cust-a", project="p") == [b.task_id, a.task_id]
+    assert await search_all(search, "cust-a", batch="b") == [a.task_id]
+    assert await search_all(search, "cust-a", tags=["x"]) == [b.task_id, a.task_id]
+    assert await search_all(search, "cust-a", tags=["x", "y"]) == [b.task_id]
+    assert await search_all(search, "cust-a", customer_review_status="accepted,rejected") == [
+        c.task_id
+    ]
+    assert await search_all(search, "cust-a", status="completed") == [b.task_id]
+    after = (completed_at - timedelta(seconds=1)).isoformat()
+    assert await search_all(search, "cust-a", completed_after=after) == [b.task_id]
+    assert await search_all(search, "cust-a", completed_before=after) == []
+    assert await search_all(search, "cust-a", project="p", status="pending") == [a.task_id]
+    since = (T0 + timedelta(seconds=1)).isoformat()
+    assert await search_all(search, "cust-a", start_time=since, project="p") == [b.task_id]
+    assert await search.count("cust-a", ScaleTaskListQuery(project="p")) == 2
+    assert await search.count("cust-a", ScaleTaskListQuery()) == 4
+    assert await search.count("cust-b", ScaleTaskListQuery(project="p")) == 1
+    assert await search.batch_counts("cust-a", "b") == BatchCounts(pending=1)
+    assert await search.batch_has_pending("cust-a", "b")
+    assert not await search.batch_has_pending("cust-b", "b")
+
+
+@implementations
+async def test_a_search_by_unique_ids_finds_each_once(
+    scale_ports_of: tuple[Tasks, TaskSearch, Projects, Batches],
+) -> None:
+    tasks, search, _, _ = scale_ports_of
+    made = [
+        await added(tasks, unique_id=f"u-{n}", created_at=T0 + timedelta(seconds=n))
+        for n in range(3)
+    ]
+    assert await search_all(search, "cust-a", unique_id=["u-0", "u-2", "u-9"]) == [
+        made[2].task_id,
+        made[0].task_id,
+    ]
+    assert await search_all(search, "cust-a", unique_id=["u-0", "u-1", "u-2"], limit=2) == [
+        r.task_id for r in reversed(made)
+    ]
+
+
+@implementations
+async def test_a_project_has_one_name_per_customer_and_versions_on_the_last_read(
+    scale_ports_of: tuple[Tasks, TaskSearch, Projects, Batches],
+) -> None:
+    _, _, projects, _ = scale_ports_of
+    request = CreateProjectRequest(
+        type="categorization", name="p", params=ProjectParams(instruction="i")
+    )
+    project = project_domain.new_project(new_task_id(), "cust-a", request, T0)
+    await projects.add(project)
+    assert await projects.get("cust-a", "p") == project
+    assert await projects.get("cust-b", "p") is None
+    with pytest.raises(ProjectExists) as same_id:
+        await projects.add(project)
+    assert same_id.value.existing == project
+    with pytest.raises(ProjectExists) as same_name:
+        await projects.add(project_domain.new_project(new_task_id(), "cust-a", request, T0))
+    assert same_name.value.existing == project
+    theirs = project_domain.new_project(new_task_id(), "cust-b", request, T0 + timedelta(seconds=1))
+    await projects.add(theirs)
+
+    version = project_domain.ParamsVersion(
+        version=1, params={"categories": ["a", "b"]}, created_at=T0
+    )
+    saved = await projects.add_version(project, version, T0)
+    assert saved is not None and [v.version for v in saved.history] == [0, 1]
+    assert saved.current.params == {"categories": ["a", "b"]}
+    assert await projects.add_version(project, version, T0) is None  # read before the last
+    assert await projects.get("cust-a", "p") == saved
+    assert [p.name for p in await projects.list("cust-a")] == ["p"]
+
+
+@implementations
+async def test_a_batch_has_one_name_per_customer_and_saves_on_the_version_it_read(
+    scale_ports_of: tuple[Tasks, TaskSearch, Projects, Batches],
+) -> None:
+    _, _, _, batches = scale_ports_of
+    made = []
+    for n in range(3):
+        request = CreateBatchRequest(project="p", name=f"b{n}", metadata={"a.b": n})
+        batch = batch_domain.new_batch(new_task_id(), "cust-a", request, T0 + timedelta(seconds=n))
+        await batches.add(batch)
+        made.append(batch)
+    assert await batches.get("cust-a", "b0") == made[0]
+    assert await batches.get("cust-b", "b0") is None
+    with pytest.raises(BatchExists) as same_name:
+        await batches.add(replace(made[0], batch_id=new_task_id()))
+    assert same_name.value.existing == made[0]
+
+    finalized, raised = batch_domain.finalize(made[0], T0)
+    saved = await batches.save(finalized, stamp_all(raised, T0), T0)
+    assert saved is not None and (saved.status, saved.version) == ("in_progress", 1)
+    assert await batches.save(finalized, [], T0) is None  # decided on the version before
+    page, total = await batches.list("cust-a", BatchListQuery(limit=2))
+    assert ([b.name for b in page], total) == (["b2", "b1"], 3)
+    page, total = await batches.list("cust-a", BatchListQuery(status="in_progress"))
+    assert ([b.name for b in page], total) == (["b0"], 1)
+
+
+@implementations
+async def test_each_completion_of_a_task_is_a_delivery_of_its_own(deliveries: Deliveries) -> None:
+    first = new_delivery()
+    second = replace(first, completion=2, task={**first.task, "response": {"category": "b"}})
+    assert second.key == f"{first.task_id}.2"
+    for delivery in (first, second):
+        await deliveries.create(delivery)
+        attempt = Attempt(number=1, at=T0)
+        assert await deliveries.claim(delivery, attempt)
+        assert await deliveries.finish(delivery.key, notifier_domain.finish(attempt, 200, None))
+    stored = await deliveries.get(second.key)
+    assert stored is not None and stored.completion == 2 and len(stored.attempts) == 1
+    assert stored.task["response"] == {"category": "b"}
+    log = await deliveries.log(first.task_id, "c1")
+    assert [(a.number, a.delivered) for a in log] == [(1, True), (1, True)]
+
+
+@implementations
+async def test_a_batchs_delivery_is_keyed_by_the_batch(deliveries: Deliveries) -> None:
+    batch = Batch(
+        name="b", project="p", status="completed", callback="https://x.example/b", created_at=T0
+    )
+    event = BatchCompleted(
+        customer_id="c1", batch_id="b1" * 12, batch=batch, counts=BatchCounts(completed=2)
+    )
+    delivery = notifier_domain.new_delivery(event, T0)
+    assert delivery.key == "batch-" + "b1" * 12 and delivery.callback_url == "https://x.example/b"
+    await deliveries.create(delivery)
+    assert await deliveries.get(delivery.key) == delivery
+    assert await deliveries.claim(delivery, Attempt(number=1, at=T0))
+    assert not await deliveries.claim(delivery, Attempt(number=1, at=T0))

@@ -152,7 +152,7 @@ class FakeTaskSearch:
     """`ports.TaskSearch` over a `FakeTasks`' records."""
 
     tasks: FakeTasks
-    max_count: int = 100_000
+    max_count: int = 10_000
 
     def _matching(self, customer_id: str, query: ScaleTaskListQuery) -> list[TaskRecord]:
         def wanted(record: TaskRecord) -> bool:

@@ -463,7 +463,7 @@ SCALE_ENDPOINTS = (
             "`completed_at` < `completed_before`. `unique_id` and `tags` may repeat (a task "
             "has one of the unique ids and all the tags); `customer_review_status` may list "
             "several, comma-separated. `total` counts what the filters match, up to "
-            "100,000, as of the first page; `next_token` gives the next page.",
+            "10,000, as of the first page; `next_token` gives the next page.",
             query_model=ScaleTaskListQuery,
         ),
     ),

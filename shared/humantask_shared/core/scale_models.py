@@ -312,7 +312,7 @@ class ScaleTaskListQuery(BaseModel):
 
 class ScaleTaskPage(BaseModel):
     """One page of `GET /scale/v1/tasks`, newest first. `total` counts every task the
-    filters match (at most `MAX_TASK_COUNT`: docs/reference/api.md §11), as of the first
+    filters match (at most 10,000: docs/reference/api.md §11), as of the first
     page; `offset` is how many came before this page."""
 
     docs: list[ScaleTask]

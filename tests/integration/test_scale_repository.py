@@ -1,0 +1,280 @@
+"""`/scale/v1`'s storage against a real server (FerretDB 2 on DocumentDB, or MongoDB):
+every query of its task list, counts, projects and batches reads an index (`explain`),
+a batch completes once when its last tasks settle at the same moment in two
+task-stores, and the list pages through wide spans of creation times. What the
+adapters promise besides is held to their fakes in test_fake_contracts.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from humantask_shared.core.messages.events import BatchCompleted
+from humantask_shared.core.models import CreateTaskRequest, TaskResponse, new_task_id
+from humantask_shared.core.scale_models import (
+    CreateBatchRequest,
+    ScaleListToken,
+    ScaleTaskListQuery,
+    TaskPlacement,
+)
+from humantask_shared.core.timeutil import utcnow
+from humantask_shared.runtime.publishing import stamp_all
+from humantask_taskstore import batch_handlers, batches, domain
+from humantask_taskstore.ports import Dependencies
+from humantask_taskstore.repository import (
+    AccountRepository,
+    BatchRepository,
+    ProjectRepository,
+    TaskRepository,
+    TaskSearch,
+    ensure_indexes,
+    indexes,
+)
+from humantask_taskstore.repository.documents import TASKS
+from humantask_taskstore.repository.search import search_criteria
+from tests.support.fakes import RecordingAnnouncer, RecordingOutbox
+
+from .test_task_repository import _explain_find, _index_names, _scans_collection
+
+SEED: dict[str, Any] = {
+    "callback_url": "http://www.example.com/test_callback",
+    "instruction": "Would you say this item is big or small?",
+    "attachment_type": "text",
+    "attachment": "car",
+    "categories": ["big", "small"],
+}
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(fresh_database: Any) -> AsyncIterator[AsyncDatabase]:
+    async for database in fresh_database(ensure_indexes):
+        yield database
+
+
+async def add(
+    tasks: TaskRepository,
+    customer_id: str = "cust-a",
+    created_at: datetime = T0,
+    unique_id: str | None = None,
+    **placement: Any,
+) -> domain.TaskRecord:
+    request = CreateTaskRequest.model_validate({**SEED, "unique_id": unique_id})
+    record, events = domain.create_task(
+        new_task_id(),
+        customer_id,
+        request,
+        created_at,
+        placement=TaskPlacement.model_validate(placement),
+    )
+    await tasks.add(record, stamp_all(events, created_at), created_at)
+    return record
+
+
+@pytest.fixture
+async def crowded(db: AsyncDatabase) -> None:
+    """Enough tasks of several customers, projects, batches, tags and audits for a
+    planner to prefer an index to a scan."""
+    tasks = TaskRepository(db)
+    for i in range(300):
+        record = await add(
+            tasks,
+            f"cust-{i % 10}",
+            T0 + timedelta(seconds=i),
+            unique_id=f"u-{i}",
+            project=f"p-{i % 7}",
+            batch=f"b-{i % 13}",
+            tags=[f"t-{i % 5}", f"t-{i % 3}"],
+        )
+        if i % 4 == 0:
+            done = replace(
+                record,
+                status="completed",
+                completed_at=record.created_at + timedelta(minutes=1),
+                response=TaskResponse(category="big"),
+                customer_review_status="accepted" if i % 8 == 0 else None,
+            )
+            assert await tasks.save(done, [], T0) is not None
+
+
+async def _explain(
+    db: AsyncDatabase, collection: str, criteria: dict[str, Any], sort: dict[str, int], hint: str
+) -> dict[str, Any]:
+    find: dict[str, Any] = {"find": collection, "filter": criteria, "limit": 101, "hint": hint}
+    if sort:
+        find["sort"] = sort
+    explained = await db.command("explain", find, verbosity="queryPlanner")
+    plan: dict[str, Any] = explained["queryPlanner"]
+    return plan
+
+
+async def test_every_query_of_the_scale_list_reads_its_index(
+    db: AsyncDatabase, crowded: None
+) -> None:
+    """Each filter of `GET /scale/v1/tasks`, as the repository spells it with a page's
+    span, reads the index the repository names (DocumentDB plans show the index scans
+    by their MongoDB names)."""
+    now = T0 + timedelta(days=1)
+    span = {"created_at": {"$gte": T0, "$lt": now}}
+    queries = {
+        indexes.PROJECT_INDEX: ScaleTaskListQuery(project="p-3"),
+        indexes.BATCH_INDEX: ScaleTaskListQuery(batch="b-3", status="pending"),
+        indexes.TAGS_INDEX: ScaleTaskListQuery(tags=["t-1", "t-2"]),
+        indexes.REVIEW_INDEX: ScaleTaskListQuery(customer_review_status=["accepted"]),
+        indexes.LIST_BY_STATUS_INDEX: ScaleTaskListQuery(completed_after=T0),
+        indexes.UNIQUE_ID_INDEX: ScaleTaskListQuery(unique_id=["u-3", "u-13"]),
+        indexes.LIST_INDEX: ScaleTaskListQuery(type="categorization"),
+    }
+    for expected, query in queries.items():
+        criteria, index = search_criteria("cust-3", query)
+        assert index == expected, (query, index)
+        window = {} if query.unique_id else span
+        plan = await _explain_find(
+            db, criteria | window, [("created_at", -1), ("_id", -1)], 101, hint=index
+        )
+        assert not _scans_collection(plan), (index, plan)
+        assert index in _index_names(plan), (index, plan)
+
+
+async def test_a_batchs_counts_and_its_pending_task_read_its_index(
+    db: AsyncDatabase, crowded: None
+) -> None:
+    criteria = {
+        "customer_id": "cust-3",
+        **indexes.holding("batch", {"$eq": "b-3"}),
+        "status": "pending",
+    }
+    found = await _explain_find(db, criteria, [], 1)
+    counted = await db.command("explain", {"count": TASKS, "query": criteria})
+    for plan in (found, counted):
+        assert not _scans_collection(plan), plan
+        assert indexes.BATCH_STATUS_INDEX in _index_names(plan), plan
+
+
+async def test_projects_and_batches_are_found_by_name_and_listed_by_index(
+    db: AsyncDatabase,
+) -> None:
+    batch_repository = BatchRepository(db)
+    for n in range(200):
+        request = CreateBatchRequest(project="p", name=f"b{n}")
+        await batch_repository.add(
+            batches.new_batch(new_task_id(), f"cust-{n % 10}", request, T0 + timedelta(seconds=n))
+        )
+    by_name = await _explain(
+        db, indexes.BATCHES, {"customer_id": "cust-3", "name": "b13"}, {}, indexes.BATCH_NAME_INDEX
+    )
+    newest = await _explain(
+        db,
+        indexes.BATCHES,
+        {"customer_id": "cust-3"},
+        {"created_at": -1, "_id": -1},
+        indexes.BATCH_LIST_INDEX,
+    )
+    relay = await _explain(
+        db, indexes.BATCHES, {"outbox_at": {"$lt": T0}}, {}, indexes.OUTBOX_INDEX
+    )
+    project = await _explain(
+        db, indexes.PROJECTS, {"customer_id": "c", "name": "p"}, {}, indexes.PROJECT_NAME_INDEX
+    )
+    for index, plan in (
+        (indexes.BATCH_NAME_INDEX, by_name),
+        (indexes.BATCH_LIST_INDEX, newest),
+        (indexes.OUTBOX_INDEX, relay),
+        (indexes.PROJECT_NAME_INDEX, project),
+    ):
+        assert not _scans_collection(plan), (index, plan)
+        assert index in _index_names(plan), (index, plan)
+
+
+async def test_a_claim_that_excludes_its_worker_still_reads_the_pool_index(
+    db: AsyncDatabase, crowded: None
+) -> None:
+    now = T0 + timedelta(days=1)
+    plan = await _explain_find(
+        db,
+        indexes.claimable(now, T0, now, "alice"),
+        [("created_at", 1), ("_id", 1)],
+        1,
+    )
+    assert not _scans_collection(plan), plan
+    assert indexes.POOL_INDEX in _index_names(plan), plan
+
+
+def _deps(db: AsyncDatabase, batch_outbox: RecordingOutbox) -> Dependencies:
+    return Dependencies(
+        tasks=TaskRepository(db),
+        accounts=AccountRepository(db),
+        outbox=RecordingOutbox(),
+        announce=RecordingAnnouncer(),
+        work_lease_seconds=600,
+        search=TaskSearch(db),
+        projects=ProjectRepository(db),
+        batches=BatchRepository(db),
+        batch_outbox=batch_outbox,
+    )
+
+
+async def test_a_batch_settled_by_two_task_stores_at_once_completes_once(
+    db: AsyncDatabase,
+) -> None:
+    """Both see no pending task and try the conditional write: one wins, one event."""
+    batch_repository = BatchRepository(db)
+    batch = batches.new_batch(
+        new_task_id(), "cust-a", CreateBatchRequest(project="p", name="b"), T0
+    )
+    await batch_repository.add(batch)
+    record = await add(TaskRepository(db), batch="b", project="p")
+    finalized, raised = batches.finalize(batch, T0)
+    assert await batch_repository.save(finalized, stamp_all(raised, T0), T0) is not None
+    canceled, _ = domain.cancel_task(record, utcnow())
+    assert await TaskRepository(db).save(canceled, [], T0) is not None
+
+    outboxes = [RecordingOutbox() for _ in range(8)]
+    await asyncio.gather(
+        *(batch_handlers.settle_batch(_deps(db, outbox), "cust-a", "b") for outbox in outboxes)
+    )
+    completions = [
+        stamped.event
+        for outbox in outboxes
+        for _, events in outbox.published
+        for stamped in events
+        if isinstance(stamped.event, BatchCompleted)
+    ]
+    assert len(completions) == 1
+    stored = await batch_repository.get("cust-a", "b")
+    assert stored is not None and stored.status == "completed"
+    assert stored.counts is not None and stored.counts.canceled == 1
+    doc = await db[indexes.BATCHES].find_one({"name": "b"})
+    assert doc is not None
+    assert [entry for entry in doc["outbox"] if "batch.completed" in entry]
+
+
+async def test_the_list_pages_a_project_spread_over_years_once_each(db: AsyncDatabase) -> None:
+    """Dense and sparse spans alike: each task once, newest first, with the cursor
+    carried as the SDK carries `next_token`."""
+    tasks = TaskRepository(db)
+    moments = [T0 + timedelta(seconds=n) for n in range(30)] + [
+        T0 - timedelta(days=400 * n) for n in range(1, 6)
+    ]
+    made = [await add(tasks, created_at=moment, project="p") for moment in moments]
+    await add(tasks, created_at=T0, project="other")
+    search = TaskSearch(db)
+    query = ScaleTaskListQuery(project="p", limit=7)
+    seen: list[str] = []
+    while True:
+        records, cursor = await search.page("cust-a", query, utcnow())
+        seen += [record.task_id for record in records]
+        if cursor is None:
+            break
+        query = query.model_copy(
+            update={"next_token": ScaleListToken(cursor=cursor, total=0, offset=0)}
+        )
+    newest_first = sorted(made, key=lambda r: (r.created_at, r.task_id), reverse=True)
+    assert seen == [record.task_id for record in newest_first]
+    assert await search.count("cust-a", ScaleTaskListQuery(project="p")) == len(made)
