@@ -21,6 +21,10 @@ from .settings import GatewaySettings
 from .worker_views import WORKER_ENDPOINTS
 
 MAX_BODY_BYTES = 1024 * 1024
+# A request line as long as any query the contract allows (`GET /scale/v1/tasks` with a
+# hundred unique ids, percent-encoded), so that each is answered in JSON: aiohttp's own
+# limit, 8190 bytes, refuses a longer one in plain text before any handler sees it.
+MAX_REQUEST_LINE_BYTES = 512 * 1024
 
 
 def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application:

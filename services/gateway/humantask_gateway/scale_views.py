@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from humantask_shared.core.errors import InvalidRequest
+from humantask_shared.core.errors import InvalidRequest, UnsupportedMediaType
 from humantask_shared.core.messages.base import Command
 from humantask_shared.core.messages.scale_commands import (
     AuditTask,
@@ -62,8 +62,8 @@ from .appkeys import boundary_key, settings_key
 from .bodies import (
     FORM_ARRAY_FIELDS,
     FORM_TYPE,
+    JSON_TYPE,
     parse_fields,
-    parse_json_object,
     read_body,
     validate,
 )
@@ -106,13 +106,14 @@ def _answer(model: ResultT) -> web.Response:
     return json_response(model.model_dump(mode="json", exclude_none=True))
 
 
-async def _json_body(request: web.Request) -> Any:
-    """A JSON body of any kind (Scale's tags are an array); an empty one is `{}`."""
+async def _json_body(request: web.Request, empty: Any) -> Any:
+    """A JSON body of any kind (Scale's tags are an array); `empty` when there is none
+    (the SDK sends no body for an empty list or object)."""
     body = await read_body(request)
     if not body:
-        return {}
-    if request.content_type != "application/json":
-        raise InvalidRequest("body: must be application/json")
+        return empty
+    if request.content_type != JSON_TYPE:
+        raise UnsupportedMediaType(f"Content-Type must be {JSON_TYPE}, not {request.content_type}")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -172,10 +173,10 @@ async def cancel_task(request: web.Request) -> web.Response:
 
 
 async def set_metadata(request: web.Request) -> web.Response:
-    """The body is the new metadata object itself, as the SDK sends it."""
+    """The body is the new metadata object itself, as the SDK sends it (none: `{}`)."""
     owner = await customer_id(request)
     task_id = task_id_from_path(request)
-    metadata = validate(MetadataBody, parse_json_object(await read_body(request) or b"{}"))
+    metadata = validate(MetadataBody, await _json_body(request, {}))
     command = SetTaskMetadata(customer_id=owner, task_id=task_id, metadata=metadata.root)
     return _answer(await _send(request, command))
 
@@ -185,7 +186,7 @@ async def change_tags(request: web.Request) -> web.Response:
     a JSON array of tags."""
     owner = await customer_id(request)
     task_id = task_id_from_path(request)
-    tags = validate(TagList, await _json_body(request))
+    tags = validate(TagList, await _json_body(request, []))
     operation = {"POST": "set", "PUT": "add", "DELETE": "delete"}[request.method]
     command = ChangeTaskTags(
         customer_id=owner,
@@ -246,7 +247,7 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 async def create_project(request: web.Request) -> web.Response:
     owner = await customer_id(request)
-    body = validate(CreateProjectRequest, parse_json_object(await read_body(request) or b"{}"))
+    body = validate(CreateProjectRequest, await _object_body(request))
     return _answer(await _send(request, CreateProject(customer_id=owner, request=body)))
 
 
@@ -266,7 +267,7 @@ async def get_project(request: web.Request) -> web.Response:
 async def set_project_params(request: web.Request) -> web.Response:
     owner = await customer_id(request)
     name = request.match_info["project_name"]
-    body = validate(SetProjectParamsRequest, parse_json_object(await read_body(request) or b"{}"))
+    body = validate(SetProjectParamsRequest, await _object_body(request))
     return _answer(
         await _send(request, SetProjectParams(customer_id=owner, name=name, request=body))
     )
@@ -277,7 +278,7 @@ async def set_project_params(request: web.Request) -> web.Response:
 
 async def create_batch(request: web.Request) -> web.Response:
     owner = await customer_id(request)
-    body = validate(CreateBatchRequest, parse_json_object(await read_body(request) or b"{}"))
+    body = validate(CreateBatchRequest, await _object_body(request))
     return _answer(await _send(request, CreateBatch(customer_id=owner, request=body)))
 
 

@@ -60,6 +60,7 @@ from .models import (
 MAX_NAME_LENGTH = 256
 MAX_TAG_LENGTH = 256
 MAX_TAGS = 100
+MAX_FILTER_TAGS = 10  # a list filters on at most this many tags at once
 MAX_COMMENTS_LENGTH = 10_000
 MAX_PROJECT_VERSIONS = 100  # a project keeps its last 100 versions of params
 MAX_AUDITS = 100  # a task keeps its last 100 audits
@@ -72,25 +73,26 @@ BatchStatus = Literal["staging", "in_progress", "completed"]
 TagOperation = Literal["set", "add", "delete"]
 
 
-def _printable(value: str) -> str:
-    if any(not ch.isprintable() for ch in value):
-        raise ValueError("must not hold control characters")
+def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
     return value
 
 
-# A project's or batch's name: it is part of URLs (the SDK quotes it), unique per customer.
+# A project's or batch's name: part of URLs (the SDK quotes it), unique per customer.
 Name = Annotated[
     StrictStr,
     Field(min_length=1, max_length=MAX_NAME_LENGTH, json_schema_extra={"pattern": r"\S"}),
-    AfterValidator(_printable),
+    AfterValidator(_not_blank),
 ]
 Tag = Annotated[
     StrictStr,
     Field(min_length=1, max_length=MAX_TAG_LENGTH, json_schema_extra={"pattern": r"\S"}),
-    AfterValidator(_printable),
+    AfterValidator(_not_blank),
 ]
+# What Scale has and humantask does not (its Rapid and Studio products, calibration and
+# self-label batches): `false` only, as the SDK sends by default.
+NotOffered = Annotated[StrictBool, Field(json_schema_extra={"enum": [False]})]
 UniqueId = Annotated[NonEmptyString, Field(max_length=MAX_UNIQUE_ID_LENGTH)]
 
 
@@ -178,7 +180,7 @@ class AuditRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    accepted: StrictBool
+    accepted: bool  # a form says `true` or `false`
     comments: Annotated[StrictStr, Field(max_length=MAX_COMMENTS_LENGTH)] | None = None
 
 
@@ -293,7 +295,7 @@ class ScaleTaskListQuery(BaseModel):
     tags: Annotated[
         list[Annotated[StrictStr, Field(max_length=MAX_TAG_LENGTH)]],
         BeforeValidator(_one_of_many),
-        Field(max_length=MAX_TAGS),
+        Field(max_length=MAX_FILTER_TAGS),
     ] = Field(default_factory=list)
     start_time: QueryTime | None = None
     end_time: QueryTime | None = None
@@ -389,8 +391,8 @@ class CreateProjectRequest(BaseModel):
     name: Name
     params: ProjectParams | None = None
     # Scale Rapid and Studio projects are Scale's own workforce products.
-    rapid: StrictBool = False
-    studio: StrictBool = False
+    rapid: NotOffered = False
+    studio: NotOffered = False
     datasetId: str | None = None  # noqa: N815 - the SDK's spelling; Nucleus datasets, ignored
 
     @field_validator("rapid", "studio")
@@ -459,8 +461,8 @@ class CreateBatchRequest(BaseModel):
     project: Name
     name: Name
     callback: Annotated[StrictStr, Field(max_length=2048), AfterValidator(_callback_or_empty)] = ""
-    calibration_batch: StrictBool = False
-    self_label_batch: StrictBool = False
+    calibration_batch: NotOffered = False
+    self_label_batch: NotOffered = False
     metadata: Metadata | None = None
 
     @field_validator("calibration_batch", "self_label_batch")
