@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from humantask_shared import __version__
 from humantask_shared.core.errors import Conflict, HumantaskError, NotFound, Unavailable
 from humantask_shared.core.messages.commands import (
     CancelTask,
@@ -557,7 +558,8 @@ async def test_health_answers_on_the_public_port_and_request_ids_are_echoed(
     gateway: GatewayFactory,
 ) -> None:
     gw = await gateway()
-    assert (await gw.call("GET", "/healthz"))[:3:2] == (200, {"status": "ok"})
+    healthy = {"status": "ok", "version": __version__}
+    assert (await gw.call("GET", "/healthz"))[:3:2] == (200, healthy)
     assert (await gw.call("GET", "/readyz"))[0] == 200  # no checks without a broker
     _, headers, _ = await gw.call("GET", "/v1/tasks", CUSTOMER_KEY, headers={"X-Request-Id": "t-1"})
     assert headers["X-Request-Id"] == "t-1"

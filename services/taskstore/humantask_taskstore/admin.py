@@ -44,6 +44,7 @@ from humantask_shared.core.timeutil import format_timestamp
 from humantask_shared.core.topology import COMMANDS_EXCHANGE
 from humantask_shared.runtime.broker import BROKER_ERRORS, open_channel
 from humantask_shared.runtime.command_client import CommandClient
+from humantask_shared.runtime.command_line import version_line
 from humantask_shared.runtime.settings import CommonSettings
 
 Output = list[dict[str, Any]]
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_line("humantask-admin"))
     groups = parser.add_subparsers(dest="group", required=True)
     for group, help_text, rotate in (
         ("customers", "API customers", "rotate-key"),
