@@ -23,6 +23,7 @@ from humantask_shared.core.messages.commands import (
     CreateCustomer,
     EnsureCustomer,
     GetCallbackSecret,
+    RedeliverCallback,
     ListCallbacks,
     RotateCallbackSecret,
 )
@@ -69,7 +70,9 @@ def test_only_the_admin_tool_sends_credential_commands() -> None:
         "account.revoke",
         "account.rotate_credential",
         "customer.rotate_callback_secret",
+        "callback.list_failed",
     }
+    assert RedeliverCallback.senders == {"gateway", "admin"}
     assert GetCallbackSecret.senders == {"notifier"}
     assert EnsureCustomer.senders == {"gateway"}
 
