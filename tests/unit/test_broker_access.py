@@ -23,8 +23,8 @@ from humantask_shared.core.messages.commands import (
     CreateCustomer,
     EnsureCustomer,
     GetCallbackSecret,
-    RedeliverCallback,
     ListCallbacks,
+    RedeliverCallback,
     RotateCallbackSecret,
 )
 from humantask_shared.core.topology import COMMANDS, Queue

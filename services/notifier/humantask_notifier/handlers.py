@@ -205,9 +205,7 @@ async def list_callbacks(command: ListCallbacks, deps: Dependencies) -> Callback
     return CallbackLog(attempts=[attempt.to_public() for attempt in attempts])
 
 
-async def redeliver_callback(
-    command: RedeliverCallback, deps: Dependencies
-) -> CallbackRedelivery:
+async def redeliver_callback(command: RedeliverCallback, deps: Dependencies) -> CallbackRedelivery:
     """A new delivery of the task's callback, after its latest (which must be finished),
     with its own two attempts. Its record is written first, then the message that starts
     it is confirmed by the broker: the answer means it is on its way. Asked again while

@@ -167,9 +167,7 @@ class DeliveryRepository:
         return result.modified_count == 1
 
     async def mark_retry_scheduled(self, delivery_id: str) -> None:
-        await self._deliveries.update_one(
-            {"_id": delivery_id}, {"$set": {"retry_scheduled": True}}
-        )
+        await self._deliveries.update_one({"_id": delivery_id}, {"$set": {"retry_scheduled": True}})
 
     async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
         """The customer's log of a task: the finished attempts of all its deliveries,

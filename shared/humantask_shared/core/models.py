@@ -402,7 +402,12 @@ class CallbackAttempt(BaseModel):
                 "original delivery's attempts.",
             }
         ),
-    ] = Field(default=None, ge=2, exclude_if=lambda delivery: delivery is None)
+    ] = Field(
+        default=None,
+        ge=2,
+        exclude_if=lambda delivery: delivery is None,
+        json_schema_extra=lambda schema: schema.pop("default", None),  # not null: absent
+    )
 
 
 class ErrorBody(BaseModel):
