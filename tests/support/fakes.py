@@ -351,9 +351,8 @@ class FakeDeliveries:
         self, since: datetime, customer_id: str | None, limit: int
     ) -> list[tuple[Delivery, Attempt]]:
         found: list[tuple[Delivery, Attempt]] = []
-        for delivery_id, number in self.attempts:
-            delivery = await self.get(delivery_id)
-            attempt = self.attempts[(delivery_id, number)]
+        for key, attempt in self.attempts.items():
+            delivery, number = await self.get(key[0]), key[1]
             if (
                 delivery is None
                 or number != MAX_ATTEMPTS

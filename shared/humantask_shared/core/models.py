@@ -372,6 +372,11 @@ class TaskPage(BaseModel):
     next_token: NextToken | None = None
 
 
+def _without_default(schema: dict[str, Any]) -> None:
+    """A field documented as absent rather than null: no `default: null` in its schema."""
+    schema.pop("default", None)
+
+
 class CallbackAttempt(BaseModel):
     """One entry of `GET /v1/task/{task_id}/callbacks`: an attempt to deliver the callback.
 
@@ -406,7 +411,7 @@ class CallbackAttempt(BaseModel):
         default=None,
         ge=2,
         exclude_if=lambda delivery: delivery is None,
-        json_schema_extra=lambda schema: schema.pop("default", None),  # not null: absent
+        json_schema_extra=_without_default,
     )
 
 
