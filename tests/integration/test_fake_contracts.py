@@ -34,7 +34,7 @@ from humantask_shared.core.broker_access import BrokerIdentities
 from humantask_shared.core.errors import Unavailable
 from humantask_shared.core.messages.commands import GetCallbackSecret
 from humantask_shared.core.messages.events import CredentialChanged, TaskCompleted
-from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
 from humantask_shared.core.topology import EVENTS_EXCHANGE, Exchange, Queue
 from humantask_shared.runtime.broker import open_channel
@@ -481,8 +481,10 @@ def new_delivery(task_id: str = "576c41bf13e36b0600b02b34", customer_id: str = "
 async def test_a_delivery_is_stored_once_per_task(deliveries: Deliveries) -> None:
     delivery = new_delivery()
     assert await deliveries.get(delivery.task_id) is None
-    await deliveries.create(delivery)
-    await deliveries.create(replace(new_delivery(), customer_id="someone else"))  # a no-op
+    assert await deliveries.latest(delivery.task_id) is None
+    assert await deliveries.create(delivery)
+    assert not await deliveries.create(replace(new_delivery(), customer_id="someone else"))
+    assert await deliveries.latest(delivery.task_id) == delivery
     assert await deliveries.get(delivery.task_id) == delivery
     await deliveries.mark_retry_scheduled(delivery.task_id)
     stored = await deliveries.get(delivery.task_id)
@@ -517,6 +519,46 @@ async def test_each_attempt_is_claimed_once_and_finished_once(deliveries: Delive
     assert await deliveries.log(delivery.task_id, "c2") == []
 
 
+@implementations
+async def test_redeliveries_are_numbered_deliveries_of_their_task(deliveries: Deliveries) -> None:
+    first = new_delivery()
+    task_id = first.task_id
+    assert await deliveries.create(first)
+    for number, status in ((1, 500), (2, 502)):
+        claimed = Attempt(number=number, at=T0 + timedelta(minutes=number))  # type: ignore[arg-type]
+        assert await deliveries.claim(first, claimed)
+        assert await deliveries.finish(
+            first.delivery_id, notifier_domain.finish(claimed, status, None)
+        )
+    latest = await deliveries.latest(task_id)
+    assert latest is not None and (latest.number, latest.state) == (1, "failed")
+    [(failed, last)] = await deliveries.failed(T0, None, 10)
+    assert (failed.delivery_id, last.number, last.status_code) == (task_id, 2, 502)
+    assert await deliveries.failed(T0 + timedelta(minutes=3), None, 10) == []
+    assert await deliveries.failed(T0, "c2", 10) == []
+
+    second = notifier_domain.redelivery(latest, T0 + timedelta(hours=1), "req-2")
+    assert await deliveries.create(second)
+    assert not await deliveries.create(second)  # one redelivery of that number, ever
+    again = await deliveries.latest(task_id)
+    assert again is not None and (again.number, again.attempts, again.state) == (2, (), "new")
+    assert await deliveries.failed(T0, None, 10) == []  # replaced by the redelivery
+    attempt = notifier_domain.next_attempt(again, T0 + timedelta(hours=1))
+    assert attempt.delivery == 2 and await deliveries.claim(again, attempt)
+    assert await deliveries.finish(again.delivery_id, notifier_domain.finish(attempt, 200, None))
+
+    log = await deliveries.log(task_id, "c1")
+    assert [(a.delivery, a.number, a.status_code) for a in log] == [
+        (1, 1, 500),
+        (1, 2, 502),
+        (2, 1, 200),
+    ]
+    original = await deliveries.get(first.delivery_id)
+    assert original is not None and len(original.attempts) == 2
+    redelivered = await deliveries.get(second.delivery_id)
+    assert redelivered is not None and [a.status_code for a in redelivered.attempts] == [200]
+
+
 # -- the notifier: retries, callbacks, signing keys -----------------------------------------
 
 
@@ -528,20 +570,22 @@ async def retries(
         fake = FakeRetries()
 
         async def scheduled(count: int) -> list[str]:
-            return fake.scheduled
+            return fake.scheduled + fake.started
 
         yield fake, scheduled
         return
     channel = await open_channel(connection)
     name = unique("retries")
-    queue = Queue(name, "a test's", (RetryDue,), ("notifier",), (), dead_letters=True)
+    queue = Queue(name, "a test's", (RetryDue, RedeliveryDue), ("notifier",), (), dead_letters=True)
     scheduler = RetryScheduler(channel, 0, "classic", retries=queue)  # due at once
     await scheduler.declare()
     came_due = await declare(channel, queue)
     due: list[str] = []
 
     async def on_message(message: AbstractIncomingMessage) -> None:
-        due.append(RetryDue.model_validate_json(message.body).task_id)
+        kind = RetryDue if message.type == RetryDue.routing_key else RedeliveryDue
+        came = kind.model_validate_json(message.body)
+        due.append(notifier_domain.delivery_id(came.task_id, came.delivery))
 
     await came_due.consume(on_message, no_ack=True)
 
@@ -563,9 +607,10 @@ async def test_a_scheduled_retry_comes_due_for_its_task(
     retries: tuple[Retries, Callable[[int], Awaitable[list[str]]]],
 ) -> None:
     scheduler, due = retries
-    await scheduler.schedule("t1", "req-1")
-    await scheduler.schedule("t2", None)
-    assert sorted(await due(2)) == ["t1", "t2"]
+    await scheduler.schedule("t1", 1, "req-1")
+    await scheduler.schedule("t2", 3, None)
+    await scheduler.start("t3", 2, None)  # a redelivery's first attempt, due at once
+    assert sorted(await due(3)) == ["t1", "t2.3", "t3.2"]
 
 
 @dataclass
@@ -695,7 +740,7 @@ async def test_a_customers_secret_is_its_own_until_the_task_store_goes_away(
 ) -> None:
     customer_id = await signing_keys.customer()
     secret = await signing_keys.secrets.get(customer_id)
-    assert secret.startswith("whsec_")
+    assert secret.current.startswith("whsec_") and secret.previous is None
     assert await signing_keys.secrets.get(customer_id) == secret
     await signing_keys.go_away()
     with pytest.raises(Unavailable):

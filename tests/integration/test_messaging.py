@@ -286,6 +286,7 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
         "task.list",
         "customer.callback_secret",
         "callback.list",
+        "callback.list_failed",
         "account.list",
     }
 

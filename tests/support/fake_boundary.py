@@ -27,6 +27,7 @@ from humantask_shared.core.messages.base import Command
 from humantask_shared.core.messages.commands import (
     Authenticate,
     CallbackLog,
+    CallbackRedelivery,
     CancelTask,
     ClaimWork,
     CreateTask,
@@ -34,6 +35,7 @@ from humantask_shared.core.messages.commands import (
     ListCallbacks,
     ListTasks,
     Principal,
+    RedeliverCallback,
     ReleaseWork,
     Role,
     SubmitWork,
@@ -198,9 +200,19 @@ def _work_view(task: Task) -> dict[str, Any]:
 
 
 class FakeNotifier(FakeService):
+    """Answers the log (empty) and redeliveries (numbered 2, 3... per task)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deliveries: dict[str, int] = {}
+
     def answer(self, command: Command[Any]) -> Any:
         if isinstance(command, ListCallbacks):
             return CallbackLog(attempts=[])
+        if isinstance(command, RedeliverCallback):
+            number = self.deliveries.get(command.task_id, 1) + 1
+            self.deliveries[command.task_id] = number
+            return CallbackRedelivery(task_id=command.task_id, delivery=number)
         return super().answer(command)
 
 

@@ -6,6 +6,7 @@ before it is answered). The MongoDB side: tests/integration/test_accounts.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 
@@ -22,6 +23,7 @@ from humantask_shared.core.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
+from humantask_shared.core.timeutil import utcnow
 from humantask_taskstore import account_handlers, customer_handlers
 from humantask_taskstore.ports import Dependencies
 from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
@@ -195,5 +197,64 @@ async def test_a_rotated_callback_secret_is_new_and_announced(world: World) -> N
     secret = await customer_handlers.get_callback_secret(
         GetCallbackSecret(customer_id=created.customer_id), world.deps
     )
-    assert secret == rotated
+    assert secret.callback_secret == rotated.callback_secret
     assert world.announcer.changes() == [("customer", created.customer_id, "secret_rotated")]
+
+
+async def test_a_rotated_secret_keeps_the_replaced_one_for_its_overlap_window(
+    world: World,
+) -> None:
+    created = await account_handlers.create_customer(
+        CreateCustomer(customer_name="acme", credential_hash=credential_hash(new_api_key())),
+        world.deps,
+    )
+    before = utcnow()
+    rotated = await account_handlers.rotate_callback_secret(
+        RotateCallbackSecret(customer_id=created.customer_id, overlap_seconds=3600), world.deps
+    )
+    assert rotated.previous_secret is None  # the operator is told when, never the old secret
+    assert rotated.previous_until is not None
+    assert before + timedelta(seconds=3600) <= rotated.previous_until
+    assert rotated.previous_until <= utcnow() + timedelta(seconds=3600)
+    secrets = await customer_handlers.get_callback_secret(
+        GetCallbackSecret(customer_id=created.customer_id), world.deps
+    )
+    assert secrets.callback_secret == rotated.callback_secret
+    assert secrets.previous_secret == created.callback_secret
+    assert secrets.previous_until == rotated.previous_until
+
+
+async def test_the_default_overlap_is_a_day_and_zero_drops_the_replaced_secret(
+    world: World,
+) -> None:
+    assert RotateCallbackSecret(customer_id="c").overlap_seconds == 24 * 3600
+    created = await account_handlers.create_customer(
+        CreateCustomer(customer_name="acme", credential_hash=credential_hash(new_api_key())),
+        world.deps,
+    )
+    rotated = await account_handlers.rotate_callback_secret(
+        RotateCallbackSecret(customer_id=created.customer_id, overlap_seconds=0), world.deps
+    )
+    assert rotated.previous_until is None
+    secrets = await customer_handlers.get_callback_secret(
+        GetCallbackSecret(customer_id=created.customer_id), world.deps
+    )
+    assert (secrets.previous_secret, secrets.previous_until) == (None, None)
+
+
+async def test_a_replaced_secret_is_not_handed_out_once_its_window_has_passed(
+    world: World,
+) -> None:
+    created = await account_handlers.create_customer(
+        CreateCustomer(customer_name="acme", credential_hash=credential_hash(new_api_key())),
+        world.deps,
+    )
+    await account_handlers.rotate_callback_secret(
+        RotateCallbackSecret(customer_id=created.customer_id, overlap_seconds=60), world.deps
+    )
+    old, _ = world.accounts.previous_secrets[created.customer_id]
+    world.accounts.previous_secrets[created.customer_id] = (old, utcnow() - timedelta(seconds=1))
+    secrets = await customer_handlers.get_callback_secret(
+        GetCallbackSecret(customer_id=created.customer_id), world.deps
+    )
+    assert (secrets.previous_secret, secrets.previous_until) == (None, None)

@@ -24,6 +24,7 @@ from humantask_shared.core.messages.commands import (
     EnsureCustomer,
     GetCallbackSecret,
     ListCallbacks,
+    RedeliverCallback,
     RotateCallbackSecret,
 )
 from humantask_shared.core.topology import COMMANDS, Queue
@@ -69,7 +70,9 @@ def test_only_the_admin_tool_sends_credential_commands() -> None:
         "account.revoke",
         "account.rotate_credential",
         "customer.rotate_callback_secret",
+        "callback.list_failed",
     }
+    assert RedeliverCallback.senders == {"gateway", "admin"}
     assert GetCallbackSecret.senders == {"notifier"}
     assert EnsureCustomer.senders == {"gateway"}
 

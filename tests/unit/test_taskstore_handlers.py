@@ -16,7 +16,6 @@ from humantask_shared.core.messages.commands import (
     ClaimWork,
     CreateTask,
     GetTask,
-    ListCallbacks,
     ListTasks,
     ReleaseWork,
     SubmitWork,
@@ -24,7 +23,7 @@ from humantask_shared.core.messages.commands import (
 from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted, TaskCreated
 from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
 from humantask_shared.core.timeutil import utcnow
-from humantask_shared.core.topology import COMMANDS
+from humantask_shared.core.topology import COMMANDS, NOTIFIER_COMMANDS_QUEUE
 from humantask_taskstore import customer_handlers, work_handlers
 from humantask_taskstore.handler_table import HANDLERS
 from humantask_taskstore.ports import Dependencies
@@ -343,4 +342,4 @@ async def test_cancel_ends_the_lease(world: World) -> None:
 
 
 def test_every_command_but_the_notifiers_has_a_task_store_handler() -> None:
-    assert set(HANDLERS) == set(COMMANDS) - {ListCallbacks}
+    assert set(HANDLERS) == set(COMMANDS) - set(NOTIFIER_COMMANDS_QUEUE.commands)

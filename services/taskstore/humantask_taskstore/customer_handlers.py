@@ -50,10 +50,13 @@ async def ensure_customer(command: EnsureCustomer, deps: Dependencies) -> Princi
 
 async def get_callback_secret(command: GetCallbackSecret, deps: Dependencies) -> CallbackSecret:
     """For the notifier, which signs callbacks with it; no HTTP endpoint exposes it."""
-    secret = await deps.accounts.callback_secret(command.customer_id)
-    if secret is None:
+    secrets = await deps.accounts.signing_secrets(command.customer_id)
+    if secrets is None:
         raise NotFound(f"no customer with customer_id {command.customer_id}")
-    return CallbackSecret(callback_secret=secret)
+    until = secrets.previous_until
+    if secrets.previous_secret is None or until is None or until <= utcnow():
+        return CallbackSecret(callback_secret=secrets.callback_secret)  # no overlap now
+    return secrets
 
 
 async def create_task(command: CreateTask, deps: Dependencies) -> Task:

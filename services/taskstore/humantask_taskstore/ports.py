@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.models import ListCursor, TaskListQuery
@@ -80,6 +80,10 @@ class Accounts(Protocol):
 
     async def callback_secret(self, customer_id: str) -> str | None: ...
 
+    async def signing_secrets(self, customer_id: str) -> CallbackSecret | None:
+        """The secret and, if a rotation kept one, the replaced secret and until when it
+        signs too (whether that time has passed or not)."""
+
     async def accounts(self, role: Role) -> list[Account]:
         """Every customer or worker, oldest first."""
 
@@ -93,8 +97,11 @@ class Accounts(Protocol):
     ) -> Account | None:
         """This credential replaces every other of the principal (a repeat is a no-op)."""
 
-    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
-        """False if there is no such customer."""
+    async def rotate_callback_secret(
+        self, customer_id: str, callback_secret: str, previous_until: datetime | None = None
+    ) -> bool:
+        """The new secret; the one it replaces is kept, to sign too until `previous_until`
+        (None: it is dropped). False if there is no such customer."""
 
 
 class Outbox(Protocol):

@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StrictStr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -371,12 +372,20 @@ class TaskPage(BaseModel):
     next_token: NextToken | None = None
 
 
+def _without_default(schema: dict[str, Any]) -> None:
+    """A field documented as absent rather than null: no `default: null` in its schema."""
+    schema.pop("default", None)
+
+
 class CallbackAttempt(BaseModel):
     """One entry of `GET /v1/task/{task_id}/callbacks`: an attempt to deliver the callback.
 
     `at` is when the attempt started; `status_code` is the receiver's answer (null when
     none came: timeout, refused connection, DNS failure, a refused address); `error`
-    says what went wrong (null when the receiver answered 200).
+    says what went wrong (null when the receiver answered 200). `attempt` counts within
+    one delivery; `delivery` says which redelivery an attempt belongs to (2 for the first
+    one asked for) and is absent from the original delivery's attempts, so the log of a
+    task never redelivered is what it always was (docs/reference/api.md §5).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -386,6 +395,24 @@ class CallbackAttempt(BaseModel):
     status_code: int | None = None
     error: str | None = None
     delivered: bool
+    # Never null on the wire: absent instead (`exclude_if`), and so documented.
+    delivery: Annotated[
+        int | None,
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": 2,
+                "description": "Which redelivery (`POST /v1/task/{task_id}/callbacks/"
+                "redeliver`) the attempt belongs to: 2 for the first. Absent for the "
+                "original delivery's attempts.",
+            }
+        ),
+    ] = Field(
+        default=None,
+        ge=2,
+        exclude_if=lambda delivery: delivery is None,
+        json_schema_extra=_without_default,
+    )
 
 
 class ErrorBody(BaseModel):
