@@ -1,9 +1,9 @@
 """The callback request: its body in either format, and its signature headers. No I/O.
 
-The body is the seed's object `{"task": ..., "response": ..., "task_id": ...}`:
+The body is Scale's v1 callback object `{"task": ..., "response": ..., "task_id": ...}`:
 
 - `form` (the default): `application/x-www-form-urlencoded`, nested with brackets the
-  way the seed's servers did (`task[params][categories][0]=big`); scalars become
+  way Scale's v1 servers did (`task[params][categories][0]=big`); scalars become
   strings (`true`/`false` for booleans, an empty string for null); empty objects and
   arrays have no field at all, as with the usual bracket encoders.
 - `json`: the same object as `application/json`.
@@ -45,7 +45,7 @@ SIGNATURE_HEADER = "webhook-signature"
 
 
 def callback_object(task: dict[str, Any]) -> dict[str, Any]:
-    """What the seed POSTs: the task, its response again, and its id."""
+    """What Scale's v1 API POSTs: the task, its response again, and its id."""
     return {"task": task, "response": task["response"], "task_id": task["task_id"]}
 
 

@@ -219,7 +219,7 @@ class TaskResponse(BaseModel):
 
 
 class Task(BaseModel):
-    """The customer's view of a task: the seed's task object."""
+    """The customer's view of a task: Scale's v1 task object."""
 
     model_config = ConfigDict(frozen=True)
 
