@@ -47,6 +47,7 @@ from humantask_taskstore import domain
 from humantask_taskstore.customer_handlers import get_callback_secret
 from humantask_taskstore.domain import TaskRecord
 from humantask_taskstore.outbox import OutboxPublisher
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import (
     Accounts,
     AnnounceCredentialChange,
@@ -192,12 +193,13 @@ async def every_page(tasks: Tasks, customer_id: str, **query: Any) -> list[str]:
     """The task ids of every page of a list, following `next_token`."""
     ids: list[str] = []
     page_query = TaskListQuery.model_validate(query)
+    cursor = None
     while True:
-        records, next_token = await tasks.list(customer_id, page_query, T0 + timedelta(days=1))
+        records, cursor = await tasks.list(customer_id, page_query, T0 + timedelta(days=1), cursor)
         ids += [record.task_id for record in records]
-        if next_token is None:
+        if cursor is None:
             return ids
-        page_query = page_query.model_copy(update={"next_token": next_token, "offset": 0})
+        page_query = page_query.model_copy(update={"offset": 0})
 
 
 @implementations
@@ -659,6 +661,7 @@ async def real_signing_keys(
         outbox=RecordingOutbox(),
         announce=RecordingAnnouncer(),
         work_lease_seconds=60,
+        list_tokens=CursorSigner(bytes(32)),
     )
     user = "guest"
     server = CommandServer(

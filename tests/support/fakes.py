@@ -95,7 +95,11 @@ class FakeTasks:
         return self._write(leased, [])
 
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
         def wanted(record: TaskRecord) -> bool:
             return (
@@ -110,7 +114,6 @@ class FakeTasks:
             return record.created_at, record.task_id
 
         found = sorted(filter(wanted, self.records.values()), key=newest_first, reverse=True)
-        cursor = query.next_token
         if cursor is not None:
             after = (cursor.created_at, cursor.task_id)
             found = [record for record in found if newest_first(record) < after]

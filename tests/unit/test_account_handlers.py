@@ -23,6 +23,7 @@ from humantask_shared.core.messages.commands import (
     RotateCredential,
 )
 from humantask_taskstore import account_handlers, customer_handlers
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies
 from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
 
@@ -40,6 +41,7 @@ class World:
             outbox=RecordingOutbox(),
             announce=self.announcer,
             work_lease_seconds=600,
+            list_tokens=CursorSigner(bytes(32)),
         )
 
     async def create_customer(self, key: str, name: str = "acme") -> str:

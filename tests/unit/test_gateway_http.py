@@ -323,8 +323,11 @@ QUERY_CASES = [
     ("next_token=garbage", "next_token"),
     ("next_token=WzEsMiwzXQ", "next_token"),
     ("next_token=" + "A" * 5000, "next_token"),
+    # A cursor without its signature (what tokens were before they were signed).
+    ("next_token=WzE3MDQwNzA5MjM0NTYsIjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCIsNjAuMF0", "next_token"),
     (
-        "offset=5&next_token=WzE3MDQwNzA5MjM0NTYsIjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCIsNjAuMF0",
+        "offset=5&next_token=WzE3MDQwNzA5MjM0NTYsIjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCIsNjAuMF0"
+        ".ssssssssssssssssssssss",
         "offset",
     ),
 ]

@@ -22,11 +22,18 @@ from humantask_shared.core.messages.commands import (
     SubmitWork,
 )
 from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted, TaskCreated
-from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
+from humantask_shared.core.models import (
+    CreateTaskRequest,
+    ListCursor,
+    Task,
+    TaskListQuery,
+    new_task_id,
+)
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.topology import COMMANDS
 from humantask_taskstore import customer_handlers, work_handlers
 from humantask_taskstore.handler_table import HANDLERS
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies
 from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
 
@@ -58,6 +65,7 @@ class World:
             outbox=self.outbox,
             announce=RecordingAnnouncer(),
             work_lease_seconds=self.lease_seconds,
+            list_tokens=CursorSigner(bytes(32)),
         )
 
     async def create(self, customer_id: str = "cust-a", **overrides: Any) -> Task:
@@ -177,8 +185,39 @@ async def test_list_is_the_customers_own_newest_first_with_a_next_token(world: W
     )
     assert [task.task_id for task in page.tasks] == newest_first[:2]
     assert page.next_token is not None
-    rest = await world.listed(limit=2, next_token=page.next_token.encode())
+    rest = await world.listed(limit=2, next_token=page.next_token)
     assert rest == newest_first[2:]
+
+
+async def test_a_forged_or_altered_next_token_is_400_naming_next_token(world: World) -> None:
+    for _ in range(3):
+        await world.create()
+    page = await customer_handlers.list_tasks(
+        ListTasks(customer_id="cust-a", query=TaskListQuery(limit=1, status="pending")),
+        world.deps,
+    )
+    token = page.next_token
+    assert token is not None
+    payload, _, signature = token.rpartition(".")
+    cursor = ListCursor.from_payload(payload)
+    wide = cursor.model_copy(update={"span_seconds": 1e-3}).payload()  # ~30 queries a page
+    forged = [
+        f"{wide}.{signature}",  # the span altered, the signature kept
+        f"{payload}.{'A' * 22}",  # a signature made up
+        CursorSigner(b"another task-store's key, 32 bytes").sign(
+            cursor, "cust-a", TaskListQuery(status="pending")
+        ),
+    ]
+    for bad in forged:
+        with pytest.raises(InvalidRequest, match="^next_token: "):
+            await world.listed(limit=1, status="pending", next_token=bad)
+    # Only with the customer and the filters it was given for.
+    with pytest.raises(InvalidRequest, match="^next_token: "):
+        await world.listed("cust-b", limit=1, status="pending", next_token=token)
+    with pytest.raises(InvalidRequest, match="^next_token: "):
+        await world.listed(limit=1, status="canceled", next_token=token)
+    # The limit may change between pages; the token goes on where the page ended.
+    assert len(await world.listed(limit=2, status="pending", next_token=token)) == 2
 
 
 async def test_cancel_cancels_once_and_publishes_once(world: World) -> None:

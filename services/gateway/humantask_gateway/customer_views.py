@@ -22,7 +22,6 @@ from humantask_shared.core.messages.commands import (
 from humantask_shared.core.models import (
     CallbackAttempt,
     CreateTaskRequest,
-    ListCursor,
     Task,
     TaskListQuery,
 )
@@ -78,12 +77,12 @@ async def cancel_task(request: web.Request) -> web.Response:
     return _task_response(await request.app[boundary_key].taskstore.send(command))
 
 
-def _next_page_url(request: web.Request, next_token: ListCursor) -> URL:
+def _next_page_url(request: web.Request, next_token: str) -> URL:
     """The same query, from where this page ended (an offset applied to this page only),
     at `PUBLIC_BASE_URL` when it is set: behind a TLS proxy the request's own URL has
     the proxy's inside scheme and host."""
     params = {name: value for name, value in request.query.items() if name != "offset"}
-    params["next_token"] = next_token.encode()
+    params["next_token"] = next_token  # signed by the task-store, handed on as it is
     base = request.app[settings_key].public_base_url
     if base is None:
         return request.url.with_query(params)

@@ -4,6 +4,7 @@ Each resource is an aiohttp cleanup context (create, yield, close), so SIGTERM s
 taking commands, finishes those in hand, then closes the connections:
 
 - the database (indexes ensured) and the broker connection (`humantask_shared.runtime.resources`);
+- the key list cursors are signed with, shared by every copy (`repository.keys`);
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
   publisher bound into the handler table (`handler_table.bind_handlers`), served from
   `taskstore.commands` to the services each command is meant for;
@@ -34,15 +35,29 @@ from humantask_shared.runtime.resources import (
 )
 
 from .crash_hook import ExitBeforePublishingCompletion
+from .cursors import CursorSigner
 from .gauges import task_gauges_watch
 from .handler_table import bind_handlers
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox
-from .repository import AccountRepository, OutboxStore, TaskRepository, ensure_indexes
+from .repository import (
+    AccountRepository,
+    OutboxStore,
+    TaskRepository,
+    ensure_indexes,
+    shared_key,
+)
 from .settings import TaskStoreSettings
 
 settings_key = web.AppKey("settings", TaskStoreSettings)
 outbox_key = web.AppKey("outbox", OutboxPublisher)
+list_tokens_key = web.AppKey("list_tokens", CursorSigner)
+
+
+async def list_tokens_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The key every copy signs list cursors with, made by the first (`repository.keys`)."""
+    app[list_tokens_key] = CursorSigner(await shared_key(app[database_key]))
+    yield
 
 
 async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -50,7 +65,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
     events = await declare_exchange(channel, EVENTS_EXCHANGE)
     database = app[database_key]
-    tasks = TaskRepository(database)
+    tasks = TaskRepository(database, settings.list_limits())
     outbox = OutboxPublisher(OutboxStore(database), events)
     handlers_outbox: Outbox = outbox
     if settings.humantask_test_exit_after_completion_write:
@@ -61,6 +76,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
         outbox=handlers_outbox,
         announce=partial(publish_event, events),
         work_lease_seconds=settings.work_lease_seconds,
+        list_tokens=app[list_tokens_key],
     )
     app[outbox_key] = outbox
 
@@ -102,6 +118,7 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
         [
             database_resource(settings, "humantask-taskstore", ensure_indexes),
             broker_resource(settings, "taskstore"),
+            list_tokens_ctx,
             commands_ctx,
             outbox_relay_ctx,
             task_gauges_ctx,

@@ -88,8 +88,13 @@ async def get_task(command: GetTask, deps: Dependencies) -> Task:
 
 
 async def list_tasks(command: ListTasks, deps: Dependencies) -> TaskPage:
-    records, next_page = await deps.tasks.list(command.customer_id, command.query, utcnow())
-    return TaskPage(tasks=[record.to_public() for record in records], next_token=next_page)
+    """A page; its `next_token` is signed, and only a token signed for this customer and
+    these filters is taken back (the cursor's span decides what the next page costs)."""
+    owner, query, tokens = command.customer_id, command.query, deps.list_tokens
+    after = None if query.next_token is None else tokens.verify(query.next_token, owner, query)
+    records, next_page = await deps.tasks.list(owner, query, utcnow(), after)
+    next_token = None if next_page is None else tokens.sign(next_page, owner, query)
+    return TaskPage(tasks=[record.to_public() for record in records], next_token=next_token)
 
 
 async def cancel_task(command: CancelTask, deps: Dependencies) -> Task:

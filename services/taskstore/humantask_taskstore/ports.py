@@ -54,9 +54,15 @@ class Tasks(Protocol):
         leased to it now; None when the pool is empty. One live lease per worker."""
 
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks, newest first, and where the next one starts."""
+        """A page of the customer's tasks, newest first, after `cursor` (where the page
+        before ended) when given, and where the next one starts. A page ends early
+        rather than pass its byte budget, and always holds a task if any is left."""
 
 
 class Accounts(Protocol):
@@ -97,6 +103,17 @@ class Accounts(Protocol):
         """False if there is no such customer."""
 
 
+class ListTokens(Protocol):
+    """The `next_token`s of lists, signed so that only cursors the task-store made come
+    back (`cursors.CursorSigner`)."""
+
+    def sign(self, cursor: ListCursor, customer_id: str, query: TaskListQuery) -> str: ...
+
+    def verify(self, token: str, customer_id: str, query: TaskListQuery) -> ListCursor:
+        """The cursor of a token signed for this customer and query's filters; otherwise
+        `InvalidRequest` naming `next_token`."""
+
+
 class Outbox(Protocol):
     def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         """Publish events already written to the task's outbox, in the background."""
@@ -115,3 +132,4 @@ class Dependencies:
     outbox: Outbox
     announce: AnnounceCredentialChange
     work_lease_seconds: float
+    list_tokens: ListTokens

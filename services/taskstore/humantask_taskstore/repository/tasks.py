@@ -4,7 +4,8 @@ Every change of a task is one `find_one_and_update` whose filter holds what the 
 was decided on (the task's version, or the claimable state), so two writers can never
 both win; what must change together (the task and the events it raised) is one
 document. Inserts let the unique indexes decide (no read before), and concurrent ones
-share one `insert_many`. Lists and claims read spans of creation times (`spans`).
+share one `insert_many`. Lists and claims read spans of creation times (`spans`);
+lists cost a page whatever their offset (`listing`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
@@ -41,7 +42,8 @@ from .indexes import (
     live_lease,
     unique_id_of,
 )
-from .spans import ClaimSpans, newest_page
+from .listing import ListLimits, TaskLists
+from .spans import ClaimSpans
 
 # A new task, its events and when: what `TaskRepository.add` writes.
 NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
@@ -60,8 +62,9 @@ class WorkerPool:
 
 
 class TaskRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], lists: ListLimits | None = None) -> None:
         self._tasks = db[TASKS]
+        self._lists = TaskLists(self._tasks, lists or ListLimits())
         self._inserts: GroupWriter[NewTask] = GroupWriter(self._insert_group, MAX_INSERTS_PER_WRITE)
         self._claim_spans = ClaimSpans()
 
@@ -220,10 +223,15 @@ class TaskRepository:
 
     # `list` names this method in the class body: annotations below say `builtins.list`.
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks, newest first, and where the next page starts
-        (None when no task follows), read span by span (`spans.newest_page`)."""
+        """A page of the customer's tasks, newest first, from `cursor` on (a verified
+        `next_token`), and where the next page starts (None when no task follows), at
+        the cost of a page (`listing`)."""
         criteria: dict[str, Any] = {"customer_id": customer_id}
         index = LIST_INDEX
         if query.status is not None:
@@ -231,24 +239,5 @@ class TaskRepository:
             index = LIST_BY_STATUS_INDEX
         if query.unique_id is not None:  # at most one task: no spans needed
             criteria.update(unique_id_of(customer_id, query.unique_id))
-            found = await self._find_page(criteria, query.offset, query.limit + 1, UNIQUE_ID_INDEX)
-            return found[query.offset :][: query.limit], None
-
-        async def find(window: dict[str, Any], limit: int) -> builtins.list[TaskRecord]:
-            return await self._find_page(criteria | window, 0, limit, index)
-
-        return await newest_page(find, query, now)
-
-    async def _find_page(
-        self, criteria: dict[str, Any], skip: int, limit: int, index: str
-    ) -> builtins.list[TaskRecord]:
-        # Named, not left to the planner: DocumentDB's picks (customer, status, created_at)
-        # for a span of all statuses too, and then cannot use the span (3x slower).
-        cursor = (
-            self._tasks.find(criteria)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(skip)
-            .limit(limit)
-            .hint(index)
-        )
-        return [task_record(doc) async for doc in cursor]
+            return await self._lists.at_most_one(criteria, UNIQUE_ID_INDEX, query), None
+        return await self._lists.page(criteria, index, query, cursor, now)
