@@ -134,7 +134,12 @@ class Result:
 
 
 async def _measure(
-    case: str, deps: Dependencies, replies: Replies, customer_id: str, query: dict[str, Any], runs: int
+    case: str,
+    deps: Dependencies,
+    replies: Replies,
+    customer_id: str,
+    query: dict[str, Any],
+    runs: int,
 ) -> Result:
     command = ListTasks(customer_id=customer_id, query=TaskListQuery.model_validate(query))
     times: list[float] = []
@@ -183,7 +188,11 @@ async def main() -> None:
             ("offset 10,000, small tasks", "small", {"limit": 100, "offset": 10_000}),
             ("first page, large tasks", "large", {"limit": 100}),
             ("offset 1,000, large tasks", "large", {"limit": 100, "offset": 1_000}),
-            ("forged cursor (span 5e-324 s)", "sparse", {"limit": 100, "next_token": _forged_token()}),
+            (
+                "forged cursor (span 5e-324 s)",
+                "sparse",
+                {"limit": 100, "next_token": _forged_token()},
+            ),
         ]
         results = [
             await _measure(case, deps, replies, customer, query, args.runs)
@@ -193,7 +202,10 @@ async def main() -> None:
         await client.drop_database(name)
         await client.close()
     print(f"## {args.label}".rstrip())
-    print("| case | queries | bytes from the database | tasks in the page | page bytes | time (median) | peak Python allocations | answer |")
+    print(
+        "| case | queries | bytes from the database | tasks in the page | page bytes "
+        "| time (median) | peak Python allocations | answer |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(

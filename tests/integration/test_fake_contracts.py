@@ -44,10 +44,10 @@ from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.publishing import publish_event, stamp_all
 from humantask_taskstore import domain
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.customer_handlers import get_callback_secret
 from humantask_taskstore.domain import TaskRecord
 from humantask_taskstore.outbox import OutboxPublisher
-from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import (
     Accounts,
     AnnounceCredentialChange,

@@ -32,8 +32,8 @@ from humantask_shared.core.models import (
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.topology import COMMANDS
 from humantask_taskstore import customer_handlers, work_handlers
-from humantask_taskstore.handler_table import HANDLERS
 from humantask_taskstore.cursors import CursorSigner
+from humantask_taskstore.handler_table import HANDLERS
 from humantask_taskstore.ports import Dependencies
 from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
 
@@ -209,12 +209,12 @@ async def test_a_forged_or_altered_next_token_is_400_naming_next_token(world: Wo
         ),
     ]
     for bad in forged:
-        with pytest.raises(InvalidRequest, match="^next_token: "):
+        with pytest.raises(InvalidRequest, match=r"^next_token: "):
             await world.listed(limit=1, status="pending", next_token=bad)
     # Only with the customer and the filters it was given for.
-    with pytest.raises(InvalidRequest, match="^next_token: "):
+    with pytest.raises(InvalidRequest, match=r"^next_token: "):
         await world.listed("cust-b", limit=1, status="pending", next_token=token)
-    with pytest.raises(InvalidRequest, match="^next_token: "):
+    with pytest.raises(InvalidRequest, match=r"^next_token: "):
         await world.listed(limit=1, status="canceled", next_token=token)
     # The limit may change between pages; the token goes on where the page ended.
     assert len(await world.listed(limit=2, status="pending", next_token=token)) == 2
