@@ -32,6 +32,7 @@ from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, Rec
 class World:
     accounts: FakeAccounts = field(default_factory=FakeAccounts)
     announcer: RecordingAnnouncer = field(default_factory=RecordingAnnouncer)
+    demo_key: str | None = None
 
     @property
     def deps(self) -> Dependencies:
@@ -42,6 +43,9 @@ class World:
             announce=self.announcer,
             work_lease_seconds=600,
             list_tokens=CursorSigner(bytes(32)),
+            demo_customer_key_hash=None
+            if self.demo_key is None
+            else credential_hash(self.demo_key),
         )
 
     async def create_customer(self, key: str, name: str = "acme") -> str:
@@ -99,7 +103,8 @@ async def test_the_callback_secret_is_the_customers(world: World) -> None:
 
 
 async def test_the_demo_customer_is_made_once_and_stays_revoked(world: World) -> None:
-    digest = credential_hash(new_api_key())
+    world.demo_key = new_api_key()
+    digest = credential_hash(world.demo_key)
     ensure = EnsureCustomer(customer_name="demo", credential_hash=digest)
     demo = await customer_handlers.ensure_customer(ensure, world.deps)
     assert await customer_handlers.ensure_customer(ensure, world.deps) == demo
@@ -109,6 +114,22 @@ async def test_the_demo_customer_is_made_once_and_stays_revoked(world: World) ->
     with pytest.raises(Conflict, match="HUMANTASK_DEMO_API_KEY"):
         await customer_handlers.ensure_customer(ensure, world.deps)
     assert len(world.accounts.customers) == 1
+
+
+async def test_only_the_task_stores_own_demo_key_makes_a_customer(world: World) -> None:
+    """The gateway's broker user may send `customer.ensure`; with the demo off in the
+    task-store (no HUMANTASK_DEMO_API_KEY of its own), or for any other key, it makes no
+    customer: a gateway's credentials cannot mint API keys."""
+    someone = EnsureCustomer(customer_name="x", credential_hash=credential_hash(new_api_key()))
+    with pytest.raises(Unauthorized, match="HUMANTASK_DEMO_API_KEY is not set"):
+        await customer_handlers.ensure_customer(someone, world.deps)
+    world.demo_key = new_api_key()
+    with pytest.raises(Unauthorized, match="not the task-store's HUMANTASK_DEMO_API_KEY"):
+        await customer_handlers.ensure_customer(someone, world.deps)
+    assert world.accounts.customers == {}
+    demo = EnsureCustomer(customer_name="demo", credential_hash=credential_hash(world.demo_key))
+    made = await customer_handlers.ensure_customer(demo, world.deps)
+    assert await world.authenticate(world.demo_key) == made.principal_id
 
 
 async def test_accounts_are_listed_by_role(world: World) -> None:

@@ -77,6 +77,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
         announce=partial(publish_event, events),
         work_lease_seconds=settings.work_lease_seconds,
         list_tokens=app[list_tokens_key],
+        demo_customer_key_hash=settings.demo_customer_key_hash(),
     )
     app[outbox_key] = outbox
 

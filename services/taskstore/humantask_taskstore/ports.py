@@ -133,3 +133,6 @@ class Dependencies:
     announce: AnnounceCredentialChange
     work_lease_seconds: float
     list_tokens: ListTokens
+    # The SHA-256 of the task-store's own HUMANTASK_DEMO_API_KEY: the one key
+    # `customer.ensure` may make a customer for (None: the demo is off, it makes none).
+    demo_customer_key_hash: str | None = None
