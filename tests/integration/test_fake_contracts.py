@@ -31,7 +31,7 @@ from humantask_notifier.retries import RetryScheduler
 from humantask_notifier.sender import CallbackSender, create_session
 from humantask_notifier.signing_keys import CallbackSecrets
 from humantask_shared.core.broker_access import BrokerIdentities
-from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.commands import GetCallbackSecret
 from humantask_shared.core.messages.events import CredentialChanged, TaskCompleted
 from humantask_shared.core.messages.retries import RetryDue
@@ -62,6 +62,7 @@ from humantask_taskstore.repository import (
     TaskRepository,
     ensure_indexes,
 )
+from humantask_taskstore.repository.documents import task_bytes
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.fakes import (
     FakeAccounts,
@@ -187,6 +188,33 @@ async def test_claims_lease_the_oldest_pending_task_one_per_worker(tasks: Tasks)
     later = until + timedelta(minutes=5)
     carol = await tasks.claim("carol", later, later + timedelta(minutes=10))
     assert carol is not None and carol.task_id == oldest.task_id
+
+
+@implementations
+async def test_quotas_count_pending_tasks_and_bytes_and_refuse_past_them(tasks: Tasks) -> None:
+    record = await added(tasks)
+    size = task_bytes(record)
+    quota = await tasks.set_quota("cust-a", 2, 3 * size)
+    assert (quota.pending_tasks, quota.stored_bytes) == (1, size)
+    assert (quota.pending_tasks_limit_is, quota.stored_bytes_limit_is) == ("customer", "customer")
+    second = await added(tasks)
+    with pytest.raises(QuotaExceeded):
+        await added(tasks)
+    canceled, raised = domain.cancel_task(second, T0)
+    assert await tasks.save(canceled, stamp_all(raised, T0), T0) is not None
+    assert (await tasks.quota("cust-a")).pending_tasks == 1  # a task out of pending
+    await added(tasks)
+    await tasks.set_quota("cust-a", 0, None)  # pending: no limit
+    with pytest.raises(StorageQuotaExceeded):  # a fourth: bytes stay when a task is finished
+        await added(tasks)
+    other = await tasks.quota("cust-b")
+    assert (other.pending_tasks, other.stored_bytes, other.pending_tasks_limit_is) == (
+        0,
+        0,
+        "default",
+    )
+    reset = await tasks.set_quota("cust-a", "default", "default")
+    assert (reset.pending_tasks_limit_is, reset.stored_bytes_limit_is) == ("default", "default")
 
 
 async def every_page(tasks: Tasks, customer_id: str, **query: Any) -> list[str]:

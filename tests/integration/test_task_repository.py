@@ -211,7 +211,7 @@ class InsertCounter(monitoring.CommandListener):
         self.inserts: list[int] = []  # documents per insert command
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert":
+        if event.command_name == "insert" and event.command["insert"] == TASKS:
             self.inserts.append(len(event.command.get("documents", [])))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:

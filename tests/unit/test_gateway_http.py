@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.core.errors import Conflict, HumantaskError, NotFound, Unavailable
+from humantask_shared.core.errors import (
+    Conflict,
+    HumantaskError,
+    NotFound,
+    QuotaExceeded,
+    StorageQuotaExceeded,
+    Unavailable,
+)
 from humantask_shared.core.messages.commands import (
     CancelTask,
     ClaimWork,
@@ -606,6 +613,28 @@ async def test_domain_errors_map_to_their_status_with_the_services_message(
     assert ("Retry-After" in headers) == (status == 503)
     if status == 503:
         assert headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retry_after"),
+    [
+        (QuotaExceeded("quota: this customer has 5 pending tasks, as many as ..."), 429, "30"),
+        (StorageQuotaExceeded("quota: ... past its stored-bytes quota of 100"), 403, None),
+    ],
+)
+async def test_a_create_past_a_quota_is_429_or_403_naming_it(
+    gateway: GatewayFactory, error: HumantaskError, status: int, retry_after: str | None
+) -> None:
+    """Pending tasks drain as workers finish them: 429 and when to try again. Bytes do
+    not (only retention or the operator frees them): 403, retrying will not help."""
+    gw = await gateway()
+    gw.store.fail_with = error
+    reply_status, headers, body = await gw.call(
+        "POST", "/v1/task/categorize", CUSTOMER_KEY, json=SEED_TASK_JSON
+    )
+    assert (reply_status, body) == (status, {"status_code": status, "error": error.message})
+    assert body["error"].startswith("quota: ")
+    assert headers.get("Retry-After") == retry_after
 
 
 async def test_the_notifiers_errors_map_the_same_way(gateway: GatewayFactory) -> None:

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from humantask_shared.core.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    StorageQuotaExceeded,
+    Unavailable,
+)
 from humantask_shared.core.messages.commands import (
     CancelTask,
     ClaimWork,
@@ -35,6 +42,7 @@ from humantask_taskstore import customer_handlers, work_handlers
 from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.handler_table import HANDLERS
 from humantask_taskstore.ports import Dependencies
+from humantask_taskstore.repository.usage import QuotaLimits
 from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
 
 SEED: dict[str, Any] = {
@@ -218,6 +226,22 @@ async def test_a_forged_or_altered_next_token_is_400_naming_next_token(world: Wo
         await world.listed(limit=1, status="canceled", next_token=token)
     # The limit may change between pages; the token goes on where the page ended.
     assert len(await world.listed(limit=2, status="pending", next_token=token)) == 2
+
+
+async def test_a_create_past_a_quota_stores_and_publishes_nothing(world: World) -> None:
+    world.tasks.quotas = QuotaLimits(pending_tasks=2, stored_bytes=0)
+    first = await world.create()
+    await world.create()
+    with pytest.raises(QuotaExceeded, match=r"^quota: "):
+        await world.create()
+    assert len(world.outbox.published) == 2 and len(world.tasks.records) == 2
+    # Another customer, and the same customer once a task is no longer pending.
+    await world.create("cust-b")
+    await world.cancel(first.task_id)
+    await world.create()
+    world.tasks.quotas = QuotaLimits(pending_tasks=0, stored_bytes=10)
+    with pytest.raises(StorageQuotaExceeded, match=r"^quota: "):
+        await world.create("cust-c")
 
 
 async def test_cancel_cancels_once_and_publishes_once(world: World) -> None:

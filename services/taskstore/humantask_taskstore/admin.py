@@ -5,6 +5,9 @@
     humantask-admin customers revoke ID            the API key stops working
     humantask-admin customers rotate-key ID        {"customer_id", "api_key"}: the new key
     humantask-admin customers rotate-secret ID     {"customer_id", "callback_secret"}
+    humantask-admin customers set-quota ID [--pending-tasks N|default] [--stored-bytes N|default]
+                                                   the customer's quotas and usage (0: no limit)
+    humantask-admin customers quota ID             the same, changing nothing
     humantask-admin workers create --name NAME     {"worker_id", "token"}
     humantask-admin workers list | revoke ID | rotate-token ID
 
@@ -40,6 +43,7 @@ from humantask_shared.core.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
+from humantask_shared.core.messages.quotas import QuotaSetting, SetCustomerQuota
 from humantask_shared.core.timeutil import format_timestamp
 from humantask_shared.core.topology import COMMANDS_EXCHANGE
 from humantask_shared.runtime.broker import BROKER_ERRORS, open_channel
@@ -110,6 +114,16 @@ class Admin:
         name = "api_key" if role == "customer" else "token"
         return [{f"{role}_id": principal_id, name: credential}]
 
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> Output:
+        quota = await self._taskstore.send(
+            SetCustomerQuota(
+                customer_id=customer_id, pending_tasks=pending_tasks, stored_bytes=stored_bytes
+            )
+        )
+        return [quota.model_dump()]
+
     async def rotate_secret(self, customer_id: str) -> Output:
         rotated = await self._taskstore.send(RotateCallbackSecret(customer_id=customer_id))
         return [{"customer_id": customer_id, "callback_secret": rotated.callback_secret}]
@@ -119,6 +133,30 @@ def _non_empty(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return value
+
+
+def _quota(value: str) -> int | str:
+    if value == "default":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be a whole number (0: no limit) or default")
+    return number
+
+
+def _add_quota_commands(actions: Any) -> None:
+    quota = actions.add_parser(
+        "set-quota",
+        help="set the customer's quotas (0: no limit, default: the task-store's); "
+        "prints them with its usage",
+    )
+    quota.add_argument("id")
+    quota.add_argument("--pending-tasks", type=_quota, metavar="N|default")
+    quota.add_argument("--stored-bytes", type=_quota, metavar="N|default")
+    actions.add_parser("quota", help="print the customer's quotas and usage").add_argument("id")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
                 help="prints a new callback_secret; callbacks are signed with it from now on",
             )
             secret.add_argument("id")
+            _add_quota_commands(actions)
     return parser
 
 
@@ -168,6 +207,8 @@ def _command(admin: Admin, args: argparse.Namespace) -> Awaitable[Output]:
         "rotate-key": lambda: admin.rotate_credential(role, args.id),
         "rotate-token": lambda: admin.rotate_credential(role, args.id),
         "rotate-secret": lambda: admin.rotate_secret(args.id),
+        "set-quota": lambda: admin.set_quota(args.id, args.pending_tasks, args.stored_bytes),
+        "quota": lambda: admin.set_quota(args.id, None, None),
     }
     return actions[args.action]()
 

@@ -8,7 +8,8 @@ taking commands, finishes those in hand, then closes the connections:
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
   publisher bound into the handler table (`handler_table.bind_handlers`), served from
   `taskstore.commands` to the services each command is meant for;
-- the outbox relay (events a crash or a broker outage left behind) and the task gauges.
+- the outbox relay (events a crash or a broker outage left behind) and the task gauges;
+- the housekeeping: usage counters reconciled, expired tasks deleted (`housekeeping`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .crash_hook import ExitBeforePublishingCompletion
 from .cursors import CursorSigner
 from .gauges import task_gauges_watch
 from .handler_table import bind_handlers
+from .housekeeping import housekeeping
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox
 from .repository import (
@@ -65,7 +67,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
     events = await declare_exchange(channel, EVENTS_EXCHANGE)
     database = app[database_key]
-    tasks = TaskRepository(database, settings.list_limits())
+    tasks = TaskRepository(database, settings.list_limits(), settings.quota_limits())
     outbox = OutboxPublisher(OutboxStore(database), events)
     handlers_outbox: Outbox = outbox
     if settings.humantask_test_exit_after_completion_write:
@@ -111,6 +113,12 @@ async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Usage counters reconciled, and expired tasks deleted (`housekeeping`)."""
+    async with housekeeping(app[database_key], app[settings_key]):
+        yield
+
+
 def create_app(settings: TaskStoreSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
@@ -123,6 +131,7 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
             commands_ctx,
             outbox_relay_ctx,
             task_gauges_ctx,
+            housekeeping_ctx,
         ]
     )
     return app

@@ -16,6 +16,7 @@ from typing import Protocol
 from humantask_shared.core.messages.commands import Account, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 
 from .domain import TaskRecord
@@ -63,6 +64,17 @@ class Tasks(Protocol):
         """A page of the customer's tasks, newest first, after `cursor` (where the page
         before ended) when given, and where the next one starts. A page ends early
         rather than pass its byte budget, and always holds a task if any is left."""
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        """The customer's quotas and its usage: pending tasks (`add` reserves one, a
+        change out of `pending` gives it back) and bytes stored (`add` reserves the
+        task's size; past either quota `add` raises `QuotaExceeded` or
+        `StorageQuotaExceeded` and stores nothing)."""
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        """Set the customer's own limits (a number, 0: none; "default"; None: unchanged)."""
 
 
 class Accounts(Protocol):

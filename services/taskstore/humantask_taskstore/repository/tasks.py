@@ -21,8 +21,10 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_shared.core.timeutil import as_utc
 from humantask_shared.runtime.mongo import Document, is_unique_conflict
@@ -30,7 +32,14 @@ from humantask_shared.runtime.mongo import Document, is_unique_conflict
 from ..batching import GroupWriter
 from ..domain import TaskRecord
 from ..ports import TaskExists
-from .documents import TASKS, outbox_entries, record_fields, task_document, task_record
+from .documents import (
+    TASKS,
+    outbox_entries,
+    record_fields,
+    task_bytes,
+    task_document,
+    task_record,
+)
 from .indexes import (
     LIST_BY_STATUS_INDEX,
     LIST_INDEX,
@@ -44,6 +53,7 @@ from .indexes import (
 )
 from .listing import ListLimits, TaskLists
 from .spans import ClaimSpans
+from .usage import CustomerUsage, QuotaLimits
 
 # A new task, its events and when: what `TaskRepository.add` writes.
 NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
@@ -54,6 +64,12 @@ MAX_INSERTS_PER_WRITE = 128
 RACE_ATTEMPTS = 3
 
 
+def leaves_pending(events: Sequence[StampedEvent]) -> bool:
+    """Whether a change took its task out of `pending` (the domain raises one of these
+    exactly then)."""
+    return any(isinstance(stamped.event, (TaskCompleted, TaskCanceled)) for stamped in events)
+
+
 @dataclass(frozen=True)
 class WorkerPool:
     pending: int  # tasks waiting for a worker
@@ -62,9 +78,15 @@ class WorkerPool:
 
 
 class TaskRepository:
-    def __init__(self, db: AsyncDatabase[Document], lists: ListLimits | None = None) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        lists: ListLimits | None = None,
+        quotas: QuotaLimits | None = None,
+    ) -> None:
         self._tasks = db[TASKS]
         self._lists = TaskLists(self._tasks, lists or ListLimits())
+        self._usage = CustomerUsage(db, quotas or QuotaLimits())
         self._inserts: GroupWriter[NewTask] = GroupWriter(self._insert_group, MAX_INSERTS_PER_WRITE)
         self._claim_spans = ClaimSpans()
 
@@ -82,12 +104,64 @@ class TaskRepository:
         """Insert a new task with its events in its outbox; concurrent adds share one
         `insert_many` (`GroupWriter`). Raises `TaskExists` when the task id or the
         customer's `unique_id` is taken; no read before: the unique indexes decide, and
-        only a duplicate costs more round trips."""
+        only a duplicate costs more round trips. The customer's quotas are reserved
+        first (`usage`, once per customer in the group): past one, `QuotaExceeded` or
+        `StorageQuotaExceeded`, and nothing is stored."""
         await self._inserts.submit((record, events, now))
 
     async def _insert_group(
         self, group: builtins.list[NewTask]
     ) -> builtins.list[BaseException | None]:
+        outcomes: builtins.list[BaseException | None] = [None] * len(group)
+        admitted = await self._reserve(group, outcomes)
+        inserted = await self._insert_all([group[index] for index in admitted])
+        not_stored: dict[str, tuple[int, int]] = {}
+        for index, outcome in zip(admitted, inserted, strict=True):
+            outcomes[index] = outcome
+            if isinstance(outcome, (TaskExists, Unavailable)):  # its reservation goes back
+                record = group[index][0]
+                count, size = not_stored.get(record.customer_id, (0, 0))
+                not_stored[record.customer_id] = (count + 1, size + task_bytes(record))
+        # Any other failure may have inserted it: that reservation stays (reconciled later).
+        now = group[0][2]
+        for customer_id, (count, size) in not_stored.items():
+            await self._usage.give_back(customer_id, count, size, now)
+        return outcomes
+
+    async def _reserve(
+        self, group: builtins.list[NewTask], outcomes: builtins.list[BaseException | None]
+    ) -> builtins.list[int]:
+        """Reserve each customer's new tasks at once; when they do not all fit, one at a
+        time, in order. The indexes of those admitted; `outcomes` says why the others
+        were not."""
+        by_customer: dict[str, builtins.list[int]] = {}
+        for index, (record, _, _) in enumerate(group):
+            by_customer.setdefault(record.customer_id, []).append(index)
+        admitted: builtins.list[int] = []
+        for customer_id, indexes in by_customer.items():
+            sizes = [task_bytes(group[index][0]) for index in indexes]
+            now = group[indexes[0]][2]
+            try:
+                await self._usage.reserve(customer_id, now, len(indexes), sum(sizes))
+                admitted += indexes
+                continue
+            except (QuotaExceeded, StorageQuotaExceeded) as exc:
+                if len(indexes) == 1:
+                    outcomes[indexes[0]] = exc
+                    continue
+            for index, size in zip(indexes, sizes, strict=True):
+                try:
+                    await self._usage.reserve(customer_id, now, 1, size)
+                    admitted.append(index)
+                except (QuotaExceeded, StorageQuotaExceeded) as exc:
+                    outcomes[index] = exc
+        return sorted(admitted)
+
+    async def _insert_all(
+        self, group: builtins.list[NewTask]
+    ) -> builtins.list[BaseException | None]:
+        if not group:
+            return []
         documents = [task_document(record, events, now) for record, events, now in group]
         try:
             await self._tasks.insert_many(documents, ordered=False)
@@ -147,7 +221,21 @@ class TaskRepository:
             update,
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else task_record(doc)
+        if doc is None:
+            return None
+        if leaves_pending(events):  # raised once per task: only one save of a version wins
+            await self._usage.give_back(record.customer_id, 1, 0, now)
+        return task_record(doc)
+
+    # --- quotas ---------------------------------------------------------------------------
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        return await self._usage.quota(customer_id)
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        return await self._usage.set_quota(customer_id, pending_tasks, stored_bytes)
 
     # --- the worker pool ----------------------------------------------------------------
 
