@@ -5,7 +5,7 @@
 - `callback_attempts`, `_id` = `<task id>:<attempt>`: one per claimed attempt, with its
   outcome once known. Inserting it *is* the claim: a second insert of the same id fails,
   so one attempt number is sent by one process only. These records are the customer's
-  callback log, so they stay.
+  callback log: they stay, for TASK_RETENTION_DAYS when it is set (`retention`).
 """
 
 from __future__ import annotations
