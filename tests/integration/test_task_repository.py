@@ -39,6 +39,7 @@ from humantask_taskstore.repository import (
     TaskRepository,
     ensure_indexes,
     indexes,
+    listing,
 )
 from humantask_taskstore.repository.accounts import CREDENTIALS, CUSTOMERS
 from humantask_taskstore.repository.documents import TASKS
@@ -731,13 +732,20 @@ async def _explain_find(
     sort: list[Any],
     limit: int,
     hint: str | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    find: dict[str, Any] = {"find": TASKS, "filter": criteria, "limit": limit}
+    find: dict[str, Any] = {"find": TASKS, "filter": criteria, "limit": limit, **options}
     if sort:
         find["sort"] = dict(sort)
     if hint:
         find["hint"] = hint
     explained = await db.command("explain", find, verbosity="queryPlanner")
+    return explained["queryPlanner"]
+
+
+async def _explain_count(db: AsyncDatabase, criteria: dict[str, Any], hint: str) -> Any:
+    count = {"count": TASKS, "query": criteria, "limit": 1_000, "hint": hint}
+    explained = await db.command("explain", count, verbosity="queryPlanner")
     return explained["queryPlanner"]
 
 
@@ -773,6 +781,37 @@ async def test_the_hot_queries_use_an_index(db: AsyncDatabase, crowded: None) ->
         indexes.LEASE_INDEX: await _explain_find(db, indexes.live_lease("alice", now), [], 1),
         indexes.OUTBOX_INDEX: await _explain_find(db, {"outbox_at": {"$lt": now}}, [], 1),
     }
+    span = {"customer_id": "cust-3", "created_at": {"$gte": T0, "$lt": now}}
+    more_plans = {
+        # A list: spans above the page counted, the page's keys (its size) skipped to.
+        ("count", indexes.LIST_INDEX): await _explain_count(db, span, indexes.LIST_INDEX),
+        ("keys", indexes.LIST_INDEX): await _explain_find(
+            db,
+            span,
+            [("created_at", -1), ("_id", -1)],
+            101,
+            hint=indexes.LIST_INDEX,
+            skip=10,
+            projection=listing.KEY_FIELDS,
+        ),
+        ("page", "_id_"): await _explain_find(
+            db, {"_id": {"$in": [ObjectId(), ObjectId()]}}, [], 2, projection=listing.NOT_LISTED
+        ),
+        # A customer's pending tasks, counted when its usage counter starts or reconciles.
+        ("pending", indexes.LIST_BY_STATUS_INDEX): await _explain_count(
+            db, {"customer_id": "cust-3", "status": "pending"}, indexes.LIST_BY_STATUS_INDEX
+        ),
+        # Retention: the finished tasks that ended long ago.
+        **{
+            ("retention", index): await _explain_find(
+                db, indexes.expired(status, now), [], 500, hint=index
+            )
+            for status, index in indexes.RETENTION_INDEXES.items()
+        },
+    }
+    for (query, index), plan in more_plans.items():
+        assert not _scans_collection(plan), (query, index, plan)
+        assert index in _index_names(plan), (query, index, plan)
     for index, plan in plans.items():
         assert not _scans_collection(plan), (index, plan)
         # The list may use either of the customer's indexes; the others have one fit.
