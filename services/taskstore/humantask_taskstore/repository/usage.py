@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -46,6 +45,11 @@ class QuotaLimits:
     stored_bytes: int = 10 * 1024**3
 
 
+def _own_limits(doc: dict[str, Any]) -> tuple[int | None, int | None]:
+    """The customer's own limits (None: the default)."""
+    return doc.get("pending_limit"), doc.get("bytes_limit")
+
+
 def _limit(doc: dict[str, Any], field: str, default: int) -> int:
     value = doc.get(field)
     return default if value is None else int(value)
@@ -56,42 +60,57 @@ class CustomerUsage:
         self._usage = db[USAGE]
         self._tasks = db[TASKS]
         self._defaults = defaults
+        # Each customer's own limits as last read: the usual reservation is one write
+        # (a limit set since makes it miss, and it is read again).
+        self._seen: dict[str, tuple[int | None, int | None]] = {}
 
     async def reserve(self, customer_id: str, now: datetime, count: int, size: int) -> None:
         """Count `count` new pending tasks of `size` bytes together, or raise
         `QuotaExceeded` (pending tasks) or `StorageQuotaExceeded` (bytes) and count
         nothing."""
-        doc = await self._current(customer_id)
+        own = self._seen.get(customer_id)
+        if own is None:
+            own = _own_limits(await self._current(customer_id))
         for _ in range(RESERVE_ATTEMPTS):
-            pending_limit = _limit(doc, "pending_limit", self._defaults.pending_tasks)
-            bytes_limit = _limit(doc, "bytes_limit", self._defaults.stored_bytes)
+            pending_limit, bytes_limit = self._effective(own)
+            # Room for them under the limits decided on (set meanwhile: no match).
             room: dict[str, Any] = {
                 "_id": customer_id,
-                # The limits decided on: set meanwhile, they are read again.
-                "pending_limit": doc.get("pending_limit"),
-                "bytes_limit": doc.get("bytes_limit"),
+                "pending_limit": own[0],
+                "bytes_limit": own[1],
             }
             if pending_limit:
                 room["pending"] = {"$lte": pending_limit - count}
             if bytes_limit:
                 room["bytes"] = {"$lte": bytes_limit - size}
-            reserved = await self._usage.find_one_and_update(
-                room, self._change(count, size, now), return_document=ReturnDocument.AFTER
-            )
-            if reserved is not None:
+            reserved = await self._usage.update_one(room, self._change(count, size, now))
+            if reserved.matched_count:
+                self._seen[customer_id] = own
                 return
             doc = await self._current(customer_id)
+            if _own_limits(doc) != own:  # the limits changed: try again with them
+                own = _own_limits(doc)
+                continue
             if pending_limit and doc["pending"] + count > pending_limit:
                 raise QuotaExceeded(
-                    f"quota: this customer has {pending_limit} pending tasks, as many as its "
-                    "pending-tasks quota allows; retry once some are completed or canceled"
+                    f"quota: this customer has {doc['pending']} pending tasks and its "
+                    f"pending-tasks quota is {pending_limit}; retry once some are completed "
+                    "or canceled"
                 )
             if bytes_limit and doc["bytes"] + size > bytes_limit:
                 raise StorageQuotaExceeded(
                     f"quota: this customer's tasks take {doc['bytes']} bytes and would take "
                     f"{size} more, past its stored-bytes quota of {bytes_limit}"
                 )
-        raise QuotaExceeded("quota: the customer's quotas are changing; retry in a moment")
+            # Room again (a task finished meanwhile): try again.
+        raise QuotaExceeded("quota: the customer's usage is changing fast; retry in a moment")
+
+    def _effective(self, own: tuple[int | None, int | None]) -> tuple[int, int]:
+        pending, stored = own
+        return (
+            self._defaults.pending_tasks if pending is None else pending,
+            self._defaults.stored_bytes if stored is None else stored,
+        )
 
     async def give_back(self, customer_id: str, pending: int, size: int, now: datetime) -> None:
         """Count `pending` fewer pending tasks and `size` fewer bytes."""
