@@ -35,7 +35,8 @@ RETENTION_DELETED = Counter(
     "Completed and canceled tasks deleted past TASK_RETENTION_DAYS",
 )
 USAGE_RECONCILED = Counter(
-    "humantask_usage_reconciled_total", "Customer usage counters set again from their tasks"
+    "humantask_usage_reconciled_total",
+    "Customer usage counters found wrong and set again from their tasks",
 )
 # Batches one retention run deletes at most, so that a run ends and the next one starts
 # from a fresh look (a first run on a large backlog takes several).

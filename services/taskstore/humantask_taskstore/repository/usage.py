@@ -133,9 +133,9 @@ class CustomerUsage:
 
     async def reconcile(self, now: datetime, quiet: timedelta) -> int:
         """Set each counter that changed since it was last reconciled, and not within
-        `quiet`, to what its customer's tasks say; how many were. A change meanwhile
-        (`seq`) leaves a counter for the next round."""
-        reconciled = 0
+        `quiet`, to what its customer's tasks say; how many were wrong. A change
+        meanwhile (`seq`) leaves a counter for the next round."""
+        corrected = 0
         cursor = self._usage.find({"changed_at": {"$lt": now - quiet}})
         async for doc in cursor:
             if doc.get("reconciled_at") is not None and doc["reconciled_at"] >= doc["changed_at"]:
@@ -145,8 +145,9 @@ class CustomerUsage:
                 {"_id": doc["_id"], "seq": doc["seq"]},
                 {"$set": {"pending": pending, "bytes": stored, "reconciled_at": now}},
             )
-            reconciled += result.modified_count
-        return reconciled
+            if result.modified_count and (pending, stored) != (doc["pending"], doc["bytes"]):
+                corrected += 1
+        return corrected
 
     async def _current(self, customer_id: str) -> dict[str, Any]:
         """The customer's counter, started from its tasks the first time: its pending
