@@ -10,6 +10,7 @@ lists cost a page whatever their offset (`listing`).
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,31 +132,34 @@ class TaskRepository:
     async def _reserve(
         self, group: builtins.list[NewTask], outcomes: builtins.list[BaseException | None]
     ) -> builtins.list[int]:
-        """Reserve each customer's new tasks at once; when they do not all fit, one at a
-        time, in order. The indexes of those admitted; `outcomes` says why the others
-        were not."""
+        """Reserve each customer's new tasks at once (the customers side by side); when
+        they do not all fit, one at a time, in order. The indexes of those admitted;
+        `outcomes` says why the others were not."""
         by_customer: dict[str, builtins.list[int]] = {}
         for index, (record, _, _) in enumerate(group):
             by_customer.setdefault(record.customer_id, []).append(index)
-        admitted: builtins.list[int] = []
-        for customer_id, indexes in by_customer.items():
+
+        async def reserve(customer_id: str, indexes: builtins.list[int]) -> builtins.list[int]:
             sizes = [task_bytes(group[index][0]) for index in indexes]
             now = group[indexes[0]][2]
             try:
                 await self._usage.reserve(customer_id, now, len(indexes), sum(sizes))
-                admitted += indexes
-                continue
+                return indexes
             except (QuotaExceeded, StorageQuotaExceeded) as exc:
                 if len(indexes) == 1:
                     outcomes[indexes[0]] = exc
-                    continue
+                    return []
+            admitted = []
             for index, size in zip(indexes, sizes, strict=True):
                 try:
                     await self._usage.reserve(customer_id, now, 1, size)
                     admitted.append(index)
                 except (QuotaExceeded, StorageQuotaExceeded) as exc:
                     outcomes[index] = exc
-        return sorted(admitted)
+            return admitted
+
+        reserved = await asyncio.gather(*(reserve(c, i) for c, i in by_customer.items()))
+        return sorted(index for indexes in reserved for index in indexes)
 
     async def _insert_all(
         self, group: builtins.list[NewTask]
