@@ -32,6 +32,7 @@ from humantask_shared.core.errors import Unauthorized
 from humantask_shared.core.messages.base import Command, ResultT
 from humantask_shared.core.messages.commands import (
     CreateCustomer,
+    EnsureCustomer,
     GetCallbackSecret,
     RotateCallbackSecret,
 )
@@ -382,7 +383,8 @@ async def test_the_task_store_takes_each_command_only_from_its_sender(
     secured: LeastPrivilegeStack,
 ) -> None:
     """The broker vouches for a command's user_id; the task-store checks it against the
-    command's senders: the gateway cannot create customers or read callback secrets."""
+    command's senders: the gateway cannot create customers (with the demo off, not even
+    through `customer.ensure`) or read callback secrets."""
 
     async def send(service: str, command: Command[ResultT]) -> ResultT:
         connection = await aio_pika.connect_robust(secured.users.url(service))
@@ -401,6 +403,12 @@ async def test_the_task_store_takes_each_command_only_from_its_sender(
         await send("gateway", create)
     with pytest.raises(Unauthorized):
         await send("gateway", GetCallbackSecret(customer_id=customer["customer_id"]))
+    # The demo is off in this task-store: the gateway's `customer.ensure` makes nobody.
+    minted = new_api_key()
+    ensure = EnsureCustomer(customer_name="minted", credential_hash=credential_hash(minted))
+    with pytest.raises(Unauthorized, match="HUMANTASK_DEMO_API_KEY"):
+        await send("gateway", ensure)
+    assert "minted" not in [line["name"] for line in secured.admin_lines("customers", "list")]
     with pytest.raises(Unauthorized):
         await send("notifier", RotateCallbackSecret(customer_id=customer["customer_id"]))
     answer = await send("notifier", GetCallbackSecret(customer_id=customer["customer_id"]))

@@ -31,7 +31,7 @@ from humantask_notifier.retries import RetryScheduler
 from humantask_notifier.sender import CallbackSender, create_session
 from humantask_notifier.signing_keys import CallbackSecrets
 from humantask_shared.core.broker_access import BrokerIdentities
-from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.commands import GetCallbackSecret
 from humantask_shared.core.messages.events import CredentialChanged, TaskCompleted
 from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
@@ -44,6 +44,7 @@ from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.publishing import publish_event, stamp_all
 from humantask_taskstore import domain
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.customer_handlers import get_callback_secret
 from humantask_taskstore.domain import TaskRecord
 from humantask_taskstore.outbox import OutboxPublisher
@@ -61,6 +62,7 @@ from humantask_taskstore.repository import (
     TaskRepository,
     ensure_indexes,
 )
+from humantask_taskstore.repository.documents import task_bytes
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.fakes import (
     FakeAccounts,
@@ -188,16 +190,44 @@ async def test_claims_lease_the_oldest_pending_task_one_per_worker(tasks: Tasks)
     assert carol is not None and carol.task_id == oldest.task_id
 
 
+@implementations
+async def test_quotas_count_pending_tasks_and_bytes_and_refuse_past_them(tasks: Tasks) -> None:
+    record = await added(tasks)
+    size = task_bytes(record)
+    quota = await tasks.set_quota("cust-a", 2, 3 * size)
+    assert (quota.pending_tasks, quota.stored_bytes) == (1, size)
+    assert (quota.pending_tasks_limit_is, quota.stored_bytes_limit_is) == ("customer", "customer")
+    second = await added(tasks)
+    with pytest.raises(QuotaExceeded):
+        await added(tasks)
+    canceled, raised = domain.cancel_task(second, T0)
+    assert await tasks.save(canceled, stamp_all(raised, T0), T0) is not None
+    assert (await tasks.quota("cust-a")).pending_tasks == 1  # a task out of pending
+    await added(tasks)
+    await tasks.set_quota("cust-a", 0, None)  # pending: no limit
+    with pytest.raises(StorageQuotaExceeded):  # a fourth: bytes stay when a task is finished
+        await added(tasks)
+    other = await tasks.quota("cust-b")
+    assert (other.pending_tasks, other.stored_bytes, other.pending_tasks_limit_is) == (
+        0,
+        0,
+        "default",
+    )
+    reset = await tasks.set_quota("cust-a", "default", "default")
+    assert (reset.pending_tasks_limit_is, reset.stored_bytes_limit_is) == ("default", "default")
+
+
 async def every_page(tasks: Tasks, customer_id: str, **query: Any) -> list[str]:
     """The task ids of every page of a list, following `next_token`."""
     ids: list[str] = []
     page_query = TaskListQuery.model_validate(query)
+    cursor = None
     while True:
-        records, next_token = await tasks.list(customer_id, page_query, T0 + timedelta(days=1))
+        records, cursor = await tasks.list(customer_id, page_query, T0 + timedelta(days=1), cursor)
         ids += [record.task_id for record in records]
-        if next_token is None:
+        if cursor is None:
             return ids
-        page_query = page_query.model_copy(update={"next_token": next_token, "offset": 0})
+        page_query = page_query.model_copy(update={"offset": 0})
 
 
 @implementations
@@ -704,6 +734,7 @@ async def real_signing_keys(
         outbox=RecordingOutbox(),
         announce=RecordingAnnouncer(),
         work_lease_seconds=60,
+        list_tokens=CursorSigner(bytes(32)),
     )
     user = "guest"
     server = CommandServer(

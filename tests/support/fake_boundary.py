@@ -40,7 +40,14 @@ from humantask_shared.core.messages.commands import (
     Role,
     SubmitWork,
 )
-from humantask_shared.core.models import ListCursor, Task, TaskPage, TaskParams, TaskResponse
+from humantask_shared.core.models import (
+    NEXT_TOKEN_SIGNATURE_LENGTH,
+    ListCursor,
+    Task,
+    TaskPage,
+    TaskParams,
+    TaskResponse,
+)
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.worker_models import (
     ClaimResult,
@@ -130,12 +137,16 @@ class FakeTaskStore(FakeService):
                 mine.sort(key=lambda task: task.created_at, reverse=True)
                 page = mine[query.offset : query.offset + query.limit]
                 more = len(mine) > query.offset + query.limit
+                last = page[-1] if more and page else None
+                # Shaped like the task-store's (which alone checks the signature).
                 next_token = (
-                    ListCursor(
-                        created_at=page[-1].created_at, task_id=page[-1].task_id, span_seconds=1
-                    )
-                    if more and page
-                    else None
+                    None
+                    if last is None
+                    else ListCursor(
+                        created_at=last.created_at, task_id=last.task_id, span_seconds=1
+                    ).payload()
+                    + "."
+                    + "s" * NEXT_TOKEN_SIGNATURE_LENGTH
                 )
                 return TaskPage(tasks=page, next_token=next_token)
             case ClaimWork(worker_id=worker_id):

@@ -29,12 +29,16 @@ from humantask_notifier.domain import (
     delivery_id,
 )
 from humantask_notifier.ports import SendResult
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded
 from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_taskstore.domain import TaskRecord, holds_live_lease
 from humantask_taskstore.ports import TaskExists
+from humantask_taskstore.repository.documents import task_bytes
+from humantask_taskstore.repository.usage import QuotaLimits
 
 # -- the task-store ----------------------------------------------------------------------
 
@@ -45,6 +49,9 @@ class FakeTasks:
 
     records: dict[str, TaskRecord] = field(default_factory=dict)
     outboxes: dict[str, list[StampedEvent]] = field(default_factory=dict)
+    # The defaults, and the limits set per customer (field -> limit; None: the default).
+    quotas: QuotaLimits = field(default_factory=QuotaLimits)
+    own_limits: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
         record = self.records.get(task_id)
@@ -53,6 +60,12 @@ class FakeTasks:
         return record
 
     async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
+        quota = await self.quota(record.customer_id)
+        if quota.pending_tasks_limit and quota.pending_tasks >= quota.pending_tasks_limit:
+            raise QuotaExceeded(f"quota: {quota.pending_tasks_limit} pending tasks")
+        limit = quota.stored_bytes_limit
+        if limit and quota.stored_bytes + task_bytes(record) > limit:
+            raise StorageQuotaExceeded(f"quota: past the stored-bytes quota of {limit}")
         existing = self.records.get(record.task_id)
         if existing is None and record.unique_id is not None:
             existing = next(
@@ -101,7 +114,11 @@ class FakeTasks:
         return self._write(leased, [])
 
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
         def wanted(record: TaskRecord) -> bool:
             return (
@@ -116,7 +133,6 @@ class FakeTasks:
             return record.created_at, record.task_id
 
         found = sorted(filter(wanted, self.records.values()), key=newest_first, reverse=True)
-        cursor = query.next_token
         if cursor is not None:
             after = (cursor.created_at, cursor.task_id)
             found = [record for record in found if newest_first(record) < after]
@@ -125,6 +141,30 @@ class FakeTasks:
             return page, None
         last = page[-1]
         return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        """Counted from the records themselves: what the real counters promise to be."""
+        mine = [record for record in self.records.values() if record.customer_id == customer_id]
+        own = self.own_limits.get(customer_id, {})
+        pending_own, bytes_own = own.get("pending_limit"), own.get("bytes_limit")
+        return CustomerQuota(
+            customer_id=customer_id,
+            pending_tasks=sum(record.status == "pending" for record in mine),
+            pending_tasks_limit=self.quotas.pending_tasks if pending_own is None else pending_own,
+            pending_tasks_limit_is="default" if pending_own is None else "customer",
+            stored_bytes=sum(task_bytes(record) for record in mine),
+            stored_bytes_limit=self.quotas.stored_bytes if bytes_own is None else bytes_own,
+            stored_bytes_limit_is="default" if bytes_own is None else "customer",
+        )
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        own = self.own_limits.setdefault(customer_id, {})
+        for setting, name in ((pending_tasks, "pending_limit"), (stored_bytes, "bytes_limit")):
+            if setting is not None:
+                own[name] = None if setting == "default" else setting
+        return await self.quota(customer_id)
 
     def _write(self, record: TaskRecord, events: Sequence[StampedEvent]) -> TaskRecord:
         self.records[record.task_id] = record

@@ -8,8 +8,8 @@
 - `callback_attempts`, `_id` = `<delivery id>:<attempt>`: one per claimed attempt, with
   its outcome once known (and `delivery`, its delivery's number: 1 when absent).
   Inserting it *is* the claim: a second insert of the same id fails, so one attempt
-  number is sent by one process only. These records are the customer's callback log,
-  so they stay.
+  number is sent by one process only. These records are the customer's callback log:
+  they stay, for TASK_RETENTION_DAYS when it is set (`retention`).
 """
 
 from __future__ import annotations

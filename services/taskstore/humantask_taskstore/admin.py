@@ -7,6 +7,9 @@
     humantask-admin customers rotate-secret ID [--overlap 24h]
                                                    {"customer_id", "callback_secret",
                                                     "previous_secret_signs_until"}
+    humantask-admin customers set-quota ID [--pending-tasks N|default] [--stored-bytes N|default]
+                                                   the customer's quotas and usage (0: no limit)
+    humantask-admin customers quota ID             the same, changing nothing
     humantask-admin workers create --name NAME     {"worker_id", "token"}
     humantask-admin workers list | revoke ID | rotate-token ID
     humantask-admin callbacks failed --since WHEN [--customer ID] [--limit N]
@@ -67,6 +70,7 @@ from humantask_shared.core.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
+from humantask_shared.core.messages.quotas import QuotaSetting, SetCustomerQuota
 from humantask_shared.core.timeutil import format_timestamp, utcnow
 from humantask_shared.core.topology import COMMANDS_EXCHANGE, NOTIFIER_COMMANDS_EXCHANGE
 from humantask_shared.runtime.broker import BROKER_ERRORS, open_channel
@@ -167,6 +171,16 @@ class Admin:
                 "previous_secret_signs_until": None if until is None else format_timestamp(until),
             }
         ]
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> Output:
+        quota = await self._taskstore.send(
+            SetCustomerQuota(
+                customer_id=customer_id, pending_tasks=pending_tasks, stored_bytes=stored_bytes
+            )
+        )
+        return [quota.model_dump()]
 
     # -- callbacks: the notifier's --------------------------------------------------------
 
@@ -299,6 +313,30 @@ def _non_empty(value: str) -> str:
     return value
 
 
+def _quota(value: str) -> int | str:
+    if value == "default":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be a whole number (0: no limit) or default")
+    return number
+
+
+def _add_quota_commands(actions: Any) -> None:
+    quota = actions.add_parser(
+        "set-quota",
+        help="set the customer's quotas (0: no limit, default: the task-store's); "
+        "prints them with its usage",
+    )
+    quota.add_argument("id")
+    quota.add_argument("--pending-tasks", type=_quota, metavar="N|default")
+    quota.add_argument("--stored-bytes", type=_quota, metavar="N|default")
+    actions.add_parser("quota", help="print the customer's quotas and usage").add_argument("id")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="humantask-admin",
@@ -339,6 +377,7 @@ def _parser() -> argparse.ArgumentParser:
                 help="how long callbacks carry the old secret's signature too (30m, 24h, 7d; "
                 "0: not at all); default 24h",
             )
+            _add_quota_commands(actions)
     _callback_parsers(groups)
     _dead_letter_parsers(groups)
     return parser
@@ -422,6 +461,8 @@ def _command(admin: Admin, args: argparse.Namespace) -> Awaitable[Output]:
         "rotate-key": lambda: admin.rotate_credential(role, args.id),
         "rotate-token": lambda: admin.rotate_credential(role, args.id),
         "rotate-secret": lambda: admin.rotate_secret(args.id, args.overlap),
+        "set-quota": lambda: admin.set_quota(args.id, args.pending_tasks, args.stored_bytes),
+        "quota": lambda: admin.set_quota(args.id, None, None),
     }
     return actions[args.action]()
 

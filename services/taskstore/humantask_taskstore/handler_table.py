@@ -30,9 +30,10 @@ from humantask_shared.core.messages.commands import (
     RotateCredential,
     SubmitWork,
 )
+from humantask_shared.core.messages.quotas import SetCustomerQuota
 from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
 
-from . import account_handlers, customer_handlers, work_handlers
+from . import account_handlers, customer_handlers, quota_handlers, work_handlers
 from .ports import Dependencies
 
 HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
@@ -56,6 +57,7 @@ HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
         RevokeAccount: account_handlers.revoke_account,
         RotateCredential: account_handlers.rotate_credential,
         RotateCallbackSecret: account_handlers.rotate_callback_secret,
+        SetCustomerQuota: quota_handlers.set_customer_quota,
     }
 )
 

@@ -16,6 +16,7 @@ from typing import Protocol
 from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 
 from .domain import TaskRecord
@@ -54,9 +55,26 @@ class Tasks(Protocol):
         leased to it now; None when the pool is empty. One live lease per worker."""
 
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks, newest first, and where the next one starts."""
+        """A page of the customer's tasks, newest first, after `cursor` (where the page
+        before ended) when given, and where the next one starts. A page ends early
+        rather than pass its byte budget, and always holds a task if any is left."""
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        """The customer's quotas and its usage: pending tasks (`add` reserves one, a
+        change out of `pending` gives it back) and bytes stored (`add` reserves the
+        task's size; past either quota `add` raises `QuotaExceeded` or
+        `StorageQuotaExceeded` and stores nothing)."""
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        """Set the customer's own limits (a number, 0: none; "default"; None: unchanged)."""
 
 
 class Accounts(Protocol):
@@ -104,6 +122,17 @@ class Accounts(Protocol):
         (None: it is dropped). False if there is no such customer."""
 
 
+class ListTokens(Protocol):
+    """The `next_token`s of lists, signed so that only cursors the task-store made come
+    back (`cursors.CursorSigner`)."""
+
+    def sign(self, cursor: ListCursor, customer_id: str, query: TaskListQuery) -> str: ...
+
+    def verify(self, token: str, customer_id: str, query: TaskListQuery) -> ListCursor:
+        """The cursor of a token signed for this customer and query's filters; otherwise
+        `InvalidRequest` naming `next_token`."""
+
+
 class Outbox(Protocol):
     def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
         """Publish events already written to the task's outbox, in the background."""
@@ -122,3 +151,7 @@ class Dependencies:
     outbox: Outbox
     announce: AnnounceCredentialChange
     work_lease_seconds: float
+    list_tokens: ListTokens
+    # The SHA-256 of the task-store's own HUMANTASK_DEMO_API_KEY: the one key
+    # `customer.ensure` may make a customer for (None: the demo is off, it makes none).
+    demo_customer_key_hash: str | None = None

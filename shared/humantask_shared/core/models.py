@@ -299,7 +299,9 @@ class ListCursor(BaseModel):
     (`created_at`, `task_id`) that ended the page before, newest first. `span_seconds` is
     the span of creation times that filled that page, where the next one looks first.
 
-    On the wire it is the opaque `next_token`: URL-safe base64 of a short JSON array."""
+    On the wire it is the `next_token`: `<payload>.<signature>`, the payload URL-safe
+    base64 of a short JSON array, the signature the task-store's (an HMAC over the payload,
+    the customer and the query's filters: a token it did not give out is refused)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -307,14 +309,14 @@ class ListCursor(BaseModel):
     task_id: Annotated[str, Field(pattern=TASK_ID_PATTERN.pattern)]
     span_seconds: Annotated[float, Field(gt=0, le=MAX_LIST_SPAN_SECONDS)]
 
-    def encode(self) -> str:
+    def payload(self) -> str:
         fields = [round(self.created_at.timestamp() * 1000), self.task_id, self.span_seconds]
         return base64.urlsafe_b64encode(orjson.dumps(fields)).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, token: str) -> ListCursor:
+    def from_payload(cls, payload: str) -> ListCursor:
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
             millis, task_id, span = orjson.loads(raw)
             created_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
             return cls(created_at=created_at, task_id=task_id, span_seconds=span)
@@ -325,20 +327,37 @@ class ListCursor(BaseModel):
             TypeError,
             OverflowError,
         ) as exc:
-            raise ValueError("is not a next_token this API gave out") from exc
+            raise ValueError(NOT_OUR_TOKEN) from exc
 
 
-def _cursor_from_token(value: Any) -> Any:
-    return ListCursor.decode(value) if isinstance(value, str) else value
+NOT_OUR_TOKEN = "is not a next_token this API gave out"
+# A payload of at most ~80 characters, a dot, and 22 characters of signature (16 bytes).
+MAX_NEXT_TOKEN_LENGTH = 200
+NEXT_TOKEN_SIGNATURE_LENGTH = 22
+_TOKEN_SIGNATURE = re.compile(rf"^[A-Za-z0-9_-]{{{NEXT_TOKEN_SIGNATURE_LENGTH}}}$")
+
+
+def split_next_token(token: str) -> tuple[ListCursor, str]:
+    """The cursor a `next_token` carries and its signature, unchecked (the task-store
+    checks the signature); ValueError when the token is not shaped like one."""
+    payload, dot, signature = token.rpartition(".")
+    if not dot or not _TOKEN_SIGNATURE.match(signature):
+        raise ValueError(NOT_OUR_TOKEN)
+    return ListCursor.from_payload(payload), signature
+
+
+def _shaped_like_a_token(value: str) -> str:
+    split_next_token(value)
+    return value
 
 
 NextToken = Annotated[
-    ListCursor,
-    BeforeValidator(_cursor_from_token),
-    PlainSerializer(lambda cursor: cursor.encode(), return_type=str, when_used="json"),
+    StrictStr,
     Field(
-        json_schema_extra={"type": "string", "description": "opaque cursor from the Link header"}
+        max_length=MAX_NEXT_TOKEN_LENGTH,
+        json_schema_extra={"description": "opaque cursor from the Link header"},
     ),
+    AfterValidator(_shaped_like_a_token),
 ]
 
 
@@ -369,7 +388,8 @@ class TaskPage(BaseModel):
     follow."""
 
     tasks: list[Task]
-    next_token: NextToken | None = None
+    # Signed by the task-store, handed on as it is by the gateway (the `Link` header).
+    next_token: str | None = None
 
 
 def _without_default(schema: dict[str, Any]) -> None:

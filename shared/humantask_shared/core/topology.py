@@ -57,6 +57,7 @@ from .messages.commands import (
 )
 from .messages.envelope import Reply
 from .messages.events import CredentialChanged, TaskCompleted
+from .messages.quotas import SetCustomerQuota
 from .messages.retries import RedeliveryDue, RetryDue
 
 Service = Literal["gateway", "taskstore", "notifier", "admin"]
@@ -199,6 +200,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     RevokeAccount,
     RotateCredential,
     RotateCallbackSecret,
+    SetCustomerQuota,
 )
 TASKSTORE_COMMANDS_QUEUE = Queue(
     "taskstore.commands",

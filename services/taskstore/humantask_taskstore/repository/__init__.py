@@ -6,25 +6,31 @@ on DocumentDB). No transactions (DocumentDB accepts and ignores them): what must
 together lives in one document, the task and the events it raised (its outbox).
 
 - `tasks`: the tasks aggregate (`TaskRepository`); `spans`: how lists and claims read
-  the collection a span of creation times at a time; `indexes`: the indexes and the
-  filters spelled for them; `documents`: a task as stored; `outbox_store`: the events
-  waiting in the tasks' outboxes (`OutboxStore`);
-- `accounts`: customers, workers and their credentials (`AccountRepository`).
+  the collection a span of creation times at a time; `listing`: a page of a list at the
+  cost of a page (skipped in the database, bounded in bytes and in time); `indexes`:
+  the indexes and the filters spelled for them; `documents`: a task as stored;
+  `outbox_store`: the events waiting in the tasks' outboxes (`OutboxStore`);
+- `accounts`: customers, workers and their credentials (`AccountRepository`);
+- `keys`: secrets every task-store copy shares, made once (the list cursors' key).
 """
 
 from .accounts import AccountRepository
 from .documents import task_document
 from .indexes import ensure_indexes
+from .keys import shared_key
+from .listing import ListLimits
 from .outbox_store import OutboxBacklog, OutboxStore, PendingOutbox
 from .tasks import TaskRepository, WorkerPool
 
 __all__ = [
     "AccountRepository",
+    "ListLimits",
     "OutboxBacklog",
     "OutboxStore",
     "PendingOutbox",
     "TaskRepository",
     "WorkerPool",
     "ensure_indexes",
+    "shared_key",
     "task_document",
 ]
