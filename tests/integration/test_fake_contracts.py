@@ -31,10 +31,10 @@ from humantask_notifier.retries import RetryScheduler
 from humantask_notifier.sender import CallbackSender, create_session
 from humantask_notifier.signing_keys import CallbackSecrets
 from humantask_shared.core.broker_access import BrokerIdentities
-from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.commands import GetCallbackSecret
 from humantask_shared.core.messages.events import BatchCompleted, CredentialChanged, TaskCompleted
-from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.models import (
     CreateTaskRequest,
     Task,
@@ -43,13 +43,13 @@ from humantask_shared.core.models import (
     new_task_id,
 )
 from humantask_shared.core.scale_models import (
+    AuditRequest,
     Batch,
     BatchCounts,
     BatchListQuery,
     CreateBatchRequest,
     CreateProjectRequest,
     ProjectParams,
-    ScaleListToken,
     ScaleTaskListQuery,
     TaskPlacement,
 )
@@ -60,9 +60,10 @@ from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.publishing import publish_event, stamp_all
+from humantask_taskstore import audit, domain, task_edits
 from humantask_taskstore import batches as batch_domain
-from humantask_taskstore import domain
 from humantask_taskstore import projects as project_domain
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.customer_handlers import get_callback_secret
 from humantask_taskstore.domain import TaskRecord
 from humantask_taskstore.outbox import OutboxPublisher
@@ -88,6 +89,7 @@ from humantask_taskstore.repository import (
     ensure_indexes,
 )
 from humantask_taskstore.repository import TaskSearch as RealTaskSearch
+from humantask_taskstore.repository.documents import task_bytes
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.fakes import (
     FakeAccounts,
@@ -218,16 +220,75 @@ async def test_claims_lease_the_oldest_pending_task_one_per_worker(tasks: Tasks)
     assert carol is not None and carol.task_id == oldest.task_id
 
 
+@implementations
+async def test_quotas_count_pending_tasks_and_bytes_and_refuse_past_them(tasks: Tasks) -> None:
+    record = await added(tasks)
+    size = task_bytes(record)
+    quota = await tasks.set_quota("cust-a", 2, 3 * size)
+    assert (quota.pending_tasks, quota.stored_bytes) == (1, size)
+    assert (quota.pending_tasks_limit_is, quota.stored_bytes_limit_is) == ("customer", "customer")
+    second = await added(tasks)
+    with pytest.raises(QuotaExceeded):
+        await added(tasks)
+    canceled, raised = domain.cancel_task(second, T0)
+    assert await tasks.save(canceled, stamp_all(raised, T0), T0) is not None
+    assert (await tasks.quota("cust-a")).pending_tasks == 1  # a task out of pending
+    await added(tasks)
+    await tasks.set_quota("cust-a", 0, None)  # pending: no limit
+    with pytest.raises(StorageQuotaExceeded):  # a fourth: bytes stay when a task is finished
+        await added(tasks)
+    other = await tasks.quota("cust-b")
+    assert (other.pending_tasks, other.stored_bytes, other.pending_tasks_limit_is) == (
+        0,
+        0,
+        "default",
+    )
+    reset = await tasks.set_quota("cust-a", "default", "default")
+    assert (reset.pending_tasks_limit_is, reset.stored_bytes_limit_is) == ("default", "default")
+
+
+@implementations
+async def test_quotas_count_a_task_an_audit_reopened_and_a_tasks_new_size(tasks: Tasks) -> None:
+    """What the counters say is what the tasks say (as the fake counts them from its
+    records): a task back to `pending` counts again, a task whose metadata or unique_id
+    changed counts its new size."""
+    await added(tasks)
+    record = await tasks.get((await added(tasks)).task_id)  # as stored: its size known
+    assert record is not None
+    leased = replace(record, lease_worker_id="w1", lease_expires_at=T0 + timedelta(hours=1))
+    leased = await tasks.save(leased, [], T0)
+    assert leased is not None
+    done, raised = domain.submit_work(leased, "w1", "big", T0)
+    done = await tasks.save(done, stamp_all(raised, T0), T0)
+    assert done is not None
+    before = await tasks.quota("cust-a")
+    assert before.pending_tasks == 1
+    reopened, raised = audit.audit_task(done, AuditRequest(accepted=False), T0)
+    reopened = await tasks.save(reopened, stamp_all(raised, T0), T0)
+    assert reopened is not None
+    assert (await tasks.quota("cust-a")).pending_tasks == 2
+    bigger = task_edits.set_metadata(reopened, {"note": "x" * 1_000})
+    bigger = await tasks.save(bigger, [], T0)
+    assert bigger is not None
+    grown = await tasks.quota("cust-a")
+    assert grown.stored_bytes == before.stored_bytes + task_bytes(bigger) - task_bytes(record)
+    assert grown.stored_bytes > before.stored_bytes + 1_000
+    smaller = await tasks.save(task_edits.set_metadata(bigger, {}), [], T0)
+    assert smaller is not None
+    assert (await tasks.quota("cust-a")).stored_bytes < grown.stored_bytes
+
+
 async def every_page(tasks: Tasks, customer_id: str, **query: Any) -> list[str]:
     """The task ids of every page of a list, following `next_token`."""
     ids: list[str] = []
     page_query = TaskListQuery.model_validate(query)
+    cursor = None
     while True:
-        records, next_token = await tasks.list(customer_id, page_query, T0 + timedelta(days=1))
+        records, cursor = await tasks.list(customer_id, page_query, T0 + timedelta(days=1), cursor)
         ids += [record.task_id for record in records]
-        if next_token is None:
+        if cursor is None:
             return ids
-        page_query = page_query.model_copy(update={"next_token": next_token, "offset": 0})
+        page_query = page_query.model_copy(update={"offset": 0})
 
 
 @implementations
@@ -511,8 +572,10 @@ def new_delivery(task_id: str = "576c41bf13e36b0600b02b34", customer_id: str = "
 async def test_a_delivery_is_stored_once_per_task(deliveries: Deliveries) -> None:
     delivery = new_delivery()
     assert await deliveries.get(delivery.task_id) is None
-    await deliveries.create(delivery)
-    await deliveries.create(replace(new_delivery(), customer_id="someone else"))  # a no-op
+    assert await deliveries.latest(delivery.task_id) is None
+    assert await deliveries.create(delivery)
+    assert not await deliveries.create(replace(new_delivery(), customer_id="someone else"))
+    assert await deliveries.latest(delivery.task_id) == delivery
     assert await deliveries.get(delivery.task_id) == delivery
     await deliveries.mark_retry_scheduled(delivery.task_id)
     stored = await deliveries.get(delivery.task_id)
@@ -547,6 +610,46 @@ async def test_each_attempt_is_claimed_once_and_finished_once(deliveries: Delive
     assert await deliveries.log(delivery.task_id, "c2") == []
 
 
+@implementations
+async def test_redeliveries_are_numbered_deliveries_of_their_task(deliveries: Deliveries) -> None:
+    first = new_delivery()
+    task_id = first.task_id
+    assert await deliveries.create(first)
+    for number, status in ((1, 500), (2, 502)):
+        claimed = Attempt(number=number, at=T0 + timedelta(minutes=number))  # type: ignore[arg-type]
+        assert await deliveries.claim(first, claimed)
+        assert await deliveries.finish(
+            first.delivery_id, notifier_domain.finish(claimed, status, None)
+        )
+    latest = await deliveries.latest(task_id)
+    assert latest is not None and (latest.number, latest.state) == (1, "failed")
+    [(failed, last)] = await deliveries.failed(T0, None, 10)
+    assert (failed.delivery_id, last.number, last.status_code) == (task_id, 2, 502)
+    assert await deliveries.failed(T0 + timedelta(minutes=3), None, 10) == []
+    assert await deliveries.failed(T0, "c2", 10) == []
+
+    second = notifier_domain.redelivery(latest, T0 + timedelta(hours=1), "req-2")
+    assert await deliveries.create(second)
+    assert not await deliveries.create(second)  # one redelivery of that number, ever
+    again = await deliveries.latest(task_id)
+    assert again is not None and (again.number, again.attempts, again.state) == (2, (), "new")
+    assert await deliveries.failed(T0, None, 10) == []  # replaced by the redelivery
+    attempt = notifier_domain.next_attempt(again, T0 + timedelta(hours=1))
+    assert attempt.delivery == 2 and await deliveries.claim(again, attempt)
+    assert await deliveries.finish(again.delivery_id, notifier_domain.finish(attempt, 200, None))
+
+    log = await deliveries.log(task_id, "c1")
+    assert [(a.delivery, a.number, a.status_code) for a in log] == [
+        (1, 1, 500),
+        (1, 2, 502),
+        (2, 1, 200),
+    ]
+    original = await deliveries.get(first.delivery_id)
+    assert original is not None and len(original.attempts) == 2
+    redelivered = await deliveries.get(second.delivery_id)
+    assert redelivered is not None and [a.status_code for a in redelivered.attempts] == [200]
+
+
 # -- the notifier: retries, callbacks, signing keys -----------------------------------------
 
 
@@ -558,20 +661,22 @@ async def retries(
         fake = FakeRetries()
 
         async def scheduled(count: int) -> list[str]:
-            return fake.scheduled
+            return fake.scheduled + fake.started
 
         yield fake, scheduled
         return
     channel = await open_channel(connection)
     name = unique("retries")
-    queue = Queue(name, "a test's", (RetryDue,), ("notifier",), (), dead_letters=True)
+    queue = Queue(name, "a test's", (RetryDue, RedeliveryDue), ("notifier",), (), dead_letters=True)
     scheduler = RetryScheduler(channel, 0, "classic", retries=queue)  # due at once
     await scheduler.declare()
     came_due = await declare(channel, queue)
     due: list[str] = []
 
     async def on_message(message: AbstractIncomingMessage) -> None:
-        due.append(RetryDue.model_validate_json(message.body).task_id)
+        kind = RetryDue if message.type == RetryDue.routing_key else RedeliveryDue
+        came = kind.model_validate_json(message.body)
+        due.append(notifier_domain.delivery_id(came.task_id, came.delivery))
 
     await came_due.consume(on_message, no_ack=True)
 
@@ -593,9 +698,10 @@ async def test_a_scheduled_retry_comes_due_for_its_task(
     retries: tuple[Retries, Callable[[int], Awaitable[list[str]]]],
 ) -> None:
     scheduler, due = retries
-    await scheduler.schedule("t1", "req-1")
-    await scheduler.schedule("t2", None)
-    assert sorted(await due(2)) == ["t1", "t2"]
+    await scheduler.schedule("t1", 1, "req-1")
+    await scheduler.schedule("t2", 3, None)
+    await scheduler.start("t3", 2, None)  # a redelivery's first attempt, due at once
+    assert sorted(await due(3)) == ["t1", "t2.3", "t3.2"]
 
 
 @dataclass
@@ -693,6 +799,7 @@ async def real_signing_keys(
         projects=ProjectRepository(db),
         batches=BatchRepository(db),
         batch_outbox=RecordingOutbox(),
+        list_tokens=CursorSigner(bytes(32)),
     )
     user = "guest"
     server = CommandServer(
@@ -729,7 +836,7 @@ async def test_a_customers_secret_is_its_own_until_the_task_store_goes_away(
 ) -> None:
     customer_id = await signing_keys.customer()
     secret = await signing_keys.secrets.get(customer_id)
-    assert secret.startswith("whsec_")
+    assert secret.current.startswith("whsec_") and secret.previous is None
     assert await signing_keys.secrets.get(customer_id) == secret
     await signing_keys.go_away()
     with pytest.raises(Unavailable):
@@ -800,13 +907,18 @@ async def search_all(search: TaskSearch, customer_id: str, **query: Any) -> list
     """Every page of a search, following its cursor."""
     ids: list[str] = []
     page_query = ScaleTaskListQuery.model_validate(query)
+    cursor = None
     while True:
-        records, cursor = await search.page(customer_id, page_query, T0 + timedelta(days=1))
+        records, cursor, _ = await search.page(
+            customer_id, page_query, T0 + timedelta(days=1), cursor
+        )
         ids += [record.task_id for record in records]
         if cursor is None:
             return ids
-        token = ScaleListToken(cursor=cursor, total=0, offset=0)
-        page_query = page_query.model_copy(update={"next_token": token})
+
+
+async def count(search: TaskSearch, customer_id: str, query: ScaleTaskListQuery) -> int | None:
+    return (await search.page(customer_id, query, T0 + timedelta(days=1), count=True))[2]
 
 
 @implementations
@@ -855,9 +967,10 @@ async def test_a_search_filters_by_scales_fields_newest_first_and_counts(
     assert await search_all(search, "cust-a", project="p", status="pending") == [a.task_id]
     since = (T0 + timedelta(seconds=1)).isoformat()
     assert await search_all(search, "cust-a", start_time=since, project="p") == [b.task_id]
-    assert await search.count("cust-a", ScaleTaskListQuery(project="p")) == 2
-    assert await search.count("cust-a", ScaleTaskListQuery()) == 4
-    assert await search.count("cust-b", ScaleTaskListQuery(project="p")) == 1
+    assert await count(search, "cust-a", ScaleTaskListQuery(project="p", limit=1)) == 2
+    assert await count(search, "cust-a", ScaleTaskListQuery()) == 4
+    assert await count(search, "cust-b", ScaleTaskListQuery(project="p")) == 1
+    assert (await search.page("cust-a", ScaleTaskListQuery(), T0))[2] is None  # not asked
     assert await search.batch_counts("cust-a", "b") == BatchCounts(pending=1)
     assert await search.batch_has_pending("cust-a", "b")
     assert not await search.batch_has_pending("cust-b", "b")
@@ -910,7 +1023,8 @@ async def test_a_project_has_one_name_per_customer_and_versions_on_the_last_read
     assert saved.current.params == {"categories": ["a", "b"]}
     assert await projects.add_version(project, version, T0) is None  # read before the last
     assert await projects.get("cust-a", "p") == saved
-    assert [p.name for p in await projects.list("cust-a")] == ["p"]
+    listed = await projects.list("cust-a")  # each with its current params only
+    assert [(p.name, [v.version for v in p.history]) for p in listed] == [("p", [1])]
 
 
 @implementations
@@ -943,18 +1057,39 @@ async def test_a_batch_has_one_name_per_customer_and_saves_on_the_version_it_rea
 @implementations
 async def test_each_completion_of_a_task_is_a_delivery_of_its_own(deliveries: Deliveries) -> None:
     first = new_delivery()
-    second = replace(first, completion=2, task={**first.task, "response": {"category": "b"}})
-    assert second.key == f"{first.task_id}.2"
+    task_id = first.task_id
+    assert await deliveries.last_number(task_id) == 0
+    second = replace(
+        first, number=2, completion=2, task={**first.task, "response": {"category": "b"}}
+    )
+    assert second.delivery_id == second.webhook_id == f"{task_id}.2"
     for delivery in (first, second):
-        await deliveries.create(delivery)
-        attempt = Attempt(number=1, at=T0)
+        assert await deliveries.create(delivery)
+        attempt = Attempt(number=1, at=T0, delivery=delivery.number)
         assert await deliveries.claim(delivery, attempt)
-        assert await deliveries.finish(delivery.key, notifier_domain.finish(attempt, 200, None))
-    stored = await deliveries.get(second.key)
-    assert stored is not None and stored.completion == 2 and len(stored.attempts) == 1
-    assert stored.task["response"] == {"category": "b"}
-    log = await deliveries.log(first.task_id, "c1")
-    assert [(a.number, a.delivered) for a in log] == [(1, True), (1, True)]
+        assert await deliveries.finish(
+            delivery.delivery_id, notifier_domain.finish(attempt, 200, None)
+        )
+    assert not await deliveries.create(replace(second, completion=3))  # its number is taken
+    stored = await deliveries.get(second.delivery_id)
+    assert stored is not None and (stored.completion, stored.origin) == (2, "completion")
+    assert len(stored.attempts) == 1 and stored.task["response"] == {"category": "b"}
+    assert await deliveries.of_completion(task_id, 2) == stored
+    assert await deliveries.of_completion(task_id, 1) == await deliveries.get(task_id)
+    assert await deliveries.of_completion(task_id, 3) is None
+    assert await deliveries.last_number(task_id) == 2
+    log = await deliveries.log(task_id, "c1")
+    assert [(a.delivery, a.number, a.delivered) for a in log] == [(1, 1, True), (2, 1, True)]
+
+    # A redelivery of the second completion: the same message, not a completion's own.
+    again = notifier_domain.redelivery(stored, T0, None)
+    assert await deliveries.create(again)
+    assert (again.number, again.webhook_id) == (3, f"{task_id}.2")
+    assert await deliveries.get(again.delivery_id) == again
+    assert await deliveries.of_completion(task_id, 2) == stored
+    latest = await deliveries.latest(task_id)
+    assert latest is not None and (latest.number, latest.origin) == (3, "redelivery")
+    assert await deliveries.last_number(task_id) == 3
 
 
 @implementations
@@ -966,8 +1101,10 @@ async def test_a_batchs_delivery_is_keyed_by_the_batch(deliveries: Deliveries) -
         customer_id="c1", batch_id="b1" * 12, batch=batch, counts=BatchCounts(completed=2)
     )
     delivery = notifier_domain.new_delivery(event, T0)
-    assert delivery.key == "batch-" + "b1" * 12 and delivery.callback_url == "https://x.example/b"
+    key = "batch-" + "b1" * 12
+    assert (delivery.delivery_id, delivery.webhook_id) == (key, key)
+    assert delivery.callback_url == "https://x.example/b"
     await deliveries.create(delivery)
-    assert await deliveries.get(delivery.key) == delivery
+    assert await deliveries.get(key) == delivery
     assert await deliveries.claim(delivery, Attempt(number=1, at=T0))
     assert not await deliveries.claim(delivery, Attempt(number=1, at=T0))

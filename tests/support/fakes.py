@@ -21,17 +21,27 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from humantask_notifier.domain import Attempt, Delivery
+from humantask_notifier.domain import (
+    MAX_ATTEMPTS,
+    Attempt,
+    Delivery,
+    SigningSecrets,
+    delivery_id,
+)
 from humantask_notifier.ports import SendResult
-from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded
+from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_shared.core.scale_models import BatchCounts, BatchListQuery, ScaleTaskListQuery
 from humantask_taskstore.batches import BatchRecord
 from humantask_taskstore.domain import TaskRecord, holds_live_lease
 from humantask_taskstore.ports import BatchExists, ProjectExists, TaskExists
 from humantask_taskstore.projects import ParamsVersion, ProjectRecord, with_version
+from humantask_taskstore.repository.documents import task_bytes
+from humantask_taskstore.repository.usage import QuotaLimits
 
 # -- the task-store ----------------------------------------------------------------------
 
@@ -42,6 +52,9 @@ class FakeTasks:
 
     records: dict[str, TaskRecord] = field(default_factory=dict)
     outboxes: dict[str, list[StampedEvent]] = field(default_factory=dict)
+    # The defaults, and the limits set per customer (field -> limit; None: the default).
+    quotas: QuotaLimits = field(default_factory=QuotaLimits)
+    own_limits: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
         record = self.records.get(task_id)
@@ -50,6 +63,12 @@ class FakeTasks:
         return record
 
     async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
+        quota = await self.quota(record.customer_id)
+        if quota.pending_tasks_limit and quota.pending_tasks >= quota.pending_tasks_limit:
+            raise QuotaExceeded(f"quota: {quota.pending_tasks_limit} pending tasks")
+        limit = quota.stored_bytes_limit
+        if limit and quota.stored_bytes + task_bytes(record) > limit:
+            raise StorageQuotaExceeded(f"quota: past the stored-bytes quota of {limit}")
         existing = self.records.get(record.task_id)
         if existing is None and record.unique_id is not None:
             existing = next(
@@ -112,7 +131,11 @@ class FakeTasks:
         return self._write(leased, [])
 
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
         def wanted(record: TaskRecord) -> bool:
             return (
@@ -127,7 +150,6 @@ class FakeTasks:
             return record.created_at, record.task_id
 
         found = sorted(filter(wanted, self.records.values()), key=newest_first, reverse=True)
-        cursor = query.next_token
         if cursor is not None:
             after = (cursor.created_at, cursor.task_id)
             found = [record for record in found if newest_first(record) < after]
@@ -136,6 +158,30 @@ class FakeTasks:
             return page, None
         last = page[-1]
         return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        """Counted from the records themselves: what the real counters promise to be."""
+        mine = [record for record in self.records.values() if record.customer_id == customer_id]
+        own = self.own_limits.get(customer_id, {})
+        pending_own, bytes_own = own.get("pending_limit"), own.get("bytes_limit")
+        return CustomerQuota(
+            customer_id=customer_id,
+            pending_tasks=sum(record.status == "pending" for record in mine),
+            pending_tasks_limit=self.quotas.pending_tasks if pending_own is None else pending_own,
+            pending_tasks_limit_is="default" if pending_own is None else "customer",
+            stored_bytes=sum(task_bytes(record) for record in mine),
+            stored_bytes_limit=self.quotas.stored_bytes if bytes_own is None else bytes_own,
+            stored_bytes_limit_is="default" if bytes_own is None else "customer",
+        )
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        own = self.own_limits.setdefault(customer_id, {})
+        for setting, name in ((pending_tasks, "pending_limit"), (stored_bytes, "bytes_limit")):
+            if setting is not None:
+                own[name] = None if setting == "default" else setting
+        return await self.quota(customer_id)
 
     def _write(self, record: TaskRecord, events: Sequence[StampedEvent]) -> TaskRecord:
         self.records[record.task_id] = record
@@ -183,20 +229,24 @@ class FakeTaskSearch:
         return sorted(filter(wanted, self.tasks.records.values()), key=_newest_first, reverse=True)
 
     async def page(
-        self, customer_id: str, query: ScaleTaskListQuery, now: datetime
-    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        found = self._matching(customer_id, query)
-        if query.next_token is not None:
-            after = query.next_token.cursor
-            found = [r for r in found if _newest_first(r) < (after.created_at, after.task_id)]
+        self,
+        customer_id: str,
+        query: ScaleTaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
+        count: bool = False,
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None, int | None]:
+        matching = self._matching(customer_id, query)
+        found = matching
+        if cursor is not None:
+            found = [r for r in found if _newest_first(r) < (cursor.created_at, cursor.task_id)]
+        total = min(len(matching), self.max_count) if count else None
         page = found[: query.limit]
         if len(found) <= query.limit or not page:
-            return page, None
+            return page, None, total
         last = page[-1]
-        return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
-
-    async def count(self, customer_id: str, query: ScaleTaskListQuery) -> int:
-        return min(len(self._matching(customer_id, query)), self.max_count)
+        following = ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
+        return page, following, total
 
     async def batch_counts(self, customer_id: str, batch: str) -> BatchCounts:
         statuses = [
@@ -230,7 +280,8 @@ class FakeProjects:
 
     async def list(self, customer_id: str) -> builtins.list[ProjectRecord]:
         mine = [p for (owner, _), p in self.projects.items() if owner == customer_id]
-        return sorted(mine, key=lambda p: (p.created_at, p.project_id))
+        listed = sorted(mine, key=lambda p: (p.created_at, p.project_id))
+        return [replace(p, history=p.history[-1:]) for p in listed]  # the current params
 
     async def add_version(
         self, project: ProjectRecord, version: ParamsVersion, now: datetime
@@ -346,6 +397,8 @@ class FakeAccounts:
     customers: dict[str, Account] = field(default_factory=dict)
     workers: dict[str, Account] = field(default_factory=dict)
     callback_secrets: dict[str, str] = field(default_factory=dict)
+    # customer id -> (the replaced secret, until when it signs too), after a rotation
+    previous_secrets: dict[str, tuple[str | None, datetime | None]] = field(default_factory=dict)
     credentials: dict[str, _Credential] = field(default_factory=dict)
 
     async def authenticate(self, credential_hash: str, role: Role) -> Principal | None:
@@ -410,10 +463,27 @@ class FakeAccounts:
         self._revoke_credentials(role, principal_id, now, keep=credential_hash)
         return await self.account(role, principal_id)
 
-    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
+    async def signing_secrets(self, customer_id: str) -> CallbackSecret | None:
+        secret = self.callback_secrets.get(customer_id)
+        if secret is None:
+            return None
+        previous, until = self.previous_secrets.get(customer_id, (None, None))
+        return CallbackSecret(
+            callback_secret=secret, previous_secret=previous, previous_until=until
+        )
+
+    async def rotate_callback_secret(
+        self, customer_id: str, callback_secret: str, previous_until: datetime | None = None
+    ) -> bool:
         if customer_id not in self.customers:
             return False
+        replaced = self.callback_secrets[customer_id]
+        if replaced == callback_secret:
+            return True
         self.callback_secrets[customer_id] = callback_secret
+        self.previous_secrets[customer_id] = (
+            (replaced, previous_until) if previous_until is not None else (None, None)
+        )
         return True
 
     def _add(self, role: Role, name: str, credential_hash: str, now: datetime) -> Principal:
@@ -446,51 +516,98 @@ class FakeAccounts:
 
 @dataclass
 class FakeDeliveries:
-    """`ports.Deliveries`, by delivery key: a second claim of one attempt number fails,
-    as the unique `_id` of its MongoDB record makes it."""
+    """`ports.Deliveries`: a second claim of one attempt number fails, as the unique
+    `_id` of its MongoDB record makes it; so does a second delivery of one id."""
 
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
 
-    async def get(self, key: str) -> Delivery | None:
-        found = self.deliveries.get(key)
+    async def get(self, delivery_id: str) -> Delivery | None:
+        found = self.deliveries.get(delivery_id)
         if found is None:
             return None
         claimed = sorted(
-            (a for (k, _), a in self.attempts.items() if k == key), key=lambda a: a.number
+            (a for (d, _), a in self.attempts.items() if d == delivery_id),
+            key=lambda a: a.number,
         )
         return replace(found, attempts=tuple(claimed))
 
-    async def create(self, delivery: Delivery) -> None:
-        self.deliveries.setdefault(delivery.key, delivery)
+    async def latest(self, task_id: str) -> Delivery | None:
+        mine = [d for d in self.deliveries.values() if d.task_id == task_id]
+        if not mine:
+            return None
+        return await self.get(max(mine, key=lambda d: d.number).delivery_id)
+
+    async def last_number(self, task_id: str) -> int:
+        numbers = [d.number for d in self.deliveries.values() if d.task_id == task_id]
+        numbers += [
+            a.delivery
+            for (key, _), a in self.attempts.items()
+            if key == task_id or key.startswith(f"{task_id}.")
+        ]
+        return max(numbers, default=0)
+
+    async def of_completion(self, task_id: str, completion: int) -> Delivery | None:
+        for delivery in self.deliveries.values():
+            if (delivery.task_id, delivery.completion, delivery.origin) == (
+                task_id,
+                completion,
+                "completion",
+            ):
+                return await self.get(delivery.delivery_id)
+        return None
+
+    async def create(self, delivery: Delivery) -> bool:
+        if delivery.delivery_id in self.deliveries:
+            return False
+        self.deliveries[delivery.delivery_id] = delivery
+        return True
 
     async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
-        key = (delivery.key, attempt.number)
+        key = (delivery.delivery_id, attempt.number)
         if key in self.attempts:
             return False
         self.attempts[key] = attempt
         return True
 
-    async def finish(self, key: str, attempt: Attempt) -> bool:
-        if self.attempts[(key, attempt.number)].finished:
+    async def finish(self, delivery_id: str, attempt: Attempt) -> bool:
+        if self.attempts[(delivery_id, attempt.number)].finished:
             return False
-        self.attempts[(key, attempt.number)] = attempt
+        self.attempts[(delivery_id, attempt.number)] = attempt
         return True
 
-    async def mark_retry_scheduled(self, key: str) -> None:
-        self.deliveries[key] = replace(self.deliveries[key], retry_scheduled=True)
+    async def mark_retry_scheduled(self, delivery_id: str) -> None:
+        self.deliveries[delivery_id] = replace(self.deliveries[delivery_id], retry_scheduled=True)
 
     async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
-        mine = sorted(
-            (
-                delivery
-                for delivery in self.deliveries.values()
-                if (delivery.task_id, delivery.customer_id) == (task_id, customer_id)
-            ),
-            key=lambda delivery: delivery.completion,
-        )
-        claimed = [await self.get(delivery.key) for delivery in mine]
-        return [a for d in claimed if d is not None for a in d.attempts if a.finished]
+        found = [
+            attempt
+            for delivery in self.deliveries.values()
+            if delivery.task_id == task_id and delivery.customer_id == customer_id
+            for (delivery_id, _), attempt in self.attempts.items()
+            if delivery_id == delivery.delivery_id and attempt.finished
+        ]
+        return sorted(found, key=lambda a: (a.delivery, a.number))
+
+    async def failed(
+        self, since: datetime, customer_id: str | None, limit: int
+    ) -> list[tuple[Delivery, Attempt]]:
+        found: list[tuple[Delivery, Attempt]] = []
+        for key, attempt in self.attempts.items():
+            delivery, number = await self.get(key[0]), key[1]
+            if (
+                delivery is None
+                or number != MAX_ATTEMPTS
+                or not attempt.finished
+                or attempt.delivered
+                or attempt.at < since
+                or customer_id not in (None, delivery.customer_id)
+            ):
+                continue
+            latest = await self.latest(delivery.task_id)
+            if latest is not None and latest.number == delivery.number:
+                found.append((delivery, attempt))
+        return sorted(found, key=lambda pair: pair[1].at)[:limit]
 
 
 @dataclass
@@ -507,10 +624,17 @@ class FakeSender:
 
 @dataclass
 class FakeRetries:
-    scheduled: list[str] = field(default_factory=list)
+    """`ports.Retries`: the delivery ids of the retries scheduled and of the redeliveries
+    started, in order."""
 
-    async def schedule(self, key: str, request_id: str | None) -> None:
-        self.scheduled.append(key)
+    scheduled: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+
+    async def schedule(self, task_id: str, delivery: int, request_id: str | None) -> None:
+        self.scheduled.append(delivery_id(task_id, delivery))
+
+    async def start(self, task_id: str, delivery: int, request_id: str | None) -> None:
+        self.started.append(delivery_id(task_id, delivery))
 
 
 @dataclass
@@ -526,11 +650,14 @@ class FakeDeferrals:
 
 @dataclass
 class FakeSigningKeys:
-    """`ports.SigningKeys`: `whsec_<customer id>`, or `error` while it is set."""
+    """`ports.SigningKeys`: `whsec_<customer id>`, or `error` while it is set;
+    `overlapping[customer id]`: a replaced secret and until when it signs too."""
 
     error: Exception | None = None
+    overlapping: dict[str, tuple[str, datetime]] = field(default_factory=dict)
 
-    async def get(self, customer_id: str) -> str:
+    async def get(self, customer_id: str) -> SigningSecrets:
         if self.error is not None:
             raise self.error
-        return f"whsec_{customer_id}"
+        previous, until = self.overlapping.get(customer_id, (None, None))
+        return SigningSecrets(f"whsec_{customer_id}", previous, until)

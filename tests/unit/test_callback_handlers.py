@@ -170,7 +170,7 @@ async def test_a_crash_before_the_retry_was_queued_queues_it_on_redelivery() -> 
     world = World(sender=FakeSender([fail()]))
     real_schedule = world.retries.schedule
 
-    async def crash(task_id: str, request_id: str | None) -> None:
+    async def crash(task_id: str, delivery: int, request_id: str | None) -> None:
         raise ConnectionError("broker gone")
 
     world.retries.schedule = crash  # type: ignore[method-assign]
@@ -305,8 +305,9 @@ async def test_a_second_completion_is_a_delivery_of_its_own_with_its_own_retry()
     await world.completed(second)
     await world.completed(second)  # redelivered: nothing more
     assert [s["headers"]["webhook-id"] for s in world.sender.sent] == [TASK_ID, f"{TASK_ID}.2"]
+    assert [s["headers"]["X-Callback-Delivery"] for s in world.sender.sent] == ["1", "2"]
     assert world.retries.scheduled == [f"{TASK_ID}.2"]
-    body = RetryDue(task_id=f"{TASK_ID}.2").model_dump_json().encode()
+    body = RetryDue(task_id=TASK_ID, delivery=2).model_dump_json().encode()
     await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
     assert world.attempts_sent() == ["1", "1", "2"]
     assert world.sender.sent[2]["headers"]["webhook-id"] == f"{TASK_ID}.2"
@@ -338,7 +339,7 @@ async def test_a_completed_batch_is_called_back_once_as_json_and_retried_once() 
         )
     key = "batch-" + "ab" * 12
     assert world.retries.scheduled == [key]
-    body = RetryDue(task_id=key).model_dump_json().encode()
+    body = RetryDue(task_id=key, delivery=1).model_dump_json().encode()
     await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
     await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
     first, second = world.sender.sent
@@ -346,6 +347,7 @@ async def test_a_completed_batch_is_called_back_once_as_json_and_retried_once() 
     assert [s["headers"]["X-Callback-Attempt"] for s in (first, second)] == ["1", "2"]
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] == key
     assert first["headers"]["X-Callback-Batch"] == "b 1"
+    assert first["headers"]["X-Callback-Delivery"] == "1"
     assert "X-Callback-Task-Id" not in first["headers"]
     assert first["headers"]["Content-Type"] == "application/json"
     sent = orjson.loads(first["body"])

@@ -37,6 +37,7 @@ from humantask_shared.core.messages.scale_commands import (
     SetTaskMetadata,
     SetTaskUniqueId,
 )
+from humantask_shared.core.models import TaskListQuery
 from humantask_shared.core.scale_models import (
     AuditRequest,
     BatchCounts,
@@ -47,8 +48,10 @@ from humantask_shared.core.scale_models import (
     ScaleTaskListQuery,
     SetProjectParamsRequest,
     TaskPlacement,
+    split_scale_token,
 )
 from humantask_taskstore import batch_handlers, project_handlers, scale_handlers, work_handlers
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies
 from tests.support.fakes import (
     FakeAccounts,
@@ -90,6 +93,7 @@ class World:
             projects=self.projects,
             batches=self.batches,
             batch_outbox=self.batch_outbox,
+            list_tokens=CursorSigner(bytes(32)),
         )
 
     async def create(self, customer_id: str = OWNER, **fields: Any) -> ScaleTask:
@@ -401,11 +405,44 @@ async def test_the_list_counts_on_its_first_page_and_carries_the_count(world: Wo
     made = [await world.create(**SEED) for _ in range(5)]
     first = await world.listed(limit=2)
     assert (first.total, first.limit, first.offset, first.has_more) == (5, 2, 0, True)
-    assert first.next_token is not None and first.next_token.total == 5
+    assert first.next_token is not None
     await world.create(**SEED)  # created meanwhile: newer than the cursor
-    second = await world.listed(limit=2, next_token=first.next_token.encode())
+    second = await world.listed(limit=2, next_token=first.next_token)
     assert (second.total, second.offset) == (5, 2)
-    third = await world.listed(limit=2, next_token=second.next_token.encode())
+    third = await world.listed(limit=2, next_token=second.next_token)
     assert (third.offset, third.has_more, third.next_token) == (4, False, None)
     walked = [t.task_id for page in (first, second, third) for t in page.docs]
     assert walked == [t.task_id for t in reversed(made)]
+
+
+def _altered(token: str, total: int) -> str:
+    """The token with another `total`, its signature kept."""
+    page, signature = split_scale_token(token)
+    return f"{page.model_copy(update={'total': total}).payload()}.{signature}"
+
+
+async def test_a_next_token_is_signed_for_its_customer_and_filters(world: World) -> None:
+    for _ in range(3):
+        await world.create(**SEED)
+    first = await world.listed(limit=1, status="pending")
+    token = first.next_token
+    assert token is not None and (await world.listed(limit=1, status="pending", next_token=token))
+    page, _ = split_scale_token(token)
+    v1_token = CursorSigner(bytes(32)).sign(page.cursor, OWNER, TaskListQuery(status="pending"))
+    forged = f"{token.rpartition('.')[0]}.{'A' * 22}"
+    for query in (
+        {"status": "pending", "next_token": _altered(token, 1_000)},  # altered
+        {"status": "pending", "next_token": forged},  # not signed here
+        {"status": "completed", "next_token": token},  # another query's
+    ):
+        with pytest.raises(InvalidRequest) as refused:
+            await world.listed(limit=1, **query)
+        assert refused.value.message.startswith("next_token: ")
+    with pytest.raises(ValueError, match="next_token"):  # `/v1`'s list's: not even shaped so
+        await world.listed(limit=1, status="pending", next_token=v1_token)
+    theirs = ListScaleTasks(
+        customer_id="someone-else",
+        query=ScaleTaskListQuery(limit=1, status="pending", next_token=token),
+    )
+    with pytest.raises(InvalidRequest, match=r"^next_token: "):  # another customer's
+        await scale_handlers.list_scale_tasks(theirs, world.deps)

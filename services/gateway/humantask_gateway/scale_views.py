@@ -346,11 +346,13 @@ SCALE_ENDPOINTS = (
             "scaleCreateCategorizationTask",
             "Create a categorization task, in a project and a batch",
             _task("The new task, `pending`."),
-            (*_BODY_ERRORS, 409),
+            (*_BODY_ERRORS, 403, 409),
             description="The parameters of `POST /v1/task/categorize`, and `project`, `batch` "
             "and `tags`. A project's params fill in the parameters the request leaves out; a "
             "batch's task is in the batch's project, and joins it only while it is `staging` "
-            "(`409` after). An unknown project or batch is a `400` naming the field.",
+            "(`409` after). An unknown project or batch is a `400` naming the field. The "
+            "customer's quotas apply as on `/v1`: past its pending tasks, a `429` with "
+            "`Retry-After`; past its stored bytes, a `403` (both messages start with `quota:`).",
             body_model=ScaleCreateTaskRequest,
             form_body=True,
         ),
@@ -464,7 +466,11 @@ SCALE_ENDPOINTS = (
             "`completed_at` < `completed_before`. `unique_id` and `tags` may repeat (a task "
             "has one of the unique ids and all the tags); `customer_review_status` may list "
             "several, comma-separated. `total` counts what the filters match, up to "
-            "10,000, as of the first page; `next_token` gives the next page.",
+            "10,000, as of the first page; `next_token` gives the next page. As on `/v1`, a "
+            "page ends early (with a `next_token`) rather than pass the task-store's "
+            "`LIST_PAGE_MAX_BYTES`; a `next_token` the API did not give out for this query is "
+            "a `400`; a list (its count included) that takes longer than `LIST_MAX_TIME_MS` "
+            "in the database is a `503`.",
             query_model=ScaleTaskListQuery,
         ),
     ),
@@ -491,6 +497,10 @@ SCALE_ENDPOINTS = (
             "scaleListProjects",
             "List the caller's projects, oldest first",
             ResponseDoc(200, "The projects.", model=Project, many=True),
+            description="Each project with its current params only (`param_history` of one: "
+            "`GET /scale/v1/projects/{project_name}` has them all); the oldest 1,000 at most, "
+            "and those that fit in the task-store's `LIST_PAGE_MAX_BYTES`. Longer than "
+            "`LIST_MAX_TIME_MS` in the database is a `503`.",
         ),
     ),
     Endpoint(
@@ -571,6 +581,9 @@ SCALE_ENDPOINTS = (
             "List the caller's batches, newest first",
             ResponseDoc(200, "One page of batches.", model=BatchPage),
             (*_TASK_ERRORS, 400),
+            description="A page ends early rather than pass the task-store's "
+            "`LIST_PAGE_MAX_BYTES` (`has_more` is true: ask again at `offset` plus the page's "
+            "length); longer than `LIST_MAX_TIME_MS` in the database is a `503`.",
             query_model=BatchListQuery,
         ),
     ),

@@ -1,9 +1,25 @@
 """Callback delivery and its state machine (docs/reference/api.md §7). No I/O here.
 
-One delivery per completion of a task, keyed by the task's id for its first completion
-and `<task id>.<n>` for its n-th (a task its customer rejects in an audit completes
-again, and is called back again: docs/reference/api.md §11), and one per completed batch
-(`batch-<batch id>`). At most two attempts each:
+A delivery is one message to one callback URL, with at most two attempts. The
+deliveries of a task are numbered in one sequence, 1, 2, 3..., whatever started them:
+
+- **each completion** of the task (its first, and each after its customer rejected it in
+  an audit: docs/reference/api.md §11) starts one delivery of that completion's
+  message. The first completion's is delivery 1, keyed by the task id alone (as every
+  delivery was before tasks could complete twice). A later completion's takes the next
+  number, once: its record names the completion (`completion`, `origin: completion`),
+  and the completion event, however often it comes back, finds that record before it
+  would take a number (`Deliveries.of_completion`); two notifiers racing for it both try
+  the one next number, and the database lets one insert it;
+- **each redelivery** asked for later (`POST /v1/task/{id}/callbacks/redeliver`,
+  `humantask-admin callbacks redeliver`) sends the latest delivery's message again (the
+  task's latest completion), numbered after it.
+
+A delivery `n > 1` is keyed `<task id>.<n>`. A message keeps one `webhook-id` however
+often it is sent: the key of the delivery that first sent it (the task id for the first
+completion's, `<task id>.<n>` for a later completion's); `X-Callback-Delivery` is the
+delivery's number. A completed batch has one delivery, keyed `batch-<batch id>`. Every
+delivery follows the same machine:
 
     new ──claim 1──▶ attempting(1) ──200──▶ delivered
                           │ anything else
@@ -16,6 +32,11 @@ whose id is `<delivery key>:<attempt number>`: the database lets exactly one pro
 insert it, however often the event or the retry message is delivered and however many
 notifiers run. Only attempts 1 and 2 are ever claimed, so at most two are sent. The
 attempt records are also the customer's callback log (`GET /v1/task/{id}/callbacks`).
+
+Nothing here is particular to tasks but what a delivery carries (`task`) and who it is
+about (`task_id`, its subject): another kind of callback (a batch's) is a `Delivery` of
+its own subject and body, and gets the signing, the address rules, the one retry and
+redeliveries from the same code.
 
 An attempt whose claimer died before recording its outcome (`claim_ttl` after the claim,
 long past any send) is logged as interrupted: it may or may not have reached the
@@ -43,22 +64,41 @@ CLAIM_GRACE_SECONDS = 10.0
 INTERRUPTED = "interrupted: the notifier stopped during this attempt; its outcome is unknown"
 
 DeliveryState = Literal["new", "attempting", "awaiting_retry", "delivered", "failed"]
-# What made the notifier look at a delivery: the completion event, or its retry coming due.
+# What made the notifier look at a delivery: the message that starts it (the completion
+# event, or a redelivery's `RedeliveryDue`), or its retry coming due.
 Trigger = Literal["completed", "retry_due"]
 # What a delivery calls back: a task's completion, or a batch's.
 Subject = Literal["task", "batch"]
+# What started a delivery: a completion of its task (or its batch's), or a redelivery.
+Origin = Literal["completion", "redelivery"]
 BATCH_KEY_PREFIX = "batch-"
+FINISHED_STATES: tuple[DeliveryState, ...] = ("delivered", "failed")
 
 
-def delivery_key(task_id: str, completion: int = 1) -> str:
-    """A task's delivery of its `completion`-th completion: the task id for the first
-    (as every delivery was keyed before tasks could complete twice), `<task id>.<n>`
-    after. Also its callback's `webhook-id`."""
-    return task_id if completion <= 1 else f"{task_id}.{completion}"
+def delivery_id(task_id: str, number: int = 1) -> str:
+    """The key of a task's delivery `number`: the first is the task id alone (as every
+    record made before there were others), any later one `<task id>.<number>`."""
+    return task_id if number == 1 else f"{task_id}.{number}"
 
 
 def batch_delivery_key(batch_id: str) -> str:
     return f"{BATCH_KEY_PREFIX}{batch_id}"
+
+
+@dataclass(frozen=True)
+class SigningSecrets:
+    """A customer's callback secret and, during a rotation's overlap window, the one it
+    replaced, which signs too until `previous_until` (docs/operations/accounts.md)."""
+
+    current: str
+    previous: str | None = None
+    previous_until: datetime | None = None
+
+    def at(self, now: datetime) -> tuple[str, ...]:
+        """The secrets a callback sent at `now` is signed with, the current one first."""
+        if self.previous and self.previous_until is not None and now < self.previous_until:
+            return (self.current, self.previous)
+        return (self.current,)
 
 
 class NotDeliverable(ValueError):
@@ -74,6 +114,7 @@ class Attempt:
     finished: bool = False
     status_code: int | None = None
     error: str | None = None
+    delivery: int = 1  # the number of the delivery it belongs to
 
     @property
     def delivered(self) -> bool:
@@ -86,6 +127,7 @@ class Attempt:
             status_code=self.status_code,
             error=self.error,
             delivered=self.delivered,
+            delivery=self.delivery if self.delivery > 1 else None,
         )
 
 
@@ -106,14 +148,23 @@ class Delivery:
     retry_scheduled: bool = False
     request_id: str | None = field(default=None, compare=False)
     created_at: datetime | None = None
-    # Which completion of the task this calls back (1 for a batch's).
+    number: int = 1  # its place among its task's deliveries: 1, 2, 3...
+    # Which completion of the task it carries (1 for a batch's).
     completion: int = 1
+    origin: Origin = "completion"
     subject: Subject = "task"
+    # Its `webhook-id`, when not its own key (a redelivery keeps its message's).
+    message_id: str | None = None
 
     @property
-    def key(self) -> str:
-        """The delivery's key: its record's id, its attempts' prefix, its `webhook-id`."""
-        return delivery_key(self.task_id, self.completion)
+    def delivery_id(self) -> str:
+        """Its key: its record's id, its attempts' prefix."""
+        return delivery_id(self.task_id, self.number)
+
+    @property
+    def webhook_id(self) -> str:
+        """The id of the message it sends: the key of the delivery that first sent it."""
+        return self.message_id or self.delivery_id
 
     @property
     def callback_url(self) -> str:
@@ -137,7 +188,9 @@ class Delivery:
         return "awaiting_retry" if last.number < MAX_ATTEMPTS else "failed"
 
 
-def new_delivery(event: TaskCompleted | BatchCompleted, now: datetime) -> Delivery:
+def new_delivery(event: TaskCompleted | BatchCompleted, now: datetime, number: int = 1) -> Delivery:
+    """The delivery a completion starts, as delivery `number` of its task (a batch's is
+    its only one)."""
     if isinstance(event, BatchCompleted):
         return new_batch_delivery(event, now)
     task = event.task
@@ -150,6 +203,7 @@ def new_delivery(event: TaskCompleted | BatchCompleted, now: datetime) -> Delive
         task=task.to_json_dict(),
         request_id=event.request_id,
         created_at=now,
+        number=number,
         completion=event.completion,
     )
 
@@ -170,12 +224,39 @@ def new_batch_delivery(event: BatchCompleted, now: datetime) -> Delivery:
     )
 
 
+class NotRedeliverable(ValueError):
+    """A redelivery cannot start now: the latest delivery is still under way."""
+
+
+def redelivery(latest: Delivery, now: datetime, request_id: str | None) -> Delivery:
+    """The next delivery of `latest`'s task: the same message (its `webhook-id` too) to
+    the same URL, numbered after it, with two attempts of its own. Only once `latest` is
+    finished (delivered, or both attempts failed): one redelivery at a time, and none
+    while a completion's delivery is under way."""
+    if latest.state not in FINISHED_STATES:
+        raise NotRedeliverable(
+            f"the callback of task {latest.task_id} is still being delivered "
+            f"(delivery {latest.number} is {latest.state.replace('_', ' ')}): "
+            "ask again once it has finished"
+        )
+    return replace(
+        latest,
+        number=latest.number + 1,
+        origin="redelivery",
+        message_id=latest.webhook_id,
+        attempts=(),
+        retry_scheduled=False,
+        request_id=request_id,
+        created_at=now,
+    )
+
+
 def next_attempt(delivery: Delivery, now: datetime) -> Attempt:
     """The attempt to claim now: the first, or the retry after a failed first."""
     if delivery.state not in ("new", "awaiting_retry"):
-        raise ValueError(f"the callback of {delivery.task_id} is {delivery.state}")
+        raise ValueError(f"the callback of {delivery.delivery_id} is {delivery.state}")
     # "new" has no attempt yet; "awaiting_retry" has its first, failed.
-    return Attempt(number=2 if delivery.attempts else 1, at=now)
+    return Attempt(number=2 if delivery.attempts else 1, at=now, delivery=delivery.number)
 
 
 def finish(attempt: Attempt, status_code: int | None, error: str | None) -> Attempt:

@@ -12,9 +12,13 @@ from types import MappingProxyType
 from typing import Any
 
 from humantask_shared.core.messages.base import Command, Message
-from humantask_shared.core.messages.commands import ListCallbacks
+from humantask_shared.core.messages.commands import (
+    ListCallbacks,
+    ListFailedCallbacks,
+    RedeliverCallback,
+)
 from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
-from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     NOTIFIER_BATCH_COMPLETIONS_QUEUE,
@@ -26,9 +30,12 @@ from humantask_shared.runtime.event_dispatcher import MessageHandler
 
 from .handlers import (
     handle_batch_completed,
+    handle_redelivery_due,
     handle_retry_due,
     handle_task_completed,
     list_callbacks,
+    list_failed_callbacks,
+    redeliver_callback,
 )
 from .ports import Dependencies
 
@@ -39,12 +46,18 @@ MESSAGE_HANDLERS: Mapping[Queue, Mapping[type[Message], Any]] = MappingProxyType
         NOTIFIER_BATCH_COMPLETIONS_QUEUE: MappingProxyType(
             {BatchCompleted: handle_batch_completed}
         ),
-        CALLBACK_RETRY_QUEUE: MappingProxyType({RetryDue: handle_retry_due}),
+        CALLBACK_RETRY_QUEUE: MappingProxyType(
+            {RetryDue: handle_retry_due, RedeliveryDue: handle_redelivery_due}
+        ),
     }
 )
 # `notifier.commands`, served by a `CommandServer`.
 COMMAND_HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
-    {ListCallbacks: list_callbacks}
+    {
+        ListCallbacks: list_callbacks,
+        RedeliverCallback: redeliver_callback,
+        ListFailedCallbacks: list_failed_callbacks,
+    }
 )
 
 

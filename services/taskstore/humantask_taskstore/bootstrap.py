@@ -4,13 +4,15 @@ Each resource is an aiohttp cleanup context (create, yield, close), so SIGTERM s
 taking commands, finishes those in hand, then closes the connections:
 
 - the database (indexes ensured) and the broker connection (`humantask_shared.runtime.resources`);
+- the key list cursors are signed with, shared by every copy (`repository.keys`);
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
   publisher bound into the handler table (`handler_table.bind_handlers`), served from
   `taskstore.commands` to the services each command is meant for;
 - the batches' progress: `taskstore.batch-progress` (a task of a batch settled, a batch
   finalized), served by an event dispatcher that completes batches;
 - the outbox relays (tasks' and batches' events a crash or a broker outage left
-  behind) and the task gauges.
+  behind) and the task gauges;
+- the housekeeping: usage counters reconciled, expired tasks deleted (`housekeeping`).
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ from humantask_shared.runtime.resources import (
 )
 
 from .crash_hook import ExitBeforePublishingCompletion
+from .cursors import CursorSigner
 from .gauges import task_gauges_watch
 from .handler_table import bind_batch_progress_handlers, bind_handlers
+from .housekeeping import housekeeping
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox
 from .repository import (
@@ -58,6 +62,7 @@ from .repository import (
     TaskRepository,
     TaskSearch,
     ensure_indexes,
+    shared_key,
 )
 from .settings import TaskStoreSettings
 
@@ -65,6 +70,13 @@ settings_key = web.AppKey("settings", TaskStoreSettings)
 outbox_key = web.AppKey("outbox", OutboxPublisher)
 batch_outbox_key = web.AppKey("batch_outbox", OutboxPublisher)
 dependencies_key = web.AppKey("dependencies", Dependencies)
+list_tokens_key = web.AppKey("list_tokens", CursorSigner)
+
+
+async def list_tokens_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The key every copy signs list cursors with, made by the first (`repository.keys`)."""
+    app[list_tokens_key] = CursorSigner(await shared_key(app[database_key]))
+    yield
 
 
 async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -72,7 +84,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
     events = await declare_exchange(channel, EVENTS_EXCHANGE)
     database = app[database_key]
-    tasks = TaskRepository(database)
+    tasks = TaskRepository(database, settings.list_limits(), settings.quota_limits())
     outbox = OutboxPublisher(OutboxStore(database), events)
     batch_outbox = OutboxPublisher(OutboxStore(database, BATCHES), events)
     handlers_outbox: Outbox = outbox
@@ -87,10 +99,12 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
         outbox=handlers_outbox,
         announce=partial(publish_event, events),
         work_lease_seconds=settings.work_lease_seconds,
-        search=TaskSearch(database),
-        projects=ProjectRepository(database),
-        batches=BatchRepository(database),
+        search=TaskSearch(database, settings.list_limits()),
+        projects=ProjectRepository(database, settings.list_limits()),
+        batches=BatchRepository(database, settings.list_limits()),
         batch_outbox=handlers_batch_outbox,
+        list_tokens=app[list_tokens_key],
+        demo_customer_key_hash=settings.demo_customer_key_hash(),
     )
     app[outbox_key] = outbox
     app[batch_outbox_key] = batch_outbox
@@ -149,6 +163,12 @@ async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Usage counters reconciled, and expired tasks deleted (`housekeeping`)."""
+    async with housekeeping(app[database_key], app[settings_key]):
+        yield
+
+
 def create_app(settings: TaskStoreSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
@@ -157,10 +177,12 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
         [
             database_resource(settings, "humantask-taskstore", ensure_indexes),
             broker_resource(settings, "taskstore"),
+            list_tokens_ctx,
             commands_ctx,
             batch_progress_ctx,
             outbox_relay_ctx,
             task_gauges_ctx,
+            housekeeping_ctx,
         ]
     )
     return app

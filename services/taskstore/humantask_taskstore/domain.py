@@ -76,6 +76,10 @@ class TaskRecord:
     completions: int = 0
     # Workers who may not claim it: they answered it before an audit rejected it.
     excluded_workers: tuple[str, ...] = ()
+    # What it counts against its customer's stored-bytes quota, as read from the database
+    # (None: not read from it, or stored before quotas, and so counting nothing); the
+    # repository keeps it (`task_bytes`).
+    size_bytes: int | None = field(default=None, compare=False)
 
     def to_public(self) -> Task:
         return Task(

@@ -31,6 +31,7 @@ from humantask_shared.core.messages.commands import (
     SubmitWork,
 )
 from humantask_shared.core.messages.events import BatchFinalized, BatchTaskSettled
+from humantask_shared.core.messages.quotas import SetCustomerQuota
 from humantask_shared.core.messages.scale_commands import (
     AuditTask,
     CancelScaleTask,
@@ -58,6 +59,7 @@ from . import (
     batch_handlers,
     customer_handlers,
     project_handlers,
+    quota_handlers,
     scale_handlers,
     work_handlers,
 )
@@ -84,6 +86,7 @@ HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
         RevokeAccount: account_handlers.revoke_account,
         RotateCredential: account_handlers.rotate_credential,
         RotateCallbackSecret: account_handlers.rotate_callback_secret,
+        SetCustomerQuota: quota_handlers.set_customer_quota,
         # `/scale/v1`'s (docs/reference/api.md §11), through the gateway.
         CreateScaleTask: scale_handlers.create_scale_task,
         GetScaleTask: scale_handlers.get_scale_task,

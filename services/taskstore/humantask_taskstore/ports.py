@@ -13,11 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
-from humantask_shared.core.scale_models import BatchCounts, BatchListQuery, ScaleTaskListQuery
+from humantask_shared.core.scale_models import (
+    BatchCounts,
+    BatchListQuery,
+    ScaleListToken,
+    ScaleTaskListQuery,
+)
 
 from .batches import BatchRecord
 from .domain import TaskRecord
@@ -75,22 +81,43 @@ class Tasks(Protocol):
         leased to it now; None when the pool is empty. One live lease per worker."""
 
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks, newest first, and where the next one starts."""
+        """A page of the customer's tasks, newest first, after `cursor` (where the page
+        before ended) when given, and where the next one starts. A page ends early
+        rather than pass its byte budget, and always holds a task if any is left."""
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        """The customer's quotas and its usage: pending tasks (`add` reserves one, a
+        change out of `pending` gives it back) and bytes stored (`add` reserves the
+        task's size; past either quota `add` raises `QuotaExceeded` or
+        `StorageQuotaExceeded` and stores nothing)."""
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        """Set the customer's own limits (a number, 0: none; "default"; None: unchanged)."""
 
 
 class TaskSearch(Protocol):
     """`/scale/v1`'s reads of many tasks (docs/reference/api.md §11)."""
 
     async def page(
-        self, customer_id: str, query: ScaleTaskListQuery, now: datetime
-    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks matching the query, newest first, and where the
-        next one starts (the query's `next_token` says where this one does)."""
-
-    async def count(self, customer_id: str, query: ScaleTaskListQuery) -> int:
-        """How many of the customer's tasks match the query, up to a bound."""
+        self,
+        customer_id: str,
+        query: ScaleTaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
+        count: bool = False,
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None, int | None]:
+        """A page of the customer's tasks matching the query, newest first, after
+        `cursor`; where the next one starts; and with `count`, how many match in all, up
+        to a bound. Bounded as `/v1`'s list (bytes of a page, one time limit for all its
+        queries: `Unavailable` past it)."""
 
     async def batch_counts(self, customer_id: str, batch: str) -> BatchCounts: ...
 
@@ -156,6 +183,10 @@ class Accounts(Protocol):
 
     async def callback_secret(self, customer_id: str) -> str | None: ...
 
+    async def signing_secrets(self, customer_id: str) -> CallbackSecret | None:
+        """The secret and, if a rotation kept one, the replaced secret and until when it
+        signs too (whether that time has passed or not)."""
+
     async def accounts(self, role: Role) -> list[Account]:
         """Every customer or worker, oldest first."""
 
@@ -169,8 +200,31 @@ class Accounts(Protocol):
     ) -> Account | None:
         """This credential replaces every other of the principal (a repeat is a no-op)."""
 
-    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
-        """False if there is no such customer."""
+    async def rotate_callback_secret(
+        self, customer_id: str, callback_secret: str, previous_until: datetime | None = None
+    ) -> bool:
+        """The new secret; the one it replaces is kept, to sign too until `previous_until`
+        (None: it is dropped). False if there is no such customer."""
+
+
+class ListTokens(Protocol):
+    """The `next_token`s of lists, signed so that only cursors the task-store made come
+    back (`cursors.CursorSigner`)."""
+
+    def sign(self, cursor: ListCursor, customer_id: str, query: TaskListQuery) -> str: ...
+
+    def verify(self, token: str, customer_id: str, query: TaskListQuery) -> ListCursor:
+        """The cursor of a token signed for this customer and query's filters; otherwise
+        `InvalidRequest` naming `next_token`."""
+
+    def sign_scale(
+        self, token: ScaleListToken, customer_id: str, query: ScaleTaskListQuery
+    ) -> str: ...
+
+    def verify_scale(
+        self, token: str, customer_id: str, query: ScaleTaskListQuery
+    ) -> ScaleListToken:
+        """`/scale/v1`'s: its page, when signed for this customer and query's filters."""
 
 
 class Outbox(Protocol):
@@ -198,3 +252,7 @@ class Dependencies:
     projects: Projects
     batches: Batches
     batch_outbox: Outbox
+    list_tokens: ListTokens
+    # The SHA-256 of the task-store's own HUMANTASK_DEMO_API_KEY: the one key
+    # `customer.ensure` may make a customer for (None: the demo is off, it makes none).
+    demo_customer_key_hash: str | None = None

@@ -84,16 +84,21 @@ async def get_scale_task(command: GetScaleTask, deps: Dependencies) -> ScaleTask
 async def list_scale_tasks(command: ListScaleTasks, deps: Dependencies) -> ScaleTaskPage:
     """A page; the first page counts what the filters match (bounded), and its
     `next_token` carries that count and the next page's offset, so later pages count
-    nothing."""
-    query, token = command.query, command.query.next_token
-    records, cursor = await deps.search.page(command.customer_id, query, utcnow())
-    total = (
-        token.total if token is not None else await deps.search.count(command.customer_id, query)
+    nothing. The token is signed as `/v1`'s (`cursors`): only one the task-store gave out
+    for this customer and these filters is taken back."""
+    owner, query, tokens = command.customer_id, command.query, deps.list_tokens
+    token = (
+        None if query.next_token is None else tokens.verify_scale(query.next_token, owner, query)
     )
+    records, cursor, counted = await deps.search.page(
+        owner, query, utcnow(), None if token is None else token.cursor, count=token is None
+    )
+    total = token.total if token is not None else (counted or 0)
     offset = token.offset if token is not None else 0
     next_token = None
     if cursor is not None:
-        next_token = ScaleListToken(cursor=cursor, total=total, offset=offset + len(records))
+        following = ScaleListToken(cursor=cursor, total=total, offset=offset + len(records))
+        next_token = tokens.sign_scale(following, owner, query)
     return ScaleTaskPage(
         docs=[scale_view(record) for record in records],
         total=max(total, offset + len(records)),

@@ -23,7 +23,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     RootModel,
     StrictBool,
     StrictStr,
@@ -37,8 +36,11 @@ from .models import (
     MAX_LIST_OFFSET,
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
+    MAX_NEXT_TOKEN_LENGTH,
     MAX_UNIQUE_ID_LENGTH,
     MIN_CATEGORIES,
+    NOT_OUR_TOKEN,
+    TOKEN_SIGNATURE,
     AttachmentString,
     AttachmentType,
     CallbackFormat,
@@ -206,8 +208,10 @@ class UniqueIdRequest(BaseModel):
 class ScaleListToken(BaseModel):
     """Where the next page of `GET /scale/v1/tasks` starts (the list's own cursor), with the
     `total` counted for the first page and the `offset` of the next page, so that later
-    pages cost no count. On the wire it is the opaque `next_token`: URL-safe base64 of a
-    short JSON array."""
+    pages cost no count. On the wire it is the `next_token`: `<payload>.<signature>`, the
+    payload URL-safe base64 of a short JSON array, the signature the task-store's (an HMAC
+    over the payload, the customer and the query's filters, as `/v1`'s: a token it did not
+    give out, or one changed, is refused)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -215,7 +219,7 @@ class ScaleListToken(BaseModel):
     total: Annotated[int, Field(ge=0)]
     offset: Annotated[int, Field(ge=0)]
 
-    def encode(self) -> str:
+    def payload(self) -> str:
         cursor = self.cursor
         fields = [
             round(cursor.created_at.timestamp() * 1000),
@@ -227,9 +231,9 @@ class ScaleListToken(BaseModel):
         return base64.urlsafe_b64encode(orjson.dumps(fields)).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, token: str) -> ScaleListToken:
+    def from_payload(cls, payload: str) -> ScaleListToken:
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
             millis, task_id, span, total, offset = orjson.loads(raw)
             created_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
             cursor = ListCursor(created_at=created_at, task_id=task_id, span_seconds=span)
@@ -241,23 +245,30 @@ class ScaleListToken(BaseModel):
             TypeError,
             OverflowError,
         ) as exc:
-            raise ValueError("is not a next_token this API gave out") from exc
+            raise ValueError(NOT_OUR_TOKEN) from exc
 
 
-def _token_from_text(value: Any) -> Any:
-    return ScaleListToken.decode(value) if isinstance(value, str) else value
+def split_scale_token(token: str) -> tuple[ScaleListToken, str]:
+    """The page a `/scale/v1` `next_token` carries and its signature, unchecked (the
+    task-store checks the signature); ValueError when the token is not shaped like one."""
+    payload, dot, signature = token.rpartition(".")
+    if not dot or not TOKEN_SIGNATURE.match(signature):
+        raise ValueError(NOT_OUR_TOKEN)
+    return ScaleListToken.from_payload(payload), signature
+
+
+def _shaped_like_a_scale_token(value: str) -> str:
+    split_scale_token(value)
+    return value
 
 
 ScaleNextToken = Annotated[
-    ScaleListToken,
-    BeforeValidator(_token_from_text),
-    PlainSerializer(lambda token: token.encode(), return_type=str, when_used="json"),
+    StrictStr,
     Field(
-        json_schema_extra={
-            "type": "string",
-            "description": "opaque cursor: the `next_token` of the page before",
-        }
+        max_length=MAX_NEXT_TOKEN_LENGTH,
+        json_schema_extra={"description": "opaque cursor: the `next_token` of the page before"},
     ),
+    AfterValidator(_shaped_like_a_scale_token),
 ]
 
 
@@ -322,7 +333,8 @@ class ScaleTaskPage(BaseModel):
     limit: int
     offset: int
     has_more: bool
-    next_token: ScaleNextToken | None = None
+    # Signed by the task-store, handed on as it is by the gateway.
+    next_token: str | None = None
 
 
 # -- projects ------------------------------------------------------------------------------

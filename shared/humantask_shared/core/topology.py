@@ -46,7 +46,9 @@ from .messages.commands import (
     GetTask,
     ListAccounts,
     ListCallbacks,
+    ListFailedCallbacks,
     ListTasks,
+    RedeliverCallback,
     ReleaseWork,
     RevokeAccount,
     RotateCallbackSecret,
@@ -61,7 +63,8 @@ from .messages.events import (
     CredentialChanged,
     TaskCompleted,
 )
-from .messages.retries import RetryDue
+from .messages.quotas import SetCustomerQuota
+from .messages.retries import RedeliveryDue, RetryDue
 from .messages.scale_commands import SCALE_COMMANDS
 
 Service = Literal["gateway", "taskstore", "notifier", "admin"]
@@ -204,6 +207,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     RevokeAccount,
     RotateCredential,
     RotateCallbackSecret,
+    SetCustomerQuota,
     # `/scale/v1`'s (docs/reference/api.md §11).
     *SCALE_COMMANDS,
 )
@@ -227,12 +231,18 @@ TASKSTORE_BATCH_PROGRESS_QUEUE = Queue(
     exchange=EVENTS_EXCHANGE,
     dead_letters=True,
 )
+# The notifier's commands: the one list of them (its handler table must match it).
+_NOTIFIER_COMMANDS: tuple[type[Command[Any]], ...] = (
+    ListCallbacks,
+    RedeliverCallback,
+    ListFailedCallbacks,
+)
 NOTIFIER_COMMANDS_QUEUE = Queue(
     "notifier.commands",
     "The notifier's commands; its processes are competing consumers.",
-    carries=(ListCallbacks,),
+    carries=_NOTIFIER_COMMANDS,
     consumers=("notifier",),
-    publishers=_senders((ListCallbacks,)),
+    publishers=_senders(_NOTIFIER_COMMANDS),
     exchange=NOTIFIER_COMMANDS_EXCHANGE,
     dead_letters=True,
 )
@@ -257,11 +267,12 @@ NOTIFIER_BATCH_COMPLETIONS_QUEUE = Queue(
 )
 CALLBACK_RETRY_QUEUE = Queue(
     "notifier.callback-retry",
-    "Callback retries that came due, dead-lettered in by their delay queue (nobody "
-    "publishes here); notifiers compete for them.",
-    carries=(RetryDue,),
+    "Callback attempts that came due: retries, dead-lettered in by their delay queue, and "
+    "the first attempts of redeliveries, published by the notifier that was asked for one; "
+    "notifiers compete for them.",
+    carries=(RetryDue, RedeliveryDue),
     consumers=("notifier",),
-    publishers=(),
+    publishers=("notifier",),
     dead_letters=True,
 )
 CALLBACK_RETRY_DELAY_QUEUE = Queue(
@@ -269,8 +280,9 @@ CALLBACK_RETRY_DELAY_QUEUE = Queue(
     "Where a retry waits for its delay (a per-queue TTL, so retries come due in order), "
     "published through the default exchange; nobody consumes it: an expired retry is "
     f"dead-lettered into `{CALLBACK_RETRY_QUEUE.name}`. Named after its delay, so a "
-    "notifier started with another delay declares a queue of its own.",
-    carries=(RetryDue,),
+    "notifier started with another delay declares a queue of its own. A redelivery's "
+    "first attempt put back because its host was busy waits in the one of that delay.",
+    carries=(RetryDue, RedeliveryDue),
     consumers=(),
     publishers=("notifier",),
     arguments={

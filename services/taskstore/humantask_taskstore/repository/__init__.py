@@ -6,10 +6,12 @@ on DocumentDB). No transactions (DocumentDB accepts and ignores them): what must
 together lives in one document, the task and the events it raised (its outbox).
 
 - `tasks`: the tasks aggregate (`TaskRepository`); `spans`: how lists and claims read
-  the collection a span of creation times at a time; `indexes`: the indexes and the
-  filters spelled for them; `documents`: a task as stored; `outbox_store`: the events
-  waiting in the tasks' outboxes (`OutboxStore`);
+  the collection a span of creation times at a time; `listing`: a page of a list at the
+  cost of a page (skipped in the database, bounded in bytes and in time); `indexes`:
+  the indexes and the filters spelled for them; `documents`: a task as stored;
+  `outbox_store`: the events waiting in the tasks' and batches' outboxes (`OutboxStore`);
 - `accounts`: customers, workers and their credentials (`AccountRepository`);
+- `keys`: secrets every task-store copy shares, made once (the list cursors' key);
 - `search`: `/scale/v1`'s task list by Scale's filters, its count, a batch's counts
   (`TaskSearch`); `projects` and `batches`: Scale's projects and batches
   (`ProjectRepository`, `BatchRepository`; a batch has an outbox as a task does).
@@ -19,6 +21,8 @@ from .accounts import AccountRepository
 from .batches import BatchRepository
 from .documents import task_document
 from .indexes import BATCHES, ensure_indexes
+from .keys import shared_key
+from .listing import ListLimits
 from .outbox_store import OutboxBacklog, OutboxStore, PendingOutbox
 from .projects import ProjectRepository
 from .search import TaskSearch
@@ -28,6 +32,7 @@ __all__ = [
     "BATCHES",
     "AccountRepository",
     "BatchRepository",
+    "ListLimits",
     "OutboxBacklog",
     "OutboxStore",
     "PendingOutbox",
@@ -36,5 +41,6 @@ __all__ = [
     "TaskSearch",
     "WorkerPool",
     "ensure_indexes",
+    "shared_key",
     "task_document",
 ]

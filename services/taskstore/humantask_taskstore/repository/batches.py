@@ -2,7 +2,11 @@
 (customer, name), with its outbox of unpublished events (`outbox`, `outbox_at`) as a
 task has one, so that the write that completes a batch and its `batch.completed` are one
 write (the batches' `OutboxStore` and relay publish them). Every change is one
-conditional write on the version it was decided on."""
+conditional write on the version it was decided on.
+
+A page of a customer's batches is bounded as a page of tasks is (`listing`): it ends
+early rather than pass LIST_PAGE_MAX_BYTES (`has_more` says the rest follows), and its
+queries share LIST_MAX_TIME_MS (`Unavailable` past it)."""
 
 from __future__ import annotations
 
@@ -11,11 +15,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import bson
 import orjson
 from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.scale_models import BatchCounts, BatchListQuery
@@ -26,6 +31,7 @@ from ..batches import BatchRecord
 from ..ports import BatchExists
 from .documents import outbox_entries
 from .indexes import BATCH_LIST_INDEX, BATCHES
+from .listing import NOT_LISTED, ListLimits, ListTimeLimit
 
 
 def _fields(batch: BatchRecord) -> dict[str, Any]:
@@ -64,8 +70,9 @@ def _batch(doc: dict[str, Any]) -> BatchRecord:
 
 
 class BatchRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], limits: ListLimits | None = None) -> None:
         self._batches = db[BATCHES]
+        self._limits = limits or ListLimits()
 
     async def add(self, batch: BatchRecord) -> None:
         """Insert a new batch; `BatchExists` when its id (a redelivered command) or the
@@ -123,13 +130,27 @@ class BatchRepository:
             created["$lt"] = query.end_time
         if created:
             criteria["created_at"] = created
-        cursor = (
-            self._batches.find(criteria)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(query.offset)
-            .limit(query.limit)
-            .hint(BATCH_LIST_INDEX)
-        )
-        page = [_batch(doc) async for doc in cursor]
-        total = await self._batches.count_documents(criteria)
+        budget = ListTimeLimit(self._limits.max_time_ms)
+        try:
+            cursor = (
+                self._batches.find(criteria, NOT_LISTED)
+                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                .skip(query.offset)
+                .limit(query.limit)
+                .hint(BATCH_LIST_INDEX)
+                .max_time_ms(budget.left_ms())
+            )
+            page: builtins.list[BatchRecord] = []
+            size = 0
+            async for doc in cursor:
+                size += len(bson.encode(doc))
+                if size > self._limits.page_max_bytes and page:
+                    break
+                page.append(_batch(doc))
+            await cursor.close()
+            total = await self._batches.count_documents(
+                criteria, hint=BATCH_LIST_INDEX, maxTimeMS=budget.left_ms()
+            )
+        except ExecutionTimeout:
+            raise budget.exceeded() from None
         return page, total

@@ -1,6 +1,8 @@
 """How a task is stored: one document in `tasks` per task, `_id` its id as an ObjectId,
 the events its changes raised and nobody published yet in its `outbox` (their JSON text,
-as published), and `outbox_at` while there are any."""
+as published), `outbox_at` while there are any, and `size_bytes`, what the task counts
+against its customer's stored-bytes quota (`task_bytes`; tasks stored before quotas
+existed have none, and count nothing)."""
 
 from __future__ import annotations
 
@@ -80,10 +82,28 @@ def task_document(
 ) -> dict[str, Any]:
     """A new task's whole document, its events (stamped at `now`) in its outbox; what
     the task-store inserts, and what tooling inserts in bulk (`bench/`) with no events."""
-    document = record_fields(record) | {"outbox": outbox_entries(events)}
+    document = record_fields(record) | {
+        "outbox": outbox_entries(events),
+        "size_bytes": task_bytes(record),
+    }
     if events:
         document["outbox_at"] = now
     return document
+
+
+def task_bytes(record: TaskRecord) -> int:
+    """What a task counts against its customer's stored-bytes quota: its fields as the
+    customer gave them, as UTF-8 JSON (as the gateway's MAX_TASK_BYTES measures them).
+    A completion adds a category and no more; a change of its metadata or unique_id
+    (`/scale/v1`) changes it, and the save counts the difference."""
+    fields = {
+        "callback_url": record.callback_url,
+        "instruction": record.instruction,
+        "params": record.params.model_dump(),
+        "metadata": record.metadata,
+        "unique_id": record.unique_id,
+    }
+    return len(orjson.dumps(fields))
 
 
 def task_record(doc: dict[str, Any]) -> TaskRecord:
@@ -115,6 +135,7 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         updated_at=as_utc(doc["updated_at"]) if doc.get("updated_at") else None,
         completions=doc.get("completions", 1 if doc["status"] == "completed" else 0),
         excluded_workers=tuple(doc.get("excluded_workers") or ()),
+        size_bytes=doc.get("size_bytes"),
     )
 
 

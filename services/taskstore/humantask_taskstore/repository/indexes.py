@@ -48,6 +48,11 @@ HAS_LEASE = {"lease_worker_id": {"$type": "string"}}
 
 PENDING: dict[str, Any] = {"status": "pending"}
 
+# Retention (`retention`): when each finished status ended, and a partial index of the
+# tasks that have that time (a filter spelled with `$type`, so the planner sees it).
+ENDED = {"completed": "completed_at", "canceled": "canceled_at"}
+RETENTION_INDEXES = {status: f"retention_{status}" for status in ENDED}
+
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     """Every index of the task-store's collections (idempotent)."""
@@ -81,6 +86,13 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     )
     # The outbox relay: only tasks holding unpublished events carry `outbox_at`.
     await tasks.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
+    # Retention finds the tasks that ended long enough ago (a periodic job).
+    for status, ended in ENDED.items():
+        await tasks.create_index(
+            [(ended, ASCENDING)],
+            name=RETENTION_INDEXES[status],
+            partialFilterExpression={ended: {"$type": "date"}},
+        )
     await _ensure_scale_indexes(db)
     # Revoking and rotating find a principal's credentials (operator commands, rare).
     await db[CREDENTIALS].create_index([("principal_id", ASCENDING)], name="principal")
@@ -160,6 +172,16 @@ def unique_id_of(customer_id: str, unique_id: str) -> dict[str, Any]:
 def lease_of(worker_id: str) -> dict[str, Any]:
     # Spelled with `$type` so that the planner sees it is within LEASE_INDEX's filter.
     return {"lease_worker_id": {"$type": "string", "$eq": worker_id}}
+
+
+def expired(status: str, before: datetime) -> dict[str, Any]:
+    """Tasks of a finished `status` that ended before `before`, their events published
+    (RETENTION_INDEXES)."""
+    return {
+        ENDED[status]: {"$type": "date", "$lt": before},
+        "status": status,
+        "outbox_at": {"$exists": False},
+    }
 
 
 def expired_leases(now: datetime) -> dict[str, Any]:

@@ -1,7 +1,12 @@
 """Projects: one document each in `projects`, `_id` its id as an ObjectId, unique by
 (customer, name); its params' versions in `history` (each one's params as JSON text:
 metadata keys may hold `.` or `$`), `version` the current one's number. A new version is
-one conditional write on the version it was decided on."""
+one conditional write on the version it was decided on.
+
+The list of a customer's projects is one answer (Scale's `GET projects` has no pages):
+each project in it carries its current params only (`GET projects/{name}` has the
+history), and the list is bounded as a page of tasks is (LIST_PAGE_MAX_BYTES, at most
+MAX_PROJECTS_LISTED projects, LIST_MAX_TIME_MS in the database: `listing`)."""
 
 from __future__ import annotations
 
@@ -9,11 +14,12 @@ import builtins
 from datetime import datetime
 from typing import Any
 
+import bson
 import orjson
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from humantask_shared.core.scale_models import MAX_PROJECT_VERSIONS
 from humantask_shared.core.timeutil import as_utc
@@ -22,6 +28,7 @@ from humantask_shared.runtime.mongo import Document, is_unique_conflict
 from ..ports import ProjectExists
 from ..projects import ParamsVersion, ProjectRecord
 from .indexes import PROJECTS
+from .listing import ListLimits, ListTimeLimit
 
 # A customer's projects are listed in one answer: at most this many.
 MAX_PROJECTS_LISTED = 1000
@@ -55,8 +62,9 @@ def _project(doc: dict[str, Any]) -> ProjectRecord:
 
 
 class ProjectRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], limits: ListLimits | None = None) -> None:
         self._projects = db[PROJECTS]
+        self._limits = limits or ListLimits()
 
     async def add(self, project: ProjectRecord) -> None:
         """Insert a new project; `ProjectExists` when the customer has one of that name
@@ -90,13 +98,29 @@ class ProjectRepository:
         return None if doc is None else _project(doc)
 
     async def list(self, customer_id: str) -> builtins.list[ProjectRecord]:
-        """The customer's projects, oldest first (at most MAX_PROJECTS_LISTED)."""
+        """The customer's projects, oldest first, each with its current params only: at
+        most MAX_PROJECTS_LISTED, and those that fit in LIST_PAGE_MAX_BYTES (one at
+        least); `Unavailable` past LIST_MAX_TIME_MS."""
+        budget = ListTimeLimit(self._limits.max_time_ms)
         cursor = (
-            self._projects.find({"customer_id": customer_id})
+            self._projects.find({"customer_id": customer_id}, {"history": {"$slice": -1}})
             .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
             .limit(MAX_PROJECTS_LISTED)
+            .max_time_ms(budget.left_ms())
         )
-        return [_project(doc) async for doc in cursor]
+        found: builtins.list[ProjectRecord] = []
+        total = 0
+        try:
+            async for doc in cursor:
+                total += len(bson.encode(doc))
+                if total > self._limits.page_max_bytes and found:
+                    break
+                found.append(_project(doc))
+        except ExecutionTimeout:
+            raise budget.exceeded() from None
+        finally:
+            await cursor.close()
+        return found
 
     async def add_version(
         self, project: ProjectRecord, version: ParamsVersion, now: datetime

@@ -1,7 +1,8 @@
 """`GET /scale/v1/tasks` (docs/reference/api.md §11): a customer's tasks by Scale's
-filters, newest first, read a span of creation times at a time as `/v1`'s list is
-(`spans.newest_page`), each span through the index of its most selective filter; the
-count of what the filters match, bounded; and a batch's counts.
+filters, newest first, read as `/v1`'s list is (`listing.TaskLists`: a span of creation
+times at a time, each span through the index of its most selective filter, a page ending
+early at LIST_PAGE_MAX_BYTES); the count of what the filters match, bounded in number;
+both within one LIST_MAX_TIME_MS (past it, `Unavailable`); and a batch's counts.
 
 Which index a query reads (named with `hint`: DocumentDB's planner may pick another
 that cannot use the span): a list of unique ids holds at most that many tasks and needs
@@ -18,7 +19,6 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.core.models import ListCursor, TaskListQuery
@@ -26,7 +26,7 @@ from humantask_shared.core.scale_models import BatchCounts, ScaleTaskListQuery
 from humantask_shared.runtime.mongo import Document
 
 from ..domain import TaskRecord
-from .documents import TASKS, task_record
+from .documents import TASKS
 from .indexes import (
     BATCH_INDEX,
     LIST_BY_STATUS_INDEX,
@@ -37,7 +37,7 @@ from .indexes import (
     UNIQUE_ID_INDEX,
     holding,
 )
-from .spans import newest_page
+from .listing import ListLimits, TaskLists
 
 # What `total` counts up to: past it, the count stops and says this many. A count reads
 # the index entries of what the filters match: on FerretDB 2 with DocumentDB about 1.7 µs
@@ -45,7 +45,8 @@ from .spans import newest_page
 # costs a first page at most about 20 ms more (bench/scale_list.py).
 MAX_TASK_COUNT = 10_000
 
-_NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+# A page of tasks, where the next one starts, and (when asked for) how many match.
+SearchPage = tuple[builtins.list[TaskRecord], ListCursor | None, int | None]
 
 
 def search_criteria(customer_id: str, query: ScaleTaskListQuery) -> tuple[dict[str, Any], str]:
@@ -100,59 +101,43 @@ def _created(query: ScaleTaskListQuery) -> dict[str, Any]:
 
 
 class TaskSearch:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], limits: ListLimits | None = None) -> None:
         self._tasks = db[TASKS]
+        self._lists = TaskLists(self._tasks, limits or ListLimits())
 
     async def page(
-        self, customer_id: str, query: ScaleTaskListQuery, now: datetime
-    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks matching `query`, newest first, and where the
-        next page starts (None when no task follows)."""
+        self,
+        customer_id: str,
+        query: ScaleTaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
+        count: bool = False,
+    ) -> SearchPage:
+        """A page of the customer's tasks matching `query`, newest first, after `cursor`
+        (where the page before ended), where the next page starts (None when no task
+        follows), and, with `count`, how many match in all (up to MAX_TASK_COUNT). Its
+        queries share one time budget. The count's index is named: left to itself,
+        DocumentDB's planner reads the customer's whole bitmap of another index and then
+        its tasks, three times the cost, whatever the bound."""
         criteria, index = search_criteria(customer_id, query)
-        after = query.next_token.cursor if query.next_token is not None else None
+        budget = self._lists.budget()
         if query.unique_id:
-            return await self._few(criteria | _created(query), query.limit, after)
-        spans = TaskListQuery(
-            limit=query.limit,
-            start_time=query.start_time,
-            end_time=created_before(query),
-            next_token=after,
-        )
-
-        async def find(window: dict[str, Any], limit: int) -> builtins.list[TaskRecord]:
-            cursor = self._tasks.find(criteria | window).sort(_NEWEST_FIRST).limit(limit)
-            return [task_record(doc) async for doc in cursor.hint(index)]
-
-        return await newest_page(find, spans, now)
-
-    async def _few(
-        self, criteria: dict[str, Any], limit: int, after: ListCursor | None
-    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """The tasks of a list of unique ids (at most one each), sorted here."""
-        cursor = self._tasks.find(criteria).hint(UNIQUE_ID_INDEX)
-        found = sorted(
-            [task_record(doc) async for doc in cursor],
-            key=lambda record: (record.created_at, record.task_id),
-            reverse=True,
-        )
-        if after is not None:
-            found = [
-                r for r in found if (r.created_at, r.task_id) < (after.created_at, after.task_id)
-            ]
-        page = found[:limit]
-        if len(found) <= limit or not page:
-            return page, None
-        last = page[-1]
-        return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
-
-    async def count(self, customer_id: str, query: ScaleTaskListQuery) -> int:
-        """How many of the customer's tasks match `query`, up to MAX_TASK_COUNT. The index
-        is named: left to itself, DocumentDB's planner reads the customer's whole bitmap of
-        another index and then its tasks, three times the cost, whatever the bound."""
-        criteria, index = search_criteria(customer_id, query)
-        return await self._tasks.count_documents(
-            criteria | _created(query), limit=MAX_TASK_COUNT, hint=index
-        )
+            records, next_cursor = await self._lists.few(
+                criteria | _created(query), UNIQUE_ID_INDEX, query.limit, cursor, budget
+            )
+        else:
+            spans = TaskListQuery(
+                limit=query.limit, start_time=query.start_time, end_time=created_before(query)
+            )
+            records, next_cursor = await self._lists.page(
+                criteria, index, spans, cursor, now, budget
+            )
+        total = None
+        if count:
+            total = await self._lists.count(
+                criteria | _created(query), index, MAX_TASK_COUNT, budget
+            )
+        return records, next_cursor, total
 
     async def batch_counts(self, customer_id: str, batch: str) -> BatchCounts:
         """How many of the batch's tasks are in each status (its index,

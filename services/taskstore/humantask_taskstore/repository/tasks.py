@@ -4,11 +4,13 @@ Every change of a task is one `find_one_and_update` whose filter holds what the 
 was decided on (the task's version, or the claimable state), so two writers can never
 both win; what must change together (the task and the events it raised) is one
 document. Inserts let the unique indexes decide (no read before), and concurrent ones
-share one `insert_many`. Lists and claims read spans of creation times (`spans`).
+share one `insert_many`. Lists and claims read spans of creation times (`spans`);
+lists cost a page whatever their offset (`listing`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,12 +18,14 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted, TaskReopened
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_shared.core.timeutil import as_utc
 from humantask_shared.runtime.mongo import Document, is_unique_conflict
@@ -34,6 +38,7 @@ from .documents import (
     TASKS,
     outbox_entries,
     record_fields,
+    task_bytes,
     task_document,
     task_record,
 )
@@ -48,7 +53,9 @@ from .indexes import (
     live_lease,
     unique_id_of,
 )
-from .spans import ClaimSpans, newest_page
+from .listing import ListLimits, TaskLists
+from .spans import ClaimSpans
+from .usage import CustomerUsage, QuotaLimits
 
 # A new task, its events and when: what `TaskRepository.add` writes.
 NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
@@ -59,6 +66,17 @@ MAX_INSERTS_PER_WRITE = 128
 RACE_ATTEMPTS = 3
 
 
+def leaves_pending(events: Sequence[StampedEvent]) -> bool:
+    """Whether a change took its task out of `pending` (the domain raises one of these
+    exactly then)."""
+    return any(isinstance(stamped.event, (TaskCompleted, TaskCanceled)) for stamped in events)
+
+
+def enters_pending(events: Sequence[StampedEvent]) -> bool:
+    """Whether a change put its task back in `pending` (an audit rejected it)."""
+    return any(isinstance(stamped.event, TaskReopened) for stamped in events)
+
+
 @dataclass(frozen=True)
 class WorkerPool:
     pending: int  # tasks waiting for a worker
@@ -67,8 +85,15 @@ class WorkerPool:
 
 
 class TaskRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        lists: ListLimits | None = None,
+        quotas: QuotaLimits | None = None,
+    ) -> None:
         self._tasks = db[TASKS]
+        self._lists = TaskLists(self._tasks, lists or ListLimits())
+        self._usage = CustomerUsage(db, quotas or QuotaLimits())
         self._inserts: GroupWriter[NewTask] = GroupWriter(self._insert_group, MAX_INSERTS_PER_WRITE)
         self._claim_spans = ClaimSpans()
 
@@ -86,12 +111,67 @@ class TaskRepository:
         """Insert a new task with its events in its outbox; concurrent adds share one
         `insert_many` (`GroupWriter`). Raises `TaskExists` when the task id or the
         customer's `unique_id` is taken; no read before: the unique indexes decide, and
-        only a duplicate costs more round trips."""
+        only a duplicate costs more round trips. The customer's quotas are reserved
+        first (`usage`, once per customer in the group): past one, `QuotaExceeded` or
+        `StorageQuotaExceeded`, and nothing is stored."""
         await self._inserts.submit((record, events, now))
 
     async def _insert_group(
         self, group: builtins.list[NewTask]
     ) -> builtins.list[BaseException | None]:
+        outcomes: builtins.list[BaseException | None] = [None] * len(group)
+        admitted = await self._reserve(group, outcomes)
+        inserted = await self._insert_all([group[index] for index in admitted])
+        not_stored: dict[str, tuple[int, int]] = {}
+        for index, outcome in zip(admitted, inserted, strict=True):
+            outcomes[index] = outcome
+            if isinstance(outcome, (TaskExists, Unavailable)):  # its reservation goes back
+                record = group[index][0]
+                count, size = not_stored.get(record.customer_id, (0, 0))
+                not_stored[record.customer_id] = (count + 1, size + task_bytes(record))
+        # Any other failure may have inserted it: that reservation stays (reconciled later).
+        now = group[0][2]
+        for customer_id, (count, size) in not_stored.items():
+            await self._usage.give_back(customer_id, count, size, now)
+        return outcomes
+
+    async def _reserve(
+        self, group: builtins.list[NewTask], outcomes: builtins.list[BaseException | None]
+    ) -> builtins.list[int]:
+        """Reserve each customer's new tasks at once (the customers side by side); when
+        they do not all fit, one at a time, in order. The indexes of those admitted;
+        `outcomes` says why the others were not."""
+        by_customer: dict[str, builtins.list[int]] = {}
+        for index, (record, _, _) in enumerate(group):
+            by_customer.setdefault(record.customer_id, []).append(index)
+
+        async def reserve(customer_id: str, indexes: builtins.list[int]) -> builtins.list[int]:
+            sizes = [task_bytes(group[index][0]) for index in indexes]
+            now = group[indexes[0]][2]
+            try:
+                await self._usage.reserve(customer_id, now, len(indexes), sum(sizes))
+                return indexes
+            except (QuotaExceeded, StorageQuotaExceeded) as exc:
+                if len(indexes) == 1:
+                    outcomes[indexes[0]] = exc
+                    return []
+            admitted = []
+            for index, size in zip(indexes, sizes, strict=True):
+                try:
+                    await self._usage.reserve(customer_id, now, 1, size)
+                    admitted.append(index)
+                except (QuotaExceeded, StorageQuotaExceeded) as exc:
+                    outcomes[index] = exc
+            return admitted
+
+        reserved = await asyncio.gather(*(reserve(c, i) for c, i in by_customer.items()))
+        return sorted(index for indexes in reserved for index in indexes)
+
+    async def _insert_all(
+        self, group: builtins.list[NewTask]
+    ) -> builtins.list[BaseException | None]:
+        if not group:
+            return []
         documents = [task_document(record, events, now) for record, events, now in group]
         try:
             await self._tasks.insert_many(documents, ordered=False)
@@ -142,6 +222,12 @@ class TaskRepository:
         changed = record_fields(record)
         del changed["_id"]
         changed["version"] = record.version + 1
+        # What the task counts against its quota, when it counts (it was read so: stored
+        # since quotas exist), changes with its metadata or unique_id (`/scale/v1`).
+        grown = 0
+        if record.size_bytes is not None:
+            grown = task_bytes(record) - record.size_bytes
+            changed["size_bytes"] = record.size_bytes + grown
         update: dict[str, Any] = {"$set": changed}
         gone = {name: "" for name in OPTIONAL_FIELDS if name not in changed}
         if gone:
@@ -163,7 +249,25 @@ class TaskRepository:
             if holder is None:  # let go of it meanwhile: the caller tries again
                 return None
             raise TaskExists(holder) from None
-        return None if doc is None else task_record(doc)
+        if doc is None:
+            return None
+        # Each is raised once per change, and only one save of a version wins. A task an
+        # audit reopened counts again, whatever the quota (it was admitted once); a
+        # larger task counts its new size, never refused either.
+        pending = (1 if leaves_pending(events) else 0) - (1 if enters_pending(events) else 0)
+        if pending or grown:
+            await self._usage.give_back(record.customer_id, pending, -grown, now)
+        return task_record(doc)
+
+    # --- quotas ---------------------------------------------------------------------------
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        return await self._usage.quota(customer_id)
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        return await self._usage.set_quota(customer_id, pending_tasks, stored_bytes)
 
     # --- the worker pool ----------------------------------------------------------------
 
@@ -239,10 +343,15 @@ class TaskRepository:
 
     # `list` names this method in the class body: annotations below say `builtins.list`.
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks, newest first, and where the next page starts
-        (None when no task follows), read span by span (`spans.newest_page`)."""
+        """A page of the customer's tasks, newest first, from `cursor` on (a verified
+        `next_token`), and where the next page starts (None when no task follows), at
+        the cost of a page (`listing`)."""
         criteria: dict[str, Any] = {"customer_id": customer_id}
         index = LIST_INDEX
         if query.status is not None:
@@ -250,24 +359,5 @@ class TaskRepository:
             index = LIST_BY_STATUS_INDEX
         if query.unique_id is not None:  # at most one task: no spans needed
             criteria.update(unique_id_of(customer_id, query.unique_id))
-            found = await self._find_page(criteria, query.offset, query.limit + 1, UNIQUE_ID_INDEX)
-            return found[query.offset :][: query.limit], None
-
-        async def find(window: dict[str, Any], limit: int) -> builtins.list[TaskRecord]:
-            return await self._find_page(criteria | window, 0, limit, index)
-
-        return await newest_page(find, query, now)
-
-    async def _find_page(
-        self, criteria: dict[str, Any], skip: int, limit: int, index: str
-    ) -> builtins.list[TaskRecord]:
-        # Named, not left to the planner: DocumentDB's picks (customer, status, created_at)
-        # for a span of all statuses too, and then cannot use the span (3x slower).
-        cursor = (
-            self._tasks.find(criteria)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(skip)
-            .limit(limit)
-            .hint(index)
-        )
-        return [task_record(doc) async for doc in cursor]
+            return await self._lists.at_most_one(criteria, UNIQUE_ID_INDEX, query), None
+        return await self._lists.page(criteria, index, query, cursor, now)
