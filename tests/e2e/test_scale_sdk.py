@@ -12,10 +12,13 @@ receiver and the workers here keep answering meanwhile.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import aio_pika
 import orjson
 import pytest
 import standardwebhooks
@@ -29,6 +32,7 @@ from scaleapi.exceptions import (
 )
 from scaleapi.tasks import TaskReviewStatus, TaskStatus, TaskType
 
+from humantask_shared.core.topology import EVENTS_EXCHANGE
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.services import wait_for
 from tests.support.tls_front import TlsFront
@@ -48,6 +52,7 @@ CATEGORIZATION: dict[str, Any] = {
     "categories": ["big", "small"],
 }
 CREATE_PATH = "/scale/v1/task/categorization"
+RETRY_DELAY_SECONDS = 2
 
 
 async def sdk(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -64,7 +69,7 @@ def scale_stack(mongodb_url: str, test_session_id: str, _containers: Any) -> Ite
         containers=_containers,
         RPC_TIMEOUT_SECONDS=3,
         RATE_LIMIT_PER_SECOND=0,
-        CALLBACK_RETRY_DELAY_SECONDS=2,
+        CALLBACK_RETRY_DELAY_SECONDS=RETRY_DELAY_SECONDS,
         CALLBACK_TIMEOUT_SECONDS=2,
         CALLBACK_ALLOW_PRIVATE_NETWORKS="true",
     ) as stack:
@@ -385,6 +390,7 @@ async def test_an_empty_batch_completes_when_finalized_and_batches_page(
 async def test_a_rejected_task_goes_back_to_other_workers_and_calls_back_again(
     client: ScaleClient,
     api: Api,
+    scale_stack: Stack,
     customer: dict[str, Any],
     workers: list[str],
     receiver: ScriptedReceiver,
@@ -395,29 +401,48 @@ async def test_a_rejected_task_goes_back_to_other_workers_and_calls_back_again(
         **{**CATEGORIZATION, "callback_url": receiver.url("/audited"), "callback_format": "json"},
     )
     first, second = workers
-    assert await complete_next(api, first, "big") == task.id
-    (delivered,) = await receiver.wait_for_requests("/audited", 1, timeout=30)
-    assert delivered.headers["webhook-id"] == task.id
+    async with completion_events(scale_stack, task.id) as events:
+        assert await complete_next(api, first, "big") == task.id
+        (delivered,) = await receiver.wait_for_requests("/audited", 1, timeout=30)
+        assert delivered.headers["webhook-id"] == task.id
+        assert delivered.headers["X-Callback-Delivery"] == "1"
 
-    await sdk(client.audit_task, task.id, False, "the cat is small")
-    rejected = await sdk(client.get_task, task.id)
-    assert (rejected.status, rejected.customer_review_status) == ("pending", "rejected")
-    assert "response" not in rejected.as_dict() and "completed_at" not in rejected.as_dict()
-    assert rejected.audits[0]["comments"] == "the cat is small"
-    reviewed = await sdk(lambda: client.tasks(customer_review_status="rejected").docs)
-    assert [t.id for t in reviewed] == [task.id]
+        await sdk(client.audit_task, task.id, False, "the cat is small")
+        rejected = await sdk(client.get_task, task.id)
+        assert (rejected.status, rejected.customer_review_status) == ("pending", "rejected")
+        assert "response" not in rejected.as_dict() and "completed_at" not in rejected.as_dict()
+        assert rejected.audits[0]["comments"] == "the cat is small"
+        reviewed = await sdk(lambda: client.tasks(customer_review_status="rejected").docs)
+        assert [t.id for t in reviewed] == [task.id]
 
-    # The worker who answered may not answer it again; another may.
-    assert (await api.post("/v1/work/claim", first)).status == 204
-    assert await complete_next(api, second, "small") == task.id
-    deliveries = await receiver.wait_for_requests("/audited", 2, timeout=30)
+        # The worker who answered may not answer it again; another may.
+        assert (await api.post("/v1/work/claim", first)).status == 204
+        assert await complete_next(api, second, "small") == task.id
+        deliveries = await receiver.wait_for_requests("/audited", 2, timeout=30)
+        await wait_for(lambda: len(events) == 2, timeout=30, message="both completion events")
     again = deliveries[1]
-    assert again.headers["webhook-id"] == f"{task.id}.2"
-    assert again.headers["X-Callback-Attempt"] == "1"
+    assert again.headers["webhook-id"] == f"{task.id}.2"  # a new message
+    assert (again.headers["X-Callback-Attempt"], again.headers["X-Callback-Delivery"]) == ("1", "2")
     verify(customer["callback_secret"], again)
     assert orjson.loads(again.body)["response"]["category"] == "small"
+
+    # The customer asks for it again: delivery 3, the latest completion's message.
+    asked = await api.post(f"/v1/task/{task.id}/callbacks/redeliver", customer["api_key"])
+    assert (asked.status, asked.body) == (202, {"task_id": task.id, "delivery": 3})
+    resent = (await receiver.wait_for_requests("/audited", 3, timeout=30))[2]
+    assert resent.headers["webhook-id"] == f"{task.id}.2"
+    assert resent.headers["X-Callback-Delivery"] == "3" and resent.body == again.body
+    verify(customer["callback_secret"], resent)
+
+    # Both completion events delivered again (a relay, a broker redelivery): nothing more.
+    await publish_events_again(scale_stack, events)
+    await assert_no_more_requests(receiver, "/audited", 3, 3 * RETRY_DELAY_SECONDS)
     log = await api.get(f"/v1/task/{task.id}/callbacks", customer["api_key"])
-    assert [(a["attempt"], a["delivered"]) for a in log.body] == [(1, True), (1, True)]
+    assert [(a["attempt"], a["delivered"], a.get("delivery")) for a in log.body] == [
+        (1, True, None),
+        (1, True, 2),
+        (1, True, 3),
+    ]
 
     await sdk(client.audit_task, task.id, True)
     accepted = await sdk(client.get_task, task.id)
@@ -426,6 +451,52 @@ async def test_a_rejected_task_goes_back_to_other_workers_and_calls_back_again(
     pending = await sdk(client.create_task, TaskType.Categorization, **CATEGORIZATION)
     with pytest.raises(ScaleDuplicateResource, match="only a completed task"):
         await sdk(client.audit_task, pending.id, True)
+
+
+@asynccontextmanager
+async def completion_events(stack: Stack, task_id: str) -> AsyncIterator[list[Any]]:
+    """The `task.completed` events of the task, as published (body, id), while inside."""
+    received: list[Any] = []
+    connection = await aio_pika.connect(stack.env["AMQP_URL"])
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(EVENTS_EXCHANGE.name, routing_key="task.completed")
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            if orjson.loads(message.body)["task"]["task_id"] == task_id:
+                received.append((message.body, message.message_id))
+
+        await queue.consume(on_message, no_ack=True)
+        yield received
+
+
+async def publish_events_again(stack: Stack, events: list[Any]) -> None:
+    connection = await aio_pika.connect(stack.env["AMQP_URL"])
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE.name)
+        for body, message_id in events:
+            message = aio_pika.Message(
+                body,
+                message_id=message_id,
+                type="task.completed",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            )
+            await exchange.publish(message, routing_key="task.completed")
+
+
+async def assert_no_more_requests(
+    receiver: ScriptedReceiver, path: str, count: int, seconds: float
+) -> None:
+    """Watch `path` for `seconds`: it must still have exactly `count` requests."""
+    deadline = time.monotonic() + seconds
+    await wait_for(
+        lambda: len(receiver.received(path)) > count or time.monotonic() >= deadline,
+        timeout=seconds + 5,
+        interval=0.1,
+    )
+    assert len(receiver.received(path)) == count, receiver.received(path)
 
 
 # -- the list ------------------------------------------------------------------------------

@@ -30,10 +30,11 @@ from humantask_shared.core.messages.commands import (
 from humantask_shared.core.messages.events import TaskCompleted
 from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.timeutil import utcnow
-from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE
+from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_BATCH_COMPLETIONS_QUEUE
+from humantask_shared.runtime.publishing import stamp
 from tests.support.fakes import FakeSender, FakeSigningKeys
 
-from .test_callback_handlers import TASK_ID, World, completion, fail
+from .test_callback_handlers import TASK_ID, World, batch_completion, completion, fail
 
 
 async def redeliver(world: World, customer_id: str | None = "c1") -> int:
@@ -275,6 +276,31 @@ async def test_a_redelivery_is_refused_while_a_later_completion_is_being_deliver
     await world.completed(recompleted(2))  # its first attempt failed: its retry waits
     with pytest.raises(Conflict, match="still being delivered"):
         await redeliver(world)
+
+
+async def test_the_operator_redelivers_a_batchs_failed_callback() -> None:
+    world = World(sender=FakeSender([fail(), fail()]))
+    key = "batch-" + "ab" * 12
+    stamped = stamp(batch_completion(), utcnow())
+    await world.deliver(
+        NOTIFIER_BATCH_COMPLETIONS_QUEUE, "completed", "batch.completed", stamped.body.encode()
+    )
+    body = RetryDue(task_id=key, delivery=1).model_dump_json().encode()
+    await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
+    failed = await list_failed_callbacks(
+        ListFailedCallbacks(since=utcnow() - timedelta(minutes=1)), world.deps
+    )
+    assert [(f.task_id, f.delivery) for f in failed.callbacks] == [(key, 1)]
+    answer = await redeliver_callback(RedeliverCallback(task_id=key), world.deps)
+    assert answer.delivery == 2
+    body = RedeliveryDue(task_id=key, delivery=2).model_dump_json().encode()
+    await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.redelivery_due", body)
+    *_, again = world.sender.sent
+    assert again["headers"]["webhook-id"] == key and again["headers"]["X-Callback-Batch"] == "b 1"
+    assert (
+        again["headers"]["X-Callback-Delivery"] == "2"
+        and again["body"] == world.sender.sent[0]["body"]
+    )
 
 
 async def test_during_the_overlap_a_receiver_with_either_secret_verifies_the_callback() -> None:

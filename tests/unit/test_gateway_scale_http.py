@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from humantask_shared.core.errors import Unavailable
 from humantask_shared.core.messages.scale_commands import CreateScaleTask
 from tests.support.fake_boundary import CUSTOMER_KEY, OTHER_CUSTOMER_KEY, WORKER_TOKEN
 from tests.support.gateway import Gateway, in_process_gateway
@@ -279,6 +280,32 @@ async def test_a_bad_list_query_is_a_400_naming_it(
 ) -> None:
     status, _, body = await gateway.call("GET", f"/scale/v1/tasks?{query}", CUSTOMER_KEY)
     assert status == 400 and body["error"].startswith(named), body
+
+
+async def test_a_next_token_the_api_did_not_give_out_is_a_400_naming_it(gateway: Gateway) -> None:
+    for _ in range(3):
+        await create(gateway, tags=["t"])
+    _, _, page = await gateway.call("GET", "/scale/v1/tasks?limit=1&tags=t", CUSTOMER_KEY)
+    token = page["next_token"]
+    payload, _, signature = token.rpartition(".")
+    for query in (
+        f"limit=1&tags=t&next_token={payload}.{'A' * len(signature)}",  # forged
+        f"limit=1&tags=u&next_token={token}",  # another query's
+    ):
+        status, _, body = await gateway.call("GET", f"/scale/v1/tasks?{query}", CUSTOMER_KEY)
+        assert status == 400 and body["error"].startswith("next_token: "), body
+        assert body["status_code"] == 400
+
+
+async def test_a_list_past_its_time_limit_is_a_503_in_json(gateway: Gateway) -> None:
+    gateway.store.fail_with = Unavailable(
+        "the list ran past its time limit (5000 ms in the database); narrow it with "
+        "start_time and end_time, or a status, or try again"
+    )
+    for path in ("/scale/v1/tasks", "/scale/v1/projects", "/scale/v1/batches"):
+        status, headers, body = await gateway.call("GET", path, CUSTOMER_KEY)
+        assert (status, headers["Retry-After"]) == (503, "1")
+        assert body == {"status_code": 503, "error": gateway.store.fail_with.message}
 
 
 async def test_the_rate_limit_counts_scale_requests_too() -> None:

@@ -211,8 +211,10 @@ CUSTOMER_ENDPOINTS = (
             ),
             errors=(401, 404, 429, 503),
             security=CUSTOMER_AUTH,
-            description="At most two attempts: the first when the task completes and, unless "
-            "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
+            description="At most two attempts per delivery: the first when the task completes "
+            "and, unless it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. A "
+            "later delivery (a later completion's, after an audit rejected the task, or a "
+            "redelivery) follows with its own attempts, each entry saying its `delivery`. "
             "A task of another customer is a `404`.",
         ),
     ),

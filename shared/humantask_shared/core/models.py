@@ -403,10 +403,10 @@ class CallbackAttempt(BaseModel):
     `at` is when the attempt started; `status_code` is the receiver's answer (null when
     none came: timeout, refused connection, DNS failure, a refused address); `error`
     says what went wrong (null when the receiver answered 200). `attempt` counts within
-    one delivery; `delivery` says which redelivery an attempt belongs to (2 for the first
-    one asked for) and is absent from the original delivery's attempts, so the log of a
-    task never redelivered is what it always was (docs/reference/api.md §5).
-    """
+    one delivery; `delivery` says which delivery an attempt belongs to (2, 3...: a later
+    completion's callback or a redelivery) and is absent from the first delivery's
+    attempts, so the log of a task called back once is what it always was
+    (docs/reference/api.md §5)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -422,9 +422,11 @@ class CallbackAttempt(BaseModel):
             {
                 "type": "integer",
                 "minimum": 2,
-                "description": "Which redelivery (`POST /v1/task/{task_id}/callbacks/"
-                "redeliver`) the attempt belongs to: 2 for the first. Absent for the "
-                "original delivery's attempts.",
+                "description": "Which delivery of the task's callback the attempt "
+                "belongs to, when not the first: a later completion's (a task rejected "
+                "in an audit and completed again) or a redelivery (`POST /v1/task/"
+                "{task_id}/callbacks/redeliver`), numbered 2, 3... in the order they "
+                "started. Absent for the first delivery's attempts.",
             }
         ),
     ] = Field(
