@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.core.errors import Conflict, InvalidRequest, NotFound
+from humantask_shared.core.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    StorageQuotaExceeded,
+)
 from humantask_shared.core.messages.commands import ClaimWork, SubmitWork
 from humantask_shared.core.messages.events import (
     BatchCompleted,
@@ -53,6 +59,7 @@ from humantask_shared.core.scale_models import (
 from humantask_taskstore import batch_handlers, project_handlers, scale_handlers, work_handlers
 from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies
+from humantask_taskstore.repository.usage import QuotaLimits
 from tests.support.fakes import (
     FakeAccounts,
     FakeBatches,
@@ -446,3 +453,33 @@ async def test_a_next_token_is_signed_for_its_customer_and_filters(world: World)
     )
     with pytest.raises(InvalidRequest, match=r"^next_token: "):  # another customer's
         await scale_handlers.list_scale_tasks(theirs, world.deps)
+
+
+async def test_quotas_hold_for_scale_creates_in_projects_and_batches() -> None:
+    """One create path (`store_new_task`): `/scale/v1`'s tasks, in a project or joining
+    a batch, count against the customer's quotas exactly as `/v1`'s."""
+    world = World(tasks=FakeTasks(quotas=QuotaLimits(pending_tasks=2, stored_bytes=0)))
+    await world.project("p", {"categories": ["big", "small"]})
+    await world.batch("p", "b")
+    await world.create(**SEED)
+    await world.create(**{**SEED, "batch": "b"})
+    for placement in ({}, {"project": "p"}, {"batch": "b"}):
+        with pytest.raises(QuotaExceeded, match=r"^quota: "):
+            await world.create(**{**SEED, **placement})
+    assert len(world.tasks.records) == 2
+
+    small = World(tasks=FakeTasks(quotas=QuotaLimits(pending_tasks=0, stored_bytes=400)))
+    await small.project("p")
+    await small.batch("p", "b")
+    await small.create(**SEED)
+    with pytest.raises(StorageQuotaExceeded, match=r"^quota: "):
+        await small.create(**{**SEED, "batch": "b"})
+
+
+async def test_a_rejected_task_counts_as_pending_again() -> None:
+    world = World()
+    task = await world.create(**SEED)
+    assert await world.complete("w1") == task.task_id
+    assert (await world.tasks.quota(OWNER)).pending_tasks == 0
+    await world.audit(task.task_id, accepted=False)
+    assert (await world.tasks.quota(OWNER)).pending_tasks == 1
