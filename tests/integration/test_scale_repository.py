@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from humantask_shared.core.messages.events import BatchCompleted
 from humantask_shared.core.models import CreateTaskRequest, TaskResponse, new_task_id
 from humantask_shared.core.scale_models import (
+    BatchCounts,
     CreateBatchRequest,
     ScaleTaskListQuery,
     TaskPlacement,
@@ -37,7 +38,9 @@ from humantask_taskstore.repository import (
     indexes,
 )
 from humantask_taskstore.repository.documents import TASKS
+from humantask_taskstore.repository.retention import TaskRetention
 from humantask_taskstore.repository.search import search_criteria
+from humantask_taskstore.repository.usage import CustomerUsage, QuotaLimits
 from tests.support.fakes import RecordingAnnouncer, RecordingOutbox
 
 from .test_task_repository import _explain_find, _index_names, _scans_collection
@@ -281,3 +284,29 @@ async def test_the_list_pages_a_project_spread_over_years_once_each(db: AsyncDat
     newest_first = sorted(made, key=lambda r: (r.created_at, r.task_id), reverse=True)
     assert seen == [record.task_id for record in newest_first]
     assert total == len(made)
+
+
+async def test_retention_deletes_a_batchs_finished_tasks_and_the_batch_stays(
+    db: AsyncDatabase,
+) -> None:
+    """A batch outlives its tasks (docs/operations/hardening.md, "Retention"): retention
+    deletes the finished ones, the batch stays as it completed, and its counts count the
+    tasks still stored."""
+    tasks, batch_repository = TaskRepository(db), BatchRepository(db)
+    batch = batches.new_batch(
+        new_task_id(), "cust-a", CreateBatchRequest(project="p", name="b"), T0
+    )
+    await batch_repository.add(batch)
+    finished = [await add(tasks, batch="b", project="p") for _ in range(2)]
+    await add(tasks, batch="b", project="p")  # pending: never deleted
+    for record in finished:
+        canceled, _ = domain.cancel_task(record, T0)
+        assert await tasks.save(canceled, [], T0) is not None
+    await db[TASKS].update_many({}, {"$set": {"outbox": []}, "$unset": {"outbox_at": ""}})
+    search = TaskSearch(db)
+    assert await search.batch_counts("cust-a", "b") == BatchCounts(pending=1, canceled=2)
+
+    retention = TaskRetention(db, CustomerUsage(db, QuotaLimits()))
+    assert await retention.delete_expired(T0 + timedelta(days=1), 10, T0 + timedelta(days=2)) == 2
+    assert await search.batch_counts("cust-a", "b") == BatchCounts(pending=1)
+    assert await batch_repository.get("cust-a", "b") == batch
