@@ -5,6 +5,8 @@
     humantask-admin customers revoke ID            the API key stops working
     humantask-admin customers rotate-key ID        {"customer_id", "api_key"}: the new key
     humantask-admin customers rotate-secret ID     {"customer_id", "callback_secret"}
+    humantask-admin customers set-weight ID W      {"customer_id", "weight"}: its share of
+                                                   the workers against the others' (default 1)
     humantask-admin workers create --name NAME     {"worker_id", "token"}
     humantask-admin workers list | revoke ID | rotate-token ID
 
@@ -39,6 +41,7 @@ from humantask_shared.core.messages.commands import (
     Role,
     RotateCallbackSecret,
     RotateCredential,
+    SetCustomerWeight,
 )
 from humantask_shared.core.timeutil import format_timestamp
 from humantask_shared.core.topology import COMMANDS_EXCHANGE
@@ -47,6 +50,8 @@ from humantask_shared.runtime.command_client import CommandClient
 from humantask_shared.runtime.settings import CommonSettings
 
 Output = list[dict[str, Any]]
+# The heaviest weight a customer may get (the lightest is just above 0).
+MAX_WEIGHT = 1000.0
 
 
 class AdminSettings(CommonSettings):
@@ -114,11 +119,27 @@ class Admin:
         rotated = await self._taskstore.send(RotateCallbackSecret(customer_id=customer_id))
         return [{"customer_id": customer_id, "callback_secret": rotated.callback_secret}]
 
+    async def set_weight(self, customer_id: str, weight: float) -> Output:
+        set_to = await self._taskstore.send(
+            SetCustomerWeight(customer_id=customer_id, weight=weight)
+        )
+        return [{"customer_id": set_to.customer_id, "weight": set_to.weight}]
+
 
 def _non_empty(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return value
+
+
+def _weight(value: str) -> float:
+    try:
+        weight = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 0 < weight <= MAX_WEIGHT:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_WEIGHT:g}")
+    return weight
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,6 +173,13 @@ def _parser() -> argparse.ArgumentParser:
                 help="prints a new callback_secret; callbacks are signed with it from now on",
             )
             secret.add_argument("id")
+            weight = actions.add_parser(
+                "set-weight",
+                help="its share of the workers when several customers have tasks waiting, "
+                "against the others' weights (each 1 unless set)",
+            )
+            weight.add_argument("id")
+            weight.add_argument("weight", type=_weight)
     return parser
 
 
@@ -168,6 +196,7 @@ def _command(admin: Admin, args: argparse.Namespace) -> Awaitable[Output]:
         "rotate-key": lambda: admin.rotate_credential(role, args.id),
         "rotate-token": lambda: admin.rotate_credential(role, args.id),
         "rotate-secret": lambda: admin.rotate_secret(args.id),
+        "set-weight": lambda: admin.set_weight(args.id, args.weight),
     }
     return actions[args.action]()
 

@@ -8,17 +8,22 @@ promises (`tests/support/fakes.py`). Each promise the handlers rely on is said h
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+import random
 from typing import Protocol
 
+from humantask_shared.core.messages.base import Event
 from humantask_shared.core.messages.commands import Account, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.models import ListCursor, TaskListQuery
 
-from .domain import TaskRecord
+from . import quality
+from .domain import PoolKind, TaskRecord
+from .fair_pool import FairPool, PoolCustomer
+from .workers import Applied, QualityContext, Standing, WorkerRecord
 
 
 class TaskExists(Exception):
@@ -47,16 +52,88 @@ class Tasks(Protocol):
         """Write a changed task only if it is still at the version it was read at (and
         bump the version); None when another writer got there first."""
 
-    async def claim(
-        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    async def held_lease(self, worker_id: str, now: datetime) -> TaskRecord | None:
+        """The pending task the worker holds a live lease on; a lease of its that ran out
+        is dropped on the way (a worker holds one lease at most, live or not)."""
+
+    async def lease_oldest(
+        self,
+        worker_id: str,
+        customer_id: str,
+        pool: PoolKind,
+        now: datetime,
+        lease_expires_at: datetime,
     ) -> TaskRecord | None:
-        """The task the worker holds a live lease on, or else the oldest claimable task,
-        leased to it now; None when the pool is empty. One live lease per worker."""
+        """Lease the customer's oldest task of `pool` that the worker may claim
+        (`domain.claimable_by`) to it, in one atomic write: concurrent claims never put
+        more leases on a task than it has free slots. None when there is none;
+        `WorkerHoldsLease` when the worker leased another task at the same moment."""
+
+    async def has_pool_work(self, customer_id: str) -> bool:
+        """Whether any regular task of the customer's waits in the pool."""
+
+    async def open_answered_by(self, customer_id: str, worker_id: str) -> builtins.list[str]:
+        """The ids of the customer's pending regular tasks where the worker's answer counts."""
 
     async def list(
         self, customer_id: str, query: TaskListQuery, now: datetime
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
         """A page of the customer's tasks, newest first, and where the next one starts."""
+
+
+class WorkerHoldsLease(Exception):
+    """A claim of the same worker leased a task at the same moment: that one is its."""
+
+
+class Pool(Protocol):
+    """The fair pool's customers (`repository.pool`)."""
+
+    async def waiting(self) -> list[PoolCustomer]:
+        """The customers with regular tasks in the pool (or that had some a moment ago)."""
+
+    async def touch(self, customer_ids: Iterable[str]) -> None:
+        """These customers have tasks in the pool (called after the tasks are written)."""
+
+    async def set_idle(self, customer: PoolCustomer) -> bool:
+        """The customer has no task in the pool, as a look after `customer` was read
+        found: idle, unless touched since it was read."""
+
+    async def set_weight(self, customer_id: str, weight: float) -> None: ...
+
+
+class Quality(Protocol):
+    """What each customer knows of its workers (`repository.quality`)."""
+
+    async def standings(self, worker_id: str) -> dict[str, Standing]:
+        """The worker's standing (blocked, started) with every customer it has one with."""
+
+    async def mark_started(self, customer_id: str, worker_id: str) -> None:
+        """The worker was served a task of the customer's."""
+
+    async def context(self, customer_id: str, worker_ids: Sequence[str]) -> QualityContext:
+        """What an answer's decision reads: the customer's pooled state and calibration,
+        these workers' states and whether each is blocked."""
+
+    async def apply_worker(
+        self, customer_id: str, worker_id: str, key: str, increments: quality.Increments
+    ) -> Applied:
+        """The worker's part of the increments, written once per key."""
+
+    async def apply_customer(self, customer_id: str, increments: quality.Increments) -> int:
+        """The customer's part; returns its gold answers since."""
+
+    async def customer_state(self, customer_id: str) -> quality.CustomerState: ...
+
+    async def save_calibration(self, customer_id: str, calibration: quality.Calibration) -> None: ...
+
+    async def block(self, customer_id: str, worker_id: str, now: datetime) -> bool:
+        """Block the worker for the customer; False if it was already."""
+
+    async def workers_of(self, customer_id: str) -> list[WorkerRecord]:
+        """The customer's workers who answered any of its tasks."""
+
+    async def pseudonym_key(self, customer_id: str) -> bytes:
+        """The customer's secret for its workers' pseudonyms (the same every time)."""
 
 
 class Accounts(Protocol):
@@ -104,6 +181,16 @@ class Outbox(Protocol):
 
 # Publishes `credential.changed` and returns once the broker has it (confirmed).
 AnnounceCredentialChange = Callable[[CredentialChanged], Awaitable[None]]
+# Publishes an event with no task behind it (persistent, confirmed).
+PublishEvent = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """GOLD_RATE and WORKER_MIN_ACCURACY (docs/reference/api.md §10)."""
+
+    gold_rate: float = 0.1
+    blocking: quality.BlockingParams = quality.DEFAULT_BLOCKING
 
 
 @dataclass(frozen=True)
@@ -115,3 +202,11 @@ class Dependencies:
     outbox: Outbox
     announce: AnnounceCredentialChange
     work_lease_seconds: float
+    pool: Pool
+    quality: Quality
+    publish: PublishEvent
+    # This process's turn-taking among the pool's customers (its own state).
+    fair_pool: FairPool
+    quality_settings: QualitySettings = QualitySettings()
+    # A draw in [0, 1): whether a claim serves gold at GOLD_RATE (seeded in tests).
+    draw: Callable[[], float] = random.random

@@ -1,17 +1,25 @@
-"""Handlers of the worker commands: claim, submit, release (docs/reference/api.md §6).
+"""Handlers of the worker commands: claim, submit, release (docs/reference/api.md §6, §10).
 
-The rules (who may complete or release what) are in `domain`; a claim is one atomic
-write in the repository, a submit or release goes through `change_task` like any other
-change. A worker acting on a task it does not hold gets one answer, whatever the task's
-state and whether it exists (`no_live_lease`).
+A claim gives back the worker's live lease if it holds one; otherwise it takes the
+waiting customers in the fair pool's order (`fair_pool`), skips those that blocked the
+worker, and leases the oldest task of the first that has one for it (gold first when
+`fair_pool.pools_to_try` says so), in one atomic write (the repository). A submit reads
+the task, then what the answer's decision needs of the customer's workers (the same read
+for every task: regular or gold, one worker or several), and writes the answer and what it
+decided in one conditional write; the quality consumer learns from it afterwards.
+A worker acting on a task it does not hold gets one answer, whatever the task's state and
+whether it exists (`no_live_lease`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
-from humantask_shared.core.errors import NotFound
+from prometheus_client import Histogram
+
+from humantask_shared.core.errors import NotFound, Unavailable
 from humantask_shared.core.messages.commands import ClaimWork, ReleaseWork, SubmitWork
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.timeutil import utcnow
@@ -22,24 +30,111 @@ from humantask_shared.core.worker_models import (
     no_live_lease,
 )
 from humantask_shared.runtime.logging import request_id_var
+from humantask_shared.runtime.publishing import stamp_all
 
 from . import domain
-from .changes import Change, change_task
+from .changes import MAX_WRITE_ATTEMPTS, Change, change_task
 from .domain import TaskRecord
-from .ports import Dependencies
+from .fair_pool import PoolCustomer, pools_to_try
+from .ports import Dependencies, WorkerHoldsLease
+from .workers import Standing
 
 log = logging.getLogger(__name__)
 
+# Claims of one worker that race each other: one wins, the others find its lease.
+CLAIM_ATTEMPTS = 3
+
+ANSWERS_PER_COMPLETED_TASK = Histogram(
+    "humantask_answers_per_completed_task",
+    "Answers a task had when it completed (counted or not), by whether it had several "
+    "workers (max_workers > 1)",
+    ["several_workers"],
+    buckets=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20),
+)
+
 
 async def claim_work(command: ClaimWork, deps: Dependencies) -> ClaimResult:
+    worker_id = command.worker_id
+    for _ in range(CLAIM_ATTEMPTS):
+        now = utcnow()
+        held, waiting, standings = await asyncio.gather(
+            deps.tasks.held_lease(worker_id, now),
+            deps.pool.waiting(),
+            deps.quality.standings(worker_id),
+        )
+        if held is not None:
+            return ClaimResult(item=held.to_work_item(worker_id, now))
+        try:
+            leased = await _lease_fairly(deps, worker_id, waiting, standings)
+        except WorkerHoldsLease:
+            continue  # a claim of this worker's won a task at this moment: that one is its
+        if leased is None:
+            return ClaimResult(item=None)
+        log.info("task claimed", extra={"task_id": leased.task_id, "worker_id": worker_id})
+        return ClaimResult(item=leased.to_work_item(worker_id, utcnow()))
+    raise Unavailable("too many claims of this worker at once, try again")
+
+
+async def _lease_fairly(
+    deps: Dependencies,
+    worker_id: str,
+    waiting: list[PoolCustomer],
+    standings: dict[str, Standing],
+) -> TaskRecord | None:
+    """The oldest task of the first customer in the fair pool's order that has one for
+    the worker, leased to it; the pool forgets a customer found with none left at all."""
     now = utcnow()
-    leased = await deps.tasks.claim(
-        command.worker_id, now, domain.lease_expiry(now, deps.work_lease_seconds)
-    )
-    if leased is None:
-        return ClaimResult(item=None)
-    log.info("task claimed", extra={"task_id": leased.task_id, "worker_id": command.worker_id})
-    return ClaimResult(item=leased.to_work_item())
+    expires_at = domain.lease_expiry(now, deps.work_lease_seconds)
+    deps.fair_pool.forget(waiting)
+    serving = [c for c in waiting if not standings.get(c.customer_id, Standing()).blocked]
+    for customer in deps.fair_pool.order(serving):
+        standing = standings.get(customer.customer_id, Standing())
+        pools = pools_to_try(standing, deps.draw(), deps.quality_settings.gold_rate)
+        for pool in pools:
+            leased = await deps.tasks.lease_oldest(
+                worker_id, customer.customer_id, pool, now, expires_at
+            )
+            if leased is not None:
+                deps.fair_pool.served(customer)
+                if not standing.started:
+                    await deps.quality.mark_started(customer.customer_id, worker_id)
+                return leased
+        if not await deps.tasks.has_pool_work(customer.customer_id):
+            await deps.pool.set_idle(customer)
+    return None
+
+
+async def submit_work(command: SubmitWork, deps: Dependencies) -> CompletedWork:
+    """Answer a task the worker holds (docs/reference/api.md §10): written with what it
+    decided, in one conditional write; read again and decided again when another write
+    landed first."""
+    worker_id, request_id = command.worker_id, request_id_var.get()
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        record = await deps.tasks.get(command.task_id)
+        if record is None:
+            raise no_live_lease(command.task_id)
+        domain.check_answer(record, worker_id, command.category, utcnow())
+        context = await deps.quality.context(
+            record.customer_id, domain.answer_workers(record, worker_id)
+        )
+        now = utcnow()
+        answered, raised = domain.submit_work(
+            record, worker_id, command.category, now, request_id, context=context
+        )
+        events = stamp_all(raised, now)
+        saved = await deps.tasks.save(answered, events, now)
+        if saved is not None:
+            break
+    else:
+        raise Unavailable("the task is changing too often, try again")
+    deps.outbox.publish_after_reply(saved.task_id, events)
+    if saved.status == "completed":
+        several = "true" if saved.rule.several_workers else "false"
+        ANSWERS_PER_COMPLETED_TASK.labels(several).observe(len(saved.answers))
+        log.info("task completed", extra={"task_id": saved.task_id, "worker_id": worker_id})
+    else:
+        log.info("task answered", extra={"task_id": saved.task_id, "worker_id": worker_id})
+    return saved.answered_work(command.category, now)
 
 
 async def _change_held_task(
@@ -49,20 +144,6 @@ async def _change_held_task(
         return await change_task(deps.tasks, task_id, change)
     except NotFound:
         raise no_live_lease(task_id) from None
-
-
-async def submit_work(command: SubmitWork, deps: Dependencies) -> CompletedWork:
-    request_id = request_id_var.get()
-    saved, events = await _change_held_task(
-        deps,
-        command.task_id,
-        lambda record, now: domain.submit_work(
-            record, command.worker_id, command.category, now, request_id
-        ),
-    )
-    deps.outbox.publish_after_reply(saved.task_id, events)
-    log.info("task completed", extra={"task_id": saved.task_id, "worker_id": command.worker_id})
-    return saved.to_completed_work()
 
 
 async def release_work(command: ReleaseWork, deps: Dependencies) -> WorkReleased:

@@ -75,8 +75,9 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
     "taskstore": Permissions(
         configure=rf"^({_EXCHANGES}|taskstore\..+)$",
         write=r"^(amq\.default|humantask\.(events|dead-letter)|taskstore\..+)$",
-        read=r"^(humantask\.(commands|dead-letter)|taskstore\..+)$",
-        events_write=r"^(task|credential)\.[a-z_]+$",
+        read=r"^(humantask\.(commands|events|dead-letter)|taskstore\..+)$",
+        events_write=r"^(task|credential|worker)\.[a-z_]+$",
+        events_read=r"^(task\.(answered|completed)|worker\.blocked)$",
     ),
     "notifier": Permissions(
         configure=rf"^({_EXCHANGES}|notifier\..+)$",

@@ -47,14 +47,16 @@ from .messages.commands import (
     ListAccounts,
     ListCallbacks,
     ListTasks,
+    ListWorkerQuality,
     ReleaseWork,
     RevokeAccount,
     RotateCallbackSecret,
     RotateCredential,
+    SetCustomerWeight,
     SubmitWork,
 )
 from .messages.envelope import Reply
-from .messages.events import CredentialChanged, TaskCompleted
+from .messages.events import CredentialChanged, TaskAnswered, TaskCompleted, WorkerBlocked
 from .messages.retries import RetryDue
 
 Service = Literal["gateway", "taskstore", "notifier", "admin"]
@@ -190,6 +192,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     ClaimWork,
     SubmitWork,
     ReleaseWork,
+    ListWorkerQuality,
     GetCallbackSecret,
     CreateCustomer,
     CreateWorker,
@@ -197,6 +200,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     RevokeAccount,
     RotateCredential,
     RotateCallbackSecret,
+    SetCustomerWeight,
 )
 TASKSTORE_COMMANDS_QUEUE = Queue(
     "taskstore.commands",
@@ -205,6 +209,19 @@ TASKSTORE_COMMANDS_QUEUE = Queue(
     consumers=("taskstore",),
     publishers=_senders(_TASKSTORE_COMMANDS),
     exchange=COMMANDS_EXCHANGE,
+    dead_letters=True,
+)
+TASKSTORE_QUALITY_QUEUE = Queue(
+    "taskstore.quality",
+    "The task-store's own events that teach it about workers (docs/reference/api.md §10): "
+    "each answer (counted for its worker, scored when the task is gold, which may block "
+    "the worker), each completion (what its answers teach about their workers) and each "
+    "block (the worker's answers on the customer's open tasks stop counting). Its "
+    "processes are competing consumers; each handler is idempotent.",
+    carries=(TaskAnswered, TaskCompleted, WorkerBlocked),
+    consumers=("taskstore",),
+    publishers=("taskstore",),
+    exchange=EVENTS_EXCHANGE,
     dead_letters=True,
 )
 NOTIFIER_COMMANDS_QUEUE = Queue(
@@ -295,6 +312,7 @@ CREDENTIALS_QUEUE = Queue(
 
 WORK_QUEUES = (
     TASKSTORE_COMMANDS_QUEUE,
+    TASKSTORE_QUALITY_QUEUE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     CALLBACK_RETRY_QUEUE,

@@ -9,13 +9,17 @@ together lives in one document, the task and the events it raised (its outbox).
   the collection a span of creation times at a time; `indexes`: the indexes and the
   filters spelled for them; `documents`: a task as stored; `outbox_store`: the events
   waiting in the tasks' outboxes (`OutboxStore`);
-- `accounts`: customers, workers and their credentials (`AccountRepository`).
+- `accounts`: customers, workers and their credentials (`AccountRepository`);
+- `pool`: the fair pool's customers and their weights (`PoolRepository`);
+- `quality`: what each customer knows of its workers (`QualityRepository`).
 """
 
 from .accounts import AccountRepository
 from .documents import task_document
 from .indexes import ensure_indexes
 from .outbox_store import OutboxBacklog, OutboxStore, PendingOutbox
+from .pool import PoolRepository
+from .quality import QualityRepository
 from .tasks import TaskRepository, WorkerPool
 
 __all__ = [
@@ -23,6 +27,8 @@ __all__ = [
     "OutboxBacklog",
     "OutboxStore",
     "PendingOutbox",
+    "PoolRepository",
+    "QualityRepository",
     "TaskRepository",
     "WorkerPool",
     "ensure_indexes",

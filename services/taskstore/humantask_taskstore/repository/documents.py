@@ -1,6 +1,14 @@
 """How a task is stored: one document in `tasks` per task, `_id` its id as an ObjectId,
 the events its changes raised and nobody published yet in its `outbox` (their JSON text,
-as published), and `outbox_at` while there are any."""
+as published), and `outbox_at` while there are any.
+
+Its workers: `leases` (`{worker_id, expires_at}`, one per worker holding one), `answers`
+(`{worker_id, category, at, counted}`, in the order given), `free_at` (when a slot frees
+up while none is free), and `pool` ("work" or "gold" while it is pending, else null: the
+claims' index). The §10 settings (`min_workers`, `max_workers`, `confidence`,
+`gold_category`) only when the customer gave them; `posterior` (pairs of category and
+probability: a category may hold `.` or start with `$`, which field names may not) once
+it completed."""
 
 from __future__ import annotations
 
@@ -15,7 +23,7 @@ from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.models import TaskParams, TaskResponse
 from humantask_shared.core.timeutil import as_utc
 
-from ..domain import TaskRecord
+from ..domain import Answer, Lease, TaskRecord
 
 TASKS = "tasks"
 
@@ -37,17 +45,36 @@ def record_fields(record: TaskRecord) -> dict[str, Any]:
         else orjson.dumps(record.metadata).decode(),
         "completed_at": record.completed_at,
         "canceled_at": record.canceled_at,
-        "response": None if record.response is None else record.response.model_dump(),
-        "lease_worker_id": record.lease_worker_id,
-        "lease_expires_at": record.lease_expires_at,
-        "completed_by": record.completed_by,
+        "response": None if record.response is None else _response_fields(record.response),
+        "leases": [
+            {"worker_id": lease.worker_id, "expires_at": lease.expires_at}
+            for lease in record.leases
+        ],
+        "answers": [
+            {
+                "worker_id": answer.worker_id,
+                "category": answer.category,
+                "at": answer.at,
+                "counted": answer.counted,
+            }
+            for answer in record.answers
+        ],
+        "free_at": record.free_at,
+        "pool": record.pool,
+        "posterior": None if record.posterior is None else [list(p) for p in record.posterior.items()],
+        "reopened": record.reopened,
         "version": record.version,
         "request_id": record.request_id,
+        **record.quality_settings(),
     }
     if record.unique_id is not None:  # absent, not null: see indexes.UNIQUE_ID_INDEX
         document["unique_id"] = record.unique_id
         document["fingerprint"] = record.fingerprint
     return document
+
+
+# Left out of a new task's document while empty (a create writes no more than it must).
+_EMPTY_AT_CREATE = ("leases", "answers", "free_at", "posterior", "reopened")
 
 
 def task_document(
@@ -56,6 +83,9 @@ def task_document(
     """A new task's whole document, its events (stamped at `now`) in its outbox; what
     the task-store inserts, and what tooling inserts in bulk (`bench/`) with no events."""
     document = record_fields(record) | {"outbox": outbox_entries(events)}
+    for name in _EMPTY_AT_CREATE:
+        if not document[name]:
+            del document[name]
     if events:
         document["outbox_at"] = now
     return document
@@ -66,7 +96,7 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         task_id=str(doc["_id"]),
         customer_id=doc["customer_id"],
         created_at=as_utc(doc["created_at"]),
-        callback_url=doc["callback_url"],
+        callback_url=doc.get("callback_url"),
         callback_format=doc.get("callback_format", "form"),
         instruction=doc["instruction"],
         params=TaskParams.model_validate(doc["params"]),
@@ -76,13 +106,40 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         fingerprint=doc.get("fingerprint"),
         completed_at=as_utc(doc["completed_at"]) if doc.get("completed_at") else None,
         canceled_at=as_utc(doc["canceled_at"]) if doc.get("canceled_at") else None,
-        response=TaskResponse.model_validate(doc["response"]) if doc.get("response") else None,
-        lease_worker_id=doc.get("lease_worker_id"),
-        lease_expires_at=as_utc(doc["lease_expires_at"]) if doc.get("lease_expires_at") else None,
-        completed_by=doc.get("completed_by"),
+        response=_response(doc["response"]) if doc.get("response") else None,
+        min_workers=doc.get("min_workers"),
+        max_workers=doc.get("max_workers"),
+        confidence=doc.get("confidence"),
+        gold_category=doc.get("gold_category"),
+        leases=tuple(
+            Lease(lease["worker_id"], as_utc(lease["expires_at"])) for lease in doc.get("leases") or ()
+        ),
+        answers=tuple(
+            Answer(a["worker_id"], a["category"], as_utc(a["at"]), bool(a.get("counted", True)))
+            for a in doc.get("answers") or ()
+        ),
+        free_at=as_utc(doc["free_at"]) if doc.get("free_at") else None,
+        posterior=None
+        if doc.get("posterior") is None
+        else {category: float(p) for category, p in doc["posterior"]},
+        reopened=doc.get("reopened", 0),
         version=doc.get("version", 0),
         request_id=doc.get("request_id"),
     )
+
+
+def _response_fields(response: TaskResponse) -> dict[str, Any]:
+    fields = response.model_dump(exclude_none=True)
+    if response.votes is not None:  # categories are not field names: pairs
+        fields["votes"] = [[category, count] for category, count in response.votes.items()]
+    return fields
+
+
+def _response(fields: dict[str, Any]) -> TaskResponse:
+    votes = fields.get("votes")
+    if votes is not None:
+        fields = {**fields, "votes": {category: count for category, count in votes}}
+    return TaskResponse.model_validate(fields)
 
 
 def outbox_entries(events: Sequence[StampedEvent]) -> list[str]:

@@ -1,0 +1,80 @@
+"""Whose task a claim serves (docs/reference/api.md §6 and §10). No I/O here.
+
+**Across customers: stride scheduling.** Each customer waiting in the pool has a weight w
+(1 unless an operator set another: `humantask-admin customers set-weight`) and a pass.
+A claim tries the customers in order of pass (ties by customer id) and serves the first
+that has a task for the worker; serving a customer moves its pass on by 1/w. The virtual
+time is the pass of the customer served last; a customer that starts waiting (again)
+starts at the virtual time, never below it, so idling earns it no burst later.
+
+What this guarantees, over the claims one task-store process serves: while customers
+keep tasks waiting, each one's share of those claims is its weight over the sum of the
+weights of those waiting, off by at most one claim at any moment; a customer that starts
+waiting is served within as many claims as there are customers waiting (its pass is the
+lowest but for ties). So one customer's backlog, however deep, holds another's new task
+back by at most one claim per other customer waiting. Each process keeps its own passes
+(RabbitMQ spreads claims over the processes), so with P processes a new task waits at
+most that many claims of whichever process serves the next claims. Within a customer,
+oldest first (the repository's claim).
+
+**Gold** (docs/reference/api.md §10): before a worker's first task of a customer, the claim
+tries the customer's gold tasks first; after that, a share GOLD_RATE of the claims that
+serve the customer try its gold tasks first. A gold try that finds none the worker has not
+answered falls back to regular work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .domain import PoolKind
+from .workers import Standing
+
+DEFAULT_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class PoolCustomer:
+    """A customer with regular tasks in the pool, as the pool keeps it."""
+
+    customer_id: str
+    weight: float = DEFAULT_WEIGHT
+    # Counted up by every insert of the customer's tasks (the pool's check for idleness).
+    touched: int = 0
+
+
+class FairPool:
+    """One process's passes (module doc)."""
+
+    def __init__(self) -> None:
+        self._passes: dict[str, float] = {}
+        self._virtual_time = 0.0
+
+    def pass_of(self, customer_id: str) -> float:
+        return max(self._passes.get(customer_id, self._virtual_time), self._virtual_time)
+
+    def order(self, customers: Iterable[PoolCustomer]) -> list[PoolCustomer]:
+        """The customers in the order a claim tries them."""
+        return sorted(customers, key=lambda c: (self.pass_of(c.customer_id), c.customer_id))
+
+    def served(self, customer: PoolCustomer) -> None:
+        current = self.pass_of(customer.customer_id)
+        self._virtual_time = current
+        self._passes[customer.customer_id] = current + 1.0 / customer.weight
+
+    def forget(self, waiting: Sequence[PoolCustomer]) -> None:
+        """Drop the passes of customers no longer waiting and behind the virtual time
+        (they would start at it anyway): the state stays as large as the pool."""
+        keep = {customer.customer_id for customer in waiting}
+        for customer_id, value in list(self._passes.items()):
+            if customer_id not in keep and value <= self._virtual_time:
+                del self._passes[customer_id]
+
+
+def pools_to_try(standing: Standing, draw: float, gold_rate: float) -> tuple[PoolKind, ...]:
+    """Which of a customer's pools a claim tries, in order (module doc). `draw` is uniform
+    in [0, 1)."""
+    if not standing.started or draw < gold_rate:
+        return ("gold", "work")
+    return ("work",)
