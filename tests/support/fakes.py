@@ -5,7 +5,8 @@ Each keeps the promises its real adapter makes and the handlers rely on: conditi
 writes on a task's version, one task per id and per customer's `unique_id`, one lease per
 worker, a customer's oldest claimable task of a pool leased first and never more leases
 than free slots, a customer in the fair pool from its first insert until a look finds it
-has none, each worker's increments written once per key, one claim per callback attempt. tests/integration/test_fake_contracts.py holds them to it: the same cases run
+has none, each worker's increments written once per key, one claim per callback
+attempt. tests/integration/test_fake_contracts.py holds them to it: the same cases run
 against each fake and its real adapter. What only the real adapters do with the database
 (indexes, atomicity under races, spans) is tested against a real server in
 tests/integration.
@@ -32,13 +33,15 @@ from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_taskstore import quality
 from humantask_taskstore.domain import (
+    DEFAULT_WEIGHT,
+    PoolCustomer,
     PoolKind,
     TaskRecord,
     claimable_by,
     lease_to,
     next_free_at,
 )
-from humantask_taskstore.fair_pool import DEFAULT_WEIGHT, PoolCustomer
+from humantask_taskstore.fair_pool import FairPool
 from humantask_taskstore.ports import TaskExists, WorkerHoldsLease
 from humantask_taskstore.workers import (
     Applied,
@@ -123,9 +126,7 @@ class FakeTasks:
         ]
         if not claimable:
             return None
-        if any(
-            lease.worker_id == worker_id for r in self.records.values() for lease in r.leases
-        ):
+        if any(lease.worker_id == worker_id for r in self.records.values() for lease in r.leases):
             raise WorkerHoldsLease(worker_id)  # as the unique lease index would
         oldest = min(claimable, key=lambda record: (record.created_at, record.task_id))
         leased = lease_to(oldest, worker_id, now, lease_expires_at)
@@ -185,13 +186,19 @@ class FakePool:
     active: dict[str, bool] = field(default_factory=dict)
     touched: dict[str, int] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    turns: FairPool = field(default_factory=FairPool)
 
     async def waiting(self) -> list[PoolCustomer]:
-        return [
+        customers = [
             PoolCustomer(c, self.weights.get(c, DEFAULT_WEIGHT), self.touched.get(c, 0))
             for c, active in self.active.items()
             if active
         ]
+        self.turns.forget(customers)
+        return self.turns.order(customers)
+
+    def served(self, customer: PoolCustomer) -> None:
+        self.turns.served(customer)
 
     async def touch(self, customer_ids: Iterable[str]) -> None:
         for customer_id in dict.fromkeys(customer_ids):

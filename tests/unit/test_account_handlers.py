@@ -24,7 +24,15 @@ from humantask_shared.core.messages.commands import (
 )
 from humantask_taskstore import account_handlers, customer_handlers
 from humantask_taskstore.ports import Dependencies
-from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
+from tests.support.fakes import (
+    FakeAccounts,
+    FakePool,
+    FakeQuality,
+    FakeTasks,
+    RecordingAnnouncer,
+    RecordingOutbox,
+    RecordingPublisher,
+)
 
 
 @dataclass
@@ -40,6 +48,9 @@ class World:
             outbox=RecordingOutbox(),
             announce=self.announcer,
             work_lease_seconds=600,
+            pool=FakePool(),
+            quality=FakeQuality(),
+            publish=RecordingPublisher(),
         )
 
     async def create_customer(self, key: str, name: str = "acme") -> str:

@@ -69,6 +69,7 @@ def test_only_the_admin_tool_sends_credential_commands() -> None:
         "account.revoke",
         "account.rotate_credential",
         "customer.rotate_callback_secret",
+        "customer.set_weight",
     }
     assert GetCallbackSecret.senders == {"notifier"}
     assert EnsureCustomer.senders == {"gateway"}

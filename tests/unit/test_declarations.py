@@ -95,7 +95,10 @@ def notifier_app(connection: RecordingConnection) -> tuple[web.Application, list
 
 
 def taskstore_app(connection: RecordingConnection) -> tuple[web.Application, list[Context]]:
-    return taskstore.create_app(TaskStoreSettings()), [taskstore.commands_ctx]
+    return taskstore.create_app(TaskStoreSettings()), [
+        taskstore.commands_ctx,
+        taskstore.quality_ctx,
+    ]
 
 
 @pytest.mark.parametrize(

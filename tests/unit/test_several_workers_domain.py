@@ -28,7 +28,10 @@ SEED: dict[str, Any] = {
 
 def task(**params: Any) -> domain.TaskRecord:
     record, _ = domain.create_task(
-        "0123456789abcdef01234567", "cust-1", CreateTaskRequest.model_validate({**SEED, **params}), T0
+        "0123456789abcdef01234567",
+        "cust-1",
+        CreateTaskRequest.model_validate({**SEED, **params}),
+        T0,
     )
     return record
 
@@ -119,9 +122,7 @@ def test_a_several_worker_task_completes_by_the_rule_with_confidence_and_votes()
     for n, worker in enumerate(["a", "b"]):
         record = answer(record, worker, "yes", T0 + timedelta(seconds=n))
         assert record.status == "pending"  # two agreeing answers: 0.84 with no history
-    record, events = domain.submit_work(
-        lease(record, "c"), "c", "yes", T0 + timedelta(seconds=3)
-    )
+    record, events = domain.submit_work(lease(record, "c"), "c", "yes", T0 + timedelta(seconds=3))
     assert record.status == "completed"
     assert record.response is not None
     assert record.response.category == "yes" and record.response.votes == {"yes": 3}

@@ -55,7 +55,7 @@ def test_a_finished_task_is_nobodys_live_lease(status: str) -> None:
 
 
 def test_the_worker_view_shows_nothing_about_the_customer() -> None:
-    item = leased().to_work_item("alice", T0)
+    item = leased().to_work_item("alice")
     assert set(item.model_dump()) == {
         "task_id",
         "type",
@@ -87,7 +87,10 @@ def test_submit_completes_the_task_and_raises_task_completed() -> None:
     assert event.request_id == "req-1"
     assert "alice" not in event.model_dump_json()
     # Exactly today's shape: no confidence, no votes, none of the §10 fields.
-    assert record.to_public().to_json_dict()["response"] == {"category": "small", "status_code": 200}
+    assert record.to_public().to_json_dict()["response"] == {
+        "category": "small",
+        "status_code": 200,
+    }
     view = record.answered_work("small", now)
     assert view.status == "completed" and view.completed_at == now
     assert "customer data" not in view.model_dump_json()

@@ -33,8 +33,7 @@ QUALITY_ENDPOINTS = (
             (
                 ResponseDoc(
                     200,
-                    "One object per worker who answered any of the caller's tasks, by "
-                    "pseudonym.",
+                    "One object per worker who answered any of the caller's tasks, by pseudonym.",
                     model=WorkerQuality,
                     many=True,
                 ),

@@ -23,7 +23,6 @@ from functools import partial
 
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
-
 from pymongo.errors import PyMongoError
 
 from humantask_shared.core.errors import Unavailable
@@ -49,7 +48,6 @@ from humantask_shared.runtime.resources import (
 
 from . import quality
 from .crash_hook import ExitBeforePublishingCompletion
-from .fair_pool import FairPool
 from .gauges import task_gauges_watch
 from .handler_table import bind_handlers, bind_quality_handlers
 from .outbox import OutboxPublisher
@@ -100,7 +98,6 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
         pool=PoolRepository(database),
         quality=QualityRepository(database),
         publish=partial(publish_event, events),
-        fair_pool=FairPool(),
         quality_settings=QualitySettings(
             gold_rate=settings.gold_rate,
             blocking=replace(quality.DEFAULT_BLOCKING, min_accuracy=settings.worker_min_accuracy),
@@ -127,7 +124,9 @@ async def quality_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
     queue = await declare(channel, TASKSTORE_QUALITY_QUEUE, settings.amqp_queue_type)
-    dispatcher = EventDispatcher(TASKSTORE_QUALITY_QUEUE, bind_quality_handlers(app[dependencies_key]))
+    dispatcher = EventDispatcher(
+        TASKSTORE_QUALITY_QUEUE, bind_quality_handlers(app[dependencies_key])
+    )
     consumer = Consumer(queue, dispatcher, TRANSIENT_ERRORS)
     await consumer.start()
     yield

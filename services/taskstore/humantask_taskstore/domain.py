@@ -51,7 +51,22 @@ from humantask_shared.core.models import (
 from humantask_shared.core.worker_models import CompletedWork, WorkItem, no_live_lease
 
 from . import quality
-from .workers import QualityContext
+from .workers import Applied, QualityContext, Standing, WorkerRecord, WorkerStanding
+
+# What the ports speak of besides the task (`ports.py` imports the domain only).
+__all__ = [
+    "Answer",
+    "Applied",
+    "Lease",
+    "PoolCustomer",
+    "PoolKind",
+    "QualityContext",
+    "Standing",
+    "TaskRecord",
+    "WorkerRecord",
+    "WorkerStanding",
+    "quality",
+]
 
 # Which pool a pending task waits in for workers: regular work, or gold. A task that is
 # not pending is in none.
@@ -60,6 +75,19 @@ PoolKind = Literal["work", "gold"]
 # A completed task keeps the posterior it completed with (what the quality consumer
 # learns from) without its negligible categories.
 POSTERIOR_FLOOR = 1e-3
+
+
+DEFAULT_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class PoolCustomer:
+    """A customer with regular tasks waiting in the pool, and its weight there."""
+
+    customer_id: str
+    weight: float = DEFAULT_WEIGHT
+    # Counted up by every insert of the customer's tasks (the pool's check for idleness).
+    touched: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,7 +181,9 @@ class TaskRecord:
 
     def lease_of(self, worker_id: str, now: datetime) -> Lease | None:
         """The worker's live lease on this task, if it holds one."""
-        return next((lease for lease in self.live_leases(now) if lease.worker_id == worker_id), None)
+        return next(
+            (lease for lease in self.live_leases(now) if lease.worker_id == worker_id), None
+        )
 
     def answered_by(self, worker_id: str) -> bool:
         return any(answer.worker_id == worker_id for answer in self.answers)
@@ -161,7 +191,9 @@ class TaskRecord:
     # --- what others see of it ----------------------------------------------------------
 
     def quality_settings(self) -> dict[str, Any]:
-        return {name: value for name in QUALITY_FIELDS if (value := getattr(self, name)) is not None}
+        return {
+            name: value for name in QUALITY_FIELDS if (value := getattr(self, name)) is not None
+        }
 
     def to_public(self) -> Task:
         return Task(
@@ -179,11 +211,11 @@ class TaskRecord:
             **self.quality_settings(),
         )
 
-    def to_work_item(self, worker_id: str, now: datetime) -> WorkItem:
+    def to_work_item(self, worker_id: str) -> WorkItem:
         """The task leased to `worker_id` as that worker sees it: nothing about the
         customer, nor whether it is gold (docs/reference/api.md §6)."""
-        lease = self.lease_of(worker_id, now)
-        assert lease is not None, "only a task the worker holds is its work item"
+        lease = next((x for x in self.leases if x.worker_id == worker_id), None)
+        assert lease is not None, "only a task leased to the worker is its work item"
         return WorkItem(
             task_id=self.task_id,
             instruction=self.instruction,
@@ -310,9 +342,7 @@ def claimable_by(record: TaskRecord, worker_id: str, now: datetime) -> bool:
     return record.free_at is None or record.free_at <= now
 
 
-def lease_to(
-    record: TaskRecord, worker_id: str, now: datetime, expires_at: datetime
-) -> TaskRecord:
+def lease_to(record: TaskRecord, worker_id: str, now: datetime, expires_at: datetime) -> TaskRecord:
     """The task leased to the worker: leases that ran out are dropped and the slot count
     updated (the repository's claim does the same in one atomic write)."""
     assert claimable_by(record, worker_id, now), "only a claimable task is leased"

@@ -26,26 +26,13 @@ answered falls back to regular work.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-from .domain import PoolKind
-from .workers import Standing
-
-DEFAULT_WEIGHT = 1.0
-
-
-@dataclass(frozen=True)
-class PoolCustomer:
-    """A customer with regular tasks in the pool, as the pool keeps it."""
-
-    customer_id: str
-    weight: float = DEFAULT_WEIGHT
-    # Counted up by every insert of the customer's tasks (the pool's check for idleness).
-    touched: int = 0
+from .domain import PoolCustomer, PoolKind, Standing
 
 
 class FairPool:
-    """One process's passes (module doc)."""
+    """One process's passes (module doc). The pool adapter keeps one and gives a claim
+    the waiting customers in its order (`ports.Pool`)."""
 
     def __init__(self) -> None:
         self._passes: dict[str, float] = {}

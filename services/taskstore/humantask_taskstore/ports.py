@@ -8,10 +8,10 @@ promises (`tests/support/fakes.py`). Each promise the handlers rely on is said h
 from __future__ import annotations
 
 import builtins
+import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-import random
 from typing import Protocol
 
 from humantask_shared.core.messages.base import Event
@@ -20,10 +20,16 @@ from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.models import ListCursor, TaskListQuery
 
-from . import quality
-from .domain import PoolKind, TaskRecord
-from .fair_pool import FairPool, PoolCustomer
-from .workers import Applied, QualityContext, Standing, WorkerRecord
+from .domain import (
+    Applied,
+    PoolCustomer,
+    PoolKind,
+    QualityContext,
+    Standing,
+    TaskRecord,
+    WorkerRecord,
+    quality,
+)
 
 
 class TaskExists(Exception):
@@ -89,7 +95,11 @@ class Pool(Protocol):
     """The fair pool's customers (`repository.pool`)."""
 
     async def waiting(self) -> list[PoolCustomer]:
-        """The customers with regular tasks in the pool (or that had some a moment ago)."""
+        """The customers with regular tasks in the pool (or that had some a moment ago),
+        in the order this process's claims take them (`fair_pool.FairPool`)."""
+
+    def served(self, customer: PoolCustomer) -> None:
+        """A claim served the customer: its turn moves on."""
 
     async def touch(self, customer_ids: Iterable[str]) -> None:
         """These customers have tasks in the pool (called after the tasks are written)."""
@@ -124,7 +134,9 @@ class Quality(Protocol):
 
     async def customer_state(self, customer_id: str) -> quality.CustomerState: ...
 
-    async def save_calibration(self, customer_id: str, calibration: quality.Calibration) -> None: ...
+    async def save_calibration(
+        self, customer_id: str, calibration: quality.Calibration
+    ) -> None: ...
 
     async def block(self, customer_id: str, worker_id: str, now: datetime) -> bool:
         """Block the worker for the customer; False if it was already."""
@@ -205,8 +217,6 @@ class Dependencies:
     pool: Pool
     quality: Quality
     publish: PublishEvent
-    # This process's turn-taking among the pool's customers (its own state).
-    fair_pool: FairPool
     quality_settings: QualitySettings = QualitySettings()
     # A draw in [0, 1): whether a claim serves gold at GOLD_RATE (seeded in tests).
     draw: Callable[[], float] = random.random

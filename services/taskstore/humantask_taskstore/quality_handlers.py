@@ -56,7 +56,8 @@ from .workers import WorkerRecord
 log = logging.getLogger(__name__)
 
 GOLD_ANSWERS_SCORED = Counter(
-    "humantask_gold_answers_scored_total", "Gold answers scored, by whether they were right",
+    "humantask_gold_answers_scored_total",
+    "Gold answers scored, by whether they were right",
     ["correct"],
 )
 WORKERS_BLOCKED = Counter(
@@ -70,9 +71,7 @@ async def on_task_answered(event: TaskAnswered, deps: Dependencies) -> None:
     """Count the answer for its worker; score it if the task is gold."""
     record = await deps.tasks.get(event.task_id) if event.gold else None
     gold_category = None if record is None else record.gold_category
-    increments = quality.Increments(
-        workers={event.worker_id: quality.WorkerIncrement(answers=1)}
-    )
+    increments = quality.Increments(workers={event.worker_id: quality.WorkerIncrement(answers=1)})
     if gold_category is not None:
         scored = quality.gold_answer_increments(event.worker_id, gold_category, event.category)
         worker_increment = replace(scored.workers[event.worker_id], answers=1)
@@ -164,7 +163,11 @@ async def on_task_completed(event: TaskCompleted, deps: Dependencies) -> None:
     counted = {answer.worker_id: answer.category for answer in record.counted_answers}
     categories = record.params.categories
     probabilities = {category: record.posterior.get(category, 0.0) for category in categories}
-    increments = quality.completion_increments(categories, probabilities, counted)
+    learnt = quality.completion_increments(categories, probabilities, counted)
+    # Its answers were counted for their workers as they came (`on_task_answered`).
+    increments = replace(
+        learnt, workers={w: replace(inc, answers=0) for w, inc in learnt.workers.items()}
+    )
     key = f"completed:{record.task_id}:{record.reopened}"
     written = False
     for worker_id in counted:

@@ -34,10 +34,9 @@ from humantask_shared.runtime.publishing import stamp_all
 
 from . import domain
 from .changes import MAX_WRITE_ATTEMPTS, Change, change_task
-from .domain import TaskRecord
-from .fair_pool import PoolCustomer, pools_to_try
+from .domain import PoolCustomer, Standing, TaskRecord
+from .fair_pool import pools_to_try
 from .ports import Dependencies, WorkerHoldsLease
-from .workers import Standing
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ async def claim_work(command: ClaimWork, deps: Dependencies) -> ClaimResult:
             deps.quality.standings(worker_id),
         )
         if held is not None:
-            return ClaimResult(item=held.to_work_item(worker_id, now))
+            return ClaimResult(item=held.to_work_item(worker_id))
         try:
             leased = await _lease_fairly(deps, worker_id, waiting, standings)
         except WorkerHoldsLease:
@@ -71,7 +70,7 @@ async def claim_work(command: ClaimWork, deps: Dependencies) -> ClaimResult:
         if leased is None:
             return ClaimResult(item=None)
         log.info("task claimed", extra={"task_id": leased.task_id, "worker_id": worker_id})
-        return ClaimResult(item=leased.to_work_item(worker_id, utcnow()))
+        return ClaimResult(item=leased.to_work_item(worker_id))
     raise Unavailable("too many claims of this worker at once, try again")
 
 
@@ -85,9 +84,8 @@ async def _lease_fairly(
     the worker, leased to it; the pool forgets a customer found with none left at all."""
     now = utcnow()
     expires_at = domain.lease_expiry(now, deps.work_lease_seconds)
-    deps.fair_pool.forget(waiting)
     serving = [c for c in waiting if not standings.get(c.customer_id, Standing()).blocked]
-    for customer in deps.fair_pool.order(serving):
+    for customer in serving:
         standing = standings.get(customer.customer_id, Standing())
         pools = pools_to_try(standing, deps.draw(), deps.quality_settings.gold_rate)
         for pool in pools:
@@ -95,7 +93,7 @@ async def _lease_fairly(
                 worker_id, customer.customer_id, pool, now, expires_at
             )
             if leased is not None:
-                deps.fair_pool.served(customer)
+                deps.pool.served(customer)
                 if not standing.started:
                     await deps.quality.mark_started(customer.customer_id, worker_id)
                 return leased

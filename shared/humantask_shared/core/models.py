@@ -13,7 +13,7 @@ import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import idna
@@ -28,9 +28,12 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic.functional_validators import ModelWrapValidatorHandler
+from pydantic_core import InitErrorDetails
 from yarl import URL
 
 from .timeutil import format_timestamp
@@ -319,11 +322,26 @@ class CreateTaskRequest(BaseModel):
                 )
         return self
 
-    @model_validator(mode="after")
-    def _callback_unless_gold(self) -> CreateTaskRequest:
-        if self.callback_url is None and self.gold_category is None:
-            raise ValueError("callback_url: is required (only a gold task may go without one)")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _callback_unless_gold(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """`callback_url` is required (first, as it comes first) unless the task is gold:
+        a gold task is never called back."""
+        if not isinstance(data, dict) or data.get("gold_category") is not None:
+            return handler(data)
+        if data.get("callback_url") is not None:
+            return handler(data)
+        problem: InitErrorDetails = (
+            {"type": "missing", "loc": ("callback_url",), "input": data}
+            if "callback_url" not in data
+            else {"type": "string_type", "loc": ("callback_url",), "input": None}
+        )
+        others: list[InitErrorDetails] = []
+        try:
+            handler(data)
+        except ValidationError as exc:
+            others = [cast(InitErrorDetails, error) for error in exc.errors()]
+        raise ValidationError.from_exception_data(cls.__name__, [problem, *others])
 
     @model_validator(mode="after")
     def _workers_and_gold_fit(self) -> CreateTaskRequest:
@@ -336,7 +354,9 @@ class CreateTaskRequest(BaseModel):
 
     def quality_settings(self) -> dict[str, Any]:
         """The §10 parameters the customer set (what the task shows back)."""
-        return {name: value for name in QUALITY_FIELDS if (value := getattr(self, name)) is not None}
+        return {
+            name: value for name in QUALITY_FIELDS if (value := getattr(self, name)) is not None
+        }
 
 
 class ListCursor(BaseModel):

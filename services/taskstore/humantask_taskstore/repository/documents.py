@@ -61,7 +61,9 @@ def record_fields(record: TaskRecord) -> dict[str, Any]:
         ],
         "free_at": record.free_at,
         "pool": record.pool,
-        "posterior": None if record.posterior is None else [list(p) for p in record.posterior.items()],
+        "posterior": None
+        if record.posterior is None
+        else [list(p) for p in record.posterior.items()],
         "reopened": record.reopened,
         "version": record.version,
         "request_id": record.request_id,
@@ -112,7 +114,8 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         confidence=doc.get("confidence"),
         gold_category=doc.get("gold_category"),
         leases=tuple(
-            Lease(lease["worker_id"], as_utc(lease["expires_at"])) for lease in doc.get("leases") or ()
+            Lease(lease["worker_id"], as_utc(lease["expires_at"]))
+            for lease in doc.get("leases") or ()
         ),
         answers=tuple(
             Answer(a["worker_id"], a["category"], as_utc(a["at"]), bool(a.get("counted", True)))

@@ -21,7 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.runtime.mongo import Document
 
-from ..fair_pool import DEFAULT_WEIGHT, PoolCustomer
+from ..domain import DEFAULT_WEIGHT, PoolCustomer
+from ..fair_pool import FairPool
 
 POOL_CUSTOMERS = "pool_customers"
 
@@ -33,14 +34,23 @@ async def ensure_pool_indexes(db: AsyncDatabase[Document]) -> None:
 class PoolRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._customers = db[POOL_CUSTOMERS]
+        # This process's turns among the customers (`fair_pool`).
+        self._turns = FairPool()
 
     async def waiting(self) -> list[PoolCustomer]:
-        """The customers with regular tasks in the pool (or that had some a moment ago)."""
+        """The customers with regular tasks in the pool (or that had some a moment ago),
+        in the order this process's claims take them (`fair_pool.FairPool`)."""
         cursor = self._customers.find({"active": True}, {"weight": 1, "touched": 1})
-        return [
+        customers = [
             PoolCustomer(doc["_id"], doc.get("weight", DEFAULT_WEIGHT), doc.get("touched", 0))
             async for doc in cursor
         ]
+        self._turns.forget(customers)
+        return self._turns.order(customers)
+
+    def served(self, customer: PoolCustomer) -> None:
+        """A claim of this process served the customer: its turn moves on."""
+        self._turns.served(customer)
 
     async def touch(self, customer_ids: Iterable[str]) -> None:
         """These customers have (just inserted) tasks in the pool."""

@@ -48,9 +48,7 @@ _NOT_FOR_DECISIONS = {"calibration_bins": 0, "applied": 0, "pseudonym_key": 0}
 
 def field_name(category: str) -> str:
     """A category as a field name: `%`, `.`, `$` and NUL escaped (reversible)."""
-    return (
-        category.replace("%", "%25").replace(".", "%2E").replace("$", "%24").replace("\0", "%00")
-    )
+    return category.replace("%", "%25").replace(".", "%2E").replace("$", "%24").replace("\0", "%00")
 
 
 def category_of(name: str) -> str:
@@ -294,8 +292,14 @@ class QualityRepository:
         """The customer's workers who answered any of its tasks."""
         cursor = self._documents.find(
             {"customer_id": customer_id, "worker_id": {"$type": "string"}, "answers": {"$gt": 0}},
-            {"customer_id": 1, "worker_id": 1, "answers": 1, "gold_answers": 1,
-             "gold_correct": 1, "blocked": 1},
+            {
+                "customer_id": 1,
+                "worker_id": 1,
+                "answers": 1,
+                "gold_answers": 1,
+                "gold_correct": 1,
+                "blocked": 1,
+            },
         )
         return [_worker_record(doc) async for doc in cursor]
 
