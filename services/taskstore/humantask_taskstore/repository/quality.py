@@ -24,20 +24,24 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import PyMongoError
 
-from humantask_shared.runtime.mongo import Document
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.runtime.mongo import Document, is_unique_conflict
 
 from .. import quality
 from ..workers import Applied, QualityContext, Standing, WorkerRecord, WorkerStanding
 
 QUALITY = "quality"
+T = TypeVar("T")
+# First writes of one document racing each other: the loser writes on the winner's.
+RACE_ATTEMPTS = 3
 # How many keys of applied increments a worker's document remembers: its own answers and
 # the completions of tasks it answered, each written once (the worker answers one task at
 # a time, so a redelivery comes long before this many later writes).
@@ -74,11 +78,9 @@ async def ensure_quality_indexes(db: AsyncDatabase[Document]) -> None:
     await documents.create_index(
         [("customer_id", ASCENDING), ("worker_id", ASCENDING)], name="customer_workers"
     )
-    await documents.create_index(
-        [("blocked", ASCENDING)],
-        name="blocked_workers",
-        partialFilterExpression={"blocked": True},
-    )
+    # The gauge of blocked workers (DocumentDB's planner does not take a partial index
+    # for it: a whole one, small all the same).
+    await documents.create_index([("blocked", ASCENDING)], name="blocked_workers")
 
 
 def _matrix(doc: Mapping[str, Any], name: str) -> dict[str, dict[str, float]]:
@@ -158,6 +160,34 @@ def _inc(paths: Iterable[tuple[tuple[str, ...], float]]) -> dict[str, float]:
     return fields
 
 
+def _nested(fields: dict[str, float]) -> dict[str, Any]:
+    """`$inc` fields as the document a first write inserts."""
+    document: dict[str, Any] = {}
+    for name, amount in fields.items():
+        *parents, leaf = name.split(".")
+        node = document
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = amount
+    return document
+
+
+def _raced(exc: PyMongoError) -> bool:
+    """Two first writes of one document: the second is refused by its `_id` (FerretDB
+    says so in its own words for an upsert)."""
+    return is_unique_conflict(exc) or "duplicate key" in str(exc)
+
+
+async def _upserting(write: Callable[[], Awaitable[T]]) -> T:
+    """An upsert, once more if a concurrent one inserted the document first."""
+    try:
+        return await write()
+    except PyMongoError as exc:
+        if not _raced(exc):
+            raise
+        return await write()
+
+
 def _new_customer(customer_id: str) -> dict[str, Any]:
     return {
         "kind": "customer",
@@ -186,17 +216,19 @@ class QualityRepository:
         }
 
     async def mark_started(self, customer_id: str, worker_id: str) -> None:
-        await self._documents.update_one(
-            {"_id": worker_key(customer_id, worker_id)},
-            {
-                "$set": {"started": True},
-                "$setOnInsert": {
-                    "kind": "worker",
-                    "customer_id": customer_id,
-                    "worker_id": worker_id,
+        await _upserting(
+            lambda: self._documents.update_one(
+                {"_id": worker_key(customer_id, worker_id)},
+                {
+                    "$set": {"started": True},
+                    "$setOnInsert": {
+                        "kind": "worker",
+                        "customer_id": customer_id,
+                        "worker_id": worker_id,
+                    },
                 },
-            },
-            upsert=True,
+                upsert=True,
+            )
         )
 
     async def context(self, customer_id: str, worker_ids: Sequence[str]) -> QualityContext:
@@ -220,28 +252,41 @@ class QualityRepository:
     async def apply_worker(
         self, customer_id: str, worker_id: str, key: str, increments: quality.Increments
     ) -> Applied:
-        """The worker's part of `increments`, written once per `key`."""
-        update: dict[str, Any] = {
-            "$push": {"applied": {"$each": [key], "$slice": -APPLIED_KEPT}},
-            "$setOnInsert": {"kind": "worker", "customer_id": customer_id, "worker_id": worker_id},
-        }
+        """The worker's part of `increments`, written once per `key`: one conditional
+        write; a document not there yet is inserted (the first answer of the worker for
+        the customer)."""
         inc = _inc(increments.worker_paths(worker_id))
+        update: dict[str, Any] = {"$push": {"applied": {"$each": [key], "$slice": -APPLIED_KEPT}}}
         if inc:
             update["$inc"] = inc
         document_id = worker_key(customer_id, worker_id)
-        try:
+        for _ in range(RACE_ATTEMPTS):
             doc = await self._documents.find_one_and_update(
                 {"_id": document_id, "applied": {"$ne": key}},
                 update,
-                upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
-        except DuplicateKeyError:  # it exists, and holds the key: written before
-            doc = await self._documents.find_one({"_id": document_id})
-            assert doc is not None
-            return Applied(_worker_record(doc), written=False)
-        assert doc is not None
-        return Applied(_worker_record(doc), written=True)
+            if doc is not None:
+                return Applied(_worker_record(doc), written=True)
+            existing = await self._documents.find_one({"_id": document_id})
+            if existing is not None:  # it holds the key: written before
+                return Applied(_worker_record(existing), written=False)
+            first = {
+                "_id": document_id,
+                "kind": "worker",
+                "customer_id": customer_id,
+                "worker_id": worker_id,
+                "applied": [key],
+                **_nested(inc),
+            }
+            try:
+                await self._documents.insert_one(first)
+            except PyMongoError as exc:
+                if not _raced(exc):
+                    raise
+                continue  # another first write of this worker's landed: write on it
+            return Applied(_worker_record(first), written=True)
+        raise Unavailable("the worker's counters are changing too often, try again")
 
     async def apply_customer(self, customer_id: str, increments: quality.Increments) -> int:
         """The customer's part of `increments`; returns its gold answers since."""
@@ -249,12 +294,14 @@ class QualityRepository:
         inc = _inc(increments.customer_paths())
         if inc:
             update["$inc"] = inc
-        doc = await self._documents.find_one_and_update(
-            {"_id": customer_key(customer_id)},
-            update,
-            projection={"gold_answers": 1},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        doc = await _upserting(
+            lambda: self._documents.find_one_and_update(
+                {"_id": customer_key(customer_id)},
+                update,
+                projection={"gold_answers": 1},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
         )
         return int((doc or {}).get("gold_answers", 0))
 
@@ -272,10 +319,12 @@ class QualityRepository:
             "dissent_weight": calibration.dissent_weight,
             "answers_weight": calibration.answers_weight,
         }
-        await self._documents.update_one(
-            {"_id": customer_key(customer_id)},
-            {"$set": {"calibration": fit}, "$setOnInsert": _new_customer(customer_id)},
-            upsert=True,
+        await _upserting(
+            lambda: self._documents.update_one(
+                {"_id": customer_key(customer_id)},
+                {"$set": {"calibration": fit}, "$setOnInsert": _new_customer(customer_id)},
+                upsert=True,
+            )
         )
 
     async def block(self, customer_id: str, worker_id: str, now: datetime) -> bool:
@@ -305,12 +354,14 @@ class QualityRepository:
 
     async def pseudonym_key(self, customer_id: str) -> bytes:
         """The customer's secret for its workers' pseudonyms (made on first need)."""
-        doc = await self._documents.find_one_and_update(
-            {"_id": customer_key(customer_id)},
-            {"$setOnInsert": _new_customer(customer_id)},
-            projection={"pseudonym_key": 1},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        doc = await _upserting(
+            lambda: self._documents.find_one_and_update(
+                {"_id": customer_key(customer_id)},
+                {"$setOnInsert": _new_customer(customer_id)},
+                projection={"pseudonym_key": 1},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
         )
         assert doc is not None
         return base64.b64decode(doc["pseudonym_key"])

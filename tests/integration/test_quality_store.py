@@ -1,0 +1,237 @@
+"""What the database decides for several workers per task, gold and blocking
+(docs/reference/api.md §6, §10): the task-store's handlers on the real repositories,
+racing each other. The rules themselves are tested against fakes in
+tests/unit/test_quality_handlers.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from humantask_shared.core.errors import Conflict
+from humantask_shared.core.messages.commands import ClaimWork, CreateTask, SubmitWork
+from humantask_shared.core.messages.events import TaskCompleted, WorkerBlocked
+from humantask_shared.core.models import CreateTaskRequest, Task
+from humantask_shared.core.timeutil import utcnow
+from humantask_taskstore import customer_handlers, quality, quality_handlers, work_handlers
+from humantask_taskstore.ports import Dependencies
+from humantask_taskstore.repository import (
+    AccountRepository,
+    PoolRepository,
+    QualityRepository,
+    TaskRepository,
+    ensure_indexes,
+)
+from tests.support.fakes import RecordingAnnouncer, RecordingOutbox, RecordingPublisher
+from tests.support.services import wait_for
+
+SEED: dict[str, Any] = {
+    "callback_url": "http://www.example.com/test_callback",
+    "instruction": "Would you say this item is big or small?",
+    "attachment_type": "text",
+    "attachment": "car",
+    "categories": ["big", "small"],
+}
+
+
+@pytest.fixture
+async def db(fresh_database: Any) -> AsyncIterator[AsyncDatabase]:
+    async for database in fresh_database(ensure_indexes):
+        yield database
+
+
+@pytest.fixture
+def deps(db: AsyncDatabase) -> Dependencies:
+    return Dependencies(
+        tasks=TaskRepository(db),
+        accounts=AccountRepository(db),
+        outbox=RecordingOutbox(),
+        announce=RecordingAnnouncer(),
+        work_lease_seconds=600,
+        pool=PoolRepository(db),
+        quality=QualityRepository(db),
+        publish=RecordingPublisher(),
+    )
+
+
+async def create(deps: Dependencies, customer_id: str = "cust-a", **params: Any) -> Task:
+    request = CreateTaskRequest.model_validate({**SEED, **params})
+    return await customer_handlers.create_task(
+        CreateTask(customer_id=customer_id, request=request), deps
+    )
+
+
+async def claim(deps: Dependencies, worker: str) -> str | None:
+    result = await work_handlers.claim_work(ClaimWork(worker_id=worker), deps)
+    return None if result.item is None else result.item.task_id
+
+
+async def submit(deps: Dependencies, worker: str, task_id: str, category: str) -> Any:
+    command = SubmitWork(worker_id=worker, task_id=task_id, category=category)
+    return await work_handlers.submit_work(command, deps)
+
+
+def completions(deps: Dependencies, task_id: str) -> list[TaskCompleted]:
+    outbox = deps.outbox
+    assert isinstance(outbox, RecordingOutbox)
+    return [
+        stamped.event
+        for written, events in outbox.published
+        if written == task_id
+        for stamped in events
+        if isinstance(stamped.event, TaskCompleted)
+    ]
+
+
+async def started(deps: Dependencies, *workers: str, customer_id: str = "cust-a") -> None:
+    for worker in workers:
+        await deps.quality.mark_started(customer_id, worker)
+
+
+async def test_32_workers_claiming_one_max_workers_3_task_get_exactly_3_leases(
+    deps: Dependencies,
+) -> None:
+    task = await create(deps, max_workers=3)
+    workers = [f"w{n}" for n in range(32)]
+    claimed = await asyncio.gather(*(claim(deps, worker) for worker in workers))
+    holders = [worker for worker, got in zip(workers, claimed, strict=True) if got]
+    assert len(holders) == 3 and set(claimed) == {task.task_id, None}
+    stored = await deps.tasks.get(task.task_id)
+    assert stored is not None
+    assert sorted(lease.worker_id for lease in stored.leases) == sorted(holders)
+    assert stored.free_at == min(lease.expires_at for lease in stored.leases)
+
+
+async def test_claims_sent_at_once_by_one_worker_return_one_task(deps: Dependencies) -> None:
+    tasks = [await create(deps, max_workers=3) for _ in range(3)]
+    claimed = await asyncio.gather(*(claim(deps, "alice") for _ in range(12)))
+    assert set(claimed) == {tasks[0].task_id}
+    stored = await deps.tasks.get(tasks[0].task_id)
+    assert stored is not None and [lease.worker_id for lease in stored.leases] == ["alice"]
+
+
+async def test_a_lease_that_runs_out_gives_its_slot_back(deps: Dependencies) -> None:
+    short = replace(deps, work_lease_seconds=0.2)
+    task = await create(deps, max_workers=2)
+    assert [await claim(short, "a"), await claim(short, "b")] == [task.task_id] * 2
+    assert await claim(short, "c") is None
+    # As soon as the first lease ends, c's claim takes its slot.
+    assert await wait_for(lambda: claim(short, "c"), timeout=10) == task.task_id
+    stored = await deps.tasks.get(task.task_id)
+    assert stored is not None and [lease.worker_id for lease in stored.leases] == ["c"]
+
+
+async def test_concurrent_submits_complete_a_task_exactly_once(deps: Dependencies) -> None:
+    task = await create(deps, max_workers=3, min_workers=3)
+    workers = ["a", "b", "c"]
+    assert [await claim(deps, w) for w in workers] == [task.task_id] * 3
+    answers = await asyncio.gather(
+        *(submit(deps, w, task.task_id, c) for w, c in zip(workers, ["big", "small", "big"]))
+    )
+    assert [answer.response.category for answer in answers] == ["big", "small", "big"]
+    done = await deps.tasks.get(task.task_id)
+    assert done is not None and done.status == "completed" and done.response is not None
+    assert done.response.votes == {"big": 2, "small": 1}
+    assert sum(done.response.votes.values()) == len(done.counted_answers) == 3
+    assert len(completions(deps, task.task_id)) == 1
+
+
+async def test_submits_racing_a_completion_complete_it_once_and_the_rest_are_refused(
+    deps: Dependencies,
+) -> None:
+    task = await create(deps, max_workers=5, min_workers=1, confidence=0.5)
+    workers = [f"w{n}" for n in range(5)]
+    assert [await claim(deps, w) for w in workers] == [task.task_id] * 5
+    outcomes = await asyncio.gather(
+        *(submit(deps, w, task.task_id, "big") for w in workers), return_exceptions=True
+    )
+    accepted = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(accepted) + len(refused) == 5 and accepted
+    done = await deps.tasks.get(task.task_id)
+    assert done is not None and done.status == "completed" and done.response is not None
+    assert sum(done.response.votes.values()) == len(done.counted_answers)  # type: ignore[union-attr]
+    assert len(done.answers) == len(accepted)
+    assert len(completions(deps, task.task_id)) == 1
+
+
+async def test_every_worker_may_hold_the_gold_task_at_once(deps: Dependencies) -> None:
+    gold = await create(deps, gold_category="big", callback_url=None)
+    await create(deps)
+    claimed = await asyncio.gather(*(claim(deps, f"w{n}") for n in range(10)))
+    assert claimed == [gold.task_id] * 10
+    stored = await deps.tasks.get(gold.task_id)
+    assert stored is not None and len(stored.leases) == 10 and stored.free_at is None
+
+
+async def test_a_block_arriving_while_answers_are_in_flight(deps: Dependencies) -> None:
+    """A spammer's answers count on 12 open tasks; honest workers' answers that would
+    complete them race the block. Each task ends either completed with the spammer's
+    answer counted (its completion landed before the block reached it) or pending with
+    it discounted; every completion's votes are its counted answers, each once."""
+    tasks = [await create(deps, max_workers=3, min_workers=3) for _ in range(12)]
+    await started(deps, "spammer", "a", "b")
+    for worker in ("spammer", "a"):
+        for task in tasks:
+            assert await claim(deps, worker) == task.task_id
+            await submit(deps, worker, task.task_id, "small" if worker == "spammer" else "big")
+    assert await claim(deps, "b") == tasks[0].task_id
+
+    answered = asyncio.Event()
+
+    async def honest_answers() -> None:
+        for n, task in enumerate(tasks):
+            if n:
+                assert await claim(deps, "b") == task.task_id
+            await submit(deps, "b", task.task_id, "big")
+            if n == 3:
+                answered.set()  # the block starts now, while the next answers go on
+
+    async def block() -> None:
+        await answered.wait()
+        await deps.quality.block("cust-a", "spammer", utcnow())
+        event = WorkerBlocked(
+            customer_id="cust-a", worker_id="spammer", gold_answers=3, gold_correct=0, accuracy=0.4
+        )
+        await quality_handlers.on_worker_blocked(event, deps)
+
+    await asyncio.gather(honest_answers(), block())
+    states: Counter[str] = Counter()
+    for task in tasks:
+        stored = await deps.tasks.get(task.task_id)
+        assert stored is not None
+        counted = {answer.worker_id for answer in stored.counted_answers}
+        if stored.status == "completed":
+            assert stored.response is not None and stored.response.votes is not None
+            assert counted == {"spammer", "a", "b"}
+            assert sum(stored.response.votes.values()) == 3
+            assert len(completions(deps, task.task_id)) == 1
+            states["completed before the block"] += 1
+        else:
+            assert counted == {"a", "b"} and stored.answered_by("spammer")
+            assert completions(deps, task.task_id) == []
+            states["waits for another answer"] += 1
+    assert sum(states.values()) == 12
+    assert states["completed before the block"] >= 4
+    # Once the block has gone round, no open task counts the spammer.
+    assert await deps.tasks.open_answered_by("cust-a", "spammer") == []
+    # And the spammer gets none of the customer's tasks any more.
+    assert await claim(deps, "spammer") is None
+
+
+async def test_a_redelivered_event_is_counted_once_even_when_heard_at_once(
+    deps: Dependencies,
+) -> None:
+    increments = quality.Increments(workers={"w1": quality.WorkerIncrement(answers=1)})
+    applied = await asyncio.gather(
+        *(deps.quality.apply_worker("cust-a", "w1", "answer:t1", increments) for _ in range(6))
+    )
+    assert sum(1 for a in applied if a.written) == 1
+    (view,) = await deps.quality.workers_of("cust-a")
+    assert view.answers == 1
