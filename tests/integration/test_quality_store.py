@@ -9,6 +9,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,9 +18,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from humantask_shared.core.errors import Conflict
 from humantask_shared.core.messages.commands import ClaimWork, CreateTask, SubmitWork
 from humantask_shared.core.messages.events import TaskCompleted, WorkerBlocked
-from humantask_shared.core.models import CreateTaskRequest, Task
+from humantask_shared.core.models import CreateTaskRequest, Task, new_task_id
 from humantask_shared.core.timeutil import utcnow
-from humantask_taskstore import customer_handlers, quality, quality_handlers, work_handlers
+from humantask_taskstore import (
+    customer_handlers,
+    domain,
+    quality,
+    quality_handlers,
+    work_handlers,
+)
 from humantask_taskstore.ports import Dependencies
 from humantask_taskstore.repository import (
     AccountRepository,
@@ -27,7 +34,9 @@ from humantask_taskstore.repository import (
     QualityRepository,
     TaskRepository,
     ensure_indexes,
+    task_document,
 )
+from humantask_taskstore.repository.documents import TASKS
 from tests.support.fakes import RecordingAnnouncer, RecordingOutbox, RecordingPublisher
 from tests.support.services import wait_for
 
@@ -235,3 +244,30 @@ async def test_a_redelivered_event_is_counted_once_even_when_heard_at_once(
     assert sum(1 for a in applied if a.written) == 1
     (view,) = await deps.quality.workers_of("cust-a")
     assert view.answers == 1
+
+
+async def test_a_10000_task_backlog_holds_another_customers_new_task_back_one_claim(
+    db: AsyncDatabase, deps: Dependencies
+) -> None:
+    """The fair pool (docs/reference/api.md §6): with one customer's 10,000 tasks
+    waiting, another customer's new task is served within one claim per customer
+    waiting, not after the backlog."""
+    now = utcnow()
+    backlog = []
+    for n in range(10_000):
+        record, _ = domain.create_task(
+            new_task_id(), "big", CreateTaskRequest.model_validate(SEED), now
+        )
+        backlog.append(
+            task_document(replace(record, created_at=now - timedelta(hours=1, seconds=-n)))
+        )
+    for start in range(0, len(backlog), 1000):
+        await db[TASKS].insert_many(backlog[start : start + 1000], ordered=False)
+    await deps.pool.touch(["big"])
+    served = [await claim(deps, f"early-{n}") for n in range(3)]
+    assert {(await deps.tasks.get(t)).customer_id for t in served if t} == {"big"}  # type: ignore[union-attr]
+    new = await create(deps, "small")
+    claims = [await claim(deps, f"late-{n}") for n in range(2)]
+    assert new.task_id in claims
+    # And the backlog is served oldest first meanwhile.
+    assert [t for t in served] == [str(doc["_id"]) for doc in backlog[:3]]
