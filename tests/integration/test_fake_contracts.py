@@ -300,6 +300,7 @@ async def test_a_customer_waits_in_the_pool_from_its_first_regular_task(
     await pool.set_weight("cust-a", 2.5)
     (weighted,) = await pool.waiting()
     assert weighted.weight == 2.5
+    assert await pool.customer("cust-a") == weighted and await pool.customer("cust-b") is None
     # Idle only if nothing touched it since it was read.
     await added(tasks)
     assert not await pool.set_idle(waiting)

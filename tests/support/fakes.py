@@ -200,6 +200,15 @@ class FakePool:
     def served(self, customer: PoolCustomer) -> None:
         self.turns.served(customer)
 
+    async def customer(self, customer_id: str) -> PoolCustomer | None:
+        if not self.active.get(customer_id):
+            return None
+        return PoolCustomer(
+            customer_id,
+            self.weights.get(customer_id, DEFAULT_WEIGHT),
+            self.touched.get(customer_id, 0),
+        )
+
     async def touch(self, customer_ids: Iterable[str]) -> None:
         for customer_id in dict.fromkeys(customer_ids):
             self.active[customer_id] = True

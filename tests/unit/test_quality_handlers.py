@@ -189,6 +189,22 @@ async def test_no_gold_is_served_without_regular_work_of_its_customer(world: Wor
     assert await world.claim("a") is None
 
 
+async def test_gold_is_not_served_once_its_customers_work_is_done(world: World) -> None:
+    """A customer whose last regular task left the pool (completed or canceled) leaves it
+    when the quality queue hears so: its gold tasks wait for its next regular task."""
+    await world.create(**GOLD)
+    done = await world.create()
+    canceled = await world.create()
+    await started(world, "a")
+    assert await world.answer("a") == done.task_id
+    await world.cancel(canceled.task_id)
+    await world.hear()
+    assert world.pool.active == {"cust-a": False}
+    assert await world.claim("newcomer") is None
+    later = await world.create()
+    assert await world.claim("newcomer") != later.task_id  # its gold first, now
+
+
 async def test_a_gold_answer_is_scored_once(world: World) -> None:
     gold = await world.create(**GOLD)
     await world.create()

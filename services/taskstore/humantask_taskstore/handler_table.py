@@ -34,7 +34,12 @@ from humantask_shared.core.messages.commands import (
     SetCustomerWeight,
     SubmitWork,
 )
-from humantask_shared.core.messages.events import TaskAnswered, TaskCompleted, WorkerBlocked
+from humantask_shared.core.messages.events import (
+    TaskAnswered,
+    TaskCanceled,
+    TaskCompleted,
+    WorkerBlocked,
+)
 from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
 from humantask_shared.runtime.event_dispatcher import MessageHandler
 
@@ -72,6 +77,7 @@ QUALITY_HANDLERS: Mapping[type[Message], Any] = MappingProxyType(
     {
         TaskAnswered: quality_handlers.on_task_answered,
         TaskCompleted: quality_handlers.on_task_completed,
+        TaskCanceled: quality_handlers.on_task_canceled,
         WorkerBlocked: quality_handlers.on_worker_blocked,
     }
 )

@@ -101,6 +101,9 @@ class Pool(Protocol):
     def served(self, customer: PoolCustomer) -> None:
         """A claim served the customer: its turn moves on."""
 
+    async def customer(self, customer_id: str) -> PoolCustomer | None:
+        """The customer as the pool has it, if it is waiting."""
+
     async def touch(self, customer_ids: Iterable[str]) -> None:
         """These customers have tasks in the pool (called after the tasks are written)."""
 

@@ -13,6 +13,9 @@ outbox, so none is lost), to competing consumers:
   are published;
 - `task.completed`: what the task's counted answers teach about their workers
   (`quality.completion_increments`, online Dawid–Skene);
+- `task.completed`, `task.canceled`: the customer leaves the fair pool when that was its
+  last regular task there (so that no claim serves its gold tasks in place of work it
+  does not have);
 - `worker.blocked`: the worker's answers on the customer's open tasks stop counting
   (`domain.discount_worker`, one conditional write per task): those tasks wait for more
   answers. An answer being decided at that moment reads the worker's standing first: it
@@ -40,6 +43,7 @@ from humantask_shared.core.messages.commands import (
 )
 from humantask_shared.core.messages.events import (
     TaskAnswered,
+    TaskCanceled,
     TaskCompleted,
     WorkerBlocked,
     WorkerScored,
@@ -156,7 +160,9 @@ async def _block(deps: Dependencies, worker: WorkerRecord, request_id: str | Non
 
 
 async def on_task_completed(event: TaskCompleted, deps: Dependencies) -> None:
-    """What the completed task's counted answers teach about their workers."""
+    """What the completed task's counted answers teach about their workers; and its
+    customer leaves the fair pool if that was its last regular task there."""
+    await _leave_pool_if_empty(deps, event.customer_id)
     record = await deps.tasks.get(event.task.task_id)
     if record is None or record.status != "completed" or record.posterior is None:
         return  # reopened since, or completed before the task-store learnt from completions
@@ -175,6 +181,20 @@ async def on_task_completed(event: TaskCompleted, deps: Dependencies) -> None:
         written = written or applied.written
     if written:
         await deps.quality.apply_customer(record.customer_id, increments)
+
+
+async def on_task_canceled(event: TaskCanceled, deps: Dependencies) -> None:
+    """The customer leaves the fair pool if that was its last regular task there."""
+    await _leave_pool_if_empty(deps, event.customer_id)
+
+
+async def _leave_pool_if_empty(deps: Dependencies, customer_id: str) -> None:
+    """A customer waits in the pool only while it has regular tasks there: a claim serves
+    its gold only in place of those (docs/reference/api.md §10). The pool's own check
+    (`Pool.set_idle`) keeps a customer touched since it was read."""
+    waiting = await deps.pool.customer(customer_id)
+    if waiting is not None and not await deps.tasks.has_pool_work(customer_id):
+        await deps.pool.set_idle(waiting)
 
 
 async def on_worker_blocked(event: WorkerBlocked, deps: Dependencies) -> None:

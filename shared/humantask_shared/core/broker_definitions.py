@@ -77,7 +77,7 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
         write=r"^(amq\.default|humantask\.(events|dead-letter)|taskstore\..+)$",
         read=r"^(humantask\.(commands|events|dead-letter)|taskstore\..+)$",
         events_write=r"^(task|credential|worker)\.[a-z_]+$",
-        events_read=r"^(task\.(answered|completed)|worker\.blocked)$",
+        events_read=r"^(task\.(answered|completed|canceled)|worker\.blocked)$",
     ),
     "notifier": Permissions(
         configure=rf"^({_EXCHANGES}|notifier\..+)$",

@@ -56,7 +56,13 @@ from .messages.commands import (
     SubmitWork,
 )
 from .messages.envelope import Reply
-from .messages.events import CredentialChanged, TaskAnswered, TaskCompleted, WorkerBlocked
+from .messages.events import (
+    CredentialChanged,
+    TaskAnswered,
+    TaskCanceled,
+    TaskCompleted,
+    WorkerBlocked,
+)
 from .messages.retries import RetryDue
 
 Service = Literal["gateway", "taskstore", "notifier", "admin"]
@@ -215,10 +221,11 @@ TASKSTORE_QUALITY_QUEUE = Queue(
     "taskstore.quality",
     "The task-store's own events that teach it about workers (docs/reference/api.md §10): "
     "each answer (counted for its worker, scored when the task is gold, which may block "
-    "the worker), each completion (what its answers teach about their workers) and each "
-    "block (the worker's answers on the customer's open tasks stop counting). Its "
-    "processes are competing consumers; each handler is idempotent.",
-    carries=(TaskAnswered, TaskCompleted, WorkerBlocked),
+    "the worker), each completion (what its answers teach about their workers), each "
+    "block (the worker's answers on the customer's open tasks stop counting); and each "
+    "completion or cancelation that may have taken a customer's last task out of the "
+    "fair pool. Its processes are competing consumers; each handler is idempotent.",
+    carries=(TaskAnswered, TaskCompleted, TaskCanceled, WorkerBlocked),
     consumers=("taskstore",),
     publishers=("taskstore",),
     exchange=EVENTS_EXCHANGE,

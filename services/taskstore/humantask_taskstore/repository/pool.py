@@ -52,6 +52,13 @@ class PoolRepository:
         """A claim of this process served the customer: its turn moves on."""
         self._turns.served(customer)
 
+    async def customer(self, customer_id: str) -> PoolCustomer | None:
+        """The customer as the pool has it, if it is waiting."""
+        doc = await self._customers.find_one({"_id": customer_id, "active": True})
+        if doc is None:
+            return None
+        return PoolCustomer(doc["_id"], doc.get("weight", DEFAULT_WEIGHT), doc.get("touched", 0))
+
     async def touch(self, customer_ids: Iterable[str]) -> None:
         """These customers have (just inserted) tasks in the pool."""
         writes = [
