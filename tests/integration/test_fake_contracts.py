@@ -70,11 +70,11 @@ from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.fakes import (
     FakeAccounts,
     FakeDeliveries,
+    FakePool,
+    FakeQuality,
     FakeRetries,
     FakeSender,
     FakeSigningKeys,
-    FakePool,
-    FakeQuality,
     FakeTasks,
     RecordingAnnouncer,
     RecordingOutbox,
@@ -236,7 +236,58 @@ async def test_a_task_takes_leases_up_to_its_free_slots_never_twice_one_worker(
     assert saved is not None and saved.answered_by("a")
     later = until + timedelta(seconds=5)  # every lease ran out
     assert await tasks.held_lease("a", later) is None
-    assert await tasks.lease_oldest("a", "cust-a", "work", later, later + timedelta(minutes=1)) is not None
+    assert (
+        await tasks.lease_oldest("a", "cust-a", "work", later, later + timedelta(minutes=1))
+        is not None
+    )
+
+
+@implementations
+async def test_an_answer_lands_whatever_leases_others_took_but_not_after_another_answer(
+    tasks: Tasks,
+) -> None:
+    now = T0 + timedelta(hours=1)
+    until = now + timedelta(minutes=10)
+    task = await added(tasks, created_at=T0, max_workers=3, min_workers=3)
+    for worker in ("a", "b"):
+        assert await tasks.lease_oldest(worker, "cust-a", "work", now, until) is not None
+    read_by_a = await tasks.get(task.task_id)
+    read_by_b = await tasks.get(task.task_id)
+    assert read_by_a is not None and read_by_b is not None
+    # c leases it after a and b read it: their answers are not spoiled.
+    assert await tasks.lease_oldest("c", "cust-a", "work", now, until) is not None
+    answered, raised = domain.submit_work(read_by_a, "a", "big", now)
+    saved = await tasks.save_answer(read_by_a, answered, "a", stamp_all(raised, now), now)
+    assert saved is not None and saved.version == read_by_a.version + 2
+    assert sorted(x.worker_id for x in saved.leases) == ["b", "c"]
+    assert saved.free_at == until and saved.answered_by("a")
+    # b read the answers before a's landed: decided on stale answers, refused.
+    late, raised = domain.submit_work(read_by_b, "b", "small", now)
+    assert await tasks.save_answer(read_by_b, late, "b", stamp_all(raised, now), now) is None
+    # Read again, it lands.
+    fresh = await tasks.get(task.task_id)
+    assert fresh is not None
+    again, raised = domain.submit_work(fresh, "b", "small", now)
+    stored = await tasks.save_answer(fresh, again, "b", stamp_all(raised, now), now)
+    assert stored is not None and [a.worker_id for a in stored.answers] == ["a", "b"]
+    assert [x.worker_id for x in stored.leases] == ["c"] and stored.free_at == until
+    # Without the lease, no answer lands.
+    assert await tasks.save_answer(stored, again, "b", [], now) is None
+
+
+@implementations
+async def test_a_release_drops_the_workers_lease_only(tasks: Tasks) -> None:
+    now = T0 + timedelta(hours=1)
+    until = now + timedelta(minutes=10)
+    task = await added(tasks, created_at=T0, max_workers=2)
+    for worker in ("a", "b"):
+        assert await tasks.lease_oldest(worker, "cust-a", "work", now, until) is not None
+    released = await tasks.release("a", task.task_id, now)
+    assert released is not None and [x.worker_id for x in released.leases] == ["b"]
+    assert released.free_at is None
+    assert await tasks.release("a", task.task_id, now) is None
+    assert await tasks.release("a", new_task_id(), now) is None
+    assert await tasks.release("b", task.task_id, until) is None  # run out
 
 
 @implementations

@@ -141,7 +141,10 @@ async def test_concurrent_submits_complete_a_task_exactly_once(deps: Dependencie
     workers = ["a", "b", "c"]
     assert [await claim(deps, w) for w in workers] == [task.task_id] * 3
     answers = await asyncio.gather(
-        *(submit(deps, w, task.task_id, c) for w, c in zip(workers, ["big", "small", "big"]))
+        *(
+            submit(deps, w, task.task_id, c)
+            for w, c in zip(workers, ["big", "small", "big"], strict=True)
+        )
     )
     assert [answer.response.category for answer in answers] == ["big", "small", "big"]
     done = await deps.tasks.get(task.task_id)

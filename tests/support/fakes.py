@@ -96,6 +96,37 @@ class FakeTasks:
             return None
         return self._write(replace(record, version=record.version + 1), events)
 
+    async def save_answer(
+        self,
+        read: TaskRecord,
+        answered: TaskRecord,
+        worker_id: str,
+        events: Sequence[StampedEvent],
+        now: datetime,
+    ) -> TaskRecord | None:
+        current = self.records.get(read.task_id)
+        if (
+            current is None
+            or current.answers_version != read.answers_version
+            or current.lease_of(worker_id, now) is None
+        ):
+            return None
+        others = tuple(x for x in current.live_leases(now) if x.worker_id != worker_id)
+        written = replace(answered, leases=others if answered.status == "pending" else ())
+        written = replace(written, free_at=next_free_at(written, now), version=current.version + 1)
+        return self._write(written, events)
+
+    async def release(self, worker_id: str, task_id: str, now: datetime) -> TaskRecord | None:
+        current = self.records.get(task_id)
+        if current is None or current.lease_of(worker_id, now) is None:
+            return None
+        kept = tuple(x for x in current.live_leases(now) if x.worker_id != worker_id)
+        released = replace(current, leases=kept)
+        released = replace(
+            released, free_at=next_free_at(released, now), version=current.version + 1
+        )
+        return self._write(released, [])
+
     async def held_lease(self, worker_id: str, now: datetime) -> TaskRecord | None:
         for record in list(self.records.values()):
             if not any(lease.worker_id == worker_id for lease in record.leases):

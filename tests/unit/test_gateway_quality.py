@@ -23,7 +23,9 @@ async def test_a_task_created_without_them_shows_none_of_the_quality_fields(
     gateway: GatewayFactory,
 ) -> None:
     gw = await gateway()
-    status, _, task = await gw.call("POST", "/v1/task/categorize", CUSTOMER_KEY, json=SEED_TASK_JSON)
+    status, _, task = await gw.call(
+        "POST", "/v1/task/categorize", CUSTOMER_KEY, json=SEED_TASK_JSON
+    )
     assert status == 200 and not QUALITY_FIELDS & set(task), task
 
 

@@ -143,6 +143,10 @@ class TaskRecord:
     posterior: Mapping[str, float] | None = None
     # How many times an audit sent it back to the workers after it completed.
     reopened: int = 0
+    # Bumped by every change of `answers` (an answer, a discount, a reopening): what an
+    # answer's write is conditional on, so that a claim adding a lease meanwhile does
+    # not make it start over (`Tasks.save_answer`).
+    answers_version: int = 0
     # Optimistic concurrency: every write checks and bumps it.
     version: int = 0
     request_id: str | None = field(default=None, compare=False)
@@ -427,7 +431,16 @@ def submit_work(
         for a in (*record.answers, answer)
     )
     leases = [lease for lease in record.leases if lease.worker_id != worker_id]
-    answered = _with_leases(replace(record, answers=answers, request_id=request_id), leases, now)
+    answered = _with_leases(
+        replace(
+            record,
+            answers=answers,
+            answers_version=record.answers_version + 1,
+            request_id=request_id,
+        ),
+        leases,
+        now,
+    )
     events: list[Event] = []
     if not record.is_gold:
         answered = _decide(answered, context, now)
@@ -484,7 +497,8 @@ def discount_worker(record: TaskRecord, worker_id: str, now: datetime) -> TaskRe
     answers = tuple(
         replace(a, counted=False) if a.worker_id == worker_id else a for a in record.answers
     )
-    return _with_leases(replace(record, answers=answers), record.leases, now)
+    discounted = replace(record, answers=answers, answers_version=record.answers_version + 1)
+    return _with_leases(discounted, record.leases, now)
 
 
 def reopen_for_audit(record: TaskRecord, now: datetime) -> TaskRecord:
@@ -502,6 +516,7 @@ def reopen_for_audit(record: TaskRecord, now: datetime) -> TaskRecord:
         response=None,
         posterior=None,
         answers=tuple(replace(answer, counted=False) for answer in record.answers),
+        answers_version=record.answers_version + 1,
         leases=(),
         reopened=record.reopened + 1,
     )

@@ -58,6 +58,22 @@ class Tasks(Protocol):
         """Write a changed task only if it is still at the version it was read at (and
         bump the version); None when another writer got there first."""
 
+    async def save_answer(
+        self,
+        read: TaskRecord,
+        answered: TaskRecord,
+        worker_id: str,
+        events: Sequence[StampedEvent],
+        now: datetime,
+    ) -> TaskRecord | None:
+        """Write `answered` (an answer to `read` and what it decided) if the task's answers
+        are as read and the worker still holds its live lease, in one conditional write
+        that leases others took meanwhile do not spoil: they stay, and the slots are
+        counted again with them. None when another answer (or the lease's end) came first."""
+
+    async def release(self, worker_id: str, task_id: str, now: datetime) -> TaskRecord | None:
+        """Drop the worker's live lease on the task; None if it holds none there."""
+
     async def held_lease(self, worker_id: str, now: datetime) -> TaskRecord | None:
         """The pending task the worker holds a live lease on; a lease of its that ran out
         is dropped on the way (a worker holds one lease at most, live or not)."""

@@ -6,7 +6,9 @@ worker, and leases the oldest task of the first that has one for it (gold first 
 `fair_pool.pools_to_try` says so), in one atomic write (the repository). A submit reads
 the task, then what the answer's decision needs of the customer's workers (the same read
 for every task: regular or gold, one worker or several), and writes the answer and what it
-decided in one conditional write; the quality consumer learns from it afterwards.
+decided in one write conditional on the task's answers being as read (claims of other
+workers meanwhile do not make it start over); the quality consumer learns from it
+afterwards. A release drops the lease in one write.
 A worker acting on a task it does not hold gets one answer, whatever the task's state and
 whether it exists (`no_live_lease`).
 """
@@ -15,13 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 
 from prometheus_client import Histogram
 
-from humantask_shared.core.errors import NotFound, Unavailable
+from humantask_shared.core.errors import Unavailable
 from humantask_shared.core.messages.commands import ClaimWork, ReleaseWork, SubmitWork
-from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.worker_models import (
     ClaimResult,
@@ -33,7 +33,7 @@ from humantask_shared.runtime.logging import request_id_var
 from humantask_shared.runtime.publishing import stamp_all
 
 from . import domain
-from .changes import MAX_WRITE_ATTEMPTS, Change, change_task
+from .changes import MAX_WRITE_ATTEMPTS
 from .domain import PoolCustomer, Standing, TaskRecord
 from .fair_pool import pools_to_try
 from .ports import Dependencies, WorkerHoldsLease
@@ -120,7 +120,7 @@ async def submit_work(command: SubmitWork, deps: Dependencies) -> CompletedWork:
             record, worker_id, command.category, now, request_id, context=context
         )
         events = stamp_all(raised, now)
-        saved = await deps.tasks.save(answered, events, now)
+        saved = await deps.tasks.save_answer(record, answered, worker_id, events, now)
         if saved is not None:
             break
     else:
@@ -135,20 +135,11 @@ async def submit_work(command: SubmitWork, deps: Dependencies) -> CompletedWork:
     return saved.answered_work(command.category, now)
 
 
-async def _change_held_task(
-    deps: Dependencies, task_id: str, change: Change
-) -> tuple[TaskRecord, Sequence[StampedEvent]]:
-    try:
-        return await change_task(deps.tasks, task_id, change)
-    except NotFound:
-        raise no_live_lease(task_id) from None
-
-
 async def release_work(command: ReleaseWork, deps: Dependencies) -> WorkReleased:
-    saved, _ = await _change_held_task(
-        deps,
-        command.task_id,
-        lambda record, now: (domain.release_work(record, command.worker_id, now), []),
-    )
-    log.info("lease released", extra={"task_id": saved.task_id, "worker_id": command.worker_id})
-    return WorkReleased(task_id=saved.task_id)
+    """Give the lease back: its slot is free at once (one write, whatever other workers
+    claim of the task meanwhile)."""
+    released = await deps.tasks.release(command.worker_id, command.task_id, utcnow())
+    if released is None:
+        raise no_live_lease(command.task_id)
+    log.info("lease released", extra={"task_id": command.task_id, "worker_id": command.worker_id})
+    return WorkReleased(task_id=released.task_id)

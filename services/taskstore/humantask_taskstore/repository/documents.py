@@ -8,7 +8,7 @@ up while none is free), and `pool` ("work" or "gold" while it is pending, else n
 claims' index). The §10 settings (`min_workers`, `max_workers`, `confidence`,
 `gold_category`) only when the customer gave them; `posterior` (pairs of category and
 probability: a category may hold `.` or start with `$`, which field names may not) once
-it completed."""
+it completed; `answers_version`, bumped by every change of its answers."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def record_fields(record: TaskRecord) -> dict[str, Any]:
         if record.posterior is None
         else [list(p) for p in record.posterior.items()],
         "reopened": record.reopened,
+        "answers_version": record.answers_version,
         "version": record.version,
         "request_id": record.request_id,
         **record.quality_settings(),
@@ -76,7 +77,7 @@ def record_fields(record: TaskRecord) -> dict[str, Any]:
 
 
 # Left out of a new task's document while empty (a create writes no more than it must).
-_EMPTY_AT_CREATE = ("leases", "answers", "free_at", "posterior", "reopened")
+_EMPTY_AT_CREATE = ("leases", "answers", "free_at", "posterior", "reopened", "answers_version")
 
 
 def task_document(
@@ -126,6 +127,7 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         if doc.get("posterior") is None
         else {category: float(p) for category, p in doc["posterior"]},
         reopened=doc.get("reopened", 0),
+        answers_version=doc.get("answers_version", 0),
         version=doc.get("version", 0),
         request_id=doc.get("request_id"),
     )

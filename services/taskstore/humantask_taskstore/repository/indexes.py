@@ -168,8 +168,37 @@ def lease_update(worker_id: str, now: datetime, expires_at: datetime) -> list[di
     return [{"$set": {"leases": {"$concatArrays": [_live(now), new]}}}, _slots_stage()]
 
 
+def answered_at(worker_id: str, answers_version: int, now: datetime) -> dict[str, Any]:
+    """A pending task on which the worker holds a live lease, whose answers are as they
+    were at `answers_version` (whatever leases others took since)."""
+    version: dict[str, Any] = {"answers_version": answers_version}
+    if answers_version == 0:  # never answered: the field may not be written yet
+        version = {"$or": [version, {"answers_version": {"$exists": False}}]}
+    return {
+        "status": "pending",
+        "leases": {"$elemMatch": {"worker_id": worker_id, "expires_at": {"$gt": now}}},
+        **version,
+    }
+
+
+def answer_update(
+    fields: dict[str, Any], worker_id: str, now: datetime, outbox: list[str], pending: bool
+) -> list[dict[str, Any]]:
+    """An answer's write as an update pipeline: the fields it decided (as literals), the
+    worker's lease dropped (every lease, once the task is not pending), the events added
+    to the outbox, the slots counted again on the leases as they are now."""
+    other = {"$ne": ["$$this.worker_id", worker_id]}
+    changed: dict[str, Any] = {name: {"$literal": value} for name, value in fields.items()}
+    changed["leases"] = _live(now, other) if pending else {"$literal": []}
+    if outbox:
+        changed["outbox"] = {"$concatArrays": [{"$ifNull": ["$outbox", []]}, {"$literal": outbox}]}
+        changed["outbox_at"] = {"$ifNull": ["$outbox_at", {"$literal": now}]}
+    return [{"$set": changed}, _slots_stage()]
+
+
 def drop_lease_update(worker_id: str, now: datetime) -> list[dict[str, Any]]:
-    """The worker's (run out) lease dropped from a task, with the leases that ran out."""
+    """The worker's lease (given back, or run out) dropped from a task, with the leases
+    that ran out, and the slots counted again."""
     other = {"$ne": ["$$this.worker_id", worker_id]}
     return [{"$set": {"leases": _live(now, other)}}, _slots_stage()]
 
@@ -177,6 +206,14 @@ def drop_lease_update(worker_id: str, now: datetime) -> list[dict[str, Any]]:
 def held_by(worker_id: str) -> dict[str, Any]:
     """The task the worker holds a lease on, live or run out (LEASE_INDEX: one at most)."""
     return {"leases.worker_id": {"$type": "string", "$eq": worker_id}}
+
+
+def live_lease_of(worker_id: str, now: datetime) -> dict[str, Any]:
+    """A pending task on which the worker holds a live lease."""
+    return {
+        "status": "pending",
+        "leases": {"$elemMatch": {"worker_id": worker_id, "expires_at": {"$gt": now}}},
+    }
 
 
 def ran_out(worker_id: str, now: datetime) -> dict[str, Any]:

@@ -36,12 +36,15 @@ from .indexes import (
     PENDING,
     UNIQUE_ID_INDEX,
     WAITING_FOR_ANSWERS,
+    answer_update,
+    answered_at,
     claimable,
     drop_lease_update,
     expired_leases,
     held_by,
     in_pool,
     lease_update,
+    live_lease_of,
     ran_out,
     unique_id_of,
 )
@@ -51,6 +54,18 @@ from .spans import ClaimSpans, newest_page
 # A new task, its events and when: what `TaskRepository.add` writes.
 NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
 MAX_INSERTS_PER_WRITE = 128
+
+# What an answer changes of its task besides its leases, slots and outbox.
+_ANSWER_FIELDS = (
+    "answers",
+    "answers_version",
+    "status",
+    "completed_at",
+    "response",
+    "posterior",
+    "pool",
+    "request_id",
+)
 
 # Writes that race on a unique index: one wins, the others find the winner's document
 # on their next look (or, rarely, try once more while the winner is still landing).
@@ -154,6 +169,42 @@ class TaskRepository:
         doc = await self._tasks.find_one_and_update(
             {"_id": ObjectId(record.task_id), "version": record.version},
             update,
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else task_record(doc)
+
+    async def save_answer(
+        self,
+        read: TaskRecord,
+        answered: TaskRecord,
+        worker_id: str,
+        events: Sequence[StampedEvent],
+        now: datetime,
+    ) -> TaskRecord | None:
+        """Write an answer and what it decided, if the task's answers are still as they
+        were read and the worker still holds its live lease: one conditional write, which
+        leases other workers took meanwhile do not spoil (they stay, and the slots are
+        counted again with them). None when the answers changed (or the lease ended)."""
+        fields = record_fields(answered)
+        changed = {name: fields[name] for name in _ANSWER_FIELDS}
+        update = answer_update(
+            changed, worker_id, now, outbox_entries(events), answered.status == "pending"
+        )
+        doc = await self._tasks.find_one_and_update(
+            {"_id": ObjectId(read.task_id), **answered_at(worker_id, read.answers_version, now)},
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else task_record(doc)
+
+    async def release(self, worker_id: str, task_id: str, now: datetime) -> TaskRecord | None:
+        """Drop the worker's live lease on the task, in one write whatever leases others
+        take meanwhile; None if it holds none."""
+        if not ObjectId.is_valid(task_id):
+            return None
+        doc = await self._tasks.find_one_and_update(
+            {"_id": ObjectId(task_id), **live_lease_of(worker_id, now)},
+            drop_lease_update(worker_id, now),
             return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else task_record(doc)
