@@ -450,7 +450,6 @@ def submit_work(
             task_id=record.task_id,
             worker_id=worker_id,
             category=category,
-            answer_index=len(answers) - 1,
             counted=answer.counted,
             gold=record.is_gold,
             status=answered.status,

@@ -89,7 +89,7 @@ async def on_task_answered(event: TaskAnswered, deps: Dependencies) -> None:
     if applied.written:
         GOLD_ANSWERS_SCORED.labels("true" if correct else "false").inc()
         gold_answers = await deps.quality.apply_customer(event.customer_id, increments)
-        await _observe_gold_task(deps, record, event.answer_index)
+        await _observe_gold_task(deps, record, event.worker_id)
         if gold_answers and gold_answers % CALIBRATION_REFIT_EVERY == 0:
             state = await deps.quality.customer_state(event.customer_id)
             fitted = quality.fit_calibration(state.calibration_bins)
@@ -116,9 +116,10 @@ async def on_task_answered(event: TaskAnswered, deps: Dependencies) -> None:
         await _block(deps, worker, event.request_id)
 
 
-async def _observe_gold_task(deps: Dependencies, record: domain.TaskRecord, index: int) -> None:
-    """What the gold task's answers up to this one teach the calibration."""
+async def _observe_gold_task(deps: Dependencies, record: domain.TaskRecord, worker_id: str) -> None:
+    """What the gold task's answers up to the worker's teach the calibration."""
     assert record.gold_category is not None
+    index = next(n for n, answer in enumerate(record.answers) if answer.worker_id == worker_id)
     answers = record.answers[: index + 1]
     if not answers or len(answers) > CALIBRATION_MAX_ANSWERS:
         return

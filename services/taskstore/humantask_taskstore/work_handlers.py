@@ -22,6 +22,7 @@ from prometheus_client import Histogram
 
 from humantask_shared.core.errors import Unavailable
 from humantask_shared.core.messages.commands import ClaimWork, ReleaseWork, SubmitWork
+from humantask_shared.core.models import MAX_WORKERS_LIMIT
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.worker_models import (
     ClaimResult,
@@ -107,7 +108,8 @@ async def submit_work(command: SubmitWork, deps: Dependencies) -> CompletedWork:
     decided, in one conditional write; read again and decided again when another write
     landed first."""
     worker_id, request_id = command.worker_id, request_id_var.get()
-    for _ in range(MAX_WRITE_ATTEMPTS):
+    # Each lost race is another worker's answer landing: at most max_workers of them.
+    for _ in range(MAX_WRITE_ATTEMPTS + MAX_WORKERS_LIMIT):
         record = await deps.tasks.get(command.task_id)
         if record is None:
             raise no_live_lease(command.task_id)

@@ -168,27 +168,41 @@ def lease_update(worker_id: str, now: datetime, expires_at: datetime) -> list[di
     return [{"$set": {"leases": {"$concatArrays": [_live(now), new]}}}, _slots_stage()]
 
 
-def answered_at(worker_id: str, answers_version: int, now: datetime) -> dict[str, Any]:
+def answered_at(worker_id: str, answers_version: int | None, now: datetime) -> dict[str, Any]:
     """A pending task on which the worker holds a live lease, whose answers are as they
-    were at `answers_version` (whatever leases others took since)."""
+    were at `answers_version` (whatever leases others took since; None: whatever answers
+    others gave since, for a gold task, which decides nothing on them)."""
+    criteria: dict[str, Any] = {
+        "status": "pending",
+        "leases": {"$elemMatch": {"worker_id": worker_id, "expires_at": {"$gt": now}}},
+    }
+    if answers_version is None:
+        return criteria
     version: dict[str, Any] = {"answers_version": answers_version}
     if answers_version == 0:  # never answered: the field may not be written yet
         version = {"$or": [version, {"answers_version": {"$exists": False}}]}
-    return {
-        "status": "pending",
-        "leases": {"$elemMatch": {"worker_id": worker_id, "expires_at": {"$gt": now}}},
-        **version,
-    }
+    return {**criteria, **version}
 
 
 def answer_update(
-    fields: dict[str, Any], worker_id: str, now: datetime, outbox: list[str], pending: bool
+    fields: dict[str, Any],
+    worker_id: str,
+    now: datetime,
+    outbox: list[str],
+    pending: bool,
+    appended: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """An answer's write as an update pipeline: the fields it decided (as literals), the
-    worker's lease dropped (every lease, once the task is not pending), the events added
-    to the outbox, the slots counted again on the leases as they are now."""
+    """An answer's write as an update pipeline: the fields it decided (as literals), or
+    only the answer `appended` to those others gave meanwhile (a gold task); the worker's
+    lease dropped (every lease, once the task is not pending), the events added to the
+    outbox, the slots counted again on the leases as they are now."""
     other = {"$ne": ["$$this.worker_id", worker_id]}
     changed: dict[str, Any] = {name: {"$literal": value} for name, value in fields.items()}
+    if appended is not None:
+        changed["answers"] = {
+            "$concatArrays": [{"$ifNull": ["$answers", []]}, {"$literal": [appended]}]
+        }
+        changed["answers_version"] = {"$add": [{"$ifNull": ["$answers_version", 0]}, 1]}
     changed["leases"] = _live(now, other) if pending else {"$literal": []}
     if outbox:
         changed["outbox"] = {"$concatArrays": [{"$ifNull": ["$outbox", []]}, {"$literal": outbox}]}

@@ -67,6 +67,8 @@ _ANSWER_FIELDS = (
     "request_id",
 )
 
+_GOLD_ANSWER_FIELDS = ("request_id",)
+
 # Writes that race on a unique index: one wins, the others find the winner's document
 # on their next look (or, rarely, try once more while the winner is still landing).
 RACE_ATTEMPTS = 3
@@ -184,14 +186,23 @@ class TaskRepository:
         """Write an answer and what it decided, if the task's answers are still as they
         were read and the worker still holds its live lease: one conditional write, which
         leases other workers took meanwhile do not spoil (they stay, and the slots are
-        counted again with them). None when the answers changed (or the lease ended)."""
+        counted again with them). None when the answers changed (or the lease ended).
+        A gold task's answer decides nothing: it is appended to whatever answers others
+        gave meanwhile."""
         fields = record_fields(answered)
-        changed = {name: fields[name] for name in _ANSWER_FIELDS}
+        gold = answered.is_gold
+        changed = {name: fields[name] for name in (_GOLD_ANSWER_FIELDS if gold else _ANSWER_FIELDS)}
         update = answer_update(
-            changed, worker_id, now, outbox_entries(events), answered.status == "pending"
+            changed,
+            worker_id,
+            now,
+            outbox_entries(events),
+            answered.status == "pending",
+            appended=fields["answers"][-1] if gold else None,
         )
+        version = None if gold else read.answers_version
         doc = await self._tasks.find_one_and_update(
-            {"_id": ObjectId(read.task_id), **answered_at(worker_id, read.answers_version, now)},
+            {"_id": ObjectId(read.task_id), **answered_at(worker_id, version, now)},
             update,
             return_document=ReturnDocument.AFTER,
         )

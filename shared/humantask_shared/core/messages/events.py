@@ -63,9 +63,6 @@ class TaskAnswered(Event):
     task_id: str
     worker_id: str
     category: str
-    # The answer's place among the task's answers (0 the first): a gold task's answers
-    # up to it are what the calibration observes.
-    answer_index: int
     # Whether it counts towards the task's completion (a blocked worker's does not).
     counted: bool
     gold: bool = False
