@@ -96,7 +96,8 @@ async def created(api: Api, key: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def answer(api: Api, token: str, category_of: dict[str, str]) -> str | None:
-    """Claim; answer what the worker would for its item. The task id, or None (204)."""
+    """Claim; answer what the worker would for its item. The task id, or None (204). A
+    task that others' answers completed meanwhile is no longer the worker's (`409`)."""
     claimed = await api.post("/v1/work/claim", token)
     if claimed.status == 204:
         return None
@@ -107,6 +108,8 @@ async def answer(api: Api, token: str, category_of: dict[str, str]) -> str | Non
         token,
         json={"category": category_of[item]},
     )
+    if submitted.status == 409:
+        return str(claimed.body["task_id"])
     assert submitted.status == 200, submitted
     # A worker sees its own answer, the same shape whatever the task.
     assert submitted.body["response"] == {"category": category_of[item], "status_code": 200}
