@@ -208,7 +208,7 @@ def plot(path: Path, document: Mapping[str, Any]) -> None:
     stack_colors = dict(
         zip(
             STACK + LATENCY_ONLY,
-            ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"),
+            ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:brown", "tab:purple"),
             strict=True,
         )
     )

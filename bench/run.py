@@ -354,8 +354,8 @@ class Bench:
         self, clients: int, stage: str, profile: bool = False, op: str = "claim_submit"
     ) -> list[dict[str, Any]]:
         """claim+submit, then the callbacks of the submitted tasks: two rows. With `op`
-        claim_submit_3, on tasks of max_workers 3 of a customer of their own (three
-        claim+submits of three workers complete one; no callback row)."""
+        claim_submit_3, on tasks of min_workers and max_workers 3 of a customer of their
+        own (three claim+submits of three workers complete one; no callback row)."""
         assert self.stack is not None
         needed = int(max(300, 2 * self.claim_rate_guess * (self.args.warmup + self.args.seconds)))
         database = self.stack.database
@@ -380,7 +380,9 @@ class Bench:
                 self.receiver.url,
                 needed - pending,
                 oldest=datetime.now(UTC),
-                params={"max_workers": 3} if several else None,
+                # Three answers each, always: the cost of several workers, not of stopping
+                # early (which would end the other leases and answer their submits 409).
+                params={"min_workers": 3, "max_workers": 3} if several else None,
             )
         row = await self.phase(op, clients, stage, profile=profile)
         row["pending_before"] = max(pending, needed)
