@@ -367,12 +367,14 @@ async def test_the_pool_gives_the_customers_in_turn(pooled: tuple[Tasks, Pool]) 
     tasks, pool = pooled
     for customer in ("cust-a", "cust-b"):
         await added(tasks, customer_id=customer)
-    first, second = await pool.waiting()
-    pool.served(first)
-    assert [c.customer_id for c in await pool.waiting()] == [
-        second.customer_id,
-        first.customer_id,
-    ]
+    waiting = await pool.waiting()
+    first = pool.take_turn(waiting)
+    second = pool.take_turn(waiting)
+    assert first is not None and second is not None
+    assert {first.customer_id, second.customer_id} == {"cust-a", "cust-b"}
+    pool.give_back_turn(second)
+    assert pool.take_turn(waiting) == second
+    assert pool.take_turn([]) is None
 
 
 # -- the task-store: what customers know of workers ---------------------------------------

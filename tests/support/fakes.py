@@ -231,10 +231,16 @@ class FakePool:
             if active
         ]
         self.turns.forget(customers)
-        return self.turns.order(customers)
+        return customers
 
-    def served(self, customer: PoolCustomer) -> None:
-        self.turns.served(customer)
+    def take_turn(self, customers: Sequence[PoolCustomer]) -> PoolCustomer | None:
+        customer = self.turns.next_turn(customers)
+        if customer is not None:
+            self.turns.take_turn(customer)
+        return customer
+
+    def give_back_turn(self, customer: PoolCustomer) -> None:
+        self.turns.give_back_turn(customer)
 
     async def customer(self, customer_id: str) -> PoolCustomer | None:
         if not self.active.get(customer_id):

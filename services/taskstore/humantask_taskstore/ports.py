@@ -111,11 +111,15 @@ class Pool(Protocol):
     """The fair pool's customers (`repository.pool`)."""
 
     async def waiting(self) -> list[PoolCustomer]:
-        """The customers with regular tasks in the pool (or that had some a moment ago),
-        in the order this process's claims take them (`fair_pool.FairPool`)."""
+        """The customers with regular tasks in the pool (or that had some a moment ago)."""
 
-    def served(self, customer: PoolCustomer) -> None:
-        """A claim served the customer: its turn moves on."""
+    def take_turn(self, customers: Sequence[PoolCustomer]) -> PoolCustomer | None:
+        """The customer whose turn it is among these (`fair_pool.FairPool`, this
+        process's turns), its turn taken at once so that a claim at the same moment takes
+        the next one; None when there is none."""
+
+    def give_back_turn(self, customer: PoolCustomer) -> None:
+        """The turn served nothing (no task for the worker): it does not count."""
 
     async def customer(self, customer_id: str) -> PoolCustomer | None:
         """The customer as the pool has it, if it is waiting."""

@@ -81,23 +81,28 @@ async def _lease_fairly(
     waiting: list[PoolCustomer],
     standings: dict[str, Standing],
 ) -> TaskRecord | None:
-    """The oldest task of the first customer in the fair pool's order that has one for
-    the worker, leased to it; the pool forgets a customer found with none left at all."""
+    """The oldest task of the customer whose turn it is (`fair_pool`) that has one for
+    the worker, leased to it; a customer that has none for it gives its turn back, and
+    the pool forgets one found with none left at all."""
     now = utcnow()
     expires_at = domain.lease_expiry(now, deps.work_lease_seconds)
     serving = [c for c in waiting if not standings.get(c.customer_id, Standing()).blocked]
-    for customer in serving:
+    while (customer := deps.pool.take_turn(serving)) is not None:
         standing = standings.get(customer.customer_id, Standing())
-        pools = pools_to_try(standing, deps.draw(), deps.quality_settings.gold_rate)
-        for pool in pools:
-            leased = await deps.tasks.lease_oldest(
-                worker_id, customer.customer_id, pool, now, expires_at
-            )
-            if leased is not None:
-                deps.pool.served(customer)
-                if not standing.started:
-                    await deps.quality.mark_started(customer.customer_id, worker_id)
-                return leased
+        try:
+            for pool in pools_to_try(standing, deps.draw(), deps.quality_settings.gold_rate):
+                leased = await deps.tasks.lease_oldest(
+                    worker_id, customer.customer_id, pool, now, expires_at
+                )
+                if leased is not None:
+                    if not standing.started:
+                        await deps.quality.mark_started(customer.customer_id, worker_id)
+                    return leased
+        except BaseException:
+            deps.pool.give_back_turn(customer)
+            raise
+        deps.pool.give_back_turn(customer)
+        serving.remove(customer)
         if not await deps.tasks.has_pool_work(customer.customer_id):
             await deps.pool.set_idle(customer)
     return None

@@ -14,7 +14,7 @@ a task in the pool is never left idle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -38,19 +38,25 @@ class PoolRepository:
         self._turns = FairPool()
 
     async def waiting(self) -> list[PoolCustomer]:
-        """The customers with regular tasks in the pool (or that had some a moment ago),
-        in the order this process's claims take them (`fair_pool.FairPool`)."""
+        """The customers with regular tasks in the pool (or that had some a moment ago)."""
         cursor = self._customers.find({"active": True}, {"weight": 1, "touched": 1})
         customers = [
             PoolCustomer(doc["_id"], doc.get("weight", DEFAULT_WEIGHT), doc.get("touched", 0))
             async for doc in cursor
         ]
         self._turns.forget(customers)
-        return self._turns.order(customers)
+        return customers
 
-    def served(self, customer: PoolCustomer) -> None:
-        """A claim of this process served the customer: its turn moves on."""
-        self._turns.served(customer)
+    def take_turn(self, customers: Sequence[PoolCustomer]) -> PoolCustomer | None:
+        """The customer whose turn it is among these, its turn taken (this process's
+        `fair_pool.FairPool`)."""
+        customer = self._turns.next_turn(customers)
+        if customer is not None:
+            self._turns.take_turn(customer)
+        return customer
+
+    def give_back_turn(self, customer: PoolCustomer) -> None:
+        self._turns.give_back_turn(customer)
 
     async def customer(self, customer_id: str) -> PoolCustomer | None:
         """The customer as the pool has it, if it is waiting."""
