@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from humantask_shared.core.errors import Conflict
@@ -27,7 +28,7 @@ from humantask_taskstore import (
     quality_handlers,
     work_handlers,
 )
-from humantask_taskstore.ports import Dependencies
+from humantask_taskstore.ports import Dependencies, QualitySettings
 from humantask_taskstore.repository import (
     AccountRepository,
     PoolRepository,
@@ -276,3 +277,75 @@ async def test_a_10000_task_backlog_holds_another_customers_new_task_back_one_cl
     assert new.task_id in claims
     # And the backlog is served oldest first meanwhile.
     assert [t for t in served] == [str(doc["_id"]) for doc in backlog[:3]]
+
+
+class Commands(monitoring.CommandListener):
+    """The database commands issued, by name, in order (the shape of a request's work)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.listening = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.listening:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def _database_work_of_a_claim_and_submit(mongodb_url: str, gold: bool) -> list[str]:
+    """The commands a started worker's claim and submit send to the database, when the
+    claim serves a gold task and when it serves a regular one (GOLD_RATE's draw)."""
+    listener = Commands()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongodb_url, event_listeners=[listener], tz_aware=True
+    )
+    database = client[f"quality_timing_{new_task_id()}"]
+    try:
+        await ensure_indexes(database)
+        deps = Dependencies(
+            tasks=TaskRepository(database),
+            accounts=AccountRepository(database),
+            outbox=RecordingOutbox(),
+            announce=RecordingAnnouncer(),
+            work_lease_seconds=600,
+            pool=PoolRepository(database),
+            quality=QualityRepository(database),
+            publish=RecordingPublisher(),
+            quality_settings=QualitySettings(gold_rate=0.5),
+            draw=lambda: 0.1 if gold else 0.9,
+        )
+        await create(deps, gold_category="big", callback_url=None)
+        await create(deps, max_workers=3)
+        await started(deps, "a")
+        # Another worker first, through both pools: each pool's floor (looked up every
+        # half minute, for gold and regular work alike) and the connections are warm.
+        for _ in range(2):
+            warm = await claim(deps, "warm")
+            assert warm is not None
+            await submit(deps, "warm", warm, "big")
+        listener.listening = True
+        task_id = await claim(deps, "a")
+        assert task_id is not None
+        await submit(deps, "a", task_id, "big")
+        listener.listening = False
+        stored = await deps.tasks.get(task_id)
+        assert stored is not None and stored.is_gold == gold
+        return listener.names
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
+
+async def test_a_gold_claim_and_submit_do_the_database_work_of_a_regular_one(
+    mongodb_url: str,
+) -> None:
+    """A worker cannot time gold: the same commands, in the same order, on the path that
+    answers it (docs/reference/api.md §10; the scoring comes later, from the event)."""
+    gold = await _database_work_of_a_claim_and_submit(mongodb_url, gold=True)
+    regular = await _database_work_of_a_claim_and_submit(mongodb_url, gold=False)
+    assert gold == regular, (gold, regular)
