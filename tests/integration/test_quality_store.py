@@ -28,6 +28,7 @@ from humantask_taskstore import (
     quality_handlers,
     work_handlers,
 )
+from humantask_taskstore.bootstrap import prepare_database
 from humantask_taskstore.ports import Dependencies, QualitySettings
 from humantask_taskstore.repository import (
     AccountRepository,
@@ -349,3 +350,23 @@ async def test_a_gold_claim_and_submit_do_the_database_work_of_a_regular_one(
     gold = await _database_work_of_a_claim_and_submit(mongodb_url, gold=True)
     regular = await _database_work_of_a_claim_and_submit(mongodb_url, gold=False)
     assert gold == regular, (gold, regular)
+
+
+async def test_tasks_of_the_version_before_are_moved_into_the_pool_at_start(
+    db: AsyncDatabase, deps: Dependencies
+) -> None:
+    """A pending task written before several workers per task (no `pool`, a lease of the
+    old shape) is claimable after the task-store's start-up, its customer waiting."""
+    record, _ = domain.create_task(
+        new_task_id(), "old-customer", CreateTaskRequest.model_validate(SEED), utcnow()
+    )
+    old = task_document(record)
+    del old["pool"]
+    old.update(lease_worker_id="someone", lease_expires_at=utcnow() + timedelta(minutes=5))
+    await db[TASKS].insert_one(old)
+    assert await claim(deps, "new-worker") is None
+    await prepare_database(db)
+    await prepare_database(db)  # once is enough, and twice harmless
+    assert await claim(deps, "new-worker") == record.task_id
+    stored = await db[TASKS].find_one({"_id": old["_id"]})
+    assert stored is not None and "lease_worker_id" not in stored

@@ -10,6 +10,7 @@ share one `insert_many`. Lists and claims read spans of creation times (`spans`)
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,12 +19,12 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from humantask_shared.core.errors import Unavailable
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.models import ListCursor, TaskListQuery
-from humantask_shared.core.timeutil import as_utc
+from humantask_shared.core.timeutil import as_utc, utcnow
 from humantask_shared.runtime.mongo import Document, is_unique_conflict
 
 from ..batching import GroupWriter
@@ -55,6 +56,10 @@ from .spans import ClaimSpans, newest_page
 NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
 MAX_INSERTS_PER_WRITE = 128
 
+# Changes made once per database, by name, in `migrations`.
+MIGRATIONS = "migrations"
+POOL_MIGRATION = "tasks-in-pools"
+
 # What an answer changes of its task besides its leases, slots and outbox.
 _ANSWER_FIELDS = (
     "answers",
@@ -85,6 +90,7 @@ class WorkerPool:
 class TaskRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._tasks = db[TASKS]
+        self._migrations = db[MIGRATIONS]
         self._pool = PoolRepository(db)
         self._inserts: GroupWriter[NewTask] = GroupWriter(self._insert_group, MAX_INSERTS_PER_WRITE)
         # Where each customer's claims look, per pool (`spans.ClaimSpans`).
@@ -316,8 +322,10 @@ class TaskRepository:
         """Tasks written before there were several workers per task wait in no pool (they
         have no `pool` field, and maybe a lease of the old shape): put every such pending
         task in the regular pool, its old lease dropped (that worker's submit is a `409`).
-        Returns the customers whose tasks it moved. Idempotent; reads the pending tasks
-        through POOL_INDEX once per start."""
+        Returns the customers whose tasks it moved. Done once per database (a document in
+        `migrations` says so afterwards), reading the pending tasks through POOL_INDEX."""
+        if await self._migrations.find_one({"_id": POOL_MIGRATION}) is not None:
+            return []
         old = {**PENDING, "pool": {"$exists": False}}
         customers = await self._tasks.distinct("customer_id", old)
         if customers:
@@ -329,6 +337,8 @@ class TaskRepository:
                     "$inc": {"version": 1},
                 },
             )
+        with contextlib.suppress(DuplicateKeyError):  # another task-store did it too
+            await self._migrations.insert_one({"_id": POOL_MIGRATION, "at": utcnow()})
         return [str(customer) for customer in customers]
 
     # --- lists --------------------------------------------------------------------------
