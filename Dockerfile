@@ -40,6 +40,13 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/whe
 # --- runtime: the virtualenv on a clean slim image, run as a non-root user ---
 FROM ${PYTHON_IMAGE} AS runtime
 
+# The version is pyproject.toml's (tests/unit/test_version.py holds them equal).
+ARG HUMANTASK_VERSION=0.2.0
+LABEL org.opencontainers.image.title="humantask" \
+      org.opencontainers.image.description="Self-hosted human tasks behind a Scale v1 compatible API: gateway, task-store, notifier and admin in one image" \
+      org.opencontainers.image.version="${HUMANTASK_VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH="/opt/venv/bin:${PATH}"

@@ -1,4 +1,4 @@
-"""`python -m bench.overload`: the gateway past its capacity (issue 14), with load
+"""`python -m bench.overload`: the gateway past its capacity, with load
 shedding off (`GATEWAY_MAX_IN_FLIGHT=0`) and on (its default) in one run, a fresh stack
 each (bench/README.md).
 

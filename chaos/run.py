@@ -249,7 +249,7 @@ async def run(args: argparse.Namespace) -> int:
     settings = {
         "AMQP_URL": broker.amqp_url,
         "MONGODB_URL": database_url(database),
-        # The setting of the topology work (issue 14): quorum queues on the cluster.
+        # AMQP_QUEUE_TYPE=quorum: the durable queues replicated across the cluster.
         "AMQP_QUEUE_TYPE": "quorum" if args.cluster else "classic",
         "RATE_LIMIT_PER_SECOND": "0",  # one API key makes all the load
         "WORKER_RATE_LIMIT_PER_SECOND": "0",

@@ -32,6 +32,7 @@ from humantask_shared.core.errors import Unauthorized
 from humantask_shared.core.messages.base import Command, ResultT
 from humantask_shared.core.messages.commands import (
     CreateCustomer,
+    EnsureCustomer,
     GetCallbackSecret,
     RotateCallbackSecret,
 )
@@ -40,7 +41,7 @@ from humantask_shared.runtime.broker import open_channel
 from humantask_shared.runtime.command_client import CommandClient
 from humantask_shared.runtime.declaring import declare_exchange
 from tests.support.broker_users import BrokerUsers, broker_users
-from tests.support.callbacks import Answer, ScriptedReceiver
+from tests.support.callbacks import Answer, Received, ScriptedReceiver
 from tests.support.services import free_port, wait_for
 
 from .conftest import BIN, SEED_TASK_JSON, Api, Stack, service_env, start_service
@@ -305,8 +306,11 @@ async def test_callbacks_are_signed_with_the_rotated_secret_from_then_on(
             assert attempt.headers["webhook-id"] == first_task
         assert [a.headers["X-Callback-Attempt"] for a in attempts] == ["1", "2"]
 
-        rotated = secured.admin("customers", "rotate-secret", customer["customer_id"])
+        rotated = secured.admin(
+            "customers", "rotate-secret", customer["customer_id"], "--overlap", "0"
+        )
         assert rotated["customer_id"] == customer["customer_id"]
+        assert rotated["previous_secret_signs_until"] is None
         new_secret = rotated["callback_secret"]
         assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", new_secret)
         assert new_secret != customer["callback_secret"]
@@ -324,11 +328,63 @@ async def test_callbacks_are_signed_with_the_rotated_secret_from_then_on(
         await receiver.stop()
 
 
+async def test_during_a_rotations_overlap_callbacks_verify_with_either_secret(
+    http: aiohttp.ClientSession, secured: LeastPrivilegeStack
+) -> None:
+    """`rotate-secret --overlap`: until the window ends callbacks carry both signatures,
+    so a receiver holding either secret verifies them (the official Standard Webhooks
+    library); after it, only the new secret's."""
+    api = apis(http, secured)[0]
+    customer = secured.admin("customers", "create", "--name", "secret overlap")
+    worker = secured.admin("workers", "create", "--name", "secret overlap")["token"]
+    receiver = await ScriptedReceiver().start()
+    overlap = 10
+    try:
+
+        async def complete(path: str) -> Received:
+            created = await api.post(
+                "/v1/task/categorize",
+                customer["api_key"],
+                json={**SEED_TASK_JSON, "callback_url": receiver.url(path)},
+            )
+            assert created.status == 200, created
+            claimed = await api.post("/v1/work/claim", worker)
+            assert claimed.status == 200, claimed
+            task_id = claimed.body["task_id"]
+            submitted = await api.post(
+                f"/v1/work/{task_id}/submit", worker, json={"category": "big"}
+            )
+            assert submitted.status == 200, submitted
+            (request,) = await receiver.wait_for_requests(path, 1, timeout=30)
+            return request
+
+        rotated = secured.admin(
+            "customers", "rotate-secret", customer["customer_id"], "--overlap", f"{overlap}s"
+        )
+        ends = time.monotonic() + overlap
+        assert rotated["previous_secret_signs_until"] is not None
+        old = standardwebhooks.Webhook(customer["callback_secret"])
+        new = standardwebhooks.Webhook(rotated["callback_secret"])
+        during = await complete("/during")
+        assert during.arrived < ends, "the callback came after the window: a slow machine"
+        assert len(during.headers["webhook-signature"].split(" ")) == 2
+        for receiver_secret in (old, new):
+            receiver_secret.verify(during.body, dict(during.headers), json_parse=False)
+        await wait_for(lambda: time.monotonic() > ends + 0.5, timeout=overlap + 5)
+        after = await complete("/after")
+        new.verify(after.body, dict(after.headers), json_parse=False)
+        with pytest.raises(standardwebhooks.WebhookVerificationError):
+            old.verify(after.body, dict(after.headers), json_parse=False)
+    finally:
+        await receiver.stop()
+
+
 async def test_the_task_store_takes_each_command_only_from_its_sender(
     secured: LeastPrivilegeStack,
 ) -> None:
     """The broker vouches for a command's user_id; the task-store checks it against the
-    command's senders: the gateway cannot create customers or read callback secrets."""
+    command's senders: the gateway cannot create customers (with the demo off, not even
+    through `customer.ensure`) or read callback secrets."""
 
     async def send(service: str, command: Command[ResultT]) -> ResultT:
         connection = await aio_pika.connect_robust(secured.users.url(service))
@@ -347,6 +403,12 @@ async def test_the_task_store_takes_each_command_only_from_its_sender(
         await send("gateway", create)
     with pytest.raises(Unauthorized):
         await send("gateway", GetCallbackSecret(customer_id=customer["customer_id"]))
+    # The demo is off in this task-store: the gateway's `customer.ensure` makes nobody.
+    minted = new_api_key()
+    ensure = EnsureCustomer(customer_name="minted", credential_hash=credential_hash(minted))
+    with pytest.raises(Unauthorized, match="HUMANTASK_DEMO_API_KEY"):
+        await send("gateway", ensure)
+    assert "minted" not in [line["name"] for line in secured.admin_lines("customers", "list")]
     with pytest.raises(Unauthorized):
         await send("notifier", RotateCallbackSecret(customer_id=customer["customer_id"]))
     answer = await send("notifier", GetCallbackSecret(customer_id=customer["customer_id"]))

@@ -1,4 +1,4 @@
-"""The gateway fuzzed against its published contract, `contracts/openapi.yaml` (issue 14).
+"""The gateway fuzzed against its published contract, `contracts/openapi.yaml`.
 
 schemathesis generates requests from the document (valid ones, and invalid ones where the
 schema says what is invalid), sends them with a valid customer key or worker token as each

@@ -20,6 +20,7 @@ from humantask_shared.core.topology import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     NOTIFIER_COMPLETIONS_QUEUE,
+    REPLY_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
 )
 from humantask_shared.runtime.broker import DEADLINE_HEADER
@@ -105,7 +106,8 @@ async def test_created_and_canceled_events_carry_the_full_task(
 async def test_unparseable_command_is_answered_and_dead_lettered(
     channel: aio_pika.abc.AbstractChannel, amqp_url: str
 ) -> None:
-    replies = await channel.declare_queue(exclusive=True)
+    # Named as a gateway's: the task-store replies only to a reply queue of the sender's.
+    replies = await channel.declare_queue(REPLY_QUEUE.for_process("gateway").name, exclusive=True)
     received: list[dict[str, Any]] = []
     await collect(replies, received)
     marker = uuid.uuid4().hex

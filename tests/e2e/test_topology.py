@@ -1,4 +1,4 @@
-"""The AsyncAPI contract covers every queue a running system declares (issue 13).
+"""The AsyncAPI contract covers every queue a running system declares.
 
 The three services run on a vhost of their own; every queue in it (as `rabbitmqctl
 list_queues` sees it) must be a channel address of `contracts/asyncapi.yaml`, a

@@ -91,3 +91,31 @@ async def test_rotating_a_callback_secret(accounts: AccountRepository) -> None:
     assert await accounts.rotate_callback_secret(customer_id, "whsec_new")
     assert await accounts.callback_secret(customer_id) == "whsec_new"
     assert not await accounts.rotate_callback_secret("0" * 24, "whsec_new")
+
+
+async def test_a_rotated_secret_keeps_the_one_it_replaced_until_the_overlap_ends(
+    accounts: AccountRepository,
+) -> None:
+    customer_id = await add_customer(accounts, "acme", new_api_key())
+    first = await accounts.callback_secret(customer_id)
+    until = utcnow() + timedelta(hours=24)
+    assert await accounts.rotate_callback_secret(customer_id, "whsec_second", until)
+    secrets = await accounts.signing_secrets(customer_id)
+    assert secrets is not None
+    assert (secrets.callback_secret, secrets.previous_secret) == ("whsec_second", first)
+    assert secrets.previous_until is not None
+    assert abs((secrets.previous_until - until).total_seconds()) < 0.01
+    # Rotating again replaces the previous secret with the one it replaces now.
+    assert await accounts.rotate_callback_secret(customer_id, "whsec_third", until)
+    again = await accounts.signing_secrets(customer_id)
+    assert again is not None and again.previous_secret == "whsec_second"
+    # Without an overlap, the replaced secret is not kept.
+    assert await accounts.rotate_callback_secret(customer_id, "whsec_fourth")
+    cut = await accounts.signing_secrets(customer_id)
+    assert cut is not None
+    assert (cut.callback_secret, cut.previous_secret, cut.previous_until) == (
+        "whsec_fourth",
+        None,
+        None,
+    )
+    assert await accounts.signing_secrets("0" * 24) is None

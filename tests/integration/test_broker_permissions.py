@@ -21,11 +21,12 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 
 from humantask_notifier.retries import RetryScheduler
-from humantask_shared.core.messages.commands import GetCallbackSecret, ListCallbacks
+from humantask_shared.core.messages.commands import GetCallbackSecret
 from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
+    DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
     NOTIFIER_COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
@@ -35,6 +36,7 @@ from humantask_shared.core.topology import (
 from humantask_shared.runtime.broker import open_channel
 from humantask_shared.runtime.command_client import CommandClient
 from humantask_shared.runtime.credential_events import follow_credential_changes
+from humantask_shared.runtime.dead_letter_box import DeadLetterBox, NotReplayable
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.publishing import publish_event
 from tests.support.broker_users import BrokerUsers, broker_users
@@ -91,7 +93,8 @@ async def topology(users: BrokerUsers) -> None:
             await declare(channel, queue)
         retries = RetryScheduler(channel, 1, "classic")
         await retries.declare()
-        await retries.schedule("0" * 24, None)
+        await retries.schedule("0" * 24, 1, None)
+        await retries.start("0" * 24, 2, None)  # a redelivery's first attempt
         exchange = await declare_exchange(channel, COMMANDS_EXCHANGE)
         await CommandClient(channel, exchange, users.name("notifier"), 10).start("notifier")
         async with follow_credential_changes(connection, "notifier", print, print):
@@ -196,13 +199,14 @@ FORBIDDEN = [
     ("taskstore", consume(NOTIFIER_COMPLETIONS_QUEUE.name), "read the notifier's queues"),
     ("taskstore", publish(EVENTS_EXCHANGE.name, "anything.else"), "publish a non-event"),
     ("admin", publish(EVENTS_EXCHANGE.name, "credential.changed"), "publish events"),
-    ("admin", publish("", TASKSTORE_COMMANDS_QUEUE.name), "bypass the command exchange"),
     (
         "admin",
-        publish(NOTIFIER_COMMANDS_EXCHANGE.name, ListCallbacks.routing_key),
-        "ask the notifier",
+        publish(DEAD_LETTER_EXCHANGE.name, NOTIFIER_COMPLETIONS_QUEUE.name),
+        "dead-letter messages itself",
     ),
     ("admin", consume(TASKSTORE_COMMANDS_QUEUE.name), "read the task-store's commands"),
+    ("admin", consume(NOTIFIER_COMPLETIONS_QUEUE.name), "take the notifier's work"),
+    ("admin", consume(CALLBACK_RETRY_QUEUE.name), "take the notifier's retries"),
     ("admin", declare_queue("gateway.replies.x"), "declare queues of others"),
 ]
 
@@ -241,3 +245,55 @@ async def test_the_broker_refuses_a_forged_user_id(users: BrokerUsers, forger: s
         type=GetCallbackSecret.routing_key,
     )
     assert not await refused(users, forger, honest)
+
+
+@pytest.mark.usefixtures("topology")
+async def test_the_admin_replays_a_dead_letter_into_its_work_queue_and_no_command(
+    users: BrokerUsers,
+) -> None:
+    """`humantask-admin dead-letters`, as the admin's broker user: it takes a dead letter
+    (and nothing from a work queue), republishes it with its id and headers into its
+    work queue, and never replays a command."""
+    async with connected(users, "taskstore") as connection:
+        channel = await open_channel(connection)
+        dead_letters = await channel.get_exchange(DEAD_LETTER_EXCHANGE.name, ensure=False)
+        await dead_letters.publish(
+            aio_pika.Message(
+                b'{"task_id": "1"}',
+                message_id="the-dead-letter",
+                type="task.completed",
+                headers={
+                    "x-request-id": "req-9",
+                    "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+                },
+            ),
+            routing_key=NOTIFIER_COMPLETIONS_QUEUE.name,
+        )
+    async with connected(users, "admin") as connection:
+        channel = await open_channel(connection)
+        box = DeadLetterBox(channel, NOTIFIER_COMPLETIONS_QUEUE.name)
+        assert [letter.id for letter in await box.take()] == ["the-dead-letter"]
+        [replayed] = await box.replay(["the-dead-letter"])
+        assert replayed.type == "task.completed"
+        await channel.close()
+        channel = await open_channel(connection)
+        commands = DeadLetterBox(channel, TASKSTORE_COMMANDS_QUEUE.name)
+        assert await commands.take()  # the topology's `{}`: inspected...
+        with pytest.raises(NotReplayable):
+            await commands.replay(None)  # ...never replayed
+        await channel.close()
+    async with connected(users, "notifier") as connection:
+        channel = await open_channel(connection)
+        work = await channel.get_queue(NOTIFIER_COMPLETIONS_QUEUE.name, ensure=False)
+        message = await work.get(no_ack=True, fail=False)
+        assert message is not None
+        assert (message.message_id, message.type, message.body) == (
+            "the-dead-letter",
+            "task.completed",
+            b'{"task_id": "1"}',
+        )
+        assert message.headers["x-request-id"] == "req-9"
+        assert str(message.headers["traceparent"]).startswith("00-111")
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        empty = await channel.get_queue(f"{NOTIFIER_COMPLETIONS_QUEUE.name}.dead-letter")
+        assert await empty.get(no_ack=True, fail=False) is None

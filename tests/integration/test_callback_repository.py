@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -118,3 +119,47 @@ async def test_delivery_records_expire_and_the_attempt_log_stays(db: AsyncDataba
     assert ttls == {(("created_at", 1),): DELIVERY_RECORD_TTL_SECONDS}
     attempts = await db[ATTEMPTS].index_information()
     assert not any("expireAfterSeconds" in spec for spec in attempts.values())
+
+
+async def test_records_made_before_redeliveries_read_as_the_first_delivery(
+    db: AsyncDatabase, repo: DeliveryRepository
+) -> None:
+    """A delivery record keyed by its task id alone, and attempts without a `delivery`, as
+    every notifier before redeliveries wrote them: read, logged and redelivered alike."""
+    delivery = new_delivery()
+    task_id = delivery.task_id
+    await db[DELIVERIES].insert_one(
+        {
+            "_id": task_id,
+            "customer_id": "c1",
+            "callback_url": delivery.callback_url,
+            "callback_format": "json",
+            "task_json": orjson.dumps(delivery.task).decode(),
+            "retry_scheduled": True,
+            "request_id": None,
+            "created_at": T0,
+        }
+    )
+    for number in (1, 2):
+        await db[ATTEMPTS].insert_one(
+            {
+                "_id": f"{task_id}:{number}",
+                "task_id": task_id,
+                "customer_id": "c1",
+                "attempt": number,
+                "at": T0,
+                "finished": True,
+                "status_code": 500,
+                "error": "the receiver answered 500, not 200",
+                "delivered": False,
+            }
+        )
+    latest = await repo.latest(task_id)
+    assert latest is not None and (latest.number, latest.state) == (1, "failed")
+    assert [a.delivery for a in await repo.log(task_id, "c1")] == [1, 1]
+    [(failed, _)] = await repo.failed(T0, None, 10)
+    assert failed.delivery_id == task_id
+    second = domain.redelivery(latest, T0, None)
+    assert await repo.create(second)
+    newest = await repo.latest(task_id)
+    assert newest is not None and newest.number == 2

@@ -51,7 +51,7 @@ async def test_a_retry_comes_due_after_the_delay_and_not_before(
 
     await due.consume(on_message)
     scheduled_at = time.monotonic()
-    await scheduler.schedule("6b0afb07d41f6913ccb264bd", "req-7")
+    await scheduler.schedule("6b0afb07d41f6913ccb264bd", 1, "req-7")
     await wait_for(lambda: received, timeout=15, message="the retry coming due")
 
     arrived, message = received[0]

@@ -31,10 +31,10 @@ from humantask_notifier.retries import RetryScheduler
 from humantask_notifier.sender import CallbackSender, create_session
 from humantask_notifier.signing_keys import CallbackSecrets
 from humantask_shared.core.broker_access import BrokerIdentities
-from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.commands import GetCallbackSecret
 from humantask_shared.core.messages.events import CredentialChanged, TaskCompleted
-from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
 from humantask_shared.core.topology import EVENTS_EXCHANGE, Exchange, Queue
 from humantask_shared.runtime.broker import open_channel
@@ -44,6 +44,7 @@ from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.publishing import publish_event, stamp_all
 from humantask_taskstore import domain, quality
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.customer_handlers import get_callback_secret
 from humantask_taskstore.domain import TaskRecord
 from humantask_taskstore.outbox import OutboxPublisher
@@ -66,6 +67,7 @@ from humantask_taskstore.repository import (
     TaskRepository,
     ensure_indexes,
 )
+from humantask_taskstore.repository.documents import task_bytes
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.fakes import (
     FakeAccounts,
@@ -436,16 +438,44 @@ async def test_standings_blocks_and_the_customers_view(qualities: Quality) -> No
     assert (await qualities.context("cust-a", [])).calibration == fitted
 
 
+@implementations
+async def test_quotas_count_pending_tasks_and_bytes_and_refuse_past_them(tasks: Tasks) -> None:
+    record = await added(tasks)
+    size = task_bytes(record)
+    quota = await tasks.set_quota("cust-a", 2, 3 * size)
+    assert (quota.pending_tasks, quota.stored_bytes) == (1, size)
+    assert (quota.pending_tasks_limit_is, quota.stored_bytes_limit_is) == ("customer", "customer")
+    second = await added(tasks)
+    with pytest.raises(QuotaExceeded):
+        await added(tasks)
+    canceled, raised = domain.cancel_task(second, T0)
+    assert await tasks.save(canceled, stamp_all(raised, T0), T0) is not None
+    assert (await tasks.quota("cust-a")).pending_tasks == 1  # a task out of pending
+    await added(tasks)
+    await tasks.set_quota("cust-a", 0, None)  # pending: no limit
+    with pytest.raises(StorageQuotaExceeded):  # a fourth: bytes stay when a task is finished
+        await added(tasks)
+    other = await tasks.quota("cust-b")
+    assert (other.pending_tasks, other.stored_bytes, other.pending_tasks_limit_is) == (
+        0,
+        0,
+        "default",
+    )
+    reset = await tasks.set_quota("cust-a", "default", "default")
+    assert (reset.pending_tasks_limit_is, reset.stored_bytes_limit_is) == ("default", "default")
+
+
 async def every_page(tasks: Tasks, customer_id: str, **query: Any) -> list[str]:
     """The task ids of every page of a list, following `next_token`."""
     ids: list[str] = []
     page_query = TaskListQuery.model_validate(query)
+    cursor = None
     while True:
-        records, next_token = await tasks.list(customer_id, page_query, T0 + timedelta(days=1))
+        records, cursor = await tasks.list(customer_id, page_query, T0 + timedelta(days=1), cursor)
         ids += [record.task_id for record in records]
-        if next_token is None:
+        if cursor is None:
             return ids
-        page_query = page_query.model_copy(update={"next_token": next_token, "offset": 0})
+        page_query = page_query.model_copy(update={"offset": 0})
 
 
 @implementations
@@ -729,8 +759,10 @@ def new_delivery(task_id: str = "576c41bf13e36b0600b02b34", customer_id: str = "
 async def test_a_delivery_is_stored_once_per_task(deliveries: Deliveries) -> None:
     delivery = new_delivery()
     assert await deliveries.get(delivery.task_id) is None
-    await deliveries.create(delivery)
-    await deliveries.create(replace(new_delivery(), customer_id="someone else"))  # a no-op
+    assert await deliveries.latest(delivery.task_id) is None
+    assert await deliveries.create(delivery)
+    assert not await deliveries.create(replace(new_delivery(), customer_id="someone else"))
+    assert await deliveries.latest(delivery.task_id) == delivery
     assert await deliveries.get(delivery.task_id) == delivery
     await deliveries.mark_retry_scheduled(delivery.task_id)
     stored = await deliveries.get(delivery.task_id)
@@ -765,6 +797,46 @@ async def test_each_attempt_is_claimed_once_and_finished_once(deliveries: Delive
     assert await deliveries.log(delivery.task_id, "c2") == []
 
 
+@implementations
+async def test_redeliveries_are_numbered_deliveries_of_their_task(deliveries: Deliveries) -> None:
+    first = new_delivery()
+    task_id = first.task_id
+    assert await deliveries.create(first)
+    for number, status in ((1, 500), (2, 502)):
+        claimed = Attempt(number=number, at=T0 + timedelta(minutes=number))  # type: ignore[arg-type]
+        assert await deliveries.claim(first, claimed)
+        assert await deliveries.finish(
+            first.delivery_id, notifier_domain.finish(claimed, status, None)
+        )
+    latest = await deliveries.latest(task_id)
+    assert latest is not None and (latest.number, latest.state) == (1, "failed")
+    [(failed, last)] = await deliveries.failed(T0, None, 10)
+    assert (failed.delivery_id, last.number, last.status_code) == (task_id, 2, 502)
+    assert await deliveries.failed(T0 + timedelta(minutes=3), None, 10) == []
+    assert await deliveries.failed(T0, "c2", 10) == []
+
+    second = notifier_domain.redelivery(latest, T0 + timedelta(hours=1), "req-2")
+    assert await deliveries.create(second)
+    assert not await deliveries.create(second)  # one redelivery of that number, ever
+    again = await deliveries.latest(task_id)
+    assert again is not None and (again.number, again.attempts, again.state) == (2, (), "new")
+    assert await deliveries.failed(T0, None, 10) == []  # replaced by the redelivery
+    attempt = notifier_domain.next_attempt(again, T0 + timedelta(hours=1))
+    assert attempt.delivery == 2 and await deliveries.claim(again, attempt)
+    assert await deliveries.finish(again.delivery_id, notifier_domain.finish(attempt, 200, None))
+
+    log = await deliveries.log(task_id, "c1")
+    assert [(a.delivery, a.number, a.status_code) for a in log] == [
+        (1, 1, 500),
+        (1, 2, 502),
+        (2, 1, 200),
+    ]
+    original = await deliveries.get(first.delivery_id)
+    assert original is not None and len(original.attempts) == 2
+    redelivered = await deliveries.get(second.delivery_id)
+    assert redelivered is not None and [a.status_code for a in redelivered.attempts] == [200]
+
+
 # -- the notifier: retries, callbacks, signing keys -----------------------------------------
 
 
@@ -776,20 +848,22 @@ async def retries(
         fake = FakeRetries()
 
         async def scheduled(count: int) -> list[str]:
-            return fake.scheduled
+            return fake.scheduled + fake.started
 
         yield fake, scheduled
         return
     channel = await open_channel(connection)
     name = unique("retries")
-    queue = Queue(name, "a test's", (RetryDue,), ("notifier",), (), dead_letters=True)
+    queue = Queue(name, "a test's", (RetryDue, RedeliveryDue), ("notifier",), (), dead_letters=True)
     scheduler = RetryScheduler(channel, 0, "classic", retries=queue)  # due at once
     await scheduler.declare()
     came_due = await declare(channel, queue)
     due: list[str] = []
 
     async def on_message(message: AbstractIncomingMessage) -> None:
-        due.append(RetryDue.model_validate_json(message.body).task_id)
+        kind = RetryDue if message.type == RetryDue.routing_key else RedeliveryDue
+        came = kind.model_validate_json(message.body)
+        due.append(notifier_domain.delivery_id(came.task_id, came.delivery))
 
     await came_due.consume(on_message, no_ack=True)
 
@@ -811,9 +885,10 @@ async def test_a_scheduled_retry_comes_due_for_its_task(
     retries: tuple[Retries, Callable[[int], Awaitable[list[str]]]],
 ) -> None:
     scheduler, due = retries
-    await scheduler.schedule("t1", "req-1")
-    await scheduler.schedule("t2", None)
-    assert sorted(await due(2)) == ["t1", "t2"]
+    await scheduler.schedule("t1", 1, "req-1")
+    await scheduler.schedule("t2", 3, None)
+    await scheduler.start("t3", 2, None)  # a redelivery's first attempt, due at once
+    assert sorted(await due(3)) == ["t1", "t2.3", "t3.2"]
 
 
 @dataclass
@@ -910,6 +985,7 @@ async def real_signing_keys(
         pool=PoolRepository(db),
         quality=QualityRepository(db),
         publish=RecordingPublisher(),
+        list_tokens=CursorSigner(bytes(32)),
     )
     user = "guest"
     server = CommandServer(
@@ -946,7 +1022,7 @@ async def test_a_customers_secret_is_its_own_until_the_task_store_goes_away(
 ) -> None:
     customer_id = await signing_keys.customer()
     secret = await signing_keys.secrets.get(customer_id)
-    assert secret.startswith("whsec_")
+    assert secret.current.startswith("whsec_") and secret.previous is None
     assert await signing_keys.secrets.get(customer_id) == secret
     await signing_keys.go_away()
     with pytest.raises(Unavailable):

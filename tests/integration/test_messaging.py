@@ -32,6 +32,7 @@ from humantask_shared.core.topology import (
     COMMANDS,
     COMMANDS_EXCHANGE,
     DEAD_LETTER_ARGUMENTS,
+    REPLY_QUEUE,
     Queue,
     QueueType,
 )
@@ -286,6 +287,7 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
         "task.list",
         "customer.callback_secret",
         "callback.list",
+        "callback.list_failed",
         "account.list",
     }
 
@@ -520,7 +522,8 @@ class CommandServerRig:
         self.reply_queue: AbstractQueue | None = None
 
     async def start(self, names: list[str]) -> None:
-        self.reply_queue = await self.channel.declare_queue(unique("replies"))
+        # Named as the gateway's are: a reply goes only to a reply queue of the sender's.
+        self.reply_queue = await self.channel.declare_queue(REPLY_QUEUE.for_process("gateway").name)
         names.append(self.reply_queue.name)
         await self.reply_queue.consume(self._on_reply, no_ack=True)
         await self.consumer.start()
@@ -540,9 +543,8 @@ class CommandServerRig:
             self.queue,
             body,
             type=message_type or self.probe.routing_key,
-            reply_to=self.reply_queue.name,
             correlation_id=correlation_id,
-            **{"user_id": self.user_id, **properties},
+            **{"user_id": self.user_id, "reply_to": self.reply_queue.name, **properties},
         )
 
     async def answer(
@@ -657,6 +659,21 @@ async def test_domain_and_database_errors_are_answered_not_dead_lettered(
     assert handled == ["missing", "database down"]
     assert (await queue_counts(connection, rig.queue.name))[0] == 0
     assert await take_dead_letters(rig.channel, rig.queue) == []
+
+
+async def test_a_reply_goes_to_no_queue_but_a_reply_queue_of_the_senders(
+    server_rig: tuple[CommandServerRig, list[Any]],
+    connection: AbstractRobustConnection,
+    queue_names: list[str],
+) -> None:
+    rig, handled = server_rig
+    victim = await rig.channel.declare_queue(unique("victim"), durable=True)
+    queue_names.append(victim.name)
+    for marker, message_type in (("elsewhere", None), ("poison elsewhere", "test.unknown")):
+        await rig.send(orjson.dumps({"marker": marker}), marker, message_type, reply_to=victim.name)
+    await rig.answer(b'{"marker": "after"}')  # one at a time: the others were dealt with
+    assert handled == ["elsewhere", "after"]
+    assert (await queue_counts(connection, victim.name))[0] == 0
 
 
 async def test_a_command_without_a_reply_queue_is_still_handled(

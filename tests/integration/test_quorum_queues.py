@@ -189,7 +189,7 @@ async def test_a_retry_comes_due_and_a_poison_one_is_dead_lettered(
     task_id = uuid.uuid4().hex[:24]
     scheduled = time.monotonic()
     try:
-        await retries.schedule(task_id, None)
+        await retries.schedule(task_id, 1, None)
         await wait_for(lambda: due, timeout=WAIT, message="the retry coming due")
     finally:
         await consumer.stop(grace_seconds=5)

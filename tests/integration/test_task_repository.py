@@ -31,6 +31,7 @@ from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.mongo import Document
 from humantask_shared.runtime.publishing import stamp_all
 from humantask_taskstore import customer_handlers, domain, work_handlers
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies, TaskExists
 from humantask_taskstore.repository import (
     AccountRepository,
@@ -40,6 +41,7 @@ from humantask_taskstore.repository import (
     TaskRepository,
     ensure_indexes,
     indexes,
+    listing,
 )
 from humantask_taskstore.repository.accounts import CREDENTIALS, CUSTOMERS
 from humantask_taskstore.repository.documents import TASKS
@@ -97,6 +99,7 @@ def deps(
         pool=PoolRepository(db),
         quality=QualityRepository(db),
         publish=RecordingPublisher(),
+        list_tokens=CursorSigner(bytes(32)),
     )
 
 
@@ -231,7 +234,7 @@ class InsertCounter(monitoring.CommandListener):
         self.inserts: list[int] = []  # documents per insert command
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert":
+        if event.command_name == "insert" and event.command["insert"] == TASKS:
             self.inserts.append(len(event.command.get("documents", [])))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
@@ -285,12 +288,14 @@ async def all_pages(
 ) -> list[list[str]]:
     """Every page, following the cursors to the end."""
     pages: list[list[str]] = []
+    cursor = None
     while True:
-        records, next_page = await tasks.list(customer_id, TaskListQuery.model_validate(query), now)
+        records, cursor = await tasks.list(
+            customer_id, TaskListQuery.model_validate(query), now, cursor
+        )
         pages.append([r.task_id for r in records])
-        if next_page is None:
+        if cursor is None:
             return pages
-        query = {**query, "next_token": next_page.encode()}
         query.pop("offset", None)
 
 
@@ -407,13 +412,13 @@ async def test_a_task_created_between_pages_neither_repeats_nor_skips_one(
     first, next_page = await tasks.list("cust-a", TaskListQuery(limit=3), now)
     assert next_page is not None
     await add_task(tasks, created_at=now)  # newer than everything: on page one if reloaded
-    rest, after = await tasks.list("cust-a", TaskListQuery(limit=3, next_token=next_page), now)
+    rest, after = await tasks.list("cust-a", TaskListQuery(limit=3), now, next_page)
     assert [r.task_id for r in first + rest] == [r.task_id for r in reversed(created)]
     assert after is None
 
 
 async def test_offset_and_next_token_together_are_refused() -> None:
-    token = ListCursor(created_at=T0, task_id="0" * 24, span_seconds=60).encode()
+    token = ListCursor(created_at=T0, task_id="0" * 24, span_seconds=60).payload() + "." + "s" * 22
     with pytest.raises(ValueError, match="offset"):
         TaskListQuery.model_validate({"next_token": token, "offset": 1})
 
@@ -751,13 +756,20 @@ async def _explain_find(
     limit: int,
     hint: str | None = None,
     collection: str = TASKS,
+    **options: Any,
 ) -> dict[str, Any]:
-    find: dict[str, Any] = {"find": collection, "filter": criteria, "limit": limit}
+    find: dict[str, Any] = {"find": collection, "filter": criteria, "limit": limit, **options}
     if sort:
         find["sort"] = dict(sort)
     if hint:
         find["hint"] = hint
     explained = await db.command("explain", find, verbosity="queryPlanner")
+    return explained["queryPlanner"]
+
+
+async def _explain_count(db: AsyncDatabase, criteria: dict[str, Any], hint: str) -> Any:
+    count = {"count": TASKS, "query": criteria, "limit": 1_000, "hint": hint}
+    explained = await db.command("explain", count, verbosity="queryPlanner")
     return explained["queryPlanner"]
 
 
@@ -873,6 +885,37 @@ async def test_the_hot_queries_use_an_index(db: AsyncDatabase, crowded: None) ->
             db, {"active": True}, [], 0, collection=POOL_CUSTOMERS
         ),
     }
+    list_span = {"customer_id": "cust-3", "created_at": {"$gte": T0, "$lt": now}}
+    more_plans = {
+        # A list: spans above the page counted, the page's keys (its size) skipped to.
+        ("count", indexes.LIST_INDEX): await _explain_count(db, list_span, indexes.LIST_INDEX),
+        ("keys", indexes.LIST_INDEX): await _explain_find(
+            db,
+            list_span,
+            [("created_at", -1), ("_id", -1)],
+            101,
+            hint=indexes.LIST_INDEX,
+            skip=10,
+            projection=listing.KEY_FIELDS,
+        ),
+        ("page", "_id_"): await _explain_find(
+            db, {"_id": {"$in": [ObjectId(), ObjectId()]}}, [], 2, projection=listing.NOT_LISTED
+        ),
+        # A customer's pending tasks, counted when its usage counter starts or reconciles.
+        ("pending", indexes.LIST_BY_STATUS_INDEX): await _explain_count(
+            db, {"customer_id": "cust-3", "status": "pending"}, indexes.LIST_BY_STATUS_INDEX
+        ),
+        # Retention: the finished tasks that ended long ago.
+        **{
+            ("retention", index): await _explain_find(
+                db, indexes.expired(status, now), [], 500, hint=index
+            )
+            for status, index in indexes.RETENTION_INDEXES.items()
+        },
+    }
+    for (query, index), plan in more_plans.items():
+        assert not _scans_collection(plan), (query, index, plan)
+        assert index in _index_names(plan), (query, index, plan)
     for (index, query), plan in plans.items():
         assert not _scans_collection(plan), (query, plan)
         assert index in _index_names(plan), (query, index, plan)

@@ -27,6 +27,7 @@ from humantask_shared.core.messages.base import Command
 from humantask_shared.core.messages.commands import (
     Authenticate,
     CallbackLog,
+    CallbackRedelivery,
     CancelTask,
     ClaimWork,
     CreateTask,
@@ -35,13 +36,21 @@ from humantask_shared.core.messages.commands import (
     ListTasks,
     ListWorkerQuality,
     Principal,
+    RedeliverCallback,
     ReleaseWork,
     Role,
     SubmitWork,
     WorkerQuality,
     WorkerQualityList,
 )
-from humantask_shared.core.models import ListCursor, Task, TaskPage, TaskParams, TaskResponse
+from humantask_shared.core.models import (
+    NEXT_TOKEN_SIGNATURE_LENGTH,
+    ListCursor,
+    Task,
+    TaskPage,
+    TaskParams,
+    TaskResponse,
+)
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.worker_models import (
     ClaimResult,
@@ -136,12 +145,16 @@ class FakeTaskStore(FakeService):
                 mine.sort(key=lambda task: task.created_at, reverse=True)
                 page = mine[query.offset : query.offset + query.limit]
                 more = len(mine) > query.offset + query.limit
+                last = page[-1] if more and page else None
+                # Shaped like the task-store's (which alone checks the signature).
                 next_token = (
-                    ListCursor(
-                        created_at=page[-1].created_at, task_id=page[-1].task_id, span_seconds=1
-                    )
-                    if more and page
-                    else None
+                    None
+                    if last is None
+                    else ListCursor(
+                        created_at=last.created_at, task_id=last.task_id, span_seconds=1
+                    ).payload()
+                    + "."
+                    + "s" * NEXT_TOKEN_SIGNATURE_LENGTH
                 )
                 return TaskPage(tasks=page, next_token=next_token)
             case ClaimWork(worker_id=worker_id):
@@ -206,9 +219,19 @@ def _work_view(task: Task) -> dict[str, Any]:
 
 
 class FakeNotifier(FakeService):
+    """Answers the log (empty) and redeliveries (numbered 2, 3... per task)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deliveries: dict[str, int] = {}
+
     def answer(self, command: Command[Any]) -> Any:
         if isinstance(command, ListCallbacks):
             return CallbackLog(attempts=[])
+        if isinstance(command, RedeliverCallback):
+            number = self.deliveries.get(command.task_id, 1) + 1
+            self.deliveries[command.task_id] = number
+            return CallbackRedelivery(task_id=command.task_id, delivery=number)
         return super().answer(command)
 
 

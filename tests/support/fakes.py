@@ -24,12 +24,20 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from humantask_notifier.domain import Attempt, Delivery
+from humantask_notifier.domain import (
+    MAX_ATTEMPTS,
+    Attempt,
+    Delivery,
+    SigningSecrets,
+    delivery_id,
+)
 from humantask_notifier.ports import SendResult
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded
 from humantask_shared.core.messages.base import Event
-from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_taskstore import quality
 from humantask_taskstore.domain import (
@@ -43,6 +51,8 @@ from humantask_taskstore.domain import (
 )
 from humantask_taskstore.fair_pool import FairPool
 from humantask_taskstore.ports import TaskExists, WorkerHoldsLease
+from humantask_taskstore.repository.documents import task_bytes
+from humantask_taskstore.repository.usage import QuotaLimits
 from humantask_taskstore.workers import (
     Applied,
     QualityContext,
@@ -62,6 +72,9 @@ class FakeTasks:
     outboxes: dict[str, list[StampedEvent]] = field(default_factory=dict)
     # The fair pool its inserts mark customers waiting in, as the repository's do.
     pool: FakePool | None = None
+    # The defaults, and the limits set per customer (field -> limit; None: the default).
+    quotas: QuotaLimits = field(default_factory=QuotaLimits)
+    own_limits: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
         record = self.records.get(task_id)
@@ -70,6 +83,12 @@ class FakeTasks:
         return record
 
     async def add(self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime) -> None:
+        quota = await self.quota(record.customer_id)
+        if quota.pending_tasks_limit and quota.pending_tasks >= quota.pending_tasks_limit:
+            raise QuotaExceeded(f"quota: {quota.pending_tasks_limit} pending tasks")
+        limit = quota.stored_bytes_limit
+        if limit and quota.stored_bytes + task_bytes(record) > limit:
+            raise StorageQuotaExceeded(f"quota: past the stored-bytes quota of {limit}")
         existing = self.records.get(record.task_id)
         if existing is None and record.unique_id is not None:
             existing = next(
@@ -184,7 +203,11 @@ class FakeTasks:
         ]
 
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
         def wanted(record: TaskRecord) -> bool:
             return (
@@ -199,7 +222,6 @@ class FakeTasks:
             return record.created_at, record.task_id
 
         found = sorted(filter(wanted, self.records.values()), key=newest_first, reverse=True)
-        cursor = query.next_token
         if cursor is not None:
             after = (cursor.created_at, cursor.task_id)
             found = [record for record in found if newest_first(record) < after]
@@ -208,6 +230,30 @@ class FakeTasks:
             return page, None
         last = page[-1]
         return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        """Counted from the records themselves: what the real counters promise to be."""
+        mine = [record for record in self.records.values() if record.customer_id == customer_id]
+        own = self.own_limits.get(customer_id, {})
+        pending_own, bytes_own = own.get("pending_limit"), own.get("bytes_limit")
+        return CustomerQuota(
+            customer_id=customer_id,
+            pending_tasks=sum(record.status == "pending" for record in mine),
+            pending_tasks_limit=self.quotas.pending_tasks if pending_own is None else pending_own,
+            pending_tasks_limit_is="default" if pending_own is None else "customer",
+            stored_bytes=sum(task_bytes(record) for record in mine),
+            stored_bytes_limit=self.quotas.stored_bytes if bytes_own is None else bytes_own,
+            stored_bytes_limit_is="default" if bytes_own is None else "customer",
+        )
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        own = self.own_limits.setdefault(customer_id, {})
+        for setting, name in ((pending_tasks, "pending_limit"), (stored_bytes, "bytes_limit")):
+            if setting is not None:
+                own[name] = None if setting == "default" else setting
+        return await self.quota(customer_id)
 
     def _write(self, record: TaskRecord, events: Sequence[StampedEvent]) -> TaskRecord:
         self.records[record.task_id] = record
@@ -417,6 +463,8 @@ class FakeAccounts:
     customers: dict[str, Account] = field(default_factory=dict)
     workers: dict[str, Account] = field(default_factory=dict)
     callback_secrets: dict[str, str] = field(default_factory=dict)
+    # customer id -> (the replaced secret, until when it signs too), after a rotation
+    previous_secrets: dict[str, tuple[str | None, datetime | None]] = field(default_factory=dict)
     credentials: dict[str, _Credential] = field(default_factory=dict)
 
     async def authenticate(self, credential_hash: str, role: Role) -> Principal | None:
@@ -481,10 +529,27 @@ class FakeAccounts:
         self._revoke_credentials(role, principal_id, now, keep=credential_hash)
         return await self.account(role, principal_id)
 
-    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
+    async def signing_secrets(self, customer_id: str) -> CallbackSecret | None:
+        secret = self.callback_secrets.get(customer_id)
+        if secret is None:
+            return None
+        previous, until = self.previous_secrets.get(customer_id, (None, None))
+        return CallbackSecret(
+            callback_secret=secret, previous_secret=previous, previous_until=until
+        )
+
+    async def rotate_callback_secret(
+        self, customer_id: str, callback_secret: str, previous_until: datetime | None = None
+    ) -> bool:
         if customer_id not in self.customers:
             return False
+        replaced = self.callback_secrets[customer_id]
+        if replaced == callback_secret:
+            return True
         self.callback_secrets[customer_id] = callback_secret
+        self.previous_secrets[customer_id] = (
+            (replaced, previous_until) if previous_until is not None else (None, None)
+        )
         return True
 
     def _add(self, role: Role, name: str, credential_hash: str, now: datetime) -> Principal:
@@ -518,44 +583,78 @@ class FakeAccounts:
 @dataclass
 class FakeDeliveries:
     """`ports.Deliveries`: a second claim of one attempt number fails, as the unique
-    `_id` of its MongoDB record makes it."""
+    `_id` of its MongoDB record makes it; so does a second delivery of one id."""
 
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
 
-    async def get(self, task_id: str) -> Delivery | None:
-        found = self.deliveries.get(task_id)
+    async def get(self, delivery_id: str) -> Delivery | None:
+        found = self.deliveries.get(delivery_id)
         if found is None:
             return None
         claimed = sorted(
-            (a for (t, _), a in self.attempts.items() if t == task_id), key=lambda a: a.number
+            (a for (d, _), a in self.attempts.items() if d == delivery_id),
+            key=lambda a: a.number,
         )
         return replace(found, attempts=tuple(claimed))
 
-    async def create(self, delivery: Delivery) -> None:
-        self.deliveries.setdefault(delivery.task_id, delivery)
+    async def latest(self, task_id: str) -> Delivery | None:
+        mine = [d for d in self.deliveries.values() if d.task_id == task_id]
+        if not mine:
+            return None
+        return await self.get(max(mine, key=lambda d: d.number).delivery_id)
+
+    async def create(self, delivery: Delivery) -> bool:
+        if delivery.delivery_id in self.deliveries:
+            return False
+        self.deliveries[delivery.delivery_id] = delivery
+        return True
 
     async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
-        key = (delivery.task_id, attempt.number)
+        key = (delivery.delivery_id, attempt.number)
         if key in self.attempts:
             return False
         self.attempts[key] = attempt
         return True
 
-    async def finish(self, task_id: str, attempt: Attempt) -> bool:
-        if self.attempts[(task_id, attempt.number)].finished:
+    async def finish(self, delivery_id: str, attempt: Attempt) -> bool:
+        if self.attempts[(delivery_id, attempt.number)].finished:
             return False
-        self.attempts[(task_id, attempt.number)] = attempt
+        self.attempts[(delivery_id, attempt.number)] = attempt
         return True
 
-    async def mark_retry_scheduled(self, task_id: str) -> None:
-        self.deliveries[task_id] = replace(self.deliveries[task_id], retry_scheduled=True)
+    async def mark_retry_scheduled(self, delivery_id: str) -> None:
+        self.deliveries[delivery_id] = replace(self.deliveries[delivery_id], retry_scheduled=True)
 
     async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
-        delivery = await self.get(task_id)
-        if delivery is None or delivery.customer_id != customer_id:
-            return []
-        return [a for a in delivery.attempts if a.finished]
+        found = [
+            attempt
+            for delivery in self.deliveries.values()
+            if delivery.task_id == task_id and delivery.customer_id == customer_id
+            for (delivery_id, _), attempt in self.attempts.items()
+            if delivery_id == delivery.delivery_id and attempt.finished
+        ]
+        return sorted(found, key=lambda a: (a.delivery, a.number))
+
+    async def failed(
+        self, since: datetime, customer_id: str | None, limit: int
+    ) -> list[tuple[Delivery, Attempt]]:
+        found: list[tuple[Delivery, Attempt]] = []
+        for key, attempt in self.attempts.items():
+            delivery, number = await self.get(key[0]), key[1]
+            if (
+                delivery is None
+                or number != MAX_ATTEMPTS
+                or not attempt.finished
+                or attempt.delivered
+                or attempt.at < since
+                or customer_id not in (None, delivery.customer_id)
+            ):
+                continue
+            latest = await self.latest(delivery.task_id)
+            if latest is not None and latest.number == delivery.number:
+                found.append((delivery, attempt))
+        return sorted(found, key=lambda pair: pair[1].at)[:limit]
 
 
 @dataclass
@@ -572,10 +671,17 @@ class FakeSender:
 
 @dataclass
 class FakeRetries:
-    scheduled: list[str] = field(default_factory=list)
+    """`ports.Retries`: the delivery ids of the retries scheduled and of the redeliveries
+    started, in order."""
 
-    async def schedule(self, task_id: str, request_id: str | None) -> None:
-        self.scheduled.append(task_id)
+    scheduled: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+
+    async def schedule(self, task_id: str, delivery: int, request_id: str | None) -> None:
+        self.scheduled.append(delivery_id(task_id, delivery))
+
+    async def start(self, task_id: str, delivery: int, request_id: str | None) -> None:
+        self.started.append(delivery_id(task_id, delivery))
 
 
 @dataclass
@@ -591,11 +697,14 @@ class FakeDeferrals:
 
 @dataclass
 class FakeSigningKeys:
-    """`ports.SigningKeys`: `whsec_<customer id>`, or `error` while it is set."""
+    """`ports.SigningKeys`: `whsec_<customer id>`, or `error` while it is set;
+    `overlapping[customer id]`: a replaced secret and until when it signs too."""
 
     error: Exception | None = None
+    overlapping: dict[str, tuple[str, datetime]] = field(default_factory=dict)
 
-    async def get(self, customer_id: str) -> str:
+    async def get(self, customer_id: str) -> SigningSecrets:
         if self.error is not None:
             raise self.error
-        return f"whsec_{customer_id}"
+        previous, until = self.overlapping.get(customer_id, (None, None))
+        return SigningSecrets(f"whsec_{customer_id}", previous, until)

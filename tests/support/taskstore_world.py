@@ -18,6 +18,7 @@ from humantask_shared.core.messages.commands import (
 )
 from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery
 from humantask_taskstore import customer_handlers, quality_handlers, work_handlers
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.handler_table import QUALITY_HANDLERS
 from humantask_taskstore.ports import Dependencies, QualitySettings
 from tests.support.fakes import (
@@ -70,6 +71,7 @@ class World:
             outbox=self.outbox,
             announce=RecordingAnnouncer(),
             work_lease_seconds=self.lease_seconds,
+            list_tokens=CursorSigner(bytes(32)),
             pool=self.pool,
             quality=self.quality,
             publish=self.publisher,

@@ -5,9 +5,11 @@ before it is answered). The MongoDB side: tests/integration/test_accounts.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from humantask_shared.core.credentials import credential_hash, new_api_key, new_worker_token
 from humantask_shared.core.errors import Conflict, NotFound, Unauthorized
@@ -22,8 +24,12 @@ from humantask_shared.core.messages.commands import (
     RotateCallbackSecret,
     RotateCredential,
 )
-from humantask_taskstore import account_handlers, customer_handlers
+from humantask_shared.core.messages.quotas import SetCustomerQuota
+from humantask_shared.core.timeutil import utcnow
+from humantask_taskstore import account_handlers, admin, customer_handlers, quota_handlers
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies
+from humantask_taskstore.repository.usage import QuotaLimits
 from tests.support.fakes import (
     FakeAccounts,
     FakePool,
@@ -39,6 +45,7 @@ from tests.support.fakes import (
 class World:
     accounts: FakeAccounts = field(default_factory=FakeAccounts)
     announcer: RecordingAnnouncer = field(default_factory=RecordingAnnouncer)
+    demo_key: str | None = None
 
     @property
     def deps(self) -> Dependencies:
@@ -51,6 +58,10 @@ class World:
             pool=FakePool(),
             quality=FakeQuality(),
             publish=RecordingPublisher(),
+            list_tokens=CursorSigner(bytes(32)),
+            demo_customer_key_hash=None
+            if self.demo_key is None
+            else credential_hash(self.demo_key),
         )
 
     async def create_customer(self, key: str, name: str = "acme") -> str:
@@ -108,7 +119,8 @@ async def test_the_callback_secret_is_the_customers(world: World) -> None:
 
 
 async def test_the_demo_customer_is_made_once_and_stays_revoked(world: World) -> None:
-    digest = credential_hash(new_api_key())
+    world.demo_key = new_api_key()
+    digest = credential_hash(world.demo_key)
     ensure = EnsureCustomer(customer_name="demo", credential_hash=digest)
     demo = await customer_handlers.ensure_customer(ensure, world.deps)
     assert await customer_handlers.ensure_customer(ensure, world.deps) == demo
@@ -118,6 +130,54 @@ async def test_the_demo_customer_is_made_once_and_stays_revoked(world: World) ->
     with pytest.raises(Conflict, match="HUMANTASK_DEMO_API_KEY"):
         await customer_handlers.ensure_customer(ensure, world.deps)
     assert len(world.accounts.customers) == 1
+
+
+async def test_only_the_task_stores_own_demo_key_makes_a_customer(world: World) -> None:
+    """The gateway's broker user may send `customer.ensure`; with the demo off in the
+    task-store (no HUMANTASK_DEMO_API_KEY of its own), or for any other key, it makes no
+    customer: a gateway's credentials cannot mint API keys."""
+    someone = EnsureCustomer(customer_name="x", credential_hash=credential_hash(new_api_key()))
+    with pytest.raises(Unauthorized, match="HUMANTASK_DEMO_API_KEY is not set"):
+        await customer_handlers.ensure_customer(someone, world.deps)
+    world.demo_key = new_api_key()
+    with pytest.raises(Unauthorized, match="not the task-store's HUMANTASK_DEMO_API_KEY"):
+        await customer_handlers.ensure_customer(someone, world.deps)
+    assert world.accounts.customers == {}
+    demo = EnsureCustomer(customer_name="demo", credential_hash=credential_hash(world.demo_key))
+    made = await customer_handlers.ensure_customer(demo, world.deps)
+    assert await world.authenticate(world.demo_key) == made.principal_id
+
+
+async def test_an_operator_sets_and_reads_a_customers_quotas(world: World) -> None:
+    customer_id = await world.create_customer(new_api_key())
+    tasks = FakeTasks(quotas=QuotaLimits(pending_tasks=100, stored_bytes=0))
+    deps = replace(world.deps, tasks=tasks)
+    read = await quota_handlers.set_customer_quota(SetCustomerQuota(customer_id=customer_id), deps)
+    assert (read.pending_tasks_limit, read.pending_tasks_limit_is) == (100, "default")
+    assert (read.stored_bytes_limit, read.pending_tasks) == (0, 0)
+    both = SetCustomerQuota(customer_id=customer_id, pending_tasks=5, stored_bytes=1_000_000)
+    quota = await quota_handlers.set_customer_quota(both, deps)
+    assert (quota.pending_tasks_limit, quota.stored_bytes_limit) == (5, 1_000_000)
+    assert quota.pending_tasks_limit_is == quota.stored_bytes_limit_is == "customer"
+    one = SetCustomerQuota(customer_id=customer_id, pending_tasks="default")
+    quota = await quota_handlers.set_customer_quota(one, deps)
+    assert (quota.pending_tasks_limit, quota.stored_bytes_limit) == (100, 1_000_000)
+    with pytest.raises(NotFound, match="no customer"):
+        await quota_handlers.set_customer_quota(SetCustomerQuota(customer_id="nobody"), deps)
+    with pytest.raises(ValidationError):
+        SetCustomerQuota(customer_id=customer_id, pending_tasks=-1)
+
+
+def test_the_admin_tool_reads_quota_settings() -> None:
+    parser = admin._parser()
+    args = parser.parse_args(["customers", "set-quota", "c1", "--pending-tasks", "0"])
+    assert (args.id, args.pending_tasks, args.stored_bytes) == ("c1", 0, None)
+    args = parser.parse_args(["customers", "set-quota", "c1", "--stored-bytes", "default"])
+    assert (args.pending_tasks, args.stored_bytes) == (None, "default")
+    assert parser.parse_args(["customers", "quota", "c1"]).action == "quota"
+    for bad in ("-5", "lots", "1.5"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["customers", "set-quota", "c1", "--pending-tasks", bad])
 
 
 async def test_accounts_are_listed_by_role(world: World) -> None:
@@ -206,5 +266,64 @@ async def test_a_rotated_callback_secret_is_new_and_announced(world: World) -> N
     secret = await customer_handlers.get_callback_secret(
         GetCallbackSecret(customer_id=created.customer_id), world.deps
     )
-    assert secret == rotated
+    assert secret.callback_secret == rotated.callback_secret
     assert world.announcer.changes() == [("customer", created.customer_id, "secret_rotated")]
+
+
+async def test_a_rotated_secret_keeps_the_replaced_one_for_its_overlap_window(
+    world: World,
+) -> None:
+    created = await account_handlers.create_customer(
+        CreateCustomer(customer_name="acme", credential_hash=credential_hash(new_api_key())),
+        world.deps,
+    )
+    before = utcnow()
+    rotated = await account_handlers.rotate_callback_secret(
+        RotateCallbackSecret(customer_id=created.customer_id, overlap_seconds=3600), world.deps
+    )
+    assert rotated.previous_secret is None  # the operator is told when, never the old secret
+    assert rotated.previous_until is not None
+    assert before + timedelta(seconds=3600) <= rotated.previous_until
+    assert rotated.previous_until <= utcnow() + timedelta(seconds=3600)
+    secrets = await customer_handlers.get_callback_secret(
+        GetCallbackSecret(customer_id=created.customer_id), world.deps
+    )
+    assert secrets.callback_secret == rotated.callback_secret
+    assert secrets.previous_secret == created.callback_secret
+    assert secrets.previous_until == rotated.previous_until
+
+
+async def test_the_default_overlap_is_a_day_and_zero_drops_the_replaced_secret(
+    world: World,
+) -> None:
+    assert RotateCallbackSecret(customer_id="c").overlap_seconds == 24 * 3600
+    created = await account_handlers.create_customer(
+        CreateCustomer(customer_name="acme", credential_hash=credential_hash(new_api_key())),
+        world.deps,
+    )
+    rotated = await account_handlers.rotate_callback_secret(
+        RotateCallbackSecret(customer_id=created.customer_id, overlap_seconds=0), world.deps
+    )
+    assert rotated.previous_until is None
+    secrets = await customer_handlers.get_callback_secret(
+        GetCallbackSecret(customer_id=created.customer_id), world.deps
+    )
+    assert (secrets.previous_secret, secrets.previous_until) == (None, None)
+
+
+async def test_a_replaced_secret_is_not_handed_out_once_its_window_has_passed(
+    world: World,
+) -> None:
+    created = await account_handlers.create_customer(
+        CreateCustomer(customer_name="acme", credential_hash=credential_hash(new_api_key())),
+        world.deps,
+    )
+    await account_handlers.rotate_callback_secret(
+        RotateCallbackSecret(customer_id=created.customer_id, overlap_seconds=60), world.deps
+    )
+    old, _ = world.accounts.previous_secrets[created.customer_id]
+    world.accounts.previous_secrets[created.customer_id] = (old, utcnow() - timedelta(seconds=1))
+    secrets = await customer_handlers.get_callback_secret(
+        GetCallbackSecret(customer_id=created.customer_id), world.deps
+    )
+    assert (secrets.previous_secret, secrets.previous_until) == (None, None)

@@ -24,9 +24,10 @@ from humantask_shared.core.messages.commands import (
     EnsureCustomer,
     GetCallbackSecret,
     ListCallbacks,
+    RedeliverCallback,
     RotateCallbackSecret,
 )
-from humantask_shared.core.topology import COMMANDS, Queue
+from humantask_shared.core.topology import COMMANDS, REPLY_QUEUE, Queue
 from humantask_shared.runtime.broker import DEADLINE_HEADER
 from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import PoisonMessage
@@ -70,16 +71,33 @@ def test_only_the_admin_tool_sends_credential_commands() -> None:
         "account.rotate_credential",
         "customer.rotate_callback_secret",
         "customer.set_weight",
+        "callback.list_failed",
+        "customer.set_quota",
     }
+    assert RedeliverCallback.senders == {"gateway", "admin"}
     assert GetCallbackSecret.senders == {"notifier"}
     assert EnsureCustomer.senders == {"gateway"}
 
 
+OWNERS = {"gw": "gateway", "nt": "notifier", "ad": "admin"}
+
+
+def reply_queue(owner: str) -> str:
+    return REPLY_QUEUE.for_process(owner).name  # type: ignore[arg-type]
+
+
 class FakeMessage:
-    def __init__(self, type_: str, user_id: str | None, deadline_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        type_: str,
+        user_id: str | None,
+        deadline_ms: int | None = None,
+        reply_to: str | None = None,
+    ) -> None:
         self.type, self.user_id = type_, user_id
         self.body = orjson.dumps({"customer_id": "c1"})
-        self.reply_to, self.correlation_id = "replies", "c"
+        own = reply_queue(OWNERS[user_id]) if user_id in OWNERS else "gateway.replies.x"
+        self.reply_to, self.correlation_id = reply_to or own, "c"
         self.headers = {} if deadline_ms is None else {DEADLINE_HEADER: deadline_ms}
 
 
@@ -88,9 +106,11 @@ class FakeExchange:
 
     def __init__(self) -> None:
         self.replies: list[dict[str, Any]] = []
+        self.routes: list[str] = []
 
     async def publish(self, message: Any, routing_key: str, mandatory: bool) -> None:
         self.replies.append(orjson.loads(message.body))
+        self.routes.append(routing_key)
 
 
 class FakeChannel:
@@ -124,9 +144,10 @@ async def test_the_sender_check_refuses_before_the_handler_runs() -> None:
     assert (
         await rig.refused_code(FakeMessage(GetCallbackSecret.routing_key, "gw")) == "unauthorized"
     )
-    assert (
-        await rig.refused_code(FakeMessage(GetCallbackSecret.routing_key, None)) == "unauthorized"
-    )
+    # Without a user id nobody's reply queue is the sender's: refused, and no reply.
+    with pytest.raises(PoisonMessage):
+        await rig.server(FakeMessage(GetCallbackSecret.routing_key, None))  # type: ignore[arg-type]
+    assert rig.channel.default_exchange.replies == []
     # A command type nobody knows is refused as invalid, whoever sent it.
     assert await rig.refused_code(FakeMessage("no.such.command", "gw")) == "invalid"
     assert rig.handled == []
@@ -145,6 +166,40 @@ async def test_a_late_command_from_a_forbidden_sender_is_still_refused() -> None
     # From its sender, the same late command is dropped: no reply, no dead letter.
     await rig.server(FakeMessage(GetCallbackSecret.routing_key, "nt", deadline_ms=past))  # type: ignore[arg-type]
     assert rig.channel.default_exchange.replies == [] and rig.handled == []
+
+
+async def test_a_reply_goes_only_to_a_reply_queue_of_the_senders_own() -> None:
+    """The default exchange reaches every queue: a command naming another service's queue
+    as its `reply_to` must not make the receiver write into it."""
+    rig = SenderCheckRig()
+    sent = rig.channel.default_exchange
+    elsewhere = ["notifier.task-completed", "taskstore.commands", reply_queue("notifier"), "x"]
+    for reply_to in elsewhere:
+        # A refused sender (the gateway may not ask for callback secrets): no reply there.
+        with pytest.raises(PoisonMessage):
+            await rig.server(FakeMessage(GetCallbackSecret.routing_key, "gw", reply_to=reply_to))  # type: ignore[arg-type]
+    assert sent.replies == []
+    # Refused, but to a reply queue of its own: answered at once, as before.
+    own = reply_queue("gateway")
+    assert (
+        await rig.refused_code(FakeMessage(GetCallbackSecret.routing_key, "gw")) == "unauthorized"
+    )
+    # An allowed sender naming someone else's queue: handled, the reply dropped.
+    for reply_to in ["notifier.task-completed", own, f"{own}.x", "notifier.replies.XYZ"]:
+        await rig.server(FakeMessage(GetCallbackSecret.routing_key, "nt", reply_to=reply_to))  # type: ignore[arg-type]
+    assert sent.replies == [] and len(rig.handled) == 4
+    await rig.server(FakeMessage(GetCallbackSecret.routing_key, "nt"))  # type: ignore[arg-type]
+    assert sent.routes[-1].startswith("notifier.replies.") and sent.replies.pop()["ok"] is True
+
+
+def test_with_one_shared_user_any_services_reply_queue_is_the_senders() -> None:
+    shared = BrokerIdentities({"gateway": "guest", "notifier": "guest", "admin": "guest"}, "guest")
+    for owner in ("gateway", "notifier", "admin"):
+        assert shared.may_reply_to(reply_queue(owner), "guest")
+    assert not shared.may_reply_to("notifier.task-completed", "guest")
+    assert not IDENTITIES.may_reply_to(reply_queue("gateway"), "nt")
+    assert IDENTITIES.may_reply_to(reply_queue("admin"), "ad")
+    assert not IDENTITIES.may_reply_to(reply_queue("admin"), None)
 
 
 def test_password_hashes_are_rabbitmqs_salted_sha256() -> None:

@@ -163,7 +163,7 @@ async def test_a_crash_before_the_retry_was_queued_queues_it_on_redelivery() -> 
     world = World(sender=FakeSender([fail()]))
     real_schedule = world.retries.schedule
 
-    async def crash(task_id: str, request_id: str | None) -> None:
+    async def crash(task_id: str, delivery: int, request_id: str | None) -> None:
         raise ConnectionError("broker gone")
 
     world.retries.schedule = crash  # type: ignore[method-assign]

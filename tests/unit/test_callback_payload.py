@@ -99,6 +99,7 @@ def test_headers_carry_webhook_id_timestamp_signature_task_and_attempt() -> None
         "webhook-signature": signature(SECRET, SEED_TASK["task_id"], 1700000000, body),
         "X-Callback-Task-Id": SEED_TASK["task_id"],
         "X-Callback-Attempt": "2",
+        "X-Callback-Delivery": "1",
     }
     # Both attempts of a task's callback are one webhook message: the same webhook-id.
     first = callback_headers(SEED_TASK["task_id"], 1, 1700000005, SECRET, body, content_type)

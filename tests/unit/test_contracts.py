@@ -365,10 +365,9 @@ def test_asyncapi_is_3_0(asyncapi: dict[str, Any]) -> None:
 def test_only_the_notifiers_commands_go_to_the_notifier_exchange() -> None:
     """The notifier's broker user reads its own command exchange, never the task-store's."""
     routed = {command.routing_key: command_queue(command).exchange for command in COMMANDS}
-    assert {name for name, exchange in routed.items() if exchange != COMMANDS_EXCHANGE} == {
-        "callback.list"
-    }
-    assert routed["callback.list"] == NOTIFIER_COMMANDS_EXCHANGE
+    notifiers = {"callback.list", "callback.redeliver", "callback.list_failed"}
+    assert {name for name, exchange in routed.items() if exchange != COMMANDS_EXCHANGE} == notifiers
+    assert {routed[name] for name in notifiers} == {NOTIFIER_COMMANDS_EXCHANGE}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.routing_key for c in COMMANDS])
@@ -479,7 +478,17 @@ def test_callback_log_entries_are_the_spec_fields(openapi: dict[str, Any]) -> No
     schema = ok["content"]["application/json"]["schema"]
     assert schema["type"] == "array"
     entry = deref(openapi, schema["items"])
-    assert set(entry["properties"]) == {"attempt", "at", "status_code", "error", "delivered"}
+    # The spec's fields, and `delivery`, present only on a redelivery's attempts.
+    assert set(entry["properties"]) == {
+        "attempt",
+        "at",
+        "status_code",
+        "error",
+        "delivered",
+        "delivery",
+    }
+    assert "delivery" not in entry["required"]
+    assert entry["properties"]["delivery"]["type"] == "integer"
 
 
 def test_commands_name_who_answers_them(asyncapi: dict[str, Any]) -> None:

@@ -105,14 +105,14 @@ async def test_a_request_after_a_change_does_not_join_a_look_up_from_before() ->
 async def test_the_notifier_forgets_a_rotated_secret() -> None:
     taskstore = FakeTaskStore(CallbackSecret(callback_secret="whsec_old"))
     secrets = CallbackSecrets(taskstore, cache_seconds=600)  # type: ignore[arg-type]
-    assert await secrets.get("c1") == "whsec_old"
+    assert (await secrets.get("c1")).current == "whsec_old"
     taskstore.answer = CallbackSecret(callback_secret="whsec_new")
-    assert await secrets.get("c1") == "whsec_old"  # cached
+    assert (await secrets.get("c1")).current == "whsec_old"  # cached
     secrets.forget("c1")
-    assert await secrets.get("c1") == "whsec_new"
+    assert (await secrets.get("c1")).current == "whsec_new"
     taskstore.answer = CallbackSecret(callback_secret="whsec_newer")
     secrets.forget_all()
-    assert await secrets.get("c1") == "whsec_newer"
+    assert (await secrets.get("c1")).current == "whsec_newer"
 
 
 @pytest.mark.parametrize("forget", ["one", "all"])
@@ -137,7 +137,7 @@ async def test_concurrent_completions_of_one_customer_share_one_secret_look_up()
     await asyncio.sleep(0)
     waiting[0].cancel()  # one caller leaving does not cancel the others' answer
     taskstore.gate.set()
-    assert await asyncio.gather(*waiting[1:]) == ["whsec_s"] * 19
+    assert [s.current for s in await asyncio.gather(*waiting[1:])] == ["whsec_s"] * 19
     assert taskstore.calls == 1
 
 
@@ -154,4 +154,4 @@ async def test_a_failed_look_up_is_not_kept() -> None:
     with pytest.raises(Unavailable):
         await secrets.get("c1")
     failing.send = taskstore.send  # type: ignore[method-assign]
-    assert await secrets.get("c1") == "whsec_s"
+    assert (await secrets.get("c1")).current == "whsec_s"

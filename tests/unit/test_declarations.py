@@ -20,6 +20,7 @@ from humantask_notifier.settings import NotifierSettings
 from humantask_shared.core.topology import Service, dead_letter_queues
 from humantask_shared.runtime.resources import connection_key, database_key
 from humantask_taskstore import bootstrap as taskstore
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.settings import TaskStoreSettings
 
 
@@ -95,10 +96,9 @@ def notifier_app(connection: RecordingConnection) -> tuple[web.Application, list
 
 
 def taskstore_app(connection: RecordingConnection) -> tuple[web.Application, list[Context]]:
-    return taskstore.create_app(TaskStoreSettings()), [
-        taskstore.commands_ctx,
-        taskstore.quality_ctx,
-    ]
+    app = taskstore.create_app(TaskStoreSettings())
+    app[taskstore.list_tokens_key] = CursorSigner(bytes(32))
+    return app, [taskstore.commands_ctx, taskstore.quality_ctx]
 
 
 @pytest.mark.parametrize(

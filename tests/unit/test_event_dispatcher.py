@@ -60,9 +60,8 @@ async def test_what_can_never_be_handled_is_poison(message_type: str | None, bod
 
 async def test_a_message_without_a_type_on_a_queue_of_one_kind_is_of_that_kind() -> None:
     handler = Recorder()
-    await EventDispatcher(CALLBACK_RETRY_QUEUE, {RetryDue: handler})(
-        message(None, b'{"task_id": "t1"}')
-    )
+    one_kind = Queue("test.retries", "a test's", (RetryDue,), (), ())
+    await EventDispatcher(one_kind, {RetryDue: handler})(message(None, b'{"task_id": "t1"}'))
     assert handler.handled == [RetryDue(task_id="t1")]
 
 

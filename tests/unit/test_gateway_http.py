@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.core.errors import Conflict, HumantaskError, NotFound, Unavailable
+from humantask_shared import __version__
+from humantask_shared.core.errors import (
+    Conflict,
+    HumantaskError,
+    NotFound,
+    QuotaExceeded,
+    StorageQuotaExceeded,
+    Unavailable,
+)
 from humantask_shared.core.messages.commands import (
     CancelTask,
     ClaimWork,
@@ -323,8 +331,11 @@ QUERY_CASES = [
     ("next_token=garbage", "next_token"),
     ("next_token=WzEsMiwzXQ", "next_token"),
     ("next_token=" + "A" * 5000, "next_token"),
+    # A cursor without its signature (what tokens were before they were signed).
+    ("next_token=WzE3MDQwNzA5MjM0NTYsIjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCIsNjAuMF0", "next_token"),
     (
-        "offset=5&next_token=WzE3MDQwNzA5MjM0NTYsIjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCIsNjAuMF0",
+        "offset=5&next_token=WzE3MDQwNzA5MjM0NTYsIjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCIsNjAuMF0"
+        ".ssssssssssssssssssssss",
         "offset",
     ),
 ]
@@ -557,7 +568,8 @@ async def test_health_answers_on_the_public_port_and_request_ids_are_echoed(
     gateway: GatewayFactory,
 ) -> None:
     gw = await gateway()
-    assert (await gw.call("GET", "/healthz"))[:3:2] == (200, {"status": "ok"})
+    healthy = {"status": "ok", "version": __version__}
+    assert (await gw.call("GET", "/healthz"))[:3:2] == (200, healthy)
     assert (await gw.call("GET", "/readyz"))[0] == 200  # no checks without a broker
     _, headers, _ = await gw.call("GET", "/v1/tasks", CUSTOMER_KEY, headers={"X-Request-Id": "t-1"})
     assert headers["X-Request-Id"] == "t-1"
@@ -603,6 +615,28 @@ async def test_domain_errors_map_to_their_status_with_the_services_message(
     assert ("Retry-After" in headers) == (status == 503)
     if status == 503:
         assert headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retry_after"),
+    [
+        (QuotaExceeded("quota: this customer has 5 pending tasks, as many as ..."), 429, "30"),
+        (StorageQuotaExceeded("quota: ... past its stored-bytes quota of 100"), 403, None),
+    ],
+)
+async def test_a_create_past_a_quota_is_429_or_403_naming_it(
+    gateway: GatewayFactory, error: HumantaskError, status: int, retry_after: str | None
+) -> None:
+    """Pending tasks drain as workers finish them: 429 and when to try again. Bytes do
+    not (only retention or the operator frees them): 403, retrying will not help."""
+    gw = await gateway()
+    gw.store.fail_with = error
+    reply_status, headers, body = await gw.call(
+        "POST", "/v1/task/categorize", CUSTOMER_KEY, json=SEED_TASK_JSON
+    )
+    assert (reply_status, body) == (status, {"status_code": status, "error": error.message})
+    assert body["error"].startswith("quota: ")
+    assert headers.get("Retry-After") == retry_after
 
 
 async def test_the_notifiers_errors_map_the_same_way(gateway: GatewayFactory) -> None:

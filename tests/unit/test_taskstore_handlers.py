@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 
-from humantask_shared.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from humantask_shared.core.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    StorageQuotaExceeded,
+    Unavailable,
+)
 from humantask_shared.core.messages.commands import (
     ClaimWork,
     CreateTask,
-    ListCallbacks,
     ListTasks,
 )
 from humantask_shared.core.messages.events import (
@@ -22,11 +28,13 @@ from humantask_shared.core.messages.events import (
     TaskCompleted,
     TaskCreated,
 )
-from humantask_shared.core.models import TaskListQuery, new_task_id
+from humantask_shared.core.models import ListCursor, TaskListQuery, new_task_id
 from humantask_shared.core.timeutil import utcnow
-from humantask_shared.core.topology import COMMANDS
+from humantask_shared.core.topology import COMMANDS, NOTIFIER_COMMANDS_QUEUE
 from humantask_taskstore import customer_handlers, work_handlers
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.handler_table import HANDLERS
+from humantask_taskstore.repository.usage import QuotaLimits
 from tests.support.taskstore_world import LEASE_SECONDS, World, request
 
 
@@ -113,8 +121,55 @@ async def test_list_is_the_customers_own_newest_first_with_a_next_token(world: W
     )
     assert [task.task_id for task in page.tasks] == newest_first[:2]
     assert page.next_token is not None
-    rest = await world.listed(limit=2, next_token=page.next_token.encode())
+    rest = await world.listed(limit=2, next_token=page.next_token)
     assert rest == newest_first[2:]
+
+
+async def test_a_forged_or_altered_next_token_is_400_naming_next_token(world: World) -> None:
+    for _ in range(3):
+        await world.create()
+    page = await customer_handlers.list_tasks(
+        ListTasks(customer_id="cust-a", query=TaskListQuery(limit=1, status="pending")),
+        world.deps,
+    )
+    token = page.next_token
+    assert token is not None
+    payload, _, signature = token.rpartition(".")
+    cursor = ListCursor.from_payload(payload)
+    wide = cursor.model_copy(update={"span_seconds": 1e-3}).payload()  # ~30 queries a page
+    forged = [
+        f"{wide}.{signature}",  # the span altered, the signature kept
+        f"{payload}.{'A' * 22}",  # a signature made up
+        CursorSigner(b"another task-store's key, 32 bytes").sign(
+            cursor, "cust-a", TaskListQuery(status="pending")
+        ),
+    ]
+    for bad in forged:
+        with pytest.raises(InvalidRequest, match=r"^next_token: "):
+            await world.listed(limit=1, status="pending", next_token=bad)
+    # Only with the customer and the filters it was given for.
+    with pytest.raises(InvalidRequest, match=r"^next_token: "):
+        await world.listed("cust-b", limit=1, status="pending", next_token=token)
+    with pytest.raises(InvalidRequest, match=r"^next_token: "):
+        await world.listed(limit=1, status="canceled", next_token=token)
+    # The limit may change between pages; the token goes on where the page ended.
+    assert len(await world.listed(limit=2, status="pending", next_token=token)) == 2
+
+
+async def test_a_create_past_a_quota_stores_and_publishes_nothing(world: World) -> None:
+    world.tasks.quotas = QuotaLimits(pending_tasks=2, stored_bytes=0)
+    first = await world.create()
+    await world.create()
+    with pytest.raises(QuotaExceeded, match=r"^quota: "):
+        await world.create()
+    assert len(world.outbox.published) == 2 and len(world.tasks.records) == 2
+    # Another customer, and the same customer once a task is no longer pending.
+    await world.create("cust-b")
+    await world.cancel(first.task_id)
+    await world.create()
+    world.tasks.quotas = QuotaLimits(pending_tasks=0, stored_bytes=10)
+    with pytest.raises(StorageQuotaExceeded, match=r"^quota: "):
+        await world.create("cust-c")
 
 
 async def test_cancel_cancels_once_and_publishes_once(world: World) -> None:
@@ -288,4 +343,4 @@ async def test_cancel_ends_the_lease(world: World) -> None:
 
 
 def test_every_command_but_the_notifiers_has_a_task_store_handler() -> None:
-    assert set(HANDLERS) == set(COMMANDS) - {ListCallbacks}
+    assert set(HANDLERS) == set(COMMANDS) - set(NOTIFIER_COMMANDS_QUEUE.commands)

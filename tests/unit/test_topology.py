@@ -24,10 +24,15 @@ from humantask_shared.core.topology import (
     CALLBACK_RETRY_DELAY_QUEUE,
     COMMAND_QUEUES,
     COMMANDS,
+    CREDENTIALS_QUEUE,
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_SUFFIX,
     EVENTS_EXCHANGE,
     EXCHANGES,
+    NOTIFIER_COMMANDS_EXCHANGE,
     NOTIFIER_COMMANDS_QUEUE,
     QUEUES,
+    REPLY_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
     TASKSTORE_QUALITY_QUEUE,
     WORK_QUEUES,
@@ -198,8 +203,30 @@ def test_whoever_declares_a_queue_may_and_only_its_consumers_may_read_it(queue: 
                         assert matches(permissions.read, queue.exchange.name), (service, name)
                 if service in queue.consumers and own:
                     assert matches(permissions.read, name), (service, name)
+                elif service == "admin" and queue.name.endswith(DEAD_LETTER_SUFFIX):
+                    assert matches(permissions.read, name), (service, name)  # the operator's
                 elif not name.startswith(f"{service}."):  # not its own either
                     assert not matches(permissions.read, name), (service, name)
+
+
+def test_the_admin_tool_reads_the_dead_letters_and_no_work_queue() -> None:
+    """`humantask-admin dead-letters`: it reads (lists, inspects, acks away) the dead-letter
+    queues, replays into their work queues through the default exchange, and can take no
+    message from a queue a service consumes."""
+    admin = SERVICE_PERMISSIONS["admin"]
+    for work in WORK_QUEUES:
+        dead_letter = work.dead_letter_queue
+        assert dead_letter is not None
+        assert matches(admin.read, dead_letter.name), dead_letter.name
+        assert not matches(admin.read, work.name), work.name
+        assert not matches(admin.configure, dead_letter.name)  # it declares nothing there
+    for template in (REPLY_QUEUE, CREDENTIALS_QUEUE):
+        for owner in ("gateway", "taskstore", "notifier"):
+            assert not matches(admin.read, template.for_process(owner).name)  # type: ignore[arg-type]
+    assert matches(admin.write, "amq.default")
+    assert matches(admin.write, NOTIFIER_COMMANDS_EXCHANGE.name)
+    assert not matches(admin.write, EVENTS_EXCHANGE.name)
+    assert not matches(admin.write, DEAD_LETTER_EXCHANGE.name)
 
 
 @pytest.mark.parametrize("queue", QUEUES, ids=[queue.name for queue in QUEUES])

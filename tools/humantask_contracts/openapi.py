@@ -88,6 +88,11 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
     401: ErrorResponse(
         "Unauthorized", "Missing or unknown credentials.", headers=("WWW-Authenticate",)
     ),
+    403: ErrorResponse(
+        "Forbidden",
+        "Past the customer's quota of stored bytes (the message starts with `quota:`), "
+        "or a browser's cross-site request.",
+    ),
     404: ErrorResponse("NotFound", "Unknown task (or another customer's task), or unknown path."),
     405: ErrorResponse("MethodNotAllowed", "The path exists but not with this method."),
     409: ErrorResponse("Conflict", "The request conflicts with the task's state."),
@@ -95,8 +100,9 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
     415: ErrorResponse("UnsupportedMediaType", "The body is neither JSON nor a form."),
     429: ErrorResponse(
         "TooManyRequests",
-        "Over `RATE_LIMIT_PER_SECOND` requests a second with this credential, or too many "
-        "failed authentications from this address.",
+        "Over `RATE_LIMIT_PER_SECOND` requests a second with this credential, too many "
+        "requests in flight with it, too many failed authentications from this address, "
+        "or (creating a task) past the customer's quota of pending tasks.",
         headers=("Retry-After",),
     ),
     503: ErrorResponse(

@@ -1,5 +1,5 @@
 'use strict';
-// The JavaScript client against a running humantask: the seed's calls, every error class
+// The JavaScript client against a running humantask: Scale's v1 calls, every error class
 // with its request id, retries on the gateway's real 429 and 503, lazy pages.
 const { describe, test, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -36,7 +36,7 @@ describe('humantask (JavaScript) against the stack', { skip: missingStack }, () 
     return error;
   }
 
-  test("the seed's createCategorization, then get", async () => {
+  test("Scale's v1 createCategorization, then get", async () => {
     const task = await api.tasks.createCategorization(SEED_CREATE);
     assert.ok(task instanceof humantask.Task);
     assert.match(task.task_id, /^[0-9a-f]{24}$/);

@@ -98,7 +98,7 @@ def parse_callback(body: bytes, content_type: str = "application/x-www-form-urle
     """The callback's object: JSON as it is, or a form decoded with its bracket nesting.
 
     `task[params][categories][0]=big` becomes `{"task": {"params": {"categories": ["big"]}}}`
-    (form values stay strings, as the seed's callback example shows them).
+    (form values stay strings, as Scale's v1 callback example shows them).
     """
     if content_type.split(";")[0].strip().lower() == "application/json":
         return json.loads(body)

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-# The Ruby client against a running humantask: the seed's calls, every error class with
+# The Ruby client against a running humantask: Scale's v1 calls, every error class with
 # its request id, retries on the gateway's real 429 and 503, lazy pages.
 require_relative 'test_helper'
 

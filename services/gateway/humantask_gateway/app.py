@@ -11,6 +11,7 @@ from humantask_shared.runtime.http_routes import add_endpoints
 from .appkeys import authenticator_key, boundary_key, settings_key
 from .auth import Authenticator
 from .boundary import Boundary
+from .callback_views import CALLBACK_ENDPOINTS, RedeliveryLimits, redelivery_limits_key
 from .customer_views import CUSTOMER_ENDPOINTS
 from .limits import abuse_limits
 from .middleware import json_errors, request_context
@@ -37,7 +38,10 @@ def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application
     app[settings_key] = settings
     app[boundary_key] = boundary
     app[authenticator_key] = Authenticator(boundary, settings.auth_cache_seconds)
-    add_endpoints(app, CUSTOMER_ENDPOINTS + QUALITY_ENDPOINTS + WORKER_ENDPOINTS)
+    app[redelivery_limits_key] = RedeliveryLimits.from_settings(settings)
+    add_endpoints(
+        app, CUSTOMER_ENDPOINTS + CALLBACK_ENDPOINTS + QUALITY_ENDPOINTS + WORKER_ENDPOINTS
+    )
     add_endpoints(app, REFERENCE_ENDPOINTS)
     add_health_routes(app, with_metrics=False)  # /metrics: HEALTH_PORT only
     return app

@@ -22,7 +22,6 @@ from humantask_shared.core.messages.commands import (
 from humantask_shared.core.models import (
     CallbackAttempt,
     CreateTaskRequest,
-    ListCursor,
     Task,
     TaskListQuery,
 )
@@ -78,12 +77,12 @@ async def cancel_task(request: web.Request) -> web.Response:
     return _task_response(await request.app[boundary_key].taskstore.send(command))
 
 
-def _next_page_url(request: web.Request, next_token: ListCursor) -> URL:
+def _next_page_url(request: web.Request, next_token: str) -> URL:
     """The same query, from where this page ended (an offset applied to this page only),
     at `PUBLIC_BASE_URL` when it is set: behind a TLS proxy the request's own URL has
     the proxy's inside scheme and host."""
     params = {name: value for name, value in request.query.items() if name != "offset"}
-    params["next_token"] = next_token.encode()
+    params["next_token"] = next_token  # signed by the task-store, handed on as it is
     base = request.app[settings_key].public_base_url
     if base is None:
         return request.url.with_query(params)
@@ -118,14 +117,16 @@ def _create_operation(operation_id: str, summary: str) -> Operation:
         summary,
         "tasks",
         (ResponseDoc(200, "The new task, `pending`.", model=Task),),
-        errors=(400, 401, 409, 413, 415, 429, 503),
+        errors=(400, 401, 403, 409, 413, 415, 429, 503),
         security=CUSTOMER_AUTH,
         body_model=CreateTaskRequest,
         form_body=True,
         description="Creates a categorization task. The task is durable once this returns. "
         "The same `unique_id` with the same parameters returns the original task; "
         "with different parameters it is a `409` whose message names the existing `task_id`. "
-        "`metadata` can only be sent in a JSON body.",
+        "`metadata` can only be sent in a JSON body. Past the customer's quota of pending "
+        "tasks it is a `429` with `Retry-After`; past its quota of stored bytes, a `403` "
+        "(both messages start with `quota:`).",
     )
 
 
@@ -171,7 +172,11 @@ CUSTOMER_ENDPOINTS = (
             errors=(400, 401, 429, 503),
             security=CUSTOMER_AUTH,
             query_model=TaskListQuery,
-            description="`start_time` <= `created_at` < `end_time`.",
+            description="`start_time` <= `created_at` < `end_time`. A page ends early, "
+            "with a `Link` to the next, rather than pass the task-store's "
+            "`LIST_PAGE_MAX_BYTES`; a `next_token` the API did not give out for this "
+            "query is a `400`; a list that takes longer than `LIST_MAX_TIME_MS` in the "
+            "database is a `503`.",
         ),
     ),
     Endpoint(

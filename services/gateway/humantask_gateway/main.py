@@ -6,6 +6,7 @@ The process: settings from the environment, tracing, then the app `bootstrap` wi
 
 from __future__ import annotations
 
+from humantask_shared.runtime.command_line import read_service_arguments
 from humantask_shared.runtime.runner import run_service
 from humantask_shared.runtime.tracing import configure_tracing
 
@@ -14,6 +15,9 @@ from .settings import GatewaySettings
 
 
 def main() -> None:
+    read_service_arguments(
+        "humantask-gateway", "The gateway: the only public HTTP surface of humantask."
+    )
     settings = GatewaySettings()
     configure_tracing("gateway")  # before the app: it instruments the apps made after it
     run_service("gateway", production_app(settings), settings.gateway_port, settings)

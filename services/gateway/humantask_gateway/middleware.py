@@ -113,7 +113,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             log.warning("answering %d", status, extra={"error": exc.message, "path": request.path})
         if status == 408:  # a body too slow to wait for: answer, and hang up
             return await send_and_close(request, error_response(status, exc.message))
-        return error_response(status, exc.message)
+        response = error_response(status, exc.message)
+        if exc.retry_after_seconds is not None:
+            response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,4 +1,4 @@
-"""Load shedding (API.md §8): past `GATEWAY_MAX_IN_FLIGHT` requests in flight, the
+"""Load shedding (docs/reference/api.md §8): past `GATEWAY_MAX_IN_FLIGHT` requests in flight, the
 gateway answers `503` with `Retry-After` at once.
 
 Without a bound, every request a client sends waits in the gateway behind the broker round

@@ -41,6 +41,11 @@ class GatewaySettings(CommonSettings):
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     # Which header those proxies add: x-forwarded-for or forwarded (RFC 7239).
     trusted_proxy_header: ForwardedHeader = "x-forwarded-for"
+    # Redeliveries of callbacks (`POST /v1/task/{id}/callbacks/redeliver`), counted in
+    # this process too: per customer, this many a minute (bursts of a minute's worth),
+    # and one per task per CALLBACK_REDELIVERY_INTERVAL_SECONDS; past either, 429. 0: off.
+    callback_redeliveries_per_minute: float = Field(default=10.0, ge=0)
+    callback_redelivery_interval_seconds: float = Field(default=60.0, ge=0)
     # How long a request body may take to arrive, from the start of the request: 408.
     request_body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     # Requests in flight before the rest are 503 at once (overload.py); 0 turns it off.

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from humantask_shared.core.errors import Unavailable
@@ -42,6 +43,7 @@ from humantask_shared.runtime.credential_events import follow_credential_changes
 from humantask_shared.runtime.declaring import declare_all, declare_exchange
 from humantask_shared.runtime.event_dispatcher import EventDispatcher
 from humantask_shared.runtime.health import add_health_routes
+from humantask_shared.runtime.mongo import Document
 from humantask_shared.runtime.resources import (
     broker_resource,
     connection_key,
@@ -57,6 +59,7 @@ from .handlers import AttemptInProgress
 from .hosts import HostSlots
 from .ports import Dependencies
 from .repository import DeliveryRepository, ensure_indexes
+from .retention import keep_callback_logs
 from .retries import RetryScheduler
 from .sender import CallbackSender, create_session
 from .settings import NotifierSettings
@@ -178,12 +181,16 @@ async def credential_changes_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: NotifierSettings) -> web.Application:
+    async def prepare(database: AsyncDatabase[Document]) -> None:
+        await ensure_indexes(database)
+        await keep_callback_logs(database, settings.task_retention_days)
+
     app = web.Application()
     app[settings_key] = settings
     add_health_routes(app)
     app.cleanup_ctx.extend(
         [
-            database_resource(settings, "humantask-notifier", ensure_indexes),
+            database_resource(settings, "humantask-notifier", prepare),
             broker_resource(settings, "notifier"),
             dependencies_ctx,
             credential_changes_ctx,

@@ -1,6 +1,10 @@
 """Callback delivery and its state machine (docs/reference/api.md §7). No I/O here.
 
-One delivery per completed task, keyed by its task id, at most two attempts:
+A delivery is one message to one callback URL, with at most two attempts. A completed
+task has its first delivery on completion, keyed by its task id; each redelivery asked
+for later (`POST /v1/task/{id}/callbacks/redeliver`, `humantask-admin callbacks
+redeliver`) is a delivery of its own, numbered 2, 3... and keyed `<task id>.<number>`,
+with its own two attempts. Every delivery follows the same machine:
 
     new ──claim 1──▶ attempting(1) ──200──▶ delivered
                           │ anything else
@@ -13,6 +17,11 @@ whose id is `<task id>:<attempt number>`: the database lets exactly one process 
 it, however often the event or the retry message is delivered and however many
 notifiers run. Only attempts 1 and 2 are ever claimed, so at most two are sent. The
 attempt records are also the customer's callback log (`GET /v1/task/{id}/callbacks`).
+
+Nothing here is particular to tasks but what a delivery carries (`task`) and who it is
+about (`task_id`, its subject): another kind of callback (a batch's) is a `Delivery` of
+its own subject and body, and gets the signing, the address rules, the one retry and
+redeliveries from the same code.
 
 An attempt whose claimer died before recording its outcome (`claim_ttl` after the claim,
 long past any send) is logged as interrupted: it may or may not have reached the
@@ -39,8 +48,32 @@ CLAIM_GRACE_SECONDS = 10.0
 INTERRUPTED = "interrupted: the notifier stopped during this attempt; its outcome is unknown"
 
 DeliveryState = Literal["new", "attempting", "awaiting_retry", "delivered", "failed"]
-# What made the notifier look at a delivery: the completion event, or its retry coming due.
+# What made the notifier look at a delivery: the message that starts it (the completion
+# event, or a redelivery's `RedeliveryDue`), or its retry coming due.
 Trigger = Literal["completed", "retry_due"]
+FINISHED_STATES: tuple[DeliveryState, ...] = ("delivered", "failed")
+
+
+def delivery_id(task_id: str, number: int = 1) -> str:
+    """The key of a task's delivery: the first is the task id alone (as every record made
+    before redeliveries), a redelivery `<task id>.<number>`."""
+    return task_id if number == 1 else f"{task_id}.{number}"
+
+
+@dataclass(frozen=True)
+class SigningSecrets:
+    """A customer's callback secret and, during a rotation's overlap window, the one it
+    replaced, which signs too until `previous_until` (docs/operations/accounts.md)."""
+
+    current: str
+    previous: str | None = None
+    previous_until: datetime | None = None
+
+    def at(self, now: datetime) -> tuple[str, ...]:
+        """The secrets a callback sent at `now` is signed with, the current one first."""
+        if self.previous and self.previous_until is not None and now < self.previous_until:
+            return (self.current, self.previous)
+        return (self.current,)
 
 
 class NotDeliverable(ValueError):
@@ -56,6 +89,7 @@ class Attempt:
     finished: bool = False
     status_code: int | None = None
     error: str | None = None
+    delivery: int = 1  # the number of the delivery it belongs to
 
     @property
     def delivered(self) -> bool:
@@ -68,6 +102,7 @@ class Attempt:
             status_code=self.status_code,
             error=self.error,
             delivered=self.delivered,
+            delivery=self.delivery if self.delivery > 1 else None,
         )
 
 
@@ -85,6 +120,11 @@ class Delivery:
     retry_scheduled: bool = False
     request_id: str | None = field(default=None, compare=False)
     created_at: datetime | None = None
+    number: int = 1  # 1: the first delivery; 2, 3...: redeliveries
+
+    @property
+    def delivery_id(self) -> str:
+        return delivery_id(self.task_id, self.number)
 
     @property
     def callback_url(self) -> str:
@@ -120,12 +160,36 @@ def new_delivery(event: TaskCompleted, now: datetime) -> Delivery:
     )
 
 
+class NotRedeliverable(ValueError):
+    """A redelivery cannot start now: the latest delivery is still under way."""
+
+
+def redelivery(latest: Delivery, now: datetime, request_id: str | None) -> Delivery:
+    """The next delivery of `latest`'s task: the same message to the same URL, numbered
+    after it, with two attempts of its own. Only once `latest` is finished (delivered, or
+    both attempts failed): one delivery of a task is under way at a time."""
+    if latest.state not in FINISHED_STATES:
+        raise NotRedeliverable(
+            f"the callback of task {latest.task_id} is still being delivered "
+            f"(delivery {latest.number} is {latest.state.replace('_', ' ')}): "
+            "ask again once it has finished"
+        )
+    return replace(
+        latest,
+        number=latest.number + 1,
+        attempts=(),
+        retry_scheduled=False,
+        request_id=request_id,
+        created_at=now,
+    )
+
+
 def next_attempt(delivery: Delivery, now: datetime) -> Attempt:
     """The attempt to claim now: the first, or the retry after a failed first."""
     if delivery.state not in ("new", "awaiting_retry"):
-        raise ValueError(f"the callback of {delivery.task_id} is {delivery.state}")
+        raise ValueError(f"the callback of {delivery.delivery_id} is {delivery.state}")
     # "new" has no attempt yet; "awaiting_retry" has its first, failed.
-    return Attempt(number=2 if delivery.attempts else 1, at=now)
+    return Attempt(number=2 if delivery.attempts else 1, at=now, delivery=delivery.number)
 
 
 def finish(attempt: Attempt, status_code: int | None, error: str | None) -> Attempt:

@@ -12,26 +12,43 @@ from types import MappingProxyType
 from typing import Any
 
 from humantask_shared.core.messages.base import Command, Message
-from humantask_shared.core.messages.commands import ListCallbacks
+from humantask_shared.core.messages.commands import (
+    ListCallbacks,
+    ListFailedCallbacks,
+    RedeliverCallback,
+)
 from humantask_shared.core.messages.events import TaskCompleted
-from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_COMPLETIONS_QUEUE, Queue
 from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
 from humantask_shared.runtime.event_dispatcher import MessageHandler
 
-from .handlers import handle_retry_due, handle_task_completed, list_callbacks
+from .handlers import (
+    handle_redelivery_due,
+    handle_retry_due,
+    handle_task_completed,
+    list_callbacks,
+    list_failed_callbacks,
+    redeliver_callback,
+)
 from .ports import Dependencies
 
 # The queues of events and retries, each served by an `EventDispatcher`.
 MESSAGE_HANDLERS: Mapping[Queue, Mapping[type[Message], Any]] = MappingProxyType(
     {
         NOTIFIER_COMPLETIONS_QUEUE: MappingProxyType({TaskCompleted: handle_task_completed}),
-        CALLBACK_RETRY_QUEUE: MappingProxyType({RetryDue: handle_retry_due}),
+        CALLBACK_RETRY_QUEUE: MappingProxyType(
+            {RetryDue: handle_retry_due, RedeliveryDue: handle_redelivery_due}
+        ),
     }
 )
 # `notifier.commands`, served by a `CommandServer`.
 COMMAND_HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
-    {ListCallbacks: list_callbacks}
+    {
+        ListCallbacks: list_callbacks,
+        RedeliverCallback: redeliver_callback,
+        ListFailedCallbacks: list_failed_callbacks,
+    }
 )
 
 

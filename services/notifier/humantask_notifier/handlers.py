@@ -1,4 +1,5 @@
-"""Message handlers: a completion event, a retry coming due, a request for the log.
+"""Message handlers: a completion event, a retry or a redelivery coming due, and the
+commands: the log, a redelivery asked for, the failed deliveries.
 
 Each gets its message parsed (by its queue's `EventDispatcher` or `CommandServer`;
 `handler_table` says which handler serves which queue). A completion or a retry moves
@@ -12,18 +13,28 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from humantask_shared.core.errors import NotFound
-from humantask_shared.core.messages.commands import CallbackLog, ListCallbacks
+from humantask_shared.core.errors import Conflict, NotFound
+from humantask_shared.core.messages.commands import (
+    CallbackLog,
+    CallbackRedelivery,
+    FailedCallback,
+    FailedCallbacks,
+    ListCallbacks,
+    ListFailedCallbacks,
+    RedeliverCallback,
+)
 from humantask_shared.core.messages.events import TaskCompleted
-from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.consumer import PoisonMessage, PutBack
+from humantask_shared.runtime.logging import request_id_var
 
 from . import domain, payload
-from .domain import Delivery, Step, Trigger
+from .domain import Delivery, SigningSecrets, Step, Trigger
 from .hosts import HostBusy, host_of
 from .ports import Dependencies
 
@@ -44,6 +55,11 @@ CALLBACK_DEFERRALS = Counter(
     ["trigger"],
 )
 
+CALLBACK_REDELIVERIES = Counter(
+    "humantask_callback_redeliveries_total",
+    "Redeliveries of a callback asked for (by a customer or the operator) and started",
+)
+
 # Each step changes the delivery, and a delivery has few states: more means a bug.
 MAX_STEPS = 6
 
@@ -57,59 +73,70 @@ async def handle_task_completed(event: TaskCompleted, deps: Dependencies) -> Non
 
 
 async def handle_retry_due(due: RetryDue, deps: Dependencies) -> None:
-    await _advance_or_put_back(due.task_id, "retry_due", deps)
+    await _advance_or_put_back(domain.delivery_id(due.task_id, due.delivery), "retry_due", deps)
+
+
+async def handle_redelivery_due(due: RedeliveryDue, deps: Dependencies) -> None:
+    """A redelivery's first attempt: its record was written before this was sent, so it
+    starts as a completion event starts the first delivery."""
+    await _advance_or_put_back(domain.delivery_id(due.task_id, due.delivery), "completed", deps)
 
 
 async def _advance_or_put_back(
-    task_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
+    delivery_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
 ) -> None:
     """`advance`; when the callback's host is busy, nothing was claimed and the message
     is put back in the broker for a while (`PutBack`: its dispatcher does it), so the
     next message, perhaps another customer's, is taken at once (`hosts`)."""
     try:
-        await advance(task_id, trigger, deps, event)
+        await advance(delivery_id, trigger, deps, event)
     except HostBusy as busy:
         CALLBACK_DEFERRALS.labels(trigger).inc()
-        log.info("callback host busy: message put back", extra={"task_id": task_id})
-        raise PutBack(f"the callback host of task {task_id} is busy") from busy
+        log.info("callback host busy: message put back", extra={"delivery_id": delivery_id})
+        raise PutBack(f"the callback host of {delivery_id} is busy") from busy
 
 
 async def advance(
-    task_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
+    delivery_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
 ) -> None:
-    """Do what `domain.next_step` says until it says done (or to wait for another process)."""
+    """Do what `domain.next_step` says until it says done (or to wait for another process).
+    `event` builds a task's first delivery; any other starts from its stored record."""
     for _ in range(MAX_STEPS):
-        delivery = await deps.deliveries.get(task_id)
+        delivery = await deps.deliveries.get(delivery_id)
         step = domain.next_step(delivery, trigger, utcnow(), deps.claim_ttl)
         if step is Step.DONE:
             return
         if step is Step.WAIT:
-            raise AttemptInProgress(f"attempt of task {task_id} in progress elsewhere")
-        if step is Step.START:
+            raise AttemptInProgress(f"attempt of {delivery_id} in progress elsewhere")
+        if step is Step.START and delivery is None:
             assert event is not None
             delivery = await _delivery_of(event, deps)
         assert delivery is not None
         if step in (Step.START, Step.SEND_RETRY):
             # The secret first: an unreachable task-store must not cost an attempt. Then a
             # slot of the host (or HostBusy), before the claim: a busy host costs none.
-            secret = await _secret(delivery.customer_id, deps)
+            secrets = await _secrets(delivery.customer_id, deps)
             with deps.hosts.slot(host_of(delivery.callback_url)):
                 attempt = domain.next_attempt(delivery, utcnow())
                 if await deps.deliveries.claim(delivery, attempt):
-                    await _send(delivery, attempt, secret, deps)
+                    await _send(delivery, attempt, secrets, deps)
         elif step is Step.SCHEDULE_RETRY:
-            await deps.retries.schedule(delivery.task_id, delivery.request_id)
-            await deps.deliveries.mark_retry_scheduled(delivery.task_id)
-            log.info("callback retry scheduled", extra={"task_id": task_id})
+            await deps.retries.schedule(delivery.task_id, delivery.number, delivery.request_id)
+            await deps.deliveries.mark_retry_scheduled(delivery_id)
+            log.info("callback retry scheduled", extra=_about(delivery))
         elif step is Step.ABANDON:
             assert delivery.last is not None
-            if await deps.deliveries.finish(task_id, domain.interrupted(delivery.last)):
+            if await deps.deliveries.finish(delivery_id, domain.interrupted(delivery.last)):
                 _count(delivery.last, "interrupted", "interrupted")
                 log.warning(
                     "callback attempt interrupted",
-                    extra={"task_id": task_id, "attempt": delivery.last.number},
+                    extra={**_about(delivery), "attempt": delivery.last.number},
                 )
-    raise RuntimeError(f"the callback of task {task_id} made no progress in {MAX_STEPS} steps")
+    raise RuntimeError(f"the callback {delivery_id} made no progress in {MAX_STEPS} steps")
+
+
+def _about(delivery: Delivery) -> dict[str, Any]:
+    return {"task_id": delivery.task_id, "delivery": delivery.number}
 
 
 async def _delivery_of(event: TaskCompleted, deps: Dependencies) -> Delivery:
@@ -124,7 +151,7 @@ async def _delivery_of(event: TaskCompleted, deps: Dependencies) -> Delivery:
     return stored
 
 
-async def _secret(customer_id: str, deps: Dependencies) -> str:
+async def _secrets(customer_id: str, deps: Dependencies) -> SigningSecrets:
     try:
         return await deps.secrets.get(customer_id)
     except NotFound as exc:
@@ -132,23 +159,29 @@ async def _secret(customer_id: str, deps: Dependencies) -> str:
 
 
 async def _send(
-    delivery: Delivery, claimed: domain.Attempt, secret: str, deps: Dependencies
+    delivery: Delivery, claimed: domain.Attempt, secrets: SigningSecrets, deps: Dependencies
 ) -> None:
     """Send a claimed attempt and record its outcome."""
     body, content_type = payload.encode_body(delivery.task, delivery.callback_format)
     headers = payload.callback_headers(
-        delivery.task_id, claimed.number, int(time.time()), secret, body, content_type
+        delivery.task_id,
+        claimed.number,
+        int(time.time()),
+        secrets.at(utcnow()),
+        body,
+        content_type,
+        delivery=delivery.number,
     )
     started = time.perf_counter()
     result = await deps.sender.post(delivery.callback_url, body, headers)
     CALLBACK_SECONDS.observe(time.perf_counter() - started)
     attempt = domain.finish(claimed, result.status_code, result.error)
-    recorded = await deps.deliveries.finish(delivery.task_id, attempt)
+    recorded = await deps.deliveries.finish(delivery.delivery_id, attempt)
     _count(attempt, "delivered" if attempt.delivered else "failed", result.kind)
     log.info(
         "callback attempted",
         extra={
-            "task_id": delivery.task_id,
+            **_about(delivery),
             "attempt": attempt.number,
             "status_code": attempt.status_code,
             "error": attempt.error,
@@ -159,7 +192,7 @@ async def _send(
     if not recorded:
         log.warning(
             "callback outcome not recorded: the attempt was declared interrupted",
-            extra={"task_id": delivery.task_id, "attempt": attempt.number},
+            extra={**_about(delivery), "attempt": attempt.number},
         )
 
 
@@ -170,3 +203,57 @@ def _count(attempt: domain.Attempt, outcome: str, reason: str) -> None:
 async def list_callbacks(command: ListCallbacks, deps: Dependencies) -> CallbackLog:
     attempts = await deps.deliveries.log(command.task_id, command.customer_id)
     return CallbackLog(attempts=[attempt.to_public() for attempt in attempts])
+
+
+async def redeliver_callback(command: RedeliverCallback, deps: Dependencies) -> CallbackRedelivery:
+    """A new delivery of the task's callback, after its latest (which must be finished),
+    with its own two attempts. Its record is written first, then the message that starts
+    it is confirmed by the broker: the answer means it is on its way. Asked again while
+    that message has not been acted on, it is sent again (the claim of its first attempt
+    keeps it to one), so a caller that got no answer may simply ask again."""
+    latest = await deps.deliveries.latest(command.task_id)
+    if latest is None or (
+        command.customer_id is not None and latest.customer_id != command.customer_id
+    ):
+        # The gateway asked the task-store first: the task is the customer's, completed.
+        raise Conflict(
+            f"the callback of task {command.task_id} cannot be redelivered: no delivery of "
+            "it is on record (its first one is still on its way, or the latest was more "
+            "than 7 days ago)"
+        )
+    if latest.number > 1 and latest.state == "new":
+        await deps.retries.start(latest.task_id, latest.number, latest.request_id)
+        return CallbackRedelivery(task_id=latest.task_id, delivery=latest.number)
+    try:
+        redelivery = domain.redelivery(latest, utcnow(), request_id_var.get())
+    except domain.NotRedeliverable as exc:
+        raise Conflict(str(exc)) from exc
+    if not await deps.deliveries.create(redelivery):
+        raise Conflict(
+            f"the callback of task {command.task_id} is already being redelivered: "
+            "ask again once that delivery has finished"
+        )
+    await deps.retries.start(redelivery.task_id, redelivery.number, redelivery.request_id)
+    CALLBACK_REDELIVERIES.inc()
+    log.info("callback redelivery asked for", extra=_about(redelivery))
+    return CallbackRedelivery(task_id=redelivery.task_id, delivery=redelivery.number)
+
+
+async def list_failed_callbacks(
+    command: ListFailedCallbacks, deps: Dependencies
+) -> FailedCallbacks:
+    found = await deps.deliveries.failed(command.since, command.customer_id, command.limit)
+    return FailedCallbacks(
+        callbacks=[
+            FailedCallback(
+                task_id=delivery.task_id,
+                customer_id=delivery.customer_id,
+                delivery=delivery.number,
+                callback_url=delivery.callback_url,
+                failed_at=attempt.at,
+                status_code=attempt.status_code,
+                error=attempt.error,
+            )
+            for delivery, attempt in found
+        ]
+    )

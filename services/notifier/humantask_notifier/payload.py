@@ -1,18 +1,21 @@
 """The callback request: its body in either format, and its signature headers. No I/O.
 
-The body is the seed's object `{"task": ..., "response": ..., "task_id": ...}`:
+The body is Scale's v1 callback object `{"task": ..., "response": ..., "task_id": ...}`:
 
 - `form` (the default): `application/x-www-form-urlencoded`, nested with brackets the
-  way the seed's servers did (`task[params][categories][0]=big`); scalars become
+  way Scale's v1 servers did (`task[params][categories][0]=big`); scalars become
   strings (`true`/`false` for booleans, an empty string for null); empty objects and
   arrays have no field at all, as with the usual bracket encoders.
 - `json`: the same object as `application/json`.
 
 Signed per Standard Webhooks (standardwebhooks.com), so its libraries verify it:
-`webhook-id` (the task's id: the same for both attempts), `webhook-timestamp` (unix
-seconds of this attempt) and `webhook-signature: v1,<base64 HMAC-SHA256 of
-"<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the decoded bytes of the
-customer's `whsec_...` callback secret (`credentials.callback_signing_key`).
+`webhook-id` (the task's id: the same for both attempts, and for every redelivery),
+`webhook-timestamp` (unix seconds of this attempt) and `webhook-signature: v1,<base64
+HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the decoded
+bytes of the customer's `whsec_...` callback secret (`credentials.callback_signing_key`).
+During a secret rotation's overlap window the header carries one signature per secret,
+space-separated (`v1,<new> v1,<old>`), as the specification allows: a receiver holding
+either secret verifies it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,13 +38,14 @@ SIGNATURE_VERSION = "v1"
 
 TASK_ID_HEADER = "X-Callback-Task-Id"
 ATTEMPT_HEADER = "X-Callback-Attempt"
+DELIVERY_HEADER = "X-Callback-Delivery"
 WEBHOOK_ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 
 
 def callback_object(task: dict[str, Any]) -> dict[str, Any]:
-    """What the seed POSTs: the task, its response again, and its id."""
+    """What Scale's v1 API POSTs: the task, its response again, and its id."""
     return {"task": task, "response": task["response"], "task_id": task["task_id"]}
 
 
@@ -79,8 +83,10 @@ def encode_body(task: dict[str, Any], callback_format: CallbackFormat) -> tuple[
 
 
 def webhook_id(task_id: str) -> str:
-    """The message id of a task's callback: the same for both attempts, so receivers can
-    deduplicate on it (a task is completed once, so it has one callback)."""
+    """The message id of a task's callback: the same for both attempts and for every
+    redelivery, so receivers can deduplicate on it. A redelivery sends the same message
+    again (the completed task), and Standard Webhooks keeps a message's id when it is
+    resent: a receiver that already handled it may skip it, one that lost it handles it."""
     return task_id
 
 
@@ -92,14 +98,28 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def callback_headers(
-    task_id: str, attempt: int, timestamp: int, secret: str, body: bytes, content_type: str
+    task_id: str,
+    attempt: int,
+    timestamp: int,
+    secrets: str | Sequence[str],
+    body: bytes,
+    content_type: str,
+    delivery: int = 1,
 ) -> dict[str, str]:
+    """The headers of one attempt, signed with each of `secrets` (the current one first)."""
+    if isinstance(secrets, str):
+        secrets = (secrets,)
+    if not secrets:
+        raise ValueError("a callback is signed with at least one secret")
     message_id = webhook_id(task_id)
     return {
         "Content-Type": content_type,
         WEBHOOK_ID_HEADER: message_id,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, message_id, timestamp, body),
+        SIGNATURE_HEADER: " ".join(
+            signature(secret, message_id, timestamp, body) for secret in secrets
+        ),
         TASK_ID_HEADER: task_id,
         ATTEMPT_HEADER: str(attempt),
+        DELIVERY_HEADER: str(delivery),
     }

@@ -10,43 +10,55 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from .domain import Attempt, Delivery
+from .domain import Attempt, Delivery, SigningSecrets
 
 
 class Deliveries(Protocol):
-    """One delivery per task id; one claim per attempt number."""
+    """One delivery per delivery id (`domain.delivery_id`); one claim per attempt number."""
 
-    async def get(self, task_id: str) -> Delivery | None:
+    async def get(self, delivery_id: str) -> Delivery | None:
         """The delivery with every claimed attempt, by number."""
 
-    async def create(self, delivery: Delivery) -> None:
-        """Store a new delivery; a second of the same task id changes nothing."""
+    async def latest(self, task_id: str) -> Delivery | None:
+        """The task's delivery of the highest number (its attempts too), if any."""
+
+    async def create(self, delivery: Delivery) -> bool:
+        """Store a new delivery; False (and nothing changes) if its id is taken."""
 
     async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
         """Claim `attempt`; False if any process (this one too) already claimed it."""
 
-    async def finish(self, task_id: str, attempt: Attempt) -> bool:
+    async def finish(self, delivery_id: str, attempt: Attempt) -> bool:
         """Record a claimed attempt's outcome; False if it was recorded already."""
 
-    async def mark_retry_scheduled(self, task_id: str) -> None: ...
+    async def mark_retry_scheduled(self, delivery_id: str) -> None: ...
 
     async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
-        """The customer's log of a task (nothing for another customer): its finished
-        attempts, oldest first."""
+        """The customer's log of a task (nothing for another customer): the finished
+        attempts of all its deliveries, oldest first (by delivery, then attempt)."""
+
+    async def failed(
+        self, since: datetime, customer_id: str | None, limit: int
+    ) -> list[tuple[Delivery, Attempt]]:
+        """Deliveries whose last attempt failed at `since` or later and that are their
+        task's latest, with that attempt, oldest first; at most `limit`."""
 
 
 class SigningKeys(Protocol):
-    async def get(self, customer_id: str) -> str:
-        """The customer's callback secret; `NotFound` for an unknown customer,
+    async def get(self, customer_id: str) -> SigningSecrets:
+        """The customer's callback secrets; `NotFound` for an unknown customer,
         `Unavailable` when the task-store does not answer."""
 
 
 class Retries(Protocol):
-    async def schedule(self, task_id: str, request_id: str | None) -> None:
+    async def schedule(self, task_id: str, delivery: int, request_id: str | None) -> None:
         """Returns once the broker holds the retry, due after the retry delay."""
+
+    async def start(self, task_id: str, delivery: int, request_id: str | None) -> None:
+        """Returns once the broker holds the message that starts a redelivery, due now."""
 
 
 @dataclass(frozen=True)

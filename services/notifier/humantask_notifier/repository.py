@@ -1,47 +1,57 @@
 """MongoDB adapter: the notifier's own delivery records.
 
-- `callback_deliveries`, `_id` = task id: what to send (the task, kept as JSON text since
-  customer `metadata` keys may hold `.` or `$`), to whom, and whether the retry is queued.
-- `callback_attempts`, `_id` = `<task id>:<attempt>`: one per claimed attempt, with its
-  outcome once known. Inserting it *is* the claim: a second insert of the same id fails,
-  so one attempt number is sent by one process only. These records are the customer's
-  callback log, so they stay.
+- `callback_deliveries`, `_id` = delivery id (`domain.delivery_id`: the task id for a
+  task's first delivery, `<task id>.<n>` for a redelivery): what to send (the task, kept
+  as JSON text since customer `metadata` keys may hold `.` or `$`), to whom, and whether
+  the retry is queued. Records made before redeliveries have no `task_id` or `number`
+  field: their `_id` is the task id and they are delivery 1.
+- `callback_attempts`, `_id` = `<delivery id>:<attempt>`: one per claimed attempt, with
+  its outcome once known (and `delivery`, its delivery's number: 1 when absent).
+  Inserting it *is* the claim: a second insert of the same id fails, so one attempt
+  number is sent by one process only. These records are the customer's callback log:
+  they stay, for TASK_RETENTION_DAYS when it is set (`retention`).
 """
 
 from __future__ import annotations
 
-import contextlib
+from datetime import datetime
 from typing import Any
 
 import orjson
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from humantask_shared.core.timeutil import as_utc, utcnow
 from humantask_shared.runtime.mongo import Document
 
-from .domain import Attempt, Delivery
+from .domain import MAX_ATTEMPTS, Attempt, Delivery
 
 DELIVERIES = "callback_deliveries"
 ATTEMPTS = "callback_attempts"
 
 
-# A delivery record (a copy of the task to send) is only needed until its last attempt;
-# a week is far past any retry. A redelivered event after that finds the attempts, which
-# stay, and sends nothing.
+# A delivery record (a copy of the task to send) is needed until its last attempt, and
+# for redeliveries after it: a task's callback can be redelivered for a week after its
+# latest delivery. A redelivered event after that finds the attempts, which stay, and
+# sends nothing.
 DELIVERY_RECORD_TTL_SECONDS = 7 * 24 * 3600
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db[ATTEMPTS].create_index([("task_id", ASCENDING), ("attempt", ASCENDING)])
+    # `callbacks failed --since`: the failed last attempts, by time.
+    await db[ATTEMPTS].create_index(
+        [("attempt", ASCENDING), ("delivered", ASCENDING), ("at", ASCENDING)]
+    )
     await db[DELIVERIES].create_index(
         [("created_at", ASCENDING)], expireAfterSeconds=DELIVERY_RECORD_TTL_SECONDS
     )
+    await db[DELIVERIES].create_index([("task_id", ASCENDING), ("number", ASCENDING)])
 
 
-def _attempt_id(task_id: str, number: int) -> str:
-    return f"{task_id}:{number}"
+def _attempt_id(delivery_id: str, number: int) -> str:
+    return f"{delivery_id}:{number}"
 
 
 def _outcome_fields(attempt: Attempt) -> dict[str, Any]:
@@ -60,12 +70,14 @@ def _document_to_attempt(doc: dict[str, Any]) -> Attempt:
         finished=bool(doc.get("finished")),
         status_code=doc.get("status_code"),
         error=doc.get("error"),
+        delivery=int(doc.get("delivery", 1)),
     )
 
 
 def _document_to_delivery(doc: dict[str, Any], attempts: list[Attempt]) -> Delivery:
     return Delivery(
-        task_id=doc["_id"],
+        task_id=doc.get("task_id", doc["_id"]),
+        number=int(doc.get("number", 1)),
         customer_id=doc["customer_id"],
         callback_format=doc["callback_format"],
         task=orjson.loads(doc["task_json"]),
@@ -76,27 +88,45 @@ def _document_to_delivery(doc: dict[str, Any], attempts: list[Attempt]) -> Deliv
     )
 
 
+def _log_order(attempt: Attempt) -> tuple[int, int]:
+    return attempt.delivery, attempt.number
+
+
 class DeliveryRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._deliveries = db[DELIVERIES]
         self._attempts = db[ATTEMPTS]
 
-    async def get(self, task_id: str) -> Delivery | None:
-        doc = await self._deliveries.find_one({"_id": task_id})
+    async def get(self, delivery_id: str) -> Delivery | None:
+        doc = await self._deliveries.find_one({"_id": delivery_id})
         if doc is None:
             return None
-        return _document_to_delivery(doc, await self._claimed(task_id))
+        return _document_to_delivery(doc, await self._claimed(delivery_id))
 
-    async def _claimed(self, task_id: str) -> list[Attempt]:
-        cursor = self._attempts.find({"task_id": task_id}).sort("attempt", ASCENDING)
+    async def latest(self, task_id: str) -> Delivery | None:
+        """The task's delivery of the highest number: a redelivery's record names its
+        task, the first delivery's is keyed by it (and older ones name nothing else)."""
+        newest = await self._deliveries.find_one(
+            {"task_id": task_id}, sort=[("number", DESCENDING)]
+        )
+        if newest is None:
+            return await self.get(task_id)
+        return _document_to_delivery(newest, await self._claimed(newest["_id"]))
+
+    async def _claimed(self, delivery_id: str) -> list[Attempt]:
+        ids = [_attempt_id(delivery_id, number) for number in range(1, MAX_ATTEMPTS + 1)]
+        cursor = self._attempts.find({"_id": {"$in": ids}})
         return [_document_to_attempt(doc) async for doc in cursor]
 
-    async def create(self, delivery: Delivery) -> None:
-        """Store a new delivery (its attempts are claimed separately); a second is a no-op."""
-        with contextlib.suppress(DuplicateKeyError):
+    async def create(self, delivery: Delivery) -> bool:
+        """Store a new delivery (its attempts are claimed separately); False, and nothing
+        written, when its id is taken."""
+        try:
             await self._deliveries.insert_one(
                 {
-                    "_id": delivery.task_id,
+                    "_id": delivery.delivery_id,
+                    "task_id": delivery.task_id,
+                    "number": delivery.number,
                     "customer_id": delivery.customer_id,
                     "callback_url": delivery.callback_url,
                     "callback_format": delivery.callback_format,
@@ -106,14 +136,18 @@ class DeliveryRepository:
                     "created_at": delivery.created_at or utcnow(),
                 }
             )
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def claim(self, delivery: Delivery, attempt: Attempt) -> bool:
         """Claim `attempt` of the delivery; False if another process already did."""
         try:
             await self._attempts.insert_one(
                 {
-                    "_id": _attempt_id(delivery.task_id, attempt.number),
+                    "_id": _attempt_id(delivery.delivery_id, attempt.number),
                     "task_id": delivery.task_id,
+                    "delivery": delivery.number,
                     "customer_id": delivery.customer_id,
                     "attempt": attempt.number,
                     "at": attempt.at,
@@ -124,20 +158,46 @@ class DeliveryRepository:
             return False
         return True
 
-    async def finish(self, task_id: str, attempt: Attempt) -> bool:
+    async def finish(self, delivery_id: str, attempt: Attempt) -> bool:
         """Record a claimed attempt's outcome; False if it was recorded already."""
         result = await self._attempts.update_one(
-            {"_id": _attempt_id(task_id, attempt.number), "finished": False},
+            {"_id": _attempt_id(delivery_id, attempt.number), "finished": False},
             {"$set": {**_outcome_fields(attempt), "finished_at": utcnow()}},
         )
         return result.modified_count == 1
 
-    async def mark_retry_scheduled(self, task_id: str) -> None:
-        await self._deliveries.update_one({"_id": task_id}, {"$set": {"retry_scheduled": True}})
+    async def mark_retry_scheduled(self, delivery_id: str) -> None:
+        await self._deliveries.update_one({"_id": delivery_id}, {"$set": {"retry_scheduled": True}})
 
     async def log(self, task_id: str, customer_id: str) -> list[Attempt]:
-        """The customer's log of a task: its finished attempts, oldest first."""
+        """The customer's log of a task: the finished attempts of all its deliveries,
+        oldest first."""
         cursor = self._attempts.find(
             {"task_id": task_id, "customer_id": customer_id, "finished": True}
-        ).sort("attempt", ASCENDING)
-        return [_document_to_attempt(doc) async for doc in cursor]
+        )
+        return sorted([_document_to_attempt(doc) async for doc in cursor], key=_log_order)
+
+    async def failed(
+        self, since: datetime, customer_id: str | None, limit: int
+    ) -> list[tuple[Delivery, Attempt]]:
+        """Deliveries whose second attempt failed at `since` or later and that are still
+        their task's latest (a redelivery since replaced them otherwise), oldest first."""
+        query: dict[str, Any] = {
+            "attempt": MAX_ATTEMPTS,
+            "delivered": False,
+            "finished": True,
+            "at": {"$gte": since},
+        }
+        if customer_id is not None:
+            query["customer_id"] = customer_id
+        found: list[tuple[Delivery, Attempt]] = []
+        cursor = self._attempts.find(query).sort("at", ASCENDING)
+        async for doc in cursor:
+            attempt = _document_to_attempt(doc)
+            latest = await self.latest(doc["task_id"])
+            if latest is None or latest.number != attempt.delivery:
+                continue  # redelivered since, or its record expired (nothing to resend)
+            found.append((latest, attempt))
+            if len(found) >= limit:
+                break
+        return found

@@ -1,4 +1,5 @@
-"""RabbitMQ adapter: the one retry of a callback waits in the broker, not in memory.
+"""RabbitMQ adapter: the one retry of a callback waits in the broker, not in memory; a
+redelivery's first attempt is queued there too, due at once (`start`).
 
     publish ──▶ notifier.callback-retry.delay-<ms>ms   (durable, x-message-ttl = delay,
                      │ expires after the delay           no consumer)
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from aio_pika.abc import AbstractChannel
 
-from humantask_shared.core.messages.retries import RetryDue
+from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     Queue,
@@ -27,6 +28,8 @@ from humantask_shared.core.topology import (
 )
 from humantask_shared.runtime.declaring import declare_all
 from humantask_shared.runtime.publishing import PUBLISH_TIMEOUT_SECONDS, publish
+
+from .domain import delivery_id
 
 
 class RetryScheduler:
@@ -47,15 +50,39 @@ class RetryScheduler:
         await declare_all(self._channel, [self._retries, self.delay_queue], self._queue_type)
 
     async def schedule(
-        self, task_id: str, request_id: str | None, timeout: float = PUBLISH_TIMEOUT_SECONDS
+        self,
+        task_id: str,
+        delivery: int,
+        request_id: str | None,
+        timeout: float = PUBLISH_TIMEOUT_SECONDS,
     ) -> None:
         """Returns once the broker holds the retry (persistent, publisher-confirmed)."""
         await publish(
             self._channel.default_exchange,
             self.delay_queue.name,
-            RetryDue(task_id=task_id).model_dump_json().encode(),
+            RetryDue(task_id=task_id, delivery=delivery).model_dump_json().encode(),
             message_type=RetryDue.routing_key,
-            message_id=f"{task_id}.retry",
+            message_id=f"{delivery_id(task_id, delivery)}.retry",
+            request_id=request_id,
+            mandatory=True,
+            timeout=timeout,
+        )
+
+    async def start(
+        self,
+        task_id: str,
+        delivery: int,
+        request_id: str | None,
+        timeout: float = PUBLISH_TIMEOUT_SECONDS,
+    ) -> None:
+        """A redelivery's first attempt, due now: straight into the queue retries come
+        due in (persistent, publisher-confirmed)."""
+        await publish(
+            self._channel.default_exchange,
+            self._retries.name,
+            RedeliveryDue(task_id=task_id, delivery=delivery).model_dump_json().encode(),
+            message_type=RedeliveryDue.routing_key,
+            message_id=f"{delivery_id(task_id, delivery)}.start",
             request_id=request_id,
             mandatory=True,
             timeout=timeout,

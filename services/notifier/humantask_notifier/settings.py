@@ -23,3 +23,6 @@ class NotifierSettings(WorkerServiceSettings):
     callback_dns_max_concurrent: int = Field(default=64, ge=1, le=10_000)
     # How long to wait for the task-store to hand over a customer's callback secret.
     rpc_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # How long callback logs are kept after each attempt, as the task-store keeps finished
+    # tasks (the same setting); 0 keeps them for ever (`retention`).
+    task_retention_days: float = Field(default=0, ge=0)

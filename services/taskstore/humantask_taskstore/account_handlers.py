@@ -11,6 +11,7 @@ fails in between, the command is retried; each of them may run twice.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from humantask_shared.core.credentials import new_callback_secret
 from humantask_shared.core.errors import Conflict, NotFound
@@ -91,10 +92,12 @@ async def rotate_callback_secret(
 ) -> CallbackSecret:
     await _existing(deps, "customer", command.customer_id)
     secret = new_callback_secret()
-    if not await deps.accounts.rotate_callback_secret(command.customer_id, secret):
+    overlap = command.overlap_seconds
+    until = utcnow() + timedelta(seconds=overlap) if overlap > 0 else None
+    if not await deps.accounts.rotate_callback_secret(command.customer_id, secret, until):
         raise _not_found("customer", command.customer_id)
     await _announce(deps, "customer", command.customer_id, "secret_rotated")
-    return CallbackSecret(callback_secret=secret)
+    return CallbackSecret(callback_secret=secret, previous_until=until)
 
 
 async def _existing(deps: Dependencies, role: Role, principal_id: str) -> Account:

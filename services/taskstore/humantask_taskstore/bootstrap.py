@@ -4,13 +4,15 @@ Each resource is an aiohttp cleanup context (create, yield, close), so SIGTERM s
 taking commands, finishes those in hand, then closes the connections:
 
 - the database (indexes ensured) and the broker connection (`humantask_shared.runtime.resources`);
+- the key list cursors are signed with, shared by every copy (`repository.keys`);
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
   publisher bound into the handler table (`handler_table.bind_handlers`), served from
   `taskstore.commands` to the services each command is meant for;
 - the quality queue (`taskstore.quality`): the task-store's own answers, completions and
   blocks, from which it learns about workers (`quality_handlers`), on a channel of its
   own so that this background work never holds commands back;
-- the outbox relay (events a crash or a broker outage left behind) and the task gauges.
+- the outbox relay (events a crash or a broker outage left behind) and the task gauges;
+- the housekeeping: usage counters reconciled, expired tasks deleted (`housekeeping`).
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ from humantask_shared.runtime.resources import (
 
 from . import quality
 from .crash_hook import ExitBeforePublishingCompletion
+from .cursors import CursorSigner
 from .gauges import task_gauges_watch
 from .handler_table import bind_handlers, bind_quality_handlers
+from .housekeeping import housekeeping
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox, QualitySettings
 from .repository import (
@@ -59,11 +63,13 @@ from .repository import (
     QualityRepository,
     TaskRepository,
     ensure_indexes,
+    shared_key,
 )
 from .settings import TaskStoreSettings
 
 settings_key = web.AppKey("settings", TaskStoreSettings)
 outbox_key = web.AppKey("outbox", OutboxPublisher)
+list_tokens_key = web.AppKey("list_tokens", CursorSigner)
 dependencies_key = web.AppKey("dependencies", Dependencies)
 
 # Worth hearing again after a pause: the database did not answer, or a task changed too
@@ -79,12 +85,18 @@ async def prepare_database(database: AsyncDatabase[Document]) -> None:
     await PoolRepository(database).touch(moved)
 
 
+async def list_tokens_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The key every copy signs list cursors with, made by the first (`repository.keys`)."""
+    app[list_tokens_key] = CursorSigner(await shared_key(app[database_key]))
+    yield
+
+
 async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
     events = await declare_exchange(channel, EVENTS_EXCHANGE)
     database = app[database_key]
-    tasks = TaskRepository(database)
+    tasks = TaskRepository(database, settings.list_limits(), settings.quota_limits())
     outbox = OutboxPublisher(OutboxStore(database), events)
     handlers_outbox: Outbox = outbox
     if settings.humantask_test_exit_after_completion_write:
@@ -102,6 +114,8 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
             gold_rate=settings.gold_rate,
             blocking=replace(quality.DEFAULT_BLOCKING, min_accuracy=settings.worker_min_accuracy),
         ),
+        list_tokens=app[list_tokens_key],
+        demo_customer_key_hash=settings.demo_customer_key_hash(),
     )
     app[outbox_key] = outbox
     app[dependencies_key] = deps
@@ -153,6 +167,12 @@ async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Usage counters reconciled, and expired tasks deleted (`housekeeping`)."""
+    async with housekeeping(app[database_key], app[settings_key]):
+        yield
+
+
 def create_app(settings: TaskStoreSettings) -> web.Application:
     app = web.Application()
     app[settings_key] = settings
@@ -161,10 +181,12 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
         [
             database_resource(settings, "humantask-taskstore", prepare_database),
             broker_resource(settings, "taskstore"),
+            list_tokens_ctx,
             commands_ctx,
             quality_ctx,
             outbox_relay_ctx,
             task_gauges_ctx,
+            housekeeping_ctx,
         ]
     )
     return app

@@ -9,6 +9,8 @@ behind `ports.Tasks` and `ports.Accounts`, publishing behind `ports.Outbox`.
 
 from __future__ import annotations
 
+import hmac
+
 from humantask_shared.core.credentials import new_callback_secret
 from humantask_shared.core.errors import Conflict, NotFound, Unauthorized, Unavailable
 from humantask_shared.core.messages.commands import (
@@ -40,6 +42,19 @@ async def authenticate(command: Authenticate, deps: Dependencies) -> Principal:
 
 
 async def ensure_customer(command: EnsureCustomer, deps: Dependencies) -> Principal:
+    """The demo customer, for the gateway. The gateway's broker user may send this, so
+    it makes a customer only for the demo key the task-store itself was given: with the
+    demo off here, or for another key, a gateway's credentials cannot mint API keys."""
+    demo = deps.demo_customer_key_hash
+    if demo is None:
+        raise Unauthorized(
+            "customer.ensure is refused: HUMANTASK_DEMO_API_KEY is not set in the task-store "
+            "(set it there too, to the gateway's, for a demo customer)"
+        )
+    if not hmac.compare_digest(command.credential_hash, demo):
+        raise Unauthorized(
+            "customer.ensure is refused: the key is not the task-store's HUMANTASK_DEMO_API_KEY"
+        )
     principal = await deps.accounts.ensure_customer(
         command.customer_name, command.credential_hash, new_callback_secret(), utcnow()
     )
@@ -50,10 +65,13 @@ async def ensure_customer(command: EnsureCustomer, deps: Dependencies) -> Princi
 
 async def get_callback_secret(command: GetCallbackSecret, deps: Dependencies) -> CallbackSecret:
     """For the notifier, which signs callbacks with it; no HTTP endpoint exposes it."""
-    secret = await deps.accounts.callback_secret(command.customer_id)
-    if secret is None:
+    secrets = await deps.accounts.signing_secrets(command.customer_id)
+    if secrets is None:
         raise NotFound(f"no customer with customer_id {command.customer_id}")
-    return CallbackSecret(callback_secret=secret)
+    until = secrets.previous_until
+    if secrets.previous_secret is None or until is None or until <= utcnow():
+        return CallbackSecret(callback_secret=secrets.callback_secret)  # no overlap now
+    return secrets
 
 
 async def create_task(command: CreateTask, deps: Dependencies) -> Task:
@@ -88,8 +106,13 @@ async def get_task(command: GetTask, deps: Dependencies) -> Task:
 
 
 async def list_tasks(command: ListTasks, deps: Dependencies) -> TaskPage:
-    records, next_page = await deps.tasks.list(command.customer_id, command.query, utcnow())
-    return TaskPage(tasks=[record.to_public() for record in records], next_token=next_page)
+    """A page; its `next_token` is signed, and only a token signed for this customer and
+    these filters is taken back (the cursor's span decides what the next page costs)."""
+    owner, query, tokens = command.customer_id, command.query, deps.list_tokens
+    after = None if query.next_token is None else tokens.verify(query.next_token, owner, query)
+    records, next_page = await deps.tasks.list(owner, query, utcnow(), after)
+    next_token = None if next_page is None else tokens.sign(next_page, owner, query)
+    return TaskPage(tasks=[record.to_public() for record in records], next_token=next_token)
 
 
 async def cancel_task(command: CancelTask, deps: Dependencies) -> Task:

@@ -40,10 +40,11 @@ from humantask_shared.core.messages.events import (
     TaskCompleted,
     WorkerBlocked,
 )
+from humantask_shared.core.messages.quotas import SetCustomerQuota
 from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
 from humantask_shared.runtime.event_dispatcher import MessageHandler
 
-from . import account_handlers, customer_handlers, quality_handlers, work_handlers
+from . import account_handlers, customer_handlers, quality_handlers, quota_handlers, work_handlers
 from .ports import Dependencies
 
 HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
@@ -69,6 +70,7 @@ HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
         RotateCredential: account_handlers.rotate_credential,
         RotateCallbackSecret: account_handlers.rotate_callback_secret,
         SetCustomerWeight: account_handlers.set_customer_weight,
+        SetCustomerQuota: quota_handlers.set_customer_quota,
     }
 )
 

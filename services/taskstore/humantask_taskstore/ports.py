@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Protocol
 
 from humantask_shared.core.messages.base import Event
-from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 
 from .domain import (
@@ -98,9 +99,26 @@ class Tasks(Protocol):
         """The ids of the customer's pending regular tasks where the worker's answer counts."""
 
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks, newest first, and where the next one starts."""
+        """A page of the customer's tasks, newest first, after `cursor` (where the page
+        before ended) when given, and where the next one starts. A page ends early
+        rather than pass its byte budget, and always holds a task if any is left."""
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        """The customer's quotas and its usage: pending tasks (`add` reserves one, a
+        change out of `pending` gives it back) and bytes stored (`add` reserves the
+        task's size; past either quota `add` raises `QuotaExceeded` or
+        `StorageQuotaExceeded` and stores nothing)."""
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        """Set the customer's own limits (a number, 0: none; "default"; None: unchanged)."""
 
 
 class WorkerHoldsLease(Exception):
@@ -192,6 +210,10 @@ class Accounts(Protocol):
 
     async def callback_secret(self, customer_id: str) -> str | None: ...
 
+    async def signing_secrets(self, customer_id: str) -> CallbackSecret | None:
+        """The secret and, if a rotation kept one, the replaced secret and until when it
+        signs too (whether that time has passed or not)."""
+
     async def accounts(self, role: Role) -> list[Account]:
         """Every customer or worker, oldest first."""
 
@@ -205,8 +227,22 @@ class Accounts(Protocol):
     ) -> Account | None:
         """This credential replaces every other of the principal (a repeat is a no-op)."""
 
-    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
-        """False if there is no such customer."""
+    async def rotate_callback_secret(
+        self, customer_id: str, callback_secret: str, previous_until: datetime | None = None
+    ) -> bool:
+        """The new secret; the one it replaces is kept, to sign too until `previous_until`
+        (None: it is dropped). False if there is no such customer."""
+
+
+class ListTokens(Protocol):
+    """The `next_token`s of lists, signed so that only cursors the task-store made come
+    back (`cursors.CursorSigner`)."""
+
+    def sign(self, cursor: ListCursor, customer_id: str, query: TaskListQuery) -> str: ...
+
+    def verify(self, token: str, customer_id: str, query: TaskListQuery) -> ListCursor:
+        """The cursor of a token signed for this customer and query's filters; otherwise
+        `InvalidRequest` naming `next_token`."""
 
 
 class Outbox(Protocol):
@@ -240,6 +276,10 @@ class Dependencies:
     pool: Pool
     quality: Quality
     publish: PublishEvent
+    list_tokens: ListTokens
     quality_settings: QualitySettings = QualitySettings()
     # A draw in [0, 1): whether a claim serves gold at GOLD_RATE (seeded in tests).
     draw: Callable[[], float] = random.random
+    # The SHA-256 of the task-store's own HUMANTASK_DEMO_API_KEY: the one key
+    # `customer.ensure` may make a customer for (None: the demo is off, it makes none).
+    demo_customer_key_hash: str | None = None

@@ -25,7 +25,16 @@ What each service does on the broker, and so needs:
   through the default exchange and asks the task-store for callback secrets; it has no
   read access to `humantask.commands`, so it can neither see nor answer the gateway's
   commands to the task-store;
-- `humantask-admin` only publishes to `humantask.commands` and reads its reply queue.
+- `humantask-admin` publishes commands to both command exchanges (the task-store's
+  accounts, the notifier's failed deliveries and redeliveries) and reads its reply queue.
+  It is also the operator's hand on the dead letters: it reads (lists, inspects,
+  acknowledges away) the `*.dead-letter` queues and nothing else of the services', and
+  replays a dead letter into its work queue through the default exchange (`amq.default`:
+  RabbitMQ cannot narrow a write there to some queues). What that write could forge, the
+  receivers still refuse: a command carries the broker-validated `user_id` of its
+  sender, so one published as `humantask-admin` is refused unless the admin may send
+  it. An event it could forge into the notifier's queue would be signed with a
+  customer's callback secret, which this user can already replace (`rotate-secret`).
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .placeholders import PLACEHOLDER, placeholder_message
-from .topology import EXCHANGES
+from .topology import DEAD_LETTER_SUFFIX, EXCHANGES
 
 VHOST = "humantask"
 HASHING_ALGORITHM = "rabbit_password_hashing_sha256"
@@ -88,8 +97,8 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
     ),
     "admin": Permissions(
         configure=r"^admin\.replies\..+$",
-        write=r"^humantask\.commands$",
-        read=r"^admin\.replies\..+$",
+        write=r"^(amq\.default|humantask\.(commands|notifier-commands))$",
+        read=rf"^(admin\.replies\..+|[a-z][a-z.-]*{re.escape(DEAD_LETTER_SUFFIX)})$",
     ),
 }
 # Not a service: the operator's login to the management UI (only when its password is set).

@@ -11,6 +11,8 @@ from typing import ClassVar
 
 class HumantaskError(Exception):
     code: ClassVar[str] = "internal"
+    # Sent as `Retry-After` (seconds) with the error's HTTP answer, when set.
+    retry_after_seconds: ClassVar[int | None] = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -43,6 +45,21 @@ class RequestTimeout(HumantaskError):
     code = "request_timeout"
 
 
+class QuotaExceeded(HumantaskError):
+    """A customer has as many pending tasks as its quota allows: a `429` with
+    `Retry-After`, since the quota frees up as workers finish its tasks."""
+
+    code = "quota_exceeded"
+    retry_after_seconds = 30
+
+
+class StorageQuotaExceeded(HumantaskError):
+    """A customer's tasks take as many bytes as its quota allows: a `403`, since waiting
+    does not help (only retention, or the operator, frees bytes)."""
+
+    code = "storage_quota_exceeded"
+
+
 class Unavailable(HumantaskError):
     """The broker, a service or the database did not answer in time."""
 
@@ -58,6 +75,8 @@ ERRORS_BY_CODE: dict[str, type[HumantaskError]] = {
         Conflict,
         UnsupportedMediaType,
         RequestTimeout,
+        QuotaExceeded,
+        StorageQuotaExceeded,
         Unavailable,
     )
 }
@@ -69,6 +88,8 @@ HTTP_STATUS: dict[str, int] = {
     Conflict.code: 409,
     UnsupportedMediaType.code: 415,
     RequestTimeout.code: 408,
+    QuotaExceeded.code: 429,
+    StorageQuotaExceeded.code: 403,
     Unavailable.code: 503,
     HumantaskError.code: 500,
 }

@@ -29,6 +29,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -235,7 +236,7 @@ class TaskResponse(BaseModel):
 
 
 class Task(BaseModel):
-    """The customer's view of a task: the seed's task object."""
+    """The customer's view of a task: Scale's v1 task object."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -364,7 +365,9 @@ class ListCursor(BaseModel):
     (`created_at`, `task_id`) that ended the page before, newest first. `span_seconds` is
     the span of creation times that filled that page, where the next one looks first.
 
-    On the wire it is the opaque `next_token`: URL-safe base64 of a short JSON array."""
+    On the wire it is the `next_token`: `<payload>.<signature>`, the payload URL-safe
+    base64 of a short JSON array, the signature the task-store's (an HMAC over the payload,
+    the customer and the query's filters: a token it did not give out is refused)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -372,14 +375,14 @@ class ListCursor(BaseModel):
     task_id: Annotated[str, Field(pattern=TASK_ID_PATTERN.pattern)]
     span_seconds: Annotated[float, Field(gt=0, le=MAX_LIST_SPAN_SECONDS)]
 
-    def encode(self) -> str:
+    def payload(self) -> str:
         fields = [round(self.created_at.timestamp() * 1000), self.task_id, self.span_seconds]
         return base64.urlsafe_b64encode(orjson.dumps(fields)).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, token: str) -> ListCursor:
+    def from_payload(cls, payload: str) -> ListCursor:
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
             millis, task_id, span = orjson.loads(raw)
             created_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
             return cls(created_at=created_at, task_id=task_id, span_seconds=span)
@@ -390,20 +393,37 @@ class ListCursor(BaseModel):
             TypeError,
             OverflowError,
         ) as exc:
-            raise ValueError("is not a next_token this API gave out") from exc
+            raise ValueError(NOT_OUR_TOKEN) from exc
 
 
-def _cursor_from_token(value: Any) -> Any:
-    return ListCursor.decode(value) if isinstance(value, str) else value
+NOT_OUR_TOKEN = "is not a next_token this API gave out"
+# A payload of at most ~80 characters, a dot, and 22 characters of signature (16 bytes).
+MAX_NEXT_TOKEN_LENGTH = 200
+NEXT_TOKEN_SIGNATURE_LENGTH = 22
+_TOKEN_SIGNATURE = re.compile(rf"^[A-Za-z0-9_-]{{{NEXT_TOKEN_SIGNATURE_LENGTH}}}$")
+
+
+def split_next_token(token: str) -> tuple[ListCursor, str]:
+    """The cursor a `next_token` carries and its signature, unchecked (the task-store
+    checks the signature); ValueError when the token is not shaped like one."""
+    payload, dot, signature = token.rpartition(".")
+    if not dot or not _TOKEN_SIGNATURE.match(signature):
+        raise ValueError(NOT_OUR_TOKEN)
+    return ListCursor.from_payload(payload), signature
+
+
+def _shaped_like_a_token(value: str) -> str:
+    split_next_token(value)
+    return value
 
 
 NextToken = Annotated[
-    ListCursor,
-    BeforeValidator(_cursor_from_token),
-    PlainSerializer(lambda cursor: cursor.encode(), return_type=str, when_used="json"),
+    StrictStr,
     Field(
-        json_schema_extra={"type": "string", "description": "opaque cursor from the Link header"}
+        max_length=MAX_NEXT_TOKEN_LENGTH,
+        json_schema_extra={"description": "opaque cursor from the Link header"},
     ),
+    AfterValidator(_shaped_like_a_token),
 ]
 
 
@@ -434,7 +454,13 @@ class TaskPage(BaseModel):
     follow."""
 
     tasks: list[Task]
-    next_token: NextToken | None = None
+    # Signed by the task-store, handed on as it is by the gateway (the `Link` header).
+    next_token: str | None = None
+
+
+def _without_default(schema: dict[str, Any]) -> None:
+    """A field documented as absent rather than null: no `default: null` in its schema."""
+    schema.pop("default", None)
 
 
 class CallbackAttempt(BaseModel):
@@ -442,7 +468,10 @@ class CallbackAttempt(BaseModel):
 
     `at` is when the attempt started; `status_code` is the receiver's answer (null when
     none came: timeout, refused connection, DNS failure, a refused address); `error`
-    says what went wrong (null when the receiver answered 200).
+    says what went wrong (null when the receiver answered 200). `attempt` counts within
+    one delivery; `delivery` says which redelivery an attempt belongs to (2 for the first
+    one asked for) and is absent from the original delivery's attempts, so the log of a
+    task never redelivered is what it always was (docs/reference/api.md §5).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -452,6 +481,24 @@ class CallbackAttempt(BaseModel):
     status_code: int | None = None
     error: str | None = None
     delivered: bool
+    # Never null on the wire: absent instead (`exclude_if`), and so documented.
+    delivery: Annotated[
+        int | None,
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": 2,
+                "description": "Which redelivery (`POST /v1/task/{task_id}/callbacks/"
+                "redeliver`) the attempt belongs to: 2 for the first. Absent for the "
+                "original delivery's attempts.",
+            }
+        ),
+    ] = Field(
+        default=None,
+        ge=2,
+        exclude_if=lambda delivery: delivery is None,
+        json_schema_extra=_without_default,
+    )
 
 
 class ErrorBody(BaseModel):

@@ -46,8 +46,10 @@ from .messages.commands import (
     GetTask,
     ListAccounts,
     ListCallbacks,
+    ListFailedCallbacks,
     ListTasks,
     ListWorkerQuality,
+    RedeliverCallback,
     ReleaseWork,
     RevokeAccount,
     RotateCallbackSecret,
@@ -63,7 +65,8 @@ from .messages.events import (
     TaskCompleted,
     WorkerBlocked,
 )
-from .messages.retries import RetryDue
+from .messages.quotas import SetCustomerQuota
+from .messages.retries import RedeliveryDue, RetryDue
 
 Service = Literal["gateway", "taskstore", "notifier", "admin"]
 QueueType = Literal["classic", "quorum"]
@@ -207,6 +210,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     RotateCredential,
     RotateCallbackSecret,
     SetCustomerWeight,
+    SetCustomerQuota,
 )
 TASKSTORE_COMMANDS_QUEUE = Queue(
     "taskstore.commands",
@@ -231,12 +235,18 @@ TASKSTORE_QUALITY_QUEUE = Queue(
     exchange=EVENTS_EXCHANGE,
     dead_letters=True,
 )
+# The notifier's commands: the one list of them (its handler table must match it).
+_NOTIFIER_COMMANDS: tuple[type[Command[Any]], ...] = (
+    ListCallbacks,
+    RedeliverCallback,
+    ListFailedCallbacks,
+)
 NOTIFIER_COMMANDS_QUEUE = Queue(
     "notifier.commands",
     "The notifier's commands; its processes are competing consumers.",
-    carries=(ListCallbacks,),
+    carries=_NOTIFIER_COMMANDS,
     consumers=("notifier",),
-    publishers=_senders((ListCallbacks,)),
+    publishers=_senders(_NOTIFIER_COMMANDS),
     exchange=NOTIFIER_COMMANDS_EXCHANGE,
     dead_letters=True,
 )
@@ -251,11 +261,12 @@ NOTIFIER_COMPLETIONS_QUEUE = Queue(
 )
 CALLBACK_RETRY_QUEUE = Queue(
     "notifier.callback-retry",
-    "Callback retries that came due, dead-lettered in by their delay queue (nobody "
-    "publishes here); notifiers compete for them.",
-    carries=(RetryDue,),
+    "Callback attempts that came due: retries, dead-lettered in by their delay queue, and "
+    "the first attempts of redeliveries, published by the notifier that was asked for one; "
+    "notifiers compete for them.",
+    carries=(RetryDue, RedeliveryDue),
     consumers=("notifier",),
-    publishers=(),
+    publishers=("notifier",),
     dead_letters=True,
 )
 CALLBACK_RETRY_DELAY_QUEUE = Queue(
@@ -263,8 +274,9 @@ CALLBACK_RETRY_DELAY_QUEUE = Queue(
     "Where a retry waits for its delay (a per-queue TTL, so retries come due in order), "
     "published through the default exchange; nobody consumes it: an expired retry is "
     f"dead-lettered into `{CALLBACK_RETRY_QUEUE.name}`. Named after its delay, so a "
-    "notifier started with another delay declares a queue of its own.",
-    carries=(RetryDue,),
+    "notifier started with another delay declares a queue of its own. A redelivery's "
+    "first attempt put back because its host was busy waits in the one of that delay.",
+    carries=(RetryDue, RedeliveryDue),
     consumers=(),
     publishers=("notifier",),
     arguments={

@@ -44,7 +44,8 @@ async def reply(channel: AbstractChannel, message: AbstractIncomingMessage, body
     """Answer a command on its caller's reply queue (through the default exchange).
 
     Not mandatory: a caller that went away takes its reply queue with it, and that must
-    not turn into an error that requeues the command forever."""
+    not turn into an error that requeues the command forever. The caller checks that
+    `reply_to` is the sender's own (`CommandServer._reply`)."""
     if not message.reply_to:
         return
     answer = outgoing(
@@ -86,8 +87,10 @@ class CommandServer:
     `handlers` answer exactly the commands `queue` carries (checked here: the service
     does not start otherwise). Only a sender the command is meant for may send it
     (`broker_access`): checked on the broker-vouched `user_id` before anything else the
-    sender wrote, its deadline included, so a refused command is always answered
-    `unauthorized` and dead-lettered where an operator sees it, however late it arrives."""
+    sender wrote, its deadline included, so a refused command is always dead-lettered
+    where an operator sees it, however late it arrives, and answered `unauthorized` when
+    its `reply_to` is a reply queue of its sender's own. No reply ever goes elsewhere
+    (`BrokerIdentities.may_reply_to`)."""
 
     def __init__(
         self,
@@ -139,17 +142,29 @@ class CommandServer:
             failure = Unavailable(
                 f"{command.routing_key} failed inside the service; try again later"
             )
-            await reply(self._channel, message, error_reply(failure))
+            await self._reply(message, error_reply(failure))
             raise
         finally:
             COMMAND_SECONDS.labels(command.routing_key).observe(time.perf_counter() - started)
+        await self._reply(message, body)
+
+    async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
+        if not message.reply_to:
+            return
+        if not self._identities.may_reply_to(message.reply_to, message.user_id):
+            log.warning(
+                "not replying to a queue that is not a reply queue of the sender's own",
+                extra={"type": message.type, "user_id": message.user_id},
+            )
+            COMMANDS_HANDLED.labels(message.type or "unknown", "reply_dropped").inc()
+            return
         await reply(self._channel, message, body)
 
     async def _refuse(
         self, message: AbstractIncomingMessage, error: HumantaskError, reason: str
     ) -> NoReturn:
         """Answer the caller at once, then have the consumer dead-letter the command."""
-        await reply(self._channel, message, error_reply(error))
+        await self._reply(message, error_reply(error))
         raise PoisonMessage(reason)
 
     async def _run(self, command: Command[Any]) -> bytes:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .. import __version__
 from .http_routes import Endpoint, Json, Operation, ResponseDoc, add_endpoints
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok", "version": __version__})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -43,8 +44,11 @@ async def metrics(_request: web.Request) -> web.Response:
 
 _STATUS_SCHEMA: Json = {
     "type": "object",
-    "properties": {"status": {"type": "string"}},
-    "required": ["status"],
+    "properties": {
+        "status": {"type": "string"},
+        "version": {"type": "string", "description": "The version this process runs."},
+    },
+    "required": ["status", "version"],
 }
 _READINESS_SCHEMA: Json = {
     "type": "object",

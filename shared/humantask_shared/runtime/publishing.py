@@ -66,12 +66,19 @@ async def publish(
     request_id: str | None,
     mandatory: bool,
     timeout: float = PUBLISH_TIMEOUT_SECONDS,
+    headers: Mapping[str, Any] | None = None,
 ) -> None:
     """Publish a persistent message and return once the broker has it (the channel
     confirms: `broker.open_channel`). `mandatory`: refused at once when no queue is
-    bound for it; an event is not (nobody may subscribe to it yet)."""
+    bound for it; an event is not (nobody may subscribe to it yet). `headers`: more
+    than the request id (a replayed dead letter keeps its trace context)."""
     message = outgoing(
-        body, message_type, persistent=True, message_id=message_id, request_id=request_id
+        body,
+        message_type,
+        persistent=True,
+        message_id=message_id,
+        request_id=request_id,
+        headers=headers,
     )
     await exchange.publish(message, routing_key=routing_key, mandatory=mandatory, timeout=timeout)
 

@@ -6,17 +6,21 @@ on DocumentDB). No transactions (DocumentDB accepts and ignores them): what must
 together lives in one document, the task and the events it raised (its outbox).
 
 - `tasks`: the tasks aggregate (`TaskRepository`); `spans`: how lists and claims read
-  the collection a span of creation times at a time; `indexes`: the indexes and the
-  filters spelled for them; `documents`: a task as stored; `outbox_store`: the events
-  waiting in the tasks' outboxes (`OutboxStore`);
+  the collection a span of creation times at a time; `listing`: a page of a list at the
+  cost of a page (skipped in the database, bounded in bytes and in time); `indexes`:
+  the indexes and the filters spelled for them; `documents`: a task as stored;
+  `outbox_store`: the events waiting in the tasks' outboxes (`OutboxStore`);
 - `accounts`: customers, workers and their credentials (`AccountRepository`);
 - `pool`: the fair pool's customers and their weights (`PoolRepository`);
-- `quality`: what each customer knows of its workers (`QualityRepository`).
+- `quality`: what each customer knows of its workers (`QualityRepository`);
+- `keys`: secrets every task-store copy shares, made once (the list cursors' key).
 """
 
 from .accounts import AccountRepository
 from .documents import task_document
 from .indexes import ensure_indexes
+from .keys import shared_key
+from .listing import ListLimits
 from .outbox_store import OutboxBacklog, OutboxStore, PendingOutbox
 from .pool import PoolRepository
 from .quality import QualityRepository
@@ -24,6 +28,7 @@ from .tasks import TaskRepository, WorkerPool
 
 __all__ = [
     "AccountRepository",
+    "ListLimits",
     "OutboxBacklog",
     "OutboxStore",
     "PendingOutbox",
@@ -32,5 +37,6 @@ __all__ = [
     "TaskRepository",
     "WorkerPool",
     "ensure_indexes",
+    "shared_key",
     "task_document",
 ]

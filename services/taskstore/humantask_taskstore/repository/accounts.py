@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from humantask_shared.core.messages.commands import Account, Principal, Role
+from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.timeutil import as_utc
 from humantask_shared.runtime.mongo import Document
 
@@ -85,6 +85,20 @@ class AccountRepository:
         doc = await self._customers.find_one({"_id": customer_id}, {"callback_secret": 1})
         return None if doc is None else doc["callback_secret"]
 
+    async def signing_secrets(self, customer_id: str) -> CallbackSecret | None:
+        doc = await self._customers.find_one(
+            {"_id": customer_id},
+            {"callback_secret": 1, "previous_callback_secret": 1, "previous_secret_until": 1},
+        )
+        if doc is None:
+            return None
+        until = doc.get("previous_secret_until")
+        return CallbackSecret(
+            callback_secret=doc["callback_secret"],
+            previous_secret=doc.get("previous_callback_secret"),
+            previous_until=None if until is None else as_utc(until),
+        )
+
     async def accounts(self, role: Role) -> list[Account]:
         """Every customer or worker, oldest first; no secret is read."""
         cursor = (
@@ -127,11 +141,31 @@ class AccountRepository:
         await self._revoke_credentials(role, principal_id, now, keep=credential_hash)
         return await self.account(role, principal_id)
 
-    async def rotate_callback_secret(self, customer_id: str, callback_secret: str) -> bool:
-        result = await self._customers.update_one(
-            {"_id": customer_id}, {"$set": {"callback_secret": callback_secret}}
-        )
-        return result.matched_count == 1
+    async def rotate_callback_secret(
+        self, customer_id: str, callback_secret: str, previous_until: datetime | None = None
+    ) -> bool:
+        """The replaced secret is read and kept in one conditional write on it (no
+        pipeline updates: FerretDB): a rotation that lost a race reads again."""
+        while True:
+            doc = await self._customers.find_one({"_id": customer_id}, {"callback_secret": 1})
+            if doc is None:
+                return False
+            if doc["callback_secret"] == callback_secret:
+                return True  # a redelivered command: done already
+            keep: dict[str, Any] = (
+                {
+                    "previous_callback_secret": doc["callback_secret"],
+                    "previous_secret_until": previous_until,
+                }
+                if previous_until is not None
+                else {"previous_callback_secret": None, "previous_secret_until": None}
+            )
+            result = await self._customers.update_one(
+                {"_id": customer_id, "callback_secret": doc["callback_secret"]},
+                {"$set": {"callback_secret": callback_secret, **keep}},
+            )
+            if result.matched_count == 1:
+                return True
 
     def _principals(self, role: Role) -> AsyncCollection[Document]:
         return self._customers if role == "customer" else self._workers

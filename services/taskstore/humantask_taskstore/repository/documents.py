@@ -1,6 +1,8 @@
 """How a task is stored: one document in `tasks` per task, `_id` its id as an ObjectId,
 the events its changes raised and nobody published yet in its `outbox` (their JSON text,
-as published), and `outbox_at` while there are any.
+as published), `outbox_at` while there are any, and `size_bytes`, what the task counts
+against its customer's stored-bytes quota (`task_bytes`; tasks stored before quotas
+existed have none, and count nothing).
 
 Its workers: `leases` (`{worker_id, expires_at}`, one per worker holding one), `answers`
 (`{worker_id, category, at, counted}`, in the order given), `free_at` (when a slot frees
@@ -85,13 +87,30 @@ def task_document(
 ) -> dict[str, Any]:
     """A new task's whole document, its events (stamped at `now`) in its outbox; what
     the task-store inserts, and what tooling inserts in bulk (`bench/`) with no events."""
-    document = record_fields(record) | {"outbox": outbox_entries(events)}
+    document = record_fields(record) | {
+        "outbox": outbox_entries(events),
+        "size_bytes": task_bytes(record),
+    }
     for name in _EMPTY_AT_CREATE:
         if not document[name]:
             del document[name]
     if events:
         document["outbox_at"] = now
     return document
+
+
+def task_bytes(record: TaskRecord) -> int:
+    """What a task counts against its customer's stored-bytes quota: its fields as the
+    customer gave them, as UTF-8 JSON (as the gateway's MAX_TASK_BYTES measures them).
+    Fixed when the task is created: a completion adds a category and no more."""
+    fields = {
+        "callback_url": record.callback_url,
+        "instruction": record.instruction,
+        "params": record.params.model_dump(),
+        "metadata": record.metadata,
+        "unique_id": record.unique_id,
+    }
+    return len(orjson.dumps(fields))
 
 
 def task_record(doc: dict[str, Any]) -> TaskRecord:

@@ -47,6 +47,11 @@ WAITING_FOR_ANSWERS: dict[str, Any] = {
     "answers.counted": True,
 }
 
+# Retention (`retention`): when each finished status ended, and a partial index of the
+# tasks that have that time (a filter spelled with `$type`, so the planner sees it).
+ENDED = {"completed": "completed_at", "canceled": "canceled_at"}
+RETENTION_INDEXES = {status: f"retention_{status}" for status in ENDED}
+
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     """Every index of the task-store's collections (idempotent)."""
@@ -96,6 +101,13 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     )
     # The outbox relay: only tasks holding unpublished events carry `outbox_at`.
     await tasks.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
+    # Retention finds the tasks that ended long enough ago (a periodic job).
+    for status, ended in ENDED.items():
+        await tasks.create_index(
+            [(ended, ASCENDING)],
+            name=RETENTION_INDEXES[status],
+            partialFilterExpression={ended: {"$type": "date"}},
+        )
     # Revoking and rotating find a principal's credentials (operator commands, rare).
     await db[CREDENTIALS].create_index([("principal_id", ASCENDING)], name="principal")
     await ensure_quality_indexes(db)
@@ -245,6 +257,16 @@ def ran_out(worker_id: str, now: datetime) -> dict[str, Any]:
 def unique_id_of(customer_id: str, unique_id: str) -> dict[str, Any]:
     # Spelled with `$type` so that the planner sees it is within UNIQUE_ID_INDEX's filter.
     return {"customer_id": customer_id, "unique_id": {"$type": "string", "$eq": unique_id}}
+
+
+def expired(status: str, before: datetime) -> dict[str, Any]:
+    """Tasks of a finished `status` that ended before `before`, their events published
+    (RETENTION_INDEXES)."""
+    return {
+        ENDED[status]: {"$type": "date", "$lt": before},
+        "status": status,
+        "outbox_at": {"$exists": False},
+    }
 
 
 def expired_leases(now: datetime) -> dict[str, Any]:

@@ -12,14 +12,13 @@ times each. The queries themselves are the repository's; this module decides the
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 
 from humantask_shared.core.models import MAX_LIST_SPAN_SECONDS, ListCursor, TaskListQuery
-
-from ..domain import TaskRecord
 
 FIRST_LIST_SPAN_SECONDS = 1.0
 FIRST_CLAIM_SPAN_SECONDS = 60.0
@@ -30,8 +29,23 @@ LIST_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
 # never older than the floor this one computed.
 CLOCK_SKEW = timedelta(minutes=5)
 
-# Up to `limit` of the tasks a filter on creation times (a span) matches, newest first.
-FindNewest = Callable[[dict[str, Any], int], Awaitable[list[TaskRecord]]]
+
+@dataclass(frozen=True)
+class PageKey:
+    """A task of a list as its page is being decided: where it sorts, and its size as
+    stored (BSON bytes), before anything heavier is read."""
+
+    task_id: str
+    created_at: datetime
+    size: int
+
+
+# How many tasks a filter on creation times (a span) matches, counting at most `limit`:
+# counted in the database, nothing is read.
+CountIn = Callable[[dict[str, Any], int], Awaitable[int]]
+# The keys of up to `limit` of the tasks a span matches, newest first, after the
+# database has skipped `skip` of them.
+KeysIn = Callable[[dict[str, Any], int, int], Awaitable[list[PageKey]]]
 # When the oldest pending task was created (None: no task is pending).
 OldestPending = Callable[[], Awaitable[datetime | None]]
 # Lease the oldest claimable task created in [bottom, top); None if there is none.
@@ -39,22 +53,30 @@ LeaseOldest = Callable[[datetime, datetime], Awaitable[dict[str, Any] | None]]
 
 
 async def newest_page(
-    find: FindNewest, query: TaskListQuery, now: datetime
-) -> tuple[list[TaskRecord], ListCursor | None]:
-    """A page of tasks, newest first, and where the next page starts (None when no task
-    follows), read span by span of creation times.
+    count: CountIn,
+    keys_in: KeysIn,
+    query: TaskListQuery,
+    cursor: ListCursor | None,
+    now: datetime,
+    max_bytes: int,
+) -> tuple[list[PageKey], ListCursor | None]:
+    """The keys of a page of tasks, newest first, and where the next page starts (None
+    when no task follows), read span by span of creation times.
 
     Each span is as wide as the density just seen says the rest of the page needs (2 to
     16 times the last), until the page is full: spans keep a page's cost near the page's
     size at any depth; the cursor carries the span that filled the page, so the next one
-    usually needs one query."""
+    usually needs one query. An offset is skipped by the database: a span wholly above
+    the page is only counted, and the span the page starts in skips the rest. The page
+    ends early at `max_bytes` (it always holds one task), and the cursor goes on from
+    there."""
     floor = query.start_time or LIST_FLOOR
-    cursor = query.next_token
     # Without a cursor or an end_time the newest span is open above (clock skew).
     top = cursor.created_at if cursor else query.end_time
     span = cursor.span_seconds if cursor else FIRST_LIST_SPAN_SECONDS
-    wanted = query.offset + query.limit + 1
-    records: list[TaskRecord] = []
+    to_skip = query.offset
+    wanted = query.limit + 1  # one more than the page says whether another follows
+    keys: list[PageKey] = []
     while True:
         bottom = max(floor, (top or now) - timedelta(seconds=span))
         created: dict[str, Any] = {"$gte": bottom}
@@ -68,18 +90,38 @@ async def newest_page(
                     {"created_at": cursor.created_at, "_id": {"$lt": ObjectId(cursor.task_id)}},
                 ]
             }
-        found = await find(window, wanted - len(records))
-        records += found
-        if len(records) >= wanted or bottom <= floor:
+        missing = wanted - len(keys)
+        if to_skip:
+            found = await count(window, to_skip + missing)
+            if found > to_skip:  # the page starts in this span
+                keys += await keys_in(window, to_skip, missing)
+                to_skip = 0
+            else:
+                to_skip -= found
+        else:
+            found_keys = await keys_in(window, 0, missing)
+            keys += found_keys
+            found = len(found_keys)
+        if len(keys) >= wanted or bottom <= floor:
             break
         # Wide enough for what is missing at the density just seen, within 2 to 16 times.
-        guess = span * 1.5 * (wanted - len(records)) / max(len(found), 1)
+        guess = span * 1.5 * (to_skip + wanted - len(keys)) / max(found, 1)
         top, span = bottom, min(max(guess, span * 2), span * SPAN_GROWTH, MAX_LIST_SPAN_SECONDS)
-    page = records[query.offset :][: query.limit]
-    if len(records) < wanted or not page:
+    page = within_bytes(keys[: query.limit], max_bytes)
+    if not page or (len(keys) < wanted and len(page) == len(keys)):
         return page, None
     last = page[-1]
     return page, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=span)
+
+
+def within_bytes(keys: list[PageKey], max_bytes: int) -> list[PageKey]:
+    """The first of `keys` whose sizes add up to at most `max_bytes` (at least one)."""
+    total = 0
+    for taken, key in enumerate(keys):
+        total += key.size
+        if total > max_bytes and taken:
+            return keys[:taken]
+    return keys
 
 
 class PoolFloor:

@@ -4,11 +4,13 @@ Every change of a task is one `find_one_and_update` whose filter holds what the 
 was decided on (the task's version, or the claimable state), so two writers can never
 both win; what must change together (the task and the events it raised) is one
 document. Inserts let the unique indexes decide (no read before), and concurrent ones
-share one `insert_many`. Lists and claims read spans of creation times (`spans`).
+share one `insert_many`. Lists and claims read spans of creation times (`spans`);
+lists cost a page whatever their offset (`listing`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 from collections.abc import Sequence
@@ -17,12 +19,14 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.envelope import StampedEvent
+from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted
+from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_shared.core.timeutil import as_utc, utcnow
 from humantask_shared.runtime.mongo import Document, is_unique_conflict
@@ -30,7 +34,14 @@ from humantask_shared.runtime.mongo import Document, is_unique_conflict
 from ..batching import GroupWriter
 from ..domain import PoolKind, TaskRecord
 from ..ports import TaskExists, WorkerHoldsLease
-from .documents import TASKS, outbox_entries, record_fields, task_document, task_record
+from .documents import (
+    TASKS,
+    outbox_entries,
+    record_fields,
+    task_bytes,
+    task_document,
+    task_record,
+)
 from .indexes import (
     LIST_BY_STATUS_INDEX,
     LIST_INDEX,
@@ -49,8 +60,10 @@ from .indexes import (
     ran_out,
     unique_id_of,
 )
+from .listing import ListLimits, TaskLists
 from .pool import PoolRepository
-from .spans import ClaimSpans, newest_page
+from .spans import ClaimSpans
+from .usage import CustomerUsage, QuotaLimits
 
 # A new task, its events and when: what `TaskRepository.add` writes.
 NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
@@ -79,6 +92,12 @@ _GOLD_ANSWER_FIELDS = ("request_id",)
 RACE_ATTEMPTS = 3
 
 
+def leaves_pending(events: Sequence[StampedEvent]) -> bool:
+    """Whether a change took its task out of `pending` (the domain raises one of these
+    exactly then)."""
+    return any(isinstance(stamped.event, (TaskCompleted, TaskCanceled)) for stamped in events)
+
+
 @dataclass(frozen=True)
 class WorkerPool:
     pending: int  # tasks waiting for a worker
@@ -88,10 +107,17 @@ class WorkerPool:
 
 
 class TaskRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        lists: ListLimits | None = None,
+        quotas: QuotaLimits | None = None,
+    ) -> None:
         self._tasks = db[TASKS]
         self._migrations = db[MIGRATIONS]
         self._pool = PoolRepository(db)
+        self._lists = TaskLists(self._tasks, lists or ListLimits())
+        self._usage = CustomerUsage(db, quotas or QuotaLimits())
         self._inserts: GroupWriter[NewTask] = GroupWriter(self._insert_group, MAX_INSERTS_PER_WRITE)
         # Where each customer's claims look, per pool (`spans.ClaimSpans`).
         self._claim_spans: dict[tuple[str, PoolKind], ClaimSpans] = {}
@@ -110,12 +136,67 @@ class TaskRepository:
         """Insert a new task with its events in its outbox; concurrent adds share one
         `insert_many` (`GroupWriter`). Raises `TaskExists` when the task id or the
         customer's `unique_id` is taken; no read before: the unique indexes decide, and
-        only a duplicate costs more round trips."""
+        only a duplicate costs more round trips. The customer's quotas are reserved
+        first (`usage`, once per customer in the group): past one, `QuotaExceeded` or
+        `StorageQuotaExceeded`, and nothing is stored."""
         await self._inserts.submit((record, events, now))
 
     async def _insert_group(
         self, group: builtins.list[NewTask]
     ) -> builtins.list[BaseException | None]:
+        outcomes: builtins.list[BaseException | None] = [None] * len(group)
+        admitted = await self._reserve(group, outcomes)
+        inserted = await self._insert_all([group[index] for index in admitted])
+        not_stored: dict[str, tuple[int, int]] = {}
+        for index, outcome in zip(admitted, inserted, strict=True):
+            outcomes[index] = outcome
+            if isinstance(outcome, (TaskExists, Unavailable)):  # its reservation goes back
+                record = group[index][0]
+                count, size = not_stored.get(record.customer_id, (0, 0))
+                not_stored[record.customer_id] = (count + 1, size + task_bytes(record))
+        # Any other failure may have inserted it: that reservation stays (reconciled later).
+        now = group[0][2]
+        for customer_id, (count, size) in not_stored.items():
+            await self._usage.give_back(customer_id, count, size, now)
+        return outcomes
+
+    async def _reserve(
+        self, group: builtins.list[NewTask], outcomes: builtins.list[BaseException | None]
+    ) -> builtins.list[int]:
+        """Reserve each customer's new tasks at once (the customers side by side); when
+        they do not all fit, one at a time, in order. The indexes of those admitted;
+        `outcomes` says why the others were not."""
+        by_customer: dict[str, builtins.list[int]] = {}
+        for index, (record, _, _) in enumerate(group):
+            by_customer.setdefault(record.customer_id, []).append(index)
+
+        async def reserve(customer_id: str, indexes: builtins.list[int]) -> builtins.list[int]:
+            sizes = [task_bytes(group[index][0]) for index in indexes]
+            now = group[indexes[0]][2]
+            try:
+                await self._usage.reserve(customer_id, now, len(indexes), sum(sizes))
+                return indexes
+            except (QuotaExceeded, StorageQuotaExceeded) as exc:
+                if len(indexes) == 1:
+                    outcomes[indexes[0]] = exc
+                    return []
+            admitted = []
+            for index, size in zip(indexes, sizes, strict=True):
+                try:
+                    await self._usage.reserve(customer_id, now, 1, size)
+                    admitted.append(index)
+                except (QuotaExceeded, StorageQuotaExceeded) as exc:
+                    outcomes[index] = exc
+            return admitted
+
+        reserved = await asyncio.gather(*(reserve(c, i) for c, i in by_customer.items()))
+        return sorted(index for indexes in reserved for index in indexes)
+
+    async def _insert_all(
+        self, group: builtins.list[NewTask]
+    ) -> builtins.list[BaseException | None]:
+        if not group:
+            return []
         documents = [task_document(record, events, now) for record, events, now in group]
         # Their customers wait in the fair pool, marked after the inserts (pool.py).
         waiting = [record.customer_id for record, _, _ in group if record.pool == "work"]
@@ -179,7 +260,21 @@ class TaskRepository:
             update,
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else task_record(doc)
+        if doc is None:
+            return None
+        if leaves_pending(events):  # raised once per task: only one save of a version wins
+            await self._usage.give_back(record.customer_id, 1, 0, now)
+        return task_record(doc)
+
+    # --- quotas ---------------------------------------------------------------------------
+
+    async def quota(self, customer_id: str) -> CustomerQuota:
+        return await self._usage.quota(customer_id)
+
+    async def set_quota(
+        self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
+    ) -> CustomerQuota:
+        return await self._usage.set_quota(customer_id, pending_tasks, stored_bytes)
 
     async def save_answer(
         self,
@@ -212,7 +307,11 @@ class TaskRepository:
             update,
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else task_record(doc)
+        if doc is None:
+            return None
+        if leaves_pending(events):  # only the answer that completed it raises this
+            await self._usage.give_back(read.customer_id, 1, 0, now)
+        return task_record(doc)
 
     async def release(self, worker_id: str, task_id: str, now: datetime) -> TaskRecord | None:
         """Drop the worker's live lease on the task, in one write whatever leases others
@@ -345,10 +444,15 @@ class TaskRepository:
 
     # `list` names this method in the class body: annotations below say `builtins.list`.
     async def list(
-        self, customer_id: str, query: TaskListQuery, now: datetime
+        self,
+        customer_id: str,
+        query: TaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
-        """A page of the customer's tasks, newest first, and where the next page starts
-        (None when no task follows), read span by span (`spans.newest_page`)."""
+        """A page of the customer's tasks, newest first, from `cursor` on (a verified
+        `next_token`), and where the next page starts (None when no task follows), at
+        the cost of a page (`listing`)."""
         criteria: dict[str, Any] = {"customer_id": customer_id}
         index = LIST_INDEX
         if query.status is not None:
@@ -356,24 +460,5 @@ class TaskRepository:
             index = LIST_BY_STATUS_INDEX
         if query.unique_id is not None:  # at most one task: no spans needed
             criteria.update(unique_id_of(customer_id, query.unique_id))
-            found = await self._find_page(criteria, query.offset, query.limit + 1, UNIQUE_ID_INDEX)
-            return found[query.offset :][: query.limit], None
-
-        async def find(window: dict[str, Any], limit: int) -> builtins.list[TaskRecord]:
-            return await self._find_page(criteria | window, 0, limit, index)
-
-        return await newest_page(find, query, now)
-
-    async def _find_page(
-        self, criteria: dict[str, Any], skip: int, limit: int, index: str
-    ) -> builtins.list[TaskRecord]:
-        # Named, not left to the planner: DocumentDB's picks (customer, status, created_at)
-        # for a span of all statuses too, and then cannot use the span (3x slower).
-        cursor = (
-            self._tasks.find(criteria)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(skip)
-            .limit(limit)
-            .hint(index)
-        )
-        return [task_record(doc) async for doc in cursor]
+            return await self._lists.at_most_one(criteria, UNIQUE_ID_INDEX, query), None
+        return await self._lists.page(criteria, index, query, cursor, now)

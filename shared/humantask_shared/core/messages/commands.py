@@ -151,11 +151,15 @@ class ListWorkerQuality(Command[WorkerQualityList]):
 
 
 class CallbackSecret(BaseModel):
-    """A customer's callback signing secret."""
+    """A customer's callback signing secret and, during a rotation's overlap window, the
+    one it replaced and when that stops signing (callbacks carry both signatures until
+    then: docs/operations/accounts.md)."""
 
     model_config = ConfigDict(frozen=True)
 
     callback_secret: str
+    previous_secret: str | None = None
+    previous_until: datetime | None = None
 
 
 class GetCallbackSecret(Command[CallbackSecret]):
@@ -182,6 +186,61 @@ class ListCallbacks(Command[CallbackLog]):
 
     customer_id: str
     task_id: str
+
+
+class CallbackRedelivery(BaseModel):
+    """A redelivery on its way: the task's callback is sent again as this delivery."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    delivery: int
+
+
+class RedeliverCallback(Command[CallbackRedelivery]):
+    """Deliver a completed task's callback again: one new delivery with its own one retry.
+    The gateway sends it for the task's customer; the operator's `humantask-admin` may
+    leave `customer_id` out (any customer's task)."""
+
+    routing_key = "callback.redeliver"
+    senders = frozenset({"gateway", "admin"})
+
+    task_id: str = Field(pattern=TASK_ID_PATTERN.pattern)
+    customer_id: str | None = None
+
+
+class FailedCallback(BaseModel):
+    """A delivery whose attempts all failed and that no later delivery of its task
+    replaced: what `humantask-admin callbacks failed` lists."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    customer_id: str
+    delivery: int
+    callback_url: str
+    failed_at: datetime  # when its last attempt started
+    status_code: int | None = None
+    error: str | None = None
+
+
+class FailedCallbacks(BaseModel):
+    callbacks: list[FailedCallback]
+
+
+MAX_FAILED_CALLBACKS = 10_000
+
+
+class ListFailedCallbacks(Command[FailedCallbacks]):
+    """The deliveries that failed since a time, oldest first (the operator's)."""
+
+    routing_key = "callback.list_failed"
+    persistent = False
+    senders = frozenset({"admin"})
+
+    since: datetime
+    customer_id: str | None = None
+    limit: int = Field(default=1000, ge=1, le=MAX_FAILED_CALLBACKS)
 
 
 # -- credentials: what `humantask-admin` asks of the task-store -------------------------
@@ -289,10 +348,20 @@ class SetCustomerWeight(Command[CustomerWeight]):
     weight: Annotated[float, Field(gt=0, le=1000)]
 
 
+# How long callbacks carry the replaced secret's signature too, unless the operator
+# says otherwise (`humantask-admin customers rotate-secret ID --overlap 24h`).
+DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600
+MAX_SECRET_OVERLAP_SECONDS = 30 * 24 * 3600
+
+
 class RotateCallbackSecret(Command[CallbackSecret]):
-    """A new callback secret for the customer; callbacks signed from now on use it."""
+    """A new callback secret for the customer; callbacks signed from now on use it and,
+    for `overlap_seconds`, the secret it replaced too (0: the old one stops at once)."""
 
     routing_key = "customer.rotate_callback_secret"
     senders = frozenset({"admin"})
 
     customer_id: str
+    overlap_seconds: int = Field(
+        default=DEFAULT_SECRET_OVERLAP_SECONDS, ge=0, le=MAX_SECRET_OVERLAP_SECONDS
+    )

@@ -1,6 +1,14 @@
-"""The one message a service sends itself: a callback's retry coming due (the notifier)."""
+"""The notifier's messages to itself: an attempt of a callback's delivery coming due.
+
+A delivery is named by its subject (the task whose callback it is) and its number (1:
+the first delivery, on completion; 2, 3...: redeliveries asked for later). `delivery`
+defaults to 1, so a retry queued before redeliveries existed still parses, and a
+notifier that knew only `task_id` reads the first delivery's.
+"""
 
 from __future__ import annotations
+
+from pydantic import Field
 
 from .base import Message
 
@@ -11,3 +19,14 @@ class RetryDue(Message):
     routing_key = "callback.retry_due"
 
     task_id: str
+    delivery: int = Field(default=1, ge=1)
+
+
+class RedeliveryDue(Message):
+    """A redelivery was asked for (by the customer or the operator): its first attempt is
+    due now. Its delivery record is written before this is published."""
+
+    routing_key = "callback.redelivery_due"
+
+    task_id: str
+    delivery: int = Field(ge=2)

@@ -1,0 +1,168 @@
+"""What one `GET /v1/tasks` costs the task-store and the database, against a real server
+(docs/operations/hardening.md, "Lists"): a deep offset is skipped by the database, a page
+stops at its byte budget and the cursor goes on from there, and a list that runs past
+its time limit is a clear `unavailable` (503), never a hang."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bson
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
+
+from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.models import (
+    CreateTaskRequest,
+    ListCursor,
+    TaskListQuery,
+    new_task_id,
+)
+from humantask_shared.runtime.mongo import Document
+from humantask_taskstore import domain
+from humantask_taskstore.repository import (
+    ListLimits,
+    TaskRepository,
+    ensure_indexes,
+    task_document,
+)
+from humantask_taskstore.repository.documents import TASKS
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+NOW = T0 + timedelta(days=1)
+
+
+@pytest.fixture
+async def db(fresh_database) -> AsyncIterator[AsyncDatabase]:
+    async for database in fresh_database(ensure_indexes):
+        yield database
+
+
+def record(customer_id: str, created_at: datetime, instruction: str) -> domain.TaskRecord:
+    request = {
+        "callback_url": "http://www.example.com/callback",
+        "instruction": instruction,
+        "attachment_type": "text",
+        "attachment": "car",
+        "categories": ["big", "small"],
+    }
+    made, _ = domain.create_task(
+        new_task_id(), customer_id, CreateTaskRequest.model_validate(request), created_at
+    )
+    return made
+
+
+async def store(db: AsyncDatabase, count: int, instruction_bytes: int = 40) -> list[str]:
+    """`count` tasks of cust-a a millisecond apart, inserted in bulk, each instruction
+    of four-byte characters (a task of 10,000 of them is 40 KB); newest first."""
+    instruction = "\N{GRINNING FACE}" * (instruction_bytes // 4)
+    made = [record("cust-a", T0 + timedelta(milliseconds=i), instruction) for i in range(count)]
+    for start in range(0, count, 500):
+        await db[TASKS].insert_many([task_document(r) for r in made[start : start + 500]])
+    return [r.task_id for r in sorted(made, key=lambda r: (r.created_at, r.task_id), reverse=True)]
+
+
+class ReplyBytes(monitoring.CommandListener):
+    """The bytes of every reply the server sent, and the commands asked."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.commands: list[str] = []
+        self.failed_codes: list[int] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self.bytes += len(bson.encode(event.reply))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.failed_codes.append(int(event.failure.get("code", 0)))
+
+
+@pytest.fixture
+async def watched(db: AsyncDatabase, mongodb_url: str) -> AsyncIterator[tuple[Any, ReplyBytes]]:
+    """The same database through a client whose replies are counted."""
+    counter = ReplyBytes()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_url, event_listeners=[counter], tz_aware=True
+    )
+    try:
+        yield client[db.name], counter
+    finally:
+        await client.close()
+
+
+async def page(
+    tasks: TaskRepository, cursor: ListCursor | None = None, **query: Any
+) -> tuple[list[str], ListCursor | None]:
+    records, next_cursor = await tasks.list(
+        "cust-a", TaskListQuery.model_validate(query), NOW, cursor=cursor
+    )
+    return [r.task_id for r in records], next_cursor
+
+
+async def test_a_deep_offset_is_skipped_by_the_database_not_read(
+    db: AsyncDatabase, watched: tuple[Any, ReplyBytes]
+) -> None:
+    newest_first = await store(db, 1_200, instruction_bytes=2_000)
+    watched_db, replies = watched
+    tasks = TaskRepository(watched_db)
+
+    first, _ = await page(tasks, limit=100)
+    first_page_bytes, replies.bytes = replies.bytes, 0
+    deep, cursor = await page(tasks, limit=100, offset=1_000)
+
+    assert first == newest_first[:100]
+    assert deep == newest_first[1_000:1_100]
+    assert cursor is not None
+    # Before: the 1,101 documents above the page came back whole (about 11 pages' worth).
+    assert replies.bytes < 2 * first_page_bytes, (replies.bytes, first_page_bytes)
+
+
+async def test_a_page_stops_at_its_byte_budget_and_the_cursor_goes_on(db: AsyncDatabase) -> None:
+    newest_first = await store(db, 30, instruction_bytes=20_000)
+    budget = 100_000  # four of these tasks, and some
+    tasks = TaskRepository(db, ListLimits(page_max_bytes=budget))
+
+    pages: list[list[str]] = []
+    ids, cursor = await page(tasks, limit=100)
+    pages.append(ids)
+    while cursor is not None:
+        ids, cursor = await page(tasks, cursor, limit=100)
+        pages.append(ids)
+
+    assert [task for each in pages for task in each] == newest_first
+    assert all(1 <= len(each) <= 5 for each in pages), [len(each) for each in pages]
+    assert len(pages) >= 6
+
+    # With an offset too: the page is cut short, and the cursor goes on after it.
+    ids, cursor = await page(tasks, limit=100, offset=3)
+    assert ids == newest_first[3 : 3 + len(ids)] and len(ids) <= 5
+    assert cursor is not None
+    rest, _ = await page(tasks, cursor, limit=2)
+    assert rest == newest_first[3 + len(ids) : 5 + len(ids)]
+
+
+async def test_one_task_larger_than_the_budget_still_makes_a_page(db: AsyncDatabase) -> None:
+    newest_first = await store(db, 3, instruction_bytes=9_000)
+    tasks = TaskRepository(db, ListLimits(page_max_bytes=1_000))
+    ids, cursor = await page(tasks, limit=100)
+    assert ids == newest_first[:1] and cursor is not None
+
+
+async def test_a_list_past_its_time_limit_is_unavailable_and_says_so(
+    db: AsyncDatabase, watched: tuple[Any, ReplyBytes]
+) -> None:
+    await store(db, 2_000, instruction_bytes=2_000)
+    watched_db, replies = watched
+    # One span over all of them: a sort of 2,000 tasks, about 40 ms on the test machine.
+    everything = ListCursor(created_at=NOW, task_id="f" * 24, span_seconds=10 * 86400)
+    tasks = TaskRepository(watched_db, ListLimits(max_time_ms=10))
+    with pytest.raises(Unavailable, match=r"time limit \(10 ms"):
+        await page(tasks, everything, limit=100)
+    # The database stopped the query (maxTimeMS), not merely the task-store's clock.
+    assert replies.failed_codes == [50], replies.failed_codes
