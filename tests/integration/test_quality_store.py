@@ -29,6 +29,7 @@ from humantask_taskstore import (
     work_handlers,
 )
 from humantask_taskstore.bootstrap import prepare_database
+from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies, QualitySettings
 from humantask_taskstore.repository import (
     AccountRepository,
@@ -68,6 +69,7 @@ def deps(db: AsyncDatabase) -> Dependencies:
         pool=PoolRepository(db),
         quality=QualityRepository(db),
         publish=RecordingPublisher(),
+        list_tokens=CursorSigner(bytes(32)),
     )
 
 
@@ -317,6 +319,7 @@ async def _database_work_of_a_claim_and_submit(mongodb_url: str, gold: bool) -> 
             pool=PoolRepository(database),
             quality=QualityRepository(database),
             publish=RecordingPublisher(),
+            list_tokens=CursorSigner(bytes(32)),
             quality_settings=QualitySettings(gold_rate=0.5),
             draw=lambda: 0.1 if gold else 0.9,
         )
