@@ -239,7 +239,6 @@ async def test_a_simulated_crowd_reaches_the_accuracy_the_replay_predicts(
     assert len(completed) == REGULAR, "every regular task completed in time"
     right = [t["response"]["category"] == crowd.truth[created_ids[t["task_id"]]] for t in completed]
     accuracy = sum(right) / len(right)
-    print(f"crowd run: accuracy {accuracy:.3f}, replay {predictions}")
     assert accuracy >= predicted - tolerance, (accuracy, predictions)
     for task in completed:  # each one completed by the rule
         response = task["response"]
