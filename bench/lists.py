@@ -105,7 +105,9 @@ def _deps(db: Any) -> Dependencies:
         "announce": None,
         "work_lease_seconds": 600,
     }
-    if "list_tokens" in {f.name for f in dataclasses.fields(Dependencies)}:
+    known = {f.name for f in dataclasses.fields(Dependencies)}
+    fields.update({name: None for name in ("pool", "quality", "publish") if name in known})
+    if "list_tokens" in known:
         from humantask_taskstore.cursors import CursorSigner
 
         fields["list_tokens"] = CursorSigner(os.urandom(32))

@@ -289,6 +289,7 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
         "callback.list",
         "callback.list_failed",
         "account.list",
+        "quality.workers",
     }
 
 

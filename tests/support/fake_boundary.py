@@ -34,11 +34,14 @@ from humantask_shared.core.messages.commands import (
     GetTask,
     ListCallbacks,
     ListTasks,
+    ListWorkerQuality,
     Principal,
     RedeliverCallback,
     ReleaseWork,
     Role,
     SubmitWork,
+    WorkerQuality,
+    WorkerQualityList,
 )
 from humantask_shared.core.models import (
     NEXT_TOKEN_SIGNATURE_LENGTH,
@@ -101,6 +104,8 @@ class FakeTaskStore(FakeService):
         }
         self.tasks: dict[str, tuple[str, Task]] = {}  # task_id -> (owner, task)
         self.leases: dict[str, str] = {}  # task_id -> worker_id
+        # What `GET /v1/quality/workers` shows, by customer.
+        self.workers: dict[str, list[WorkerQuality]] = {}
 
     def answer(self, command: Command[Any]) -> Any:
         match command:
@@ -122,8 +127,11 @@ class FakeTaskStore(FakeService):
                         categories=request.categories,
                     ),
                 )
+                task = task.model_copy(update=request.quality_settings())
                 self.tasks[task_id] = (owner, task)
                 return task
+            case ListWorkerQuality(customer_id=owner):
+                return WorkerQualityList(workers=self.workers.get(owner, []))
             case GetTask(customer_id=owner, task_id=task_id):
                 return self._owned(owner, task_id)
             case CancelTask(customer_id=owner, task_id=task_id):

@@ -30,7 +30,15 @@ from humantask_taskstore import account_handlers, admin, customer_handlers, quot
 from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies
 from humantask_taskstore.repository.usage import QuotaLimits
-from tests.support.fakes import FakeAccounts, FakeTasks, RecordingAnnouncer, RecordingOutbox
+from tests.support.fakes import (
+    FakeAccounts,
+    FakePool,
+    FakeQuality,
+    FakeTasks,
+    RecordingAnnouncer,
+    RecordingOutbox,
+    RecordingPublisher,
+)
 
 
 @dataclass
@@ -47,6 +55,9 @@ class World:
             outbox=RecordingOutbox(),
             announce=self.announcer,
             work_lease_seconds=600,
+            pool=FakePool(),
+            quality=FakeQuality(),
+            publish=RecordingPublisher(),
             list_tokens=CursorSigner(bytes(32)),
             demo_customer_key_hash=None
             if self.demo_key is None

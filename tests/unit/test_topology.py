@@ -34,6 +34,7 @@ from humantask_shared.core.topology import (
     QUEUES,
     REPLY_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
+    TASKSTORE_QUALITY_QUEUE,
     WORK_QUEUES,
     Queue,
     callback_retry_delay_queue,
@@ -42,7 +43,7 @@ from humantask_shared.core.topology import (
     dead_letter_queues,
     queue_arguments,
 )
-from humantask_taskstore.handler_table import HANDLERS
+from humantask_taskstore.handler_table import HANDLERS, QUALITY_HANDLERS
 
 SERVICES = ("gateway", "taskstore", "notifier", "admin")
 
@@ -83,6 +84,7 @@ def test_the_taskstore_handles_exactly_what_its_queue_is_bound_for() -> None:
 # completion events and retries.
 TABLES: list[tuple[Queue, Mapping[Any, Any]]] = [
     (TASKSTORE_COMMANDS_QUEUE, HANDLERS),
+    (TASKSTORE_QUALITY_QUEUE, QUALITY_HANDLERS),
     (NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMAND_HANDLERS),
     *NOTIFIER_MESSAGE_HANDLERS.items(),
 ]
@@ -126,7 +128,10 @@ def test_a_command_names_its_result_once() -> None:
 
 
 def test_the_dead_letter_queues_of_a_service_are_those_of_its_work_queues() -> None:
-    assert dead_letter_queues("taskstore") == ("taskstore.commands.dead-letter",)
+    assert dead_letter_queues("taskstore") == (
+        "taskstore.commands.dead-letter",
+        "taskstore.quality.dead-letter",
+    )
     assert set(dead_letter_queues("notifier")) == {
         "notifier.commands.dead-letter",
         "notifier.task-completed.dead-letter",

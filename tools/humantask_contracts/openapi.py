@@ -116,6 +116,7 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
 TAGS: dict[str, str] = {
     "tasks": "Customer endpoints (Scale v1 compatible).",
     "work": "Worker endpoints.",
+    "quality": "What a customer knows of the workers who answer its tasks.",
     "operations": "Health and metrics, without authentication.",
     "reference": "This API's own description, without authentication.",
 }

@@ -19,7 +19,8 @@ What each service does on the broker, and so needs:
 - the gateway publishes commands to both command exchanges, and binds a queue of its own
   to `credential.changed`; it reads nothing but its own queues;
 - the task-store consumes `taskstore.commands`, replies through the default exchange
-  (`amq.default`) and publishes events;
+  (`amq.default`) and publishes events; it also consumes `taskstore.quality`, its own
+  answers, completions, cancelations and blocks (bound on `humantask.events`);
 - the notifier consumes completion events and its own commands, schedules retries
   through the default exchange and asks the task-store for callback secrets; it has no
   read access to `humantask.commands`, so it can neither see nor answer the gateway's
@@ -84,8 +85,9 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
     "taskstore": Permissions(
         configure=rf"^({_EXCHANGES}|taskstore\..+)$",
         write=r"^(amq\.default|humantask\.(events|dead-letter)|taskstore\..+)$",
-        read=r"^(humantask\.(commands|dead-letter)|taskstore\..+)$",
-        events_write=r"^(task|credential)\.[a-z_]+$",
+        read=r"^(humantask\.(commands|events|dead-letter)|taskstore\..+)$",
+        events_write=r"^(task|credential|worker)\.[a-z_]+$",
+        events_read=r"^(task\.(answered|completed|canceled)|worker\.blocked)$",
     ),
     "notifier": Permissions(
         configure=rf"^({_EXCHANGES}|notifier\..+)$",

@@ -48,15 +48,23 @@ from .messages.commands import (
     ListCallbacks,
     ListFailedCallbacks,
     ListTasks,
+    ListWorkerQuality,
     RedeliverCallback,
     ReleaseWork,
     RevokeAccount,
     RotateCallbackSecret,
     RotateCredential,
+    SetCustomerWeight,
     SubmitWork,
 )
 from .messages.envelope import Reply
-from .messages.events import CredentialChanged, TaskCompleted
+from .messages.events import (
+    CredentialChanged,
+    TaskAnswered,
+    TaskCanceled,
+    TaskCompleted,
+    WorkerBlocked,
+)
 from .messages.quotas import SetCustomerQuota
 from .messages.retries import RedeliveryDue, RetryDue
 
@@ -193,6 +201,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     ClaimWork,
     SubmitWork,
     ReleaseWork,
+    ListWorkerQuality,
     GetCallbackSecret,
     CreateCustomer,
     CreateWorker,
@@ -200,6 +209,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     RevokeAccount,
     RotateCredential,
     RotateCallbackSecret,
+    SetCustomerWeight,
     SetCustomerQuota,
 )
 TASKSTORE_COMMANDS_QUEUE = Queue(
@@ -209,6 +219,20 @@ TASKSTORE_COMMANDS_QUEUE = Queue(
     consumers=("taskstore",),
     publishers=_senders(_TASKSTORE_COMMANDS),
     exchange=COMMANDS_EXCHANGE,
+    dead_letters=True,
+)
+TASKSTORE_QUALITY_QUEUE = Queue(
+    "taskstore.quality",
+    "The task-store's own events that teach it about workers (docs/reference/api.md §10): "
+    "each answer (counted for its worker, scored when the task is gold, which may block "
+    "the worker), each completion (what its answers teach about their workers), each "
+    "block (the worker's answers on the customer's open tasks stop counting); and each "
+    "completion or cancelation that may have taken a customer's last task out of the "
+    "fair pool. Its processes are competing consumers; each handler is idempotent.",
+    carries=(TaskAnswered, TaskCompleted, TaskCanceled, WorkerBlocked),
+    consumers=("taskstore",),
+    publishers=("taskstore",),
+    exchange=EVENTS_EXCHANGE,
     dead_letters=True,
 )
 # The notifier's commands: the one list of them (its handler table must match it).
@@ -307,6 +331,7 @@ CREDENTIALS_QUEUE = Queue(
 
 WORK_QUEUES = (
     TASKSTORE_COMMANDS_QUEUE,
+    TASKSTORE_QUALITY_QUEUE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     CALLBACK_RETRY_QUEUE,

@@ -11,6 +11,8 @@ together lives in one document, the task and the events it raised (its outbox).
   the indexes and the filters spelled for them; `documents`: a task as stored;
   `outbox_store`: the events waiting in the tasks' outboxes (`OutboxStore`);
 - `accounts`: customers, workers and their credentials (`AccountRepository`);
+- `pool`: the fair pool's customers and their weights (`PoolRepository`);
+- `quality`: what each customer knows of its workers (`QualityRepository`);
 - `keys`: secrets every task-store copy shares, made once (the list cursors' key).
 """
 
@@ -20,6 +22,8 @@ from .indexes import ensure_indexes
 from .keys import shared_key
 from .listing import ListLimits
 from .outbox_store import OutboxBacklog, OutboxStore, PendingOutbox
+from .pool import PoolRepository
+from .quality import QualityRepository
 from .tasks import TaskRepository, WorkerPool
 
 __all__ = [
@@ -28,6 +32,8 @@ __all__ = [
     "OutboxBacklog",
     "OutboxStore",
     "PendingOutbox",
+    "PoolRepository",
+    "QualityRepository",
     "TaskRepository",
     "WorkerPool",
     "ensure_indexes",

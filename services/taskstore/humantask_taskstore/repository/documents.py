@@ -2,7 +2,15 @@
 the events its changes raised and nobody published yet in its `outbox` (their JSON text,
 as published), `outbox_at` while there are any, and `size_bytes`, what the task counts
 against its customer's stored-bytes quota (`task_bytes`; tasks stored before quotas
-existed have none, and count nothing)."""
+existed have none, and count nothing).
+
+Its workers: `leases` (`{worker_id, expires_at}`, one per worker holding one), `answers`
+(`{worker_id, category, at, counted}`, in the order given), `free_at` (when a slot frees
+up while none is free), and `pool` ("work" or "gold" while it is pending, else null: the
+claims' index). The §10 settings (`min_workers`, `max_workers`, `confidence`,
+`gold_category`) only when the customer gave them; `posterior` (pairs of category and
+probability: a category may hold `.` or start with `$`, which field names may not) once
+it completed; `answers_version`, bumped by every change of its answers."""
 
 from __future__ import annotations
 
@@ -17,7 +25,7 @@ from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.models import TaskParams, TaskResponse
 from humantask_shared.core.timeutil import as_utc
 
-from ..domain import TaskRecord
+from ..domain import Answer, Lease, TaskRecord
 
 TASKS = "tasks"
 
@@ -39,17 +47,39 @@ def record_fields(record: TaskRecord) -> dict[str, Any]:
         else orjson.dumps(record.metadata).decode(),
         "completed_at": record.completed_at,
         "canceled_at": record.canceled_at,
-        "response": None if record.response is None else record.response.model_dump(),
-        "lease_worker_id": record.lease_worker_id,
-        "lease_expires_at": record.lease_expires_at,
-        "completed_by": record.completed_by,
+        "response": None if record.response is None else _response_fields(record.response),
+        "leases": [
+            {"worker_id": lease.worker_id, "expires_at": lease.expires_at}
+            for lease in record.leases
+        ],
+        "answers": [
+            {
+                "worker_id": answer.worker_id,
+                "category": answer.category,
+                "at": answer.at,
+                "counted": answer.counted,
+            }
+            for answer in record.answers
+        ],
+        "free_at": record.free_at,
+        "pool": record.pool,
+        "posterior": None
+        if record.posterior is None
+        else [list(p) for p in record.posterior.items()],
+        "reopened": record.reopened,
+        "answers_version": record.answers_version,
         "version": record.version,
         "request_id": record.request_id,
+        **record.quality_settings(),
     }
     if record.unique_id is not None:  # absent, not null: see indexes.UNIQUE_ID_INDEX
         document["unique_id"] = record.unique_id
         document["fingerprint"] = record.fingerprint
     return document
+
+
+# Left out of a new task's document while empty (a create writes no more than it must).
+_EMPTY_AT_CREATE = ("leases", "answers", "free_at", "posterior", "reopened", "answers_version")
 
 
 def task_document(
@@ -61,6 +91,9 @@ def task_document(
         "outbox": outbox_entries(events),
         "size_bytes": task_bytes(record),
     }
+    for name in _EMPTY_AT_CREATE:
+        if not document[name]:
+            del document[name]
     if events:
         document["outbox_at"] = now
     return document
@@ -85,7 +118,7 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         task_id=str(doc["_id"]),
         customer_id=doc["customer_id"],
         created_at=as_utc(doc["created_at"]),
-        callback_url=doc["callback_url"],
+        callback_url=doc.get("callback_url"),
         callback_format=doc.get("callback_format", "form"),
         instruction=doc["instruction"],
         params=TaskParams.model_validate(doc["params"]),
@@ -95,13 +128,42 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         fingerprint=doc.get("fingerprint"),
         completed_at=as_utc(doc["completed_at"]) if doc.get("completed_at") else None,
         canceled_at=as_utc(doc["canceled_at"]) if doc.get("canceled_at") else None,
-        response=TaskResponse.model_validate(doc["response"]) if doc.get("response") else None,
-        lease_worker_id=doc.get("lease_worker_id"),
-        lease_expires_at=as_utc(doc["lease_expires_at"]) if doc.get("lease_expires_at") else None,
-        completed_by=doc.get("completed_by"),
+        response=_response(doc["response"]) if doc.get("response") else None,
+        min_workers=doc.get("min_workers"),
+        max_workers=doc.get("max_workers"),
+        confidence=doc.get("confidence"),
+        gold_category=doc.get("gold_category"),
+        leases=tuple(
+            Lease(lease["worker_id"], as_utc(lease["expires_at"]))
+            for lease in doc.get("leases") or ()
+        ),
+        answers=tuple(
+            Answer(a["worker_id"], a["category"], as_utc(a["at"]), bool(a.get("counted", True)))
+            for a in doc.get("answers") or ()
+        ),
+        free_at=as_utc(doc["free_at"]) if doc.get("free_at") else None,
+        posterior=None
+        if doc.get("posterior") is None
+        else {category: float(p) for category, p in doc["posterior"]},
+        reopened=doc.get("reopened", 0),
+        answers_version=doc.get("answers_version", 0),
         version=doc.get("version", 0),
         request_id=doc.get("request_id"),
     )
+
+
+def _response_fields(response: TaskResponse) -> dict[str, Any]:
+    fields = response.model_dump(exclude_none=True)
+    if response.votes is not None:  # categories are not field names: pairs
+        fields["votes"] = [[category, count] for category, count in response.votes.items()]
+    return fields
+
+
+def _response(fields: dict[str, Any]) -> TaskResponse:
+    votes = fields.get("votes")
+    if votes is not None:
+        fields = {**fields, "votes": {category: count for category, count in votes}}
+    return TaskResponse.model_validate(fields)
 
 
 def outbox_entries(events: Sequence[StampedEvent]) -> list[str]:
