@@ -55,9 +55,7 @@ def environment_names(settings: type[BaseSettings]) -> set[str]:
             names.add(alias.upper())
         elif alias is not None:  # AliasChoices/AliasPath: every string choice is read
             choices = getattr(alias, "choices", [alias])
-            names.update(
-                str(choice).upper() for choice in choices if isinstance(choice, str)
-            )
+            names.update(str(choice).upper() for choice in choices if isinstance(choice, str))
         else:
             names.add(f"{prefix}{name}".upper())
     return names
@@ -98,9 +96,8 @@ def test_every_setting_has_a_row_in_configuration_md() -> None:
         for name in environment_names(settings) - NOT_IN_TABLE
         if name not in documented
     }
-    assert not missing, (
-        "settings without a row in docs/operations/configuration.md: "
-        + ", ".join(sorted(missing))
+    assert not missing, "settings without a row in docs/operations/configuration.md: " + ", ".join(
+        sorted(missing)
     )
 
 
