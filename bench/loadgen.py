@@ -38,6 +38,11 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 MAX_RETURNED_IDS = 200_000
 
 
+# The operations that claim and submit: on single-worker tasks, and on tasks of
+# max_workers 3 (each task takes three claim+submits of three workers).
+CLAIMING = ("claim_submit", "claim_submit_3")
+
+
 def basic_auth(credential: str) -> str:
     return "Basic " + base64.b64encode(f"{credential}:".encode()).decode()
 
@@ -119,7 +124,7 @@ class Phase:
             await marker
         result = phase_summary(self.latencies, self.window_end - self.window_start, self.errors)
         result["issued"] = self.issued
-        if self.op == "claim_submit":
+        if self.op in CLAIMING:
             window = self.window_end - self.window_start
             result["claim"] = phase_summary(self.claim_latencies, window, {})
             result["submit"] = phase_summary(self.submit_latencies, window, {})
@@ -173,6 +178,7 @@ class Phase:
             "get": self._http_calls,
             "list": self._http_calls,
             "claim_submit": self._http_calls,
+            "claim_submit_3": self._http_calls,
             "rabbitmq_rpc": self._rpc_calls,
             "mongo_insert": self._insert_calls,
         }[self.op]
@@ -269,12 +275,13 @@ class Phase:
                     "get": get,
                     "list": list_page,
                     "claim_submit": claim_submit,
+                    "claim_submit_3": claim_submit,
                 }[self.op]
 
         if self.op == "get" and not ids:
             raise SystemExit("get needs task_ids")
-        if self.op == "claim_submit" and not workers:
-            raise SystemExit("claim_submit needs worker_tokens")
+        if self.op in CLAIMING and not workers:
+            raise SystemExit(f"{self.op} needs worker_tokens")
         return calls()
 
     def _rpc_calls(self):

@@ -19,7 +19,7 @@ from bench.stats import (
 )
 
 CEILINGS = ("bare_http", "rabbitmq_rpc", "mongo_insert")
-STACK = ("create", "get", "list", "claim_submit")
+STACK = ("create", "get", "list", "claim_submit", "claim_submit_3")
 LATENCY_ONLY = ("submit_to_callback",)
 LABELS = {
     "bare_http": "ceiling: bare aiohttp POST",
@@ -29,6 +29,7 @@ LABELS = {
     "get": "get task",
     "list": "list page (100)",
     "claim_submit": "claim+submit",
+    "claim_submit_3": "claim+submit, max_workers 3",
     "submit_to_callback": "submit -> callback",
 }
 CPU_COLUMNS = (
@@ -207,7 +208,7 @@ def plot(path: Path, document: Mapping[str, Any]) -> None:
     stack_colors = dict(
         zip(
             STACK + LATENCY_ONLY,
-            ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"),
+            ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:brown", "tab:purple"),
             strict=True,
         )
     )

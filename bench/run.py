@@ -40,6 +40,7 @@ from bench.stack import (
     free_port,
     insert_tasks,
     redacted,
+    retire_pending,
     run_id,
     tcp_answers,
     wait_line,
@@ -81,7 +82,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--ops",
-        default="bare_http,rabbitmq_rpc,mongo_insert,create,get,list,claim_submit",
+        default="bare_http,rabbitmq_rpc,mongo_insert,create,get,list,claim_submit,claim_submit_3",
         help="which operations the sweep runs",
     )
     parser.add_argument(
@@ -212,6 +213,7 @@ class Bench:
         self.profiles: dict[str, Any] = {}
         self.claim_rate_guess = 50.0
         self.list_key = ""
+        self.several_customer = ""
 
     # -- one phase -------------------------------------------------------------------
 
@@ -349,24 +351,44 @@ class Bench:
         )
 
     async def claim_submit(
-        self, clients: int, stage: str, profile: bool = False
+        self, clients: int, stage: str, profile: bool = False, op: str = "claim_submit"
     ) -> list[dict[str, Any]]:
-        """claim+submit, then the callbacks of the submitted tasks: two rows."""
+        """claim+submit, then the callbacks of the submitted tasks: two rows. With `op`
+        claim_submit_3, on tasks of min_workers and max_workers 3 of a customer of their
+        own (three claim+submits of three workers complete one; no callback row)."""
         assert self.stack is not None
         needed = int(max(300, 2 * self.claim_rate_guess * (self.args.warmup + self.args.seconds)))
         database = self.stack.database
-        pending = await count_tasks(self.args.mongodb_url, database, {"status": "pending"})
+        several = op == "claim_submit_3"
+        customer_id = self.stack.customer_id
+        if several:
+            if not self.several_customer:
+                self.several_customer = (await self.stack.create_customer("bench-several"))[
+                    "customer_id"
+                ]
+                # Only these tasks in the pool: the single-worker ones left are retired.
+                await retire_pending(self.args.mongodb_url, database, self.stack.customer_id)
+            customer_id = self.several_customer
+        pending = await count_tasks(
+            self.args.mongodb_url, database, {"status": "pending", "customer_id": customer_id}
+        )
         if pending < needed:
             await insert_tasks(
                 self.args.mongodb_url,
                 database,
-                self.stack.customer_id,
+                customer_id,
                 self.receiver.url,
                 needed - pending,
                 oldest=datetime.now(UTC),
+                # Three answers each, always: the cost of several workers, not of stopping
+                # early (which would end the other leases and answer their submits 409).
+                params={"min_workers": 3, "max_workers": 3} if several else None,
             )
-        row = await self.phase("claim_submit", clients, stage, profile=profile)
+        row = await self.phase(op, clients, stage, profile=profile)
         row["pending_before"] = max(pending, needed)
+        if several:
+            row.pop("submits", None)
+            return [row]
         self.claim_rate_guess = max(self.claim_rate_guess, row["throughput"])
         submits = row.pop("submits", [])
         await self.receiver.wait_for([task_id for task_id, _, _ in submits], CALLBACK_WAIT_SECONDS)
@@ -491,7 +513,11 @@ class Bench:
         list reads a customer of its own holding --list-tasks tasks."""
         assert self.stack is not None
         order = [op for op in self.args.ops if op in report.CEILINGS]
-        order += [op for op in ("claim_submit", "create", "get", "list") if op in self.args.ops]
+        order += [
+            op
+            for op in ("claim_submit", "claim_submit_3", "create", "get", "list")
+            if op in self.args.ops
+        ]
         created: list[str] = []
         for op in order:
             if op == "list" and not self.list_key:
@@ -507,8 +533,8 @@ class Bench:
             if op == "get" and not created:
                 created = await self._some_tasks()
             for clients in self.args.levels:
-                if op == "claim_submit":
-                    self.rows.extend(await self.claim_submit(clients, "sweep"))
+                if op in ("claim_submit", "claim_submit_3"):
+                    self.rows.extend(await self.claim_submit(clients, "sweep", op=op))
                     continue
                 extra: dict[str, Any] = {}
                 if op == "get":

@@ -382,22 +382,26 @@ async def insert_tasks(
     spread: timedelta | None = None,
     batch: int = 1000,
     deadline_seconds: float = 600,
+    params: dict[str, Any] | None = None,
 ) -> tuple[list[str], float]:
     """`count` pending tasks of `customer_id`, built by the task-store's own functions
     (`create_task`, `task_document`) with an empty outbox, inserted with
-    `insert_many` in batches (majority, journaled). Their `created_at` run from `oldest`
-    evenly over `spread` (default: one millisecond apart), ending before now, so they are
-    older than anything created after. Returns the ids and the seconds the inserts took."""
+    `insert_many` in batches (majority, journaled), and the customer marked waiting in
+    the fair pool (`PoolRepository.touch`, as the task-store's inserts do). Their
+    `created_at` run from `oldest` evenly over `spread` (default: one millisecond apart),
+    ending before now, so they are older than anything created after. `params` adds
+    create parameters (`max_workers`...). Returns the ids and the seconds the inserts
+    took."""
     from bson import ObjectId
     from pymongo import AsyncMongoClient
 
     from bench.loadgen import task_body
     from humantask_shared.core.models import CreateTaskRequest
     from humantask_taskstore.domain import create_task
-    from humantask_taskstore.repository import task_document
+    from humantask_taskstore.repository import PoolRepository, task_document
     from humantask_taskstore.repository.documents import TASKS
 
-    request = CreateTaskRequest.model_validate(task_body(callback_url))
+    request = CreateTaskRequest.model_validate({**task_body(callback_url), **(params or {})})
     step = (spread / count) if spread and count else timedelta(milliseconds=1)
     start = oldest or datetime.now(UTC) - step * count - timedelta(seconds=1)
     ids: list[str] = []
@@ -417,9 +421,35 @@ async def insert_tasks(
                 documents.append(task_document(record))
                 ids.append(task_id)
             await tasks.insert_many(documents, ordered=False)
+        await PoolRepository(client[database]).touch([customer_id])
     finally:
         await client.close()
     return ids, time.monotonic() - began
+
+
+async def retire_pending(mongodb_url: str, database: str, customer_id: str) -> int:
+    """Take the customer's pending tasks out of the pool (canceled, as the task-store
+    stores a canceled task), so that a phase on other tasks claims only those."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient = AsyncMongoClient(with_database(mongodb_url, database))
+    try:
+        result = await client[database]["tasks"].update_many(
+            {"customer_id": customer_id, "status": "pending"},
+            {
+                "$set": {
+                    "status": "canceled",
+                    "canceled_at": datetime.now(UTC),
+                    "pool": None,
+                    "leases": [],
+                    "free_at": None,
+                },
+                "$inc": {"version": 1},
+            },
+        )
+        return result.modified_count
+    finally:
+        await client.close()
 
 
 async def count_tasks(mongodb_url: str, database: str, criteria: dict[str, Any]) -> int:

@@ -13,6 +13,9 @@ CREATE_P99_OF_RPC = 2.0  # create@64 p99 <= this x the ceiling's p99
 GET_RATE_OF_RPC = 0.7  # get@64 throughput >= this x the ceiling
 GROWTH_RATE_OF_EMPTY = 0.85  # with the growth tasks >= this x the empty database's rate
 CALLBACK_P50_MS = 20.0  # submit->callback p50 at 1 client
+# claim+submit on tasks of max_workers 3 at 64 >= this x claim+submit on single-worker
+# tasks at 64, in the same run (docs/reference/api.md §10)
+SEVERAL_WORKERS_RATE = 0.8
 IDLE_RSS_MB = 80.0  # per service, right after it is ready
 
 
@@ -184,6 +187,18 @@ def evaluate_targets(
                 ">=",
                 "x",
                 f"{value(full, 'throughput')} vs {value(empty, 'throughput')} ops/s",
+            )
+        )
+    single, several = find(results, "claim_submit", at), find(results, "claim_submit_3", at)
+    if several is not None:
+        targets.append(
+            Target(
+                f"claim+submit@{at} on max_workers 3 tasks / on single-worker tasks",
+                ratio(value(several, "throughput"), value(single, "throughput")),
+                SEVERAL_WORKERS_RATE,
+                ">=",
+                "x",
+                f"{value(several, 'throughput')} vs {value(single, 'throughput')} ops/s",
             )
         )
     callback = find(results, "submit_to_callback", latency_at)

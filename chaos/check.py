@@ -48,6 +48,9 @@ class Final:
     missing: list[str] = field(default_factory=list)  # GET answered 404
     listed: list[str] = field(default_factory=list)  # GET /v1/tasks, every page
     callback_logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # task id -> its answers as the task-store keeps them: (worker number, counted), read
+    # from the database (the API shows no worker)
+    answers: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)
 
 
 def settled(log: list[dict[str, Any]]) -> bool:
@@ -89,9 +92,15 @@ def check(
         )
     )
 
-    # 2. every task completed exactly once
+    # 2. every task completed exactly once, each answered by at most its max_workers
+    # workers, none of them twice
     not_completed = [t for t, task in final.tasks.items() if task.get("status") != "completed"]
-    twice = [t for t, workers in journal.submitted.items() if len(workers) > 1]
+    twice = [
+        t
+        for t, workers in journal.submitted.items()
+        if len(workers) != len(set(workers))
+        or len(workers) > final.tasks.get(t, {}).get("max_workers", 1)
+    ]
     bodies: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for r in received:
         bodies[r.task_id].add((r.completed_at, r.category))
@@ -104,9 +113,48 @@ def check(
             "every task completed exactly once",
             not not_completed and not twice and not changed,
             f"{len(created) - len(not_completed)} completed, {len(not_completed)} not; "
-            f"{len(twice)} submitted with 200 twice; {len(changed)} with two completions "
+            f"{len(twice)} with a worker answered 200 twice or more 200s than max_workers; "
+            f"{len(changed)} with two completions "
             f"(completed_at or category differ); {len(journal.submit_unknown)} submits "
             "answered 409 after a lost answer (completed by the earlier one)",
+        )
+    )
+
+    # 2b. several workers (docs/reference/api.md §10): each completed task's votes are its
+    # counted answers; no worker answered a task twice; every answer told 200 is there
+    several = {t: task for t, task in final.tasks.items() if task.get("max_workers", 1) > 1}
+    bad_votes, answered_twice, lost_answers, unread, shaped = [], [], [], [], []
+    sizes = Counter(len(a) for t, a in final.answers.items() if t in several)
+    for task_id, task in final.tasks.items():
+        response = task.get("response") or {}
+        expected = {"category", "status_code"}
+        if task_id in several:
+            expected |= {"confidence", "votes"}
+        if response and set(response) != expected:
+            shaped.append(task_id)
+    for task_id, task in several.items():
+        stored = final.answers.get(task_id)
+        if stored is None:
+            unread.append(task_id)
+            continue
+        workers = [worker for worker, _ in stored]
+        counted = sum(1 for _, is_counted in stored if is_counted)
+        votes = (task.get("response") or {}).get("votes") or {}
+        if sum(votes.values()) != counted:
+            bad_votes.append(task_id)
+        if len(workers) != len(set(workers)):
+            answered_twice.append(task_id)
+        if not set(journal.submitted.get(task_id, [])) <= set(workers):
+            lost_answers.append(task_id)
+    checks.append(
+        Check(
+            "several-worker tasks: votes are the counted answers, no worker answered twice",
+            not (bad_votes or answered_twice or lost_answers or unread or shaped),
+            f"{len(several)} with max_workers > 1; {len(bad_votes)} whose votes are not their "
+            f"counted answers, {len(answered_twice)} answered twice by one worker, "
+            f"{len(lost_answers)} missing an answer told 200, {len(unread)} not read back; "
+            f"{len(shaped)} responses not of their shape (confidence and votes only with "
+            f"several workers); answers per several-worker task: {dict(sorted(sizes.items()))}",
         )
     )
 
@@ -205,6 +253,7 @@ def check(
     numbers = {
         "tasks_created": len(created),
         "tasks_completed": len(created) - len(not_completed),
+        "several_worker_tasks": len(several),
         "callback_attempts": len(received),
         "tasks_with_2_attempts": sum(1 for a in by_task.values() if len(a) == 2),
         "retried_after": dict(retried_after),

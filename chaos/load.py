@@ -5,6 +5,7 @@ after a 503). Every HTTP answer is journaled with its time, for the 503 accounti
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import time
@@ -33,6 +34,8 @@ class Journal:
     create_conflicts: list[str] = field(default_factory=list)  # a unique_id gave two ids
     submitted: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     submit_unknown: set[str] = field(default_factory=set)  # 409 after a lost submit answer
+    # task id -> the workers told 409 on it (a lost answer, or a task completed meanwhile)
+    refused: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
     def completed(self) -> int:
         return len(self.submitted)
@@ -73,8 +76,14 @@ class Api:
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
 
 
+# Every SEVERAL_EVERY-th task is answered by SEVERAL_WORKERS workers (docs/reference/api.md
+# §10); the others by one, as before there were several.
+SEVERAL_EVERY = 2
+SEVERAL_WORKERS = 3
+
+
 def task_body(run_id: str, number: int, callback_url: str) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "callback_url": callback_url,
         "instruction": f"Is chaos task {number} a cat or a dog?",
         "attachment_type": "text",
@@ -82,6 +91,17 @@ def task_body(run_id: str, number: int, callback_url: str) -> dict[str, Any]:
         "categories": ["cat", "dog"],
         "unique_id": f"{run_id}-{number}",
     }
+    if number % SEVERAL_EVERY == 0:
+        body["max_workers"] = SEVERAL_WORKERS
+    return body
+
+
+def answer_of(worker: int, task: dict[str, Any]) -> str:
+    """A worker's answer to a task: the same every time it is asked (a retried submit
+    says the same), and not the same for every worker (votes split)."""
+    digest = hashlib.sha256(f"{worker}:{task['task_id']}".encode()).digest()
+    categories = task["params"]["categories"]
+    return str(categories[digest[0] % len(categories)])
 
 
 async def create_tasks(
@@ -112,20 +132,21 @@ async def create_tasks(
 
 
 async def work(api: Api, token: str, worker: int, stop: asyncio.Event) -> None:
-    """Claim, submit the first category, again, until `stop` is set."""
+    """Claim, submit its answer, again, until `stop` is set."""
     while not stop.is_set():
         status, task, _ = await api.call("claim", "POST", "/v1/work/claim", token)
         if status != 200:  # 204: nothing to do yet
             await asyncio.sleep(0.2)
             continue
         task_id = task["task_id"]
-        category = {"category": task["params"]["categories"][0]}
+        category = {"category": answer_of(worker, task)}
         status, _, _ = await api.call(
             "submit", "POST", f"/v1/work/{task_id}/submit", token, category
         )
         if status == 200:
             api.journal.submitted[task_id].append(worker)
         elif status == 409:
-            # Our earlier submit may have completed it before its answer was lost; the
-            # final check reads the task.
+            # Our earlier submit may have landed before its answer was lost, or others'
+            # answers completed the task meanwhile; the final check reads the task.
             api.journal.submit_unknown.add(task_id)
+            api.journal.refused[task_id].add(worker)

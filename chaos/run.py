@@ -32,6 +32,7 @@ from chaos.load import Api, Journal, create_tasks, work
 from chaos.processes import wait_until
 from chaos.receiver import Receiver
 from chaos.stack import Stack
+from humantask_taskstore.repository import TaskRepository
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("CHAOS_STATE_DIR", "/var/tmp/humantask-chaos"))
@@ -153,6 +154,29 @@ async def read_final(api: Api, key: str, journal: Journal, deadline_seconds: flo
         await asyncio.sleep(1)
 
 
+async def read_answers(
+    url: str, ids: list[str], workers: dict[str, int]
+) -> dict[str, list[tuple[int, bool]]]:
+    """Each task's answers as the task-store keeps them (the API shows no worker): the
+    worker's number in this run, and whether the answer counts."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    tasks = TaskRepository(client.get_default_database())
+    gate = asyncio.Semaphore(32)
+    found: dict[str, list[tuple[int, bool]]] = {}
+
+    async def read(task_id: str) -> None:
+        async with gate:
+            record = await tasks.get(task_id)
+        if record is not None:
+            found[task_id] = [(workers[a.worker_id], a.counted) for a in record.answers]
+
+    try:
+        await asyncio.gather(*(read(task_id) for task_id in ids))
+    finally:
+        await client.close()
+    return found
+
+
 async def drop_database(url: str, database: str) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     try:
@@ -255,13 +279,13 @@ async def run(args: argparse.Namespace) -> int:
         key = (await stack.admin("customers", "create", "--name", "chaos"))["api_key"]
         gate = asyncio.Semaphore(4)
 
-        async def worker_token(number: int) -> str:
+        async def worker_token(number: int) -> dict[str, Any]:
             async with gate:
-                return (await stack.admin("workers", "create", "--name", f"chaos-{number}"))[
-                    "token"
-                ]
+                return await stack.admin("workers", "create", "--name", f"chaos-{number}")
 
-        tokens = await asyncio.gather(*(worker_token(n) for n in range(args.workers)))
+        made = await asyncio.gather(*(worker_token(n) for n in range(args.workers)))
+        tokens = [worker["token"] for worker in made]
+        worker_numbers = {worker["worker_id"]: n for n, worker in enumerate(made)}
         chaos = Chaos(args, broker, stack)
         print(f"  schedule (seed {args.seed}): {chaos.plan()}", flush=True)
         connector = aiohttp.TCPConnector(limit=args.clients + args.workers + 8)
@@ -284,6 +308,9 @@ async def run(args: argparse.Namespace) -> int:
             await asyncio.gather(*workers)
             timings["load"] = time.monotonic() - load_start
             final = await read_final(api, key, journal, 60 + CALLBACK_TIMEOUT_SECONDS * 4)
+            final.answers = await read_answers(
+                settings["MONGODB_URL"], list(journal.created.values()), worker_numbers
+            )
             timings["total"] = time.monotonic() - t0
         crashed = stack.crashed()
         checks, numbers = check(journal, final, receiver.received, chaos.windows, crashed)

@@ -55,9 +55,11 @@ def isolated_stack(
     session_id: str,
     containers: _Containers,
     taskstores: int = 1,
+    notifier: bool = False,
     **settings: object,
 ) -> Iterator[Stack]:
-    """Gateway + `taskstores` task-stores (no notifier) with `settings` as environment."""
+    """Gateway + `taskstores` task-stores (and a notifier if asked) with `settings` as
+    environment."""
     database = f"{urlsplit(mongodb_url).path.strip('/')}_{name}"
     own_mongodb_url = with_database(mongodb_url, database)
     with own_amqp_url(name, session_id, containers) as amqp_url:
@@ -78,6 +80,10 @@ def isolated_stack(
                 stack.processes[f"taskstore-{number}"], stack.health_urls[f"taskstore-{number}"] = (
                     process,
                     url,
+                )
+            if notifier:
+                stack.processes["notifier"], stack.health_urls["notifier"] = start_service(
+                    "humantask-notifier", env, "HEALTH_PORT"
                 )
             stack.processes["gateway"], stack.gateway_url = start_service(
                 "humantask-gateway", env, "GATEWAY_PORT"

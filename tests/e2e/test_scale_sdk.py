@@ -453,6 +453,59 @@ async def test_a_rejected_task_goes_back_to_other_workers_and_calls_back_again(
         await sdk(client.audit_task, pending.id, True)
 
 
+async def test_a_rejected_three_worker_task_is_answered_by_three_others_and_called_back_again(
+    client: ScaleClient,
+    api: Api,
+    scale_stack: Stack,
+    customer: dict[str, Any],
+    receiver: ScriptedReceiver,
+) -> None:
+    """docs/reference/api.md §10 and §11: a task of a project whose params ask three
+    workers; rejected after their three answers, it is pending again, none of those three
+    is served it (claim `204`, submit `409`), three other workers complete it, and its
+    second completion is called back as delivery 2."""
+    defaults = {**CATEGORIZATION, "min_workers": 3, "max_workers": 3}
+    await sdk(client.create_project, "three workers", TaskType.Categorization, defaults)
+    task = await sdk(
+        client.create_task,
+        TaskType.Categorization,
+        project="three workers",
+        callback_url=receiver.url("/three"),
+        callback_format="json",
+    )
+    assert (task.as_dict()["min_workers"], task.as_dict()["max_workers"]) == (3, 3)
+    workers = [
+        scale_stack.admin("workers", "create", "--name", f"three {n}")["token"] for n in range(6)
+    ]
+    first, second = workers[:3], workers[3:]
+    claimed = [await api.post("/v1/work/claim", token) for token in first]
+    assert [reply.body["task_id"] for reply in claimed] == [task.id] * 3  # three slots
+    for token in first:
+        answered = await api.post(f"/v1/work/{task.id}/submit", token, json={"category": "big"})
+        assert answered.status == 200, answered
+    (called,) = await receiver.wait_for_requests("/three", 1, timeout=30)
+    assert orjson.loads(called.body)["response"]["votes"] == {"big": 3}
+
+    await sdk(client.audit_task, task.id, False, "they are all small")
+    rejected = await sdk(client.get_task, task.id)
+    assert (rejected.status, rejected.customer_review_status) == ("pending", "rejected")
+    for token in first:  # each of the three: nothing to claim, and no answer taken
+        assert (await api.post("/v1/work/claim", token)).status == 204
+        refused = await api.post(f"/v1/work/{task.id}/submit", token, json={"category": "small"})
+        assert refused.status == 409, refused
+    for token in second:
+        assert await complete_next(api, token, "small") == task.id
+    deliveries = await receiver.wait_for_requests("/three", 2, timeout=30)
+    again = deliveries[1]
+    assert again.headers["webhook-id"] == f"{task.id}.2"
+    assert again.headers["X-Callback-Delivery"] == "2"
+    verify(customer["callback_secret"], again)
+    body = orjson.loads(again.body)
+    assert body["response"]["category"] == "small" and body["response"]["votes"] == {"small": 3}
+    done = await sdk(client.get_task, task.id)
+    assert done.status == "completed" and done.response["category"] == "small"
+
+
 @asynccontextmanager
 async def completion_events(stack: Stack, task_id: str) -> AsyncIterator[list[Any]]:
     """The `task.completed` events of the task, as published (body, id), while inside."""

@@ -72,7 +72,8 @@ async def test_a_completion_survives_a_crash_between_its_write_and_its_publish(
                 )
             assert stored["status"] == "completed"
             assert [orjson.loads(raw)["event_type"] for raw in stored["outbox"]] == [
-                "task.completed"
+                "task.answered",
+                "task.completed",
             ]
             assert await events.get(fail=False) is None
 

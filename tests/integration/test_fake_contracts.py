@@ -60,7 +60,7 @@ from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.publishing import publish_event, stamp_all
-from humantask_taskstore import audit, domain, task_edits
+from humantask_taskstore import audit, domain, quality, task_edits
 from humantask_taskstore import batches as batch_domain
 from humantask_taskstore import projects as project_domain
 from humantask_taskstore.cursors import CursorSigner
@@ -74,17 +74,22 @@ from humantask_taskstore.ports import (
     BatchExists,
     Dependencies,
     Outbox,
+    Pool,
     ProjectExists,
     Projects,
+    Quality,
     TaskExists,
     Tasks,
     TaskSearch,
+    WorkerHoldsLease,
 )
 from humantask_taskstore.repository import (
     AccountRepository,
     BatchRepository,
     OutboxStore,
+    PoolRepository,
     ProjectRepository,
+    QualityRepository,
     TaskRepository,
     ensure_indexes,
 )
@@ -95,7 +100,9 @@ from tests.support.fakes import (
     FakeAccounts,
     FakeBatches,
     FakeDeliveries,
+    FakePool,
     FakeProjects,
+    FakeQuality,
     FakeRetries,
     FakeSender,
     FakeSigningKeys,
@@ -103,6 +110,7 @@ from tests.support.fakes import (
     FakeTaskSearch,
     RecordingAnnouncer,
     RecordingOutbox,
+    RecordingPublisher,
 )
 from tests.support.services import wait_for
 
@@ -196,6 +204,16 @@ async def test_a_save_lands_only_on_the_version_it_was_read_at(tasks: Tasks) -> 
     assert await tasks.get(record.task_id) == saved
 
 
+async def claim(
+    tasks: Tasks, worker: str, now: datetime, until: datetime, customer: str = "cust-a"
+) -> TaskRecord | None:
+    """A claim of one customer's regular work, as the claim handler makes it."""
+    held = await tasks.held_lease(worker, now)
+    if held is not None:
+        return held
+    return await tasks.lease_oldest(worker, customer, "work", now, until)
+
+
 @implementations
 async def test_claims_lease_the_oldest_pending_task_one_per_worker(tasks: Tasks) -> None:
     now = T0 + timedelta(hours=1)
@@ -204,20 +222,250 @@ async def test_claims_lease_the_oldest_pending_task_one_per_worker(tasks: Tasks)
     canceled_record = await added(tasks, created_at=T0 - timedelta(minutes=1))
     canceled, raised = domain.cancel_task(canceled_record, now)
     assert await tasks.save(canceled, stamp_all(raised, now), now) is not None
+    await added(tasks, customer_id="cust-b", created_at=T0 - timedelta(minutes=5))
     until = now + timedelta(minutes=10)
 
-    alice = await tasks.claim("alice", now, until)
+    alice = await claim(tasks, "alice", now, until)
     assert alice is not None and alice.task_id == oldest.task_id
-    assert (alice.lease_worker_id, alice.lease_expires_at) == ("alice", until)
-    again = await tasks.claim("alice", now, until + timedelta(minutes=1))  # a reload
+    assert alice.leases == (domain.Lease("alice", until),) and alice.free_at == until
+    again = await claim(tasks, "alice", now, until + timedelta(minutes=1))  # a reload
     assert again is not None and again.task_id == oldest.task_id
-    bob = await tasks.claim("bob", now, until)
+    bob = await claim(tasks, "bob", now, until)
     assert bob is not None and bob.task_id == newer.task_id
-    assert await tasks.claim("carol", now, until) is None  # the pool is empty
+    assert await claim(tasks, "carol", now, until) is None  # cust-a's pool is empty
     # Alice's lease runs out: the task is claimable again, by anyone.
     later = until + timedelta(minutes=5)
-    carol = await tasks.claim("carol", later, later + timedelta(minutes=10))
+    carol = await claim(tasks, "carol", later, later + timedelta(minutes=10))
     assert carol is not None and carol.task_id == oldest.task_id
+    assert [lease.worker_id for lease in carol.leases] == ["carol"]
+    # Alice's own look drops her lease that ran out (it would keep her from another).
+    assert await tasks.held_lease("alice", later) is None
+
+
+@implementations
+async def test_a_task_takes_leases_up_to_its_free_slots_never_twice_one_worker(
+    tasks: Tasks,
+) -> None:
+    now = T0 + timedelta(hours=1)
+    until = now + timedelta(minutes=10)
+    several = await added(tasks, created_at=T0, max_workers=2)
+    single = await added(tasks, created_at=T0 + timedelta(seconds=1))
+    a = await tasks.lease_oldest("a", "cust-a", "work", now, until)
+    b = await tasks.lease_oldest("b", "cust-a", "work", now, until + timedelta(seconds=1))
+    assert a is not None and b is not None and a.task_id == b.task_id == several.task_id
+    assert b.free_at == until  # full: free when a's lease ends
+    c = await tasks.lease_oldest("c", "cust-a", "work", now, until)
+    assert c is not None and c.task_id == single.task_id
+    # A worker with a lease leases nothing else (the unique lease index).
+    await added(tasks, created_at=T0 + timedelta(seconds=2))
+    with pytest.raises(WorkerHoldsLease):
+        await tasks.lease_oldest("a", "cust-a", "work", now, until)
+    # Answered: the worker is not served that task again.
+    current = await tasks.get(several.task_id)
+    assert current is not None
+    answered, raised = domain.submit_work(current, "a", "big", now)
+    saved = await tasks.save(answered, stamp_all(raised, now), now)
+    assert saved is not None and saved.answered_by("a")
+    later = until + timedelta(seconds=5)  # every lease ran out
+    assert await tasks.held_lease("a", later) is None
+    assert (
+        await tasks.lease_oldest("a", "cust-a", "work", later, later + timedelta(minutes=1))
+        is not None
+    )
+
+
+@implementations
+async def test_an_answer_lands_whatever_leases_others_took_but_not_after_another_answer(
+    tasks: Tasks,
+) -> None:
+    now = T0 + timedelta(hours=1)
+    until = now + timedelta(minutes=10)
+    task = await added(tasks, created_at=T0, max_workers=3, min_workers=3)
+    for worker in ("a", "b"):
+        assert await tasks.lease_oldest(worker, "cust-a", "work", now, until) is not None
+    read_by_a = await tasks.get(task.task_id)
+    read_by_b = await tasks.get(task.task_id)
+    assert read_by_a is not None and read_by_b is not None
+    # c leases it after a and b read it: their answers are not spoiled.
+    assert await tasks.lease_oldest("c", "cust-a", "work", now, until) is not None
+    answered, raised = domain.submit_work(read_by_a, "a", "big", now)
+    saved = await tasks.save_answer(read_by_a, answered, "a", stamp_all(raised, now), now)
+    assert saved is not None and saved.version == read_by_a.version + 2
+    assert sorted(x.worker_id for x in saved.leases) == ["b", "c"]
+    assert saved.free_at == until and saved.answered_by("a")
+    # b read the answers before a's landed: decided on stale answers, refused.
+    late, raised = domain.submit_work(read_by_b, "b", "small", now)
+    assert await tasks.save_answer(read_by_b, late, "b", stamp_all(raised, now), now) is None
+    # Read again, it lands.
+    fresh = await tasks.get(task.task_id)
+    assert fresh is not None
+    again, raised = domain.submit_work(fresh, "b", "small", now)
+    stored = await tasks.save_answer(fresh, again, "b", stamp_all(raised, now), now)
+    assert stored is not None and [a.worker_id for a in stored.answers] == ["a", "b"]
+    assert [x.worker_id for x in stored.leases] == ["c"] and stored.free_at == until
+    # Without the lease, no answer lands.
+    assert await tasks.save_answer(stored, again, "b", [], now) is None
+
+
+@implementations
+async def test_a_release_drops_the_workers_lease_only(tasks: Tasks) -> None:
+    now = T0 + timedelta(hours=1)
+    until = now + timedelta(minutes=10)
+    task = await added(tasks, created_at=T0, max_workers=2)
+    for worker in ("a", "b"):
+        assert await tasks.lease_oldest(worker, "cust-a", "work", now, until) is not None
+    released = await tasks.release("a", task.task_id, now)
+    assert released is not None and [x.worker_id for x in released.leases] == ["b"]
+    assert released.free_at is None
+    assert await tasks.release("a", task.task_id, now) is None
+    assert await tasks.release("a", new_task_id(), now) is None
+    assert await tasks.release("b", task.task_id, until) is None  # run out
+
+
+@implementations
+async def test_gold_is_its_own_pool_and_a_customers_pool_is_known(tasks: Tasks) -> None:
+    now = T0 + timedelta(hours=1)
+    until = now + timedelta(minutes=10)
+    gold = await added(tasks, created_at=T0, gold_category="big", callback_url=None)
+    assert not await tasks.has_pool_work("cust-a")
+    regular = await added(tasks, created_at=T0 + timedelta(seconds=1))
+    assert await tasks.has_pool_work("cust-a") and not await tasks.has_pool_work("cust-b")
+    got = await tasks.lease_oldest("a", "cust-a", "gold", now, until)
+    assert got is not None and got.task_id == gold.task_id and got.free_at is None
+    other = await tasks.lease_oldest("b", "cust-a", "gold", now, until)
+    assert other is not None and other.task_id == gold.task_id  # gold has no slot limit
+    work = await tasks.lease_oldest("c", "cust-a", "work", now, until)
+    assert work is not None and work.task_id == regular.task_id
+
+
+@implementations
+async def test_the_open_tasks_a_worker_counts_on_are_found(tasks: Tasks) -> None:
+    now = T0 + timedelta(hours=1)
+    until = now + timedelta(minutes=10)
+    open_task = await added(tasks, created_at=T0, max_workers=3, min_workers=3)
+    done_task = await added(tasks, created_at=T0 + timedelta(seconds=1))
+    for worker in ("s", "t"):
+        leased = await tasks.lease_oldest(worker, "cust-a", "work", now, until)
+        assert leased is not None
+        answered, raised = domain.submit_work(leased, worker, "big", now)
+        assert await tasks.save(answered, stamp_all(raised, now), now) is not None
+    assert await tasks.open_answered_by("cust-a", "s") == [open_task.task_id]
+    assert await tasks.open_answered_by("cust-b", "s") == []
+    stored = await tasks.get(done_task.task_id)
+    assert stored is not None and stored.status == "pending"
+
+
+# -- the task-store: the fair pool --------------------------------------------------------
+
+
+@pytest.fixture
+async def pooled(kind: str, fresh_database: Any) -> AsyncIterator[tuple[Tasks, Pool]]:
+    """Tasks and the pool their inserts mark customers waiting in."""
+    if kind == "fake":
+        pool = FakePool()
+        yield FakeTasks(pool=pool), pool
+        return
+    async for db in fresh_database(ensure_indexes):
+        yield TaskRepository(db), PoolRepository(db)
+
+
+@implementations
+async def test_a_customer_waits_in_the_pool_from_its_first_regular_task(
+    pooled: tuple[Tasks, Pool],
+) -> None:
+    tasks, pool = pooled
+    assert await pool.waiting() == []
+    await added(tasks, gold_category="big", callback_url=None)
+    assert await pool.waiting() == []  # gold alone is served only in place of work
+    await added(tasks)
+    (waiting,) = await pool.waiting()
+    assert (waiting.customer_id, waiting.weight) == ("cust-a", 1.0)
+    await pool.set_weight("cust-a", 2.5)
+    (weighted,) = await pool.waiting()
+    assert weighted.weight == 2.5
+    assert await pool.customer("cust-a") == weighted and await pool.customer("cust-b") is None
+    # Idle only if nothing touched it since it was read.
+    await added(tasks)
+    assert not await pool.set_idle(waiting)
+    (fresh,) = await pool.waiting()
+    assert await pool.set_idle(fresh)
+    assert await pool.waiting() == []
+    await added(tasks)
+    assert [c.customer_id for c in await pool.waiting()] == ["cust-a"]
+
+
+@implementations
+async def test_the_pool_gives_the_customers_in_turn(pooled: tuple[Tasks, Pool]) -> None:
+    tasks, pool = pooled
+    for customer in ("cust-a", "cust-b"):
+        await added(tasks, customer_id=customer)
+    waiting = await pool.waiting()
+    first = pool.take_turn(waiting)
+    second = pool.take_turn(waiting)
+    assert first is not None and second is not None
+    assert {first.customer_id, second.customer_id} == {"cust-a", "cust-b"}
+    pool.give_back_turn(second)
+    assert pool.take_turn(waiting) == second
+    assert pool.take_turn([]) is None
+
+
+# -- the task-store: what customers know of workers ---------------------------------------
+
+
+@pytest.fixture
+async def qualities(kind: str, fresh_database: Any) -> AsyncIterator[Quality]:
+    if kind == "fake":
+        yield FakeQuality()
+        return
+    async for db in fresh_database(ensure_indexes):
+        yield QualityRepository(db)
+
+
+ODD = "a.b$c%2E"  # a category that is no field name as it stands
+
+
+@implementations
+async def test_a_workers_increments_are_written_once_per_key(qualities: Quality) -> None:
+    scored = quality.gold_answer_increments("w1", ODD, "big")
+    first = await qualities.apply_worker("cust-a", "w1", "answer:t1", scored)
+    assert first.written and (first.worker.gold_answers, first.worker.gold_correct) == (1, 0)
+    again = await qualities.apply_worker("cust-a", "w1", "answer:t1", scored)
+    assert not again.written and again.worker == first.worker
+    right = quality.gold_answer_increments("w1", ODD, ODD)
+    second = await qualities.apply_worker("cust-a", "w1", "answer:t2", right)
+    assert second.written and (second.worker.gold_answers, second.worker.gold_correct) == (2, 1)
+    assert await qualities.apply_customer("cust-a", scored) == 1
+    context = await qualities.context("cust-a", ["w1", "w2"])
+    w1 = context.standing("w1").state
+    assert w1.counts == {ODD: {"big": 1.0, ODD: 1.0}} and w1.row_totals == {ODD: 2.0}
+    assert context.customer.counts == {ODD: {"big": 1.0}} and context.customer.gold_answers == 1
+    assert context.standing("w2") == domain.WorkerStanding()
+    assert context.calibration == quality.IDENTITY
+
+
+@implementations
+async def test_standings_blocks_and_the_customers_view(qualities: Quality) -> None:
+    assert await qualities.standings("w1") == {}
+    await qualities.mark_started("cust-a", "w1")
+    assert await qualities.standings("w1") == {"cust-a": domain.Standing(started=True)}
+    assert await qualities.workers_of("cust-a") == []  # started, never answered
+    answered = quality.Increments(workers={"w1": quality.WorkerIncrement(answers=1)})
+    await qualities.apply_worker("cust-a", "w1", "answer:t1", answered)
+    await qualities.apply_worker("cust-b", "w1", "answer:t2", answered)
+    assert await qualities.block("cust-a", "w1", T0)
+    assert not await qualities.block("cust-a", "w1", T0)
+    assert await qualities.standings("w1") == {
+        "cust-a": domain.Standing(blocked=True, started=True),
+        "cust-b": domain.Standing(),
+    }
+    assert (await qualities.context("cust-a", ["w1"])).standing("w1").blocked
+    (view,) = await qualities.workers_of("cust-a")
+    assert (view.worker_id, view.answers, view.blocked) == ("w1", 1, True)
+    key = await qualities.pseudonym_key("cust-a")
+    assert await qualities.pseudonym_key("cust-a") == key != await qualities.pseudonym_key("cust-b")
+    fitted = quality.Calibration(slope=0.5, intercept=0.1)
+    await qualities.save_calibration("cust-a", fitted)
+    assert (await qualities.context("cust-a", [])).calibration == fitted
 
 
 @implementations
@@ -255,7 +503,7 @@ async def test_quotas_count_a_task_an_audit_reopened_and_a_tasks_new_size(tasks:
     await added(tasks)
     record = await tasks.get((await added(tasks)).task_id)  # as stored: its size known
     assert record is not None
-    leased = replace(record, lease_worker_id="w1", lease_expires_at=T0 + timedelta(hours=1))
+    leased = domain.lease_to(record, "w1", T0, T0 + timedelta(hours=1))
     leased = await tasks.save(leased, [], T0)
     assert leased is not None
     done, raised = domain.submit_work(leased, "w1", "big", T0)
@@ -795,6 +1043,9 @@ async def real_signing_keys(
         outbox=RecordingOutbox(),
         announce=RecordingAnnouncer(),
         work_lease_seconds=60,
+        pool=PoolRepository(db),
+        quality=QualityRepository(db),
+        publish=RecordingPublisher(),
         search=RealTaskSearch(db),
         projects=ProjectRepository(db),
         batches=BatchRepository(db),
@@ -879,16 +1130,28 @@ async def test_a_save_that_takes_a_taken_unique_id_is_refused_and_one_let_go_is_
 
 
 @implementations
-async def test_a_claim_skips_the_tasks_its_worker_may_no_longer_answer(tasks: Tasks) -> None:
+async def test_a_claim_skips_the_tasks_its_worker_answered_before_an_audit(tasks: Tasks) -> None:
+    """A task an audit reopened keeps its answers, uncounted: their workers are not served
+    it again, anyone else is."""
     now = T0 + timedelta(hours=1)
     older = await added(tasks, created_at=T0)
     newer = await added(tasks, created_at=T0 + timedelta(minutes=1))
-    excluded = await tasks.save(replace(older, excluded_workers=("alice",)), [], T0)
-    assert excluded is not None and excluded.excluded_workers == ("alice",)
-    alice = await tasks.claim("alice", now, now + timedelta(minutes=10))
+    stored = await tasks.get(older.task_id)
+    assert stored is not None
+    leased = await tasks.save(
+        domain.lease_to(stored, "alice", T0, T0 + timedelta(minutes=5)), [], T0
+    )
+    assert leased is not None
+    done, raised = domain.submit_work(leased, "alice", "big", T0)
+    done = await tasks.save(done, stamp_all(raised, T0), T0)
+    assert done is not None and done.status == "completed"
+    reopened, raised = audit.audit_task(done, AuditRequest(accepted=False), T0)
+    assert await tasks.save(reopened, stamp_all(raised, T0), T0) is not None
+    alice = await tasks.lease_oldest("alice", "cust-a", "work", now, now + timedelta(minutes=10))
     assert alice is not None and alice.task_id == newer.task_id
-    bob = await tasks.claim("bob", now, now + timedelta(minutes=10))
+    bob = await tasks.lease_oldest("bob", "cust-a", "work", now, now + timedelta(minutes=10))
     assert bob is not None and bob.task_id == older.task_id
+    assert [(a.worker_id, a.counted) for a in bob.answers] == [("alice", False)]
 
 
 @pytest.fixture

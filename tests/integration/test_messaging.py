@@ -297,6 +297,7 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
         "batch.get",
         "batch.status",
         "batch.list",
+        "quality.workers",
     }
 
 

@@ -1,6 +1,7 @@
 """Metrics that need the real database or network: the task-store's gauges (outbox backlog
-and the age of its oldest event, the pending pool and its oldest task, expired leases),
-read through indexes; and why a callback attempt failed, as the sender reports it."""
+and the age of its oldest event, the pending pool and its oldest task, expired leases,
+tasks waiting for more answers, blocked workers), read through indexes; and why a
+callback attempt failed, as the sender reports it."""
 
 from __future__ import annotations
 
@@ -18,14 +19,21 @@ from humantask_notifier.sender import CallbackSender, create_session
 from humantask_shared.core.models import CreateTaskRequest, new_task_id
 from humantask_shared.core.timeutil import format_timestamp, utcnow
 from humantask_shared.runtime.publishing import stamp_all
-from humantask_taskstore import domain, gauges
-from humantask_taskstore.repository import OutboxStore, TaskRepository, ensure_indexes
+from humantask_taskstore import domain, gauges, quality
+from humantask_taskstore.repository import (
+    OutboxStore,
+    QualityRepository,
+    TaskRepository,
+    ensure_indexes,
+)
 from humantask_taskstore.repository.documents import TASKS
 from humantask_taskstore.repository.indexes import (
     LEASE_INDEX,
     OUTBOX_INDEX,
     PENDING,
     POOL_INDEX,
+    WAITING_FOR_ANSWERS,
+    WAITING_INDEX,
     expired_leases,
 )
 from humantask_taskstore.repository.outbox_store import IN_OUTBOX, first_event_time
@@ -57,7 +65,16 @@ async def add_task(tasks: TaskRepository, age: timedelta) -> domain.TaskRecord:
 
 
 async def refresh(db: AsyncDatabase, now: datetime | None = None) -> gauges.TaskGauges:
-    return await gauges.refresh_task_gauges(TaskRepository(db), OutboxStore(db), now)
+    return await gauges.refresh_task_gauges(
+        TaskRepository(db), OutboxStore(db), QualityRepository(db), now
+    )
+
+
+async def lease(
+    tasks: TaskRepository, worker: str, now: datetime, until: datetime
+) -> domain.TaskRecord | None:
+    held = await tasks.held_lease(worker, now)
+    return held or await tasks.lease_oldest(worker, "cust-a", "work", now, until)
 
 
 def metric(name: str) -> float | None:
@@ -66,7 +83,7 @@ def metric(name: str) -> float | None:
 
 async def test_the_gauges_read_zero_on_an_empty_collection(db: AsyncDatabase) -> None:
     read = await refresh(db)
-    assert read == gauges.TaskGauges(0, 0.0, 0, 0.0, 0)
+    assert read == gauges.TaskGauges(0, 0.0, 0, 0.0, 0, 0, 0)
     assert metric("humantask_outbox_backlog_tasks") == 0
     assert metric("humantask_oldest_pending_task_age_seconds") == 0
 
@@ -117,16 +134,44 @@ async def test_the_oldest_pending_task_and_expired_leases(db: AsyncDatabase) -> 
 
     # A worker claims the oldest, and its lease runs out: an expired lease, still pending.
     then = now - timedelta(minutes=11)
-    claimed = await tasks.claim("alice", then, now - timedelta(minutes=1))
+    claimed = await lease(tasks, "alice", then, now - timedelta(minutes=1))
     assert claimed is not None and claimed.task_id == oldest.task_id
-    assert await tasks.claim("bob", then, now + timedelta(minutes=10)) is not None  # still live
+    assert await lease(tasks, "bob", then, now + timedelta(minutes=10)) is not None  # live
     read = await refresh(db, now)
     assert read.expired_leases == 1
     assert metric("humantask_expired_leases") == 1
     # Claimed again, it is no longer an expired lease.
-    assert await tasks.claim("carol", now, now + timedelta(minutes=10)) is not None
+    assert await lease(tasks, "carol", now, now + timedelta(minutes=10)) is not None
     assert (await refresh(db, now)).expired_leases == 0
     assert metric("humantask_expired_leases") == 0
+
+
+async def test_tasks_waiting_for_more_answers_and_blocked_workers(db: AsyncDatabase) -> None:
+    tasks, qualities = TaskRepository(db), QualityRepository(db)
+    now = utcnow()
+    record, events = domain.create_task(
+        new_task_id(),
+        "cust-a",
+        CreateTaskRequest.model_validate({**SEED, "max_workers": 3, "min_workers": 3}),
+        now,
+    )
+    await tasks.add(record, stamp_all(events, now), now)
+    assert (await refresh(db, now)).tasks_waiting_for_answers == 0
+    leased = await lease(tasks, "alice", now, now + timedelta(minutes=10))
+    assert leased is not None
+    answered, raised = domain.submit_work(leased, "alice", "big", now)
+    assert await tasks.save_answer(leased, answered, "alice", stamp_all(raised, now), now)
+    await qualities.apply_worker(
+        "cust-a",
+        "bob",
+        "answer:t",
+        quality.Increments(workers={"bob": quality.WorkerIncrement(answers=1)}),
+    )
+    await qualities.block("cust-a", "bob", now)
+    read = await refresh(db, now)
+    assert (read.tasks_waiting_for_answers, read.blocked_workers) == (1, 1)
+    assert metric("humantask_tasks_waiting_for_answers") == 1
+    assert metric("humantask_blocked_workers") == 1
 
 
 def _index_names(plan: Any) -> set[str]:
@@ -149,6 +194,7 @@ async def test_the_gauges_queries_use_indexes(db: AsyncDatabase) -> None:
         OUTBOX_INDEX: ({"filter": IN_OUTBOX}),
         POOL_INDEX: ({"filter": PENDING, "sort": {"created_at": 1}, "limit": 1}),
         LEASE_INDEX: ({"filter": expired_leases(now)}),
+        WAITING_INDEX: ({"filter": WAITING_FOR_ANSWERS}),
     }
     for index, find in queries.items():
         explained = await db.command("explain", {"find": TASKS, **find}, verbosity="queryPlanner")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,7 +182,7 @@ async def test_retention_deletes_only_finished_published_tasks_that_ended_long_a
         if status == "canceled":
             changed, raised = domain.cancel_task(record, at)
         else:
-            leased = replace(record, lease_worker_id="w", lease_expires_at=at + timedelta(hours=1))
+            leased = domain.lease_to(record, "w", at, at + timedelta(hours=1))
             changed, raised = domain.submit_work(leased, "w", "big", at)
         saved = await tasks.save(changed, stamp_all(raised, at), at)
         assert saved is not None

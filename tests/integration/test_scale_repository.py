@@ -15,23 +15,41 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from humantask_shared.core.messages.events import BatchCompleted
+from humantask_shared.core.messages.commands import ClaimWork, SubmitWork
+from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
+from humantask_shared.core.messages.scale_commands import (
+    AuditTask,
+    CreateProject,
+    CreateScaleTask,
+)
 from humantask_shared.core.models import CreateTaskRequest, TaskResponse, new_task_id
 from humantask_shared.core.scale_models import (
+    AuditRequest,
     BatchCounts,
     CreateBatchRequest,
+    CreateProjectRequest,
+    ProjectParams,
     ScaleTaskListQuery,
     TaskPlacement,
 )
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.publishing import stamp_all
-from humantask_taskstore import batch_handlers, batches, domain
+from humantask_taskstore import (
+    batch_handlers,
+    batches,
+    domain,
+    project_handlers,
+    scale_handlers,
+    work_handlers,
+)
 from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies
 from humantask_taskstore.repository import (
     AccountRepository,
     BatchRepository,
+    PoolRepository,
     ProjectRepository,
+    QualityRepository,
     TaskRepository,
     TaskSearch,
     ensure_indexes,
@@ -41,7 +59,7 @@ from humantask_taskstore.repository.documents import TASKS
 from humantask_taskstore.repository.retention import TaskRetention
 from humantask_taskstore.repository.search import search_criteria
 from humantask_taskstore.repository.usage import CustomerUsage, QuotaLimits
-from tests.support.fakes import RecordingAnnouncer, RecordingOutbox
+from tests.support.fakes import RecordingAnnouncer, RecordingOutbox, RecordingPublisher
 
 from .test_task_repository import _explain_find, _index_names, _scans_collection
 
@@ -195,22 +213,11 @@ async def test_projects_and_batches_are_found_by_name_and_listed_by_index(
         assert index in _index_names(plan), (index, plan)
 
 
-async def test_a_claim_that_excludes_its_worker_still_reads_the_pool_index(
-    db: AsyncDatabase, crowded: None
-) -> None:
-    now = T0 + timedelta(days=1)
-    plan = await _explain_find(
-        db,
-        indexes.claimable(now, T0, now, "alice"),
-        [("created_at", 1), ("_id", 1)],
-        1,
-    )
-    assert not _scans_collection(plan), plan
-    assert indexes.POOL_INDEX in _index_names(plan), plan
-
-
 def _deps(db: AsyncDatabase, batch_outbox: RecordingOutbox) -> Dependencies:
     return Dependencies(
+        pool=PoolRepository(db),
+        quality=QualityRepository(db),
+        publish=RecordingPublisher(),
         tasks=TaskRepository(db),
         accounts=AccountRepository(db),
         outbox=RecordingOutbox(),
@@ -310,3 +317,67 @@ async def test_retention_deletes_a_batchs_finished_tasks_and_the_batch_stays(
     assert await retention.delete_expired(T0 + timedelta(days=1), 10, T0 + timedelta(days=2)) == 2
     assert await search.batch_counts("cust-a", "b") == BatchCounts(pending=1)
     assert await batch_repository.get("cust-a", "b") == batch
+
+
+async def test_an_audit_reopens_a_three_worker_task_for_three_new_workers(
+    db: AsyncDatabase,
+) -> None:
+    """Against the real repositories (the claim's filter, the answers' conditional
+    writes, the fair pool): after a rejection the three workers who answered are never
+    served it again, three others complete it, and its customer waits in the pool again
+    though the pool had let it go when the task completed."""
+    deps = _deps(db, RecordingOutbox())
+    project = CreateProjectRequest(
+        type="categorization", name="three", params=ProjectParams(min_workers=3, max_workers=3)
+    )
+    await project_handlers.create_project(
+        CreateProject(customer_id="cust-a", request=project), deps
+    )
+    created = await scale_handlers.create_scale_task(
+        CreateScaleTask(
+            customer_id="cust-a", fields=SEED, placement=TaskPlacement(project="three")
+        ),
+        deps,
+    )
+
+    async def answer(worker_id: str, category: str) -> str | None:
+        claimed = await work_handlers.claim_work(ClaimWork(worker_id=worker_id), deps)
+        if claimed.item is None:
+            return None
+        submit = SubmitWork(worker_id=worker_id, task_id=claimed.item.task_id, category=category)
+        await work_handlers.submit_work(submit, deps)
+        return claimed.item.task_id
+
+    for worker in ("w1", "w2", "w3"):
+        assert await answer(worker, "big") == created.task_id
+    waiting = await deps.pool.customer("cust-a")
+    assert waiting is not None and await deps.pool.set_idle(waiting)  # as the quality queue does
+
+    audit = AuditTask(
+        customer_id="cust-a", task_id=created.task_id, audit=AuditRequest(accepted=False)
+    )
+    rejected = await scale_handlers.audit_task(audit, deps)
+    assert rejected.status == "pending"
+    assert await deps.pool.customer("cust-a") is not None  # waiting again
+    for worker in ("w1", "w2", "w3"):
+        assert await answer(worker, "small") is None
+    for worker in ("w4", "w5", "w6"):
+        assert await answer(worker, "small") == created.task_id
+    doc = await db[TASKS].find_one({"customer_id": "cust-a"})
+    assert doc is not None and doc["status"] == "completed" and doc["reopened"] == 1
+    assert [(a["worker_id"], a["counted"]) for a in doc["answers"]] == [
+        ("w1", False),
+        ("w2", False),
+        ("w3", False),
+        ("w4", True),
+        ("w5", True),
+        ("w6", True),
+    ]
+    assert doc["response"]["category"] == "small"
+    completed = [
+        stamped.event
+        for _, events in deps.outbox.published  # type: ignore[attr-defined]
+        for stamped in events
+        if isinstance(stamped.event, TaskCompleted)
+    ]
+    assert [event.completion for event in completed] == [1, 2]

@@ -37,11 +37,14 @@ from humantask_shared.core.messages.commands import (
     GetTask,
     ListCallbacks,
     ListTasks,
+    ListWorkerQuality,
     Principal,
     RedeliverCallback,
     ReleaseWork,
     Role,
     SubmitWork,
+    WorkerQuality,
+    WorkerQualityList,
 )
 from humantask_shared.core.messages.scale_commands import SCALE_COMMANDS
 from humantask_shared.core.models import (
@@ -67,11 +70,14 @@ from humantask_taskstore.ports import Dependencies
 from .fakes import (
     FakeAccounts,
     FakeBatches,
+    FakePool,
     FakeProjects,
+    FakeQuality,
     FakeTasks,
     FakeTaskSearch,
     RecordingAnnouncer,
     RecordingOutbox,
+    RecordingPublisher,
 )
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -111,8 +117,12 @@ class FakeService:
 
 def scale_store() -> Dependencies:
     """The task-store's ports in memory, for its `/scale/v1` handlers."""
-    tasks = FakeTasks()
+    pool = FakePool()
+    tasks = FakeTasks(pool=pool)
     return Dependencies(
+        pool=pool,
+        quality=FakeQuality(),
+        publish=RecordingPublisher(),
         tasks=tasks,
         accounts=FakeAccounts(),
         outbox=RecordingOutbox(),
@@ -136,6 +146,8 @@ class FakeTaskStore(FakeService):
         }
         self.tasks: dict[str, tuple[str, Task]] = {}  # task_id -> (owner, task)
         self.leases: dict[str, str] = {}  # task_id -> worker_id
+        # What `GET /v1/quality/workers` shows, by customer.
+        self.workers: dict[str, list[WorkerQuality]] = {}
 
     async def send(self, command: Command[ResultT]) -> ResultT:
         if type(command) not in SCALE_COMMANDS:
@@ -167,8 +179,11 @@ class FakeTaskStore(FakeService):
                         categories=request.categories,
                     ),
                 )
+                task = task.model_copy(update=request.quality_settings())
                 self.tasks[task_id] = (owner, task)
                 return task
+            case ListWorkerQuality(customer_id=owner):
+                return WorkerQualityList(workers=self.workers.get(owner, []))
             case GetTask(customer_id=owner, task_id=task_id):
                 return self._owned(owner, task_id)
             case CancelTask(customer_id=owner, task_id=task_id):

@@ -2,8 +2,10 @@
 `humantask_notifier.ports`), for the handlers' unit tests.
 
 Each keeps the promises its real adapter makes and the handlers rely on: conditional
-writes on a task's version, one task per id and per customer's `unique_id`, one live
-lease per worker and the oldest pending task claimed first, one claim per callback
+writes on a task's version, one task per id and per customer's `unique_id`, one lease per
+worker, a customer's oldest claimable task of a pool leased first and never more leases
+than free slots, a customer in the fair pool from its first insert until a look finds it
+has none, each worker's increments written once per key, one claim per callback
 attempt. tests/integration/test_fake_contracts.py holds them to it: the same cases run
 against each fake and its real adapter. What only the real adapters do with the database
 (indexes, atomicity under races, spans) is tested against a real server in
@@ -13,8 +15,9 @@ tests/integration.
 from __future__ import annotations
 
 import builtins
+import copy
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -30,18 +33,36 @@ from humantask_notifier.domain import (
 )
 from humantask_notifier.ports import SendResult
 from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded
+from humantask_shared.core.messages.base import Event
 from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
-from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.events import CredentialChanged, TaskReopened
 from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_shared.core.scale_models import BatchCounts, BatchListQuery, ScaleTaskListQuery
+from humantask_taskstore import quality
 from humantask_taskstore.batches import BatchRecord
-from humantask_taskstore.domain import TaskRecord, holds_live_lease
-from humantask_taskstore.ports import BatchExists, ProjectExists, TaskExists
+from humantask_taskstore.domain import (
+    DEFAULT_WEIGHT,
+    PoolCustomer,
+    PoolKind,
+    TaskRecord,
+    claimable_by,
+    lease_to,
+    next_free_at,
+)
+from humantask_taskstore.fair_pool import FairPool
+from humantask_taskstore.ports import BatchExists, ProjectExists, TaskExists, WorkerHoldsLease
 from humantask_taskstore.projects import ParamsVersion, ProjectRecord, with_version
 from humantask_taskstore.repository.documents import task_bytes
 from humantask_taskstore.repository.usage import QuotaLimits
+from humantask_taskstore.workers import (
+    Applied,
+    QualityContext,
+    Standing,
+    WorkerRecord,
+    WorkerStanding,
+)
 
 # -- the task-store ----------------------------------------------------------------------
 
@@ -52,6 +73,8 @@ class FakeTasks:
 
     records: dict[str, TaskRecord] = field(default_factory=dict)
     outboxes: dict[str, list[StampedEvent]] = field(default_factory=dict)
+    # The fair pool its inserts mark customers waiting in, as the repository's do.
+    pool: FakePool | None = None
     # The defaults, and the limits set per customer (field -> limit; None: the default).
     quotas: QuotaLimits = field(default_factory=QuotaLimits)
     own_limits: dict[str, dict[str, int | None]] = field(default_factory=dict)
@@ -84,6 +107,8 @@ class FakeTasks:
             raise TaskExists(existing)
         self.records[record.task_id] = record
         self.outboxes[record.task_id] = list(events)
+        if self.pool is not None and record.pool == "work":
+            await self.pool.touch([record.customer_id])
 
     async def save(
         self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
@@ -104,31 +129,98 @@ class FakeTasks:
             )
             if holder is not None:
                 raise TaskExists(holder)
-        return self._write(replace(record, version=record.version + 1), events)
+        saved = self._write(replace(record, version=record.version + 1), events)
+        reopened = any(isinstance(stamped.event, TaskReopened) for stamped in events)
+        if reopened and self.pool is not None and saved.pool == "work":
+            await self.pool.touch([saved.customer_id])
+        return saved
 
-    async def claim(
-        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    async def save_answer(
+        self,
+        read: TaskRecord,
+        answered: TaskRecord,
+        worker_id: str,
+        events: Sequence[StampedEvent],
+        now: datetime,
     ) -> TaskRecord | None:
-        for record in self.records.values():
-            if holds_live_lease(record, worker_id, now):
+        current = self.records.get(read.task_id)
+        if current is None or current.lease_of(worker_id, now) is None:
+            return None
+        if answered.is_gold:  # appended to whatever answers others gave meanwhile
+            answered = replace(
+                current,
+                answers=(*current.answers, answered.answers[-1]),
+                answers_version=current.answers_version + 1,
+                request_id=answered.request_id,
+            )
+        elif current.answers_version != read.answers_version:
+            return None
+        others = tuple(x for x in current.live_leases(now) if x.worker_id != worker_id)
+        written = replace(answered, leases=others if answered.status == "pending" else ())
+        written = replace(written, free_at=next_free_at(written, now), version=current.version + 1)
+        return self._write(written, events)
+
+    async def release(self, worker_id: str, task_id: str, now: datetime) -> TaskRecord | None:
+        current = self.records.get(task_id)
+        if current is None or current.lease_of(worker_id, now) is None:
+            return None
+        kept = tuple(x for x in current.live_leases(now) if x.worker_id != worker_id)
+        released = replace(current, leases=kept)
+        released = replace(
+            released, free_at=next_free_at(released, now), version=current.version + 1
+        )
+        return self._write(released, [])
+
+    async def held_lease(self, worker_id: str, now: datetime) -> TaskRecord | None:
+        for record in list(self.records.values()):
+            if not any(lease.worker_id == worker_id for lease in record.leases):
+                continue
+            if record.lease_of(worker_id, now) is not None:
                 return record
+            kept = replace(
+                record, leases=tuple(x for x in record.leases if x.worker_id != worker_id)
+            )
+            kept = replace(kept, free_at=next_free_at(kept, now), version=record.version + 1)
+            self._write(kept, [])
+        return None
+
+    async def lease_oldest(
+        self,
+        worker_id: str,
+        customer_id: str,
+        pool: PoolKind,
+        now: datetime,
+        lease_expires_at: datetime,
+    ) -> TaskRecord | None:
         claimable = [
             record
             for record in self.records.values()
-            if record.status == "pending"
-            and (record.lease_expires_at is None or record.lease_expires_at <= now)
-            and worker_id not in record.excluded_workers
+            if record.customer_id == customer_id
+            and record.pool == pool
+            and claimable_by(record, worker_id, now)
         ]
         if not claimable:
             return None
+        if any(lease.worker_id == worker_id for r in self.records.values() for lease in r.leases):
+            raise WorkerHoldsLease(worker_id)  # as the unique lease index would
         oldest = min(claimable, key=lambda record: (record.created_at, record.task_id))
-        leased = replace(
-            oldest,
-            lease_worker_id=worker_id,
-            lease_expires_at=lease_expires_at,
-            version=oldest.version + 1,
+        leased = lease_to(oldest, worker_id, now, lease_expires_at)
+        return self._write(replace(leased, version=oldest.version + 1), [])
+
+    async def has_pool_work(self, customer_id: str) -> bool:
+        return any(
+            record.customer_id == customer_id and record.pool == "work"
+            for record in self.records.values()
         )
-        return self._write(leased, [])
+
+    async def open_answered_by(self, customer_id: str, worker_id: str) -> builtins.list[str]:
+        return [
+            record.task_id
+            for record in self.records.values()
+            if record.customer_id == customer_id
+            and record.pool == "work"
+            and any(a.worker_id == worker_id and a.counted for a in record.answers)
+        ]
 
     async def list(
         self,
@@ -353,6 +445,166 @@ def scale_ports(tasks: FakeTasks) -> dict[str, Any]:
         "batches": FakeBatches(),
         "batch_outbox": RecordingOutbox(),
     }
+
+
+@dataclass
+class FakePool:
+    """`ports.Pool`: customers by id, active or idle, with their weights."""
+
+    active: dict[str, bool] = field(default_factory=dict)
+    touched: dict[str, int] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    turns: FairPool = field(default_factory=FairPool)
+
+    async def waiting(self) -> list[PoolCustomer]:
+        customers = [
+            PoolCustomer(c, self.weights.get(c, DEFAULT_WEIGHT), self.touched.get(c, 0))
+            for c, active in self.active.items()
+            if active
+        ]
+        self.turns.forget(customers)
+        return customers
+
+    def take_turn(self, customers: Sequence[PoolCustomer]) -> PoolCustomer | None:
+        customer = self.turns.next_turn(customers)
+        if customer is not None:
+            self.turns.take_turn(customer)
+        return customer
+
+    def give_back_turn(self, customer: PoolCustomer) -> None:
+        self.turns.give_back_turn(customer)
+
+    async def customer(self, customer_id: str) -> PoolCustomer | None:
+        if not self.active.get(customer_id):
+            return None
+        return PoolCustomer(
+            customer_id,
+            self.weights.get(customer_id, DEFAULT_WEIGHT),
+            self.touched.get(customer_id, 0),
+        )
+
+    async def touch(self, customer_ids: Iterable[str]) -> None:
+        for customer_id in dict.fromkeys(customer_ids):
+            self.active[customer_id] = True
+            self.touched[customer_id] = self.touched.get(customer_id, 0) + 1
+
+    async def set_idle(self, customer: PoolCustomer) -> bool:
+        c = customer.customer_id
+        if not self.active.get(c) or self.touched.get(c, 0) != customer.touched:
+            return False
+        self.active[c] = False
+        return True
+
+    async def set_weight(self, customer_id: str, weight: float) -> None:
+        self.weights[customer_id] = weight
+
+
+@dataclass
+class _FakeWorker:
+    state: quality.WorkerState = field(default_factory=quality.WorkerState)
+    blocked: bool = False
+    started: bool = False
+    applied: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FakeQuality:
+    """`ports.Quality` in dictionaries, updated by `quality.apply` as `$inc` does."""
+
+    customers: dict[str, quality.CustomerState] = field(default_factory=dict)
+    calibrations: dict[str, quality.Calibration] = field(default_factory=dict)
+    workers: dict[tuple[str, str], _FakeWorker] = field(default_factory=dict)
+    keys: dict[str, bytes] = field(default_factory=dict)
+
+    applied_kept: int = 64
+
+    def _worker(self, customer_id: str, worker_id: str) -> _FakeWorker:
+        return self.workers.setdefault((customer_id, worker_id), _FakeWorker())
+
+    def _record(self, customer_id: str, worker_id: str) -> WorkerRecord:
+        worker = self._worker(customer_id, worker_id)
+        return WorkerRecord(
+            customer_id=customer_id,
+            worker_id=worker_id,
+            answers=worker.state.answers,
+            gold_answers=worker.state.gold_answers,
+            gold_correct=worker.state.gold_correct,
+            blocked=worker.blocked,
+        )
+
+    async def standings(self, worker_id: str) -> dict[str, Standing]:
+        return {
+            customer_id: Standing(blocked=w.blocked, started=w.started)
+            for (customer_id, worker), w in self.workers.items()
+            if worker == worker_id
+        }
+
+    async def mark_started(self, customer_id: str, worker_id: str) -> None:
+        self._worker(customer_id, worker_id).started = True
+
+    async def context(self, customer_id: str, worker_ids: Sequence[str]) -> QualityContext:
+        standings = {
+            worker_id: WorkerStanding(copy.deepcopy(w.state), w.blocked)
+            for worker_id in worker_ids
+            if (w := self.workers.get((customer_id, worker_id))) is not None
+        }
+        return QualityContext(
+            customer=copy.deepcopy(self.customers.get(customer_id, quality.CustomerState())),
+            calibration=self.calibrations.get(customer_id, quality.IDENTITY),
+            workers=standings,
+        )
+
+    async def apply_worker(
+        self, customer_id: str, worker_id: str, key: str, increments: quality.Increments
+    ) -> Applied:
+        worker = self._worker(customer_id, worker_id)
+        if key in worker.applied:
+            return Applied(self._record(customer_id, worker_id), written=False)
+        own = quality.Increments(workers={worker_id: increments.workers[worker_id]})
+        quality.apply(own, quality.CustomerState(), {worker_id: worker.state})
+        worker.applied = [*worker.applied, key][-self.applied_kept :]
+        return Applied(self._record(customer_id, worker_id), written=True)
+
+    async def apply_customer(self, customer_id: str, increments: quality.Increments) -> int:
+        state = self.customers.setdefault(customer_id, quality.CustomerState())
+        quality.apply(quality.Increments(customer=increments.customer), state, {})
+        return state.gold_answers
+
+    async def customer_state(self, customer_id: str) -> quality.CustomerState:
+        return copy.deepcopy(self.customers.get(customer_id, quality.CustomerState()))
+
+    async def save_calibration(self, customer_id: str, calibration: quality.Calibration) -> None:
+        self.calibrations[customer_id] = calibration
+
+    async def block(self, customer_id: str, worker_id: str, now: datetime) -> bool:
+        worker = self.workers.get((customer_id, worker_id))
+        if worker is None or worker.blocked:
+            return False
+        worker.blocked = True
+        return True
+
+    async def workers_of(self, customer_id: str) -> list[WorkerRecord]:
+        return [
+            self._record(c, w)
+            for (c, w), worker in self.workers.items()
+            if c == customer_id and worker.state.answers > 0
+        ]
+
+    async def pseudonym_key(self, customer_id: str) -> bytes:
+        return self.keys.setdefault(customer_id, secrets.token_bytes(32))
+
+
+@dataclass
+class RecordingPublisher:
+    """`ports.PublishEvent`: the events published, in order."""
+
+    published: list[Event] = field(default_factory=list)
+
+    async def __call__(self, event: Event) -> None:
+        self.published.append(event)
+
+    def of(self, event_type: type[Event]) -> list[Any]:
+        return [event for event in self.published if isinstance(event, event_type)]
 
 
 @dataclass

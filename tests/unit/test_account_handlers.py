@@ -32,9 +32,12 @@ from humantask_taskstore.ports import Dependencies
 from humantask_taskstore.repository.usage import QuotaLimits
 from tests.support.fakes import (
     FakeAccounts,
+    FakePool,
+    FakeQuality,
     FakeTasks,
     RecordingAnnouncer,
     RecordingOutbox,
+    RecordingPublisher,
     scale_ports,
 )
 
@@ -55,6 +58,9 @@ class World:
             announce=self.announcer,
             work_lease_seconds=600,
             **scale_ports(tasks),
+            pool=FakePool(),
+            quality=FakeQuality(),
+            publish=RecordingPublisher(),
             list_tokens=CursorSigner(bytes(32)),
             demo_customer_key_hash=None
             if self.demo_key is None

@@ -22,8 +22,6 @@ RULES = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
 PROMTOOL = shutil.which("promtool")
 # Served by RabbitMQ's exporter (prometheus.yml, job `rabbitmq`), not by the services.
 RABBITMQ_METRICS = {"rabbitmq_detailed_queue_messages_ready"}
-# Exported by the quality model's blocking once it lands (the name agreed for it).
-AGREED_METRICS = {"humantask_workers_blocked"}
 # What every alert says of itself.
 SEVERITIES = {"info", "warning", "critical"}
 PROMQL_WORDS = {
@@ -80,13 +78,13 @@ def test_the_rules_cover_what_operators_must_hear_of() -> None:
         "humantask_dead_letter_messages",  # dead letters
         "rabbitmq_detailed_queue_messages_ready",  # queue depth
         "humantask_gateway_shed_requests_total",  # shed requests
-        "humantask_workers_blocked",  # blocked workers
+        "humantask_blocked_workers",  # blocked workers
     ):
         assert metric in expressions, metric
 
 
 def test_every_metric_a_rule_names_is_served() -> None:
-    served = _exported_metric_names() | RABBITMQ_METRICS | AGREED_METRICS
+    served = _exported_metric_names() | RABBITMQ_METRICS
     named = {metric for rule in _rules() for metric in _metrics(rule["expr"])}
     assert named, "the rules name no metric"
     assert named <= served, sorted(named - served)

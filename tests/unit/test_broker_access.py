@@ -70,6 +70,7 @@ def test_only_the_admin_tool_sends_credential_commands() -> None:
         "account.revoke",
         "account.rotate_credential",
         "customer.rotate_callback_secret",
+        "customer.set_weight",
         "callback.list_failed",
         "customer.set_quota",
     }

@@ -30,7 +30,7 @@ def run(
     task = {
         "status": "completed",
         "completed_at": "2026-12-01T00:00:00.000Z",
-        "response": {"category": "cat"},
+        "response": {"category": "cat", "status_code": 200},
     }
     final = Final(tasks={TASK: task}, listed=[TASK], callback_logs={TASK: log})
     windows = [Window("kill -9 gateway-1", 10.0, 12.0, 22.0)]
@@ -92,3 +92,47 @@ def test_a_500_fails() -> None:
 def test_a_failed_first_attempt_without_its_retry_fails() -> None:
     checks, _ = run([attempt(1, "500")], [log_entry(1, False, "the receiver answered 500")])
     assert not passed(checks, "a retry exactly when")
+
+
+def several(
+    votes: dict[str, int], stored: list[tuple[int, bool]], submitted: list[int]
+) -> dict[str, Check]:
+    """A max_workers 3 task completed with `votes`, its answers as stored, and the
+    workers told 200."""
+    journal = Journal(created={0: TASK})
+    journal.submitted[TASK].extend(submitted)
+    task = {
+        "status": "completed",
+        "completed_at": "2026-12-01T00:00:00.000Z",
+        "max_workers": 3,
+        "response": {"category": "cat", "status_code": 200, "confidence": 0.9, "votes": votes},
+    }
+    final = Final(
+        tasks={TASK: task},
+        listed=[TASK],
+        callback_logs={TASK: [log_entry(1, True)]},
+        answers={TASK: stored},
+    )
+    checks, _ = check(journal, final, [attempt(1)], [], crashed=[])
+    return {c.name: c for c in checks}
+
+
+def test_a_several_worker_task_whose_votes_are_its_counted_answers_passes() -> None:
+    checks = several({"cat": 2, "dog": 1}, [(0, True), (1, True), (2, True)], [0, 1, 2])
+    assert all(c.passed for c in checks.values()), checks
+
+
+def test_votes_other_than_the_counted_answers_fail() -> None:
+    checks = several({"cat": 3}, [(0, True), (1, True), (2, False)], [0, 1, 2])
+    assert not passed(checks, "votes are the counted answers")
+
+
+def test_a_worker_answering_a_task_twice_fails() -> None:
+    checks = several({"cat": 2}, [(0, True), (0, True)], [0, 0])
+    assert not passed(checks, "votes are the counted answers")
+    assert not passed(checks, "completed exactly once")
+
+
+def test_an_answer_told_200_but_not_stored_fails() -> None:
+    checks = several({"cat": 2}, [(0, True), (1, True)], [0, 1, 2])
+    assert not passed(checks, "votes are the counted answers")

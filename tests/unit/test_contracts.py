@@ -54,6 +54,11 @@ TASK_FIELDS = {
     "metadata",
     "unique_id",
     "canceled_at",
+    # docs/reference/api.md §10, each only when the customer set it.
+    "min_workers",
+    "max_workers",
+    "confidence",
+    "gold_category",
 }
 
 

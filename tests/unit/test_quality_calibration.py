@@ -83,3 +83,15 @@ def test_a_certain_raw_posterior_is_still_calibrated() -> None:
     p = calibrate(["a", "b"], {"a": 1.0, "b": 0.0}, "a", tempered, 10, 0)
     assert p["a"] < 1.0
     assert sum(p.values()) == pytest.approx(1.0)
+
+
+def test_a_few_gold_observations_do_not_extrapolate_to_many_answers() -> None:
+    """Twenty gold posteriors of one and five answers, raw 0.7, right 80% and 100% of the
+    time: the answers term may not turn a raw 0.7 of ten answers, never observed, into a
+    certainty (with a prior sd of 0.5 per answer it became 0.995)."""
+    samples = [(0.7, 1, 0, True)] * 8 + [(0.7, 1, 0, False)] * 2 + [(0.7, 5, 1, True)] * 10
+    fit = fit_calibration(observe(samples).calibration_bins)
+    raw = math.log(0.7 / 0.3)
+    assert sigmoid(fit.log_odds(raw, 1, 0)) == pytest.approx(0.8, abs=0.03)
+    assert sigmoid(fit.log_odds(raw, 10, 0)) < 0.9
+    assert abs(fit.answers_weight) <= 0.1

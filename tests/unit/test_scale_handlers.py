@@ -5,6 +5,7 @@ to completed, audits, tags, metadata, unique_id and the list. What MongoDB adds
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,11 +64,14 @@ from humantask_taskstore.repository.usage import QuotaLimits
 from tests.support.fakes import (
     FakeAccounts,
     FakeBatches,
+    FakePool,
     FakeProjects,
+    FakeQuality,
     FakeTasks,
     FakeTaskSearch,
     RecordingAnnouncer,
     RecordingOutbox,
+    RecordingPublisher,
 )
 
 SEED: dict[str, Any] = {
@@ -87,10 +91,16 @@ class World:
     projects: FakeProjects = field(default_factory=FakeProjects)
     batches: FakeBatches = field(default_factory=FakeBatches)
     batch_outbox: RecordingOutbox = field(default_factory=RecordingOutbox)
+    pool: FakePool = field(default_factory=FakePool)
+    quality: FakeQuality = field(default_factory=FakeQuality)
 
     @property
     def deps(self) -> Dependencies:
+        self.tasks.pool = self.pool
         return Dependencies(
+            pool=self.pool,
+            quality=self.quality,
+            publish=RecordingPublisher(),
             tasks=self.tasks,
             accounts=FakeAccounts(),
             outbox=self.outbox,
@@ -351,6 +361,70 @@ async def test_a_rejected_task_is_pending_for_other_workers_and_completes_again(
     again = await world.get(task.task_id)
     assert again.customer_review_status == "rejected"  # the last audit's, until the next
     assert (await world.audit(task.task_id, True)).customer_review_status == "accepted"
+
+
+async def test_a_rejected_task_of_three_workers_takes_three_new_answers(world: World) -> None:
+    """The several-worker model (docs/reference/api.md §10, §11): every worker who answered
+    is excluded, the old answers stop counting, the slots are free for `max_workers` new
+    answers, and the next completion is completion 2 (a `task.completed` of its own)."""
+    await world.project("three", {"min_workers": 3, "max_workers": 3})
+    task = await world.create(**SEED, project="three")
+    assert (task.min_workers, task.max_workers) == (3, 3)  # the project's defaults
+    first = ["w1", "w2", "w3"]
+    for worker in first:
+        assert await world.complete(worker, "big") == task.task_id
+    done = await world.get(task.task_id)
+    assert done.status == "completed" and done.response is not None
+    assert done.response.votes == {"big": 3}
+
+    rejected = await world.audit(task.task_id, False, "it is small")
+    assert (rejected.status, rejected.response) == ("pending", None)
+    record = await world.tasks.get(task.task_id)
+    assert record is not None and record.reopened == 1 and record.counted_answers == []
+    assert [a.worker_id for a in record.answers] == first  # remembered, not counted
+    assert record.answers_version == 4 and record.free_at is None  # three answers, reopened
+    for worker in first:  # none of them is served it again
+        assert await world.complete(worker) is None
+    second = ["w4", "w5", "w6"]
+    for worker in second:
+        assert await world.complete(worker, "small") == task.task_id
+    again = await world.get(task.task_id)
+    assert again.status == "completed" and again.response is not None
+    assert (again.response.category, again.response.votes) == ("small", {"small": 3})
+    completions = [
+        stamped.event
+        for _, events in world.outbox.published
+        for stamped in events
+        if isinstance(stamped.event, TaskCompleted)
+    ]
+    assert [e.completion for e in completions] == [1, 2]
+    assert await world.complete("w7") is None  # completed: no slot left for anyone
+
+
+async def test_a_projects_quality_settings_are_checked_as_a_creates(world: World) -> None:
+    for params, named in (
+        ({"min_workers": 0}, "params.min_workers"),
+        ({"max_workers": 11}, "params.max_workers"),
+        ({"confidence": 0.3}, "params.confidence"),
+        ({"confidence": "0.9"}, "params.confidence"),  # a JSON number, as on a create
+        ({"min_workers": 3, "max_workers": 2}, "max_workers: must be at least min_workers (3)"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(named)):
+            await world.project("bad", params)
+    project = await world.project("p", {"min_workers": 2, "confidence": 0.8})
+    with pytest.raises(InvalidRequest, match=re.escape("max_workers: must be at least")):
+        await project_handlers.set_project_params(
+            SetProjectParams(
+                customer_id=OWNER,
+                name=project.name,
+                request=SetProjectParamsRequest(max_workers=1, patch=True),
+            ),
+            world.deps,
+        )
+    task = await world.create(**SEED, project="p")
+    assert (task.min_workers, task.max_workers, task.confidence) == (2, None, 0.8)
+    own = await world.create(**SEED, project="p", min_workers=1)  # the task's own wins
+    assert own.min_workers == 1
 
 
 # -- edits ---------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ atomic writes under races) is tested in tests/integration/test_task_repository.p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -19,101 +18,24 @@ from humantask_shared.core.errors import (
     Unavailable,
 )
 from humantask_shared.core.messages.commands import (
-    CancelTask,
     ClaimWork,
     CreateTask,
-    GetTask,
     ListTasks,
-    ReleaseWork,
-    SubmitWork,
 )
-from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted, TaskCreated
-from humantask_shared.core.models import (
-    CreateTaskRequest,
-    ListCursor,
-    Task,
-    TaskListQuery,
-    new_task_id,
+from humantask_shared.core.messages.events import (
+    TaskAnswered,
+    TaskCanceled,
+    TaskCompleted,
+    TaskCreated,
 )
+from humantask_shared.core.models import ListCursor, TaskListQuery, new_task_id
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.core.topology import COMMANDS, NOTIFIER_COMMANDS_QUEUE
 from humantask_taskstore import customer_handlers, work_handlers
 from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.handler_table import HANDLERS
-from humantask_taskstore.ports import Dependencies
 from humantask_taskstore.repository.usage import QuotaLimits
-from tests.support.fakes import (
-    FakeAccounts,
-    FakeTasks,
-    RecordingAnnouncer,
-    RecordingOutbox,
-    scale_ports,
-)
-
-SEED: dict[str, Any] = {
-    "callback_url": "http://www.example.com/test_callback",
-    "instruction": "Would you say this item is big or small?",
-    "attachment_type": "text",
-    "attachment": "car",
-    "categories": ["big", "small"],
-}
-LEASE_SECONDS = 600.0
-
-
-def request(**overrides: Any) -> CreateTaskRequest:
-    return CreateTaskRequest.model_validate({**SEED, **overrides})
-
-
-@dataclass
-class World:
-    tasks: FakeTasks = field(default_factory=FakeTasks)
-    outbox: RecordingOutbox = field(default_factory=RecordingOutbox)
-    lease_seconds: float = LEASE_SECONDS
-
-    @property
-    def deps(self) -> Dependencies:
-        return Dependencies(
-            tasks=self.tasks,
-            accounts=FakeAccounts(),
-            outbox=self.outbox,
-            announce=RecordingAnnouncer(),
-            work_lease_seconds=self.lease_seconds,
-            **scale_ports(self.tasks),
-            list_tokens=CursorSigner(bytes(32)),
-        )
-
-    async def create(self, customer_id: str = "cust-a", **overrides: Any) -> Task:
-        command = CreateTask(customer_id=customer_id, request=request(**overrides))
-        return await customer_handlers.create_task(command, self.deps)
-
-    async def cancel(self, task_id: str, customer_id: str = "cust-a") -> Task:
-        return await customer_handlers.cancel_task(
-            CancelTask(customer_id=customer_id, task_id=task_id), self.deps
-        )
-
-    async def get(self, task_id: str, customer_id: str = "cust-a") -> Task:
-        return await customer_handlers.get_task(
-            GetTask(customer_id=customer_id, task_id=task_id), self.deps
-        )
-
-    async def listed(self, customer_id: str = "cust-a", **query: Any) -> list[str]:
-        page = await customer_handlers.list_tasks(
-            ListTasks(customer_id=customer_id, query=TaskListQuery.model_validate(query)),
-            self.deps,
-        )
-        return [task.task_id for task in page.tasks]
-
-    async def claim(self, worker_id: str) -> str | None:
-        claimed = await work_handlers.claim_work(ClaimWork(worker_id=worker_id), self.deps)
-        return None if claimed.item is None else claimed.item.task_id
-
-    async def submit(self, worker_id: str, task_id: str, category: str = "small") -> Any:
-        command = SubmitWork(worker_id=worker_id, task_id=task_id, category=category)
-        return await work_handlers.submit_work(command, self.deps)
-
-    async def release(self, worker_id: str, task_id: str) -> Any:
-        command = ReleaseWork(worker_id=worker_id, task_id=task_id)
-        return await work_handlers.release_work(command, self.deps)
+from tests.support.taskstore_world import LEASE_SECONDS, World, request
 
 
 @pytest.fixture
@@ -268,7 +190,7 @@ async def test_a_completed_task_cannot_be_canceled(world: World) -> None:
     with pytest.raises(Conflict):
         await world.cancel(task.task_id)
     assert (await world.get(task.task_id)).status == "completed"
-    assert world.outbox.event_types() == ["task.created", "task.completed"]
+    assert world.outbox.event_types() == ["task.created", "task.answered", "task.completed"]
 
 
 async def test_a_change_that_lost_a_race_is_decided_again_on_the_fresh_task(
@@ -336,8 +258,8 @@ async def test_submit_completes_the_task_and_publishes_task_completed(world: Wor
     assert done.status == "completed" and done.response.category == "small"
     stored = await world.get(task.task_id)
     assert stored.status == "completed" and stored.response == done.response
-    assert world.tasks.records[task.task_id].completed_by == "alice"
-    assert [type(e.event) for e in world.outbox.published[-1][1]] == [TaskCompleted]
+    assert [a.worker_id for a in world.tasks.records[task.task_id].answers] == ["alice"]
+    assert [type(e.event) for e in world.outbox.published[-1][1]] == [TaskAnswered, TaskCompleted]
     assert await world.claim("alice") is None  # her lease ended with the task
 
 
@@ -359,12 +281,16 @@ async def test_acting_on_a_task_not_held_is_one_answer_whatever_the_task(world: 
     expired = await world.create()
     assert await world.claim("bob") == theirs.task_id
     now = utcnow()
-    leased = await world.tasks.claim("carol", now, now + timedelta(seconds=LEASE_SECONDS))
+    leased = await world.tasks.lease_oldest(
+        "carol", "cust-a", "work", now, now + timedelta(seconds=LEASE_SECONDS)
+    )
     assert leased is not None and leased.task_id == canceled.task_id
     await world.cancel(canceled.task_id)
     long_ago = now - timedelta(hours=1)
-    await world.tasks.claim("alice", long_ago, long_ago + timedelta(seconds=1))  # expired now
-    assert world.tasks.records[expired.task_id].lease_worker_id == "alice"
+    await world.tasks.lease_oldest(
+        "alice", "cust-a", "work", long_ago, long_ago + timedelta(seconds=1)
+    )
+    assert [x.worker_id for x in world.tasks.records[expired.task_id].leases] == ["alice"]
 
     for task_id in ("zzz", new_task_id(), theirs.task_id, canceled.task_id, expired.task_id):
         message = f"you do not hold a live lease on task {task_id}"
@@ -397,7 +323,12 @@ async def test_release_returns_the_task_to_the_pool_at_once(world: World) -> Non
         await world.release("bob", second.task_id)
     await world.submit("alice", first.task_id)
     assert await world.claim("alice") == second.task_id
-    assert world.outbox.event_types() == ["task.created", "task.created", "task.completed"]
+    assert world.outbox.event_types() == [
+        "task.created",
+        "task.created",
+        "task.answered",
+        "task.completed",
+    ]
 
 
 async def test_cancel_ends_the_lease(world: World) -> None:
@@ -408,7 +339,7 @@ async def test_cancel_ends_the_lease(world: World) -> None:
         await world.submit("alice", task.task_id)
     assert await world.claim("alice") is None
     stored = world.tasks.records[task.task_id]
-    assert stored.lease_worker_id is None and stored.lease_expires_at is None
+    assert stored.leases == () and stored.free_at is None
 
 
 def test_every_command_but_the_notifiers_has_a_task_store_handler() -> None:

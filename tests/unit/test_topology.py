@@ -35,6 +35,7 @@ from humantask_shared.core.topology import (
     REPLY_QUEUE,
     TASKSTORE_BATCH_PROGRESS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
+    TASKSTORE_QUALITY_QUEUE,
     WORK_QUEUES,
     Queue,
     callback_retry_delay_queue,
@@ -43,7 +44,7 @@ from humantask_shared.core.topology import (
     dead_letter_queues,
     queue_arguments,
 )
-from humantask_taskstore.handler_table import BATCH_PROGRESS_HANDLERS, HANDLERS
+from humantask_taskstore.handler_table import BATCH_PROGRESS_HANDLERS, HANDLERS, QUALITY_HANDLERS
 
 SERVICES = ("gateway", "taskstore", "notifier", "admin")
 
@@ -85,6 +86,7 @@ def test_the_taskstore_handles_exactly_what_its_queue_is_bound_for() -> None:
 TABLES: list[tuple[Queue, Mapping[Any, Any]]] = [
     (TASKSTORE_COMMANDS_QUEUE, HANDLERS),
     (TASKSTORE_BATCH_PROGRESS_QUEUE, BATCH_PROGRESS_HANDLERS),
+    (TASKSTORE_QUALITY_QUEUE, QUALITY_HANDLERS),
     (NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMAND_HANDLERS),
     *NOTIFIER_MESSAGE_HANDLERS.items(),
 ]
@@ -131,6 +133,7 @@ def test_the_dead_letter_queues_of_a_service_are_those_of_its_work_queues() -> N
     assert dead_letter_queues("taskstore") == (
         "taskstore.commands.dead-letter",
         "taskstore.batch-progress.dead-letter",
+        "taskstore.quality.dead-letter",
     )
     assert set(dead_letter_queues("notifier")) == {
         "notifier.commands.dead-letter",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from humantask_shared.core.errors import Conflict, InvalidRequest
-from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.events import TaskAnswered, TaskCompleted
 from humantask_shared.core.models import CreateTaskRequest, TaskResponse
 from humantask_shared.core.worker_models import no_live_lease
 from humantask_taskstore import domain
@@ -33,9 +33,7 @@ def pending() -> domain.TaskRecord:
 
 def leased(worker: str = "alice", at: datetime = T0) -> domain.TaskRecord:
     """As the repository's claim leaves it."""
-    return replace(
-        pending(), lease_worker_id=worker, lease_expires_at=domain.lease_expiry(at, LEASE)
-    )
+    return domain.lease_to(pending(), worker, at, domain.lease_expiry(at, LEASE))
 
 
 # --- leases ---------------------------------------------------------------------------------
@@ -43,7 +41,8 @@ def leased(worker: str = "alice", at: datetime = T0) -> domain.TaskRecord:
 
 def test_a_lease_lasts_the_lease_time_and_only_its_worker_holds_it() -> None:
     record = leased("alice")
-    assert record.lease_expires_at == T0 + timedelta(seconds=LEASE)
+    assert record.leases == (domain.Lease("alice", T0 + timedelta(seconds=LEASE)),)
+    assert record.free_at == T0 + timedelta(seconds=LEASE)  # its one slot is taken
     assert domain.holds_live_lease(record, "alice", T0)
     assert domain.holds_live_lease(record, "alice", T0 + timedelta(seconds=LEASE - 0.001))
     assert not domain.holds_live_lease(record, "alice", T0 + timedelta(seconds=LEASE))
@@ -56,7 +55,7 @@ def test_a_finished_task_is_nobodys_live_lease(status: str) -> None:
 
 
 def test_the_worker_view_shows_nothing_about_the_customer() -> None:
-    item = leased().to_work_item()
+    item = leased().to_work_item("alice")
     assert set(item.model_dump()) == {
         "task_id",
         "type",
@@ -78,15 +77,21 @@ def test_submit_completes_the_task_and_raises_task_completed() -> None:
     assert record.status == "completed"
     assert record.completed_at == now
     assert record.response == TaskResponse(category="small", status_code=200)
-    assert record.completed_by == "alice"
-    assert (record.lease_worker_id, record.lease_expires_at) == (None, None)
-    assert [type(event) for event in events] == [TaskCompleted]
-    event = events[0]
+    assert record.answers == (domain.Answer("alice", "small", now),)
+    assert (record.leases, record.free_at, record.pool) == ((), None, None)
+    assert [type(event) for event in events] == [TaskAnswered, TaskCompleted]
+    event = events[1]
+    assert isinstance(event, TaskCompleted)
     assert event.task == record.to_public()
     assert event.customer_id == "customer-1"
     assert event.request_id == "req-1"
-    assert "completed_by" not in event.model_dump_json()
-    view = record.to_completed_work()
+    assert "alice" not in event.model_dump_json()
+    # Exactly today's shape: no confidence, no votes, none of the §10 fields.
+    assert record.to_public().to_json_dict()["response"] == {
+        "category": "small",
+        "status_code": 200,
+    }
+    view = record.answered_work("small", now)
     assert view.status == "completed" and view.completed_at == now
     assert "customer data" not in view.model_dump_json()
 
@@ -132,7 +137,7 @@ def test_the_lease_is_checked_before_the_category() -> None:
 
 def test_release_returns_the_task_to_the_pool_at_once() -> None:
     record = domain.release_work(leased("alice"), "alice", T0 + timedelta(seconds=1))
-    assert (record.lease_worker_id, record.lease_expires_at) == (None, None)
+    assert (record.leases, record.free_at) == ((), None)
     assert record.status == "pending"
 
 
@@ -146,7 +151,7 @@ def test_release_needs_the_live_lease() -> None:
 def test_cancel_revokes_the_lease() -> None:
     canceled, _ = domain.cancel_task(leased("alice"), T0 + timedelta(seconds=1))
     assert canceled.status == "canceled"
-    assert (canceled.lease_worker_id, canceled.lease_expires_at) == (None, None)
+    assert (canceled.leases, canceled.free_at, canceled.pool) == ((), None, None)
     assert not domain.holds_live_lease(canceled, "alice", T0 + timedelta(seconds=1))
     with pytest.raises(Conflict, match="claim a task first"):
         domain.release_work(canceled, "alice", T0 + timedelta(seconds=1))

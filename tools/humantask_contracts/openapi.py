@@ -126,6 +126,7 @@ TAGS: dict[str, str] = {
     "scale": "Scale's current API for its official Python SDK (`/scale/v1`): tasks with "
     "Scale's fields, projects, batches, audits, tags.",
     "work": "Worker endpoints.",
+    "quality": "What a customer knows of the workers who answer its tasks.",
     "operations": "Health and metrics, without authentication.",
     "reference": "This API's own description, without authentication.",
 }

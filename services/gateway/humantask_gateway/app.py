@@ -16,6 +16,7 @@ from .customer_views import CUSTOMER_ENDPOINTS
 from .limits import abuse_limits
 from .middleware import json_errors, request_context
 from .overload import cap_per_credential, shed_load
+from .quality_views import QUALITY_ENDPOINTS
 from .reference_views import REFERENCE_ENDPOINTS
 from .scale_views import SCALE_ENDPOINTS
 from .settings import GatewaySettings
@@ -43,7 +44,14 @@ def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application
     app[boundary_key] = boundary
     app[authenticator_key] = Authenticator(boundary, settings.auth_cache_seconds)
     app[redelivery_limits_key] = RedeliveryLimits.from_settings(settings)
-    add_endpoints(app, CUSTOMER_ENDPOINTS + CALLBACK_ENDPOINTS + WORKER_ENDPOINTS + SCALE_ENDPOINTS)
+    add_endpoints(
+        app,
+        CUSTOMER_ENDPOINTS
+        + CALLBACK_ENDPOINTS
+        + QUALITY_ENDPOINTS
+        + WORKER_ENDPOINTS
+        + SCALE_ENDPOINTS,
+    )
     add_endpoints(app, REFERENCE_ENDPOINTS)
     add_health_routes(app, with_metrics=False)  # /metrics: HEALTH_PORT only
     return app

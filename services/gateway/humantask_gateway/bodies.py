@@ -26,6 +26,25 @@ FORM_ARRAY_FIELDS = frozenset({"categories"})
 MAX_FORM_FIELDS = 256
 # Form fields that only make sense as JSON.
 JSON_ONLY_FIELDS = frozenset({"metadata"})
+# Form fields that are numbers: a form's text becomes one when it spells one (a JSON body
+# must say them as numbers); otherwise it stays text and the validation names the field.
+FORM_NUMBER_FIELDS: dict[str, type[int] | type[float]] = {
+    "min_workers": int,
+    "max_workers": int,
+    "confidence": float,
+}
+_INTEGER = re.compile(r"^[+-]?\d{1,6}$")
+_DECIMAL = re.compile(r"^[+-]?(\d{1,6}(\.\d{0,17})?|\.\d{1,17})$")
+
+
+def _form_number(name: str, value: str) -> Any:
+    kind = FORM_NUMBER_FIELDS[name]
+    text = value.strip()
+    if _INTEGER.match(text):
+        return kind(text)
+    if kind is float and _DECIMAL.match(text):
+        return float(text)
+    return value
 
 
 # A `%` that does not start an escape stands for itself (as in urllib's parse_qsl).
@@ -73,6 +92,8 @@ def parse_form(body: bytes, array_fields: frozenset[str] = FORM_ARRAY_FIELDS) ->
             fields.setdefault(name, []).append(value)
         elif raw_name.endswith("[]"):
             raise InvalidRequest(f"{name}: must be a single value, not an array")
+        elif name in FORM_NUMBER_FIELDS:
+            fields[name] = _form_number(name, value)
         else:
             fields[name] = value
     return fields

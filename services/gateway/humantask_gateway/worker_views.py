@@ -70,7 +70,8 @@ async def submit_work(request: web.Request) -> web.Response:
     body = validate(SubmitWorkRequest, await read_fields(request))
     command = SubmitWork(worker_id=worker_id, task_id=task_id, category=body.category)
     completed = await request.app[boundary_key].taskstore.send(command)
-    return json_response(completed.model_dump(mode="json"))
+    # The worker's own answer: `{"category", "status_code"}`, whatever the task decided.
+    return json_response(completed.model_dump(mode="json", exclude_none=True))
 
 
 async def release_work(request: web.Request) -> web.Response:
@@ -98,7 +99,7 @@ WORKER_ENDPOINTS = (
         claim_work,
         Operation(
             "claimWork",
-            "Lease the oldest pending task",
+            "Lease a pending task",
             "work",
             (
                 ResponseDoc(
@@ -108,10 +109,13 @@ WORKER_ENDPOINTS = (
             ),
             errors=(401, 429, 503),
             security=WORKER_AUTH,
-            description="Leases the oldest pending task nobody holds for `WORK_LEASE_SECONDS`. "
-            "A worker that holds a live lease gets that task again (a reload leaks no "
-            "lease); two workers never hold the same task; an expired lease returns "
-            "the task to the pool. The body, if any, is ignored.",
+            description="Leases a pending task the caller may answer for "
+            "`WORK_LEASE_SECONDS`: customers are served in proportion to their weights, each "
+            "customer's oldest task first; a task takes as many leases as it has free slots "
+            "(one, unless its customer asked for several workers), and a worker never gets "
+            "a task it answered. A worker that holds a live lease gets that task again (a "
+            "reload leaks no lease); an expired lease returns its slot to the pool. The "
+            "body, if any, is ignored.",
         ),
     ),
     Endpoint(
@@ -124,7 +128,9 @@ WORKER_ENDPOINTS = (
             "work",
             (
                 ResponseDoc(
-                    200, "The task, `completed`, in the worker's view.", model=CompletedWork
+                    200,
+                    "The caller's work on the task, `completed`, with its own answer.",
+                    model=CompletedWork,
                 ),
             ),
             errors=(400, 401, 404, 409, 413, 415, 429, 503),
@@ -133,7 +139,10 @@ WORKER_ENDPOINTS = (
             form_body=True,
             description="The caller must hold the live lease on the task: otherwise `409` "
             "(never claimed, expired, released, canceled or already completed). A category "
-            "the task does not offer is a `400`.",
+            "the task does not offer is a `400`. A task answered by one worker is completed "
+            "with that answer; one that several workers answer completes once its answers "
+            "agree enough (docs/reference/api.md §10). Either way the caller sees its own "
+            "answer, and nothing of other workers' answers.",
         ),
     ),
     Endpoint(

@@ -1,4 +1,5 @@
-"""Handlers of the operator's commands (`humantask-admin`): create, list, revoke, rotate.
+"""Handlers of the operator's commands (`humantask-admin`): create, list, revoke, rotate,
+and a customer's weight in the fair pool.
 
 Only the admin tool's broker user may send them (`Command.senders`). A revocation or
 rotation is written, then announced as `credential.changed` on the events exchange, and
@@ -22,11 +23,13 @@ from humantask_shared.core.messages.commands import (
     CreatedCustomer,
     CreatedWorker,
     CreateWorker,
+    CustomerWeight,
     ListAccounts,
     RevokeAccount,
     Role,
     RotateCallbackSecret,
     RotateCredential,
+    SetCustomerWeight,
 )
 from humantask_shared.core.messages.events import CredentialChange, CredentialChanged
 from humantask_shared.core.timeutil import utcnow
@@ -119,3 +122,12 @@ async def _announce(
     log.info(
         "credential changed", extra={"role": role, "principal_id": principal_id, "change": change}
     )
+
+
+async def set_customer_weight(command: SetCustomerWeight, deps: Dependencies) -> CustomerWeight:
+    """The customer's share of the worker pool (`fair_pool`), from its next claim on."""
+    if await deps.accounts.account("customer", command.customer_id) is None:
+        raise NotFound(f"no customer with customer_id {command.customer_id}")
+    await deps.pool.set_weight(command.customer_id, command.weight)
+    log.info("customer weight set", extra={"customer_id": command.customer_id})
+    return CustomerWeight(customer_id=command.customer_id, weight=command.weight)

@@ -10,6 +10,8 @@
     humantask-admin customers set-quota ID [--pending-tasks N|default] [--stored-bytes N|default]
                                                    the customer's quotas and usage (0: no limit)
     humantask-admin customers quota ID             the same, changing nothing
+    humantask-admin customers set-weight ID W      {"customer_id", "weight"}: its share of
+                                                   the workers against the others' (default 1)
     humantask-admin workers create --name NAME     {"worker_id", "token"}
     humantask-admin workers list | revoke ID | rotate-token ID
     humantask-admin callbacks failed --since WHEN [--customer ID] [--limit N]
@@ -69,6 +71,7 @@ from humantask_shared.core.messages.commands import (
     Role,
     RotateCallbackSecret,
     RotateCredential,
+    SetCustomerWeight,
 )
 from humantask_shared.core.messages.quotas import QuotaSetting, SetCustomerQuota
 from humantask_shared.core.timeutil import format_timestamp, utcnow
@@ -87,6 +90,8 @@ from humantask_shared.runtime.dead_letter_box import (
 from humantask_shared.runtime.settings import CommonSettings
 
 Output = list[dict[str, Any]]
+# The heaviest weight a customer may get (the lightest is just above 0).
+MAX_WEIGHT = 1000.0
 
 
 class AdminSettings(CommonSettings):
@@ -171,6 +176,12 @@ class Admin:
                 "previous_secret_signs_until": None if until is None else format_timestamp(until),
             }
         ]
+
+    async def set_weight(self, customer_id: str, weight: float) -> Output:
+        set_to = await self._taskstore.send(
+            SetCustomerWeight(customer_id=customer_id, weight=weight)
+        )
+        return [{"customer_id": set_to.customer_id, "weight": set_to.weight}]
 
     async def set_quota(
         self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
@@ -313,6 +324,16 @@ def _non_empty(value: str) -> str:
     return value
 
 
+def _weight(value: str) -> float:
+    try:
+        weight = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 0 < weight <= MAX_WEIGHT:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_WEIGHT:g}")
+    return weight
+
+
 def _quota(value: str) -> int | str:
     if value == "default":
         return value
@@ -377,6 +398,13 @@ def _parser() -> argparse.ArgumentParser:
                 help="how long callbacks carry the old secret's signature too (30m, 24h, 7d; "
                 "0: not at all); default 24h",
             )
+            weight = actions.add_parser(
+                "set-weight",
+                help="its share of the workers when several customers have tasks waiting, "
+                "against the others' weights (each 1 unless set)",
+            )
+            weight.add_argument("id")
+            weight.add_argument("weight", type=_weight)
             _add_quota_commands(actions)
     _callback_parsers(groups)
     _dead_letter_parsers(groups)
@@ -463,6 +491,7 @@ def _command(admin: Admin, args: argparse.Namespace) -> Awaitable[Output]:
         "rotate-secret": lambda: admin.rotate_secret(args.id, args.overlap),
         "set-quota": lambda: admin.set_quota(args.id, args.pending_tasks, args.stored_bytes),
         "quota": lambda: admin.set_quota(args.id, None, None),
+        "set-weight": lambda: admin.set_weight(args.id, args.weight),
     }
     return actions[args.action]()
 

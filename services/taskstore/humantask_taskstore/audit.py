@@ -1,13 +1,12 @@
 """A customer's audit of a completed task (docs/reference/api.md §11). No I/O here.
 
 Accepted: the task says so (`customer_review_status: "accepted"`). Rejected: the task is
-pending again, its answer no longer counts, and only a worker who has not answered it may
-claim it; when it completes again, its callback is sent again (a new delivery: the
-notifier keys deliveries by the task and its completion number).
-
-`reopen_for_audit` is the one step that knows how a task counts its answers. Here a task
-has one answer (its worker's): reopening forgets the response and the worker, and
-remembers the worker in `excluded_workers`, which the claim honours.
+pending again under the several-worker model (`domain.reopen_for_audit`): every answer it
+has stops counting but is remembered, so every worker who answered it (its completion's,
+and any other) may not claim it again, gold and quality rules included; its slots are
+free, so `max_workers` new answers may come, and it completes again by the same rule.
+That completion is its next (`TaskRecord.reopened` counts them): a `task.completed` of its
+own, called back as a delivery of its own (the notifier numbers deliveries per task).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from humantask_shared.core.errors import Conflict
 from humantask_shared.core.messages.events import TaskEvent, TaskReopened
 from humantask_shared.core.scale_models import MAX_AUDITS, AuditRequest, TaskAudit
 
-from .domain import TaskRecord
+from .domain import TaskRecord, reopen_for_audit
 
 
 def audit_task(
@@ -39,7 +38,7 @@ def audit_task(
     )
     if audit.accepted:
         return audited, []
-    reopened = reopen_for_audit(audited)
+    reopened = reopen_for_audit(audited, now)
     return reopened, [
         TaskReopened(
             customer_id=reopened.customer_id,
@@ -48,21 +47,3 @@ def audit_task(
             request_id=request_id,
         )
     ]
-
-
-def reopen_for_audit(record: TaskRecord) -> TaskRecord:
-    """The task pending again: its answers stop counting, and whoever gave them may not
-    answer it again. Its completion count stays, so its next completion is a new one."""
-    excluded = record.excluded_workers
-    if record.completed_by is not None and record.completed_by not in excluded:
-        excluded = (*excluded, record.completed_by)
-    return replace(
-        record,
-        status="pending",
-        response=None,
-        completed_at=None,
-        completed_by=None,
-        lease_worker_id=None,
-        lease_expires_at=None,
-        excluded_workers=excluded,
-    )

@@ -1,8 +1,10 @@
-"""The task-store's one handler table: each command its queue carries
+"""The task-store's handler tables: each command its queue carries
 (`topology.TASKSTORE_COMMANDS_QUEUE`, the one list of them) and the handler that answers
-it. The command server refuses to start unless the table answers exactly those
-commands, and `tests/unit/test_topology.py` checks that each handler takes its command
-and returns the command's result type."""
+it; each event its quality queue carries (`topology.TASKSTORE_QUALITY_QUEUE`) and the
+handler that hears it. The command server and the dispatcher refuse to start unless
+their table serves exactly what their queue carries, and `tests/unit/test_topology.py`
+checks that each handler takes its message and a command's returns the command's result
+type."""
 
 from __future__ import annotations
 
@@ -24,13 +26,22 @@ from humantask_shared.core.messages.commands import (
     GetTask,
     ListAccounts,
     ListTasks,
+    ListWorkerQuality,
     ReleaseWork,
     RevokeAccount,
     RotateCallbackSecret,
     RotateCredential,
+    SetCustomerWeight,
     SubmitWork,
 )
-from humantask_shared.core.messages.events import BatchFinalized, BatchTaskSettled
+from humantask_shared.core.messages.events import (
+    BatchFinalized,
+    BatchTaskSettled,
+    TaskAnswered,
+    TaskCanceled,
+    TaskCompleted,
+    WorkerBlocked,
+)
 from humantask_shared.core.messages.quotas import SetCustomerQuota
 from humantask_shared.core.messages.scale_commands import (
     AuditTask,
@@ -59,6 +70,7 @@ from . import (
     batch_handlers,
     customer_handlers,
     project_handlers,
+    quality_handlers,
     quota_handlers,
     scale_handlers,
     work_handlers,
@@ -75,6 +87,7 @@ HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
         GetTask: customer_handlers.get_task,
         ListTasks: customer_handlers.list_tasks,
         CancelTask: customer_handlers.cancel_task,
+        ListWorkerQuality: quality_handlers.list_worker_quality,
         # The worker's.
         ClaimWork: work_handlers.claim_work,
         SubmitWork: work_handlers.submit_work,
@@ -86,6 +99,7 @@ HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
         RevokeAccount: account_handlers.revoke_account,
         RotateCredential: account_handlers.rotate_credential,
         RotateCallbackSecret: account_handlers.rotate_callback_secret,
+        SetCustomerWeight: account_handlers.set_customer_weight,
         SetCustomerQuota: quota_handlers.set_customer_quota,
         # `/scale/v1`'s (docs/reference/api.md §11), through the gateway.
         CreateScaleTask: scale_handlers.create_scale_task,
@@ -117,6 +131,16 @@ BATCH_PROGRESS_HANDLERS: Mapping[type[Message], Any] = MappingProxyType(
     }
 )
 
+# `taskstore.quality` (`topology.TASKSTORE_QUALITY_QUEUE`), served by an `EventDispatcher`.
+QUALITY_HANDLERS: Mapping[type[Message], Any] = MappingProxyType(
+    {
+        TaskAnswered: quality_handlers.on_task_answered,
+        TaskCompleted: quality_handlers.on_task_completed,
+        TaskCanceled: quality_handlers.on_task_canceled,
+        WorkerBlocked: quality_handlers.on_worker_blocked,
+    }
+)
+
 
 def bind_handlers(deps: Dependencies) -> dict[type[Command[Any]], CommandHandler]:
     """The handler table with its dependencies filled in, for the command server."""
@@ -127,3 +151,8 @@ def bind_batch_progress_handlers(deps: Dependencies) -> dict[type[Message], Mess
     return {
         event: partial(handler, deps=deps) for event, handler in BATCH_PROGRESS_HANDLERS.items()
     }
+
+
+def bind_quality_handlers(deps: Dependencies) -> dict[type[Message], MessageHandler]:
+    """The quality queue's table with its dependencies filled in, for its dispatcher."""
+    return {event: partial(handler, deps=deps) for event, handler in QUALITY_HANDLERS.items()}

@@ -8,11 +8,13 @@ promises (`tests/support/fakes.py`). Each promise the handlers rely on is said h
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Sequence
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from humantask_shared.core.messages.base import Event
 from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
@@ -26,7 +28,16 @@ from humantask_shared.core.scale_models import (
 )
 
 from .batches import BatchRecord
-from .domain import TaskRecord
+from .domain import (
+    Applied,
+    PoolCustomer,
+    PoolKind,
+    QualityContext,
+    Standing,
+    TaskRecord,
+    WorkerRecord,
+    quality,
+)
 from .projects import ParamsVersion, ProjectRecord
 
 
@@ -74,11 +85,44 @@ class Tasks(Protocol):
         bump the version); None when another writer got there first; `TaskExists` when
         it takes a `unique_id` another of its customer's tasks has."""
 
-    async def claim(
-        self, worker_id: str, now: datetime, lease_expires_at: datetime
+    async def save_answer(
+        self,
+        read: TaskRecord,
+        answered: TaskRecord,
+        worker_id: str,
+        events: Sequence[StampedEvent],
+        now: datetime,
     ) -> TaskRecord | None:
-        """The task the worker holds a live lease on, or else the oldest claimable task,
-        leased to it now; None when the pool is empty. One live lease per worker."""
+        """Write `answered` (an answer to `read` and what it decided) if the task's answers
+        are as read and the worker still holds its live lease, in one conditional write
+        that leases others took meanwhile do not spoil: they stay, and the slots are
+        counted again with them. None when another answer (or the lease's end) came first."""
+
+    async def release(self, worker_id: str, task_id: str, now: datetime) -> TaskRecord | None:
+        """Drop the worker's live lease on the task; None if it holds none there."""
+
+    async def held_lease(self, worker_id: str, now: datetime) -> TaskRecord | None:
+        """The pending task the worker holds a live lease on; a lease of its that ran out
+        is dropped on the way (a worker holds one lease at most, live or not)."""
+
+    async def lease_oldest(
+        self,
+        worker_id: str,
+        customer_id: str,
+        pool: PoolKind,
+        now: datetime,
+        lease_expires_at: datetime,
+    ) -> TaskRecord | None:
+        """Lease the customer's oldest task of `pool` that the worker may claim
+        (`domain.claimable_by`) to it, in one atomic write: concurrent claims never put
+        more leases on a task than it has free slots. None when there is none;
+        `WorkerHoldsLease` when the worker leased another task at the same moment."""
+
+    async def has_pool_work(self, customer_id: str) -> bool:
+        """Whether any regular task of the customer's waits in the pool."""
+
+    async def open_answered_by(self, customer_id: str, worker_id: str) -> builtins.list[str]:
+        """The ids of the customer's pending regular tasks where the worker's answer counts."""
 
     async def list(
         self,
@@ -162,6 +206,74 @@ class Batches(Protocol):
         """A page of the customer's batches, newest first, and how many match in all."""
 
 
+class WorkerHoldsLease(Exception):
+    """A claim of the same worker leased a task at the same moment: that one is its."""
+
+
+class Pool(Protocol):
+    """The fair pool's customers (`repository.pool`)."""
+
+    async def waiting(self) -> list[PoolCustomer]:
+        """The customers with regular tasks in the pool (or that had some a moment ago)."""
+
+    def take_turn(self, customers: Sequence[PoolCustomer]) -> PoolCustomer | None:
+        """The customer whose turn it is among these (`fair_pool.FairPool`, this
+        process's turns), its turn taken at once so that a claim at the same moment takes
+        the next one; None when there is none."""
+
+    def give_back_turn(self, customer: PoolCustomer) -> None:
+        """The turn served nothing (no task for the worker): it does not count."""
+
+    async def customer(self, customer_id: str) -> PoolCustomer | None:
+        """The customer as the pool has it, if it is waiting."""
+
+    async def touch(self, customer_ids: Iterable[str]) -> None:
+        """These customers have tasks in the pool (called after the tasks are written)."""
+
+    async def set_idle(self, customer: PoolCustomer) -> bool:
+        """The customer has no task in the pool, as a look after `customer` was read
+        found: idle, unless touched since it was read."""
+
+    async def set_weight(self, customer_id: str, weight: float) -> None: ...
+
+
+class Quality(Protocol):
+    """What each customer knows of its workers (`repository.quality`)."""
+
+    async def standings(self, worker_id: str) -> dict[str, Standing]:
+        """The worker's standing (blocked, started) with every customer it has one with."""
+
+    async def mark_started(self, customer_id: str, worker_id: str) -> None:
+        """The worker was served a task of the customer's."""
+
+    async def context(self, customer_id: str, worker_ids: Sequence[str]) -> QualityContext:
+        """What an answer's decision reads: the customer's pooled state and calibration,
+        these workers' states and whether each is blocked."""
+
+    async def apply_worker(
+        self, customer_id: str, worker_id: str, key: str, increments: quality.Increments
+    ) -> Applied:
+        """The worker's part of the increments, written once per key."""
+
+    async def apply_customer(self, customer_id: str, increments: quality.Increments) -> int:
+        """The customer's part; returns its gold answers since."""
+
+    async def customer_state(self, customer_id: str) -> quality.CustomerState: ...
+
+    async def save_calibration(
+        self, customer_id: str, calibration: quality.Calibration
+    ) -> None: ...
+
+    async def block(self, customer_id: str, worker_id: str, now: datetime) -> bool:
+        """Block the worker for the customer; False if it was already."""
+
+    async def workers_of(self, customer_id: str) -> list[WorkerRecord]:
+        """The customer's workers who answered any of its tasks."""
+
+    async def pseudonym_key(self, customer_id: str) -> bytes:
+        """The customer's secret for its workers' pseudonyms (the same every time)."""
+
+
 class Accounts(Protocol):
     """Customers, workers and their credentials (by the SHA-256 of the key or token)."""
 
@@ -235,6 +347,16 @@ class Outbox(Protocol):
 
 # Publishes `credential.changed` and returns once the broker has it (confirmed).
 AnnounceCredentialChange = Callable[[CredentialChanged], Awaitable[None]]
+# Publishes an event with no task behind it (persistent, confirmed).
+PublishEvent = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """GOLD_RATE and WORKER_MIN_ACCURACY (docs/reference/api.md §10)."""
+
+    gold_rate: float = 0.1
+    blocking: quality.BlockingParams = quality.DEFAULT_BLOCKING
 
 
 @dataclass(frozen=True)
@@ -246,6 +368,9 @@ class Dependencies:
     outbox: Outbox
     announce: AnnounceCredentialChange
     work_lease_seconds: float
+    pool: Pool
+    quality: Quality
+    publish: PublishEvent
     # `/scale/v1` (docs/reference/api.md §11): its task reads, projects, batches, and the
     # outbox of the batches' events.
     search: TaskSearch
@@ -253,6 +378,9 @@ class Dependencies:
     batches: Batches
     batch_outbox: Outbox
     list_tokens: ListTokens
+    quality_settings: QualitySettings = QualitySettings()
+    # A draw in [0, 1): whether a claim serves gold at GOLD_RATE (seeded in tests).
+    draw: Callable[[], float] = random.random
     # The SHA-256 of the task-store's own HUMANTASK_DEMO_API_KEY: the one key
     # `customer.ensure` may make a customer for (None: the demo is off, it makes none).
     demo_customer_key_hash: str | None = None

@@ -19,8 +19,9 @@ What each service does on the broker, and so needs:
 - the gateway publishes commands to both command exchanges, and binds a queue of its own
   to `credential.changed`; it reads nothing but its own queues;
 - the task-store consumes `taskstore.commands`, replies through the default exchange
-  (`amq.default`), publishes events and follows its batches' progress (`batch.*` events,
-  on `taskstore.batch-progress`);
+  (`amq.default`) and publishes events; it also consumes `taskstore.quality`, its own
+  answers, completions, cancelations and blocks (bound on `humantask.events`), and
+  follows its batches' progress (`batch.*` events, on `taskstore.batch-progress`);
 - the notifier consumes completion events (tasks' and batches') and its own commands,
   schedules retries through the default exchange and asks the task-store for callback
   secrets; it has no
@@ -87,8 +88,11 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
         configure=rf"^({_EXCHANGES}|taskstore\..+)$",
         write=r"^(amq\.default|humantask\.(events|dead-letter)|taskstore\..+)$",
         read=r"^(humantask\.(commands|events|dead-letter)|taskstore\..+)$",
-        events_write=r"^(task|credential|batch)\.[a-z_]+$",
-        events_read=r"^batch\.(task_settled|finalized)$",
+        events_write=r"^(task|credential|worker|batch)\.[a-z_]+$",
+        events_read=(
+            r"^(task\.(answered|completed|canceled)|worker\.blocked"
+            r"|batch\.(task_settled|finalized))$"
+        ),
     ),
     "notifier": Permissions(
         configure=rf"^({_EXCHANGES}|notifier\..+)$",

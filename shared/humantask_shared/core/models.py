@@ -13,7 +13,7 @@ import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import idna
@@ -25,11 +25,16 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictFloat,
+    StrictInt,
     StrictStr,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.functional_validators import ModelWrapValidatorHandler
+from pydantic_core import InitErrorDetails
 from yarl import URL
 
 from .timeutil import format_timestamp
@@ -75,6 +80,12 @@ MAX_LIST_OFFSET = 10_000
 MAX_LIST_SPAN_SECONDS = 10_000 * 366 * 24 * 3600
 # start_time/end_time must fall in these years once converted to UTC.
 MIN_QUERY_YEAR, MAX_QUERY_YEAR = 1970, 9999
+# Several workers per task (docs/reference/api.md §10).
+MIN_WORKERS_LIMIT, MAX_WORKERS_LIMIT = 1, 10
+MIN_CONFIDENCE, MAX_CONFIDENCE = 0.5, 0.99
+DEFAULT_CONFIDENCE = 0.9
+# The create parameters of docs/reference/api.md §10, which the task shows when given.
+QUALITY_FIELDS = ("min_workers", "max_workers", "confidence", "gold_category")
 
 AttachmentType = Literal["text", "image", "video", "audio", "website"]
 TaskStatus = Literal["pending", "completed", "canceled"]
@@ -212,10 +223,16 @@ class TaskParams(BaseModel):
 
 
 class TaskResponse(BaseModel):
+    """A completed task's answer. With several workers (`max_workers` > 1) it also says how
+    sure the answer is (`confidence`, calibrated) and how the counted answers split
+    (`votes`); a single-worker task's is `{"category", "status_code"}` only."""
+
     model_config = ConfigDict(frozen=True)
 
     category: str
     status_code: int = 200
+    confidence: float | None = None
+    votes: dict[str, int] | None = None
 
 
 class Task(BaseModel):
@@ -226,7 +243,8 @@ class Task(BaseModel):
     task_id: str
     created_at: Timestamp
     completed_at: Timestamp | None = None
-    callback_url: str
+    # Absent only on a gold task created without one (it is never called back).
+    callback_url: str | None = None
     type: TaskType = "categorization"
     status: TaskStatus
     instruction: str
@@ -235,9 +253,30 @@ class Task(BaseModel):
     metadata: dict[str, Any] | None = None
     unique_id: str | None = None
     canceled_at: Timestamp | None = None
+    # docs/reference/api.md §10, each shown only when the customer set it.
+    min_workers: int | None = None
+    max_workers: int | None = None
+    confidence: float | None = None
+    gold_category: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+# docs/reference/api.md §10's settings, as a create (and a `/scale/v1` project's params)
+# takes them. Strict: a JSON body says numbers as numbers (a form's text is converted by
+# the gateway first).
+WorkerCount = Annotated[StrictInt, Field(ge=MIN_WORKERS_LIMIT, le=MAX_WORKERS_LIMIT)]
+Confidence = Annotated[StrictFloat, Field(ge=MIN_CONFIDENCE, le=MAX_CONFIDENCE)]
+
+
+def workers_problem(min_workers: int | None, max_workers: int | None) -> str | None:
+    """What is wrong with these §10 settings together, if anything (`max_workers` below
+    `min_workers`, 1 when not given)."""
+    low = min_workers or MIN_WORKERS_LIMIT
+    if max_workers is not None and max_workers < low:
+        return f"max_workers: must be at least min_workers ({low})"
+    return None
 
 
 class CreateTaskRequest(BaseModel):
@@ -245,7 +284,8 @@ class CreateTaskRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    callback_url: HttpUrlString
+    # Required, except on a gold task (never called back): see `_callback_unless_gold`.
+    callback_url: HttpUrlString | None = None
     instruction: InstructionString
     attachment_type: AttachmentType
     # At most MAX_TEXT_ATTACHMENT_LENGTH for text, a URL of at most MAX_URL_LENGTH otherwise.
@@ -258,6 +298,11 @@ class CreateTaskRequest(BaseModel):
     metadata: dict[str, Any] | None = None
     unique_id: Annotated[NonEmptyString, Field(max_length=MAX_UNIQUE_ID_LENGTH)] | None = None
     callback_format: CallbackFormat = "form"
+    # Several workers per task, and gold (docs/reference/api.md §10).
+    min_workers: WorkerCount | None = None
+    max_workers: WorkerCount | None = None
+    confidence: Confidence | None = None
+    gold_category: CategoryString | None = None
 
     @field_validator("categories")
     @classmethod
@@ -292,6 +337,42 @@ class CreateTaskRequest(BaseModel):
                     f"attachment: {problem} when attachment_type is {self.attachment_type}"
                 )
         return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _callback_unless_gold(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """`callback_url` is required (first, as it comes first) unless the task is gold:
+        a gold task is never called back."""
+        if not isinstance(data, dict) or data.get("gold_category") is not None:
+            return handler(data)
+        if data.get("callback_url") is not None:
+            return handler(data)
+        problem: InitErrorDetails = (
+            {"type": "missing", "loc": ("callback_url",), "input": data}
+            if "callback_url" not in data
+            else {"type": "string_type", "loc": ("callback_url",), "input": None}
+        )
+        others: list[InitErrorDetails] = []
+        try:
+            handler(data)
+        except ValidationError as exc:
+            others = [cast(InitErrorDetails, error) for error in exc.errors()]
+        raise ValidationError.from_exception_data(cls.__name__, [problem, *others])
+
+    @model_validator(mode="after")
+    def _workers_and_gold_fit(self) -> CreateTaskRequest:
+        problem = workers_problem(self.min_workers, self.max_workers)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.gold_category is not None and self.gold_category not in self.categories:
+            raise ValueError("gold_category: must be one of the task's categories")
+        return self
+
+    def quality_settings(self) -> dict[str, Any]:
+        """The §10 parameters the customer set (what the task shows back)."""
+        return {
+            name: value for name in QUALITY_FIELDS if (value := getattr(self, name)) is not None
+        }
 
 
 class ListCursor(BaseModel):

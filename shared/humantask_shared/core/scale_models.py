@@ -45,6 +45,7 @@ from .models import (
     AttachmentType,
     CallbackFormat,
     CategoryString,
+    Confidence,
     CreateTaskRequest,
     HttpUrlString,
     InstructionString,
@@ -55,8 +56,10 @@ from .models import (
     TaskStatus,
     TaskType,
     Timestamp,
+    WorkerCount,
     http_url_problem,
     json_depth,
+    workers_problem,
 )
 
 MAX_NAME_LENGTH = 256
@@ -363,10 +366,11 @@ class ProjectParams(BaseModel):
     ) = None
     callback_format: CallbackFormat | None = None
     metadata: Metadata | None = None
-    # docs/reference/api.md §10: how many workers answer each task, and how sure they must be.
-    min_workers: Annotated[int, Field(ge=1, le=10)] | None = None
-    max_workers: Annotated[int, Field(ge=1, le=10)] | None = None
-    confidence: Annotated[float, Field(ge=0.5, le=0.99)] | None = None
+    # docs/reference/api.md §10: how many workers answer each task, and how sure they must
+    # be; checked as a create checks them (`CreateTaskRequest`).
+    min_workers: WorkerCount | None = None
+    max_workers: WorkerCount | None = None
+    confidence: Confidence | None = None
 
     @field_validator("categories")
     @classmethod
@@ -377,9 +381,9 @@ class ProjectParams(BaseModel):
 
     @model_validator(mode="after")
     def _max_not_below_min(self) -> ProjectParams:
-        low, high = self.min_workers, self.max_workers
-        if low is not None and high is not None and high < low:
-            raise ValueError("max_workers: must be at least min_workers")
+        problem = workers_problem(self.min_workers, self.max_workers)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def defaults(self) -> dict[str, Any]:
@@ -392,6 +396,8 @@ class GivenCreateFields(ProjectParams):
     own: what the project's params leave out is checked once they are filled in."""
 
     unique_id: UniqueId | None = None
+    # A gold task (docs/reference/api.md §10): a task's own, never a project's default.
+    gold_category: CategoryString | None = None
 
 
 class CreateProjectRequest(BaseModel):

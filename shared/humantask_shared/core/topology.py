@@ -48,11 +48,13 @@ from .messages.commands import (
     ListCallbacks,
     ListFailedCallbacks,
     ListTasks,
+    ListWorkerQuality,
     RedeliverCallback,
     ReleaseWork,
     RevokeAccount,
     RotateCallbackSecret,
     RotateCredential,
+    SetCustomerWeight,
     SubmitWork,
 )
 from .messages.envelope import Reply
@@ -61,7 +63,10 @@ from .messages.events import (
     BatchFinalized,
     BatchTaskSettled,
     CredentialChanged,
+    TaskAnswered,
+    TaskCanceled,
     TaskCompleted,
+    WorkerBlocked,
 )
 from .messages.quotas import SetCustomerQuota
 from .messages.retries import RedeliveryDue, RetryDue
@@ -200,6 +205,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     ClaimWork,
     SubmitWork,
     ReleaseWork,
+    ListWorkerQuality,
     GetCallbackSecret,
     CreateCustomer,
     CreateWorker,
@@ -207,6 +213,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     RevokeAccount,
     RotateCredential,
     RotateCallbackSecret,
+    SetCustomerWeight,
     SetCustomerQuota,
     # `/scale/v1`'s (docs/reference/api.md §11).
     *SCALE_COMMANDS,
@@ -226,6 +233,20 @@ TASKSTORE_BATCH_PROGRESS_QUEUE = Queue(
     "finalized. The task-store looks at the batch and completes it by a conditional "
     "write; its processes are competing consumers.",
     carries=(BatchTaskSettled, BatchFinalized),
+    consumers=("taskstore",),
+    publishers=("taskstore",),
+    exchange=EVENTS_EXCHANGE,
+    dead_letters=True,
+)
+TASKSTORE_QUALITY_QUEUE = Queue(
+    "taskstore.quality",
+    "The task-store's own events that teach it about workers (docs/reference/api.md §10): "
+    "each answer (counted for its worker, scored when the task is gold, which may block "
+    "the worker), each completion (what its answers teach about their workers), each "
+    "block (the worker's answers on the customer's open tasks stop counting); and each "
+    "completion or cancelation that may have taken a customer's last task out of the "
+    "fair pool. Its processes are competing consumers; each handler is idempotent.",
+    carries=(TaskAnswered, TaskCompleted, TaskCanceled, WorkerBlocked),
     consumers=("taskstore",),
     publishers=("taskstore",),
     exchange=EVENTS_EXCHANGE,
@@ -338,6 +359,7 @@ CREDENTIALS_QUEUE = Queue(
 WORK_QUEUES = (
     TASKSTORE_COMMANDS_QUEUE,
     TASKSTORE_BATCH_PROGRESS_QUEUE,
+    TASKSTORE_QUALITY_QUEUE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     NOTIFIER_BATCH_COMPLETIONS_QUEUE,

@@ -20,7 +20,7 @@ class CommonSettings(BaseSettings):
 
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
     # The type of the durable queues (work queues, dead letters, the retry delay):
-    # `quorum` replicates them across a cluster's nodes. See the README, Upgrading.
+    # `quorum` replicates them across a cluster's nodes. See docs/operations/upgrading.md.
     amqp_queue_type: QueueType = "classic"
     mongodb_url: str = "mongodb://localhost:27017/humantask"
     log_level: str = "INFO"

@@ -11,6 +11,8 @@ together lives in one document, the task and the events it raised (its outbox).
   the indexes and the filters spelled for them; `documents`: a task as stored;
   `outbox_store`: the events waiting in the tasks' and batches' outboxes (`OutboxStore`);
 - `accounts`: customers, workers and their credentials (`AccountRepository`);
+- `pool`: the fair pool's customers and their weights (`PoolRepository`);
+- `quality`: what each customer knows of its workers (`QualityRepository`);
 - `keys`: secrets every task-store copy shares, made once (the list cursors' key);
 - `search`: `/scale/v1`'s task list by Scale's filters, its count, a batch's counts
   (`TaskSearch`); `projects` and `batches`: Scale's projects and batches
@@ -24,7 +26,9 @@ from .indexes import BATCHES, ensure_indexes
 from .keys import shared_key
 from .listing import ListLimits
 from .outbox_store import OutboxBacklog, OutboxStore, PendingOutbox
+from .pool import PoolRepository
 from .projects import ProjectRepository
+from .quality import QualityRepository
 from .search import TaskSearch
 from .tasks import TaskRepository, WorkerPool
 
@@ -36,7 +40,9 @@ __all__ = [
     "OutboxBacklog",
     "OutboxStore",
     "PendingOutbox",
+    "PoolRepository",
     "ProjectRepository",
+    "QualityRepository",
     "TaskRepository",
     "TaskSearch",
     "WorkerPool",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,19 +21,19 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted, TaskReopened
 from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
-from humantask_shared.core.timeutil import as_utc
+from humantask_shared.core.timeutil import as_utc, utcnow
 from humantask_shared.runtime.mongo import Document, is_unique_conflict
 
 from ..batching import GroupWriter
-from ..domain import TaskRecord
-from ..ports import TaskExists
+from ..domain import PoolKind, TaskRecord
+from ..ports import TaskExists, WorkerHoldsLease
 from .documents import (
     OPTIONAL_FIELDS,
     TASKS,
@@ -47,19 +48,45 @@ from .indexes import (
     LIST_INDEX,
     PENDING,
     UNIQUE_ID_INDEX,
+    WAITING_FOR_ANSWERS,
+    answer_update,
+    answered_at,
     claimable,
+    drop_lease_update,
     expired_leases,
-    lease_of,
-    live_lease,
+    held_by,
+    in_pool,
+    lease_update,
+    live_lease_of,
+    ran_out,
     unique_id_of,
 )
 from .listing import ListLimits, TaskLists
+from .pool import PoolRepository
 from .spans import ClaimSpans
 from .usage import CustomerUsage, QuotaLimits
 
 # A new task, its events and when: what `TaskRepository.add` writes.
 NewTask = tuple[TaskRecord, Sequence[StampedEvent], datetime]
 MAX_INSERTS_PER_WRITE = 128
+
+# Changes made once per database, by name, in `migrations`.
+MIGRATIONS = "migrations"
+POOL_MIGRATION = "tasks-in-pools"
+
+# What an answer changes of its task besides its leases, slots and outbox.
+_ANSWER_FIELDS = (
+    "answers",
+    "answers_version",
+    "status",
+    "completed_at",
+    "response",
+    "posterior",
+    "pool",
+    "request_id",
+)
+
+_GOLD_ANSWER_FIELDS = ("request_id",)
 
 # Writes that race on a unique index: one wins, the others find the winner's document
 # on their next look (or, rarely, try once more while the winner is still landing).
@@ -82,6 +109,7 @@ class WorkerPool:
     pending: int  # tasks waiting for a worker
     oldest_created_at: datetime | None  # the oldest of them
     expired_leases: int  # pending tasks whose lease ran out, unclaimed since
+    waiting_for_answers: int = 0  # regular tasks with counted answers, not complete yet
 
 
 class TaskRepository:
@@ -92,10 +120,13 @@ class TaskRepository:
         quotas: QuotaLimits | None = None,
     ) -> None:
         self._tasks = db[TASKS]
+        self._migrations = db[MIGRATIONS]
+        self._pool = PoolRepository(db)
         self._lists = TaskLists(self._tasks, lists or ListLimits())
         self._usage = CustomerUsage(db, quotas or QuotaLimits())
         self._inserts: GroupWriter[NewTask] = GroupWriter(self._insert_group, MAX_INSERTS_PER_WRITE)
-        self._claim_spans = ClaimSpans()
+        # Where each customer's claims look, per pool (`spans.ClaimSpans`).
+        self._claim_spans: dict[tuple[str, PoolKind], ClaimSpans] = {}
 
     async def get(self, task_id: str, customer_id: str | None = None) -> TaskRecord | None:
         """The task, if it exists (and belongs to `customer_id`, when given)."""
@@ -173,10 +204,14 @@ class TaskRepository:
         if not group:
             return []
         documents = [task_document(record, events, now) for record, events, now in group]
+        # Their customers wait in the fair pool, marked after the inserts (pool.py).
+        waiting = [record.customer_id for record, _, _ in group if record.pool == "work"]
         try:
             await self._tasks.insert_many(documents, ordered=False)
+            await self._pool.touch(waiting)
             return [None] * len(group)
         except BulkWriteError as exc:
+            await self._pool.touch(waiting)
             refused = {error["index"] for error in exc.details.get("writeErrors", [])}
             if not refused:
                 raise
@@ -257,6 +292,9 @@ class TaskRepository:
         pending = (1 if leaves_pending(events) else 0) - (1 if enters_pending(events) else 0)
         if pending or grown:
             await self._usage.give_back(record.customer_id, pending, -grown, now)
+        if enters_pending(events) and record.pool == "work":
+            # Back in the pool: its customer waits there again (as after an insert).
+            await self._pool.touch([record.customer_id])
         return task_record(doc)
 
     # --- quotas ---------------------------------------------------------------------------
@@ -269,59 +307,131 @@ class TaskRepository:
     ) -> CustomerQuota:
         return await self._usage.set_quota(customer_id, pending_tasks, stored_bytes)
 
-    # --- the worker pool ----------------------------------------------------------------
+    async def save_answer(
+        self,
+        read: TaskRecord,
+        answered: TaskRecord,
+        worker_id: str,
+        events: Sequence[StampedEvent],
+        now: datetime,
+    ) -> TaskRecord | None:
+        """Write an answer and what it decided, if the task's answers are still as they
+        were read and the worker still holds its live lease: one conditional write, which
+        leases other workers took meanwhile do not spoil (they stay, and the slots are
+        counted again with them). None when the answers changed (or the lease ended).
+        A gold task's answer decides nothing: it is appended to whatever answers others
+        gave meanwhile."""
+        fields = record_fields(answered)
+        gold = answered.is_gold
+        changed = {name: fields[name] for name in (_GOLD_ANSWER_FIELDS if gold else _ANSWER_FIELDS)}
+        if answered.status == "completed":  # what its customer sees changed (`/scale/v1`)
+            changed["updated_at"] = fields["updated_at"]
+        update = answer_update(
+            changed,
+            worker_id,
+            now,
+            outbox_entries(events),
+            answered.status == "pending",
+            appended=fields["answers"][-1] if gold else None,
+        )
+        version = None if gold else read.answers_version
+        doc = await self._tasks.find_one_and_update(
+            {"_id": ObjectId(read.task_id), **answered_at(worker_id, version, now)},
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return None
+        if leaves_pending(events):  # only the answer that completed it raises this
+            await self._usage.give_back(read.customer_id, 1, 0, now)
+        return task_record(doc)
 
-    async def live_lease_of(self, worker_id: str, now: datetime) -> TaskRecord | None:
-        """The pending task `worker_id` holds a live lease on, if any."""
-        doc = await self._tasks.find_one(live_lease(worker_id, now))
+    async def release(self, worker_id: str, task_id: str, now: datetime) -> TaskRecord | None:
+        """Drop the worker's live lease on the task, in one write whatever leases others
+        take meanwhile; None if it holds none."""
+        if not ObjectId.is_valid(task_id):
+            return None
+        doc = await self._tasks.find_one_and_update(
+            {"_id": ObjectId(task_id), **live_lease_of(worker_id, now)},
+            drop_lease_update(worker_id, now),
+            return_document=ReturnDocument.AFTER,
+        )
         return None if doc is None else task_record(doc)
 
-    async def claim(
-        self, worker_id: str, now: datetime, lease_expires_at: datetime
-    ) -> TaskRecord | None:
-        """Lease the oldest claimable task to `worker_id`, or give back the one it holds;
-        None when the pool is empty. One atomic write picks and leases the task; the
-        unique lease index turns concurrent claims of one worker into one lease."""
-        for _ in range(RACE_ATTEMPTS):
-            held = await self.live_lease_of(worker_id, now)
-            if held is not None:
-                return held
-            # The worker's expired lease, if any, would block the unique index.
-            await self._tasks.update_many(
-                {**lease_of(worker_id), "lease_expires_at": {"$lte": now}},
-                {
-                    "$set": {"lease_worker_id": None, "lease_expires_at": None},
-                    "$inc": {"version": 1},
-                },
-            )
-            try:
-                doc = await self._claim_oldest(worker_id, now, lease_expires_at)
-            except PyMongoError as exc:
-                if not is_unique_conflict(exc):
-                    raise
-                # Another claim of this worker won a task at the same moment: that one
-                # is ours, as the next look finds.
-                continue
-            return None if doc is None else task_record(doc)
-        raise Unavailable("too many claims of this worker at once, try again")
+    # --- the worker pool ----------------------------------------------------------------
 
-    async def _claim_oldest(
-        self, worker_id: str, now: datetime, lease_expires_at: datetime
-    ) -> dict[str, Any] | None:
-        """Lease the oldest claimable task, span by span upwards from the pool's floor."""
+    async def held_lease(self, worker_id: str, now: datetime) -> TaskRecord | None:
+        """The pending task the worker holds a live lease on, if any; a lease of the
+        worker's that ran out is dropped (it would keep the worker from leasing another:
+        LEASE_INDEX)."""
+        doc = await self._tasks.find_one(held_by(worker_id))
+        if doc is None:
+            return None
+        record = task_record(doc)
+        if record.lease_of(worker_id, now) is not None:
+            return record
+        await self._tasks.update_one(
+            {"_id": doc["_id"], **ran_out(worker_id, now)}, drop_lease_update(worker_id, now)
+        )
+        return None
+
+    async def lease_oldest(
+        self,
+        worker_id: str,
+        customer_id: str,
+        pool: PoolKind,
+        now: datetime,
+        lease_expires_at: datetime,
+    ) -> TaskRecord | None:
+        """Lease the customer's oldest task of `pool` the worker may claim
+        (`domain.claimable_by`), span by span upwards from that pool's floor, in one
+        atomic write per span; None when there is none. `WorkerHoldsLease` when a claim of
+        the same worker leased another task at the same moment (the unique lease index)."""
 
         async def lease(bottom: datetime, top: datetime) -> dict[str, Any] | None:
             return await self._tasks.find_one_and_update(
-                claimable(now, bottom, top, worker_id),
-                {
-                    "$set": {"lease_worker_id": worker_id, "lease_expires_at": lease_expires_at},
-                    "$inc": {"version": 1},
-                },
+                claimable(pool, customer_id, worker_id, now, bottom, top),
+                lease_update(worker_id, now, lease_expires_at),
                 sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
             )
 
-        return await self._claim_spans.lease_oldest(lease, self.oldest_pending, now)
+        async def oldest() -> datetime | None:
+            return await self._oldest_in(pool, customer_id)
+
+        spans = self._claim_spans.get((customer_id, pool))
+        if spans is None:
+            spans = self._claim_spans[(customer_id, pool)] = ClaimSpans()
+        try:
+            doc = await spans.lease_oldest(lease, oldest, now)
+        except PyMongoError as exc:
+            if is_unique_conflict(exc):
+                raise WorkerHoldsLease(worker_id) from exc
+            raise
+        return None if doc is None else task_record(doc)
+
+    async def has_pool_work(self, customer_id: str) -> bool:
+        """Whether any regular task of the customer's waits in the pool (claimable or not)."""
+        return await self._tasks.find_one(in_pool("work", customer_id), {"_id": 1}) is not None
+
+    async def open_answered_by(self, customer_id: str, worker_id: str) -> builtins.list[str]:
+        """The customer's pending regular tasks on which the worker's answer counts."""
+        cursor = self._tasks.find(
+            {
+                **in_pool("work", customer_id),
+                "answers": {"$elemMatch": {"worker_id": worker_id, "counted": True}},
+            },
+            {"_id": 1},
+        )
+        return [str(doc["_id"]) async for doc in cursor]
+
+    async def _oldest_in(self, pool: PoolKind, customer_id: str) -> datetime | None:
+        """When the customer's oldest task in the pool was created (DocumentDB sorts the
+        customer's pool for it: kept a while by `spans.PoolFloor`)."""
+        oldest = await self._tasks.find_one(
+            in_pool(pool, customer_id), {"created_at": 1}, sort=[("created_at", ASCENDING)]
+        )
+        return None if oldest is None else as_utc(oldest["created_at"])
 
     async def oldest_pending(self) -> datetime | None:
         """When the oldest pending task was created (DocumentDB sorts the pool for it)."""
@@ -337,7 +447,31 @@ class TaskRepository:
             pending=pending,
             oldest_created_at=await self.oldest_pending() if pending else None,
             expired_leases=await self._tasks.count_documents(expired_leases(now)),
+            waiting_for_answers=await self._tasks.count_documents(WAITING_FOR_ANSWERS),
         )
+
+    async def upgrade_pool(self) -> builtins.list[str]:
+        """Tasks written before there were several workers per task wait in no pool (they
+        have no `pool` field, and maybe a lease of the old shape): put every such pending
+        task in the regular pool, its old lease dropped (that worker's submit is a `409`).
+        Returns the customers whose tasks it moved. Done once per database (a document in
+        `migrations` says so afterwards), reading the pending tasks through POOL_INDEX."""
+        if await self._migrations.find_one({"_id": POOL_MIGRATION}) is not None:
+            return []
+        old = {**PENDING, "pool": {"$exists": False}}
+        customers = await self._tasks.distinct("customer_id", old)
+        if customers:
+            await self._tasks.update_many(
+                old,
+                {
+                    "$set": {"pool": "work", "free_at": None},
+                    "$unset": {"lease_worker_id": "", "lease_expires_at": ""},
+                    "$inc": {"version": 1},
+                },
+            )
+        with contextlib.suppress(DuplicateKeyError):  # another task-store did it too
+            await self._migrations.insert_one({"_id": POOL_MIGRATION, "at": utcnow()})
+        return [str(customer) for customer in customers]
 
     # --- lists --------------------------------------------------------------------------
 

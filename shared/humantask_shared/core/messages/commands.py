@@ -123,6 +123,33 @@ class ReleaseWork(Command[WorkReleased]):
     task_id: str
 
 
+class WorkerQuality(BaseModel):
+    """One worker as a customer sees it (`GET /v1/quality/workers`): a pseudonym, never
+    the worker's id (docs/reference/api.md §10)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker: str
+    answers: int
+    gold_answers: int
+    gold_correct: int
+    accuracy: float
+    blocked: bool
+
+
+class WorkerQualityList(BaseModel):
+    workers: list[WorkerQuality]
+
+
+class ListWorkerQuality(Command[WorkerQualityList]):
+    """The customer's view of the workers who answered any of its tasks."""
+
+    routing_key = "quality.workers"
+    persistent = False
+
+    customer_id: str
+
+
 class CallbackSecret(BaseModel):
     """A customer's callback signing secret and, during a rotation's overlap window, the
     one it replaced and when that stops signing (callbacks carry both signatures until
@@ -305,6 +332,25 @@ class RotateCredential(Command[Account]):
     role: Role
     principal_id: str
     credential_hash: str
+
+
+class CustomerWeight(BaseModel):
+    """A customer's share of the worker pool, against the others' (default 1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    weight: float
+
+
+class SetCustomerWeight(Command[CustomerWeight]):
+    """Serve the customer's tasks in proportion to this weight (docs/reference/api.md §6)."""
+
+    routing_key = "customer.set_weight"
+    senders = frozenset({"admin"})
+
+    customer_id: str
+    weight: Annotated[float, Field(gt=0, le=1000)]
 
 
 # How long callbacks carry the replaced secret's signature too, unless the operator

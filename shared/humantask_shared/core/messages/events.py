@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ..models import CallbackFormat, Task
+from ..models import CallbackFormat, Task, TaskStatus
 from ..scale_models import Batch, BatchCounts
 from .base import Event
 from .commands import Role
@@ -96,6 +96,55 @@ class CredentialChanged(Event):
     change: CredentialChange
 
 
+class TaskAnswered(Event):
+    """A worker answered a task (docs/reference/api.md §10): written with the answer in the
+    task's outbox. The task-store's own quality queue hears it and counts the answer for
+    the worker (and scores it when the task is gold). It names the worker: it is for the
+    task-store, never for a customer, and no other service may read it."""
+
+    routing_key = "task.answered"
+
+    customer_id: str
+    task_id: str
+    worker_id: str
+    category: str
+    # Whether it counts towards the task's completion (a blocked worker's does not).
+    counted: bool
+    gold: bool = False
+    # The task as this answer left it.
+    status: TaskStatus = "pending"
+
+
+class WorkerScored(Event):
+    """A worker's gold answer was scored: its gold record for this customer now."""
+
+    routing_key = "worker.scored"
+
+    customer_id: str
+    worker_id: str
+    task_id: str
+    correct: bool
+    gold_answers: int
+    gold_correct: int
+    accuracy: float
+    blocked: bool
+
+
+class WorkerBlocked(Event):
+    """A worker's gold record made it blocked for a customer (docs/reference/api.md §10):
+    it gets none of the customer's tasks any more, and its answers on the customer's open
+    tasks stop counting. The task-store's quality queue hears it and takes those answers
+    out of their tasks' counts (idempotent: hearing it twice changes nothing more)."""
+
+    routing_key = "worker.blocked"
+
+    customer_id: str
+    worker_id: str
+    gold_answers: int
+    gold_correct: int
+    accuracy: float
+
+
 # Every event there is, whether a queue carries it yet or not (the contract lists each).
 EVENTS: tuple[type[Event], ...] = (
     TaskCreated,
@@ -106,4 +155,7 @@ EVENTS: tuple[type[Event], ...] = (
     BatchFinalized,
     BatchCompleted,
     CredentialChanged,
+    TaskAnswered,
+    WorkerScored,
+    WorkerBlocked,
 )
