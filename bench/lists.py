@@ -106,7 +106,9 @@ def _deps(db: Any) -> Dependencies:
         "work_lease_seconds": 600,
     }
     known = {f.name for f in dataclasses.fields(Dependencies)}
-    fields.update({name: None for name in ("pool", "quality", "publish") if name in known})
+    # The ports a list does not use (added since: the quality store's, `/scale/v1`'s).
+    unused = ("pool", "quality", "publish", "search", "projects", "batches", "batch_outbox")
+    fields.update({name: None for name in unused if name in known})
     if "list_tokens" in known:
         from humantask_taskstore.cursors import CursorSigner
 

@@ -38,6 +38,12 @@ export class Task {
   max_workers?: number;
   confidence?: number;
   gold_category?: string;
+  /** Scale's fields, on the tasks its calls answer (projects, batches, audits, tags). */
+  updated_at?: string;
+  project?: string;
+  batch?: string;
+  tags?: string[];
+  customer_review_status?: 'accepted' | 'rejected' | (string & {});
   /** Fields of a newer server come through as they are. */
   [field: string]: unknown;
 }
@@ -52,14 +58,20 @@ export interface CallbackAttempt {
 
 export interface CreateCategorizationParams {
   callback_url?: string;
-  instruction: string;
-  attachment_type: TaskParams['attachment_type'];
-  attachment: string;
-  categories: string[];
+  /** Required, unless the task's project gives it (so with each of the next three). */
+  instruction?: string;
+  attachment_type?: TaskParams['attachment_type'];
+  attachment?: string;
+  categories?: string[];
   metadata?: Record<string, unknown>;
   /** With it, the create is retried after a failure (the server makes the task once). */
   unique_id?: string;
   callback_format?: 'form' | 'json';
+  /** A project, whose params fill in what is left out. */
+  project?: string;
+  /** A batch (of its project), while it is staging. */
+  batch?: string;
+  tags?: string[];
   /** Parameters of a newer server are sent as they are. */
   [param: string]: unknown;
 }
@@ -117,8 +129,65 @@ export class Tasks {
   get(taskId: string): Promise<Task>;
   list(filters?: ListFilters): PageIterator<Task>;
   listPage(filters?: PageFilters): Promise<Page<Task>>;
-  cancel(taskId: string): Promise<Task>;
+  /** `clearUniqueId` frees the task's unique_id for another task. */
+  cancel(taskId: string, options?: { clearUniqueId?: boolean }): Promise<Task>;
   callbacks(taskId: string): Promise<CallbackAttempt[]>;
+  /** Accept a completed task's answer, or reject it (back to workers who have not answered it). */
+  audit(taskId: string, accepted: boolean, comments?: string): Promise<Task>;
+  setTags(taskId: string, tags: string[]): Promise<Task>;
+  addTags(taskId: string, tags: string[]): Promise<Task>;
+  deleteTags(taskId: string, tags: string[]): Promise<Task>;
+  setMetadata(taskId: string, metadata: Record<string, unknown>): Promise<Task>;
+  /** null clears it. */
+  setUniqueId(taskId: string, uniqueId: string | null): Promise<Task>;
+}
+
+/** A project: its params, the defaults of its tasks' create parameters, are the last of `param_history`. */
+export interface Project {
+  type: string;
+  name: string;
+  param_history: Array<Record<string, unknown> & { version: number; created_at: string }>;
+  created_at: string;
+  [field: string]: unknown;
+}
+
+export class Projects {
+  create(name: string, params?: Record<string, unknown>): Promise<Project>;
+  get(name: string): Promise<Project>;
+  list(): Promise<Project[]>;
+  /** A new version of the params; `patch` keeps those not given. */
+  setParams(name: string, params?: Record<string, unknown>, options?: { patch?: boolean }): Promise<Project>;
+  set_params(name: string, params?: Record<string, unknown>, options?: { patch?: boolean }): Promise<Project>;
+}
+
+/** A batch: `staging`, `in_progress` once finalized, `completed` when its tasks are done. */
+export interface Batch {
+  name: string;
+  project: string;
+  status: 'staging' | 'in_progress' | 'completed' | string;
+  callback: string;
+  metadata: Record<string, unknown>;
+  created_at: string;
+  finalized_at?: string;
+  completed_at?: string;
+  [field: string]: unknown;
+}
+
+export interface BatchStatus {
+  status: string;
+  pending: number;
+  completed: number;
+  canceled: number;
+}
+
+export class Batches {
+  create(project: string, name: string,
+    options?: { callback?: string; metadata?: Record<string, unknown> }): Promise<Batch>;
+  finalize(name: string): Promise<Batch>;
+  get(name: string): Promise<Batch>;
+  status(name: string): Promise<BatchStatus>;
+  /** Newest first: `for await (const batch of api.batches.list({ project }))`. */
+  list(filters?: { project?: string; status?: string }): AsyncGenerator<Batch>;
 }
 
 export class Client {
@@ -129,6 +198,8 @@ export class Client {
   readonly backoffMs: number;
   readonly maxBackoffMs: number;
   readonly tasks: Tasks;
+  readonly projects: Projects;
+  readonly batches: Batches;
   /** The wait before retry n (0-based): Retry-After when given, else full jitter; capped. */
   retryDelayMs(retry: number, headers?: Headers | null): number;
   request(method: string, path: string, options?: {

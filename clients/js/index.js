@@ -14,14 +14,18 @@ const errors = require('./lib/errors');
 const http = require('./lib/http');
 const { Page, PageIterator } = require('./lib/pagination');
 const { Task, Tasks, STATUSES } = require('./lib/tasks');
+const { Projects } = require('./lib/projects');
+const { Batches } = require('./lib/batches');
 const { verifyCallback, parseCallback, sign } = require('./lib/callbacks');
 const { version: VERSION } = require('./package.json');
 
-/** The client with its resources: `api.tasks`. */
+/** The client with its resources: `api.tasks`, `api.projects`, `api.batches`. */
 class Client extends http.Client {
   constructor(apiKey, options = {}) {
     super(apiKey, options);
     this.tasks = new Tasks(this);
+    this.projects = new Projects(this);
+    this.batches = new Batches(this);
   }
 }
 
@@ -35,7 +39,7 @@ function authorize(apiKey, options = {}) {
 }
 
 module.exports = {
-  authorize, Client, Tasks, Task, Page, PageIterator, TASK_STATUSES: STATUSES,
+  authorize, Client, Tasks, Task, Projects, Batches, Page, PageIterator, TASK_STATUSES: STATUSES,
   verifyCallback, parseCallback, sign, retryAfterMs: http.retryAfterMs, VERSION,
   DEFAULT_BASE_URL: http.DEFAULT_BASE_URL, RETRY_STATUSES: http.RETRY_STATUSES,
   HumantaskError: errors.HumantaskError, APIConnectionError: errors.APIConnectionError,

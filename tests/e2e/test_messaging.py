@@ -16,6 +16,37 @@ import orjson
 import pytest
 
 from humantask_shared.core.broker_access import broker_user
+from humantask_shared.core.messages.base import Command
+from humantask_shared.core.messages.scale_commands import (
+    SCALE_COMMANDS,
+    AuditTask,
+    CancelScaleTask,
+    ChangeTaskTags,
+    CreateBatch,
+    CreateProject,
+    CreateScaleTask,
+    FinalizeBatch,
+    GetBatch,
+    GetBatchStatus,
+    GetProject,
+    GetScaleTask,
+    ListBatches,
+    ListProjects,
+    ListScaleTasks,
+    SetProjectParams,
+    SetTaskMetadata,
+    SetTaskUniqueId,
+)
+from humantask_shared.core.models import new_task_id
+from humantask_shared.core.scale_models import (
+    AuditRequest,
+    BatchListQuery,
+    CreateBatchRequest,
+    CreateProjectRequest,
+    ScaleTaskListQuery,
+    SetProjectParamsRequest,
+    TaskPlacement,
+)
 from humantask_shared.core.topology import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -233,3 +264,88 @@ async def test_notifier_consumes_completion_events_and_dead_letters_poison(
         timeout=15,
         message="the poison event in the DLQ",
     )
+
+
+def scale_commands(customer_id: str) -> list[Command[Any]]:
+    """One of each `/scale/v1` command (docs/reference/api.md §11), for `customer_id`."""
+    task_id, marker = new_task_id(), uuid.uuid4().hex[:8]
+    made = [
+        CreateScaleTask(customer_id=customer_id, fields=SEED_TASK_JSON, placement=TaskPlacement()),
+        GetScaleTask(customer_id=customer_id, task_id=task_id),
+        ListScaleTasks(customer_id=customer_id, query=ScaleTaskListQuery()),
+        CancelScaleTask(customer_id=customer_id, task_id=task_id),
+        SetTaskMetadata(customer_id=customer_id, task_id=task_id, metadata={}),
+        ChangeTaskTags(customer_id=customer_id, task_id=task_id, operation="add", tags=["t"]),
+        SetTaskUniqueId(customer_id=customer_id, task_id=task_id),
+        AuditTask(customer_id=customer_id, task_id=task_id, audit=AuditRequest(accepted=True)),
+        CreateProject(
+            customer_id=customer_id,
+            request=CreateProjectRequest(type="categorization", name=f"p-{marker}"),
+        ),
+        ListProjects(customer_id=customer_id),
+        GetProject(customer_id=customer_id, name=f"p-{marker}"),
+        SetProjectParams(
+            customer_id=customer_id, name=f"p-{marker}", request=SetProjectParamsRequest()
+        ),
+        CreateBatch(
+            customer_id=customer_id,
+            request=CreateBatchRequest(project=f"p-{marker}", name=f"b-{marker}"),
+        ),
+        FinalizeBatch(customer_id=customer_id, name=f"b-{marker}"),
+        GetBatch(customer_id=customer_id, name=f"b-{marker}"),
+        GetBatchStatus(customer_id=customer_id, name=f"b-{marker}"),
+        ListBatches(customer_id=customer_id, query=BatchListQuery()),
+    ]
+    assert {type(command) for command in made} == set(SCALE_COMMANDS)
+    return made
+
+
+async def test_scale_commands_reply_only_to_a_reply_queue_of_the_senders(
+    stack: Stack, customer: dict, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    """Every `/scale/v1` command is served by the task-store's one command server, under
+    its rule: a `reply_to` that is not a reply queue of the sender's own service gets
+    nothing (the command still runs), one that is gets the answer."""
+    victim = await channel.declare_queue(f"victim-{uuid.uuid4().hex}", exclusive=True)
+    landed: list[dict[str, Any]] = []
+    await collect(victim, landed)
+    replies = await channel.declare_queue(REPLY_QUEUE.for_process("gateway").name, exclusive=True)
+    answered: list[dict[str, Any]] = []
+    await collect(replies, answered)
+    exchange = await channel.get_exchange(COMMANDS_EXCHANGE.name)
+    user = broker_user(stack.env["AMQP_URL"])
+
+    async def send(command: Command[Any], reply_to: str) -> str:
+        correlation_id = uuid.uuid4().hex
+        await exchange.publish(
+            aio_pika.Message(
+                command.model_dump_json().encode(),
+                type=command.routing_key,
+                reply_to=reply_to,
+                correlation_id=correlation_id,
+                message_id=uuid.uuid4().hex,
+                user_id=user,
+            ),
+            routing_key=command.routing_key,
+        )
+        return correlation_id
+
+    commands = scale_commands(customer["customer_id"])
+    for command in commands:
+        labels = f'command="{command.routing_key}",outcome="reply_dropped"'
+        before = await taskstore_metric(stack, "humantask_commands_total", labels)
+        await send(command, victim.name)
+
+        async def dropped(labels: str = labels, before: float = before) -> bool:
+            return await taskstore_metric(stack, "humantask_commands_total", labels) > before
+
+        await wait_for(dropped, timeout=15, message=f"{command.routing_key}'s reply dropped")
+    asked = {await send(command, replies.name): command for command in commands}
+    await wait_for(lambda: len(answered) == len(commands), timeout=15, message="every answer")
+    assert landed == []
+    # The commands sent with another queue to reply to ran all the same: the project exists.
+    by_command = {type(asked[a["message"].correlation_id]): a["body"] for a in answered}
+    listed = by_command[ListProjects]
+    assert listed["ok"], listed
+    names = [project["name"] for project in listed["result"]["projects"]]
+    assert names == [c.request.name for c in commands if isinstance(c, CreateProject)]

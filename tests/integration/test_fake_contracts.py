@@ -33,9 +33,26 @@ from humantask_notifier.signing_keys import CallbackSecrets
 from humantask_shared.core.broker_access import BrokerIdentities
 from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.commands import GetCallbackSecret
-from humantask_shared.core.messages.events import CredentialChanged, TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, CredentialChanged, TaskCompleted
 from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
-from humantask_shared.core.models import CreateTaskRequest, Task, TaskListQuery, new_task_id
+from humantask_shared.core.models import (
+    CreateTaskRequest,
+    Task,
+    TaskListQuery,
+    TaskResponse,
+    new_task_id,
+)
+from humantask_shared.core.scale_models import (
+    AuditRequest,
+    Batch,
+    BatchCounts,
+    BatchListQuery,
+    CreateBatchRequest,
+    CreateProjectRequest,
+    ProjectParams,
+    ScaleTaskListQuery,
+    TaskPlacement,
+)
 from humantask_shared.core.topology import EVENTS_EXCHANGE, Exchange, Queue
 from humantask_shared.runtime.broker import open_channel
 from humantask_shared.runtime.command_client import CommandClient
@@ -43,7 +60,9 @@ from humantask_shared.runtime.command_server import CommandServer
 from humantask_shared.runtime.consumer import Consumer
 from humantask_shared.runtime.declaring import declare, declare_exchange
 from humantask_shared.runtime.publishing import publish_event, stamp_all
-from humantask_taskstore import domain, quality
+from humantask_taskstore import audit, domain, quality, task_edits
+from humantask_taskstore import batches as batch_domain
+from humantask_taskstore import projects as project_domain
 from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.customer_handlers import get_callback_secret
 from humantask_taskstore.domain import TaskRecord
@@ -51,33 +70,44 @@ from humantask_taskstore.outbox import OutboxPublisher
 from humantask_taskstore.ports import (
     Accounts,
     AnnounceCredentialChange,
+    Batches,
+    BatchExists,
     Dependencies,
     Outbox,
     Pool,
+    ProjectExists,
+    Projects,
     Quality,
     TaskExists,
     Tasks,
+    TaskSearch,
     WorkerHoldsLease,
 )
 from humantask_taskstore.repository import (
     AccountRepository,
+    BatchRepository,
     OutboxStore,
     PoolRepository,
+    ProjectRepository,
     QualityRepository,
     TaskRepository,
     ensure_indexes,
 )
+from humantask_taskstore.repository import TaskSearch as RealTaskSearch
 from humantask_taskstore.repository.documents import task_bytes
 from tests.support.callbacks import Answer, ScriptedReceiver
 from tests.support.fakes import (
     FakeAccounts,
+    FakeBatches,
     FakeDeliveries,
     FakePool,
+    FakeProjects,
     FakeQuality,
     FakeRetries,
     FakeSender,
     FakeSigningKeys,
     FakeTasks,
+    FakeTaskSearch,
     RecordingAnnouncer,
     RecordingOutbox,
     RecordingPublisher,
@@ -463,6 +493,37 @@ async def test_quotas_count_pending_tasks_and_bytes_and_refuse_past_them(tasks: 
     )
     reset = await tasks.set_quota("cust-a", "default", "default")
     assert (reset.pending_tasks_limit_is, reset.stored_bytes_limit_is) == ("default", "default")
+
+
+@implementations
+async def test_quotas_count_a_task_an_audit_reopened_and_a_tasks_new_size(tasks: Tasks) -> None:
+    """What the counters say is what the tasks say (as the fake counts them from its
+    records): a task back to `pending` counts again, a task whose metadata or unique_id
+    changed counts its new size."""
+    await added(tasks)
+    record = await tasks.get((await added(tasks)).task_id)  # as stored: its size known
+    assert record is not None
+    leased = domain.lease_to(record, "w1", T0, T0 + timedelta(hours=1))
+    leased = await tasks.save(leased, [], T0)
+    assert leased is not None
+    done, raised = domain.submit_work(leased, "w1", "big", T0)
+    done = await tasks.save(done, stamp_all(raised, T0), T0)
+    assert done is not None
+    before = await tasks.quota("cust-a")
+    assert before.pending_tasks == 1
+    reopened, raised = audit.audit_task(done, AuditRequest(accepted=False), T0)
+    reopened = await tasks.save(reopened, stamp_all(raised, T0), T0)
+    assert reopened is not None
+    assert (await tasks.quota("cust-a")).pending_tasks == 2
+    bigger = task_edits.set_metadata(reopened, {"note": "x" * 1_000})
+    bigger = await tasks.save(bigger, [], T0)
+    assert bigger is not None
+    grown = await tasks.quota("cust-a")
+    assert grown.stored_bytes == before.stored_bytes + task_bytes(bigger) - task_bytes(record)
+    assert grown.stored_bytes > before.stored_bytes + 1_000
+    smaller = await tasks.save(task_edits.set_metadata(bigger, {}), [], T0)
+    assert smaller is not None
+    assert (await tasks.quota("cust-a")).stored_bytes < grown.stored_bytes
 
 
 async def every_page(tasks: Tasks, customer_id: str, **query: Any) -> list[str]:
@@ -985,6 +1046,10 @@ async def real_signing_keys(
         pool=PoolRepository(db),
         quality=QualityRepository(db),
         publish=RecordingPublisher(),
+        search=RealTaskSearch(db),
+        projects=ProjectRepository(db),
+        batches=BatchRepository(db),
+        batch_outbox=RecordingOutbox(),
         list_tokens=CursorSigner(bytes(32)),
     )
     user = "guest"
@@ -1027,3 +1092,282 @@ async def test_a_customers_secret_is_its_own_until_the_task_store_goes_away(
     await signing_keys.go_away()
     with pytest.raises(Unavailable):
         await asyncio.wait_for(signing_keys.secrets.get(customer_id), timeout=WAIT)
+
+
+# -- the task-store: `/scale/v1`'s ports (docs/reference/api.md §11) --------------------------
+
+
+def placed_task(
+    customer_id: str = "cust-a",
+    created_at: datetime = T0,
+    placement: dict[str, Any] | None = None,
+    **request: Any,
+) -> tuple[TaskRecord, list[Any]]:
+    record, events = domain.create_task(
+        new_task_id(),
+        customer_id,
+        CreateTaskRequest.model_validate({**REQUEST, **request}),
+        created_at,
+        placement=TaskPlacement.model_validate(placement or {}),
+    )
+    return record, stamp_all(events, created_at)
+
+
+@implementations
+async def test_a_save_that_takes_a_taken_unique_id_is_refused_and_one_let_go_is_free(
+    tasks: Tasks,
+) -> None:
+    holder = await added(tasks, unique_id="u-1")
+    other = await added(tasks)
+    with pytest.raises(TaskExists) as taken:
+        await tasks.save(replace(other, unique_id="u-1"), [], T0)
+    assert taken.value.existing == holder
+    freed = await tasks.save(replace(holder, unique_id=None, fingerprint=None), [], T0)
+    assert freed is not None and freed.unique_id is None
+    moved = await tasks.save(replace(other, unique_id="u-1"), [], T0)
+    assert moved is not None and moved.unique_id == "u-1"
+    assert await tasks.get(holder.task_id) == freed
+
+
+@implementations
+async def test_a_claim_skips_the_tasks_its_worker_answered_before_an_audit(tasks: Tasks) -> None:
+    """A task an audit reopened keeps its answers, uncounted: their workers are not served
+    it again, anyone else is."""
+    now = T0 + timedelta(hours=1)
+    older = await added(tasks, created_at=T0)
+    newer = await added(tasks, created_at=T0 + timedelta(minutes=1))
+    stored = await tasks.get(older.task_id)
+    assert stored is not None
+    leased = await tasks.save(
+        domain.lease_to(stored, "alice", T0, T0 + timedelta(minutes=5)), [], T0
+    )
+    assert leased is not None
+    done, raised = domain.submit_work(leased, "alice", "big", T0)
+    done = await tasks.save(done, stamp_all(raised, T0), T0)
+    assert done is not None and done.status == "completed"
+    reopened, raised = audit.audit_task(done, AuditRequest(accepted=False), T0)
+    assert await tasks.save(reopened, stamp_all(raised, T0), T0) is not None
+    alice = await tasks.lease_oldest("alice", "cust-a", "work", now, now + timedelta(minutes=10))
+    assert alice is not None and alice.task_id == newer.task_id
+    bob = await tasks.lease_oldest("bob", "cust-a", "work", now, now + timedelta(minutes=10))
+    assert bob is not None and bob.task_id == older.task_id
+    assert [(a.worker_id, a.counted) for a in bob.answers] == [("alice", False)]
+
+
+@pytest.fixture
+async def scale_ports_of(
+    kind: str, fresh_database: Any
+) -> AsyncIterator[tuple[Tasks, TaskSearch, Projects, Batches]]:
+    if kind == "fake":
+        fake = FakeTasks()
+        yield fake, FakeTaskSearch(fake), FakeProjects(), FakeBatches()
+        return
+    async for db in fresh_database(ensure_indexes):
+        yield TaskRepository(db), RealTaskSearch(db), ProjectRepository(db), BatchRepository(db)
+
+
+async def search_all(search: TaskSearch, customer_id: str, **query: Any) -> list[str]:
+    """Every page of a search, following its cursor."""
+    ids: list[str] = []
+    page_query = ScaleTaskListQuery.model_validate(query)
+    cursor = None
+    while True:
+        records, cursor, _ = await search.page(
+            customer_id, page_query, T0 + timedelta(days=1), cursor
+        )
+        ids += [record.task_id for record in records]
+        if cursor is None:
+            return ids
+
+
+async def count(search: TaskSearch, customer_id: str, query: ScaleTaskListQuery) -> int | None:
+    return (await search.page(customer_id, query, T0 + timedelta(days=1), count=True))[2]
+
+
+@implementations
+async def test_a_search_filters_by_scales_fields_newest_first_and_counts(
+    scale_ports_of: tuple[Tasks, TaskSearch, Projects, Batches],
+) -> None:
+    tasks, search, _, _ = scale_ports_of
+
+    async def place(offset: int, **placement: Any) -> TaskRecord:
+        record, events = placed_task(created_at=T0 + timedelta(seconds=offset), placement=placement)
+        await tasks.add(record, events, record.created_at)
+        return record
+
+    a = await place(0, project="p", batch="b", tags=["x"])
+    b = await place(1, project="p", tags=["x", "y"])
+    c = await place(2, project="q")
+    d = await place(3)
+    other, events = placed_task(customer_id="cust-b", placement={"project": "p"})
+    await tasks.add(other, events, T0)
+    reviewed = await tasks.save(replace(c, customer_review_status="accepted"), [], T0)
+    assert reviewed is not None
+    completed_at = T0 + timedelta(hours=1)
+    done = replace(
+        b, status="completed", completed_at=completed_at, response=TaskResponse(category="big")
+    )
+    assert await tasks.save(done, [], T0) is not None
+
+    assert await search_all(search, "cust-a") == [d.task_id, c.task_id, b.task_id, a.task_id]
+    assert await search_all(search, "cust-a", limit=1) == [
+        d.task_id,
+        c.task_id,
+        b.task_id,
+        a.task_id,
+    ]
+    assert await search_all(search, "cust-a", project="p") == [b.task_id, a.task_id]
+    assert await search_all(search, "cust-a", batch="b") == [a.task_id]
+    assert await search_all(search, "cust-a", tags=["x"]) == [b.task_id, a.task_id]
+    assert await search_all(search, "cust-a", tags=["x", "y"]) == [b.task_id]
+    assert await search_all(search, "cust-a", customer_review_status="accepted,rejected") == [
+        c.task_id
+    ]
+    assert await search_all(search, "cust-a", status="completed") == [b.task_id]
+    after = (completed_at - timedelta(seconds=1)).isoformat()
+    assert await search_all(search, "cust-a", completed_after=after) == [b.task_id]
+    assert await search_all(search, "cust-a", completed_before=after) == []
+    assert await search_all(search, "cust-a", project="p", status="pending") == [a.task_id]
+    since = (T0 + timedelta(seconds=1)).isoformat()
+    assert await search_all(search, "cust-a", start_time=since, project="p") == [b.task_id]
+    assert await count(search, "cust-a", ScaleTaskListQuery(project="p", limit=1)) == 2
+    assert await count(search, "cust-a", ScaleTaskListQuery()) == 4
+    assert await count(search, "cust-b", ScaleTaskListQuery(project="p")) == 1
+    assert (await search.page("cust-a", ScaleTaskListQuery(), T0))[2] is None  # not asked
+    assert await search.batch_counts("cust-a", "b") == BatchCounts(pending=1)
+    assert await search.batch_has_pending("cust-a", "b")
+    assert not await search.batch_has_pending("cust-b", "b")
+
+
+@implementations
+async def test_a_search_by_unique_ids_finds_each_once(
+    scale_ports_of: tuple[Tasks, TaskSearch, Projects, Batches],
+) -> None:
+    tasks, search, _, _ = scale_ports_of
+    made = [
+        await added(tasks, unique_id=f"u-{n}", created_at=T0 + timedelta(seconds=n))
+        for n in range(3)
+    ]
+    assert await search_all(search, "cust-a", unique_id=["u-0", "u-2", "u-9"]) == [
+        made[2].task_id,
+        made[0].task_id,
+    ]
+    assert await search_all(search, "cust-a", unique_id=["u-0", "u-1", "u-2"], limit=2) == [
+        r.task_id for r in reversed(made)
+    ]
+
+
+@implementations
+async def test_a_project_has_one_name_per_customer_and_versions_on_the_last_read(
+    scale_ports_of: tuple[Tasks, TaskSearch, Projects, Batches],
+) -> None:
+    _, _, projects, _ = scale_ports_of
+    request = CreateProjectRequest(
+        type="categorization", name="p", params=ProjectParams(instruction="i")
+    )
+    project = project_domain.new_project(new_task_id(), "cust-a", request, T0)
+    await projects.add(project)
+    assert await projects.get("cust-a", "p") == project
+    assert await projects.get("cust-b", "p") is None
+    with pytest.raises(ProjectExists) as same_id:
+        await projects.add(project)
+    assert same_id.value.existing == project
+    with pytest.raises(ProjectExists) as same_name:
+        await projects.add(project_domain.new_project(new_task_id(), "cust-a", request, T0))
+    assert same_name.value.existing == project
+    theirs = project_domain.new_project(new_task_id(), "cust-b", request, T0 + timedelta(seconds=1))
+    await projects.add(theirs)
+
+    version = project_domain.ParamsVersion(
+        version=1, params={"categories": ["a", "b"]}, created_at=T0
+    )
+    saved = await projects.add_version(project, version, T0)
+    assert saved is not None and [v.version for v in saved.history] == [0, 1]
+    assert saved.current.params == {"categories": ["a", "b"]}
+    assert await projects.add_version(project, version, T0) is None  # read before the last
+    assert await projects.get("cust-a", "p") == saved
+    listed = await projects.list("cust-a")  # each with its current params only
+    assert [(p.name, [v.version for v in p.history]) for p in listed] == [("p", [1])]
+
+
+@implementations
+async def test_a_batch_has_one_name_per_customer_and_saves_on_the_version_it_read(
+    scale_ports_of: tuple[Tasks, TaskSearch, Projects, Batches],
+) -> None:
+    _, _, _, batches = scale_ports_of
+    made = []
+    for n in range(3):
+        request = CreateBatchRequest(project="p", name=f"b{n}", metadata={"a.b": n})
+        batch = batch_domain.new_batch(new_task_id(), "cust-a", request, T0 + timedelta(seconds=n))
+        await batches.add(batch)
+        made.append(batch)
+    assert await batches.get("cust-a", "b0") == made[0]
+    assert await batches.get("cust-b", "b0") is None
+    with pytest.raises(BatchExists) as same_name:
+        await batches.add(replace(made[0], batch_id=new_task_id()))
+    assert same_name.value.existing == made[0]
+
+    finalized, raised = batch_domain.finalize(made[0], T0)
+    saved = await batches.save(finalized, stamp_all(raised, T0), T0)
+    assert saved is not None and (saved.status, saved.version) == ("in_progress", 1)
+    assert await batches.save(finalized, [], T0) is None  # decided on the version before
+    page, total = await batches.list("cust-a", BatchListQuery(limit=2))
+    assert ([b.name for b in page], total) == (["b2", "b1"], 3)
+    page, total = await batches.list("cust-a", BatchListQuery(status="in_progress"))
+    assert ([b.name for b in page], total) == (["b0"], 1)
+
+
+@implementations
+async def test_each_completion_of_a_task_is_a_delivery_of_its_own(deliveries: Deliveries) -> None:
+    first = new_delivery()
+    task_id = first.task_id
+    assert await deliveries.last_number(task_id) == 0
+    second = replace(
+        first, number=2, completion=2, task={**first.task, "response": {"category": "b"}}
+    )
+    assert second.delivery_id == second.webhook_id == f"{task_id}.2"
+    for delivery in (first, second):
+        assert await deliveries.create(delivery)
+        attempt = Attempt(number=1, at=T0, delivery=delivery.number)
+        assert await deliveries.claim(delivery, attempt)
+        assert await deliveries.finish(
+            delivery.delivery_id, notifier_domain.finish(attempt, 200, None)
+        )
+    assert not await deliveries.create(replace(second, completion=3))  # its number is taken
+    stored = await deliveries.get(second.delivery_id)
+    assert stored is not None and (stored.completion, stored.origin) == (2, "completion")
+    assert len(stored.attempts) == 1 and stored.task["response"] == {"category": "b"}
+    assert await deliveries.of_completion(task_id, 2) == stored
+    assert await deliveries.of_completion(task_id, 1) == await deliveries.get(task_id)
+    assert await deliveries.of_completion(task_id, 3) is None
+    assert await deliveries.last_number(task_id) == 2
+    log = await deliveries.log(task_id, "c1")
+    assert [(a.delivery, a.number, a.delivered) for a in log] == [(1, 1, True), (2, 1, True)]
+
+    # A redelivery of the second completion: the same message, not a completion's own.
+    again = notifier_domain.redelivery(stored, T0, None)
+    assert await deliveries.create(again)
+    assert (again.number, again.webhook_id) == (3, f"{task_id}.2")
+    assert await deliveries.get(again.delivery_id) == again
+    assert await deliveries.of_completion(task_id, 2) == stored
+    latest = await deliveries.latest(task_id)
+    assert latest is not None and (latest.number, latest.origin) == (3, "redelivery")
+    assert await deliveries.last_number(task_id) == 3
+
+
+@implementations
+async def test_a_batchs_delivery_is_keyed_by_the_batch(deliveries: Deliveries) -> None:
+    batch = Batch(
+        name="b", project="p", status="completed", callback="https://x.example/b", created_at=T0
+    )
+    event = BatchCompleted(
+        customer_id="c1", batch_id="b1" * 12, batch=batch, counts=BatchCounts(completed=2)
+    )
+    delivery = notifier_domain.new_delivery(event, T0)
+    key = "batch-" + "b1" * 12
+    assert (delivery.delivery_id, delivery.webhook_id) == (key, key)
+    assert delivery.callback_url == "https://x.example/b"
+    await deliveries.create(delivery)
+    assert await deliveries.get(key) == delivery
+    assert await deliveries.claim(delivery, Attempt(number=1, at=T0))
+    assert not await deliveries.claim(delivery, Attempt(number=1, at=T0))

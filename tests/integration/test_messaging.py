@@ -289,6 +289,14 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
         "callback.list",
         "callback.list_failed",
         "account.list",
+        # /scale/v1's reads (docs/reference/api.md §11).
+        "task.scale_get",
+        "task.scale_list",
+        "project.list",
+        "project.get",
+        "batch.get",
+        "batch.status",
+        "batch.list",
         "quality.workers",
     }
 

@@ -33,9 +33,12 @@ from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies, QualitySettings
 from humantask_taskstore.repository import (
     AccountRepository,
+    BatchRepository,
     PoolRepository,
+    ProjectRepository,
     QualityRepository,
     TaskRepository,
+    TaskSearch,
     ensure_indexes,
     task_document,
 )
@@ -58,6 +61,16 @@ async def db(fresh_database: Any) -> AsyncIterator[AsyncDatabase]:
         yield database
 
 
+def scale_ports(db: AsyncDatabase) -> dict[str, Any]:
+    """`/scale/v1`'s ports (docs/reference/api.md §11), on the same database."""
+    return {
+        "search": TaskSearch(db),
+        "projects": ProjectRepository(db),
+        "batches": BatchRepository(db),
+        "batch_outbox": RecordingOutbox(),
+    }
+
+
 @pytest.fixture
 def deps(db: AsyncDatabase) -> Dependencies:
     return Dependencies(
@@ -70,6 +83,7 @@ def deps(db: AsyncDatabase) -> Dependencies:
         quality=QualityRepository(db),
         publish=RecordingPublisher(),
         list_tokens=CursorSigner(bytes(32)),
+        **scale_ports(db),
     )
 
 
@@ -320,6 +334,7 @@ async def _database_work_of_a_claim_and_submit(mongodb_url: str, gold: bool) -> 
             quality=QualityRepository(database),
             publish=RecordingPublisher(),
             list_tokens=CursorSigner(bytes(32)),
+            **scale_ports(database),
             quality_settings=QualitySettings(gold_rate=0.5),
             draw=lambda: 0.1 if gold else 0.9,
         )

@@ -1,11 +1,13 @@
 """What one `GET /v1/tasks` costs the task-store and the database, against a real server
 (docs/operations/hardening.md, "Lists"): a deep offset is skipped by the database, a page
 stops at its byte budget and the cursor goes on from there, and a list that runs past
-its time limit is a clear `unavailable` (503), never a hang."""
+its time limit is a clear `unavailable` (503), never a hang. `/scale/v1`'s lists of
+tasks, projects and batches are held to the same limits."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,15 +23,29 @@ from humantask_shared.core.models import (
     TaskListQuery,
     new_task_id,
 )
+from humantask_shared.core.scale_models import (
+    BatchListQuery,
+    CreateBatchRequest,
+    CreateProjectRequest,
+    ProjectParams,
+    ScaleTaskListQuery,
+)
 from humantask_shared.runtime.mongo import Document
 from humantask_taskstore import domain
+from humantask_taskstore.batches import new_batch
+from humantask_taskstore.projects import ParamsVersion, new_project, with_version
 from humantask_taskstore.repository import (
+    BatchRepository,
     ListLimits,
+    ProjectRepository,
     TaskRepository,
+    TaskSearch,
     ensure_indexes,
     task_document,
 )
 from humantask_taskstore.repository.documents import TASKS
+from humantask_taskstore.repository.indexes import LIST_INDEX
+from humantask_taskstore.repository.listing import TaskLists
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)
@@ -166,3 +182,98 @@ async def test_a_list_past_its_time_limit_is_unavailable_and_says_so(
         await page(tasks, everything, limit=100)
     # The database stopped the query (maxTimeMS), not merely the task-store's clock.
     assert replies.failed_codes == [50], replies.failed_codes
+
+
+# -- `/scale/v1`'s lists (docs/reference/api.md §11): bounded as `/v1`'s ------------------
+
+
+async def scale_page(
+    search: TaskSearch, cursor: ListCursor | None = None, count: bool = False, **query: Any
+) -> tuple[list[str], ListCursor | None, int | None]:
+    records, next_cursor, total = await search.page(
+        "cust-a", ScaleTaskListQuery.model_validate(query), NOW, cursor, count
+    )
+    return [r.task_id for r in records], next_cursor, total
+
+
+async def test_a_scale_page_stops_at_its_byte_budget_and_the_cursor_goes_on(
+    db: AsyncDatabase,
+) -> None:
+    newest_first = await store(db, 30, instruction_bytes=20_000)
+    search = TaskSearch(db, ListLimits(page_max_bytes=100_000))  # four of these, and some
+    for filters in ({}, {"status": "pending"}):
+        pages: list[list[str]] = []
+        ids, cursor, total = await scale_page(search, count=True, **filters)
+        assert total == 30
+        pages.append(ids)
+        while cursor is not None:
+            ids, cursor, _ = await scale_page(search, cursor, **filters)
+            pages.append(ids)
+        assert [task for each in pages for task in each] == newest_first
+        assert all(1 <= len(each) <= 5 for each in pages), [len(each) for each in pages]
+
+
+async def test_a_scale_page_of_unique_ids_stops_at_its_byte_budget_too(db: AsyncDatabase) -> None:
+    made = [
+        replace(record("cust-a", T0 + timedelta(seconds=n), "\N{GRINNING FACE}" * 5_000),
+                unique_id=f"u-{n}")
+        for n in range(6)
+    ]  # fmt: skip
+    await db[TASKS].insert_many([task_document(r) for r in made])
+    search = TaskSearch(db, ListLimits(page_max_bytes=50_000))  # two of these, and some
+    wanted = [f"u-{n}" for n in range(6)]
+    ids, cursor, _ = await scale_page(search, unique_id=wanted)
+    assert ids == [made[5].task_id, made[4].task_id] and cursor is not None
+    rest, cursor, _ = await scale_page(search, cursor, unique_id=wanted)
+    assert rest == [made[3].task_id, made[2].task_id] and cursor is not None
+
+
+async def test_a_scale_list_past_its_time_limit_is_unavailable_and_says_so(
+    db: AsyncDatabase, watched: tuple[Any, ReplyBytes]
+) -> None:
+    await store(db, 2_000, instruction_bytes=2_000)
+    watched_db, replies = watched
+    everything = ListCursor(created_at=NOW, task_id="f" * 24, span_seconds=10 * 86400)
+    search = TaskSearch(watched_db, ListLimits(max_time_ms=10))
+    with pytest.raises(Unavailable, match=r"time limit \(10 ms"):
+        await scale_page(search, everything, limit=100)
+    assert replies.failed_codes == [50], replies.failed_codes
+
+
+async def test_a_scale_lists_count_is_bounded_by_the_time_limit_too(
+    db: AsyncDatabase, watched: tuple[Any, ReplyBytes]
+) -> None:
+    """The count (`total`, on the first page) shares the list's time: counting 10,000
+    index entries takes several times 5 ms (about 17 ms on the test machine), and the
+    database stops it."""
+    await store(db, 10_000)
+    watched_db, replies = watched
+    lists = TaskLists(watched_db[TASKS], ListLimits(max_time_ms=5))
+    with pytest.raises(Unavailable, match=r"time limit \(5 ms"):
+        await lists.count({"customer_id": "cust-a"}, LIST_INDEX, 10_000, lists.budget())
+    assert replies.failed_codes == [50], replies.failed_codes
+
+
+async def test_projects_and_batches_lists_are_bounded_in_bytes(db: AsyncDatabase) -> None:
+    projects = ProjectRepository(db, ListLimits(page_max_bytes=64 * 1024))
+    big = {"metadata": {"note": "x" * 15_000}, "instruction": "y" * 9_000}
+    for n in range(6):
+        request = CreateProjectRequest(
+            type="categorization", name=f"p{n}", params=ProjectParams.model_validate(big)
+        )
+        project = new_project(new_task_id(), "cust-a", request, T0 + timedelta(seconds=n))
+        for version in range(1, 4):  # versions the list never reads
+            project = with_version(project, ParamsVersion(version, big, T0))
+        await projects.add(project)
+    listed = await projects.list("cust-a")
+    assert [p.name for p in listed] == ["p0", "p1"]  # the oldest that fit in 64 KiB
+    assert all(len(p.history) == 1 and p.current.version == 3 for p in listed)
+
+    batches = BatchRepository(db, ListLimits(page_max_bytes=64 * 1024))
+    for n in range(6):
+        request = CreateBatchRequest(project="p0", name=f"b{n}", metadata={"note": "x" * 15_000})
+        await batches.add(new_batch(new_task_id(), "cust-a", request, T0 + timedelta(seconds=n)))
+    page, total = await batches.list("cust-a", BatchListQuery(limit=100))
+    assert ([b.name for b in page], total) == (["b5", "b4", "b3", "b2"], 6)
+    page, total = await batches.list("cust-a", BatchListQuery(limit=100, offset=4))
+    assert ([b.name for b in page], total) == (["b1", "b0"], 6)

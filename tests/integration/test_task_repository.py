@@ -35,10 +35,13 @@ from humantask_taskstore.cursors import CursorSigner
 from humantask_taskstore.ports import Dependencies, TaskExists
 from humantask_taskstore.repository import (
     AccountRepository,
+    BatchRepository,
     OutboxStore,
     PoolRepository,
+    ProjectRepository,
     QualityRepository,
     TaskRepository,
+    TaskSearch,
     ensure_indexes,
     indexes,
     listing,
@@ -99,6 +102,10 @@ def deps(
         pool=PoolRepository(db),
         quality=QualityRepository(db),
         publish=RecordingPublisher(),
+        search=TaskSearch(db),
+        projects=ProjectRepository(db),
+        batches=BatchRepository(db),
+        batch_outbox=RecordingOutbox(),
         list_tokens=CursorSigner(bytes(32)),
     )
 

@@ -5,7 +5,10 @@ commands without RabbitMQ or MongoDB, for in-process HTTP tests
 The task-store knows a few credentials and keeps tasks in a dict, with the rules the
 gateway's answers depend on (a task is its owner's; a worker acts only on the task it
 holds). It records every command, so a test can say that bad input never reached it,
-and `fail_with` makes every command but `Authenticate` raise that error.
+and `fail_with` makes every command but `Authenticate` raise that error. `/scale/v1`'s
+commands it answers with the task-store's own handlers over the in-memory ports of
+tests/support/fakes.py (`scale_store`), each command and result through JSON as over
+RabbitMQ.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from humantask_shared.core.messages.commands import (
     WorkerQuality,
     WorkerQualityList,
 )
+from humantask_shared.core.messages.scale_commands import SCALE_COMMANDS
 from humantask_shared.core.models import (
     NEXT_TOKEN_SIGNATURE_LENGTH,
     ListCursor,
@@ -58,6 +62,22 @@ from humantask_shared.core.worker_models import (
     WorkItem,
     WorkReleased,
     no_live_lease,
+)
+from humantask_taskstore.cursors import CursorSigner
+from humantask_taskstore.handler_table import HANDLERS
+from humantask_taskstore.ports import Dependencies
+
+from .fakes import (
+    FakeAccounts,
+    FakeBatches,
+    FakePool,
+    FakeProjects,
+    FakeQuality,
+    FakeTasks,
+    FakeTaskSearch,
+    RecordingAnnouncer,
+    RecordingOutbox,
+    RecordingPublisher,
 )
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -95,9 +115,31 @@ class FakeService:
         raise AssertionError(f"unexpected {command!r}")
 
 
+def scale_store() -> Dependencies:
+    """The task-store's ports in memory, for its `/scale/v1` handlers."""
+    pool = FakePool()
+    tasks = FakeTasks(pool=pool)
+    return Dependencies(
+        pool=pool,
+        quality=FakeQuality(),
+        publish=RecordingPublisher(),
+        tasks=tasks,
+        accounts=FakeAccounts(),
+        outbox=RecordingOutbox(),
+        announce=RecordingAnnouncer(),
+        work_lease_seconds=600,
+        search=FakeTaskSearch(tasks),
+        projects=FakeProjects(),
+        batches=FakeBatches(),
+        batch_outbox=RecordingOutbox(),
+        list_tokens=CursorSigner(bytes(32)),
+    )
+
+
 class FakeTaskStore(FakeService):
     def __init__(self) -> None:
         super().__init__()
+        self.scale = scale_store()
         self.principals = {
             (credential_hash(key), role): principal_id
             for (key, role), principal_id in CREDENTIALS.items()
@@ -106,6 +148,16 @@ class FakeTaskStore(FakeService):
         self.leases: dict[str, str] = {}  # task_id -> worker_id
         # What `GET /v1/quality/workers` shows, by customer.
         self.workers: dict[str, list[WorkerQuality]] = {}
+
+    async def send(self, command: Command[ResultT]) -> ResultT:
+        if type(command) not in SCALE_COMMANDS:
+            return await super().send(command)
+        self.asked.append(command)
+        if self.fail_with is not None:
+            raise self.fail_with
+        received = type(command).model_validate_json(command.model_dump_json())
+        result = await HANDLERS[type(command)](received, self.scale)
+        return command.read_result(result.model_dump(mode="json", exclude_none=True))
 
     def answer(self, command: Command[Any]) -> Any:
         match command:

@@ -36,10 +36,12 @@ from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded
 from humantask_shared.core.messages.base import Event
 from humantask_shared.core.messages.commands import Account, CallbackSecret, Principal, Role
 from humantask_shared.core.messages.envelope import StampedEvent
-from humantask_shared.core.messages.events import CredentialChanged
+from humantask_shared.core.messages.events import CredentialChanged, TaskReopened
 from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
+from humantask_shared.core.scale_models import BatchCounts, BatchListQuery, ScaleTaskListQuery
 from humantask_taskstore import quality
+from humantask_taskstore.batches import BatchRecord
 from humantask_taskstore.domain import (
     DEFAULT_WEIGHT,
     PoolCustomer,
@@ -50,7 +52,8 @@ from humantask_taskstore.domain import (
     next_free_at,
 )
 from humantask_taskstore.fair_pool import FairPool
-from humantask_taskstore.ports import TaskExists, WorkerHoldsLease
+from humantask_taskstore.ports import BatchExists, ProjectExists, TaskExists, WorkerHoldsLease
+from humantask_taskstore.projects import ParamsVersion, ProjectRecord, with_version
 from humantask_taskstore.repository.documents import task_bytes
 from humantask_taskstore.repository.usage import QuotaLimits
 from humantask_taskstore.workers import (
@@ -113,7 +116,24 @@ class FakeTasks:
         current = self.records.get(record.task_id)
         if current is None or current.version != record.version:
             return None
-        return self._write(replace(record, version=record.version + 1), events)
+        if record.unique_id is not None:
+            holder = next(
+                (
+                    other
+                    for other in self.records.values()
+                    if other.task_id != record.task_id
+                    and (other.customer_id, other.unique_id)
+                    == (record.customer_id, record.unique_id)
+                ),
+                None,
+            )
+            if holder is not None:
+                raise TaskExists(holder)
+        saved = self._write(replace(record, version=record.version + 1), events)
+        reopened = any(isinstance(stamped.event, TaskReopened) for stamped in events)
+        if reopened and self.pool is not None and saved.pool == "work":
+            await self.pool.touch([saved.customer_id])
+        return saved
 
     async def save_answer(
         self,
@@ -259,6 +279,172 @@ class FakeTasks:
         self.records[record.task_id] = record
         self.outboxes.setdefault(record.task_id, []).extend(events)
         return record
+
+
+def _newest_first(record: TaskRecord) -> tuple[datetime, str]:
+    return record.created_at, record.task_id
+
+
+@dataclass
+class FakeTaskSearch:
+    """`ports.TaskSearch` over a `FakeTasks`' records."""
+
+    tasks: FakeTasks
+    max_count: int = 10_000
+
+    def _matching(self, customer_id: str, query: ScaleTaskListQuery) -> list[TaskRecord]:
+        def wanted(record: TaskRecord) -> bool:
+            completed = record.completed_at
+            return (
+                record.customer_id == customer_id
+                and query.status in (None, record.status)
+                and query.project in (None, record.project)
+                and query.batch in (None, record.batch)
+                and (not query.unique_id or record.unique_id in query.unique_id)
+                and all(tag in record.tags for tag in query.tags)
+                and (
+                    not query.customer_review_status
+                    or record.customer_review_status in query.customer_review_status
+                )
+                and (query.start_time is None or record.created_at >= query.start_time)
+                and (query.end_time is None or record.created_at < query.end_time)
+                and (
+                    (query.completed_after is None and query.completed_before is None)
+                    or (
+                        completed is not None
+                        and (query.completed_after is None or completed >= query.completed_after)
+                        and (query.completed_before is None or completed < query.completed_before)
+                    )
+                )
+            )
+
+        return sorted(filter(wanted, self.tasks.records.values()), key=_newest_first, reverse=True)
+
+    async def page(
+        self,
+        customer_id: str,
+        query: ScaleTaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
+        count: bool = False,
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None, int | None]:
+        matching = self._matching(customer_id, query)
+        found = matching
+        if cursor is not None:
+            found = [r for r in found if _newest_first(r) < (cursor.created_at, cursor.task_id)]
+        total = min(len(matching), self.max_count) if count else None
+        page = found[: query.limit]
+        if len(found) <= query.limit or not page:
+            return page, None, total
+        last = page[-1]
+        following = ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
+        return page, following, total
+
+    async def batch_counts(self, customer_id: str, batch: str) -> BatchCounts:
+        statuses = [
+            record.status
+            for record in self.tasks.records.values()
+            if (record.customer_id, record.batch) == (customer_id, batch)
+        ]
+        return BatchCounts(**{status: statuses.count(status) for status in set(statuses)})
+
+    async def batch_has_pending(self, customer_id: str, batch: str) -> bool:
+        return (await self.batch_counts(customer_id, batch)).pending > 0
+
+
+@dataclass
+class FakeProjects:
+    """`ports.Projects`: one project per (customer, name), versions on the last read."""
+
+    projects: dict[tuple[str, str], ProjectRecord] = field(default_factory=dict)
+
+    async def add(self, project: ProjectRecord) -> None:
+        for existing in self.projects.values():
+            if existing.project_id == project.project_id:
+                raise ProjectExists(existing)
+        existing = self.projects.get((project.customer_id, project.name))
+        if existing is not None:
+            raise ProjectExists(existing)
+        self.projects[(project.customer_id, project.name)] = project
+
+    async def get(self, customer_id: str, name: str) -> ProjectRecord | None:
+        return self.projects.get((customer_id, name))
+
+    async def list(self, customer_id: str) -> builtins.list[ProjectRecord]:
+        mine = [p for (owner, _), p in self.projects.items() if owner == customer_id]
+        listed = sorted(mine, key=lambda p: (p.created_at, p.project_id))
+        return [replace(p, history=p.history[-1:]) for p in listed]  # the current params
+
+    async def add_version(
+        self, project: ProjectRecord, version: ParamsVersion, now: datetime
+    ) -> ProjectRecord | None:
+        key = (project.customer_id, project.name)
+        current = self.projects.get(key)
+        if current is None or current.current.version != project.current.version:
+            return None
+        self.projects[key] = with_version(current, version)
+        return self.projects[key]
+
+
+@dataclass
+class FakeBatches:
+    """`ports.Batches`: one batch per (customer, name), conditional on its version;
+    `outboxes` holds what each write left to publish."""
+
+    batches: dict[tuple[str, str], BatchRecord] = field(default_factory=dict)
+    outboxes: dict[str, list[StampedEvent]] = field(default_factory=dict)
+
+    async def add(self, batch: BatchRecord) -> None:
+        for existing in self.batches.values():
+            if existing.batch_id == batch.batch_id:
+                raise BatchExists(existing)
+        existing = self.batches.get((batch.customer_id, batch.name))
+        if existing is not None:
+            raise BatchExists(existing)
+        self.batches[(batch.customer_id, batch.name)] = batch
+
+    async def get(self, customer_id: str, name: str) -> BatchRecord | None:
+        return self.batches.get((customer_id, name))
+
+    async def save(
+        self, batch: BatchRecord, events: Sequence[StampedEvent], now: datetime
+    ) -> BatchRecord | None:
+        key = (batch.customer_id, batch.name)
+        current = self.batches.get(key)
+        if current is None or current.version != batch.version:
+            return None
+        self.batches[key] = replace(batch, version=batch.version + 1)
+        self.outboxes.setdefault(batch.batch_id, []).extend(events)
+        return self.batches[key]
+
+    async def list(
+        self, customer_id: str, query: BatchListQuery
+    ) -> tuple[builtins.list[BatchRecord], int]:
+        found = sorted(
+            (
+                b
+                for (owner, _), b in self.batches.items()
+                if owner == customer_id
+                and query.project in (None, b.project)
+                and query.status in (None, b.status)
+                and (query.start_time is None or b.created_at >= query.start_time)
+                and (query.end_time is None or b.created_at < query.end_time)
+            ),
+            key=lambda b: (b.created_at, b.batch_id),
+            reverse=True,
+        )
+        return found[query.offset :][: query.limit], len(found)
+
+
+def scale_ports(tasks: FakeTasks) -> dict[str, Any]:
+    """The ports of `/scale/v1` (`Dependencies`' `search`, `projects`, `batches`,
+    `batch_outbox`), in memory, over `tasks`."""
+    return {
+        "search": FakeTaskSearch(tasks),
+        "projects": FakeProjects(),
+        "batches": FakeBatches(),
+        "batch_outbox": RecordingOutbox(),
+    }
 
 
 @dataclass
@@ -603,6 +789,25 @@ class FakeDeliveries:
         if not mine:
             return None
         return await self.get(max(mine, key=lambda d: d.number).delivery_id)
+
+    async def last_number(self, task_id: str) -> int:
+        numbers = [d.number for d in self.deliveries.values() if d.task_id == task_id]
+        numbers += [
+            a.delivery
+            for (key, _), a in self.attempts.items()
+            if key == task_id or key.startswith(f"{task_id}.")
+        ]
+        return max(numbers, default=0)
+
+    async def of_completion(self, task_id: str, completion: int) -> Delivery | None:
+        for delivery in self.deliveries.values():
+            if (delivery.task_id, delivery.completion, delivery.origin) == (
+                task_id,
+                completion,
+                "completion",
+            ):
+                return await self.get(delivery.delivery_id)
+        return None
 
     async def create(self, delivery: Delivery) -> bool:
         if delivery.delivery_id in self.deliveries:

@@ -29,6 +29,7 @@ from tests.support.fakes import (
     RecordingAnnouncer,
     RecordingOutbox,
     RecordingPublisher,
+    scale_ports,
 )
 
 SEED: dict[str, Any] = {
@@ -72,6 +73,7 @@ class World:
             announce=RecordingAnnouncer(),
             work_lease_seconds=self.lease_seconds,
             list_tokens=CursorSigner(bytes(32)),
+            **scale_ports(self.tasks),
             pool=self.pool,
             quality=self.quality,
             publish=self.publisher,

@@ -38,6 +38,7 @@ from tests.support.fakes import (
     RecordingAnnouncer,
     RecordingOutbox,
     RecordingPublisher,
+    scale_ports,
 )
 
 
@@ -49,12 +50,14 @@ class World:
 
     @property
     def deps(self) -> Dependencies:
+        tasks = FakeTasks()
         return Dependencies(
-            tasks=FakeTasks(),
+            tasks=tasks,
             accounts=self.accounts,
             outbox=RecordingOutbox(),
             announce=self.announcer,
             work_lease_seconds=600,
+            **scale_ports(tasks),
             pool=FakePool(),
             quality=FakeQuality(),
             publish=RecordingPublisher(),

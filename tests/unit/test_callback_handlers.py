@@ -16,6 +16,7 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from humantask_notifier import domain
@@ -26,11 +27,17 @@ from humantask_notifier.hosts import HostSlots
 from humantask_notifier.ports import Dependencies, SendResult
 from humantask_shared.core.errors import NotFound, Unavailable
 from humantask_shared.core.messages.commands import ListCallbacks
-from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
 from humantask_shared.core.messages.retries import RetryDue
 from humantask_shared.core.models import Task
+from humantask_shared.core.scale_models import Batch, BatchCounts
 from humantask_shared.core.timeutil import utcnow
-from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_COMPLETIONS_QUEUE, Queue
+from humantask_shared.core.topology import (
+    CALLBACK_RETRY_QUEUE,
+    NOTIFIER_BATCH_COMPLETIONS_QUEUE,
+    NOTIFIER_COMPLETIONS_QUEUE,
+    Queue,
+)
 from humantask_shared.runtime.consumer import PoisonMessage
 from humantask_shared.runtime.event_dispatcher import EventDispatcher
 from humantask_shared.runtime.publishing import stamp
@@ -284,3 +291,73 @@ def test_host_slots_count_per_host_and_forget_idle_hosts() -> None:
     assert hosts.in_progress("a") == 0 and hosts._in_progress == {}
     unlimited = HostSlots(0)
     assert all(unlimited.take("a") for _ in range(1000))
+
+
+# -- later completions and batches (docs/reference/api.md §11) ------------------------------
+
+
+async def test_a_second_completion_is_a_delivery_of_its_own_with_its_own_retry() -> None:
+    world = World()
+    await world.completed()
+    world.sender.answers = [fail()]
+    second = completion(response={"category": "small", "status_code": 200})
+    second = second.model_copy(update={"completion": 2})
+    await world.completed(second)
+    await world.completed(second)  # redelivered: nothing more
+    assert [s["headers"]["webhook-id"] for s in world.sender.sent] == [TASK_ID, f"{TASK_ID}.2"]
+    assert [s["headers"]["X-Callback-Delivery"] for s in world.sender.sent] == ["1", "2"]
+    assert world.retries.scheduled == [f"{TASK_ID}.2"]
+    body = RetryDue(task_id=TASK_ID, delivery=2).model_dump_json().encode()
+    await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
+    assert world.attempts_sent() == ["1", "1", "2"]
+    assert world.sender.sent[2]["headers"]["webhook-id"] == f"{TASK_ID}.2"
+    assert world.sender.sent[2]["headers"]["X-Callback-Task-Id"] == TASK_ID
+    assert await world.log() == [(1, 200, True), (1, 500, False), (2, 200, True)]
+
+
+def batch_completion(callback: str = "https://batches.example/done") -> BatchCompleted:
+    batch = Batch(
+        name="b 1",
+        project="p",
+        status="completed",
+        callback=callback,
+        created_at=utcnow(),
+        completed_at=utcnow(),
+    )
+    return BatchCompleted(
+        customer_id="c1", batch_id="ab" * 12, batch=batch, counts=BatchCounts(completed=3)
+    )
+
+
+async def test_a_completed_batch_is_called_back_once_as_json_and_retried_once() -> None:
+    world = World()
+    world.sender.answers = [fail()]
+    stamped = stamp(batch_completion(), utcnow())
+    for _ in range(2):  # the event again: nothing more
+        await world.deliver(
+            NOTIFIER_BATCH_COMPLETIONS_QUEUE, "completed", "batch.completed", stamped.body.encode()
+        )
+    key = "batch-" + "ab" * 12
+    assert world.retries.scheduled == [key]
+    body = RetryDue(task_id=key, delivery=1).model_dump_json().encode()
+    await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
+    await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
+    first, second = world.sender.sent
+    assert first["url"] == "https://batches.example/done"
+    assert [s["headers"]["X-Callback-Attempt"] for s in (first, second)] == ["1", "2"]
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] == key
+    assert first["headers"]["X-Callback-Batch"] == "b 1"
+    assert first["headers"]["X-Callback-Delivery"] == "1"
+    assert "X-Callback-Task-Id" not in first["headers"]
+    assert first["headers"]["Content-Type"] == "application/json"
+    sent = orjson.loads(first["body"])
+    assert sent["batch"]["status"] == "completed" and sent["counts"]["completed"] == 3
+
+
+async def test_a_batch_without_a_callback_calls_nobody() -> None:
+    world = World()
+    stamped = stamp(batch_completion(callback=""), utcnow())
+    await world.deliver(
+        NOTIFIER_BATCH_COMPLETIONS_QUEUE, "completed", "batch.completed", stamped.body.encode()
+    )
+    assert world.sender.sent == [] and world.deliveries.deliveries == {}

@@ -14,24 +14,27 @@ from datetime import timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from humantask_notifier import domain
+from humantask_notifier import domain, handlers
 from humantask_notifier.handlers import (
     list_callbacks,
     list_failed_callbacks,
     redeliver_callback,
 )
-from humantask_shared.core.errors import Conflict
+from humantask_notifier.ports import SendResult
+from humantask_shared.core.errors import Conflict, Unavailable
 from humantask_shared.core.messages.commands import (
     ListCallbacks,
     ListFailedCallbacks,
     RedeliverCallback,
 )
+from humantask_shared.core.messages.events import TaskCompleted
 from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.timeutil import utcnow
-from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE
+from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_BATCH_COMPLETIONS_QUEUE
+from humantask_shared.runtime.publishing import stamp
 from tests.support.fakes import FakeSender, FakeSigningKeys
 
-from .test_callback_handlers import TASK_ID, World, completion, fail
+from .test_callback_handlers import TASK_ID, World, batch_completion, completion, fail
 
 
 async def redeliver(world: World, customer_id: str | None = "c1") -> int:
@@ -169,6 +172,135 @@ def verify(secret: str, sent: dict[str, object]) -> None:
 
 
 NEW, OLD = "whsec_" + "bmV3LXNlY3JldC1ieXRlcy0xMjM0NTY3ODkwMTIzNA==", "whsec_c1"
+
+
+# -- one sequence: later completions (an audit rejected the task) and redeliveries ---------
+
+
+def recompleted(number: int) -> TaskCompleted:
+    """The task's `number`-th completion (after `number - 1` rejections in an audit)."""
+    event = completion(response={"category": f"answer {number}", "status_code": 200})
+    return event.model_copy(update={"completion": number})
+
+
+async def test_each_completion_and_each_redelivery_is_one_delivery_in_one_sequence() -> None:
+    world = World()
+    await world.completed()  # the first completion: delivery 1, keyed by the task id
+    second = recompleted(2)
+    await world.completed(second)  # rejected in an audit, completed again: delivery 2
+    assert await redeliver(world) == 3  # the customer asks again: delivery 3
+    await redelivery_due(world, 3)
+    for _ in range(2):  # the second completion's event, and the first's, delivered again
+        await world.completed(second)
+        await world.completed()
+    sent = world.sender.sent
+    assert [s["headers"]["X-Callback-Delivery"] for s in sent] == ["1", "2", "3"]
+    # A new completion is a new message; a redelivery sends the latest one again.
+    assert [s["headers"]["webhook-id"] for s in sent] == [TASK_ID, f"{TASK_ID}.2", f"{TASK_ID}.2"]
+    assert sent[2]["body"] == sent[1]["body"] != sent[0]["body"]
+    assert b"response[category]=answer+2" in sent[2]["body"]
+    assert [(a["attempt"], a.get("delivery")) for a in await public_log(world)] == [
+        (1, None),
+        (1, 2),
+        (1, 3),
+    ]
+
+
+async def test_a_later_completion_takes_the_number_after_any_redelivery() -> None:
+    world = World()
+    await world.completed()
+    assert await redeliver(world) == 2
+    await redelivery_due(world, 2)
+    await world.completed(recompleted(2))  # after delivery 2, a redelivery: delivery 3
+    await world.completed(recompleted(3))  # and the third completion: delivery 4
+    sent = world.sender.sent
+    assert [s["headers"]["X-Callback-Delivery"] for s in sent] == ["1", "2", "3", "4"]
+    assert [s["headers"]["webhook-id"] for s in sent] == [
+        TASK_ID,
+        TASK_ID,
+        f"{TASK_ID}.3",
+        f"{TASK_ID}.4",
+    ]
+    delivery = await world.deliveries.of_completion(TASK_ID, 3)
+    assert delivery is not None and (delivery.number, delivery.origin) == (4, "completion")
+
+
+async def test_a_later_completion_whose_event_comes_first_never_takes_the_first_number() -> None:
+    world = World()
+    await world.completed(recompleted(2))
+    await world.completed()  # the first completion's event, late
+    assert [s["headers"]["webhook-id"] for s in world.sender.sent] == [f"{TASK_ID}.2", TASK_ID]
+    assert [s["headers"]["X-Callback-Delivery"] for s in world.sender.sent] == ["2", "1"]
+
+
+async def test_a_completion_numbered_by_a_notifier_that_stopped_keeps_its_number() -> None:
+    """The record was written, nothing was sent (the task-store did not answer for the
+    secret, or the process died): the event, delivered again, finds the record and sends
+    that delivery, not a new one."""
+    world = World()
+    await world.completed()
+    world.secrets.error = Unavailable("task-store down")
+    with pytest.raises(Unavailable):
+        await world.completed(recompleted(2))
+    assert await world.deliveries.last_number(TASK_ID) == 2
+    world.secrets.error = None
+    await world.completed(recompleted(2))
+    assert await world.deliveries.last_number(TASK_ID) == 2
+    assert [s["headers"]["X-Callback-Delivery"] for s in world.sender.sent] == ["1", "2"]
+
+
+async def test_two_notifiers_numbering_one_completion_at_once_make_one_delivery() -> None:
+    """Both read the same highest number; the second's insert of the next loses, and it
+    finds the first's record."""
+    world = World()
+    await world.completed()
+    deliveries = world.deliveries
+    real_of_completion = deliveries.of_completion
+    looked = 0
+
+    async def late_look(task_id: str, completion_number: int) -> domain.Delivery | None:
+        nonlocal looked
+        looked += 1
+        if looked == 1:  # the other notifier numbers it between our read and our look
+            await handlers.completion_delivery(recompleted(2), world.deps)
+        return await real_of_completion(task_id, completion_number)
+
+    deliveries.of_completion = late_look  # type: ignore[method-assign]
+    assert await handlers.completion_delivery(recompleted(2), world.deps) == f"{TASK_ID}.2"
+    assert sorted(deliveries.deliveries) == [TASK_ID, f"{TASK_ID}.2"]
+
+
+async def test_a_redelivery_is_refused_while_a_later_completion_is_being_delivered() -> None:
+    world = World(sender=FakeSender([SendResult(status_code=200), fail()]))
+    await world.completed()
+    await world.completed(recompleted(2))  # its first attempt failed: its retry waits
+    with pytest.raises(Conflict, match="still being delivered"):
+        await redeliver(world)
+
+
+async def test_the_operator_redelivers_a_batchs_failed_callback() -> None:
+    world = World(sender=FakeSender([fail(), fail()]))
+    key = "batch-" + "ab" * 12
+    stamped = stamp(batch_completion(), utcnow())
+    await world.deliver(
+        NOTIFIER_BATCH_COMPLETIONS_QUEUE, "completed", "batch.completed", stamped.body.encode()
+    )
+    body = RetryDue(task_id=key, delivery=1).model_dump_json().encode()
+    await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.retry_due", body)
+    failed = await list_failed_callbacks(
+        ListFailedCallbacks(since=utcnow() - timedelta(minutes=1)), world.deps
+    )
+    assert [(f.task_id, f.delivery) for f in failed.callbacks] == [(key, 1)]
+    answer = await redeliver_callback(RedeliverCallback(task_id=key), world.deps)
+    assert answer.delivery == 2
+    body = RedeliveryDue(task_id=key, delivery=2).model_dump_json().encode()
+    await world.deliver(CALLBACK_RETRY_QUEUE, "retry_due", "callback.redelivery_due", body)
+    *_, again = world.sender.sent
+    assert again["headers"]["webhook-id"] == key and again["headers"]["X-Callback-Batch"] == "b 1"
+    assert (
+        again["headers"]["X-Callback-Delivery"] == "2"
+        and again["body"] == world.sender.sent[0]["body"]
+    )
 
 
 async def test_during_the_overlap_a_receiver_with_either_secret_verifies_the_callback() -> None:

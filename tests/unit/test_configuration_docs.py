@@ -40,6 +40,7 @@ SETTINGS_CLASSES = settings_classes()
 NOT_IN_TABLE = frozenset(
     {
         "HUMANTASK_TEST_EXIT_AFTER_COMPLETION_WRITE",  # the outbox relay's crash test
+        "HUMANTASK_TEST_EXIT_AFTER_BATCH_COMPLETION_WRITE",  # the batches' relay's
     }
 )
 

@@ -260,7 +260,7 @@ def test_customer_operations_need_credentials_and_health_does_not(
     openapi: dict[str, Any],
 ) -> None:
     for path, method, operation in operations(openapi):
-        if path.startswith("/v1/"):
+        if path.startswith(("/v1/", "/scale/v1/")):
             scheme = "workerToken" if path.startswith("/v1/work/") else "customerApiKey"
             assert operation["security"] == [{scheme: []}], (method, path)
             assert "401" in operation["responses"], (method, path)

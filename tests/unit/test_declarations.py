@@ -98,7 +98,7 @@ def notifier_app(connection: RecordingConnection) -> tuple[web.Application, list
 def taskstore_app(connection: RecordingConnection) -> tuple[web.Application, list[Context]]:
     app = taskstore.create_app(TaskStoreSettings())
     app[taskstore.list_tokens_key] = CursorSigner(bytes(32))
-    return app, [taskstore.commands_ctx, taskstore.quality_ctx]
+    return app, [taskstore.commands_ctx, taskstore.batch_progress_ctx, taskstore.quality_ctx]
 
 
 @pytest.mark.parametrize(

@@ -633,3 +633,112 @@ def test_callback_form_decoding() -> None:
     assert humantask.parse_callback(b'{"task_id": "abc"}', "application/json; charset=utf-8") == {
         "task_id": "abc"
     }
+
+
+# -- Scale's calls: projects, batches, audits, tags (/scale/v1) ---------------------------
+
+
+PROJECT = {
+    "type": "categorization",
+    "name": "kittens",
+    "param_history": [
+        {"version": 0, "created_at": "2016-06-30T07:38:32.861Z", "instruction": "one"},
+        {"version": 1, "created_at": "2016-06-30T07:39:32.861Z", "instruction": "two"},
+    ],
+    "created_at": "2016-06-30T07:38:32.861Z",
+}
+BATCH = {
+    "name": "b 1",
+    "project": "kittens",
+    "status": "staging",
+    "callback": "",
+    "metadata": {},
+    "created_at": "2016-06-30T07:38:32.861Z",
+}
+
+
+def test_projects_and_batches_are_asked_of_scale_v1(
+    server: ScriptedServer, api: humantask.Client
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def take() -> None:
+        asked.extend((r.method, r.path) for r in server.requests)
+
+    server.script(Reply(200, PROJECT))
+    project = api.projects.create("kittens", {"instruction": "one"})
+    assert (project.version, project.params) == (1, {"instruction": "two"})
+    api.projects.set_params("kittens", patch=True, instruction="two")
+    assert server.requests[1].body == b'{"instruction":"two","patch":true}'
+    take()
+    server.script(Reply(200, [PROJECT]))
+    assert [p.name for p in api.projects.list()] == ["kittens"]
+    take()
+    server.script(Reply(200, BATCH))
+    batch = api.batches.create("kittens", "b 1", callback="https://example.com/b")
+    assert batch.status == "staging"
+    api.batches.finalize("b 1")
+    take()
+    server.script(
+        Reply(200, {"status": "in_progress", "pending": 2, "completed": 1, "canceled": 0})
+    )
+    assert api.batches.status("b 1").pending == 2
+    take()
+    server.script(
+        Reply(200, {"docs": [BATCH], "totalDocs": 2, "limit": 1, "offset": 0, "has_more": True}),
+        Reply(200, {"docs": [BATCH], "totalDocs": 2, "limit": 1, "offset": 1, "has_more": False}),
+    )
+    assert len(list(api.batches.list(project="kittens"))) == 2
+    assert [r.query.get("offset") for r in server.requests] == ["0", "1"]
+    take()
+    assert asked == [
+        ("POST", "/scale/v1/projects"),
+        ("POST", "/scale/v1/projects/kittens/setParams"),
+        ("GET", "/scale/v1/projects"),
+        ("POST", "/scale/v1/batches"),
+        ("POST", "/scale/v1/batches/b%201/finalize"),
+        ("GET", "/scale/v1/batches/b%201/status"),
+        ("GET", "/scale/v1/batches"),
+        ("GET", "/scale/v1/batches"),
+    ]
+
+
+def test_a_placed_task_and_the_task_edits_are_asked_of_scale_v1(
+    server: ScriptedServer, api: humantask.Client
+) -> None:
+    scale_task = {**TASK, "project": "kittens", "tags": ["cute"], "updated_at": TASK["created_at"]}
+    server.script(Reply(200, scale_task))
+    task = api.tasks.create_categorization(project="kittens", attachment="a cat", tags=["cute"])
+    assert (task.project, task.tags) == ("kittens", ["cute"])
+    api.tasks.create_categorization(**CREATE)
+    api.tasks.audit(task.task_id, accepted=False, comments="no")
+    api.tasks.add_tags(task.task_id, ["x"])
+    api.tasks.delete_tags(task.task_id, ["x"])
+    api.tasks.set_metadata(task.task_id, {"k": 1})
+    api.tasks.set_unique_id(task.task_id, None)
+    api.tasks.cancel(task.task_id, clear_unique_id=True)
+    asked = [(r.method, r.path, r.query) for r in server.requests]
+    base = f"/scale/v1/task/{task.task_id}"
+    assert asked == [
+        ("POST", "/scale/v1/task/categorization", {}),
+        ("POST", "/v1/task/categorize", {}),
+        ("POST", f"{base}/audit", {}),
+        ("PUT", f"{base}/tags", {}),
+        ("DELETE", f"{base}/tags", {}),
+        ("POST", f"{base}/setMetadata", {}),
+        ("DELETE", f"{base}/unique_id", {}),
+        ("POST", f"{base}/cancel", {"clear_unique_id": "true"}),
+    ]
+    assert server.requests[2].body == b'{"accepted":false,"comments":"no"}'
+
+
+def test_an_audit_is_not_retried_but_a_tag_change_is(
+    server: ScriptedServer, api: humantask.Client
+) -> None:
+    server.script(Reply(503, error_body(503, "busy")))
+    with pytest.raises(humantask.ServiceUnavailable):
+        api.tasks.audit(TASK["task_id"], accepted=True)
+    assert len(server.requests) == 1
+    server.script(Reply(503, error_body(503, "busy")), Reply(200, TASK))
+    api.tasks.set_tags(TASK["task_id"], ["a"])
+    assert len(server.requests) == 2  # the 503, then the retry

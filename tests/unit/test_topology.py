@@ -33,6 +33,7 @@ from humantask_shared.core.topology import (
     NOTIFIER_COMMANDS_QUEUE,
     QUEUES,
     REPLY_QUEUE,
+    TASKSTORE_BATCH_PROGRESS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
     TASKSTORE_QUALITY_QUEUE,
     WORK_QUEUES,
@@ -43,7 +44,7 @@ from humantask_shared.core.topology import (
     dead_letter_queues,
     queue_arguments,
 )
-from humantask_taskstore.handler_table import HANDLERS, QUALITY_HANDLERS
+from humantask_taskstore.handler_table import BATCH_PROGRESS_HANDLERS, HANDLERS, QUALITY_HANDLERS
 
 SERVICES = ("gateway", "taskstore", "notifier", "admin")
 
@@ -80,10 +81,11 @@ def test_the_taskstore_handles_exactly_what_its_queue_is_bound_for() -> None:
         check_handlers(TASKSTORE_COMMANDS_QUEUE, list(HANDLERS)[1:])
 
 
-# Every work queue's handler table: the task-store's commands, the notifier's commands,
-# completion events and retries.
+# Every work queue's handler table: the task-store's commands and batch progress, the
+# notifier's commands, completion events and retries.
 TABLES: list[tuple[Queue, Mapping[Any, Any]]] = [
     (TASKSTORE_COMMANDS_QUEUE, HANDLERS),
+    (TASKSTORE_BATCH_PROGRESS_QUEUE, BATCH_PROGRESS_HANDLERS),
     (TASKSTORE_QUALITY_QUEUE, QUALITY_HANDLERS),
     (NOTIFIER_COMMANDS_QUEUE, NOTIFIER_COMMAND_HANDLERS),
     *NOTIFIER_MESSAGE_HANDLERS.items(),
@@ -130,11 +132,13 @@ def test_a_command_names_its_result_once() -> None:
 def test_the_dead_letter_queues_of_a_service_are_those_of_its_work_queues() -> None:
     assert dead_letter_queues("taskstore") == (
         "taskstore.commands.dead-letter",
+        "taskstore.batch-progress.dead-letter",
         "taskstore.quality.dead-letter",
     )
     assert set(dead_letter_queues("notifier")) == {
         "notifier.commands.dead-letter",
         "notifier.task-completed.dead-letter",
+        "notifier.batch-completed.dead-letter",
         "notifier.callback-retry.dead-letter",
     }
     assert dead_letter_queues("gateway") == ()

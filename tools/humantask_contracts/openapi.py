@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from humantask_gateway.bootstrap import production_app
 from humantask_gateway.settings import GatewaySettings
 from humantask_shared.core.models import TASK_ID_PATTERN, ErrorBody
+from humantask_shared.core.scale_models import MAX_NAME_LENGTH
 from humantask_shared.runtime.health import health_app
 from humantask_shared.runtime.http_routes import (
     CUSTOMER_AUTH,
@@ -93,9 +94,16 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
         "Past the customer's quota of stored bytes (the message starts with `quota:`), "
         "or a browser's cross-site request.",
     ),
-    404: ErrorResponse("NotFound", "Unknown task (or another customer's task), or unknown path."),
+    404: ErrorResponse(
+        "NotFound",
+        "Unknown task, project or batch (or another customer's), or unknown path.",
+    ),
     405: ErrorResponse("MethodNotAllowed", "The path exists but not with this method."),
-    409: ErrorResponse("Conflict", "The request conflicts with the task's state."),
+    409: ErrorResponse(
+        "Conflict",
+        "The request conflicts with the state of the task (or batch), or a name or "
+        "`unique_id` is taken.",
+    ),
     413: ErrorResponse("PayloadTooLarge", "The body is over 1 MiB."),
     415: ErrorResponse("UnsupportedMediaType", "The body is neither JSON nor a form."),
     429: ErrorResponse(
@@ -115,6 +123,8 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
 
 TAGS: dict[str, str] = {
     "tasks": "Customer endpoints (Scale v1 compatible).",
+    "scale": "Scale's current API for its official Python SDK (`/scale/v1`): tasks with "
+    "Scale's fields, projects, batches, audits, tags.",
     "work": "Worker endpoints.",
     "quality": "What a customer knows of the workers who answer its tasks.",
     "operations": "Health and metrics, without authentication.",
@@ -129,6 +139,20 @@ PATH_PARAMETERS: dict[str, Json] = {
         "required": True,
         "description": "The task's id: 24 lowercase hex characters.",
         "schema": {"type": "string", "pattern": TASK_ID_PATTERN.pattern},
+    },
+    "project_name": {
+        "name": "project_name",
+        "in": "path",
+        "required": True,
+        "description": "The project's name, percent-encoded.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+    },
+    "batch_name": {
+        "name": "batch_name",
+        "in": "path",
+        "required": True,
+        "description": "The batch's name, percent-encoded.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
     },
 }
 

@@ -1,7 +1,9 @@
 'use strict';
-// `api.tasks`: create, get, list, cancel, and a task's callback log.
+// `api.tasks`: create, get, list, cancel, a task's callback log, and Scale's audits, tags,
+// metadata and unique_id (under /scale/v1/).
 
 const { PageIterator } = require('./pagination');
+const { SCALE } = require('./scale');
 
 /**
  * The task object, its fields as the API sends them (timestamps are strings). Fields and
@@ -38,11 +40,14 @@ class Tasks {
   /**
    * POST /v1/task/categorize: the new task, status `pending`. Every parameter given is
    * sent (one a newer server knows and this client does not, too). Retried after a
-   * failure only with a `unique_id`, with which the server makes the task once.
+   * failure only with a `unique_id`, with which the server makes the task once. In a
+   * `project` (whose params fill in what is left out) or a `batch`, or with `tags`:
+   * Scale's create under /scale/v1/.
    */
   createCategorization(params = {}) {
     const json = given(params);
-    return this._client._call('POST', 'task/categorize',
+    const placed = ['project', 'batch', 'tags'].some((name) => json[name] !== undefined);
+    return this._client._call('POST', placed ? `${SCALE}task/categorization` : 'task/categorize',
       { json, retryable: json.unique_id !== undefined }, toTask);
   }
 
@@ -65,9 +70,50 @@ class Tasks {
     return this._client._page('tasks', given(filters, LIST_FILTERS), toTask);
   }
 
-  /** Cancels a pending task; canceling a canceled task answers it again (so it is retried). */
-  cancel(taskId) {
+  /**
+   * Cancels a pending task; canceling a canceled task answers it again (so it is retried).
+   * `{ clearUniqueId: true }` frees its unique_id for another task.
+   */
+  cancel(taskId, { clearUniqueId = false } = {}) {
+    if (clearUniqueId) {
+      return this._client._call('POST', SCALE + taskPath(taskId, '/cancel'),
+        { query: { clear_unique_id: 'true' }, retryable: true }, toTask);
+    }
     return this._client._call('POST', taskPath(taskId, '/cancel'), { retryable: true }, toTask);
+  }
+
+  /**
+   * Accept a completed task's answer, or reject it: it goes back to workers who have not
+   * answered it, and is called back again once completed again.
+   */
+  audit(taskId, accepted, comments) {
+    const json = given({ accepted, comments });
+    return this._client._call('POST', SCALE + taskPath(taskId, '/audit'), { json }, toTask);
+  }
+
+  setTags(taskId, tags) { return this._tags('POST', taskId, tags); }
+
+  addTags(taskId, tags) { return this._tags('PUT', taskId, tags); }
+
+  deleteTags(taskId, tags) { return this._tags('DELETE', taskId, tags); }
+
+  setMetadata(taskId, metadata) {
+    return this._client._call('POST', SCALE + taskPath(taskId, '/setMetadata'),
+      { json: metadata, retryable: true }, toTask);
+  }
+
+  /** Gives the task a unique_id (a Conflict if another task has it); null clears it. */
+  setUniqueId(taskId, uniqueId) {
+    const path = SCALE + taskPath(taskId, '/unique_id');
+    if (uniqueId === null || uniqueId === undefined) {
+      return this._client._call('DELETE', path, { retryable: true }, toTask);
+    }
+    return this._client._call('POST', path, { json: { unique_id: uniqueId }, retryable: true }, toTask);
+  }
+
+  _tags(method, taskId, tags) {
+    return this._client._call(method, SCALE + taskPath(taskId, '/tags'),
+      { json: [...tags], retryable: true }, toTask);
   }
 
   /** The task's callback deliveries, oldest first; empty until it is completed. */

@@ -21,7 +21,18 @@ from ._http import (
 )
 from ._version import __version__
 from .callbacks import parse_callback, sign, verify_callback
-from .client import AsyncClient, AsyncTasks, Client, Tasks, authorize, authorize_async
+from .client import (
+    AsyncBatches,
+    AsyncClient,
+    AsyncProjects,
+    AsyncTasks,
+    Batches,
+    Client,
+    Projects,
+    Tasks,
+    authorize,
+    authorize_async,
+)
 from .errors import (
     APIConnectionError,
     APIError,
@@ -38,7 +49,16 @@ from .errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from .models import TASK_STATUSES, CallbackAttempt, Task, TaskParams, TaskResponse
+from .models import (
+    TASK_STATUSES,
+    Batch,
+    BatchStatus,
+    CallbackAttempt,
+    Project,
+    Task,
+    TaskParams,
+    TaskResponse,
+)
 from .pagination import AsyncPage, Page
 
 __all__ = [
@@ -50,10 +70,15 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AsyncBatches",
     "AsyncClient",
     "AsyncPage",
+    "AsyncProjects",
     "AsyncTasks",
     "BadRequest",
+    "Batch",
+    "BatchStatus",
+    "Batches",
     "CallbackAttempt",
     "Client",
     "Conflict",
@@ -62,6 +87,8 @@ __all__ = [
     "NotFound",
     "Page",
     "PayloadTooLarge",
+    "Project",
+    "Projects",
     "RateLimited",
     "RetryPolicy",
     "ServerError",

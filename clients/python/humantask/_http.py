@@ -86,7 +86,9 @@ class Call(Generic[T]):
     """One API request, how to read its answer, and whether it may be sent again.
 
     `retryable`: repeating the request cannot do anything twice (a GET, a cancel, a
-    create that carries a `unique_id`). Only such calls are retried.
+    create that carries a `unique_id`). Only such calls are retried. `scale`: the path
+    is under `/scale/v1/` (Scale's current API: projects, batches, audits, tags) rather
+    than `/v1/`.
     """
 
     method: str
@@ -97,9 +99,23 @@ class Call(Generic[T]):
     content: bytes | str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     retryable: bool = False
+    scale: bool = False
 
     def with_params(self, params: Mapping[str, str]) -> Call[T]:
-        return Call(self.method, self.path, self.parse, params=params, retryable=self.retryable)
+        return Call(
+            self.method,
+            self.path,
+            self.parse,
+            params=params,
+            retryable=self.retryable,
+            scale=self.scale,
+        )
+
+    def url(self, api_root: httpx.URL) -> str:
+        """Where to send it: relative to the client's `.../v1/`, or under `.../scale/v1/`."""
+        if not self.scale:
+            return self.path
+        return str(api_root).removesuffix("v1/") + "scale/v1/" + self.path
 
     def request_args(self) -> dict[str, Any]:
         args: dict[str, Any] = {"params": self.params, "headers": dict(self.headers)}
@@ -214,6 +230,13 @@ def next_page_params(response: httpx.Response) -> dict[str, str] | None:
     if match is None:
         return None
     return dict(httpx.URL(match.group(1)).params)
+
+
+def answered(response: httpx.Response) -> Any:
+    """The JSON of a 2xx answer; the matching `APIError` otherwise."""
+    if not response.is_success:
+        raise api_error(response)
+    return read_body(response)
 
 
 def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:

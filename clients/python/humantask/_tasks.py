@@ -32,17 +32,22 @@ def timestamp(value: datetime | str) -> str:
 def create(
     *,
     callback_url: str | None,
-    instruction: str,
-    attachment_type: str,
-    attachment: str,
-    categories: list[str],
+    instruction: str | None,
+    attachment_type: str | None,
+    attachment: str | None,
+    categories: list[str] | None,
     metadata: dict[str, Any] | None = None,
     unique_id: str | None = None,
     callback_format: str | None = None,
+    project: str | None = None,
+    batch: str | None = None,
+    tags: list[str] | None = None,
     extra: dict[str, Any],
 ) -> Call[Task]:
     """`POST task/categorize`; sent again after a failure only when it has a `unique_id`,
-    with which the server makes the same task once however often it is asked."""
+    with which the server makes the same task once however often it is asked. In a
+    project or a batch, or with tags, Scale's `POST /scale/v1/task/categorization`: the
+    project's params fill in what is left out."""
     body = drop_none(
         {
             **extra,
@@ -50,14 +55,23 @@ def create(
             "instruction": instruction,
             "attachment_type": attachment_type,
             "attachment": attachment,
-            "categories": list(categories),
+            "categories": None if categories is None else list(categories),
             "metadata": metadata,
             "unique_id": unique_id,
             "callback_format": callback_format,
+            "project": project,
+            "batch": batch,
+            "tags": None if tags is None else list(tags),
         }
     )
+    placed = project is not None or batch is not None or tags is not None
     return Call(
-        "POST", "task/categorize", Task.model_validate, json=body, retryable=unique_id is not None
+        "POST",
+        "task/categorization" if placed else "task/categorize",
+        Task.model_validate,
+        json=body,
+        retryable=unique_id is not None,
+        scale=placed,
     )
 
 
@@ -65,9 +79,71 @@ def get(task_id: str) -> Call[Task]:
     return Call("GET", task_path(task_id), Task.model_validate, retryable=True)
 
 
-def cancel(task_id: str) -> Call[Task]:
+def cancel(task_id: str, clear_unique_id: bool = False) -> Call[Task]:
     # Canceling a canceled task answers the same task again: safe to repeat.
+    if clear_unique_id:  # Scale's: the unique_id is free for another task
+        return Call(
+            "POST",
+            task_path(task_id, "/cancel"),
+            Task.model_validate,
+            params={"clear_unique_id": "true"},
+            retryable=True,
+            scale=True,
+        )
     return Call("POST", task_path(task_id, "/cancel"), Task.model_validate, retryable=True)
+
+
+# -- Scale's task calls (under /scale/v1/): audits, tags, metadata, unique_id ------------
+
+
+def audit(task_id: str, accepted: bool, comments: str | None) -> Call[Task]:
+    """Accept a completed task's answer, or reject it (the task goes back to workers who
+    have not answered it). Not retried: a second rejection would meet a pending task."""
+    body = drop_none({"accepted": accepted, "comments": comments})
+    return Call("POST", task_path(task_id, "/audit"), Task.model_validate, json=body, scale=True)
+
+
+def tags(task_id: str, method: str, tags: list[str]) -> Call[Task]:
+    """`POST` sets the tags, `PUT` adds to them, `DELETE` deletes from them: each the
+    same however often it is sent."""
+    return Call(
+        method,
+        task_path(task_id, "/tags"),
+        Task.model_validate,
+        json=list(tags),
+        retryable=True,
+        scale=True,
+    )
+
+
+def set_metadata(task_id: str, metadata: dict[str, Any]) -> Call[Task]:
+    return Call(
+        "POST",
+        task_path(task_id, "/setMetadata"),
+        Task.model_validate,
+        json=dict(metadata),
+        retryable=True,
+        scale=True,
+    )
+
+
+def set_unique_id(task_id: str, unique_id: str | None) -> Call[Task]:
+    if unique_id is None:
+        return Call(
+            "DELETE",
+            task_path(task_id, "/unique_id"),
+            Task.model_validate,
+            retryable=True,
+            scale=True,
+        )
+    return Call(
+        "POST",
+        task_path(task_id, "/unique_id"),
+        Task.model_validate,
+        json={"unique_id": unique_id},
+        retryable=True,
+        scale=True,
+    )
 
 
 def callbacks(task_id: str) -> Call[list[CallbackAttempt]]:

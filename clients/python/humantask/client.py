@@ -2,7 +2,8 @@
 
 `Client` and `AsyncClient` each send requests in one place (`_send`: the retries) and
 read answers in one (`_http.result`: the errors); a resource such as `api.tasks` only
-describes its requests (`_tasks.py`) and names its methods here.
+describes its requests (`_tasks.py`; `api.projects`, `_projects.py`; `api.batches`,
+`_batches.py`) and names its methods here.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import _http, _tasks
+from . import _batches, _http, _projects, _tasks
 from ._http import Call, RetryPolicy
-from .models import CallbackAttempt, Task
+from .models import Batch, BatchStatus, CallbackAttempt, Project, Task
 from .pagination import AsyncPage, Page, walk, walk_async
 
 T = TypeVar("T")
@@ -59,6 +60,8 @@ class Client:
         )
         self.retry = RetryPolicy(max_retries, backoff, max_backoff)
         self.tasks = Tasks(self)
+        self.projects = Projects(self)
+        self.batches = Batches(self)
 
     @property
     def base_url(self) -> str:
@@ -69,7 +72,9 @@ class Client:
         retry = 0
         while True:
             try:
-                response = self._http.request(call.method, call.path, **call.request_args())
+                response = self._http.request(
+                    call.method, call.url(self._http.base_url), **call.request_args()
+                )
             except httpx.TransportError as exc:
                 error, retryable = _http.connection_error(exc)
                 delay = self.retry.retry_delay(call, retry, None) if retryable else None
@@ -134,6 +139,8 @@ class AsyncClient:
         )
         self.retry = RetryPolicy(max_retries, backoff, max_backoff)
         self.tasks = AsyncTasks(self)
+        self.projects = AsyncProjects(self)
+        self.batches = AsyncBatches(self)
 
     @property
     def base_url(self) -> str:
@@ -143,7 +150,9 @@ class AsyncClient:
         retry = 0
         while True:
             try:
-                response = await self._http.request(call.method, call.path, **call.request_args())
+                response = await self._http.request(
+                    call.method, call.url(self._http.base_url), **call.request_args()
+                )
             except httpx.TransportError as exc:
                 error, retryable = _http.connection_error(exc)
                 delay = self.retry.retry_delay(call, retry, None) if retryable else None
@@ -195,20 +204,24 @@ class Tasks:
         self,
         *,
         callback_url: str | None = None,
-        instruction: str,
-        attachment_type: str,
-        attachment: str,
-        categories: builtins.list[str],
+        instruction: str | None = None,
+        attachment_type: str | None = None,
+        attachment: str | None = None,
+        categories: builtins.list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         unique_id: str | None = None,
         callback_format: str | None = None,
+        project: str | None = None,
+        batch: str | None = None,
+        tags: builtins.list[str] | None = None,
         **extra: Any,
     ) -> Task:
         """`POST /v1/task/categorize`: the new task, `status` `pending`.
 
         Retried after a failure only with a `unique_id` (the server then makes the task
-        once, however often it is asked). `extra`: parameters of a newer server that
-        this client has no name for, sent as they are.
+        once, however often it is asked). In a `project` (whose params fill in what is
+        left out) or a `batch`, or with `tags`: Scale's create under `/scale/v1`. `extra`:
+        parameters of a newer server that this client has no name for, sent as they are.
         """
         return self._client._call(
             _tasks.create(
@@ -220,6 +233,9 @@ class Tasks:
                 metadata=metadata,
                 unique_id=unique_id,
                 callback_format=callback_format,
+                project=project,
+                batch=batch,
+                tags=tags,
                 extra=extra,
             )
         )
@@ -282,12 +298,34 @@ class Tasks:
             )
         )
 
-    def cancel(self, task_id: str) -> Task:
-        return self._client._call(_tasks.cancel(task_id))
+    def cancel(self, task_id: str, *, clear_unique_id: bool = False) -> Task:
+        """Cancel a pending task; `clear_unique_id` frees its unique_id for another."""
+        return self._client._call(_tasks.cancel(task_id, clear_unique_id))
 
     def callbacks(self, task_id: str) -> builtins.list[CallbackAttempt]:
         """The task's callback deliveries, oldest first; empty until it is completed."""
         return self._client._call(_tasks.callbacks(task_id))
+
+    def audit(self, task_id: str, accepted: bool, comments: str | None = None) -> Task:
+        """Accept a completed task's answer, or reject it: it goes back to workers who
+        have not answered it, and is called back again once completed again."""
+        return self._client._call(_tasks.audit(task_id, accepted, comments))
+
+    def set_tags(self, task_id: str, tags: builtins.list[str]) -> Task:
+        return self._client._call(_tasks.tags(task_id, "POST", tags))
+
+    def add_tags(self, task_id: str, tags: builtins.list[str]) -> Task:
+        return self._client._call(_tasks.tags(task_id, "PUT", tags))
+
+    def delete_tags(self, task_id: str, tags: builtins.list[str]) -> Task:
+        return self._client._call(_tasks.tags(task_id, "DELETE", tags))
+
+    def set_metadata(self, task_id: str, metadata: dict[str, Any]) -> Task:
+        return self._client._call(_tasks.set_metadata(task_id, metadata))
+
+    def set_unique_id(self, task_id: str, unique_id: str | None) -> Task:
+        """Give the task a unique_id (`Conflict` if another task has it); None clears it."""
+        return self._client._call(_tasks.set_unique_id(task_id, unique_id))
 
 
 class AsyncTasks:
@@ -300,13 +338,16 @@ class AsyncTasks:
         self,
         *,
         callback_url: str | None = None,
-        instruction: str,
-        attachment_type: str,
-        attachment: str,
-        categories: builtins.list[str],
+        instruction: str | None = None,
+        attachment_type: str | None = None,
+        attachment: str | None = None,
+        categories: builtins.list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         unique_id: str | None = None,
         callback_format: str | None = None,
+        project: str | None = None,
+        batch: str | None = None,
+        tags: builtins.list[str] | None = None,
         **extra: Any,
     ) -> Task:
         return await self._client._call(
@@ -319,6 +360,9 @@ class AsyncTasks:
                 metadata=metadata,
                 unique_id=unique_id,
                 callback_format=callback_format,
+                project=project,
+                batch=batch,
+                tags=tags,
                 extra=extra,
             )
         )
@@ -376,11 +420,148 @@ class AsyncTasks:
             )
         )
 
-    async def cancel(self, task_id: str) -> Task:
-        return await self._client._call(_tasks.cancel(task_id))
+    async def cancel(self, task_id: str, *, clear_unique_id: bool = False) -> Task:
+        return await self._client._call(_tasks.cancel(task_id, clear_unique_id))
 
     async def callbacks(self, task_id: str) -> builtins.list[CallbackAttempt]:
         return await self._client._call(_tasks.callbacks(task_id))
+
+    async def audit(self, task_id: str, accepted: bool, comments: str | None = None) -> Task:
+        return await self._client._call(_tasks.audit(task_id, accepted, comments))
+
+    async def set_tags(self, task_id: str, tags: builtins.list[str]) -> Task:
+        return await self._client._call(_tasks.tags(task_id, "POST", tags))
+
+    async def add_tags(self, task_id: str, tags: builtins.list[str]) -> Task:
+        return await self._client._call(_tasks.tags(task_id, "PUT", tags))
+
+    async def delete_tags(self, task_id: str, tags: builtins.list[str]) -> Task:
+        return await self._client._call(_tasks.tags(task_id, "DELETE", tags))
+
+    async def set_metadata(self, task_id: str, metadata: dict[str, Any]) -> Task:
+        return await self._client._call(_tasks.set_metadata(task_id, metadata))
+
+    async def set_unique_id(self, task_id: str, unique_id: str | None) -> Task:
+        return await self._client._call(_tasks.set_unique_id(task_id, unique_id))
+
+
+class Projects:
+    """`api.projects`: named defaults for tasks' create parameters, kept as versions."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(self, name: str, params: dict[str, Any] | None = None) -> Project:
+        """A categorization project; `params` are its tasks' defaults (`Conflict` when
+        the name is taken)."""
+        return self._client._call(_projects.create(name, params))
+
+    def get(self, name: str) -> Project:
+        return self._client._call(_projects.get(name))
+
+    def list(self) -> builtins.list[Project]:
+        """Every project, oldest first."""
+        return self._client._call(_projects.list_())
+
+    def set_params(self, name: str, *, patch: bool = False, **params: Any) -> Project:
+        """A new version of the project's params; `patch=True` keeps those not given."""
+        return self._client._call(_projects.set_params(name, params, patch))
+
+
+class AsyncProjects:
+    """`api.projects` of the asyncio client."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(self, name: str, params: dict[str, Any] | None = None) -> Project:
+        return await self._client._call(_projects.create(name, params))
+
+    async def get(self, name: str) -> Project:
+        return await self._client._call(_projects.get(name))
+
+    async def list(self) -> builtins.list[Project]:
+        return await self._client._call(_projects.list_())
+
+    async def set_params(self, name: str, *, patch: bool = False, **params: Any) -> Project:
+        return await self._client._call(_projects.set_params(name, params, patch))
+
+
+class Batches:
+    """`api.batches`: a project's tasks in named groups, called back once all are done."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self,
+        project: str,
+        name: str,
+        *,
+        callback: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Batch:
+        """A `staging` batch; `callback` receives the batch and its counts once every
+        task of it is completed or canceled (after `finalize`)."""
+        return self._client._call(_batches.create(project, name, callback, metadata))
+
+    def finalize(self, name: str) -> Batch:
+        """No more tasks join it: `in_progress`, and `completed` once they are done."""
+        return self._client._call(_batches.finalize(name))
+
+    def get(self, name: str) -> Batch:
+        return self._client._call(_batches.get(name))
+
+    def status(self, name: str) -> BatchStatus:
+        """The batch's status and its tasks' counts (`pending`, `completed`, `canceled`)."""
+        return self._client._call(_batches.status(name))
+
+    def list(self, *, project: str | None = None, status: str | None = None) -> Iterator[Batch]:
+        """The batches, newest first, a page at a time as they are used."""
+        offset, more = 0, True
+        while more:
+            found, more = self._client._call(_batches.page(project, status, offset))
+            yield from found
+            offset += len(found)
+            more = more and bool(found)
+
+
+class AsyncBatches:
+    """`api.batches` of the asyncio client."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        project: str,
+        name: str,
+        *,
+        callback: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Batch:
+        return await self._client._call(_batches.create(project, name, callback, metadata))
+
+    async def finalize(self, name: str) -> Batch:
+        return await self._client._call(_batches.finalize(name))
+
+    async def get(self, name: str) -> Batch:
+        return await self._client._call(_batches.get(name))
+
+    async def status(self, name: str) -> BatchStatus:
+        return await self._client._call(_batches.status(name))
+
+    async def list(
+        self, *, project: str | None = None, status: str | None = None
+    ) -> AsyncIterator[Batch]:
+        """`async for batch in api.batches.list(...)`: newest first."""
+        offset, more = 0, True
+        while more:
+            found, more = await self._client._call(_batches.page(project, status, offset))
+            for batch in found:
+                yield batch
+            offset += len(found)
+            more = more and bool(found)
 
 
 def authorize(api_key: str | None = None, base_url: str | None = None, **options: Any) -> Client:

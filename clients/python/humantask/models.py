@@ -62,6 +62,12 @@ class Task(_Model):
     max_workers: int | None = None
     confidence: float | None = None
     gold_category: str | None = None
+    # Scale's fields, on the tasks of its calls (projects, batches, audits, tags).
+    updated_at: datetime | None = None
+    project: str | None = None
+    batch: str | None = None
+    tags: list[str] | None = None
+    customer_review_status: str | None = None
 
 
 class CallbackAttempt(_Model):
@@ -72,3 +78,48 @@ class CallbackAttempt(_Model):
     status_code: int | None = None
     error: str | None = None
     delivered: bool
+
+
+class Project(_Model):
+    """A project: its params (the defaults of its tasks' create parameters) are the last
+    of `param_history`, each with its `version`."""
+
+    type: str
+    name: str
+    param_history: list[dict[str, Any]]
+    created_at: datetime
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The current params, without their version and time."""
+        last = dict(self.param_history[-1]) if self.param_history else {}
+        last.pop("version", None)
+        last.pop("created_at", None)
+        return last
+
+    @property
+    def version(self) -> int:
+        return int(self.param_history[-1]["version"]) if self.param_history else 0
+
+
+class Batch(_Model):
+    """A batch of a project's tasks: `staging`, `in_progress` once finalized, `completed`
+    when every task is completed or canceled."""
+
+    name: str
+    project: str
+    status: str
+    callback: str = ""
+    metadata: dict[str, Any] = {}
+    created_at: datetime
+    finalized_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class BatchStatus(_Model):
+    """A batch's status and how many of its tasks are in each status."""
+
+    status: str
+    pending: int = 0
+    completed: int = 0
+    canceled: int = 0

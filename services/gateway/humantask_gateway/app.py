@@ -18,10 +18,15 @@ from .middleware import json_errors, request_context
 from .overload import cap_per_credential, shed_load
 from .quality_views import QUALITY_ENDPOINTS
 from .reference_views import REFERENCE_ENDPOINTS
+from .scale_views import SCALE_ENDPOINTS
 from .settings import GatewaySettings
 from .worker_views import WORKER_ENDPOINTS
 
 MAX_BODY_BYTES = 1024 * 1024
+# A request line as long as any query the contract allows (`GET /scale/v1/tasks` with a
+# hundred unique ids, percent-encoded), so that each is answered in JSON: aiohttp's own
+# limit, 8190 bytes, refuses a longer one in plain text before any handler sees it.
+MAX_REQUEST_LINE_BYTES = 512 * 1024
 
 
 def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application:
@@ -40,7 +45,12 @@ def create_app(settings: GatewaySettings, boundary: Boundary) -> web.Application
     app[authenticator_key] = Authenticator(boundary, settings.auth_cache_seconds)
     app[redelivery_limits_key] = RedeliveryLimits.from_settings(settings)
     add_endpoints(
-        app, CUSTOMER_ENDPOINTS + CALLBACK_ENDPOINTS + QUALITY_ENDPOINTS + WORKER_ENDPOINTS
+        app,
+        CUSTOMER_ENDPOINTS
+        + CALLBACK_ENDPOINTS
+        + QUALITY_ENDPOINTS
+        + WORKER_ENDPOINTS
+        + SCALE_ENDPOINTS,
     )
     add_endpoints(app, REFERENCE_ENDPOINTS)
     add_health_routes(app, with_metrics=False)  # /metrics: HEALTH_PORT only

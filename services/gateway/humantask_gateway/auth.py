@@ -20,6 +20,8 @@ from humantask_shared.runtime.cached_lookup import CachedLookup
 from .boundary import Boundary
 
 MAX_CREDENTIAL_LENGTH = 512
+# The paths of the API, which take credentials: `/v1` and Scale's `/scale/v1`.
+API_PREFIXES = ("/v1/", "/scale/v1/")
 AUTH_CACHE_MAX_ENTRIES = 10_000
 
 
@@ -42,10 +44,11 @@ def credential_from_header(header: str | None) -> str:
 
 def request_credential_digest(request: web.Request) -> str | None:
     """The SHA-256 of the request's credential, or None when it has none the task-store
-    would be asked about (the view answers those 401 on its own). Only `/v1/`
-    requests carry credentials: the health routes and the workbench page never do."""
+    would be asked about (the view answers those 401 on its own). Only the API's
+    requests (`API_PREFIXES`) carry credentials: the health routes and the workbench
+    page never do."""
     header = request.headers.get("Authorization")
-    if not header or not request.path.startswith("/v1/"):
+    if not header or not request.path.startswith(API_PREFIXES):
         return None
     try:
         return credential_hash(credential_from_header(header))

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from humantask_shared.core.errors import InvalidRequest, RequestTimeout, UnsupportedMediaType
 
-from .limits import BODY_DEADLINE
+# Defined in core (the task-store checks input too), used by the views from here.
+from humantask_shared.core.validation import describe_validation_error as describe_validation_error
+from humantask_shared.core.validation import validate as validate
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+from .limits import BODY_DEADLINE
 
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -74,7 +74,7 @@ def form_pairs(body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-def parse_form(body: bytes) -> dict[str, Any]:
+def parse_form(body: bytes, array_fields: frozenset[str] = FORM_ARRAY_FIELDS) -> dict[str, Any]:
     # Counted before parsing: the work grows with the fields, and a 1 MiB body of
     # `a=b&` is a quarter of a million of them.
     if body.count(b"&") >= MAX_FORM_FIELDS:
@@ -88,7 +88,7 @@ def parse_form(body: bytes) -> dict[str, Any]:
         name = raw_name.removesuffix("[]")
         if name in JSON_ONLY_FIELDS:
             raise InvalidRequest(f"{name}: only accepted in a JSON body")
-        if name in FORM_ARRAY_FIELDS:
+        if name in array_fields:
             fields.setdefault(name, []).append(value)
         elif raw_name.endswith("[]"):
             raise InvalidRequest(f"{name}: must be a single value, not an array")
@@ -119,14 +119,17 @@ async def read_body(request: web.Request) -> bytes:
         raise RequestTimeout("request body not received in time") from exc
 
 
-def parse_fields(request: web.Request, body: bytes) -> dict[str, Any]:
-    """The body as a dict of fields, from JSON or a form; an empty body is no fields."""
+def parse_fields(
+    request: web.Request, body: bytes, array_fields: frozenset[str] = FORM_ARRAY_FIELDS
+) -> dict[str, Any]:
+    """The body as a dict of fields, from JSON or a form (where `array_fields` are
+    arrays); an empty body is no fields."""
     if not body:
         return {}
     if request.content_type == JSON_TYPE:
         return parse_json_object(body)
     if request.content_type == FORM_TYPE:
-        return parse_form(body)
+        return parse_form(body, array_fields)
     raise UnsupportedMediaType(
         f"Content-Type must be {JSON_TYPE} or {FORM_TYPE}, not {request.content_type or 'missing'}"
     )
@@ -135,20 +138,3 @@ def parse_fields(request: web.Request, body: bytes) -> dict[str, Any]:
 async def read_fields(request: web.Request) -> dict[str, Any]:
     """`read_body`, then `parse_fields`."""
     return parse_fields(request, await read_body(request))
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first problem, naming its field: `categories: List should have at least 2 items`."""
-    error = exc.errors(include_url=False)[0]
-    message = error["msg"].removeprefix("Value error, ")
-    location = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "missing":
-        message = "is required"
-    return f"{location}: {message}" if location else message
-
-
-def validate(model: type[ModelT], fields: Mapping[str, Any]) -> ModelT:
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from exc

@@ -106,11 +106,12 @@ CALLBACK_ENDPOINTS = (
             ),
             errors=(401, 404, 409, 429, 503),
             security=CUSTOMER_AUTH,
-            description="One new delivery of the completed task's callback, with its own "
-            "one retry (at most two more attempts), the same body and `webhook-id`, signed "
-            "anew. A task of another customer is a `404`; a task that is not completed "
-            "(pending, canceled, gold), or whose latest delivery is still under way, a "
-            "`409`. Rate-limited per customer and per task (`429` with `Retry-After`).",
+            description="One new delivery of the completed task's callback, numbered after "
+            "its latest, with its own one retry (at most two more attempts): the latest "
+            "delivery's message (after an audit, the latest completion's), the same body and "
+            "`webhook-id`, signed anew. A task of another customer is a `404`; a task that is "
+            "not completed (pending, canceled, gold), or whose latest delivery is still under "
+            "way, a `409`. Rate-limited per customer and per task (`429` with `Retry-After`).",
         ),
     ),
 )

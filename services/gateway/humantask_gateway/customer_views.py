@@ -41,7 +41,7 @@ def _task_response(task: Task) -> web.Response:
 FORM_NAMES_ALLOWANCE = MAX_FORM_FIELDS * 32
 
 
-def _task_too_large(limit: int, size: int | None = None) -> InvalidRequest:
+def task_too_large(limit: int, size: int | None = None) -> InvalidRequest:
     took = f"; this one takes {size}" if size is not None else ""
     return InvalidRequest(f"body: a task may take at most {limit} bytes as UTF-8 JSON{took}")
 
@@ -53,12 +53,12 @@ async def create_task(request: web.Request) -> web.Response:
     # A form decodes to at least a third of its size: one this large cannot hold a task
     # within the limit, and is refused before it costs any parsing.
     if request.content_type == FORM_TYPE and len(body) > 3 * limit + FORM_NAMES_ALLOWANCE:
-        raise _task_too_large(limit)
+        raise task_too_large(limit)
     task_request = validate(CreateTaskRequest, parse_fields(request, body))
     # Field limits count characters; this bounds what a task costs to store and to list.
     size = len(orjson.dumps(task_request.model_dump(mode="json", exclude_none=True)))
     if size > limit:
-        raise _task_too_large(limit, size)
+        raise task_too_large(limit, size)
     task = await request.app[boundary_key].taskstore.send(
         CreateTask(customer_id=owner, request=task_request)
     )
@@ -211,8 +211,10 @@ CUSTOMER_ENDPOINTS = (
             ),
             errors=(401, 404, 429, 503),
             security=CUSTOMER_AUTH,
-            description="At most two attempts: the first when the task completes and, unless "
-            "it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. "
+            description="At most two attempts per delivery: the first when the task completes "
+            "and, unless it got a `200`, one retry after `CALLBACK_RETRY_DELAY_SECONDS`. A "
+            "later delivery (a later completion's, after an audit rejected the task, or a "
+            "redelivery) follows with its own attempts, each entry saying its `delivery`. "
             "A task of another customer is a `404`.",
         ),
     ),

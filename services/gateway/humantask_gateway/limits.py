@@ -1,4 +1,5 @@
-"""Abuse limits at the gateway (docs/reference/api.md §3 and §8), in one middleware for `/v1/`.
+"""Abuse limits at the gateway (docs/reference/api.md §3 and §8), in one middleware for the
+API (`/v1/` and `/scale/v1/`).
 
 - **Cross-site requests** from browsers (`Sec-Fetch-Site: cross-site`) are `403`: a page
   on another site cannot make a signed-in workbench tab, or a browser holding a key, act.
@@ -37,7 +38,7 @@ from prometheus_client import Counter
 
 from humantask_shared.core.errors import Unauthorized
 
-from .auth import request_credential_digest
+from .auth import API_PREFIXES, request_credential_digest
 from .client_addresses import budget_key, client_address
 from .middleware import error_response
 from .settings import GatewaySettings
@@ -185,7 +186,7 @@ def abuse_limits(settings: GatewaySettings, clock: Clock = time.monotonic) -> Mi
     @web.middleware
     async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[BODY_DEADLINE] = asyncio.get_running_loop().time() + body_seconds
-        if not request.path.startswith("/v1/"):
+        if not request.path.startswith(API_PREFIXES):
             return await handler(request)
         if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
             REJECTED.labels("cross_site").inc()

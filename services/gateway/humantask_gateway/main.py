@@ -10,6 +10,7 @@ from humantask_shared.runtime.command_line import read_service_arguments
 from humantask_shared.runtime.runner import run_service
 from humantask_shared.runtime.tracing import configure_tracing
 
+from .app import MAX_REQUEST_LINE_BYTES
 from .bootstrap import production_app
 from .settings import GatewaySettings
 
@@ -20,4 +21,10 @@ def main() -> None:
     )
     settings = GatewaySettings()
     configure_tracing("gateway")  # before the app: it instruments the apps made after it
-    run_service("gateway", production_app(settings), settings.gateway_port, settings)
+    run_service(
+        "gateway",
+        production_app(settings),
+        settings.gateway_port,
+        settings,
+        max_request_line=MAX_REQUEST_LINE_BYTES,
+    )

@@ -5,6 +5,7 @@ finishes those in hand (a callback being sent is sent and recorded), then closes
 connections. Three consumers share one set of dependencies:
 
 - `notifier.task-completed`: completion events → attempt 1 (and the retry, if needed);
+- `notifier.batch-completed`: completed batches → attempt 1 of their callback;
 - `notifier.callback-retry`: retries coming due → attempt 2;
 
 (either put back for CALLBACK_HOST_BUSY_DELAY_SECONDS when its host already has
@@ -31,6 +32,7 @@ from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.topology import (
     CALLBACK_RETRY_QUEUE,
     COMMANDS_EXCHANGE,
+    NOTIFIER_BATCH_COMPLETIONS_QUEUE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
     Queue,
@@ -132,15 +134,29 @@ def dispatcher(
 async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, deps, deferrals = app[settings_key], app[dependencies_key], app[deferrals_key]
     channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
-    completions, due_retries, commands = await declare_all(
+    completions, batch_completions, due_retries, commands = await declare_all(
         channel,
-        [NOTIFIER_COMPLETIONS_QUEUE, CALLBACK_RETRY_QUEUE, NOTIFIER_COMMANDS_QUEUE],
+        [
+            NOTIFIER_COMPLETIONS_QUEUE,
+            NOTIFIER_BATCH_COMPLETIONS_QUEUE,
+            CALLBACK_RETRY_QUEUE,
+            NOTIFIER_COMMANDS_QUEUE,
+        ],
         settings.amqp_queue_type,
     )
     consumers = [
         Consumer(
             completions,
             dispatcher(NOTIFIER_COMPLETIONS_QUEUE, "completed", deps, deferrals),
+            TRANSIENT_ERRORS,
+        ),
+        Consumer(
+            batch_completions,
+            # Nothing put back: a busy host is a transient error here (`handlers`).
+            EventDispatcher(
+                NOTIFIER_BATCH_COMPLETIONS_QUEUE,
+                bind_message_handlers(NOTIFIER_BATCH_COMPLETIONS_QUEUE, deps),
+            ),
             TRANSIENT_ERRORS,
         ),
         Consumer(

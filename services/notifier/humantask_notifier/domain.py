@@ -1,10 +1,25 @@
 """Callback delivery and its state machine (docs/reference/api.md §7). No I/O here.
 
-A delivery is one message to one callback URL, with at most two attempts. A completed
-task has its first delivery on completion, keyed by its task id; each redelivery asked
-for later (`POST /v1/task/{id}/callbacks/redeliver`, `humantask-admin callbacks
-redeliver`) is a delivery of its own, numbered 2, 3... and keyed `<task id>.<number>`,
-with its own two attempts. Every delivery follows the same machine:
+A delivery is one message to one callback URL, with at most two attempts. The
+deliveries of a task are numbered in one sequence, 1, 2, 3..., whatever started them:
+
+- **each completion** of the task (its first, and each after its customer rejected it in
+  an audit: docs/reference/api.md §11) starts one delivery of that completion's
+  message. The first completion's is delivery 1, keyed by the task id alone (as every
+  delivery was before tasks could complete twice). A later completion's takes the next
+  number, once: its record names the completion (`completion`, `origin: completion`),
+  and the completion event, however often it comes back, finds that record before it
+  would take a number (`Deliveries.of_completion`); two notifiers racing for it both try
+  the one next number, and the database lets one insert it;
+- **each redelivery** asked for later (`POST /v1/task/{id}/callbacks/redeliver`,
+  `humantask-admin callbacks redeliver`) sends the latest delivery's message again (the
+  task's latest completion), numbered after it.
+
+A delivery `n > 1` is keyed `<task id>.<n>`. A message keeps one `webhook-id` however
+often it is sent: the key of the delivery that first sent it (the task id for the first
+completion's, `<task id>.<n>` for a later completion's); `X-Callback-Delivery` is the
+delivery's number. A completed batch has one delivery, keyed `batch-<batch id>`. Every
+delivery follows the same machine:
 
     new ──claim 1──▶ attempting(1) ──200──▶ delivered
                           │ anything else
@@ -13,8 +28,8 @@ with its own two attempts. Every delivery follows the same machine:
                                                                ──▶ delivered | failed
 
 An attempt is *claimed* before it is sent, and a claim is the insertion of a record
-whose id is `<task id>:<attempt number>`: the database lets exactly one process insert
-it, however often the event or the retry message is delivered and however many
+whose id is `<delivery key>:<attempt number>`: the database lets exactly one process
+insert it, however often the event or the retry message is delivered and however many
 notifiers run. Only attempts 1 and 2 are ever claimed, so at most two are sent. The
 attempt records are also the customer's callback log (`GET /v1/task/{id}/callbacks`).
 
@@ -35,8 +50,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
 from humantask_shared.core.models import CallbackAttempt, CallbackFormat
+from humantask_shared.core.scale_models import BatchCallback
 
 SUCCESS_STATUS = 200
 MAX_ATTEMPTS = 2
@@ -51,13 +67,22 @@ DeliveryState = Literal["new", "attempting", "awaiting_retry", "delivered", "fai
 # What made the notifier look at a delivery: the message that starts it (the completion
 # event, or a redelivery's `RedeliveryDue`), or its retry coming due.
 Trigger = Literal["completed", "retry_due"]
+# What a delivery calls back: a task's completion, or a batch's.
+Subject = Literal["task", "batch"]
+# What started a delivery: a completion of its task (or its batch's), or a redelivery.
+Origin = Literal["completion", "redelivery"]
+BATCH_KEY_PREFIX = "batch-"
 FINISHED_STATES: tuple[DeliveryState, ...] = ("delivered", "failed")
 
 
 def delivery_id(task_id: str, number: int = 1) -> str:
-    """The key of a task's delivery: the first is the task id alone (as every record made
-    before redeliveries), a redelivery `<task id>.<number>`."""
+    """The key of a task's delivery `number`: the first is the task id alone (as every
+    record made before there were others), any later one `<task id>.<number>`."""
     return task_id if number == 1 else f"{task_id}.{number}"
+
+
+def batch_delivery_key(batch_id: str) -> str:
+    return f"{BATCH_KEY_PREFIX}{batch_id}"
 
 
 @dataclass(frozen=True)
@@ -108,26 +133,43 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Delivery:
-    """Everything the notifier keeps about one task's callback."""
+    """Everything the notifier keeps about one callback: a task's (one per completion)
+    or a batch's."""
 
+    # The task called back (a batch's delivery: its key, `batch-<batch id>`).
     task_id: str
     customer_id: str
     callback_format: CallbackFormat
-    # The customer's view of the completed task, as JSON: what the callback carries.
+    # What the callback carries, as JSON: the customer's view of the completed task, or
+    # (a batch's) the batch and its counts.
     task: dict[str, Any]
     attempts: tuple[Attempt, ...] = ()  # claimed ones, by number
     # The retry is known to wait in RabbitMQ (publisher-confirmed).
     retry_scheduled: bool = False
     request_id: str | None = field(default=None, compare=False)
     created_at: datetime | None = None
-    number: int = 1  # 1: the first delivery; 2, 3...: redeliveries
+    number: int = 1  # its place among its task's deliveries: 1, 2, 3...
+    # Which completion of the task it carries (1 for a batch's).
+    completion: int = 1
+    origin: Origin = "completion"
+    subject: Subject = "task"
+    # Its `webhook-id`, when not its own key (a redelivery keeps its message's).
+    message_id: str | None = None
 
     @property
     def delivery_id(self) -> str:
+        """Its key: its record's id, its attempts' prefix."""
         return delivery_id(self.task_id, self.number)
 
     @property
+    def webhook_id(self) -> str:
+        """The id of the message it sends: the key of the delivery that first sent it."""
+        return self.message_id or self.delivery_id
+
+    @property
     def callback_url(self) -> str:
+        if self.subject == "batch":
+            return str(self.task["batch"]["callback"])
         return str(self.task["callback_url"])
 
     @property
@@ -146,7 +188,11 @@ class Delivery:
         return "awaiting_retry" if last.number < MAX_ATTEMPTS else "failed"
 
 
-def new_delivery(event: TaskCompleted, now: datetime) -> Delivery:
+def new_delivery(event: TaskCompleted | BatchCompleted, now: datetime, number: int = 1) -> Delivery:
+    """The delivery a completion starts, as delivery `number` of its task (a batch's is
+    its only one)."""
+    if isinstance(event, BatchCompleted):
+        return new_batch_delivery(event, now)
     task = event.task
     if task.status != "completed" or task.response is None:
         raise NotDeliverable(f"task {task.task_id} is {task.status}, without a response")
@@ -157,6 +203,24 @@ def new_delivery(event: TaskCompleted, now: datetime) -> Delivery:
         task=task.to_json_dict(),
         request_id=event.request_id,
         created_at=now,
+        number=number,
+        completion=event.completion,
+    )
+
+
+def new_batch_delivery(event: BatchCompleted, now: datetime) -> Delivery:
+    """A completed batch's callback: JSON, the batch and its counts."""
+    if event.batch.status != "completed" or not event.batch.callback:
+        raise NotDeliverable(f"batch {event.batch_id} is {event.batch.status}, without a callback")
+    body = BatchCallback(batch=event.batch, counts=event.counts)
+    return Delivery(
+        task_id=batch_delivery_key(event.batch_id),
+        customer_id=event.customer_id,
+        callback_format="json",
+        task=body.model_dump(mode="json"),
+        request_id=event.request_id,
+        created_at=now,
+        subject="batch",
     )
 
 
@@ -165,9 +229,10 @@ class NotRedeliverable(ValueError):
 
 
 def redelivery(latest: Delivery, now: datetime, request_id: str | None) -> Delivery:
-    """The next delivery of `latest`'s task: the same message to the same URL, numbered
-    after it, with two attempts of its own. Only once `latest` is finished (delivered, or
-    both attempts failed): one delivery of a task is under way at a time."""
+    """The next delivery of `latest`'s task: the same message (its `webhook-id` too) to
+    the same URL, numbered after it, with two attempts of its own. Only once `latest` is
+    finished (delivered, or both attempts failed): one redelivery at a time, and none
+    while a completion's delivery is under way."""
     if latest.state not in FINISHED_STATES:
         raise NotRedeliverable(
             f"the callback of task {latest.task_id} is still being delivered "
@@ -177,6 +242,8 @@ def redelivery(latest: Delivery, now: datetime, request_id: str | None) -> Deliv
     return replace(
         latest,
         number=latest.number + 1,
+        origin="redelivery",
+        message_id=latest.webhook_id,
         attempts=(),
         retry_scheduled=False,
         request_id=request_id,

@@ -17,13 +17,19 @@ from humantask_shared.core.messages.commands import (
     ListFailedCallbacks,
     RedeliverCallback,
 )
-from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
 from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
-from humantask_shared.core.topology import CALLBACK_RETRY_QUEUE, NOTIFIER_COMPLETIONS_QUEUE, Queue
+from humantask_shared.core.topology import (
+    CALLBACK_RETRY_QUEUE,
+    NOTIFIER_BATCH_COMPLETIONS_QUEUE,
+    NOTIFIER_COMPLETIONS_QUEUE,
+    Queue,
+)
 from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
 from humantask_shared.runtime.event_dispatcher import MessageHandler
 
 from .handlers import (
+    handle_batch_completed,
     handle_redelivery_due,
     handle_retry_due,
     handle_task_completed,
@@ -37,6 +43,9 @@ from .ports import Dependencies
 MESSAGE_HANDLERS: Mapping[Queue, Mapping[type[Message], Any]] = MappingProxyType(
     {
         NOTIFIER_COMPLETIONS_QUEUE: MappingProxyType({TaskCompleted: handle_task_completed}),
+        NOTIFIER_BATCH_COMPLETIONS_QUEUE: MappingProxyType(
+            {BatchCompleted: handle_batch_completed}
+        ),
         CALLBACK_RETRY_QUEUE: MappingProxyType(
             {RetryDue: handle_retry_due, RedeliveryDue: handle_redelivery_due}
         ),

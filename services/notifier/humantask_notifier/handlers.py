@@ -1,5 +1,5 @@
-"""Message handlers: a completion event, a retry or a redelivery coming due, and the
-commands: the log, a redelivery asked for, the failed deliveries.
+"""Message handlers: a completion event (a task's or a batch's), a retry or a redelivery
+coming due, and the commands: the log, a redelivery asked for, the failed deliveries.
 
 Each gets its message parsed (by its queue's `EventDispatcher` or `CommandServer`;
 `handler_table` says which handler serves which queue). A completion or a retry moves
@@ -27,7 +27,7 @@ from humantask_shared.core.messages.commands import (
     ListFailedCallbacks,
     RedeliverCallback,
 )
-from humantask_shared.core.messages.events import TaskCompleted
+from humantask_shared.core.messages.events import BatchCompleted, TaskCompleted
 from humantask_shared.core.messages.retries import RedeliveryDue, RetryDue
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.consumer import PoisonMessage, PutBack
@@ -69,7 +69,47 @@ class AttemptInProgress(Exception):
 
 
 async def handle_task_completed(event: TaskCompleted, deps: Dependencies) -> None:
-    await _advance_or_put_back(event.task.task_id, "completed", deps, event)
+    """A completion of a task: its delivery (delivery 1 for the first completion, the one
+    it was given for a later one: `completion_delivery`), started or carried on."""
+    delivery_id = await completion_delivery(event, deps)
+    await _advance_or_put_back(delivery_id, "completed", deps, event)
+
+
+async def completion_delivery(event: TaskCompleted, deps: Dependencies) -> str:
+    """The key of the delivery of this completion of the task. The first completion's is
+    the task id, always. A later completion's is numbered after the task's deliveries so
+    far, once: whoever handles the event again finds the record that names it, and two
+    handling it at once try the same number, which only one can insert. The number is
+    read before the look for the record, so a record written between the two is found
+    (`docs/architecture/overview.md`, "The notifier")."""
+    task_id = event.task.task_id
+    if event.completion <= 1:
+        return domain.delivery_id(task_id)
+    for _ in range(MAX_STEPS):
+        last = await deps.deliveries.last_number(task_id)
+        found = await deps.deliveries.of_completion(task_id, event.completion)
+        if found is not None:
+            return found.delivery_id
+        # Never 1: that is the first completion's, whenever its event comes.
+        delivery = _new_delivery(event, max(last, 1) + 1)
+        if await deps.deliveries.create(delivery):
+            log.info("callback of a later completion numbered", extra=_about(delivery))
+            return delivery.delivery_id
+    raise RuntimeError(f"no delivery number for completion {event.completion} of {task_id}")
+
+
+async def handle_batch_completed(event: BatchCompleted, deps: Dependencies) -> None:
+    """A completed batch's callback, when it has a `callback` URL. Batches are few: a busy
+    host puts the event back after the consumer's pause (a transient error), rather
+    than through a delay queue of its own."""
+    if not event.batch.callback:
+        return
+    key = domain.batch_delivery_key(event.batch_id)
+    try:
+        await advance(domain.delivery_id(key), "completed", deps, event)
+    except HostBusy as busy:
+        CALLBACK_DEFERRALS.labels("completed").inc()
+        raise AttemptInProgress(f"the callback host of {key} is busy") from busy
 
 
 async def handle_retry_due(due: RetryDue, deps: Dependencies) -> None:
@@ -83,7 +123,10 @@ async def handle_redelivery_due(due: RedeliveryDue, deps: Dependencies) -> None:
 
 
 async def _advance_or_put_back(
-    delivery_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
+    delivery_id: str,
+    trigger: Trigger,
+    deps: Dependencies,
+    event: TaskCompleted | BatchCompleted | None = None,
 ) -> None:
     """`advance`; when the callback's host is busy, nothing was claimed and the message
     is put back in the broker for a while (`PutBack`: its dispatcher does it), so the
@@ -97,10 +140,14 @@ async def _advance_or_put_back(
 
 
 async def advance(
-    delivery_id: str, trigger: Trigger, deps: Dependencies, event: TaskCompleted | None = None
+    delivery_id: str,
+    trigger: Trigger,
+    deps: Dependencies,
+    event: TaskCompleted | BatchCompleted | None = None,
 ) -> None:
     """Do what `domain.next_step` says until it says done (or to wait for another process).
-    `event` builds a task's first delivery; any other starts from its stored record."""
+    `event` builds the delivery of a task's first completion or of a batch when it has no
+    record yet; any other starts from its stored record."""
     for _ in range(MAX_STEPS):
         delivery = await deps.deliveries.get(delivery_id)
         step = domain.next_step(delivery, trigger, utcnow(), deps.claim_ttl)
@@ -136,17 +183,28 @@ async def advance(
 
 
 def _about(delivery: Delivery) -> dict[str, Any]:
-    return {"task_id": delivery.task_id, "delivery": delivery.number}
+    """What a log line says of a delivery: its task (or batch), its number, its message."""
+    return {
+        "task_id": delivery.task_id,
+        "delivery": delivery.number,
+        "completion": delivery.completion,
+        "webhook_id": delivery.webhook_id,
+    }
 
 
-async def _delivery_of(event: TaskCompleted, deps: Dependencies) -> Delivery:
-    """The event's delivery, stored (by this process or one before it)."""
+def _new_delivery(event: TaskCompleted | BatchCompleted, number: int = 1) -> Delivery:
     try:
-        delivery = domain.new_delivery(event, utcnow())
+        return domain.new_delivery(event, utcnow(), number)
     except domain.NotDeliverable as exc:
         raise PoisonMessage(str(exc)) from exc
+
+
+async def _delivery_of(event: TaskCompleted | BatchCompleted, deps: Dependencies) -> Delivery:
+    """The delivery of a first completion (or a batch's), stored (by this process or one
+    before it)."""
+    delivery = _new_delivery(event)
     await deps.deliveries.create(delivery)
-    stored = await deps.deliveries.get(delivery.task_id)
+    stored = await deps.deliveries.get(delivery.delivery_id)
     assert stored is not None
     return stored
 
@@ -162,15 +220,9 @@ async def _send(
     delivery: Delivery, claimed: domain.Attempt, secrets: SigningSecrets, deps: Dependencies
 ) -> None:
     """Send a claimed attempt and record its outcome."""
-    body, content_type = payload.encode_body(delivery.task, delivery.callback_format)
-    headers = payload.callback_headers(
-        delivery.task_id,
-        claimed.number,
-        int(time.time()),
-        secrets.at(utcnow()),
-        body,
-        content_type,
-        delivery=delivery.number,
+    body, content_type = payload.delivery_body(delivery)
+    headers = payload.delivery_headers(
+        delivery, claimed.number, int(time.time()), secrets.at(utcnow()), body, content_type
     )
     started = time.perf_counter()
     result = await deps.sender.post(delivery.callback_url, body, headers)
@@ -218,10 +270,10 @@ async def redeliver_callback(command: RedeliverCallback, deps: Dependencies) -> 
         # The gateway asked the task-store first: the task is the customer's, completed.
         raise Conflict(
             f"the callback of task {command.task_id} cannot be redelivered: no delivery of "
-            "it is on record (its first one is still on its way, or the latest was more "
+            "it is on record (its completion's is still on its way, or the latest was more "
             "than 7 days ago)"
         )
-    if latest.number > 1 and latest.state == "new":
+    if latest.origin == "redelivery" and latest.state == "new":
         await deps.retries.start(latest.task_id, latest.number, latest.request_id)
         return CallbackRedelivery(task_id=latest.task_id, delivery=latest.number)
     try:

@@ -8,14 +8,18 @@ The body is Scale's v1 callback object `{"task": ..., "response": ..., "task_id"
   arrays have no field at all, as with the usual bracket encoders.
 - `json`: the same object as `application/json`.
 
+A batch's callback (docs/reference/api.md §11) is JSON: the batch and its counts.
+
 Signed per Standard Webhooks (standardwebhooks.com), so its libraries verify it:
-`webhook-id` (the task's id: the same for both attempts, and for every redelivery),
-`webhook-timestamp` (unix seconds of this attempt) and `webhook-signature: v1,<base64
-HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the decoded
-bytes of the customer's `whsec_...` callback secret (`credentials.callback_signing_key`).
-During a secret rotation's overlap window the header carries one signature per secret,
-space-separated (`v1,<new> v1,<old>`), as the specification allows: a receiver holding
-either secret verifies it.
+`webhook-id` (the message's id: the same for both attempts and for every redelivery of
+it; the task's id for its first completion's callback, `<task id>.<n>` for a later
+completion's, n being the delivery that first sent it, `batch-<batch id>` for a batch's:
+`domain`), `webhook-timestamp` (unix seconds of this attempt) and `webhook-signature:
+v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the
+decoded bytes of the customer's `whsec_...` callback secret
+(`credentials.callback_signing_key`). During a secret rotation's overlap window the
+header carries one signature per secret, space-separated (`v1,<new> v1,<old>`), as the
+specification allows: a receiver holding either secret verifies it.
 """
 
 from __future__ import annotations
@@ -32,11 +36,14 @@ import orjson
 from humantask_shared.core.credentials import callback_signing_key
 from humantask_shared.core.models import CallbackFormat
 
+from .domain import Delivery
+
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
 SIGNATURE_VERSION = "v1"
 
 TASK_ID_HEADER = "X-Callback-Task-Id"
+BATCH_HEADER = "X-Callback-Batch"
 ATTEMPT_HEADER = "X-Callback-Attempt"
 DELIVERY_HEADER = "X-Callback-Delivery"
 WEBHOOK_ID_HEADER = "webhook-id"
@@ -83,10 +90,11 @@ def encode_body(task: dict[str, Any], callback_format: CallbackFormat) -> tuple[
 
 
 def webhook_id(task_id: str) -> str:
-    """The message id of a task's callback: the same for both attempts and for every
-    redelivery, so receivers can deduplicate on it. A redelivery sends the same message
-    again (the completed task), and Standard Webhooks keeps a message's id when it is
-    resent: a receiver that already handled it may skip it, one that lost it handles it."""
+    """The message id of a task's first completion's callback: the same for both
+    attempts and for every redelivery, so receivers can deduplicate on it. A redelivery
+    sends the same message again, and Standard Webhooks keeps a message's id when it is
+    resent: a receiver that already handled it may skip it, one that lost it handles it.
+    A later completion is a new message, with an id of its own (`Delivery.webhook_id`)."""
     return task_id
 
 
@@ -105,13 +113,16 @@ def callback_headers(
     body: bytes,
     content_type: str,
     delivery: int = 1,
+    message_id: str | None = None,
 ) -> dict[str, str]:
-    """The headers of one attempt, signed with each of `secrets` (the current one first)."""
+    """The headers of one attempt, signed with each of `secrets` (the current one first).
+    `message_id` is its `webhook-id` when that is not the task's id (a later completion's
+    message)."""
     if isinstance(secrets, str):
         secrets = (secrets,)
     if not secrets:
         raise ValueError("a callback is signed with at least one secret")
-    message_id = webhook_id(task_id)
+    message_id = message_id or webhook_id(task_id)
     return {
         "Content-Type": content_type,
         WEBHOOK_ID_HEADER: message_id,
@@ -123,3 +134,36 @@ def callback_headers(
         ATTEMPT_HEADER: str(attempt),
         DELIVERY_HEADER: str(delivery),
     }
+
+
+def delivery_body(delivery: Delivery) -> tuple[bytes, str]:
+    """What a delivery POSTs, and its content type."""
+    if delivery.subject == "batch":
+        return orjson.dumps(delivery.task), JSON_CONTENT_TYPE
+    return encode_body(delivery.task, delivery.callback_format)
+
+
+def delivery_headers(
+    delivery: Delivery,
+    attempt: int,
+    timestamp: int,
+    secrets: str | Sequence[str],
+    body: bytes,
+    content_type: str,
+) -> dict[str, str]:
+    """A delivery's headers: its message's `webhook-id`, its number; a task's name the
+    task, a batch's the batch."""
+    headers = callback_headers(
+        delivery.task_id,
+        attempt,
+        timestamp,
+        secrets,
+        body,
+        content_type,
+        delivery=delivery.number,
+        message_id=delivery.webhook_id,
+    )
+    if delivery.subject == "batch":
+        del headers[TASK_ID_HEADER]
+        headers[BATCH_HEADER] = str(delivery.task["batch"]["name"])
+    return headers

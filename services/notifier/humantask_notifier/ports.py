@@ -25,6 +25,14 @@ class Deliveries(Protocol):
     async def latest(self, task_id: str) -> Delivery | None:
         """The task's delivery of the highest number (its attempts too), if any."""
 
+    async def last_number(self, task_id: str) -> int:
+        """The highest number any delivery of the task has had (0: none): its records',
+        and its attempts' (which outlive the records)."""
+
+    async def of_completion(self, task_id: str, completion: int) -> Delivery | None:
+        """The delivery a completion of the task started (not a redelivery of it), if
+        any."""
+
     async def create(self, delivery: Delivery) -> bool:
         """Store a new delivery; False (and nothing changes) if its id is taken."""
 

@@ -1,10 +1,14 @@
 """MongoDB adapter: the notifier's own delivery records.
 
 - `callback_deliveries`, `_id` = delivery id (`domain.delivery_id`: the task id for a
-  task's first delivery, `<task id>.<n>` for a redelivery): what to send (the task, kept
-  as JSON text since customer `metadata` keys may hold `.` or `$`), to whom, and whether
-  the retry is queued. Records made before redeliveries have no `task_id` or `number`
-  field: their `_id` is the task id and they are delivery 1.
+  task's first delivery, `<task id>.<n>` for delivery n: a later completion's or a
+  redelivery; `batch-<batch id>` for a batch's): what to send (the task, kept as JSON
+  text since customer `metadata` keys may hold `.` or `$`), to whom, whether the retry is
+  queued, which completion it carries and what started it (`origin`), and its message's
+  `webhook-id` when not its own key. Records made before redeliveries have no `task_id`
+  or `number` field: their `_id` is the task id and they are delivery 1; redeliveries
+  recorded before later completions have no `origin` and keep the task id as their
+  message's id.
 - `callback_attempts`, `_id` = `<delivery id>:<attempt>`: one per claimed attempt, with
   its outcome once known (and `delivery`, its delivery's number: 1 when absent).
   Inserting it *is* the claim: a second insert of the same id fails, so one attempt
@@ -75,9 +79,18 @@ def _document_to_attempt(doc: dict[str, Any]) -> Attempt:
 
 
 def _document_to_delivery(doc: dict[str, Any], attempts: list[Attempt]) -> Delivery:
+    task_id = doc.get("task_id", doc["_id"])
+    number = int(doc.get("number", 1))
+    if "origin" in doc:
+        origin, message_id = doc["origin"], doc.get("message_id")
+    else:  # recorded before later completions: a delivery after the first redelivered it
+        origin = "completion" if number == 1 else "redelivery"
+        message_id = None if number == 1 else task_id
     return Delivery(
-        task_id=doc.get("task_id", doc["_id"]),
-        number=int(doc.get("number", 1)),
+        task_id=task_id,
+        number=number,
+        origin=origin,
+        message_id=message_id,
         customer_id=doc["customer_id"],
         callback_format=doc["callback_format"],
         task=orjson.loads(doc["task_json"]),
@@ -85,6 +98,8 @@ def _document_to_delivery(doc: dict[str, Any], attempts: list[Attempt]) -> Deliv
         retry_scheduled=bool(doc.get("retry_scheduled")),
         request_id=doc.get("request_id"),
         created_at=as_utc(doc["created_at"]) if doc.get("created_at") else None,
+        completion=doc.get("completion", 1),
+        subject=doc.get("subject", "task"),
     )
 
 
@@ -113,6 +128,32 @@ class DeliveryRepository:
             return await self.get(task_id)
         return _document_to_delivery(newest, await self._claimed(newest["_id"]))
 
+    async def last_number(self, task_id: str) -> int:
+        """The highest delivery number of the task on record: its delivery records' (a
+        first delivery's made before numbers were is 1), or its attempts', which outlive
+        the records (DELIVERY_RECORD_TTL_SECONDS)."""
+        numbers = [0]
+        newest = await self._deliveries.find_one(
+            {"task_id": task_id}, {"number": 1}, sort=[("number", DESCENDING)]
+        )
+        if newest is not None:
+            numbers.append(int(newest.get("number", 1)))
+        elif await self._deliveries.find_one({"_id": task_id}, {"_id": 1}) is not None:
+            numbers.append(1)
+        async for doc in self._attempts.find({"task_id": task_id}, {"delivery": 1}):
+            numbers.append(int(doc.get("delivery", 1)))
+        return max(numbers)
+
+    async def of_completion(self, task_id: str, completion: int) -> Delivery | None:
+        if completion <= 1:
+            return await self.get(task_id)
+        doc = await self._deliveries.find_one(
+            {"task_id": task_id, "completion": completion, "origin": "completion"}
+        )
+        if doc is None:
+            return None
+        return _document_to_delivery(doc, await self._claimed(doc["_id"]))
+
     async def _claimed(self, delivery_id: str) -> list[Attempt]:
         ids = [_attempt_id(delivery_id, number) for number in range(1, MAX_ATTEMPTS + 1)]
         cursor = self._attempts.find({"_id": {"$in": ids}})
@@ -127,6 +168,10 @@ class DeliveryRepository:
                     "_id": delivery.delivery_id,
                     "task_id": delivery.task_id,
                     "number": delivery.number,
+                    "completion": delivery.completion,
+                    "origin": delivery.origin,
+                    "subject": delivery.subject,
+                    "message_id": delivery.message_id,
                     "customer_id": delivery.customer_id,
                     "callback_url": delivery.callback_url,
                     "callback_format": delivery.callback_format,
@@ -148,6 +193,7 @@ class DeliveryRepository:
                     "_id": _attempt_id(delivery.delivery_id, attempt.number),
                     "task_id": delivery.task_id,
                     "delivery": delivery.number,
+                    "completion": delivery.completion,
                     "customer_id": delivery.customer_id,
                     "attempt": attempt.number,
                     "at": attempt.at,

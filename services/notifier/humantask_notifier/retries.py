@@ -56,7 +56,8 @@ class RetryScheduler:
         request_id: str | None,
         timeout: float = PUBLISH_TIMEOUT_SECONDS,
     ) -> None:
-        """Returns once the broker holds the retry (persistent, publisher-confirmed)."""
+        """Returns once the broker holds the retry of the task's (or batch's) delivery
+        `delivery` (persistent, publisher-confirmed)."""
         await publish(
             self._channel.default_exchange,
             self.delay_queue.name,

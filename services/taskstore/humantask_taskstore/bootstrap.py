@@ -8,10 +8,13 @@ taking commands, finishes those in hand, then closes the connections:
 - the commands: the MongoDB repositories, the outbox and the `credential.changed`
   publisher bound into the handler table (`handler_table.bind_handlers`), served from
   `taskstore.commands` to the services each command is meant for;
+- the batches' progress: `taskstore.batch-progress` (a task of a batch settled, a batch
+  finalized), served by an event dispatcher that completes batches;
 - the quality queue (`taskstore.quality`): the task-store's own answers, completions and
   blocks, from which it learns about workers (`quality_handlers`), on a channel of its
   own so that this background work never holds commands back;
-- the outbox relay (events a crash or a broker outage left behind) and the task gauges;
+- the outbox relays (tasks' and batches' events a crash or a broker outage left
+  behind) and the task gauges;
 - the housekeeping: usage counters reconciled, expired tasks deleted (`housekeeping`).
 """
 
@@ -28,8 +31,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from humantask_shared.core.errors import Unavailable
+from humantask_shared.core.messages.events import BatchCompleted
 from humantask_shared.core.topology import (
     EVENTS_EXCHANGE,
+    TASKSTORE_BATCH_PROGRESS_QUEUE,
     TASKSTORE_COMMANDS_QUEUE,
     TASKSTORE_QUALITY_QUEUE,
 )
@@ -52,16 +57,20 @@ from . import quality
 from .crash_hook import ExitBeforePublishingCompletion
 from .cursors import CursorSigner
 from .gauges import task_gauges_watch
-from .handler_table import bind_handlers, bind_quality_handlers
+from .handler_table import bind_batch_progress_handlers, bind_handlers, bind_quality_handlers
 from .housekeeping import housekeeping
 from .outbox import OutboxPublisher
 from .ports import Dependencies, Outbox, QualitySettings
 from .repository import (
+    BATCHES,
     AccountRepository,
+    BatchRepository,
     OutboxStore,
     PoolRepository,
+    ProjectRepository,
     QualityRepository,
     TaskRepository,
+    TaskSearch,
     ensure_indexes,
     shared_key,
 )
@@ -69,6 +78,7 @@ from .settings import TaskStoreSettings
 
 settings_key = web.AppKey("settings", TaskStoreSettings)
 outbox_key = web.AppKey("outbox", OutboxPublisher)
+batch_outbox_key = web.AppKey("batch_outbox", OutboxPublisher)
 list_tokens_key = web.AppKey("list_tokens", CursorSigner)
 dependencies_key = web.AppKey("dependencies", Dependencies)
 
@@ -98,9 +108,13 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     database = app[database_key]
     tasks = TaskRepository(database, settings.list_limits(), settings.quota_limits())
     outbox = OutboxPublisher(OutboxStore(database), events)
+    batch_outbox = OutboxPublisher(OutboxStore(database, BATCHES), events)
     handlers_outbox: Outbox = outbox
+    handlers_batch_outbox: Outbox = batch_outbox
     if settings.humantask_test_exit_after_completion_write:
         handlers_outbox = ExitBeforePublishingCompletion(outbox)
+    if settings.humantask_test_exit_after_batch_completion_write:
+        handlers_batch_outbox = ExitBeforePublishingCompletion(batch_outbox, BatchCompleted)
     deps = Dependencies(
         tasks=tasks,
         accounts=AccountRepository(database),
@@ -110,6 +124,10 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
         pool=PoolRepository(database),
         quality=QualityRepository(database),
         publish=partial(publish_event, events),
+        search=TaskSearch(database, settings.list_limits()),
+        projects=ProjectRepository(database, settings.list_limits()),
+        batches=BatchRepository(database, settings.list_limits()),
+        batch_outbox=handlers_batch_outbox,
         quality_settings=QualitySettings(
             gold_rate=settings.gold_rate,
             blocking=replace(quality.DEFAULT_BLOCKING, min_accuracy=settings.worker_min_accuracy),
@@ -118,6 +136,7 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
         demo_customer_key_hash=settings.demo_customer_key_hash(),
     )
     app[outbox_key] = outbox
+    app[batch_outbox_key] = batch_outbox
     app[dependencies_key] = deps
 
     # Only the services a command is meant for may send it (the broker vouches for user_id).
@@ -130,6 +149,24 @@ async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await consumer.stop(settings.shutdown_grace_seconds)
     await outbox.drain(settings.shutdown_grace_seconds)
+    await batch_outbox.drain(settings.shutdown_grace_seconds)
+    await channel.close()
+
+
+async def batch_progress_ctx(app: web.Application) -> AsyncIterator[None]:
+    """`taskstore.batch-progress`, on a channel of its own: what may complete a batch.
+    Stopped before the commands (whose outboxes its handlers publish through)."""
+    settings = app[settings_key]
+    channel = await open_channel(app[connection_key], prefetch_count=settings.prefetch_count)
+    queue = await declare(channel, TASKSTORE_BATCH_PROGRESS_QUEUE, settings.amqp_queue_type)
+    dispatcher = EventDispatcher(
+        TASKSTORE_BATCH_PROGRESS_QUEUE, bind_batch_progress_handlers(app[dependencies_key])
+    )
+    # A batch written by two task-stores at once is looked at again: transient.
+    consumer = Consumer(queue, dispatcher, TRANSIENT_ERRORS)
+    await consumer.start()
+    yield
+    await consumer.stop(settings.shutdown_grace_seconds)
     await channel.close()
 
 
@@ -149,13 +186,18 @@ async def quality_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def outbox_relay_ctx(app: web.Application) -> AsyncIterator[None]:
-    relay = asyncio.create_task(
-        app[outbox_key].run_relay(app[settings_key].outbox_relay_interval_seconds)
-    )
+    """The tasks' relay and the batches'."""
+    interval = app[settings_key].outbox_relay_interval_seconds
+    relays = [
+        asyncio.create_task(app[outbox_key].run_relay(interval)),
+        asyncio.create_task(app[batch_outbox_key].run_relay(interval)),
+    ]
     yield
-    relay.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await relay
+    for relay in relays:
+        relay.cancel()
+    for relay in relays:
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
 
 
 async def task_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -183,6 +225,7 @@ def create_app(settings: TaskStoreSettings) -> web.Application:
             broker_resource(settings, "taskstore"),
             list_tokens_ctx,
             commands_ctx,
+            batch_progress_ctx,
             quality_ctx,
             outbox_relay_ctx,
             task_gauges_ctx,

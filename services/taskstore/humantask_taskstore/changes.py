@@ -4,6 +4,10 @@ The save is conditional on the version that was loaded; when another command cha
 task in between, the rule runs again on the fresh task, so it always sees the latest
 state. Each lost race means another write landed, so the retries are few and need no
 pause.
+
+Whatever the rule, a change the customer can see moves the task's `updated_at`, and one
+that settles a task of a batch (completes or cancels it) also tells the batch
+(`batches.settled`): one place, so that every path that settles a task does.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.publishing import stamp_all
 
-from .domain import TaskRecord
+from . import batches
+from .domain import TaskRecord, touched
 from .ports import Tasks
 
 MAX_WRITE_ATTEMPTS = 5
@@ -40,7 +45,8 @@ async def change_task(
         changed, events = change(record, now)
         if changed == record:
             return record, []
-        stamped = stamp_all(events, now)
+        changed = touched(record, changed, now)
+        stamped = stamp_all([*events, *batches.settled(record, changed)], now)
         saved = await tasks.save(changed, stamped, now)
         if saved is not None:
             return saved, stamped

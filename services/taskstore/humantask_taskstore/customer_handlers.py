@@ -10,6 +10,7 @@ behind `ports.Tasks` and `ports.Accounts`, publishing behind `ports.Outbox`.
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 
 from humantask_shared.core.credentials import new_callback_secret
 from humantask_shared.core.errors import Conflict, NotFound, Unauthorized, Unavailable
@@ -24,6 +25,7 @@ from humantask_shared.core.messages.commands import (
     ListTasks,
     Principal,
 )
+from humantask_shared.core.messages.events import TaskEvent
 from humantask_shared.core.models import Task, TaskPage
 from humantask_shared.core.timeutil import utcnow
 from humantask_shared.runtime.logging import request_id_var
@@ -79,6 +81,14 @@ async def create_task(command: CreateTask, deps: Dependencies) -> Task:
     record, raised = domain.create_task(
         command.task_id, command.customer_id, request, now, request_id_var.get()
     )
+    return (await store_new_task(deps, record, raised, now)).to_public()
+
+
+async def store_new_task(
+    deps: Dependencies, record: domain.TaskRecord, raised: list[TaskEvent], now: datetime
+) -> domain.TaskRecord:
+    """The new task as stored, its events on their way; or the task its create already
+    made (the same id or the same `unique_id` and parameters), or a conflict."""
     events = stamp_all(raised, now)
     try:
         await deps.tasks.add(record, events, now)
@@ -90,12 +100,12 @@ async def create_task(command: CreateTask, deps: Dependencies) -> Task:
             raise Unavailable("the task could not be stored, try again") from None
         if earlier.task_id != record.task_id and earlier.fingerprint != record.fingerprint:
             raise Conflict(
-                f"unique_id {request.unique_id!r} already belongs to task {earlier.task_id}, "
+                f"unique_id {record.unique_id!r} already belongs to task {earlier.task_id}, "
                 "created with different parameters"
             ) from None
-        return earlier.to_public()
+        return earlier
     deps.outbox.publish_after_reply(record.task_id, events)
-    return record.to_public()
+    return record
 
 
 async def get_task(command: GetTask, deps: Dependencies) -> Task:

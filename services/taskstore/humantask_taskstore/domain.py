@@ -48,6 +48,7 @@ from humantask_shared.core.models import (
     TaskResponse,
     TaskStatus,
 )
+from humantask_shared.core.scale_models import ReviewStatus, TaskAudit, TaskPlacement
 from humantask_shared.core.worker_models import CompletedWork, WorkItem, no_live_lease
 
 from . import quality
@@ -150,6 +151,18 @@ class TaskRecord:
     # Optimistic concurrency: every write checks and bumps it.
     version: int = 0
     request_id: str | None = field(default=None, compare=False)
+    # Scale's (docs/reference/api.md §11): where the task belongs, its tags, its audits.
+    project: str | None = None
+    batch: str | None = None
+    tags: tuple[str, ...] = ()
+    customer_review_status: ReviewStatus | None = None
+    audits: tuple[TaskAudit, ...] = ()
+    # When the customer's view of the task last changed (None: never since created).
+    updated_at: datetime | None = None
+    # What it counts against its customer's stored-bytes quota, as read from the database
+    # (None: not read from it, or stored before quotas, and so counting nothing); the
+    # repository keeps it (`task_bytes`).
+    size_bytes: int | None = field(default=None, compare=False)
 
     # --- what the task is ---------------------------------------------------------------
 
@@ -241,12 +254,14 @@ class TaskRecord:
         )
 
 
-def request_fingerprint(request: CreateTaskRequest) -> str:
+def request_fingerprint(request: CreateTaskRequest, placement: TaskPlacement | None = None) -> str:
     """What makes two creations "the same" for `unique_id` idempotency. The §10
     parameters count only when given, so a task created before they existed keeps its
-    fingerprint."""
+    fingerprint; a task's project, batch and tags (`/scale/v1`), when it has any, count."""
     unset = {name for name in QUALITY_FIELDS if getattr(request, name) is None}
     canonical = request.model_dump(mode="json", exclude={"unique_id", *unset})
+    if placement is not None and placement != TaskPlacement():
+        canonical["placement"] = placement.model_dump(mode="json")
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -259,13 +274,48 @@ def _event(event_type: type[TaskEvent], record: TaskRecord) -> TaskEvent:
     )
 
 
+def completed_event(record: TaskRecord) -> TaskCompleted:
+    """`task.completed`, numbered: the notifier calls back each completion once. A task an
+    audit reopened `reopened` times completes for the `reopened + 1`-th time."""
+    return TaskCompleted(
+        customer_id=record.customer_id,
+        callback_format=record.callback_format,
+        task=record.to_public(),
+        request_id=record.request_id,
+        completion=record.reopened + 1,
+    )
+
+
+def touched(before: TaskRecord, after: TaskRecord, now: datetime) -> TaskRecord:
+    """`after`, its `updated_at` moved to `now` if what its customer sees changed (a
+    lease, a version or a request id is not what a customer sees)."""
+    if _customer_view(after) == _customer_view(before):
+        return after
+    return replace(after, updated_at=now)
+
+
+def _customer_view(record: TaskRecord) -> tuple[Any, ...]:
+    return (
+        record.to_public(),
+        record.project,
+        record.batch,
+        record.tags,
+        record.customer_review_status,
+        record.audits,
+    )
+
+
 def create_task(
     task_id: str,
     customer_id: str,
     request: CreateTaskRequest,
     now: datetime,
     request_id: str | None = None,
+    placement: TaskPlacement | None = None,
 ) -> tuple[TaskRecord, list[TaskEvent]]:
+    """A new pending task; `placement` puts it in a project and a batch, with tags
+    (`/scale/v1`, whose handler checks them first)."""
+    placed = placement or TaskPlacement()
     record = TaskRecord(
         task_id=task_id,
         customer_id=customer_id,
@@ -280,12 +330,16 @@ def create_task(
         ),
         metadata=request.metadata,
         unique_id=request.unique_id,
-        fingerprint=None if request.unique_id is None else request_fingerprint(request),
+        fingerprint=None if request.unique_id is None else request_fingerprint(request, placement),
         min_workers=request.min_workers,
         max_workers=request.max_workers,
         confidence=request.confidence,
         gold_category=request.gold_category,
         request_id=request_id,
+        project=placed.project,
+        batch=placed.batch,
+        tags=tuple(placed.tags),
+        updated_at=now,
     )
     return record, [_event(TaskCreated, record)]
 
@@ -457,7 +511,7 @@ def submit_work(
         )
     )
     if answered.status == "completed":
-        events.append(_event(TaskCompleted, answered))
+        events.append(completed_event(answered))
     return answered, events
 
 

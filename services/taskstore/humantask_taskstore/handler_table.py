@@ -35,16 +35,46 @@ from humantask_shared.core.messages.commands import (
     SubmitWork,
 )
 from humantask_shared.core.messages.events import (
+    BatchFinalized,
+    BatchTaskSettled,
     TaskAnswered,
     TaskCanceled,
     TaskCompleted,
     WorkerBlocked,
 )
 from humantask_shared.core.messages.quotas import SetCustomerQuota
+from humantask_shared.core.messages.scale_commands import (
+    AuditTask,
+    CancelScaleTask,
+    ChangeTaskTags,
+    CreateBatch,
+    CreateProject,
+    CreateScaleTask,
+    FinalizeBatch,
+    GetBatch,
+    GetBatchStatus,
+    GetProject,
+    GetScaleTask,
+    ListBatches,
+    ListProjects,
+    ListScaleTasks,
+    SetProjectParams,
+    SetTaskMetadata,
+    SetTaskUniqueId,
+)
 from humantask_shared.runtime.command_server import CommandHandler, UnboundHandler
 from humantask_shared.runtime.event_dispatcher import MessageHandler
 
-from . import account_handlers, customer_handlers, quality_handlers, quota_handlers, work_handlers
+from . import (
+    account_handlers,
+    batch_handlers,
+    customer_handlers,
+    project_handlers,
+    quality_handlers,
+    quota_handlers,
+    scale_handlers,
+    work_handlers,
+)
 from .ports import Dependencies
 
 HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
@@ -71,6 +101,33 @@ HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
         RotateCallbackSecret: account_handlers.rotate_callback_secret,
         SetCustomerWeight: account_handlers.set_customer_weight,
         SetCustomerQuota: quota_handlers.set_customer_quota,
+        # `/scale/v1`'s (docs/reference/api.md §11), through the gateway.
+        CreateScaleTask: scale_handlers.create_scale_task,
+        GetScaleTask: scale_handlers.get_scale_task,
+        ListScaleTasks: scale_handlers.list_scale_tasks,
+        CancelScaleTask: scale_handlers.cancel_scale_task,
+        SetTaskMetadata: scale_handlers.set_task_metadata,
+        ChangeTaskTags: scale_handlers.change_task_tags,
+        SetTaskUniqueId: scale_handlers.set_task_unique_id,
+        AuditTask: scale_handlers.audit_task,
+        CreateProject: project_handlers.create_project,
+        ListProjects: project_handlers.list_projects,
+        GetProject: project_handlers.get_project,
+        SetProjectParams: project_handlers.set_project_params,
+        CreateBatch: batch_handlers.create_batch,
+        FinalizeBatch: batch_handlers.finalize_batch,
+        GetBatch: batch_handlers.get_batch,
+        GetBatchStatus: batch_handlers.get_batch_status,
+        ListBatches: batch_handlers.list_batches,
+    }
+)
+
+# `taskstore.batch-progress` (`topology.TASKSTORE_BATCH_PROGRESS_QUEUE`): what may
+# complete a batch, served by an `EventDispatcher`.
+BATCH_PROGRESS_HANDLERS: Mapping[type[Message], Any] = MappingProxyType(
+    {
+        BatchTaskSettled: batch_handlers.on_task_settled,
+        BatchFinalized: batch_handlers.on_batch_finalized,
     }
 )
 
@@ -88,6 +145,12 @@ QUALITY_HANDLERS: Mapping[type[Message], Any] = MappingProxyType(
 def bind_handlers(deps: Dependencies) -> dict[type[Command[Any]], CommandHandler]:
     """The handler table with its dependencies filled in, for the command server."""
     return {command: partial(handler, deps=deps) for command, handler in HANDLERS.items()}
+
+
+def bind_batch_progress_handlers(deps: Dependencies) -> dict[type[Message], MessageHandler]:
+    return {
+        event: partial(handler, deps=deps) for event, handler in BATCH_PROGRESS_HANDLERS.items()
+    }
 
 
 def bind_quality_handlers(deps: Dependencies) -> dict[type[Message], MessageHandler]:

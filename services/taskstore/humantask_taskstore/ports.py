@@ -20,7 +20,14 @@ from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.messages.events import CredentialChanged
 from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
+from humantask_shared.core.scale_models import (
+    BatchCounts,
+    BatchListQuery,
+    ScaleListToken,
+    ScaleTaskListQuery,
+)
 
+from .batches import BatchRecord
 from .domain import (
     Applied,
     PoolCustomer,
@@ -31,6 +38,7 @@ from .domain import (
     WorkerRecord,
     quality,
 )
+from .projects import ParamsVersion, ProjectRecord
 
 
 class TaskExists(Exception):
@@ -39,6 +47,23 @@ class TaskExists(Exception):
 
     def __init__(self, existing: TaskRecord) -> None:
         super().__init__(existing.task_id)
+        self.existing = existing
+
+
+class ProjectExists(Exception):
+    """An insert met a project that is already there: the same id (a redelivered
+    command), or the same customer's name. `existing` is that project."""
+
+    def __init__(self, existing: ProjectRecord) -> None:
+        super().__init__(existing.name)
+        self.existing = existing
+
+
+class BatchExists(Exception):
+    """An insert met a batch that is already there (its id or its name)."""
+
+    def __init__(self, existing: BatchRecord) -> None:
+        super().__init__(existing.name)
         self.existing = existing
 
 
@@ -57,7 +82,8 @@ class Tasks(Protocol):
         self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
     ) -> TaskRecord | None:
         """Write a changed task only if it is still at the version it was read at (and
-        bump the version); None when another writer got there first."""
+        bump the version); None when another writer got there first; `TaskExists` when
+        it takes a `unique_id` another of its customer's tasks has."""
 
     async def save_answer(
         self,
@@ -119,6 +145,65 @@ class Tasks(Protocol):
         self, customer_id: str, pending_tasks: QuotaSetting, stored_bytes: QuotaSetting
     ) -> CustomerQuota:
         """Set the customer's own limits (a number, 0: none; "default"; None: unchanged)."""
+
+
+class TaskSearch(Protocol):
+    """`/scale/v1`'s reads of many tasks (docs/reference/api.md §11)."""
+
+    async def page(
+        self,
+        customer_id: str,
+        query: ScaleTaskListQuery,
+        now: datetime,
+        cursor: ListCursor | None = None,
+        count: bool = False,
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None, int | None]:
+        """A page of the customer's tasks matching the query, newest first, after
+        `cursor`; where the next one starts; and with `count`, how many match in all, up
+        to a bound. Bounded as `/v1`'s list (bytes of a page, one time limit for all its
+        queries: `Unavailable` past it)."""
+
+    async def batch_counts(self, customer_id: str, batch: str) -> BatchCounts: ...
+
+    async def batch_has_pending(self, customer_id: str, batch: str) -> bool: ...
+
+
+class Projects(Protocol):
+    """Projects by (customer, name)."""
+
+    async def add(self, project: ProjectRecord) -> None:
+        """Insert a new project; `ProjectExists` when its id or its name is taken."""
+
+    async def get(self, customer_id: str, name: str) -> ProjectRecord | None: ...
+
+    async def list(self, customer_id: str) -> builtins.list[ProjectRecord]:
+        """The customer's projects, oldest first."""
+
+    async def add_version(
+        self, project: ProjectRecord, version: ParamsVersion, now: datetime
+    ) -> ProjectRecord | None:
+        """Append a version of params if the project is still at the version it was read
+        at; None when another writer got there first."""
+
+
+class Batches(Protocol):
+    """Batches by (customer, name), each with its outbox of unpublished events."""
+
+    async def add(self, batch: BatchRecord) -> None:
+        """Insert a new batch; `BatchExists` when its id or its name is taken."""
+
+    async def get(self, customer_id: str, name: str) -> BatchRecord | None: ...
+
+    async def save(
+        self, batch: BatchRecord, events: Sequence[StampedEvent], now: datetime
+    ) -> BatchRecord | None:
+        """Write a changed batch and its events only if it is still at the version it
+        was read at; None when another writer got there first."""
+
+    async def list(
+        self, customer_id: str, query: BatchListQuery
+    ) -> tuple[builtins.list[BatchRecord], int]:
+        """A page of the customer's batches, newest first, and how many match in all."""
 
 
 class WorkerHoldsLease(Exception):
@@ -244,10 +329,20 @@ class ListTokens(Protocol):
         """The cursor of a token signed for this customer and query's filters; otherwise
         `InvalidRequest` naming `next_token`."""
 
+    def sign_scale(
+        self, token: ScaleListToken, customer_id: str, query: ScaleTaskListQuery
+    ) -> str: ...
+
+    def verify_scale(
+        self, token: str, customer_id: str, query: ScaleTaskListQuery
+    ) -> ScaleListToken:
+        """`/scale/v1`'s: its page, when signed for this customer and query's filters."""
+
 
 class Outbox(Protocol):
     def publish_after_reply(self, task_id: str, events: Sequence[StampedEvent]) -> None:
-        """Publish events already written to the task's outbox, in the background."""
+        """Publish events already written to the task's outbox (or the batch's, for the
+        batches' outbox), in the background."""
 
 
 # Publishes `credential.changed` and returns once the broker has it (confirmed).
@@ -276,6 +371,12 @@ class Dependencies:
     pool: Pool
     quality: Quality
     publish: PublishEvent
+    # `/scale/v1` (docs/reference/api.md §11): its task reads, projects, batches, and the
+    # outbox of the batches' events.
+    search: TaskSearch
+    projects: Projects
+    batches: Batches
+    batch_outbox: Outbox
     list_tokens: ListTokens
     quality_settings: QualitySettings = QualitySettings()
     # A draw in [0, 1): whether a claim serves gold at GOLD_RATE (seeded in tests).

@@ -58,6 +58,8 @@ class TaskStoreSettings(WorkerServiceSettings):
     # only key the gateway's `customer.ensure` may make a customer for. Unset or empty:
     # the demo is off and the gateway can make no customer at all.
     humantask_demo_api_key: str | None = None
-    # Test hook, never set in production: exit the process right after a completion is
-    # written and before its event is published, to prove the outbox relay recovers it.
+    # Test hooks, never set in production: exit the process right after a task's (or a
+    # batch's) completion is written and before its event is published, to prove the
+    # outbox relay recovers it (crash_hook.py).
     humantask_test_exit_after_completion_write: bool = False
+    humantask_test_exit_after_batch_completion_write: bool = False

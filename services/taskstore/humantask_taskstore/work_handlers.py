@@ -33,7 +33,7 @@ from humantask_shared.core.worker_models import (
 from humantask_shared.runtime.logging import request_id_var
 from humantask_shared.runtime.publishing import stamp_all
 
-from . import domain
+from . import batches, domain
 from .changes import MAX_WRITE_ATTEMPTS
 from .domain import PoolCustomer, Standing, TaskRecord
 from .fair_pool import pools_to_try
@@ -126,7 +126,10 @@ async def submit_work(command: SubmitWork, deps: Dependencies) -> CompletedWork:
         answered, raised = domain.submit_work(
             record, worker_id, command.category, now, request_id, context=context
         )
-        events = stamp_all(raised, now)
+        # As any change (`changes.change_task`): its customer's view moved, and a task of
+        # a batch that it completed tells the batch.
+        answered = domain.touched(record, answered, now)
+        events = stamp_all([*raised, *batches.settled(record, answered)], now)
         saved = await deps.tasks.save_answer(record, answered, worker_id, events, now)
         if saved is not None:
             break

@@ -20,9 +20,11 @@ What each service does on the broker, and so needs:
   to `credential.changed`; it reads nothing but its own queues;
 - the task-store consumes `taskstore.commands`, replies through the default exchange
   (`amq.default`) and publishes events; it also consumes `taskstore.quality`, its own
-  answers, completions, cancelations and blocks (bound on `humantask.events`);
-- the notifier consumes completion events and its own commands, schedules retries
-  through the default exchange and asks the task-store for callback secrets; it has no
+  answers, completions, cancelations and blocks (bound on `humantask.events`), and
+  follows its batches' progress (`batch.*` events, on `taskstore.batch-progress`);
+- the notifier consumes completion events (tasks' and batches') and its own commands,
+  schedules retries through the default exchange and asks the task-store for callback
+  secrets; it has no
   read access to `humantask.commands`, so it can neither see nor answer the gateway's
   commands to the task-store;
 - `humantask-admin` publishes commands to both command exchanges (the task-store's
@@ -86,14 +88,17 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
         configure=rf"^({_EXCHANGES}|taskstore\..+)$",
         write=r"^(amq\.default|humantask\.(events|dead-letter)|taskstore\..+)$",
         read=r"^(humantask\.(commands|events|dead-letter)|taskstore\..+)$",
-        events_write=r"^(task|credential|worker)\.[a-z_]+$",
-        events_read=r"^(task\.(answered|completed|canceled)|worker\.blocked)$",
+        events_write=r"^(task|credential|worker|batch)\.[a-z_]+$",
+        events_read=(
+            r"^(task\.(answered|completed|canceled)|worker\.blocked"
+            r"|batch\.(task_settled|finalized))$"
+        ),
     ),
     "notifier": Permissions(
         configure=rf"^({_EXCHANGES}|notifier\..+)$",
         write=r"^(amq\.default|humantask\.(commands|dead-letter)|notifier\..+)$",
         read=r"^(humantask\.(notifier-commands|events|dead-letter)|notifier\..+)$",
-        events_read=r"^(task\.completed|credential\.changed)$",
+        events_read=r"^(task\.completed|batch\.completed|credential\.changed)$",
     ),
     "admin": Permissions(
         configure=r"^admin\.replies\..+$",

@@ -150,7 +150,7 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _json_depth(value: Any) -> int:
+def json_depth(value: Any) -> int:
     """How many objects and arrays deep `value` goes (iterative: no recursion limit)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -263,6 +263,22 @@ class Task(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+# docs/reference/api.md §10's settings, as a create (and a `/scale/v1` project's params)
+# takes them. Strict: a JSON body says numbers as numbers (a form's text is converted by
+# the gateway first).
+WorkerCount = Annotated[StrictInt, Field(ge=MIN_WORKERS_LIMIT, le=MAX_WORKERS_LIMIT)]
+Confidence = Annotated[StrictFloat, Field(ge=MIN_CONFIDENCE, le=MAX_CONFIDENCE)]
+
+
+def workers_problem(min_workers: int | None, max_workers: int | None) -> str | None:
+    """What is wrong with these §10 settings together, if anything (`max_workers` below
+    `min_workers`, 1 when not given)."""
+    low = min_workers or MIN_WORKERS_LIMIT
+    if max_workers is not None and max_workers < low:
+        return f"max_workers: must be at least min_workers ({low})"
+    return None
+
+
 class CreateTaskRequest(BaseModel):
     """`POST /v1/task/categorize`: what a customer may send."""
 
@@ -282,11 +298,10 @@ class CreateTaskRequest(BaseModel):
     metadata: dict[str, Any] | None = None
     unique_id: Annotated[NonEmptyString, Field(max_length=MAX_UNIQUE_ID_LENGTH)] | None = None
     callback_format: CallbackFormat = "form"
-    # Several workers per task, and gold (docs/reference/api.md §10). Strict: a JSON body
-    # says numbers as numbers (a form's text is converted by the gateway first).
-    min_workers: StrictInt | None = Field(default=None, ge=MIN_WORKERS_LIMIT, le=MAX_WORKERS_LIMIT)
-    max_workers: StrictInt | None = Field(default=None, ge=MIN_WORKERS_LIMIT, le=MAX_WORKERS_LIMIT)
-    confidence: StrictFloat | None = Field(default=None, ge=MIN_CONFIDENCE, le=MAX_CONFIDENCE)
+    # Several workers per task, and gold (docs/reference/api.md §10).
+    min_workers: WorkerCount | None = None
+    max_workers: WorkerCount | None = None
+    confidence: Confidence | None = None
     gold_category: CategoryString | None = None
 
     @field_validator("categories")
@@ -308,7 +323,7 @@ class CreateTaskRequest(BaseModel):
             raise ValueError(f"must be plain JSON and {too_deep}") from exc
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
-        if _json_depth(metadata) > MAX_METADATA_DEPTH:
+        if json_depth(metadata) > MAX_METADATA_DEPTH:
             raise ValueError(too_deep)
         return metadata
 
@@ -346,9 +361,9 @@ class CreateTaskRequest(BaseModel):
 
     @model_validator(mode="after")
     def _workers_and_gold_fit(self) -> CreateTaskRequest:
-        low = self.min_workers or MIN_WORKERS_LIMIT
-        if self.max_workers is not None and self.max_workers < low:
-            raise ValueError(f"max_workers: must be at least min_workers ({low})")
+        problem = workers_problem(self.min_workers, self.max_workers)
+        if problem is not None:
+            raise ValueError(problem)
         if self.gold_category is not None and self.gold_category not in self.categories:
             raise ValueError("gold_category: must be one of the task's categories")
         return self
@@ -400,14 +415,14 @@ NOT_OUR_TOKEN = "is not a next_token this API gave out"
 # A payload of at most ~80 characters, a dot, and 22 characters of signature (16 bytes).
 MAX_NEXT_TOKEN_LENGTH = 200
 NEXT_TOKEN_SIGNATURE_LENGTH = 22
-_TOKEN_SIGNATURE = re.compile(rf"^[A-Za-z0-9_-]{{{NEXT_TOKEN_SIGNATURE_LENGTH}}}$")
+TOKEN_SIGNATURE = re.compile(rf"^[A-Za-z0-9_-]{{{NEXT_TOKEN_SIGNATURE_LENGTH}}}$")
 
 
 def split_next_token(token: str) -> tuple[ListCursor, str]:
     """The cursor a `next_token` carries and its signature, unchecked (the task-store
     checks the signature); ValueError when the token is not shaped like one."""
     payload, dot, signature = token.rpartition(".")
-    if not dot or not _TOKEN_SIGNATURE.match(signature):
+    if not dot or not TOKEN_SIGNATURE.match(signature):
         raise ValueError(NOT_OUR_TOKEN)
     return ListCursor.from_payload(payload), signature
 
@@ -469,10 +484,10 @@ class CallbackAttempt(BaseModel):
     `at` is when the attempt started; `status_code` is the receiver's answer (null when
     none came: timeout, refused connection, DNS failure, a refused address); `error`
     says what went wrong (null when the receiver answered 200). `attempt` counts within
-    one delivery; `delivery` says which redelivery an attempt belongs to (2 for the first
-    one asked for) and is absent from the original delivery's attempts, so the log of a
-    task never redelivered is what it always was (docs/reference/api.md §5).
-    """
+    one delivery; `delivery` says which delivery an attempt belongs to (2, 3...: a later
+    completion's callback or a redelivery) and is absent from the first delivery's
+    attempts, so the log of a task called back once is what it always was
+    (docs/reference/api.md §5)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -488,9 +503,11 @@ class CallbackAttempt(BaseModel):
             {
                 "type": "integer",
                 "minimum": 2,
-                "description": "Which redelivery (`POST /v1/task/{task_id}/callbacks/"
-                "redeliver`) the attempt belongs to: 2 for the first. Absent for the "
-                "original delivery's attempts.",
+                "description": "Which delivery of the task's callback the attempt "
+                "belongs to, when not the first: a later completion's (a task rejected "
+                "in an audit and completed again) or a redelivery (`POST /v1/task/"
+                "{task_id}/callbacks/redeliver`), numbered 2, 3... in the order they "
+                "started. Absent for the first delivery's attempts.",
             }
         ),
     ] = Field(

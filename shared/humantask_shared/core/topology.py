@@ -59,6 +59,9 @@ from .messages.commands import (
 )
 from .messages.envelope import Reply
 from .messages.events import (
+    BatchCompleted,
+    BatchFinalized,
+    BatchTaskSettled,
     CredentialChanged,
     TaskAnswered,
     TaskCanceled,
@@ -67,6 +70,7 @@ from .messages.events import (
 )
 from .messages.quotas import SetCustomerQuota
 from .messages.retries import RedeliveryDue, RetryDue
+from .messages.scale_commands import SCALE_COMMANDS
 
 Service = Literal["gateway", "taskstore", "notifier", "admin"]
 QueueType = Literal["classic", "quorum"]
@@ -211,6 +215,8 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     RotateCallbackSecret,
     SetCustomerWeight,
     SetCustomerQuota,
+    # `/scale/v1`'s (docs/reference/api.md §11).
+    *SCALE_COMMANDS,
 )
 TASKSTORE_COMMANDS_QUEUE = Queue(
     "taskstore.commands",
@@ -219,6 +225,17 @@ TASKSTORE_COMMANDS_QUEUE = Queue(
     consumers=("taskstore",),
     publishers=_senders(_TASKSTORE_COMMANDS),
     exchange=COMMANDS_EXCHANGE,
+    dead_letters=True,
+)
+TASKSTORE_BATCH_PROGRESS_QUEUE = Queue(
+    "taskstore.batch-progress",
+    "What may complete a batch: a task of it settled (completed or canceled), or the batch "
+    "finalized. The task-store looks at the batch and completes it by a conditional "
+    "write; its processes are competing consumers.",
+    carries=(BatchTaskSettled, BatchFinalized),
+    consumers=("taskstore",),
+    publishers=("taskstore",),
+    exchange=EVENTS_EXCHANGE,
     dead_letters=True,
 )
 TASKSTORE_QUALITY_QUEUE = Queue(
@@ -254,6 +271,16 @@ NOTIFIER_COMPLETIONS_QUEUE = Queue(
     "notifier.task-completed",
     "Completion events, each the first attempt at a callback; notifiers compete for them.",
     carries=(TaskCompleted,),
+    consumers=("notifier",),
+    publishers=("taskstore",),
+    exchange=EVENTS_EXCHANGE,
+    dead_letters=True,
+)
+NOTIFIER_BATCH_COMPLETIONS_QUEUE = Queue(
+    "notifier.batch-completed",
+    "Completed batches, each the first attempt at the batch's callback; notifiers compete "
+    "for them.",
+    carries=(BatchCompleted,),
     consumers=("notifier",),
     publishers=("taskstore",),
     exchange=EVENTS_EXCHANGE,
@@ -331,9 +358,11 @@ CREDENTIALS_QUEUE = Queue(
 
 WORK_QUEUES = (
     TASKSTORE_COMMANDS_QUEUE,
+    TASKSTORE_BATCH_PROGRESS_QUEUE,
     TASKSTORE_QUALITY_QUEUE,
     NOTIFIER_COMMANDS_QUEUE,
     NOTIFIER_COMPLETIONS_QUEUE,
+    NOTIFIER_BATCH_COMPLETIONS_QUEUE,
     CALLBACK_RETRY_QUEUE,
 )
 COMMAND_QUEUES = (TASKSTORE_COMMANDS_QUEUE, NOTIFIER_COMMANDS_QUEUE)

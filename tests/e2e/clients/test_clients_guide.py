@@ -61,7 +61,16 @@ def run_example(stack: Stack, language: str, command: list[str], tmp_path: Path)
         cancel_pending_tasks(stack.gateway_url, DEMO_API_KEY)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"the guide's {language} example failed:\n{code}\n---\n{output}"
-    for expected in ("pending", "canceled", "404", "400 categories"):
+    # The tasks' round trip, and projects, batches, tags and an audit (/scale/v1).
+    for expected in (
+        "pending",
+        "canceled",
+        "404",
+        "400 categories",
+        "cute",
+        "409 task",
+        "only a completed task can be audited",
+    ):
         assert expected in result.stdout, f"{expected!r} not printed:\n{output}"
     return output
 

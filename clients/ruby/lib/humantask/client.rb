@@ -42,7 +42,7 @@ module Humantask
   # and error answers turned into errors. Resources (`api.tasks`) describe requests and
   # call `request` or `page`.
   class APIClient
-    attr_reader :base_url, :tasks, :timeout, :max_retries, :backoff, :max_backoff
+    attr_reader :base_url, :tasks, :projects, :batches, :timeout, :max_retries, :backoff, :max_backoff
 
     # The Scale SDK's `APIClient.authorize!('YOUR_API_KEY')`. The key defaults to
     # HUMANTASK_API_KEY, `base_url` to HUMANTASK_URL, then http://localhost:8080; with or
@@ -63,6 +63,8 @@ module Humantask
       @backoff = backoff
       @max_backoff = max_backoff
       @tasks = Tasks.new(self)
+      @projects = Projects.new(self)
+      @batches = Batches.new(self)
     end
 
     def self.base_url_from_environment

@@ -9,7 +9,7 @@ module Humantask
   class Task
     FIELDS = %w[task_id created_at completed_at callback_url type status instruction params
                 response metadata unique_id canceled_at min_workers max_workers confidence
-                gold_category].freeze
+                gold_category updated_at project batch tags customer_review_status].freeze
 
     FIELDS.each { |field| define_method(field) { @fields[field] } }
 

@@ -23,11 +23,24 @@ from bson import ObjectId
 
 from humantask_shared.core.messages.envelope import StampedEvent
 from humantask_shared.core.models import TaskParams, TaskResponse
+from humantask_shared.core.scale_models import TaskAudit
 from humantask_shared.core.timeutil import as_utc
 
 from ..domain import Answer, Lease, TaskRecord
 
 TASKS = "tasks"
+
+# Fields a task holds only while they apply (absent otherwise: the partial indexes on
+# them hold only the tasks that have them); a save unsets those that no longer apply.
+OPTIONAL_FIELDS = (
+    "unique_id",
+    "fingerprint",
+    "project",
+    "batch",
+    "tags",
+    "customer_review_status",
+    "audits",
+)
 
 
 def record_fields(record: TaskRecord) -> dict[str, Any]:
@@ -71,10 +84,19 @@ def record_fields(record: TaskRecord) -> dict[str, Any]:
         "version": record.version,
         "request_id": record.request_id,
         **record.quality_settings(),
+        "updated_at": record.updated_at,
     }
     if record.unique_id is not None:  # absent, not null: see indexes.UNIQUE_ID_INDEX
         document["unique_id"] = record.unique_id
         document["fingerprint"] = record.fingerprint
+    optional: dict[str, Any] = {
+        "project": record.project,
+        "batch": record.batch,
+        "tags": list(record.tags),
+        "customer_review_status": record.customer_review_status,
+        "audits": [audit.model_dump() for audit in record.audits],
+    }
+    document.update({name: value for name, value in optional.items() if value})
     return document
 
 
@@ -102,7 +124,8 @@ def task_document(
 def task_bytes(record: TaskRecord) -> int:
     """What a task counts against its customer's stored-bytes quota: its fields as the
     customer gave them, as UTF-8 JSON (as the gateway's MAX_TASK_BYTES measures them).
-    Fixed when the task is created: a completion adds a category and no more."""
+    A completion adds a category and no more; a change of its metadata or unique_id
+    (`/scale/v1`) changes it, and the save counts the difference."""
     fields = {
         "callback_url": record.callback_url,
         "instruction": record.instruction,
@@ -149,7 +172,18 @@ def task_record(doc: dict[str, Any]) -> TaskRecord:
         answers_version=doc.get("answers_version", 0),
         version=doc.get("version", 0),
         request_id=doc.get("request_id"),
+        project=doc.get("project"),
+        batch=doc.get("batch"),
+        tags=tuple(doc.get("tags") or ()),
+        customer_review_status=doc.get("customer_review_status"),
+        audits=tuple(_audit(audit) for audit in doc.get("audits") or ()),
+        updated_at=as_utc(doc["updated_at"]) if doc.get("updated_at") else None,
+        size_bytes=doc.get("size_bytes"),
     )
+
+
+def _audit(doc: dict[str, Any]) -> TaskAudit:
+    return TaskAudit.model_validate({**doc, "audited_at": as_utc(doc["audited_at"])})
 
 
 def _response_fields(response: TaskResponse) -> dict[str, Any]:

@@ -21,6 +21,9 @@ from .documents import TASKS
 from .pool import ensure_pool_indexes
 from .quality import ensure_quality_indexes
 
+BATCHES = "batches"
+PROJECTS = "projects"
+
 # Index names, so that a query can name its index (`hint`) and tests can check it.
 LIST_INDEX = "customer_created"
 LIST_BY_STATUS_INDEX = "customer_status_created"
@@ -30,6 +33,19 @@ CLAIM_INDEX = "claim_pool"
 LEASE_INDEX = "one_lease_per_worker_across_tasks"
 WAITING_INDEX = "waiting_for_answers"
 OUTBOX_INDEX = "outbox_at"
+# `GET /scale/v1/tasks` (docs/reference/api.md §11): a customer's tasks of a project, of a
+# batch, with a tag, with an audit result, newest first; each holds only the tasks that
+# have the field (a partial index), so tasks without any cost them nothing.
+PROJECT_INDEX = "customer_project_created"
+BATCH_INDEX = "customer_batch_created"
+TAGS_INDEX = "customer_tags_created"
+REVIEW_INDEX = "customer_review_created"
+# A batch's tasks by status: its counts, and whether any is still pending.
+BATCH_STATUS_INDEX = "customer_batch_status"
+# Projects and batches by name (unique per customer), batches newest first.
+PROJECT_NAME_INDEX = "customer_project_name"
+BATCH_NAME_INDEX = "customer_batch_name"
+BATCH_LIST_INDEX = "customer_batches_created"
 # What an index of the one-lease-per-task days was called: dropped at start.
 _OLD_LEASE_INDEX = "one_lease_per_worker"
 
@@ -108,10 +124,56 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
             name=RETENTION_INDEXES[status],
             partialFilterExpression={ended: {"$type": "date"}},
         )
+    await _ensure_scale_indexes(db)
     # Revoking and rotating find a principal's credentials (operator commands, rare).
     await db[CREDENTIALS].create_index([("principal_id", ASCENDING)], name="principal")
     await ensure_quality_indexes(db)
     await ensure_pool_indexes(db)
+
+
+async def _ensure_scale_indexes(db: AsyncDatabase[Document]) -> None:
+    """The indexes of `/scale/v1`: its task filters, projects and batches."""
+    tasks = db[TASKS]
+    newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
+    for name, field in (
+        (PROJECT_INDEX, "project"),
+        (BATCH_INDEX, "batch"),
+        (TAGS_INDEX, "tags"),
+        (REVIEW_INDEX, "customer_review_status"),
+    ):
+        await tasks.create_index(
+            [("customer_id", ASCENDING), (field, ASCENDING), *newest],
+            name=name,
+            partialFilterExpression=has(field),
+        )
+    await tasks.create_index(
+        [("customer_id", ASCENDING), ("batch", ASCENDING), ("status", ASCENDING)],
+        name=BATCH_STATUS_INDEX,
+        partialFilterExpression=has("batch"),
+    )
+    await db[PROJECTS].create_index(
+        [("customer_id", ASCENDING), ("name", ASCENDING)], name=PROJECT_NAME_INDEX, unique=True
+    )
+    batches = db[BATCHES]
+    await batches.create_index(
+        [("customer_id", ASCENDING), ("name", ASCENDING)], name=BATCH_NAME_INDEX, unique=True
+    )
+    await batches.create_index(
+        [("customer_id", ASCENDING), ("created_at", DESCENDING)], name=BATCH_LIST_INDEX
+    )
+    await batches.create_index([("outbox_at", ASCENDING)], name=OUTBOX_INDEX, sparse=True)
+
+
+def has(field: str) -> dict[str, Any]:
+    """The partial filter of a field's index: the tasks holding a string there (an array
+    of strings, for tags). A query spells its value with `$type` too (`holding`), so
+    the planner sees it is within the index."""
+    return {field: {"$type": "string"}}
+
+
+def holding(field: str, condition: dict[str, Any]) -> dict[str, Any]:
+    """`{field: condition}`, spelled within `has(field)`'s index."""
+    return {field: {"$type": "string", **condition}}
 
 
 def claimable(

@@ -86,10 +86,12 @@ class TaskLists:
         query: TaskListQuery,
         cursor: ListCursor | None,
         now: datetime,
+        budget: ListTimeLimit | None = None,
     ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
         """A page of the tasks `criteria` matches, newest first, read span by span with
-        `index` (named: DocumentDB's planner may pick one that cannot use the span)."""
-        budget = ListTimeLimit(self._limits.max_time_ms)
+        `index` (named: DocumentDB's planner may pick one that cannot use the span), within
+        `budget` (a list's own, or the one it shares with its other queries)."""
+        budget = budget or self.budget()
 
         async def count(window: dict[str, Any], limit: int) -> int:
             return await self._tasks.count_documents(
@@ -104,6 +106,50 @@ class TaskLists:
                 count, keys_in, query, cursor, now, self._limits.page_max_bytes
             )
             return await self._read(keys, budget), next_cursor
+        except ExecutionTimeout:
+            raise budget.exceeded() from None
+
+    def budget(self) -> ListTimeLimit:
+        """A new list's time budget."""
+        return ListTimeLimit(self._limits.max_time_ms)
+
+    async def few(
+        self,
+        criteria: dict[str, Any],
+        index: str,
+        limit: int,
+        cursor: ListCursor | None,
+        budget: ListTimeLimit,
+    ) -> tuple[builtins.list[TaskRecord], ListCursor | None]:
+        """A page of a filter that matches few tasks (a list of unique ids: at most one
+        task each), newest first after `cursor`, with no span: what it matches is sorted
+        at once. Bounded in bytes as any page."""
+        if cursor is not None:
+            criteria = criteria | {
+                "$or": [
+                    {"created_at": {"$lt": cursor.created_at}},
+                    {"created_at": cursor.created_at, "_id": {"$lt": ObjectId(cursor.task_id)}},
+                ]
+            }
+        try:
+            keys = await self._keys(criteria, 0, limit + 1, index, budget)
+            page = within_bytes(keys[:limit], self._limits.page_max_bytes)
+            records = await self._read(page, budget)
+        except ExecutionTimeout:
+            raise budget.exceeded() from None
+        if len(page) == len(keys) or not page:
+            return records, None
+        last = page[-1]
+        return records, ListCursor(created_at=last.created_at, task_id=last.task_id, span_seconds=1)
+
+    async def count(
+        self, criteria: dict[str, Any], index: str, limit: int, budget: ListTimeLimit
+    ) -> int:
+        """How many tasks `criteria` matches, up to `limit`, within `budget`."""
+        try:
+            return await self._tasks.count_documents(
+                criteria, limit=limit, hint=index, maxTimeMS=budget.left_ms()
+            )
         except ExecutionTimeout:
             raise budget.exceeded() from None
 

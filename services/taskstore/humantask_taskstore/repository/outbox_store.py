@@ -68,8 +68,11 @@ def first_event_time(doc: dict[str, Any]) -> datetime | None:
 
 
 class OutboxStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._tasks = db[TASKS]
+    """The outboxes of one collection's documents: the tasks' (the default), or the
+    batches' (`indexes.BATCHES`), which hold theirs the same way."""
+
+    def __init__(self, db: AsyncDatabase[Document], collection: str = TASKS) -> None:
+        self._tasks = db[collection]
 
     async def events(self, task_id: str) -> list[str]:
         """The task's unpublished events, oldest first."""

@@ -78,7 +78,11 @@ async def newest_page(
     wanted = query.limit + 1  # one more than the page says whether another follows
     keys: list[PageKey] = []
     while True:
-        bottom = max(floor, (top or now) - timedelta(seconds=span))
+        upper = top or now
+        # A span reaching past the floor stops at it (computed so, not by subtracting: a
+        # far `end_time` less the widest span would fall before year 1).
+        reaches_floor = (upper - floor).total_seconds() <= span
+        bottom = floor if reaches_floor else upper - timedelta(seconds=span)
         created: dict[str, Any] = {"$gte": bottom}
         if top is not None:
             created["$lt"] = top

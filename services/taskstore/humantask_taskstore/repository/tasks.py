@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from humantask_shared.core.errors import QuotaExceeded, StorageQuotaExceeded, Unavailable
 from humantask_shared.core.messages.envelope import StampedEvent
-from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted
+from humantask_shared.core.messages.events import TaskCanceled, TaskCompleted, TaskReopened
 from humantask_shared.core.messages.quotas import CustomerQuota, QuotaSetting
 from humantask_shared.core.models import ListCursor, TaskListQuery
 from humantask_shared.core.timeutil import as_utc, utcnow
@@ -35,6 +35,7 @@ from ..batching import GroupWriter
 from ..domain import PoolKind, TaskRecord
 from ..ports import TaskExists, WorkerHoldsLease
 from .documents import (
+    OPTIONAL_FIELDS,
     TASKS,
     outbox_entries,
     record_fields,
@@ -96,6 +97,11 @@ def leaves_pending(events: Sequence[StampedEvent]) -> bool:
     """Whether a change took its task out of `pending` (the domain raises one of these
     exactly then)."""
     return any(isinstance(stamped.event, (TaskCompleted, TaskCanceled)) for stamped in events)
+
+
+def enters_pending(events: Sequence[StampedEvent]) -> bool:
+    """Whether a change put its task back in `pending` (an audit rejected it)."""
+    return any(isinstance(stamped.event, TaskReopened) for stamped in events)
 
 
 @dataclass(frozen=True)
@@ -246,24 +252,49 @@ class TaskRepository:
         self, record: TaskRecord, events: Sequence[StampedEvent], now: datetime
     ) -> TaskRecord | None:
         """Write a changed task if nobody changed it since it was read (its version), in
-        one conditional write; None when another writer got there first."""
+        one conditional write; None when another writer got there first. `TaskExists`
+        when it takes a unique_id another of its customer's tasks has."""
         changed = record_fields(record)
         del changed["_id"]
         changed["version"] = record.version + 1
+        # What the task counts against its quota, when it counts (it was read so: stored
+        # since quotas exist), changes with its metadata or unique_id (`/scale/v1`).
+        grown = 0
+        if record.size_bytes is not None:
+            grown = task_bytes(record) - record.size_bytes
+            changed["size_bytes"] = record.size_bytes + grown
         update: dict[str, Any] = {"$set": changed}
+        gone = {name: "" for name in OPTIONAL_FIELDS if name not in changed}
+        if gone:
+            update["$unset"] = gone
         if events:
             update["$push"] = {"outbox": {"$each": outbox_entries(events)}}
             # Keep the oldest unpublished event's time: the relay goes by it.
             update["$min"] = {"outbox_at": now}
-        doc = await self._tasks.find_one_and_update(
-            {"_id": ObjectId(record.task_id), "version": record.version},
-            update,
-            return_document=ReturnDocument.AFTER,
-        )
+        try:
+            doc = await self._tasks.find_one_and_update(
+                {"_id": ObjectId(record.task_id), "version": record.version},
+                update,
+                return_document=ReturnDocument.AFTER,
+            )
+        except PyMongoError as exc:
+            if not is_unique_conflict(exc) or record.unique_id is None:
+                raise
+            holder = await self.find_by_unique_id(record.customer_id, record.unique_id)
+            if holder is None:  # let go of it meanwhile: the caller tries again
+                return None
+            raise TaskExists(holder) from None
         if doc is None:
             return None
-        if leaves_pending(events):  # raised once per task: only one save of a version wins
-            await self._usage.give_back(record.customer_id, 1, 0, now)
+        # Each is raised once per change, and only one save of a version wins. A task an
+        # audit reopened counts again, whatever the quota (it was admitted once); a
+        # larger task counts its new size, never refused either.
+        pending = (1 if leaves_pending(events) else 0) - (1 if enters_pending(events) else 0)
+        if pending or grown:
+            await self._usage.give_back(record.customer_id, pending, -grown, now)
+        if enters_pending(events) and record.pool == "work":
+            # Back in the pool: its customer waits there again (as after an insert).
+            await self._pool.touch([record.customer_id])
         return task_record(doc)
 
     # --- quotas ---------------------------------------------------------------------------
@@ -293,6 +324,8 @@ class TaskRepository:
         fields = record_fields(answered)
         gold = answered.is_gold
         changed = {name: fields[name] for name in (_GOLD_ANSWER_FIELDS if gold else _ANSWER_FIELDS)}
+        if answered.status == "completed":  # what its customer sees changed (`/scale/v1`)
+            changed["updated_at"] = fields["updated_at"]
         update = answer_update(
             changed,
             worker_id,

@@ -197,15 +197,20 @@ class CallbackRedelivery(BaseModel):
     delivery: int
 
 
+# Whose callback a delivery is: a task's id, or a batch's (`batch-<batch id>`).
+CALLBACK_SUBJECT_PATTERN = r"^(batch-)?[0-9a-f]{24}$"
+
+
 class RedeliverCallback(Command[CallbackRedelivery]):
     """Deliver a completed task's callback again: one new delivery with its own one retry.
     The gateway sends it for the task's customer; the operator's `humantask-admin` may
-    leave `customer_id` out (any customer's task)."""
+    leave `customer_id` out (any customer's task), and name a completed batch's callback
+    (`batch-<batch id>`, as `callbacks failed` lists it)."""
 
     routing_key = "callback.redeliver"
     senders = frozenset({"gateway", "admin"})
 
-    task_id: str = Field(pattern=TASK_ID_PATTERN.pattern)
+    task_id: str = Field(pattern=CALLBACK_SUBJECT_PATTERN)
     customer_id: str | None = None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ..models import CallbackFormat, Task, TaskStatus
+from ..scale_models import Batch, BatchCounts
 from .base import Event
 from .commands import Role
 
@@ -28,9 +29,53 @@ class TaskCreated(TaskEvent):
 class TaskCompleted(TaskEvent):
     routing_key = "task.completed"
 
+    # Which completion of the task this is: a task its customer rejects in an audit
+    # (docs/reference/api.md §11) completes again, and is called back again.
+    completion: int = 1
+
 
 class TaskCanceled(TaskEvent):
     routing_key = "task.canceled"
+
+
+class TaskReopened(TaskEvent):
+    """A completed task its customer rejected in an audit: pending again, for a worker
+    who has not answered it."""
+
+    routing_key = "task.reopened"
+
+
+class BatchTaskSettled(Event):
+    """A task of a batch was completed or canceled: the batch may be done. Raised with
+    the task's change (in its outbox), for the task-store's batch progress."""
+
+    routing_key = "batch.task_settled"
+
+    customer_id: str
+    batch: str
+    task_id: str
+
+
+class BatchEvent(Event):
+    customer_id: str
+    # The batch's own id (its name is the customer's): what its callback is keyed by.
+    batch_id: str
+    batch: Batch
+
+
+class BatchFinalized(BatchEvent):
+    """No more tasks join the batch; it completes once its tasks are done."""
+
+    routing_key = "batch.finalized"
+
+
+class BatchCompleted(BatchEvent):
+    """Every task of a finalized batch is completed or canceled: its callback is due.
+    Raised once per batch (a conditional write decides it)."""
+
+    routing_key = "batch.completed"
+
+    counts: BatchCounts
 
 
 CredentialChange = Literal["revoked", "key_rotated", "secret_rotated"]
@@ -105,6 +150,10 @@ EVENTS: tuple[type[Event], ...] = (
     TaskCreated,
     TaskCompleted,
     TaskCanceled,
+    TaskReopened,
+    BatchTaskSettled,
+    BatchFinalized,
+    BatchCompleted,
     CredentialChanged,
     TaskAnswered,
     WorkerScored,

@@ -18,6 +18,9 @@ class RetryDue(Message):
 
     routing_key = "callback.retry_due"
 
+    # The delivery's key: the task's id for its first completion (so retries queued
+    # before later completions were called back still parse), `<task id>.<n>` for its
+    # n-th, `batch-<batch id>` for a batch's callback (the notifier's `domain.delivery_key`).
     task_id: str
     delivery: int = Field(default=1, ge=1)
 
