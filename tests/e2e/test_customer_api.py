@@ -1,4 +1,4 @@
-"""The customer API end to end: the seed's examples against the real processes."""
+"""The customer API end to end: Scale's v1 examples against the real processes."""
 
 from __future__ import annotations
 

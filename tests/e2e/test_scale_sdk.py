@@ -166,7 +166,7 @@ async def test_the_sdk_creates_gets_and_cancels_a_task_with_scales_fields(
 
     fetched = await sdk(client.get_task, task.id)
     assert fetched.as_dict() == task.as_dict()
-    # /v1 sees the same task, in the seed's shape: none of Scale's fields.
+    # /v1 sees the same task, in the v1 shape: none of Scale's fields.
     seed = await api.get(f"/v1/task/{task.id}", customer["api_key"])
     assert seed.status == 200 and "tags" not in seed.body and "updated_at" not in seed.body
     assert seed.body["unique_id"] == "sdk-1"

@@ -8,7 +8,7 @@
     await receiver.stop()
 
 Each test uses a path of its own, so callbacks of other tests never mix with its own.
-`SEED_CALLBACK` is the seed's callback example; `example_receiver()` loads the docs'
+`SEED_CALLBACK` is the v1 API's callback example; `example_receiver()` loads the docs'
 receiver (examples/callback_receiver.py), whose `decode_form` is the bracket-aware parser
 the tests decode deliveries with and whose `verify_callback` checks their signatures.
 
@@ -39,7 +39,7 @@ from humantask_shared.runtime.publishing import stamp
 
 from .services import ROOT, free_port, wait_for
 
-# The seed's Callbacks section, verbatim: the test vector for the body's shape.
+# Scale's v1 Callbacks section, verbatim: the test vector for the body's shape.
 SEED_CALLBACK: dict[str, Any] = {
     "task": {
         "completed_at": "2016-06-23T21:54:44.904Z",

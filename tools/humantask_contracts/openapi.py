@@ -337,7 +337,7 @@ def form_schema(json_body: Json) -> Json:
     """A JSON body's schema as `application/x-www-form-urlencoded`.
 
     Object fields cannot be sent in a form and are left out; an array field may also be
-    sent as `name[]` (the seed's curl), so a required array needs either spelling.
+    sent as `name[]` (the v1 examples' curl), so a required array needs either spelling.
     """
     properties: Json = {}
     required: list[str] = []

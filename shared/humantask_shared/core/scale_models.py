@@ -1,6 +1,6 @@
 """Scale's current API for its official SDK (docs/reference/api.md §11): the task object
 as `/scale/v1` shows it, projects, batches, audits, and the bodies and queries of those
-routes. `/v1` keeps the seed's shapes (`models.py`); both see the same tasks.
+routes. `/v1` keeps the v1 API's shapes (`models.py`); both see the same tasks.
 
 The shapes are the ones the official Python SDK (`scaleapi` 2.18) reads: a task list is
 `{"docs", "total", "limit", "offset", "has_more", "next_token"}`, a batch list
@@ -141,7 +141,7 @@ class TaskAudit(BaseModel):
 
 
 class ScaleTask(Task):
-    """A task as `/scale/v1` shows it: the seed's object and Scale's fields, where they
+    """A task as `/scale/v1` shows it: the v1 task object and Scale's fields, where they
     apply (`project` and `batch` when the task has them, `customer_review_status` once
     audited)."""
 

@@ -50,7 +50,7 @@ SEED_CALLBACK_HOST = "http://www.example.com"
 
 
 def local_callbacks(code: str) -> str:
-    """README code with the seed's www.example.com callbacks on a closed local port instead:
+    """README code with the v1 examples' www.example.com callbacks on a closed local port instead:
     no callback of a test ever leaves this machine."""
     return code.replace(SEED_CALLBACK_HOST, CLOSED_PORT)
 

@@ -61,7 +61,7 @@ def gateway_503_count(health_url: str) -> float:
     return answered(health_url, status="503")
 
 
-# -- the seed's calls ---------------------------------------------------------------
+# -- Scale's v1 calls ---------------------------------------------------------------
 
 
 def test_seed_example_create_then_get(api: humantask.Client) -> None:
