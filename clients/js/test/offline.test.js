@@ -1,6 +1,7 @@
 'use strict';
 // The client on its own, against a scripted local HTTP server (no stack needed):
-// configuration, retries, errors, pagination and forward compatibility.
+// configuration, retries, errors, pagination and forward compatibility; and what each of
+// Scale's calls (projects, batches, audits, tags) sends and answers.
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const humantask = require('humantask');
@@ -282,6 +283,217 @@ describe('against a scripted server', () => {
       { body: tasks('b') });
     assert.deepEqual((await api.tasks.list().toArray()).map((t) => t.task_id), ['a', 'b']);
     assert.equal(server.requests.length, 3);
+  });
+});
+
+describe('projects, batches, audits and tags against a scripted server', () => {
+  let server;
+  let api;
+  before(async () => {
+    server = await startScriptedServer();
+    api = humantask.authorize('live_test', { baseUrl: server.url, maxRetries: 2, ...FAST });
+  });
+  after(() => server.close());
+
+  // Names and ids go into the path as one segment each, whatever they hold.
+  const NAME = 'cats & dogs/2024?#%é';
+  const ENCODED_NAME = 'cats%20%26%20dogs%2F2024%3F%23%25%C3%A9';
+  const TASK_ID = 'a b/c?d';
+  const ENCODED_TASK_ID = 'a%20b%2Fc%3Fd';
+  const SCALE_TASK = { ...TASK, task_id: TASK_ID, project: 'kittens', batch: NAME, tags: ['cute'],
+    updated_at: '2016-06-30T07:40:00.000Z' };
+  const PARAMS = { instruction: 'Is this a kitten or a cat?', attachment_type: 'image', categories: ['kitten', 'cat'] };
+  const PROJECT = { type: 'categorization', name: NAME, created_at: '2016-06-30T07:38:32.861Z',
+    param_history: [{ ...PARAMS, version: 0, created_at: '2016-06-30T07:38:32.861Z' }] };
+  const BATCH = { name: NAME, project: 'kittens', status: 'staging', callback: 'http://www.example.com/batch',
+    metadata: { week: 26 }, created_at: '2016-06-30T07:38:32.861Z' };
+  const COUNTS = { status: 'in_progress', pending: 2, completed: 1, canceled: 0 };
+  const sentJson = (request) => {
+    assert.equal(request.headers['content-type'], 'application/json');
+    return JSON.parse(request.body);
+  };
+
+  // Each call: what it sends (method, path, query, JSON body or none), what the server
+  // answers, whether it is a Task, and whether a failure may be retried.
+  const CALLS = [
+    { name: 'projects.create', call: () => api.projects.create(NAME, PARAMS), method: 'POST',
+      path: '/scale/v1/projects', json: { type: 'categorization', name: NAME, params: PARAMS }, reply: PROJECT },
+    { name: 'projects.get', call: () => api.projects.get(NAME), method: 'GET',
+      path: `/scale/v1/projects/${ENCODED_NAME}`, reply: PROJECT, retried: true },
+    { name: 'projects.list', call: () => api.projects.list(), method: 'GET', path: '/scale/v1/projects',
+      reply: [PROJECT, { ...PROJECT, name: 'kittens' }], retried: true },
+    { name: 'projects.setParams', call: () => api.projects.setParams(NAME, { instruction: 'Kitten or cat?' }),
+      method: 'POST', path: `/scale/v1/projects/${ENCODED_NAME}/setParams`,
+      json: { instruction: 'Kitten or cat?' }, reply: PROJECT },
+    { name: 'batches.create', call: () => api.batches.create('kittens', NAME,
+      { callback: BATCH.callback, metadata: BATCH.metadata }), method: 'POST', path: '/scale/v1/batches',
+    json: { project: 'kittens', name: NAME, callback: BATCH.callback, metadata: BATCH.metadata }, reply: BATCH },
+    { name: 'batches.finalize', call: () => api.batches.finalize(NAME), method: 'POST',
+      path: `/scale/v1/batches/${ENCODED_NAME}/finalize`, reply: { ...BATCH, status: 'in_progress' }, retried: true },
+    { name: 'batches.get', call: () => api.batches.get(NAME), method: 'GET',
+      path: `/scale/v1/batches/${ENCODED_NAME}`, reply: BATCH, retried: true },
+    { name: 'batches.status', call: () => api.batches.status(NAME), method: 'GET',
+      path: `/scale/v1/batches/${ENCODED_NAME}/status`, reply: COUNTS, retried: true },
+    { name: 'tasks.audit', call: () => api.tasks.audit(TASK_ID, false, 'a cat'), method: 'POST',
+      path: `/scale/v1/task/${ENCODED_TASK_ID}/audit`, json: { accepted: false, comments: 'a cat' },
+      reply: { ...SCALE_TASK, customer_review_status: 'rejected' }, task: true },
+    { name: 'tasks.setTags', call: () => api.tasks.setTags(TASK_ID, ['cute', 'small']), method: 'POST',
+      path: `/scale/v1/task/${ENCODED_TASK_ID}/tags`, json: ['cute', 'small'], reply: SCALE_TASK, task: true,
+      retried: true },
+    { name: 'tasks.addTags', call: () => api.tasks.addTags(TASK_ID, new Set(['cute'])), method: 'PUT',
+      path: `/scale/v1/task/${ENCODED_TASK_ID}/tags`, json: ['cute'], reply: SCALE_TASK, task: true, retried: true },
+    { name: 'tasks.deleteTags', call: () => api.tasks.deleteTags(TASK_ID, ['small']), method: 'DELETE',
+      path: `/scale/v1/task/${ENCODED_TASK_ID}/tags`, json: ['small'], reply: SCALE_TASK, task: true, retried: true },
+    { name: 'tasks.setMetadata', call: () => api.tasks.setMetadata(TASK_ID, { order: 7 }), method: 'POST',
+      path: `/scale/v1/task/${ENCODED_TASK_ID}/setMetadata`, json: { order: 7 },
+      reply: { ...SCALE_TASK, metadata: { order: 7 } }, task: true, retried: true },
+    { name: 'tasks.setUniqueId', call: () => api.tasks.setUniqueId(TASK_ID, 'order-1'), method: 'POST',
+      path: `/scale/v1/task/${ENCODED_TASK_ID}/unique_id`, json: { unique_id: 'order-1' },
+      reply: { ...SCALE_TASK, unique_id: 'order-1' }, task: true, retried: true },
+    { name: 'tasks.setUniqueId(null)', call: () => api.tasks.setUniqueId(TASK_ID, null), method: 'DELETE',
+      path: `/scale/v1/task/${ENCODED_TASK_ID}/unique_id`, reply: SCALE_TASK, task: true, retried: true },
+    { name: 'tasks.cancel({ clearUniqueId })', call: () => api.tasks.cancel(TASK_ID, { clearUniqueId: true }),
+      method: 'POST', path: `/scale/v1/task/${ENCODED_TASK_ID}/cancel`, query: { clear_unique_id: 'true' },
+      reply: { ...SCALE_TASK, status: 'canceled' }, task: true, retried: true },
+    { name: 'tasks.createCategorization in a project', call: () => api.tasks.createCategorization(
+      { project: 'kittens', batch: NAME, tags: ['cute'], attachment: 'http://www.example.com/kitten.jpg' }),
+    method: 'POST', path: '/scale/v1/task/categorization',
+    json: { project: 'kittens', batch: NAME, tags: ['cute'], attachment: 'http://www.example.com/kitten.jpg' },
+    reply: SCALE_TASK, task: true },
+  ];
+
+  for (const { name, call, method, path, query = {}, json, reply, task } of CALLS) {
+    test(`${name} is ${method} ${path}, and answers what the server sent`, async () => {
+      server.script({ body: reply });
+      const answer = await call();
+      assert.equal(server.requests.length, 1);
+      const [request] = server.requests;
+      assert.deepEqual([request.method, request.path, request.query], [method, path, query]);
+      if (json === undefined) assert.equal(request.body, '');
+      else assert.deepEqual(sentJson(request), json);
+      if (task) {
+        assert.ok(answer instanceof humantask.Task);
+        assert.deepEqual({ ...answer }, reply);
+      } else {
+        assert.deepEqual(answer, reply);
+      }
+    });
+  }
+
+  for (const { name, call, path } of CALLS) {
+    test(`${name}: a 404 is NotFound, not retried`, async () => {
+      server.script({ status: 404, body: errorBody(404, `nothing at ${path}`), headers: { 'X-Request-Id': 'req-404' } });
+      const error = await rejection(call());
+      assert.equal(error.constructor, humantask.NotFound);
+      assert.deepEqual([error.statusCode, error.message, error.requestId], [404, `nothing at ${path}`, 'req-404']);
+      assert.equal(server.requests.length, 1);
+    });
+  }
+
+  for (const { name, call, reply, retried = false } of CALLS) {
+    test(`${name} is ${retried ? '' : 'not '}retried after a 503`, async () => {
+      server.script({ status: 503, body: errorBody(503, 'busy') }, { body: reply });
+      if (retried) {
+        await call();
+        assert.equal(server.requests.length, 2);
+        assert.equal(server.requests[0].body, server.requests[1].body);
+      } else {
+        assert.ok(await rejection(call()) instanceof humantask.ServiceUnavailable);
+        assert.equal(server.requests.length, 1);
+      }
+    });
+  }
+
+  test('what is not given is not sent', async () => {
+    server.script({ body: PROJECT });
+    await api.projects.create('kittens');
+    assert.deepEqual(sentJson(server.requests[0]), { type: 'categorization', name: 'kittens' });
+    server.script({ body: BATCH });
+    await api.batches.create('kittens', 'week 26');
+    assert.deepEqual(sentJson(server.requests[0]), { project: 'kittens', name: 'week 26' });
+    server.script({ body: SCALE_TASK });
+    await api.tasks.audit(TASK_ID, true);
+    assert.deepEqual(sentJson(server.requests[0]), { accepted: true });
+  });
+
+  test('setParams with { patch: true } says so; set_params is the same call', async () => {
+    server.script({ body: PROJECT });
+    await api.projects.setParams(NAME, { instruction: 'Kitten or cat?' }, { patch: true });
+    assert.deepEqual(sentJson(server.requests[0]), { instruction: 'Kitten or cat?', patch: true });
+    server.script({ body: PROJECT });
+    await api.projects.set_params('kittens', { categories: ['kitten', 'cat'] }, { patch: true });
+    assert.equal(server.requests[0].path, '/scale/v1/projects/kittens/setParams');
+    assert.deepEqual(sentJson(server.requests[0]), { categories: ['kitten', 'cat'], patch: true });
+  });
+
+  test('an empty or missing name or task id is a TypeError, and nothing is sent', async () => {
+    server.script({ body: {} });
+    for (const call of [() => api.projects.get(''), () => api.projects.setParams(undefined, {}),
+      () => api.batches.get(''), () => api.batches.finalize(null), () => api.batches.status(7),
+      () => api.tasks.audit('', true), () => api.tasks.addTags(undefined, ['cute'])]) {
+      assert.throws(call, TypeError);
+    }
+    assert.equal(server.requests.length, 0);
+  });
+
+  test('/scale/v1 is beside the base URL\'s /v1, under its path prefix', async () => {
+    server.script({ body: PROJECT });
+    await humantask.authorize('k', { baseUrl: `${server.url}/humantask/v1/` }).projects.get('kittens');
+    assert.equal(server.requests[0].path, '/humantask/scale/v1/projects/kittens');
+  });
+
+  const batches = (...names) => names.map((name) => ({ ...BATCH, name }));
+  const collect = async (iterable) => {
+    const items = [];
+    for await (const item of iterable) items.push(item);
+    return items;
+  };
+
+  test('batches.list is lazy, page by page, by offset', async () => {
+    server.script({ body: { docs: batches('a', 'b'), totalDocs: 5, limit: 100, offset: 0, has_more: true } },
+      { body: { docs: batches('c', 'd'), totalDocs: 5, limit: 100, offset: 2, has_more: true } },
+      { body: { docs: batches('e'), totalDocs: 5, limit: 100, offset: 4, has_more: false } });
+    const listed = api.batches.list({ project: 'kittens', status: 'staging' });
+    assert.equal(server.requests.length, 0);
+    assert.equal((await listed.next()).value.name, 'a');
+    assert.equal(server.requests.length, 1);
+    assert.equal((await listed.next()).value.name, 'b');
+    assert.equal(server.requests.length, 1); // page 2 not asked for yet
+    assert.equal((await listed.next()).value.name, 'c');
+    assert.equal(server.requests.length, 2);
+    const rest = [];
+    for await (const batch of listed) rest.push(batch.name);
+    assert.deepEqual(rest, ['d', 'e']);
+    assert.deepEqual(server.requests.map((r) => [r.method, r.path, r.query]), [0, 2, 4].map((offset) => [
+      'GET', '/scale/v1/batches', { offset: String(offset), limit: '100', project: 'kittens', status: 'staging' }]));
+  });
+
+  test('batches.list: a for await that stops early asks for no more pages', async () => {
+    server.script({ body: { docs: batches('a', 'b'), has_more: true } }, { body: { docs: batches('c'), has_more: false } });
+    for await (const batch of api.batches.list()) {
+      assert.equal(batch.name, 'a');
+      break;
+    }
+    assert.equal(server.requests.length, 1);
+    assert.deepEqual(server.requests[0].query, { offset: '0', limit: '100' });
+  });
+
+  test('batches.list: an empty page ends it, even with has_more; a page is retried; a 404 is NotFound', async () => {
+    server.script({ body: { docs: [], has_more: true } }, { body: { docs: batches('a'), has_more: false } });
+    assert.deepEqual(await collect(api.batches.list()), []);
+    assert.equal(server.requests.length, 1);
+
+    server.script({ body: { docs: batches('a'), has_more: true } }, { status: 503, body: errorBody(503, 'busy') },
+      { body: { docs: batches('b'), has_more: false } });
+    assert.deepEqual((await collect(api.batches.list())).map((b) => b.name), ['a', 'b']);
+    assert.equal(server.requests.length, 3);
+    assert.deepEqual(server.requests.map((r) => r.query.offset), ['0', '1', '1']);
+
+    server.script({ status: 404, body: errorBody(404, 'no project named nowhere') });
+    const error = await rejection(collect(api.batches.list({ project: 'nowhere' })));
+    assert.equal(error.constructor, humantask.NotFound);
+    assert.equal(error.message, 'no project named nowhere');
+    assert.equal(server.requests.length, 1);
   });
 });
 
