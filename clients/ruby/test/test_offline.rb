@@ -1,8 +1,10 @@
 # frozen_string_literal: true
 
 # The client on its own, against a scripted local HTTP server (no stack needed):
-# configuration, retries, errors, pagination and forward compatibility.
+# configuration, retries, errors, pagination and forward compatibility; and what each of
+# Scale's calls (projects, batches, audits, tags) sends and answers.
 require 'minitest/autorun'
+require 'set'
 require 'humantask'
 require_relative 'scripted_server'
 
@@ -304,5 +306,229 @@ class TestAgainstAScriptedServer < Minitest::Test
     error = assert_raises(Humantask::APIConnectionError) { api.tasks.get('x') }
     assert_nil error.status_code
     assert_nil error.request_id
+  end
+end
+
+class TestScaleCallsAgainstAScriptedServer < Minitest::Test
+  include Fixtures
+
+  # Names and ids go into the path as one segment each, whatever they hold.
+  NAME = 'cats & dogs/2024?#%é'
+  ENCODED_NAME = 'cats%20%26%20dogs%2F2024%3F%23%25%C3%A9'
+  TASK_ID = 'a b/c?d'
+  ENCODED_TASK_ID = 'a%20b%2Fc%3Fd'
+  SCALE_TASK = TASK.merge('task_id' => TASK_ID, 'project' => 'kittens', 'batch' => NAME, 'tags' => ['cute'],
+                          'updated_at' => '2016-06-30T07:40:00.000Z').freeze
+  PARAMS = { 'instruction' => 'Is this a kitten or a cat?', 'attachment_type' => 'image',
+             'categories' => %w[kitten cat] }.freeze
+  PROJECT = { 'type' => 'categorization', 'name' => NAME, 'created_at' => '2016-06-30T07:38:32.861Z',
+              'param_history' => [PARAMS.merge('version' => 0, 'created_at' => '2016-06-30T07:38:32.861Z')] }.freeze
+  BATCH = { 'name' => NAME, 'project' => 'kittens', 'status' => 'staging', 'callback' => 'http://www.example.com/batch',
+            'metadata' => { 'week' => 26 }, 'created_at' => '2016-06-30T07:38:32.861Z' }.freeze
+  COUNTS = { 'status' => 'in_progress', 'pending' => 2, 'completed' => 1, 'canceled' => 0 }.freeze
+
+  Call = Struct.new(:name, :call, :method, :path, :query, :json, :reply, :task, :retried, keyword_init: true)
+
+  # Each call: what it sends (method, path, query, JSON body or none), what the server
+  # answers, whether it is a Task, and whether a failure may be retried.
+  CALLS = [
+    Call.new(name: 'projects.create', call: ->(api) { api.projects.create(NAME, PARAMS) }, method: 'POST',
+             path: '/scale/v1/projects', json: { 'type' => 'categorization', 'name' => NAME, 'params' => PARAMS },
+             reply: PROJECT),
+    Call.new(name: 'projects.get', call: ->(api) { api.projects.get(NAME) }, method: 'GET',
+             path: "/scale/v1/projects/#{ENCODED_NAME}", reply: PROJECT, retried: true),
+    Call.new(name: 'projects.list', call: ->(api) { api.projects.list }, method: 'GET', path: '/scale/v1/projects',
+             reply: [PROJECT, PROJECT.merge('name' => 'kittens')], retried: true),
+    Call.new(name: 'projects.set_params', call: ->(api) { api.projects.set_params(NAME, instruction: 'Kitten or cat?') },
+             method: 'POST', path: "/scale/v1/projects/#{ENCODED_NAME}/setParams",
+             json: { 'instruction' => 'Kitten or cat?' }, reply: PROJECT),
+    Call.new(name: 'batches.create',
+             call: ->(api) { api.batches.create('kittens', NAME, callback: BATCH['callback'], metadata: BATCH['metadata']) },
+             method: 'POST', path: '/scale/v1/batches', reply: BATCH,
+             json: { 'project' => 'kittens', 'name' => NAME, 'callback' => BATCH['callback'],
+                     'metadata' => BATCH['metadata'] }),
+    Call.new(name: 'batches.finalize', call: ->(api) { api.batches.finalize(NAME) }, method: 'POST',
+             path: "/scale/v1/batches/#{ENCODED_NAME}/finalize", reply: BATCH.merge('status' => 'in_progress'),
+             retried: true),
+    Call.new(name: 'batches.get', call: ->(api) { api.batches.get(NAME) }, method: 'GET',
+             path: "/scale/v1/batches/#{ENCODED_NAME}", reply: BATCH, retried: true),
+    Call.new(name: 'batches.status', call: ->(api) { api.batches.status(NAME) }, method: 'GET',
+             path: "/scale/v1/batches/#{ENCODED_NAME}/status", reply: COUNTS, retried: true),
+    Call.new(name: 'tasks.audit', call: ->(api) { api.tasks.audit(TASK_ID, accepted: false, comments: 'a cat') },
+             method: 'POST', path: "/scale/v1/task/#{ENCODED_TASK_ID}/audit",
+             json: { 'accepted' => false, 'comments' => 'a cat' },
+             reply: SCALE_TASK.merge('customer_review_status' => 'rejected'), task: true),
+    Call.new(name: 'tasks.set_tags', call: ->(api) { api.tasks.set_tags(TASK_ID, %w[cute small]) }, method: 'POST',
+             path: "/scale/v1/task/#{ENCODED_TASK_ID}/tags", json: %w[cute small], reply: SCALE_TASK, task: true,
+             retried: true),
+    Call.new(name: 'tasks.add_tags', call: ->(api) { api.tasks.add_tags(TASK_ID, Set['cute']) }, method: 'PUT',
+             path: "/scale/v1/task/#{ENCODED_TASK_ID}/tags", json: %w[cute], reply: SCALE_TASK, task: true,
+             retried: true),
+    Call.new(name: 'tasks.delete_tags', call: ->(api) { api.tasks.delete_tags(TASK_ID, %w[small]) }, method: 'DELETE',
+             path: "/scale/v1/task/#{ENCODED_TASK_ID}/tags", json: %w[small], reply: SCALE_TASK, task: true,
+             retried: true),
+    Call.new(name: 'tasks.set_metadata', call: ->(api) { api.tasks.set_metadata(TASK_ID, { 'order' => 7 }) },
+             method: 'POST', path: "/scale/v1/task/#{ENCODED_TASK_ID}/setMetadata", json: { 'order' => 7 },
+             reply: SCALE_TASK.merge('metadata' => { 'order' => 7 }), task: true, retried: true),
+    Call.new(name: 'tasks.set_unique_id', call: ->(api) { api.tasks.set_unique_id(TASK_ID, 'order-1') },
+             method: 'POST', path: "/scale/v1/task/#{ENCODED_TASK_ID}/unique_id", json: { 'unique_id' => 'order-1' },
+             reply: SCALE_TASK.merge('unique_id' => 'order-1'), task: true, retried: true),
+    Call.new(name: 'tasks.set_unique_id(nil)', call: ->(api) { api.tasks.set_unique_id(TASK_ID, nil) },
+             method: 'DELETE', path: "/scale/v1/task/#{ENCODED_TASK_ID}/unique_id", reply: SCALE_TASK, task: true,
+             retried: true),
+    Call.new(name: 'tasks.cancel(clear_unique_id: true)', call: ->(api) { api.tasks.cancel(TASK_ID, clear_unique_id: true) },
+             method: 'POST', path: "/scale/v1/task/#{ENCODED_TASK_ID}/cancel", query: { 'clear_unique_id' => 'true' },
+             reply: SCALE_TASK.merge('status' => 'canceled'), task: true, retried: true),
+    Call.new(name: 'tasks.create_categorization in a project',
+             call: lambda { |api|
+               api.tasks.create_categorization(project: 'kittens', batch: NAME, tags: ['cute'],
+                                               attachment: 'http://www.example.com/kitten.jpg')
+             },
+             method: 'POST', path: '/scale/v1/task/categorization', reply: SCALE_TASK, task: true,
+             json: { 'project' => 'kittens', 'batch' => NAME, 'tags' => ['cute'],
+                     'attachment' => 'http://www.example.com/kitten.jpg' })
+  ].freeze
+
+  def setup
+    @server = ScriptedServer.new
+    @api = Humantask::APIClient.authorize!('live_test', base_url: @server.url, max_retries: 2, **FAST)
+  end
+
+  def teardown
+    @server.close
+  end
+
+  def sent_json(request)
+    assert_equal 'application/json', request.headers['content-type']
+    JSON.parse(request.body)
+  end
+
+  def test_each_call_sends_its_method_path_query_and_body_and_answers_what_the_server_sent
+    CALLS.each do |call|
+      @server.script({ body: call.reply })
+      answer = call.call.call(@api)
+      assert_equal 1, @server.requests.size, call.name
+      request = @server.requests.first
+      assert_equal [call.method, call.path, call.query || {}], [request.method, request.path, request.query], call.name
+      if call.json.nil?
+        assert_equal '', request.body, call.name
+      else
+        assert_equal call.json, sent_json(request), call.name
+      end
+      if call.task
+        assert_instance_of Humantask::Task, answer, call.name
+        assert_equal call.reply, answer.to_h, call.name
+      else
+        assert_equal call.reply, answer, call.name
+      end
+    end
+  end
+
+  def test_each_call_raises_not_found_on_a_404_not_retried
+    CALLS.each do |call|
+      @server.script({ status: 404, body: error_body(404, "nothing at #{call.path}"),
+                       headers: { 'X-Request-Id' => 'req-404' } })
+      error = assert_raises(Humantask::NotFound, call.name) { call.call.call(@api) }
+      assert_equal [404, "nothing at #{call.path}", 'req-404'], [error.status_code, error.message, error.request_id]
+      assert_equal 1, @server.requests.size, call.name
+    end
+  end
+
+  def test_only_the_calls_that_cannot_do_anything_twice_are_retried_after_a_503
+    CALLS.each do |call|
+      @server.script({ status: 503, body: error_body(503, 'busy') }, { body: call.reply })
+      if call.retried
+        call.call.call(@api)
+        assert_equal 2, @server.requests.size, call.name
+        assert_equal @server.requests[0].body, @server.requests[1].body, call.name
+      else
+        assert_raises(Humantask::ServiceUnavailable, call.name) { call.call.call(@api) }
+        assert_equal 1, @server.requests.size, call.name
+      end
+    end
+  end
+
+  def test_what_is_not_given_is_not_sent
+    @server.script({ body: PROJECT })
+    @api.projects.create('kittens')
+    assert_equal({ 'type' => 'categorization', 'name' => 'kittens' }, sent_json(@server.requests.first))
+    @server.script({ body: BATCH })
+    @api.batches.create('kittens', 'week 26')
+    assert_equal({ 'project' => 'kittens', 'name' => 'week 26' }, sent_json(@server.requests.first))
+    @server.script({ body: SCALE_TASK })
+    @api.tasks.audit(TASK_ID, accepted: true)
+    assert_equal({ 'accepted' => true }, sent_json(@server.requests.first))
+  end
+
+  def test_set_params_with_patch_says_so
+    @server.script({ body: PROJECT })
+    @api.projects.set_params('kittens', patch: true, categories: %w[kitten cat])
+    assert_equal '/scale/v1/projects/kittens/setParams', @server.requests.first.path
+    assert_equal({ 'categories' => %w[kitten cat], 'patch' => true }, sent_json(@server.requests.first))
+  end
+
+  def test_an_empty_or_missing_name_or_task_id_is_an_argument_error_and_nothing_is_sent
+    @server.script({ body: {} })
+    [-> { @api.projects.get('') }, -> { @api.projects.set_params(nil) }, -> { @api.batches.get('') },
+     -> { @api.batches.finalize(nil) }, -> { @api.batches.status(7) }, -> { @api.tasks.audit('', accepted: true) },
+     -> { @api.tasks.add_tags(nil, ['cute']) }].each do |call|
+      assert_raises(ArgumentError) { call.call }
+    end
+    assert_empty @server.requests
+  end
+
+  def test_scale_v1_is_beside_the_base_urls_v1_under_its_path_prefix
+    @server.script({ body: PROJECT })
+    Humantask::APIClient.authorize!('k', base_url: "#{@server.url}/humantask/v1/").projects.get('kittens')
+    assert_equal '/humantask/scale/v1/projects/kittens', @server.requests.first.path
+  end
+
+  def batches(*names)
+    names.map { |name| BATCH.merge('name' => name) }
+  end
+
+  def test_batches_list_is_lazy_page_by_page_by_offset
+    @server.script({ body: { 'docs' => batches('a', 'b'), 'totalDocs' => 5, 'offset' => 0, 'has_more' => true } },
+                   { body: { 'docs' => batches('c', 'd'), 'totalDocs' => 5, 'offset' => 2, 'has_more' => true } },
+                   { body: { 'docs' => batches('e'), 'totalDocs' => 5, 'offset' => 4, 'has_more' => false } })
+    listed = @api.batches.list(project: 'kittens', status: 'staging')
+    assert_empty @server.requests
+    assert_equal 'a', listed.next['name']
+    assert_equal 1, @server.requests.size
+    assert_equal 'b', listed.next['name']
+    assert_equal 1, @server.requests.size # page 2 not asked for yet
+    assert_equal 'c', listed.next['name']
+    assert_equal 2, @server.requests.size
+    assert_equal %w[d e], [listed.next, listed.next].map { |batch| batch['name'] }
+    assert_raises(StopIteration) { listed.next }
+    assert_equal([0, 2, 4].map do |offset|
+      ['GET', '/scale/v1/batches', { 'project' => 'kittens', 'status' => 'staging', 'offset' => offset.to_s,
+                                     'limit' => '100' }]
+    end, @server.requests.map { |request| [request.method, request.path, request.query] })
+  end
+
+  def test_batches_list_first_asks_for_no_more_pages_than_it_needs
+    @server.script({ body: { 'docs' => batches('a', 'b'), 'has_more' => true } },
+                   { body: { 'docs' => batches('c'), 'has_more' => false } })
+    assert_equal %w[a], @api.batches.list.first(1).map { |batch| batch['name'] }
+    assert_equal 1, @server.requests.size
+    assert_equal({ 'offset' => '0', 'limit' => '100' }, @server.requests.first.query)
+  end
+
+  def test_batches_list_an_empty_page_ends_it_a_page_is_retried_a_404_is_not_found
+    @server.script({ body: { 'docs' => [], 'has_more' => true } },
+                   { body: { 'docs' => batches('a'), 'has_more' => false } })
+    assert_equal [], @api.batches.list.to_a
+    assert_equal 1, @server.requests.size
+
+    @server.script({ body: { 'docs' => batches('a'), 'has_more' => true } }, { status: 503, body: error_body(503, 'busy') },
+                   { body: { 'docs' => batches('b'), 'has_more' => false } })
+    assert_equal %w[a b], @api.batches.list.map { |batch| batch['name'] }
+    assert_equal %w[0 1 1], @server.requests.map { |request| request.query['offset'] }
+
+    @server.script({ status: 404, body: error_body(404, 'no project named nowhere') })
+    error = assert_raises(Humantask::NotFound) { @api.batches.list(project: 'nowhere').to_a }
+    assert_equal 'no project named nowhere', error.message
+    assert_equal 1, @server.requests.size
   end
 end

@@ -117,7 +117,8 @@ module Humantask
     def task_path(task_id, suffix = '')
       raise ArgumentError, 'task_id must be a non-empty string' unless task_id.is_a?(String) && !task_id.empty?
 
-      "task/#{URI.encode_www_form_component(task_id)}#{suffix}"
+      # A form's encoding, but a space as %20: a path's `+` is a plus.
+      "task/#{URI.encode_www_form_component(task_id).gsub('+', '%20')}#{suffix}"
     end
 
     # The given values (only `names`, when named) without nil ones, times as ISO 8601.
