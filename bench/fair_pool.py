@@ -1,4 +1,4 @@
-"""The fair pool, measured (docs/reference/api.md §6): how many claims one customer's
+"""The fair pool, measured (docs/reference/contract.md §6): how many claims one customer's
 backlog makes another customer's new task wait, and how claims split between customers
 of different weights.
 

@@ -14,7 +14,7 @@ GET_RATE_OF_RPC = 0.7  # get@64 throughput >= this x the ceiling
 GROWTH_RATE_OF_EMPTY = 0.85  # with the growth tasks >= this x the empty database's rate
 CALLBACK_P50_MS = 20.0  # submit->callback p50 at 1 client
 # claim+submit on tasks of max_workers 3 at 64 >= this x claim+submit on single-worker
-# tasks at 64, in the same run (docs/reference/api.md §10)
+# tasks at 64, in the same run (docs/reference/contract.md §10)
 SEVERAL_WORKERS_RATE = 0.8
 IDLE_RSS_MB = 80.0  # per service, right after it is ready
 

@@ -120,7 +120,7 @@ def check(
         )
     )
 
-    # 2b. several workers (docs/reference/api.md §10): each completed task's votes are its
+    # 2b. several workers (docs/reference/contract.md §10): each completed task's votes are its
     # counted answers; no worker answered a task twice; every answer told 200 is there
     several = {t: task for t, task in final.tasks.items() if task.get("max_workers", 1) > 1}
     bad_votes, answered_twice, lost_answers, unread, shaped = [], [], [], [], []

@@ -76,7 +76,7 @@ class Api:
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
 
 
-# Every SEVERAL_EVERY-th task is answered by SEVERAL_WORKERS workers (docs/reference/api.md
+# Every SEVERAL_EVERY-th task is answered by SEVERAL_WORKERS workers (docs/reference/contract.md
 # §10); the others by one, as before there were several.
 SEVERAL_EVERY = 2
 SEVERAL_WORKERS = 3

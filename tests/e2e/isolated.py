@@ -1,7 +1,7 @@
 """A stack of a test module's own: a gateway and task-store(s) on a RabbitMQ vhost and a
 MongoDB database that no other test uses.
 
-The worker pool is global (docs/reference/api.md §6): a test that claims work gets the oldest
+The worker pool is global (docs/reference/contract.md §6): a test that claims work gets the oldest
 pending task of *anyone*, and the session `stack` holds other tests' tasks. A stack of
 its own gives a test a pool that holds only its tasks, and settings of its own (a lease
 short enough to watch expire, a crash hook) without slowing down everyone else.

@@ -1,4 +1,4 @@
-"""Callbacks end to end (docs/reference/api.md §7): the real
+"""Callbacks end to end (docs/reference/contract.md §7): the real
 processes deliver to a real HTTP receiver, retry once, and keep the log.
 
 Until workers complete tasks over HTTP, a test completes its task by publishing the

@@ -1,4 +1,4 @@
-"""Credentials over their lifetime (docs/reference/api.md §2–3, §7), on the deployment's
+"""Credentials over their lifetime (docs/reference/contract.md §2–3, §7), on the deployment's
 permission model.
 
 A stack of its own (a database of its own; a vhost with the per-service RabbitMQ users
@@ -48,7 +48,7 @@ from .conftest import BIN, SEED_TASK_JSON, Api, Stack, service_env, start_servic
 
 pytestmark = pytest.mark.e2e
 
-# docs/reference/api.md §3: a revoked or rotated-away credential is 401 within 2 s.
+# docs/reference/contract.md §3: a revoked or rotated-away credential is 401 within 2 s.
 WITHIN_SECONDS = 2
 NO_LEASE_TASK = "0" * 24  # releasing it: 409 for a known worker, 401 for anyone else
 NO_TASK = f"/v1/task/{'0' * 24}"  # 404 for a known customer, 401 for anyone else

@@ -267,7 +267,7 @@ async def test_notifier_consumes_completion_events_and_dead_letters_poison(
 
 
 def scale_commands(customer_id: str) -> list[Command[Any]]:
-    """One of each `/scale/v1` command (docs/reference/api.md §11), for `customer_id`."""
+    """One of each `/scale/v1` command (docs/reference/contract.md §11), for `customer_id`."""
     task_id, marker = new_task_id(), uuid.uuid4().hex[:8]
     made = [
         CreateScaleTask(customer_id=customer_id, fields=SEED_TASK_JSON, placement=TaskPlacement()),

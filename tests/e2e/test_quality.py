@@ -1,5 +1,5 @@
 """Several workers per task, gold tasks, blocking and the workers view through the real
-stack, over HTTP (docs/reference/api.md §10).
+stack, over HTTP (docs/reference/contract.md §10).
 
 The stack is a module's own (`isolated.py`: its pool holds only these tests' tasks), with
 a notifier, so that callbacks are real, and `GOLD_RATE` 0.2, so that a few hundred answers

@@ -1,4 +1,4 @@
-"""A batch's callback is sent once (docs/reference/api.md §11), even when the task-store
+"""A batch's callback is sent once (docs/reference/contract.md §11), even when the task-store
 dies between deciding the batch is complete and publishing it, and when the events
 around it are delivered again.
 

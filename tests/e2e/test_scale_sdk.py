@@ -1,5 +1,5 @@
 """Scale's official Python SDK (`scaleapi` 2.18.4, pinned in the test lock) against
-`/scale/v1` of a running stack: every method docs/reference/api.md §11 names, as a
+`/scale/v1` of a running stack: every method docs/reference/contract.md §11 names, as a
 customer switching from Scale would call it, changing only `api_instance_url`.
 
 The stack is the module's own (gateway, task-store, notifier: claims lease from the
@@ -285,7 +285,7 @@ async def test_projects_hold_versions_of_params_that_are_their_tasks_defaults(
     )
     assert later.params["categories"] == ["yes", "no"] and later.instruction == "Is it big?"
 
-    # The quality settings are create parameters too (docs/reference/api.md §10).
+    # The quality settings are create parameters too (docs/reference/contract.md §10).
     quality = await sdk(
         client.update_project, "kittens", patch=True, min_workers=2, max_workers=3, confidence=0.8
     )
@@ -460,7 +460,7 @@ async def test_a_rejected_three_worker_task_is_answered_by_three_others_and_call
     customer: dict[str, Any],
     receiver: ScriptedReceiver,
 ) -> None:
-    """docs/reference/api.md §10 and §11: a task of a project whose params ask three
+    """docs/reference/contract.md §10 and §11: a task of a project whose params ask three
     workers; rejected after their three answers, it is pending again, none of those three
     is served it (claim `204`, submit `409`), three other workers complete it, and its
     second completion is called back as delivery 2."""

@@ -1,5 +1,5 @@
-"""Traces (docs/reference/api.md §9): a worker's submit, the task-store's write, the event through
-the outbox, the notifier and the callback POST are one trace, whose id the customer's
+"""Traces (docs/reference/contract.md §9): a worker's submit, the task-store's write, the event
+through the outbox, the notifier and the callback POST are one trace, whose id the customer's
 receiver gets in `traceparent`.
 
 Two ways:

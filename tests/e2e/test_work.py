@@ -1,4 +1,5 @@
-"""The worker API end to end (docs/reference/api.md §6): claims, leases, submit, release, cancel.
+"""The worker API end to end (docs/reference/contract.md §6): claims, leases, submit, release,
+cancel.
 Who may act on which task (expired, canceled, someone else's) is the handlers' logic,
 tested against fakes in tests/unit/test_taskstore_handlers.py.
 

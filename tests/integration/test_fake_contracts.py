@@ -1094,7 +1094,7 @@ async def test_a_customers_secret_is_its_own_until_the_task_store_goes_away(
         await asyncio.wait_for(signing_keys.secrets.get(customer_id), timeout=WAIT)
 
 
-# -- the task-store: `/scale/v1`'s ports (docs/reference/api.md §11) --------------------------
+# -- the task-store: `/scale/v1`'s ports (docs/reference/contract.md §11) --------------------------
 
 
 def placed_task(

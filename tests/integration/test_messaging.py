@@ -289,7 +289,7 @@ async def test_queries_skip_the_brokers_disk_and_writes_do_not(
         "callback.list",
         "callback.list_failed",
         "account.list",
-        # /scale/v1's reads (docs/reference/api.md §11).
+        # /scale/v1's reads (docs/reference/contract.md §11).
         "task.scale_get",
         "task.scale_list",
         "project.list",

@@ -1,5 +1,5 @@
 """What the database decides for several workers per task, gold and blocking
-(docs/reference/api.md §6, §10): the task-store's handlers on the real repositories,
+(docs/reference/contract.md §6, §10): the task-store's handlers on the real repositories,
 racing each other. The rules themselves are tested against fakes in
 tests/unit/test_quality_handlers.py."""
 
@@ -62,7 +62,7 @@ async def db(fresh_database: Any) -> AsyncIterator[AsyncDatabase]:
 
 
 def scale_ports(db: AsyncDatabase) -> dict[str, Any]:
-    """`/scale/v1`'s ports (docs/reference/api.md §11), on the same database."""
+    """`/scale/v1`'s ports (docs/reference/contract.md §11), on the same database."""
     return {
         "search": TaskSearch(db),
         "projects": ProjectRepository(db),
@@ -272,7 +272,7 @@ async def test_a_redelivered_event_is_counted_once_even_when_heard_at_once(
 async def test_a_10000_task_backlog_holds_another_customers_new_task_back_one_claim(
     db: AsyncDatabase, deps: Dependencies
 ) -> None:
-    """The fair pool (docs/reference/api.md §6): with one customer's 10,000 tasks
+    """The fair pool (docs/reference/contract.md §6): with one customer's 10,000 tasks
     waiting, another customer's new task is served within one claim per customer
     waiting, not after the backlog."""
     now = utcnow()
@@ -364,7 +364,7 @@ async def test_a_gold_claim_and_submit_do_the_database_work_of_a_regular_one(
     mongodb_url: str,
 ) -> None:
     """A worker cannot time gold: the same commands, in the same order, on the path that
-    answers it (docs/reference/api.md §10; the scoring comes later, from the event)."""
+    answers it (docs/reference/contract.md §10; the scoring comes later, from the event)."""
     gold = await _database_work_of_a_claim_and_submit(mongodb_url, gold=True)
     regular = await _database_work_of_a_claim_and_submit(mongodb_url, gold=False)
     assert gold == regular, (gold, regular)

@@ -184,7 +184,7 @@ async def test_a_list_past_its_time_limit_is_unavailable_and_says_so(
     assert replies.failed_codes == [50], replies.failed_codes
 
 
-# -- `/scale/v1`'s lists (docs/reference/api.md §11): bounded as `/v1`'s ------------------
+# -- `/scale/v1`'s lists (docs/reference/contract.md §11): bounded as `/v1`'s ------------------
 
 
 async def scale_page(

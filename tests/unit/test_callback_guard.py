@@ -1,5 +1,5 @@
-"""The one check every callback address passes (docs/reference/api.md §7): `GuardedResolver` for
-IP literals and names alike, and `GuardedConnector`, which sends IP literals through it
+"""The one check every callback address passes (docs/reference/contract.md §7): `GuardedResolver`
+for IP literals and names alike, and `GuardedConnector`, which sends IP literals through it
 (aiohttp alone connects to a literal without asking any resolver). No network: names
 are answered by a fake lookup."""
 

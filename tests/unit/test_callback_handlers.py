@@ -293,7 +293,7 @@ def test_host_slots_count_per_host_and_forget_idle_hosts() -> None:
     assert all(unlimited.take("a") for _ in range(1000))
 
 
-# -- later completions and batches (docs/reference/api.md §11) ------------------------------
+# -- later completions and batches (docs/reference/contract.md §11) ------------------------------
 
 
 async def test_a_second_completion_is_a_delivery_of_its_own_with_its_own_retry() -> None:

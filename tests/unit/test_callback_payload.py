@@ -1,4 +1,4 @@
-"""The callback body and signature (docs/reference/api.md §7), without I/O."""
+"""The callback body and signature (docs/reference/contract.md §7), without I/O."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 They keep the container setup in step with the code: every console script a
 service runs exists, and every environment variable it sets is a setting the
-service actually reads (docs/reference/api.md sections 2 and 9). And they keep it safe
+service actually reads (docs/reference/contract.md sections 2 and 9). And they keep it safe
 by default: only the API port is published, each service has a broker and a database
 user of its own, no password has a default nor may be the placeholder, and
 `.env.example` and `demo.env` name every one. tests/compose runs the same files.

@@ -54,7 +54,7 @@ TASK_FIELDS = {
     "metadata",
     "unique_id",
     "canceled_at",
-    # docs/reference/api.md §10, each only when the customer set it.
+    # docs/reference/contract.md §10, each only when the customer set it.
     "min_workers",
     "max_workers",
     "confidence",
@@ -429,7 +429,7 @@ def test_every_declared_queue_is_a_channel_with_its_arguments(
 
 
 def test_the_notifiers_own_queues_are_there(asyncapi: dict[str, Any]) -> None:
-    """Issue 13: the completion, retry and delay queues were missing once."""
+    """The completion, retry and delay queues were once missing from the document."""
     addresses = {c["address"] for c in asyncapi["channels"].values()}
     assert {
         "notifier.task-completed",

@@ -1,4 +1,4 @@
-"""The gateway's HTTP contract, in-process (docs/reference/api.md §3, §5, §6, §8): the app
+"""The gateway's HTTP contract, in-process (docs/reference/contract.md §3, §5, §6, §8): the app
 of its factory with a fake boundary (`tests/support/fake_boundary.py`), no broker, no database.
 
 Bad input of every kind is a 4xx JSON error naming the problem, and never reaches the
@@ -196,7 +196,7 @@ CREATE_CASES = [
         415,
         ["Content-Type"],
     ),
-    # The limits of docs/reference/api.md §5.
+    # The limits of docs/reference/contract.md §5.
     (
         "instruction over 10,000 characters",
         {"json": {**SEED_TASK_JSON, "instruction": "i" * 10_001}},
@@ -455,7 +455,7 @@ async def test_claim_with_nothing_to_do_is_204(gateway: GatewayFactory) -> None:
     assert (status, body) == (204, b"")
 
 
-# -- credentials (docs/reference/api.md §3) ------------------------------------------------
+# -- credentials (docs/reference/contract.md §3) ------------------------------------------------
 
 CUSTOMER_ROUTES = [
     ("POST", "/v1/task/categorize"),

@@ -6,7 +6,7 @@ boundary instead of RabbitMQ (`tests/support/fake_boundary.py`). No broker, no d
 - failed authentications: no task-store round trip each time;
 - cross-site browser requests: 403;
 - a body that trickles in: 408 at the deadline, connection closed;
-- limits of docs/reference/api.md §4-5 (offset, dates, lengths): 400 naming the field,
+- limits of docs/reference/contract.md §4-5 (offset, dates, lengths): 400 naming the field,
   the task-store never asked;
 - a failure inside a service: 503 with Retry-After at once.
 """
@@ -75,7 +75,7 @@ async def test_a_burst_over_the_limit_is_partly_429(gateway: GatewayFactory) -> 
 
 
 def test_the_default_rate_limit_is_100_a_second() -> None:
-    assert GatewaySettings().rate_limit_per_second == 100  # docs/reference/api.md §2
+    assert GatewaySettings().rate_limit_per_second == 100  # docs/reference/contract.md §2
 
 
 async def test_a_rate_limit_of_zero_turns_it_off(gateway: GatewayFactory) -> None:

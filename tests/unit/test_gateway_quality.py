@@ -1,4 +1,4 @@
-"""The gateway's side of docs/reference/api.md §10, in-process (a fake boundary): the create
+"""The gateway's side of docs/reference/contract.md §10, in-process (a fake boundary): the create
 parameters of several workers and gold, in JSON and form bodies, each bad value a 400
 naming its field that never reaches the task-store; and `GET /v1/quality/workers`."""
 

@@ -1,4 +1,4 @@
-"""`POST /v1/task/{task_id}/callbacks/redeliver`, in-process (docs/reference/api.md §5):
+"""`POST /v1/task/{task_id}/callbacks/redeliver`, in-process (docs/reference/contract.md §5):
 `202` and the new delivery's number for the caller's completed task; `404` for another
 customer's task (the notifier is never asked), `409` for one that is not completed, `429`
 with `Retry-After` past the per-task or per-customer limit. The redelivery itself (the

@@ -1,4 +1,4 @@
-"""`/scale/v1`'s HTTP behaviour in-process (docs/reference/api.md §11): the gateway of
+"""`/scale/v1`'s HTTP behaviour in-process (docs/reference/contract.md §11): the gateway of
 `create_app` with the fake boundary, whose task-store answers these commands with its
 own handlers over in-memory ports (tests/support/fake_boundary.py). Shapes the SDK
 reads, bad input naming its field, credentials and limits as on `/v1`."""

@@ -1,4 +1,4 @@
-"""The shared models: what a customer may send (docs/reference/api.md §5), what a task
+"""The shared models: what a customer may send (docs/reference/contract.md §5), what a task
 looks like (§4), timestamps, and credentials. No I/O."""
 
 from __future__ import annotations
@@ -471,7 +471,7 @@ def test_new_secrets_have_their_prefix_and_are_random(make_secret: Any, pattern:
         assert re.fullmatch(pattern, secret), secret
 
 
-# -- Limits of docs/reference/api.md §4-5 -----------------------------------------------
+# -- Limits of docs/reference/contract.md §4-5 -----------------------------------------------
 
 
 @pytest.mark.parametrize(

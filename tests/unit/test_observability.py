@@ -93,7 +93,7 @@ def test_the_dashboard_asks_for_metrics_that_exist() -> None:
         "RabbitMQ queue depth",
         "Oldest pending task",
         "Callback attempts by outcome and reason",
-        # docs/reference/api.md §10's operators' view
+        # docs/reference/contract.md §10's operators' view
         "Tasks waiting for more answers",
         "Answers per completed task",
         "Gold answers scored and workers blocked",

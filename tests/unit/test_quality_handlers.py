@@ -1,5 +1,5 @@
 """Several workers per task, gold tasks, blocking, the fair pool and the customer's view of
-its workers (docs/reference/api.md §6 and §10), through the task-store's handlers over the
+its workers (docs/reference/contract.md §6 and §10), through the task-store's handlers over the
 in-memory fakes (tests/support/fakes.py). `World.hear` delivers what the quality queue
 carries. What the database decides under races is in
 tests/integration/test_quality_store.py."""

@@ -1,4 +1,4 @@
-"""The completion rule (quality/stopping.py): docs/reference/api.md §10's edges."""
+"""The completion rule (quality/stopping.py): docs/reference/contract.md §10's edges."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`/scale/v1`'s task-store handlers (docs/reference/api.md §11) against in-memory fakes
+"""`/scale/v1`'s task-store handlers (docs/reference/contract.md §11) against in-memory fakes
 of the ports (tests/support/fakes.py): projects and their defaults, batches from staging
 to completed, audits, tags, metadata, unique_id and the list. What MongoDB adds
 (indexes, conditional writes under races) is in tests/integration/test_scale_repository.py."""
@@ -364,7 +364,7 @@ async def test_a_rejected_task_is_pending_for_other_workers_and_completes_again(
 
 
 async def test_a_rejected_task_of_three_workers_takes_three_new_answers(world: World) -> None:
-    """The several-worker model (docs/reference/api.md §10, §11): every worker who answered
+    """The several-worker model (docs/reference/contract.md §10, §11): every worker who answered
     is excluded, the old answers stop counting, the slots are free for `max_workers` new
     answers, and the next completion is completion 2 (a `task.completed` of its own)."""
     await world.project("three", {"min_workers": 3, "max_workers": 3})

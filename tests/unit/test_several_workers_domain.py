@@ -1,5 +1,5 @@
 """Several workers per task, gold tasks and blocked workers in the task's state machine
-(domain.py; docs/reference/api.md §10), without any I/O."""
+(domain.py; docs/reference/contract.md §10), without any I/O."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ NO_LEASE = "you do not hold a live lease on task 0123456789abcdef01234567: claim
 
 
 def test_every_submit_without_the_live_lease_gets_one_and_the_same_answer() -> None:
-    """A worker learns nothing about tasks it does not hold (docs/reference/api.md §6)."""
+    """A worker learns nothing about tasks it does not hold (docs/reference/contract.md §6)."""
     completed, _ = domain.submit_work(leased("alice"), "alice", "big", T0)
     canceled, _ = domain.cancel_task(leased("alice"), T0)
     not_held = {

@@ -83,7 +83,7 @@ class ErrorResponse:
     headers: tuple[str, ...] = ()
 
 
-# docs/reference/api.md §8: every error is an `ErrorBody`.
+# docs/reference/contract.md §8: every error is an `ErrorBody`.
 ERROR_RESPONSES: dict[int, ErrorResponse] = {
     400: ErrorResponse("BadRequest", "Bad parameters; the message names the field."),
     401: ErrorResponse(

@@ -1,5 +1,5 @@
 """HTTP Basic authentication: the API key or worker token is the username
-(docs/reference/api.md §3).
+(docs/reference/contract.md §3).
 
 The gateway never sees the database: it asks the task-store who owns the credential's
 SHA-256 and remembers the answer for a short while.

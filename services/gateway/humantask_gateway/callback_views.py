@@ -1,4 +1,4 @@
-"""Redelivering a task's callback (docs/reference/api.md §5 and §7): `POST
+"""Redelivering a task's callback (docs/reference/contract.md §5 and §7): `POST
 /v1/task/{task_id}/callbacks/redeliver`.
 
 The task-store says whether the task is the caller's (else `404`) and completed (else

@@ -1,4 +1,4 @@
-"""The customer endpoints (docs/reference/api.md §5): HTTP in, a command to the
+"""The customer endpoints (docs/reference/contract.md §5): HTTP in, a command to the
 task-store, HTTP out.
 
 Each route is declared once, at the bottom (`CUSTOMER_ENDPOINTS`): the router and the

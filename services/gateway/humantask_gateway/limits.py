@@ -1,4 +1,4 @@
-"""Abuse limits at the gateway (docs/reference/api.md §3 and §8), in one middleware for the
+"""Abuse limits at the gateway (docs/reference/contract.md §3 and §8), in one middleware for the
 API (`/v1/` and `/scale/v1/`).
 
 - **Cross-site requests** from browsers (`Sec-Fetch-Site: cross-site`) are `403`: a page

@@ -1,5 +1,5 @@
 """`humantask-gateway`: the only public HTTP surface. Authenticates, validates, and talks
-to the other services only through RabbitMQ (docs/reference/api.md).
+to the other services only through RabbitMQ (docs/reference/contract.md).
 
 The process: settings from the environment, tracing, then the app `bootstrap` wires.
 """

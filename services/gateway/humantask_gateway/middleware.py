@@ -1,4 +1,5 @@
-"""Request ids, metrics, and the one place every error becomes JSON (docs/reference/api.md §8)."""
+"""Request ids, metrics, and the one place every error becomes JSON
+(docs/reference/contract.md §8)."""
 
 from __future__ import annotations
 

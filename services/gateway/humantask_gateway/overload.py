@@ -1,5 +1,5 @@
-"""Load shedding (docs/reference/api.md §8): past `GATEWAY_MAX_IN_FLIGHT` requests in flight, the
-gateway answers `503` with `Retry-After` at once.
+"""Load shedding (docs/reference/contract.md §8): past `GATEWAY_MAX_IN_FLIGHT` requests in
+flight, the gateway answers `503` with `Retry-After` at once.
 
 Without a bound, every request a client sends waits in the gateway behind the broker round
 trip: past what the task-store can do, latency grows with the number of clients until

@@ -1,4 +1,4 @@
-"""The customer's view of its workers (docs/reference/api.md §10): `GET /v1/quality/workers`.
+"""The customer's view of its workers (docs/reference/contract.md §10): `GET /v1/quality/workers`.
 
 Each worker under a pseudonym of this customer's (the task-store makes it): never a
 worker's id, and two customers' pseudonyms for one worker differ.

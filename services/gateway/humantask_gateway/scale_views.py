@@ -1,5 +1,5 @@
 """`/scale/v1`: the part of Scale's current API that its official Python SDK (`scaleapi`
-2.18) calls for categorization work (docs/reference/api.md §11), with the shapes that
+2.18) calls for categorization work (docs/reference/contract.md §11), with the shapes that
 SDK reads, over the same tasks as `/v1`. HTTP in, a command to the task-store, HTTP out.
 
 Each route is declared once, at the bottom (`SCALE_ENDPOINTS`): the router and the

@@ -1,4 +1,4 @@
-"""The worker endpoints (docs/reference/api.md §6) and the workbench page that uses them
+"""The worker endpoints (docs/reference/contract.md §6) and the workbench page that uses them
 (`GET /work`).
 
 Workers authenticate with their token (role `worker`); a customer key is `401` here, as a
@@ -141,7 +141,7 @@ WORKER_ENDPOINTS = (
             "(never claimed, expired, released, canceled or already completed). A category "
             "the task does not offer is a `400`. A task answered by one worker is completed "
             "with that answer; one that several workers answer completes once its answers "
-            "agree enough (docs/reference/api.md §10). Either way the caller sees its own "
+            "agree enough (docs/reference/contract.md §10). Either way the caller sees its own "
             "answer, and nothing of other workers' answers.",
         ),
     ),
@@ -160,7 +160,8 @@ WORKER_ENDPOINTS = (
         ),
     ),
     # The workbench is a page for people, not an API operation: outside the OpenAPI
-    # document (docs/reference/api.md §6 describes it), like the script and style it is made of.
+    # document (docs/reference/contract.md §6 describes it), like the script and style it is
+    # made of.
     Endpoint("GET", "/work", _static_handler("workbench.html", "text/html"), None),
     Endpoint("GET", "/work/workbench.js", _static_handler("workbench.js", "text/javascript"), None),
     Endpoint("GET", "/work/workbench.css", _static_handler("workbench.css", "text/css"), None),

@@ -1,4 +1,4 @@
-"""Which IP addresses a callback may go to (docs/reference/api.md §7). No I/O.
+"""Which IP addresses a callback may go to (docs/reference/contract.md §7). No I/O.
 
 Unless CALLBACK_ALLOW_PRIVATE_NETWORKS is true, a callback only goes to a public unicast
 address: never loopback, private, shared (CGNAT), link-local, site-local, multicast,

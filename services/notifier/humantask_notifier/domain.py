@@ -1,10 +1,10 @@
-"""Callback delivery and its state machine (docs/reference/api.md §7). No I/O here.
+"""Callback delivery and its state machine (docs/reference/contract.md §7). No I/O here.
 
 A delivery is one message to one callback URL, with at most two attempts. The
 deliveries of a task are numbered in one sequence, 1, 2, 3..., whatever started them:
 
 - **each completion** of the task (its first, and each after its customer rejected it in
-  an audit: docs/reference/api.md §11) starts one delivery of that completion's
+  an audit: docs/reference/contract.md §11) starts one delivery of that completion's
   message. The first completion's is delivery 1, keyed by the task id alone (as every
   delivery was before tasks could complete twice). A later completion's takes the next
   number, once: its record names the completion (`completion`, `origin: completion`),

@@ -1,5 +1,5 @@
 """`humantask-notifier`: delivers the customer's callback when a task is completed
-(docs/reference/api.md §7).
+(docs/reference/contract.md §7).
 
 The process: settings from the environment, tracing, then the app `bootstrap` wires.
 """

@@ -8,7 +8,7 @@ The body is Scale's v1 callback object `{"task": ..., "response": ..., "task_id"
   arrays have no field at all, as with the usual bracket encoders.
 - `json`: the same object as `application/json`.
 
-A batch's callback (docs/reference/api.md §11) is JSON: the batch and its counts.
+A batch's callback (docs/reference/contract.md §11) is JSON: the batch and its counts.
 
 Signed per Standard Webhooks (standardwebhooks.com), so its libraries verify it:
 `webhook-id` (the message's id: the same for both attempts and for every redelivery of

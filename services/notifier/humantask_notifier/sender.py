@@ -1,6 +1,7 @@
 """HTTP adapter: POSTs one callback and says what came of it, never raising.
 
-Safety (docs/reference/api.md §7), one rule for every callback address, applied when it is sent:
+Safety (docs/reference/contract.md §7), one rule for every callback address, applied when it
+is sent:
 
 - The URL is parsed once, by yarl, exactly as aiohttp will use it, so the host checked
   is the host connected to: Unicode spellings (`１２７．０．０．１`, ideographic full

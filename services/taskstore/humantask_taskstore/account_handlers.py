@@ -4,8 +4,8 @@ and a customer's weight in the fair pool.
 Only the admin tool's broker user may send them (`Command.senders`). A revocation or
 rotation is written, then announced as `credential.changed` on the events exchange, and
 only then answered: every gateway forgets the old key and every notifier the old
-callback secret as soon as the operator sees the answer (docs/reference/api.md §2–3). If the broker
-fails in between, the command is retried; each of them may run twice.
+callback secret as soon as the operator sees the answer (docs/reference/contract.md §2–3). If the
+broker fails in between, the command is retried; each of them may run twice.
 """
 
 from __future__ import annotations

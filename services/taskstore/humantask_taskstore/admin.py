@@ -1,4 +1,5 @@
-"""`humantask-admin`: the operator's commands for customers and workers (docs/reference/api.md §2).
+"""`humantask-admin`: the operator's commands for customers and workers
+(docs/reference/contract.md §2).
 
     humantask-admin customers create --name NAME   {"customer_id", "api_key", "callback_secret"}
     humantask-admin customers list                 one JSON object per line, no secrets

@@ -1,4 +1,4 @@
-"""A customer's audit of a completed task (docs/reference/api.md §11). No I/O here.
+"""A customer's audit of a completed task (docs/reference/contract.md §11). No I/O here.
 
 Accepted: the task says so (`customer_review_status: "accepted"`). Rejected: the task is
 pending again under the several-worker model (`domain.reopen_for_audit`): every answer it

@@ -1,4 +1,4 @@
-"""The handlers of `/scale/v1`'s batch commands (docs/reference/api.md §11), and of the
+"""The handlers of `/scale/v1`'s batch commands (docs/reference/contract.md §11), and of the
 batches' progress: the events that may complete a batch (`taskstore.batch-progress`).
 
 A batch completes once: `settle_batch` reads it, counts its tasks, and saves it

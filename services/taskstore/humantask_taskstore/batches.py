@@ -1,4 +1,4 @@
-"""Batches (docs/reference/api.md §11): a customer's named group of tasks of one project.
+"""Batches (docs/reference/contract.md §11): a customer's named group of tasks of one project.
 No I/O here.
 
     staging ──finalize──▶ in_progress ──every task completed or canceled──▶ completed

@@ -1,4 +1,4 @@
-"""Signed list cursors: the `next_token` of `GET /v1/tasks` (docs/reference/api.md §5)
+"""Signed list cursors: the `next_token` of `GET /v1/tasks` (docs/reference/contract.md §5)
 and of `GET /scale/v1/tasks` (§11).
 
 A token is `<payload>.<signature>`: the payload is the cursor (`ListCursor`: where the next

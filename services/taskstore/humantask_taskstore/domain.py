@@ -1,7 +1,7 @@
 """The task and its state machine: pending → completed | canceled, its workers' leases and
 answers. No I/O here.
 
-A task is answered by up to `max_workers` different workers (docs/reference/api.md §10;
+A task is answered by up to `max_workers` different workers (docs/reference/contract.md §10;
 one by default). A worker answers it at most once. Several workers may hold leases on it
 at once, as long as its counted answers plus its live leases stay within `max_workers`:
 a lease ends when it expires (its slot comes back), when its worker releases it or
@@ -129,7 +129,7 @@ class TaskRecord:
     completed_at: datetime | None = None
     canceled_at: datetime | None = None
     response: TaskResponse | None = None
-    # docs/reference/api.md §10, as the customer gave them (None: not given).
+    # docs/reference/contract.md §10, as the customer gave them (None: not given).
     min_workers: int | None = None
     max_workers: int | None = None
     confidence: float | None = None
@@ -151,7 +151,7 @@ class TaskRecord:
     # Optimistic concurrency: every write checks and bumps it.
     version: int = 0
     request_id: str | None = field(default=None, compare=False)
-    # Scale's (docs/reference/api.md §11): where the task belongs, its tags, its audits.
+    # Scale's (docs/reference/contract.md §11): where the task belongs, its tags, its audits.
     project: str | None = None
     batch: str | None = None
     tags: tuple[str, ...] = ()
@@ -230,7 +230,7 @@ class TaskRecord:
 
     def to_work_item(self, worker_id: str) -> WorkItem:
         """The task leased to `worker_id` as that worker sees it: nothing about the
-        customer, nor whether it is gold (docs/reference/api.md §6)."""
+        customer, nor whether it is gold (docs/reference/contract.md §6)."""
         lease = next((x for x in self.leases if x.worker_id == worker_id), None)
         assert lease is not None, "only a task leased to the worker is its work item"
         return WorkItem(
@@ -469,7 +469,7 @@ def submit_work(
     *,
     context: QualityContext | None = None,
 ) -> tuple[TaskRecord, list[Event]]:
-    """The worker's answer, with what it decides (docs/reference/api.md §10).
+    """The worker's answer, with what it decides (docs/reference/contract.md §10).
 
     The answer is remembered; it counts unless its worker is blocked for the customer,
     and answers of workers blocked since stop counting too. A regular task then completes

@@ -1,4 +1,4 @@
-"""Whose task a claim serves (docs/reference/api.md §6 and §10). No I/O here.
+"""Whose task a claim serves (docs/reference/contract.md §6 and §10). No I/O here.
 
 **Across customers: stride scheduling.** Each customer waiting in the pool has a weight w
 (1 unless an operator set another: `humantask-admin customers set-weight`) and a pass.
@@ -19,7 +19,7 @@ process keeps its own passes (RabbitMQ spreads claims over the processes), so wi
 processes a new task waits at most that many claims of whichever process serves the next
 claims. Within a customer, oldest first (the repository's claim).
 
-**Gold** (docs/reference/api.md §10): before a worker's first task of a customer, the claim
+**Gold** (docs/reference/contract.md §10): before a worker's first task of a customer, the claim
 tries the customer's gold tasks first; after that, a share GOLD_RATE of the claims that
 serve the customer try its gold tasks first. A gold try that finds none the worker has not
 answered falls back to regular work.

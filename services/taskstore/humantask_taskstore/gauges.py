@@ -11,7 +11,7 @@ the hot paths already have):
 - `humantask_expired_leases`: pending tasks holding a lease that ran out and that no
   worker has claimed since;
 - `humantask_tasks_waiting_for_answers`: regular pending tasks with counted answers that
-  wait for more (docs/reference/api.md §10);
+  wait for more (docs/reference/contract.md §10);
 - `humantask_blocked_workers`: workers blocked for a customer (a worker blocked by two
   customers counts twice).
 

@@ -101,7 +101,7 @@ HANDLERS: Mapping[type[Command[Any]], UnboundHandler] = MappingProxyType(
         RotateCallbackSecret: account_handlers.rotate_callback_secret,
         SetCustomerWeight: account_handlers.set_customer_weight,
         SetCustomerQuota: quota_handlers.set_customer_quota,
-        # `/scale/v1`'s (docs/reference/api.md §11), through the gateway.
+        # `/scale/v1`'s (docs/reference/contract.md §11), through the gateway.
         CreateScaleTask: scale_handlers.create_scale_task,
         GetScaleTask: scale_handlers.get_scale_task,
         ListScaleTasks: scale_handlers.list_scale_tasks,

@@ -148,7 +148,7 @@ class Tasks(Protocol):
 
 
 class TaskSearch(Protocol):
-    """`/scale/v1`'s reads of many tasks (docs/reference/api.md §11)."""
+    """`/scale/v1`'s reads of many tasks (docs/reference/contract.md §11)."""
 
     async def page(
         self,
@@ -353,7 +353,7 @@ PublishEvent = Callable[[Event], Awaitable[None]]
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """GOLD_RATE and WORKER_MIN_ACCURACY (docs/reference/api.md §10)."""
+    """GOLD_RATE and WORKER_MIN_ACCURACY (docs/reference/contract.md §10)."""
 
     gold_rate: float = 0.1
     blocking: quality.BlockingParams = quality.DEFAULT_BLOCKING
@@ -371,7 +371,7 @@ class Dependencies:
     pool: Pool
     quality: Quality
     publish: PublishEvent
-    # `/scale/v1` (docs/reference/api.md §11): its task reads, projects, batches, and the
+    # `/scale/v1` (docs/reference/contract.md §11): its task reads, projects, batches, and the
     # outbox of the batches' events.
     search: TaskSearch
     projects: Projects

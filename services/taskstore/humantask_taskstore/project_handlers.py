@@ -1,4 +1,4 @@
-"""The handlers of `/scale/v1`'s project commands (docs/reference/api.md §11): create,
+"""The handlers of `/scale/v1`'s project commands (docs/reference/contract.md §11): create,
 list, get, and a new version of params. Rules in `projects`; storage behind
 `ports.Projects`."""
 

@@ -1,4 +1,4 @@
-"""Projects (docs/reference/api.md §11): a customer's named set of defaults for its
+"""Projects (docs/reference/contract.md §11): a customer's named set of defaults for its
 tasks' create parameters, kept as versions (`param_history`). No I/O here.
 
 A task created in a project takes from the project's current params every parameter

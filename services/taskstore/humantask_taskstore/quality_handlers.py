@@ -1,4 +1,4 @@
-"""What the task-store learns about workers (docs/reference/api.md §10), and what it
+"""What the task-store learns about workers (docs/reference/contract.md §10), and what it
 shows customers of them.
 
 The quality queue (`topology.TASKSTORE_QUALITY_QUEUE`) brings the task-store its own
@@ -191,7 +191,7 @@ async def on_task_canceled(event: TaskCanceled, deps: Dependencies) -> None:
 
 async def _leave_pool_if_empty(deps: Dependencies, customer_id: str) -> None:
     """A customer waits in the pool only while it has regular tasks there: a claim serves
-    its gold only in place of those (docs/reference/api.md §10). The pool's own check
+    its gold only in place of those (docs/reference/contract.md §10). The pool's own check
     (`Pool.set_idle`) keeps a customer touched since it was read."""
     waiting = await deps.pool.customer(customer_id)
     if waiting is not None and not await deps.tasks.has_pool_work(customer_id):

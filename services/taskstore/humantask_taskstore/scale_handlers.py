@@ -1,4 +1,4 @@
-"""The handlers of `/scale/v1`'s task commands (docs/reference/api.md §11): create in a
+"""The handlers of `/scale/v1`'s task commands (docs/reference/contract.md §11): create in a
 project and a batch, get, list with Scale's filters, cancel (freeing the unique_id),
 metadata, tags, unique_id and audit. The rules are in `domain`, `audit`, `task_edits`,
 `projects` and `batches`; every change of a task goes through `change_task`."""

@@ -1,4 +1,4 @@
-"""A task as `/scale/v1` shows it (docs/reference/api.md §11): the v1 task object with
+"""A task as `/scale/v1` shows it (docs/reference/contract.md §11): the v1 task object with
 Scale's fields. No I/O here."""
 
 from __future__ import annotations

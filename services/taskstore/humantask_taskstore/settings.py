@@ -29,7 +29,7 @@ class TaskStoreSettings(WorkerServiceSettings):
     # How often events left in a task's outbox (a crash between write and publish)
     # are looked for and published again.
     outbox_relay_interval_seconds: float = Field(default=5.0, gt=0)
-    # docs/reference/api.md §10: the share of the claims serving a customer (after a
+    # docs/reference/contract.md §10: the share of the claims serving a customer (after a
     # worker's first) that serve one of its gold tasks instead, and the accuracy below
     # which (with 90% certainty, from its gold answers) a worker is blocked for a customer.
     gold_rate: float = Field(default=0.1, ge=0, le=1)

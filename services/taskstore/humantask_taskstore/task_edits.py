@@ -1,4 +1,4 @@
-"""What a customer may change of a task besides its state (docs/reference/api.md §11):
+"""What a customer may change of a task besides its state (docs/reference/contract.md §11):
 its metadata, its tags and its unique_id. No I/O here; none of them raises an event."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Handlers of the worker commands: claim, submit, release (docs/reference/api.md §6, §10).
+"""Handlers of the worker commands: claim, submit, release (docs/reference/contract.md §6, §10).
 
 A claim gives back the worker's live lease if it holds one; otherwise it takes the
 waiting customers in the fair pool's order (`fair_pool`), skips those that blocked the
@@ -109,7 +109,7 @@ async def _lease_fairly(
 
 
 async def submit_work(command: SubmitWork, deps: Dependencies) -> CompletedWork:
-    """Answer a task the worker holds (docs/reference/api.md §10): written with what it
+    """Answer a task the worker holds (docs/reference/contract.md §10): written with what it
     decided, in one conditional write; read again and decided again when another write
     landed first."""
     worker_id, request_id = command.worker_id, request_id_var.get()

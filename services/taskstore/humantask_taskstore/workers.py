@@ -1,4 +1,4 @@
-"""What the task-store knows of a worker for one customer (docs/reference/api.md §10), as
+"""What the task-store knows of a worker for one customer (docs/reference/contract.md §10), as
 the domain, the handlers and the repository pass it around. No I/O here."""
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ to brute-force, unlike passwords). The digest is what services look credentials 
 the key itself never leaves the gateway.
 
 A callback secret is a Standard Webhooks secret (standardwebhooks.com): `whsec_` and the
-base64 of 32 random bytes; callbacks are signed with the decoded bytes (docs/reference/api.md §7).
+base64 of 32 random bytes; callbacks are signed with the decoded bytes
+(docs/reference/contract.md §7).
 """
 
 from __future__ import annotations

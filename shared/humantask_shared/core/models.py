@@ -1,6 +1,6 @@
 """The task object and the HTTP bodies of the customer API: defined once, used everywhere.
 
-The task object has exactly the fields of docs/reference/api.md §4; optional extras are
+The task object has exactly the fields of docs/reference/contract.md §4; optional extras are
 left out of the JSON when they do not apply.
 """
 
@@ -80,11 +80,11 @@ MAX_LIST_OFFSET = 10_000
 MAX_LIST_SPAN_SECONDS = 10_000 * 366 * 24 * 3600
 # start_time/end_time must fall in these years once converted to UTC.
 MIN_QUERY_YEAR, MAX_QUERY_YEAR = 1970, 9999
-# Several workers per task (docs/reference/api.md §10).
+# Several workers per task (docs/reference/contract.md §10).
 MIN_WORKERS_LIMIT, MAX_WORKERS_LIMIT = 1, 10
 MIN_CONFIDENCE, MAX_CONFIDENCE = 0.5, 0.99
 DEFAULT_CONFIDENCE = 0.9
-# The create parameters of docs/reference/api.md §10, which the task shows when given.
+# The create parameters of docs/reference/contract.md §10, which the task shows when given.
 QUALITY_FIELDS = ("min_workers", "max_workers", "confidence", "gold_category")
 
 AttachmentType = Literal["text", "image", "video", "audio", "website"]
@@ -204,7 +204,7 @@ _ISO_DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 def _iso_8601(value: Any) -> Any:
-    """Query times are ISO 8601 (docs/reference/api.md §5); pydantic alone would take
+    """Query times are ISO 8601 (docs/reference/contract.md §5); pydantic alone would take
     unix seconds too."""
     if isinstance(value, str) and not _ISO_DATE_START.match(value):
         raise ValueError("must be an ISO 8601 date and time")
@@ -253,7 +253,7 @@ class Task(BaseModel):
     metadata: dict[str, Any] | None = None
     unique_id: str | None = None
     canceled_at: Timestamp | None = None
-    # docs/reference/api.md §10, each shown only when the customer set it.
+    # docs/reference/contract.md §10, each shown only when the customer set it.
     min_workers: int | None = None
     max_workers: int | None = None
     confidence: float | None = None
@@ -263,7 +263,7 @@ class Task(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-# docs/reference/api.md §10's settings, as a create (and a `/scale/v1` project's params)
+# docs/reference/contract.md §10's settings, as a create (and a `/scale/v1` project's params)
 # takes them. Strict: a JSON body says numbers as numbers (a form's text is converted by
 # the gateway first).
 WorkerCount = Annotated[StrictInt, Field(ge=MIN_WORKERS_LIMIT, le=MAX_WORKERS_LIMIT)]
@@ -298,7 +298,7 @@ class CreateTaskRequest(BaseModel):
     metadata: dict[str, Any] | None = None
     unique_id: Annotated[NonEmptyString, Field(max_length=MAX_UNIQUE_ID_LENGTH)] | None = None
     callback_format: CallbackFormat = "form"
-    # Several workers per task, and gold (docs/reference/api.md §10).
+    # Several workers per task, and gold (docs/reference/contract.md §10).
     min_workers: WorkerCount | None = None
     max_workers: WorkerCount | None = None
     confidence: Confidence | None = None
@@ -487,7 +487,7 @@ class CallbackAttempt(BaseModel):
     one delivery; `delivery` says which delivery an attempt belongs to (2, 3...: a later
     completion's callback or a redelivery) and is absent from the first delivery's
     attempts, so the log of a task called back once is what it always was
-    (docs/reference/api.md §5)."""
+    (docs/reference/contract.md §5)."""
 
     model_config = ConfigDict(frozen=True)
 

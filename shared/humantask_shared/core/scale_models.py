@@ -1,4 +1,4 @@
-"""Scale's current API for its official SDK (docs/reference/api.md §11): the task object
+"""Scale's current API for its official SDK (docs/reference/contract.md §11): the task object
 as `/scale/v1` shows it, projects, batches, audits, and the bodies and queries of those
 routes. `/v1` keeps the v1 API's shapes (`models.py`); both see the same tasks.
 
@@ -102,7 +102,7 @@ UniqueId = Annotated[NonEmptyString, Field(max_length=MAX_UNIQUE_ID_LENGTH)]
 
 
 def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """The limits of a task's `metadata` (docs/reference/api.md §5), for any object a
+    """The limits of a task's `metadata` (docs/reference/contract.md §5), for any object a
     customer stores: a batch's, a task's set with `setMetadata`."""
     too_deep = f"must not be nested more than {MAX_METADATA_DEPTH} levels deep"
     try:
@@ -169,7 +169,7 @@ class TaskPlacement(BaseModel):
 
 
 class ScaleCreateTaskRequest(CreateTaskRequest):
-    """`POST /scale/v1/task/categorization`: the parameters of `/v1` (docs/reference/api.md
+    """`POST /scale/v1/task/categorization`: the parameters of `/v1` (docs/reference/contract.md
     §5 and §10), and Scale's `project`, `batch` and `tags`. With a project (or a batch,
     whose project it is), a parameter the request leaves out comes from the project's
     params, so `instruction`, `attachment_type`, `categories` or `callback_url` may be
@@ -328,7 +328,7 @@ class ScaleTaskListQuery(BaseModel):
 
 class ScaleTaskPage(BaseModel):
     """One page of `GET /scale/v1/tasks`, newest first. `total` counts every task the
-    filters match (at most 10,000: docs/reference/api.md §11), as of the first
+    filters match (at most 10,000: docs/reference/contract.md §11), as of the first
     page; `offset` is how many came before this page."""
 
     docs: list[ScaleTask]
@@ -344,7 +344,7 @@ class ScaleTaskPage(BaseModel):
 
 
 class ProjectParams(BaseModel):
-    """A project's params: defaults for its tasks' create parameters (docs/reference/api.md
+    """A project's params: defaults for its tasks' create parameters (docs/reference/contract.md
     §5 and §10). A task's own parameter wins over its project's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -366,7 +366,7 @@ class ProjectParams(BaseModel):
     ) = None
     callback_format: CallbackFormat | None = None
     metadata: Metadata | None = None
-    # docs/reference/api.md §10: how many workers answer each task, and how sure they must
+    # docs/reference/contract.md §10: how many workers answer each task, and how sure they must
     # be; checked as a create checks them (`CreateTaskRequest`).
     min_workers: WorkerCount | None = None
     max_workers: WorkerCount | None = None
@@ -396,7 +396,7 @@ class GivenCreateFields(ProjectParams):
     own: what the project's params leave out is checked once they are filled in."""
 
     unique_id: UniqueId | None = None
-    # A gold task (docs/reference/api.md §10): a task's own, never a project's default.
+    # A gold task (docs/reference/contract.md §10): a task's own, never a project's default.
     gold_category: CategoryString | None = None
 
 

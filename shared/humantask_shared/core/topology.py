@@ -215,7 +215,7 @@ _TASKSTORE_COMMANDS: tuple[type[Command[Any]], ...] = (
     RotateCallbackSecret,
     SetCustomerWeight,
     SetCustomerQuota,
-    # `/scale/v1`'s (docs/reference/api.md §11).
+    # `/scale/v1`'s (docs/reference/contract.md §11).
     *SCALE_COMMANDS,
 )
 TASKSTORE_COMMANDS_QUEUE = Queue(
@@ -240,7 +240,7 @@ TASKSTORE_BATCH_PROGRESS_QUEUE = Queue(
 )
 TASKSTORE_QUALITY_QUEUE = Queue(
     "taskstore.quality",
-    "The task-store's own events that teach it about workers (docs/reference/api.md §10): "
+    "The task-store's own events that teach it about workers (docs/reference/contract.md §10): "
     "each answer (counted for its worker, scored when the task is gold, which may block "
     "the worker), each completion (what its answers teach about their workers), each "
     "block (the worker's answers on the customer's open tasks stop counting); and each "

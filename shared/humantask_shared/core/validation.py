@@ -1,5 +1,5 @@
 """Input checked against a model, and the `400` it earns: one message naming the field
-(docs/reference/api.md §8). The gateway checks what customers send with it; the
+(docs/reference/contract.md §8). The gateway checks what customers send with it; the
 task-store checks what only it can complete (a task's parameters with its project's
 defaults)."""
 

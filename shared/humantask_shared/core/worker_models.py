@@ -1,4 +1,4 @@
-"""The worker's view of tasks and the bodies of the worker API (docs/reference/api.md §6).
+"""The worker's view of tasks and the bodies of the worker API (docs/reference/contract.md §6).
 
 Workers never see who the customer is: no customer id, `callback_url`, `metadata` or
 `unique_id` appear in any of these models, so nothing can leak them by accident.
@@ -15,7 +15,7 @@ from .models import CategoryString, TaskParams, TaskResponse, TaskStatus, TaskTy
 def no_live_lease(task_id: str) -> Conflict:
     """The one answer to a worker acting on a task it does not hold: the same whether
     the task is unknown, expired, canceled, completed or leased to someone else, so a
-    worker learns nothing about tasks it does not hold (docs/reference/api.md §6)."""
+    worker learns nothing about tasks it does not hold (docs/reference/contract.md §6)."""
     return Conflict(f"you do not hold a live lease on task {task_id}: claim a task first")
 
 

@@ -1,4 +1,4 @@
-"""`/healthz`, `/readyz` and `/metrics` (docs/reference/api.md §9), for any aiohttp app."""
+"""`/healthz`, `/readyz` and `/metrics` (docs/reference/contract.md §9), for any aiohttp app."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Trying again with backoff: a service that cannot reach its broker or database at
 start, or whose database refuses its preparation for a moment, says so in its log and
-keeps trying (docs/reference/api.md §2) rather than exiting."""
+keeps trying (docs/reference/contract.md §2) rather than exiting."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Configuration from the environment, one settings object per service
-(docs/reference/api.md §2)."""
+(docs/reference/contract.md §2)."""
 
 from __future__ import annotations
 

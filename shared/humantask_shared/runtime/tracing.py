@@ -1,4 +1,5 @@
-"""Traces (docs/reference/api.md §9): OpenTelemetry, configured by the standard `OTEL_*` variables.
+"""Traces (docs/reference/contract.md §9): OpenTelemetry, configured by the standard
+`OTEL_*` variables.
 
 `configure_tracing(service)` runs first in each service's `main()`, before its app is
 created (the aiohttp server instrumentation applies to applications created after it):
@@ -152,7 +153,7 @@ def tracer_provider(
 
 def instrument(provider: TracerProvider, *, database_spans: bool = True) -> None:
     """Turn on the aiohttp (server, client), aio-pika and PyMongo instrumentations. The
-    first three carry the trace context (docs/reference/api.md §9) and always run; a span per
+    first three carry the trace context (docs/reference/contract.md §9) and always run; a span per
     database command only matters where spans are exported."""
     from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor

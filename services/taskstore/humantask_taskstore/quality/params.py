@@ -33,7 +33,7 @@ DEFAULT_PARAMS = QualityParams()
 
 @dataclass(frozen=True)
 class BlockingParams:
-    # WORKER_MIN_ACCURACY and the certainty the contract asks for (docs/reference/api.md §10).
+    # WORKER_MIN_ACCURACY and the certainty the contract asks for (docs/reference/contract.md §10).
     min_accuracy: float = 0.7
     certainty: float = 0.9
     # Beta prior on a worker's gold accuracy: as if it had answered

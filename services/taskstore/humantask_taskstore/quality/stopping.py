@@ -1,4 +1,4 @@
-"""When a task has enough answers (docs/reference/api.md §10), and what its response says.
+"""When a task has enough answers (docs/reference/contract.md §10), and what its response says.
 
 A task completes as soon as it has at least `min_workers` counted answers and its
 aggregate's (calibrated) confidence is at least `confidence`, or when it has `max_workers`

@@ -33,7 +33,7 @@ CLAIM_INDEX = "claim_pool"
 LEASE_INDEX = "one_lease_per_worker_across_tasks"
 WAITING_INDEX = "waiting_for_answers"
 OUTBOX_INDEX = "outbox_at"
-# `GET /scale/v1/tasks` (docs/reference/api.md §11): a customer's tasks of a project, of a
+# `GET /scale/v1/tasks` (docs/reference/contract.md §11): a customer's tasks of a project, of a
 # batch, with a tag, with an audit result, newest first; each holds only the tasks that
 # have the field (a partial index), so tasks without any cost them nothing.
 PROJECT_INDEX = "customer_project_created"
@@ -97,7 +97,7 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
         name=CLAIM_INDEX,
         partialFilterExpression=_IN_POOL,
     )
-    # One lease per worker (docs/reference/api.md §6) across tasks: a second claim by the
+    # One lease per worker (docs/reference/contract.md §6) across tasks: a second claim by the
     # same worker cannot write its id into another task's leases (a multikey unique index
     # holds across documents; within one, the claim's filter sees to it). A lease that ran
     # out stays until its worker claims again, which clears it first.

@@ -1,5 +1,5 @@
 """The fair pool's customers: who has regular tasks waiting for workers, and each one's
-weight (docs/reference/api.md §6). One document per customer in `pool_customers`:
+weight (docs/reference/contract.md §6). One document per customer in `pool_customers`:
 `active` while it has tasks in the pool, `touched` counted up by every insert of its
 tasks, `weight` when an operator set one (1 otherwise).
 

@@ -1,4 +1,4 @@
-"""What each customer knows of its workers (docs/reference/api.md §10): the quality
+"""What each customer knows of its workers (docs/reference/contract.md §10): the quality
 model's state (`quality.model`) as documents of counters, updated with `$inc`.
 
 One collection, `quality`, so that an answer's decision reads everything it needs in one

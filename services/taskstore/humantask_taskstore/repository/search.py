@@ -1,4 +1,4 @@
-"""`GET /scale/v1/tasks` (docs/reference/api.md §11): a customer's tasks by Scale's
+"""`GET /scale/v1/tasks` (docs/reference/contract.md §11): a customer's tasks by Scale's
 filters, newest first, read as `/v1`'s list is (`listing.TaskLists`: a span of creation
 times at a time, each span through the index of its most selective filter, a page ending
 early at LIST_PAGE_MAX_BYTES); the count of what the filters match, bounded in number;

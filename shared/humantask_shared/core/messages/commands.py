@@ -125,7 +125,7 @@ class ReleaseWork(Command[WorkReleased]):
 
 class WorkerQuality(BaseModel):
     """One worker as a customer sees it (`GET /v1/quality/workers`): a pseudonym, never
-    the worker's id (docs/reference/api.md §10)."""
+    the worker's id (docs/reference/contract.md §10)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -344,7 +344,7 @@ class CustomerWeight(BaseModel):
 
 
 class SetCustomerWeight(Command[CustomerWeight]):
-    """Serve the customer's tasks in proportion to this weight (docs/reference/api.md §6)."""
+    """Serve the customer's tasks in proportion to this weight (docs/reference/contract.md §6)."""
 
     routing_key = "customer.set_weight"
     senders = frozenset({"admin"})

@@ -30,7 +30,7 @@ class TaskCompleted(TaskEvent):
     routing_key = "task.completed"
 
     # Which completion of the task this is: a task its customer rejects in an audit
-    # (docs/reference/api.md §11) completes again, and is called back again.
+    # (docs/reference/contract.md §11) completes again, and is called back again.
     completion: int = 1
 
 
@@ -97,7 +97,7 @@ class CredentialChanged(Event):
 
 
 class TaskAnswered(Event):
-    """A worker answered a task (docs/reference/api.md §10): written with the answer in the
+    """A worker answered a task (docs/reference/contract.md §10): written with the answer in the
     task's outbox. The task-store's own quality queue hears it and counts the answer for
     the worker (and scores it when the task is gold). It names the worker: it is for the
     task-store, never for a customer, and no other service may read it."""
@@ -131,7 +131,7 @@ class WorkerScored(Event):
 
 
 class WorkerBlocked(Event):
-    """A worker's gold record made it blocked for a customer (docs/reference/api.md §10):
+    """A worker's gold record made it blocked for a customer (docs/reference/contract.md §10):
     it gets none of the customer's tasks any more, and its answers on the customer's open
     tasks stop counting. The task-store's quality queue hears it and takes those answers
     out of their tasks' counts (idempotent: hearing it twice changes nothing more)."""

@@ -1,4 +1,4 @@
-"""The commands behind `/scale/v1` (docs/reference/api.md §11): the gateway asks the
+"""The commands behind `/scale/v1` (docs/reference/contract.md §11): the gateway asks the
 task-store, the only writer of tasks, projects and batches. Each names its result, as
 every command does; a task comes back as Scale's task object (`ScaleTask`)."""
 
